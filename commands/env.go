@@ -1,0 +1,152 @@
+package commands
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/term"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// IO is the process's streams plus what is known about them. TTY logic
+// lives here and nowhere else.
+type IO struct {
+	In        io.Reader
+	Out       io.Writer
+	Err       io.Writer
+	StdinTTY  bool
+	StdoutTTY bool
+	// Prompt reads a line from the controlling terminal with echo off.
+	Prompt func(prompt string, confirm bool) ([]byte, error)
+}
+
+// TestIO returns streams backed by buffers, every TTY flag false and no
+// terminal to prompt on.
+func TestIO() (*IO, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
+	in, out, errb := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
+	return &IO{
+		In: in, Out: out, Err: errb,
+		Prompt: func(string, bool) ([]byte, error) { return nil, term.ErrNoTerminal },
+	}, in, out, errb
+}
+
+// Env is everything a command may use, built once per process and bound
+// into kong. It holds no state a command can change for another.
+type Env struct {
+	IO     *IO
+	Getenv func(string) string
+	Now    func() time.Time
+	// Cwd is where project links (.agentsecrets/project.json) are searched.
+	Cwd     string
+	Context context.Context
+
+	globals *Globals
+	store   *vault.Store
+}
+
+// SystemEnv is the real process environment.
+func SystemEnv() *Env {
+	cwd, _ := os.Getwd()
+	return &Env{
+		IO: &IO{
+			In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
+			StdinTTY:  term.IsTerminal(os.Stdin),
+			StdoutTTY: term.IsTerminal(os.Stdout),
+			Prompt: func(prompt string, confirm bool) ([]byte, error) {
+				if confirm {
+					return term.ReadSecretConfirmed(prompt)
+				}
+				return term.ReadSecret(prompt)
+			},
+		},
+		Getenv:  os.Getenv,
+		Now:     time.Now,
+		Cwd:     cwd,
+		Context: context.Background(),
+	}
+}
+
+// Dirs resolves where files live.
+func (e *Env) Dirs() (home.Dirs, error) {
+	d, err := home.Resolve(e.Getenv)
+	if err != nil {
+		return home.Dirs{}, errcode.WithHint(errcode.Errorf(errcode.Usage, "locate home: %w", err), "set AGENTSECRETS_HOME=DIR")
+	}
+	return d, nil
+}
+
+func (e *Env) storeOptions() vault.Options {
+	return vault.Options{Getenv: e.Getenv, Now: e.Now, VaultPassphrase: e.vaultPassphrase}
+}
+
+// Store opens the vault on first use; commands that need none (schema,
+// --help) never touch the keychain or the disk.
+func (e *Env) Store() (*vault.Store, error) {
+	if e.store != nil {
+		return e.store, nil
+	}
+	d, err := e.Dirs()
+	if err != nil {
+		return nil, err
+	}
+	st, err := vault.Open(d, e.storeOptions())
+	if err != nil {
+		return nil, err
+	}
+	e.store = st
+	return st, nil
+}
+
+// vaultPassphrase reads the file backend's passphrase from the file named by
+// --vault-passphrase-file / AGENTSECRETS_VAULT_PASSPHRASE_FILE, else from
+// the terminal. Never from argv, stdin or an environment variable's value.
+func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
+	path := ""
+	if e.globals != nil {
+		path = e.globals.VaultPassphraseFile
+	}
+	if path != "" {
+		return readPassphraseFile(path, "--vault-passphrase-file")
+	}
+	p, err := e.IO.Prompt("Vault passphrase: ", confirm)
+	if err != nil {
+		return nil, errcode.WithHint(fmt.Errorf("the file vault needs its passphrase: %w", err),
+			"run on a terminal, or set AGENTSECRETS_VAULT_PASSPHRASE_FILE=PATH (a file holding the passphrase)")
+	}
+	return p, nil
+}
+
+// readPassphraseFile reads a passphrase from a file, dropping one trailing
+// newline. The error never contains the file's content.
+func readPassphraseFile(path, flag string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read %s %s: %w", flag, path, err), "pass the path of a readable file")
+	}
+	b = trimNewline(b)
+	if len(b) == 0 {
+		return nil, errcode.Errorf(errcode.Usage, "%s %s is empty", flag, path)
+	}
+	return b, nil
+}
+
+func trimNewline(b []byte) []byte {
+	s := string(b)
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	return []byte(s)
+}
+
+func (e *Env) ctx() context.Context {
+	if e.Context != nil {
+		return e.Context
+	}
+	return context.Background()
+}

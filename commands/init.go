@@ -1,0 +1,97 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// InitCmd creates a local vault.
+type InitCmd struct {
+	Backend             string `enum:"auto,keychain,file" default:"auto" help:"Where values live: the OS keychain, an encrypted file, or auto (keychain if usable)." json:"backend,omitempty" jsonschema:"enum=auto,enum=keychain,enum=file"`
+	AdminPassphraseFile string `placeholder:"PATH" help:"File holding the admin passphrase that approves policy changes (otherwise asked on the terminal)." json:"admin_passphrase_file,omitempty"`
+}
+
+// Paths says where the vault's files are.
+type Paths struct {
+	Config   string `json:"config"`
+	Data     string `json:"data"`
+	State    string `json:"state"`
+	Explicit bool   `json:"explicit" jsonschema:"description=true when AGENTSECRETS_HOME chose the directories"`
+}
+
+func pathsOf(d home.Dirs) Paths {
+	return Paths{Config: d.Config, Data: d.Data, State: d.State, Explicit: d.Explicit}
+}
+
+// InitResult describes the vault after init.
+type InitResult struct {
+	Created       bool     `json:"created" jsonschema:"description=false when a vault already existed and nothing was changed"`
+	Backend       string   `json:"backend"`
+	BackendReason string   `json:"backend_reason"`
+	VaultID       string   `json:"vault_id"`
+	Paths         Paths    `json:"paths"`
+	Workspace     string   `json:"workspace"`
+	Project       string   `json:"project"`
+	Next          []string `json:"next"`
+	Notes
+}
+
+func (c *InitCmd) Run(env *Env) (*InitResult, error) {
+	dirs, err := env.Dirs()
+	if err != nil {
+		return nil, err
+	}
+	opts := vault.InitOptions{
+		Options: env.storeOptions(),
+		Backend: c.Backend,
+		AdminPassphrase: func() ([]byte, error) {
+			if c.AdminPassphraseFile != "" {
+				return readPassphraseFile(c.AdminPassphraseFile, "--admin-passphrase-file")
+			}
+			p, err := env.IO.Prompt("Choose the admin passphrase (approves policy changes): ", true)
+			if err != nil {
+				return nil, errcode.WithHint(fmt.Errorf("init needs an admin passphrase: %w", err),
+					"run `agentsecrets init` on a terminal, or pass --admin-passphrase-file PATH")
+			}
+			return p, nil
+		},
+	}
+	st, created, err := vault.Init(env.ctx(), dirs, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &InitResult{
+		Created: created, Backend: st.Config.Backend, BackendReason: st.Config.BackendReason,
+		VaultID: st.Config.VaultID, Paths: pathsOf(dirs),
+		Next: []string{"agentsecrets secrets set NAME", "agentsecrets secrets list", "agentsecrets status"},
+	}
+	if ix, err := st.Index(); err == nil {
+		res.Workspace, res.Project = ix.Current.Workspace, ix.Current.Project
+	}
+	if !created {
+		res.warn("a vault already exists at %s; nothing was changed", dirs.Config)
+		if c.Backend != "auto" && c.Backend != st.Config.Backend {
+			res.warn("the existing vault uses the %s backend, not %s; to switch, use a new AGENTSECRETS_HOME", st.Config.Backend, c.Backend)
+		}
+	}
+	return res, nil
+}
+
+func (r *InitResult) WriteText(w io.Writer) error {
+	if r.Created {
+		fmt.Fprintf(w, "Created a vault in %s\n", r.Paths.Data)
+	} else {
+		fmt.Fprintf(w, "A vault already exists in %s (unchanged)\n", r.Paths.Data)
+	}
+	fmt.Fprintf(w, "Backend:  %s (%s)\n", r.Backend, r.BackendReason)
+	fmt.Fprintf(w, "Project:  %s/%s\n", r.Workspace, r.Project)
+	fmt.Fprintln(w, "Next:")
+	for _, n := range r.Next {
+		fmt.Fprintf(w, "  %s\n", n)
+	}
+	return nil
+}

@@ -1,0 +1,167 @@
+// Package commands is the agentsecrets command line: one file per command
+// group, each command a kong struct whose Run(*Env) returns a result struct.
+// Rendering (JSON, text, --select) and error reporting happen once, here
+// and in render.go, never inside a command.
+package commands
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/alecthomas/kong"
+)
+
+// Version is the release this binary was built from.
+const Version = "0.1.0"
+
+// Globals are the flags every command accepts.
+type Globals struct {
+	Format              string           `enum:"auto,json,text" default:"auto" help:"Output format: auto is JSON unless stdout is a terminal."`
+	JSON                bool             `name:"json" help:"Shorthand for --format json."`
+	Select              string           `placeholder:"PATH" help:"Print only this gjson path of the JSON result (e.g. secrets.#.name)."`
+	Input               string           `placeholder:"FILE|-" help:"Read the command's flags and arguments as one JSON object (see 'agentsecrets schema COMMAND')."`
+	VaultPassphraseFile string           `placeholder:"PATH" env:"AGENTSECRETS_VAULT_PASSPHRASE_FILE" help:"File holding the encrypted-file vault's passphrase (never the passphrase itself)."`
+	Version             kong.VersionFlag `help:"Print the version and exit."`
+}
+
+// CLI is the whole grammar.
+type CLI struct {
+	Globals
+
+	Init      InitCmd      `cmd:"" help:"Create a local vault (no account, no network)."`
+	Status    StatusCmd    `cmd:"" help:"Show the vault, backend, current project and what can release values."`
+	Doctor    DoctorCmd    `cmd:"" help:"Check backend, files and index, and say how to fix each problem."`
+	Workspace WorkspaceCmd `cmd:"" help:"Manage workspaces and their allowlists."`
+	Project   ProjectCmd   `cmd:"" help:"Manage projects."`
+	Secrets   SecretsCmd   `cmd:"" help:"Store, generate, list, bind and delete secrets (values never come back out)."`
+	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
+}
+
+// newParser builds the kong parser. exited records a help/--version exit.
+func newParser(cli *CLI, env *Env, exited *int) (*kong.Kong, error) {
+	return kong.New(cli,
+		kong.Name("agentsecrets"),
+		kong.Description("Let AI agents use API credentials without ever holding them."),
+		kong.Writers(env.IO.Out, env.IO.Err),
+		kong.Exit(func(code int) { *exited = code }),
+		kong.Bind(env),
+		kong.Vars{"version": "agentsecrets " + Version},
+		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+	)
+}
+
+// Main runs one command and returns the process exit status. It never exits
+// and never panics on bad input, so tests call it directly.
+func Main(args []string, env *Env) int {
+	format := prescanFormat(args, env)
+	cli := &CLI{}
+	exited := -1
+	parser, err := newParser(cli, env, &exited)
+	if err != nil {
+		return reportError(env, format, errcode.Errorf(errcode.Internal, "build parser: %w", err), args)
+	}
+	// Errors are reported once, by reportError; kong writes nothing to stderr.
+	parser.Stderr = discard{}
+	args, err = applyInput(parser, args, env)
+	if err != nil {
+		return reportError(env, format, err, args)
+	}
+	kctx, err := parser.Parse(args)
+	if exited >= 0 {
+		return exited
+	}
+	if err != nil {
+		return reportError(env, format, usageError(err, args, parser), args)
+	}
+	env.globals = &cli.Globals
+	format = resolveFormat(&cli.Globals, env)
+	result, err := dispatch(kctx, env)
+	if err != nil {
+		return reportError(env, format, err, args)
+	}
+	if err := render(env.IO, format, cli.Select, result); err != nil {
+		return reportError(env, format, err, args)
+	}
+	return 0
+}
+
+// dispatch calls the selected command's Run(*Env) (Result, error). kong's own
+// Run accepts only an error return, so the call goes through kctx.Call.
+func dispatch(kctx *kong.Context, env *Env) (any, error) {
+	node := kctx.Selected()
+	if node == nil {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "no command given"), "run `agentsecrets --help`")
+	}
+	run := node.Target.Addr().MethodByName("Run")
+	if !run.IsValid() {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%q needs a subcommand", kctx.Command()), "run `agentsecrets "+kctx.Command()+" --help`")
+	}
+	// kctx.Call resolves bindings (env) and returns every result of Run.
+	out, err := kctx.Call(run.Interface())
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "call %s: %w", kctx.Command(), err)
+	}
+	if len(out) != 2 {
+		return nil, errcode.Errorf(errcode.Internal, "command %q returned %d values", kctx.Command(), len(out))
+	}
+	if runErr, _ := out[1].(error); runErr != nil {
+		return nil, runErr
+	}
+	if v := reflect.ValueOf(out[0]); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+		return nil, errcode.Errorf(errcode.Internal, "command %q returned no result", kctx.Command())
+	}
+	return out[0], nil
+}
+
+// usageError classifies a kong parse error as usage, unless a coded error
+// from one of our hooks or validators is inside it.
+func usageError(err error, args []string, parser *kong.Kong) error {
+	var coded *errcode.Error
+	if errors.As(err, &coded) {
+		return err
+	}
+	msg := scrubTokens(err.Error(), args, grammarWords(parser))
+	hint := "run `agentsecrets --help`"
+	var pe *kong.ParseError
+	if errors.As(err, &pe) && pe.Context != nil {
+		if cmd := pe.Context.Command(); cmd != "" {
+			hint = "run `agentsecrets " + commandWords(cmd) + " --help`"
+		}
+	}
+	return errcode.WithHint(errcode.Errorf(errcode.Usage, "%s", msg), hint)
+}
+
+// commandWords drops <arg> placeholders from kong's command path.
+func commandWords(cmd string) string {
+	var words []string
+	for _, w := range strings.Fields(cmd) {
+		if !strings.HasPrefix(w, "<") {
+			words = append(words, w)
+		}
+	}
+	return strings.Join(words, " ")
+}
+
+// grammarWords are the command and flag names, safe to show in errors.
+func grammarWords(parser *kong.Kong) map[string]bool {
+	words := map[string]bool{}
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		words[n.Name] = true
+		for _, f := range n.Flags {
+			words[f.Name] = true
+			words["--"+f.Name] = true
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	return words
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

@@ -1,0 +1,201 @@
+package commands
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/tidwall/gjson"
+)
+
+// Output formats after "auto" is decided.
+const (
+	formatJSON = "json"
+	formatText = "text"
+)
+
+// TextWriter is implemented by results that have a readable text form.
+// Text writers only format what is in the result; they never touch the
+// vault or the network.
+type TextWriter interface {
+	WriteText(w io.Writer) error
+}
+
+// Warner is implemented by results that carry warnings for a human.
+type Warner interface {
+	WarningList() []string
+}
+
+// Notes is embedded by results that may warn.
+type Notes struct {
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// WarningList implements Warner.
+func (n Notes) WarningList() []string { return n.Warnings }
+
+func (n *Notes) warn(format string, args ...any) {
+	n.Warnings = append(n.Warnings, fmt.Sprintf(format, args...))
+}
+
+func resolveFormat(g *Globals, env *Env) string {
+	switch {
+	case g.JSON || g.Format == formatJSON:
+		return formatJSON
+	case g.Format == formatText:
+		return formatText
+	case env.IO.StdoutTTY:
+		return formatText
+	default:
+		return formatJSON
+	}
+}
+
+// prescanFormat guesses the format before parsing, so that a parse error is
+// reported in the format the caller asked for.
+func prescanFormat(args []string, env *Env) string {
+	g := Globals{Format: "auto"}
+	for i, a := range args {
+		switch {
+		case a == "--":
+			return resolveFormat(&g, env)
+		case a == "--json":
+			g.JSON = true
+		case a == "--format" && i+1 < len(args):
+			g.Format = args[i+1]
+		case strings.HasPrefix(a, "--format="):
+			g.Format = strings.TrimPrefix(a, "--format=")
+		}
+	}
+	return resolveFormat(&g, env)
+}
+
+func encodeJSON(v any, indent bool) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if indent {
+		enc.SetIndent("", "  ")
+	}
+	if err := enc.Encode(v); err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "encode result: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// render writes one result in the chosen format.
+func render(io *IO, format, selectPath string, result any) error {
+	if selectPath != "" {
+		raw, err := encodeJSON(result, false)
+		if err != nil {
+			return err
+		}
+		r := gjson.GetBytes(raw, selectPath)
+		if !r.Exists() {
+			return errcode.WithHint(errcode.Errorf(errcode.Usage, "--select %q matches nothing", selectPath),
+				"top-level fields are: "+strings.Join(topLevelFields(raw), ", "))
+		}
+		if format == formatText && r.Type == gjson.String {
+			_, err = fmt.Fprintln(io.Out, r.String())
+			return err
+		}
+		_, err = fmt.Fprintln(io.Out, r.Raw)
+		return err
+	}
+	if format == formatText {
+		if w, ok := result.(Warner); ok {
+			for _, msg := range w.WarningList() {
+				fmt.Fprintln(io.Err, "warning: "+msg)
+			}
+		}
+		if tw, ok := result.(TextWriter); ok {
+			return tw.WriteText(io.Out)
+		}
+		b, err := encodeJSON(result, true)
+		if err != nil {
+			return err
+		}
+		_, err = io.Out.Write(b)
+		return err
+	}
+	b, err := encodeJSON(result, false)
+	if err != nil {
+		return err
+	}
+	_, err = io.Out.Write(b)
+	return err
+}
+
+func topLevelFields(raw []byte) []string {
+	var fields []string
+	gjson.ParseBytes(raw).ForEach(func(k, _ gjson.Result) bool {
+		fields = append(fields, k.String())
+		return true
+	})
+	sort.Strings(fields)
+	return fields
+}
+
+// ErrorResult is the JSON shape of every failure.
+type ErrorResult struct {
+	Error errcode.Report `json:"error"`
+}
+
+// reportError prints err as {"error":{...}} on stdout in JSON mode, or as
+// "agentsecrets: error: ..." plus a hint on stderr in text mode, and returns
+// the code's exit status.
+func reportError(env *Env, format string, err error, args []string) int {
+	rep := errcode.Classify(err)
+	rep.Message = scrubArgs(rep.Message, args)
+	rep.Hint = scrubArgs(rep.Hint, args)
+	if format == formatText {
+		fmt.Fprintf(env.IO.Err, "agentsecrets: error: %s\n", rep.Message)
+		if rep.Hint != "" {
+			fmt.Fprintf(env.IO.Err, "hint: %s\n", rep.Hint)
+		}
+	} else if b, encErr := encodeJSON(ErrorResult{rep}, false); encErr == nil {
+		env.IO.Out.Write(b)
+	}
+	return errcode.Lookup(rep.Code).Exit
+}
+
+// scrubArgs removes the right-hand side of NAME=VALUE arguments from a
+// message: that is how a value enters argv (secrets set NAME=VALUE), and no
+// error may echo it.
+func scrubArgs(msg string, args []string) string {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		if i := strings.IndexByte(a, '='); i > 0 && i < len(a)-1 {
+			msg = strings.ReplaceAll(msg, a[i+1:], "<redacted>")
+		}
+	}
+	return msg
+}
+
+// scrubTokens removes every argument token from a parser message except
+// words of the grammar. kong quotes offending arguments verbatim
+// ("unexpected argument ..."), and a value typed in the wrong place must not
+// come back in the error.
+func scrubTokens(msg string, args []string, grammar map[string]bool) string {
+	for _, a := range args {
+		tok := a
+		if strings.HasPrefix(a, "-") {
+			i := strings.IndexByte(a, '=')
+			if i < 0 {
+				continue
+			}
+			tok = a[i+1:]
+		}
+		if len(tok) < 4 || grammar[tok] {
+			continue
+		}
+		msg = strings.ReplaceAll(msg, tok, "<redacted>")
+	}
+	return msg
+}

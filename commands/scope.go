@@ -1,0 +1,151 @@
+package commands
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// Scope selects the workspace and project a command works on. Explicit
+// flags win; otherwise the nearest .agentsecrets/project.json above the
+// working directory; otherwise the user's current selection. So a command
+// works from any directory.
+type Scope struct {
+	Workspace string `placeholder:"NAME" help:"Workspace (default: project link or current selection)." json:"workspace,omitempty"`
+	Project   string `placeholder:"NAME" help:"Project (default: project link or current selection)." json:"project,omitempty"`
+}
+
+// Where a selection came from.
+const (
+	sourceFlag    = "flag"
+	sourceLink    = "link"
+	sourceCurrent = "current"
+)
+
+// LinkDir and LinkFile name the per-directory project link.
+const (
+	LinkDir  = ".agentsecrets"
+	LinkFile = "project.json"
+)
+
+// Selected is a resolved scope.
+type Selected struct {
+	vault.Selection
+	Source   string
+	LinkPath string
+}
+
+// findLink walks from dir to the root looking for a project link.
+func findLink(dir string) (*vault.Selection, string, error) {
+	if dir == "" {
+		return nil, "", nil
+	}
+	for {
+		p := filepath.Join(dir, LinkDir, LinkFile)
+		b, err := os.ReadFile(p)
+		if err == nil {
+			var sel vault.Selection
+			if err := json.Unmarshal(b, &sel); err != nil || vault.CheckSpaceName("workspace", sel.Workspace) != nil || vault.CheckSpaceName("project", sel.Project) != nil {
+				return nil, p, errcode.WithHint(errcode.Errorf(errcode.Usage, "project link %s is malformed", p),
+					"fix it or rerun `agentsecrets project use NAME --link` in that directory")
+			}
+			return &sel, p, nil
+		}
+		if !errors.Is(err, os.ErrNotExist) {
+			return nil, p, fmt.Errorf("read project link: %w", err)
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return nil, "", nil
+		}
+		dir = parent
+	}
+}
+
+// resolve picks the selection; requireProject also demands a project that
+// exists in the index.
+func (s Scope) resolve(env *Env, ix *vault.Index) (Selected, error) {
+	if s.Workspace != "" {
+		if err := vault.CheckSpaceName("workspace", s.Workspace); err != nil {
+			return Selected{}, err
+		}
+	}
+	if s.Project != "" {
+		if err := vault.CheckSpaceName("project", s.Project); err != nil {
+			return Selected{}, err
+		}
+	}
+	link, linkPath, err := findLink(env.Cwd)
+	if err != nil {
+		return Selected{}, err
+	}
+	base := Selected{Selection: ix.Current, Source: sourceCurrent}
+	if link != nil {
+		base = Selected{Selection: *link, Source: sourceLink, LinkPath: linkPath}
+	}
+	out := base
+	switch {
+	case s.Workspace != "" && s.Project != "":
+		out = Selected{Selection: vault.Selection{Workspace: s.Workspace, Project: s.Project}, Source: sourceFlag}
+	case s.Workspace != "":
+		proj := vault.DefaultName
+		if base.Workspace == s.Workspace && base.Project != "" {
+			proj = base.Project
+		}
+		out = Selected{Selection: vault.Selection{Workspace: s.Workspace, Project: proj}, Source: sourceFlag}
+	case s.Project != "":
+		out = Selected{Selection: vault.Selection{Workspace: base.Workspace, Project: s.Project}, Source: sourceFlag}
+	}
+	if out.Workspace == "" {
+		return out, errcode.WithHint(errcode.New(errcode.NotFound, "no workspace selected"), "run `agentsecrets workspace switch NAME` or pass --workspace")
+	}
+	return out, nil
+}
+
+// project resolves the scope and checks the project exists.
+func (s Scope) project(env *Env, ix *vault.Index) (Selected, *vault.Project, error) {
+	sel, err := s.resolve(env, ix)
+	if err != nil {
+		return sel, nil, err
+	}
+	if sel.Project == "" {
+		return sel, nil, errcode.WithHint(errcode.New(errcode.NotFound, "no project selected"), "run `agentsecrets project use NAME` or pass --project")
+	}
+	p, err := ix.Project(sel.Selection)
+	return sel, p, err
+}
+
+// Approval is embedded by commands that widen policy.
+type Approval struct {
+	PassphraseFile string `placeholder:"PATH" help:"File holding the admin passphrase (for scripted approvals); otherwise it is asked on the terminal." json:"passphrase_file,omitempty"`
+}
+
+// approve obtains the admin passphrase from the named file or the
+// controlling terminal (never argv, stdin or the environment) and checks it.
+// rerun is the command a human would type to approve.
+func (a Approval) approve(env *Env, ix *vault.Index, what, rerun string) error {
+	var pass []byte
+	var err error
+	if a.PassphraseFile != "" {
+		pass, err = readPassphraseFile(a.PassphraseFile, "--passphrase-file")
+		if err != nil {
+			return err
+		}
+	} else {
+		pass, err = env.IO.Prompt("agentsecrets: approve "+what+"\nAdmin passphrase: ", false)
+		if err != nil {
+			return errcode.WithHint(fmt.Errorf("%w (%s)", policy.ErrApprovalRequired, what),
+				"a human runs on a terminal: "+rerun+" (or adds --passphrase-file PATH)")
+		}
+	}
+	if err := ix.Approval.Verify(pass); err != nil {
+		return errcode.WithHint(err, "retry with the admin passphrase set at `agentsecrets init`")
+	}
+	return nil
+}

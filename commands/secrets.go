@@ -1,0 +1,471 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// SecretsCmd groups secret commands. There is deliberately no get, reveal
+// or export: no command prints a value.
+type SecretsCmd struct {
+	Set      SecretsSetCmd      `cmd:"" help:"Store values: NAME (asked on the terminal), --from-stdin, --from-file, or NAME=VALUE."`
+	Generate SecretsGenerateCmd `cmd:"" help:"Store a random value that nobody sees."`
+	List     SecretsListCmd     `cmd:"" help:"List secret names and metadata (never values)."`
+	Delete   SecretsDeleteCmd   `cmd:"" help:"Delete secrets and their values."`
+	Import   SecretsImportCmd   `cmd:"" help:"Import a .env file (values go to the vault, names to the index)."`
+	Bind     SecretsBindCmd     `cmd:"" help:"Let a secret be injected into requests to a host (needs the admin passphrase)."`
+	Unbind   SecretsUnbindCmd   `cmd:"" help:"Remove a secret's bindings (no approval needed)."`
+}
+
+// SecretsWriteResult reports per-name outcomes of a write.
+type SecretsWriteResult struct {
+	Workspace string            `json:"workspace"`
+	Project   string            `json:"project"`
+	Secrets   []vault.PutResult `json:"secrets"`
+	Notes
+}
+
+func (r *SecretsWriteResult) WriteText(w io.Writer) error {
+	for _, s := range r.Secrets {
+		fmt.Fprintf(w, "%-9s %s (version %d) in %s/%s\n", s.Action, s.Name, s.Version, r.Workspace, r.Project)
+	}
+	return nil
+}
+
+type SecretsSetCmd struct {
+	Names     []string `arg:"" name:"names" help:"NAME, or NAME=VALUE (argv is visible to other processes and shell history; prefer the prompt, --from-stdin or --from-file)." json:"names"`
+	FromStdin bool     `xor:"source" help:"Read the value of the single NAME from stdin (one trailing newline is dropped)." json:"from_stdin,omitempty"`
+	FromFile  string   `xor:"source" placeholder:"PATH" help:"Read the value of the single NAME from a file (one trailing newline is dropped)." json:"from_file,omitempty"`
+	Scope
+}
+
+func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
+	res := &SecretsWriteResult{}
+	var puts []vault.Put
+	var prompts []string
+	for _, arg := range c.Names {
+		name, value, hasValue := strings.Cut(arg, "=")
+		if err := vault.CheckSecretName(name); err != nil {
+			return nil, err
+		}
+		if hasValue {
+			if c.FromStdin || c.FromFile != "" {
+				return nil, errcode.New(errcode.Usage, "give NAME alone with --from-stdin or --from-file")
+			}
+			puts = append(puts, vault.Put{Name: name, Value: []byte(value), Source: "set"})
+			continue
+		}
+		prompts = append(prompts, name)
+	}
+	if len(puts) > 0 {
+		res.warn("a value given as NAME=VALUE is visible to other processes and kept in shell history; prefer `agentsecrets secrets set NAME` (prompt), --from-stdin or --from-file")
+	}
+	if (c.FromStdin || c.FromFile != "") && (len(prompts) != 1 || len(c.Names) != 1) {
+		return nil, errcode.New(errcode.Usage, "--from-stdin and --from-file take exactly one NAME")
+	}
+	for _, name := range prompts {
+		v, err := c.readValue(env, name)
+		if err != nil {
+			return nil, err
+		}
+		puts = append(puts, vault.Put{Name: name, Value: v, Source: "set"})
+	}
+	return writeSecrets(env, c.Scope, puts, vault.Upsert, res)
+}
+
+func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
+	switch {
+	case c.FromStdin:
+		b, err := io.ReadAll(io.LimitReader(env.IO.In, vault.MaxValueSize+3))
+		if err != nil {
+			return nil, fmt.Errorf("read stdin: %w", err)
+		}
+		return trimNewline(b), nil
+	case c.FromFile != "":
+		f, err := os.Open(c.FromFile)
+		if err != nil {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --from-file: %w", err), "pass the path of a readable file")
+		}
+		defer f.Close()
+		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
+		if err != nil {
+			return nil, fmt.Errorf("read --from-file: %w", err)
+		}
+		return trimNewline(b), nil
+	default:
+		v, err := env.IO.Prompt("Value for "+name+" (hidden): ", false)
+		if err != nil {
+			return nil, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
+				"pipe it with `--from-stdin`, or use `--from-file PATH`")
+		}
+		return v, nil
+	}
+}
+
+func writeSecrets(env *Env, scope Scope, puts []vault.Put, mode vault.PutMode, res *SecretsWriteResult) (*SecretsWriteResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	res.Workspace, res.Project = sel.Workspace, sel.Project
+	results, err := st.PutSecrets(env.ctx(), sel.Selection, puts, mode)
+	if err != nil {
+		return nil, err
+	}
+	res.Secrets = results
+	return res, nil
+}
+
+// Charsets for generated values.
+var charsets = map[string]string{
+	"alnum":     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+	"alpha":     "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz",
+	"numeric":   "0123456789",
+	"hex":       "0123456789abcdef",
+	"base64url": "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+	"ascii":     "!#$%&()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[]^_abcdefghijklmnopqrstuvwxyz{|}~",
+}
+
+type SecretsGenerateCmd struct {
+	Name      string `arg:"" help:"Secret name." json:"name"`
+	Length    int    `default:"32" help:"Number of characters (8-4096)." json:"length,omitempty"`
+	Charset   string `enum:"alnum,alpha,numeric,hex,base64url,ascii" default:"alnum" help:"Characters to draw from: alnum, alpha, numeric, hex, base64url, ascii (printable symbols too, no quotes or backslash)." json:"charset,omitempty" jsonschema:"enum=alnum,enum=alpha,enum=numeric,enum=hex,enum=base64url,enum=ascii"`
+	Overwrite bool   `help:"Replace an existing value (rotation)." json:"overwrite,omitempty"`
+	Scope
+}
+
+func (c *SecretsGenerateCmd) Run(env *Env) (*SecretsWriteResult, error) {
+	if err := vault.CheckSecretName(c.Name); err != nil {
+		return nil, err
+	}
+	if c.Length < 8 || c.Length > 4096 {
+		return nil, errcode.Errorf(errcode.Usage, "--length must be between 8 and 4096, got %d", c.Length)
+	}
+	alphabet, ok := charsets[c.Charset]
+	if !ok {
+		return nil, errcode.Errorf(errcode.Usage, "unknown --charset %q", c.Charset)
+	}
+	v, err := crypto.RandomString(alphabet, c.Length)
+	if err != nil {
+		return nil, err
+	}
+	mode := vault.CreateOnly
+	if c.Overwrite {
+		mode = vault.Upsert
+	}
+	return writeSecrets(env, c.Scope, []vault.Put{{Name: c.Name, Value: v, Source: "generate"}}, mode, &SecretsWriteResult{})
+}
+
+type SecretsListCmd struct {
+	Scope
+}
+
+// SecretInfo is one secret's metadata. It has no field that can hold a value.
+type SecretInfo struct {
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Fingerprint is a prefix of HMAC-SHA256(value) under the vault's
+	// local key: equal values have equal fingerprints, nothing more.
+	Fingerprint string           `json:"fingerprint"`
+	Source      string           `json:"source"`
+	Bindings    []policy.Binding `json:"bindings"`
+}
+
+// SecretsListResult lists a project's secrets by name.
+type SecretsListResult struct {
+	Workspace string       `json:"workspace"`
+	Project   string       `json:"project"`
+	Secrets   []SecretInfo `json:"secrets"`
+}
+
+func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, p, err := c.Scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(p.Secrets))}
+	for _, name := range vault.SortedKeys(p.Secrets) {
+		s := p.Secrets[name]
+		b := s.Bindings
+		if b == nil {
+			b = []policy.Binding{}
+		}
+		res.Secrets = append(res.Secrets, SecretInfo{Name: name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: b})
+	}
+	return res, nil
+}
+
+func shortFingerprint(fp string) string {
+	if len(fp) > 16 {
+		fp = fp[:16]
+	}
+	return "hmac-sha256:" + fp
+}
+
+func (r *SecretsListResult) WriteText(w io.Writer) error {
+	if len(r.Secrets) == 0 {
+		fmt.Fprintf(w, "No secrets in %s/%s. Add one: agentsecrets secrets set NAME\n", r.Workspace, r.Project)
+		return nil
+	}
+	fmt.Fprintf(w, "%s/%s\n", r.Workspace, r.Project)
+	for _, s := range r.Secrets {
+		targets := make([]string, 0, len(s.Bindings))
+		for _, b := range s.Bindings {
+			targets = append(targets, b.Target().String())
+		}
+		bound := "unbound"
+		if len(targets) > 0 {
+			bound = "→ " + strings.Join(targets, ", ")
+		}
+		fmt.Fprintf(w, "  %-32s v%-3d %s  %s\n", s.Name, s.Version, s.UpdatedAt.Format(time.DateOnly), bound)
+	}
+	return nil
+}
+
+type SecretsDeleteCmd struct {
+	Names []string `arg:"" name:"names" help:"Secrets to delete." json:"names"`
+	Scope
+}
+
+// SecretsDeleteResult names what was deleted.
+type SecretsDeleteResult struct {
+	Workspace string   `json:"workspace"`
+	Project   string   `json:"project"`
+	Deleted   []string `json:"deleted"`
+}
+
+func (c *SecretsDeleteCmd) Run(env *Env) (*SecretsDeleteResult, error) {
+	for _, n := range c.Names {
+		if err := vault.CheckSecretName(n); err != nil {
+			return nil, err
+		}
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.DeleteSecrets(env.ctx(), sel.Selection, c.Names); err != nil {
+		return nil, err
+	}
+	return &SecretsDeleteResult{Workspace: sel.Workspace, Project: sel.Project, Deleted: c.Names}, nil
+}
+
+type SecretsBindCmd struct {
+	Name    string   `arg:"" help:"Secret name." json:"name"`
+	Target  string   `arg:"" help:"HOST[:PORT][/PATH-PREFIX] the secret may be sent to." json:"target"`
+	Method  []string `help:"Allowed HTTP method (repeatable; default any)." placeholder:"M" sep:"none" json:"method,omitempty"`
+	Surface []string `help:"Where the value may be injected: header (default), query, body, form (repeatable)." placeholder:"S" sep:"none" json:"surface,omitempty"`
+	Scope
+	Approval
+}
+
+// SecretsBindResult reports a binding change.
+type SecretsBindResult struct {
+	Workspace string         `json:"workspace"`
+	Project   string         `json:"project"`
+	Name      string         `json:"name"`
+	Binding   policy.Binding `json:"binding"`
+	// Action is added, updated or unchanged.
+	Action   string `json:"action"`
+	Approved bool   `json:"approved"`
+	Notes
+}
+
+func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
+	if err := vault.CheckSecretName(c.Name); err != nil {
+		return nil, err
+	}
+	t, err := policy.ParseTarget(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	b, err := policy.NewBinding(t, c.Method, c.Surface, env.Now())
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ix.Secret(sel.Selection, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}
+	if b.Widens(findBinding(s, t)) {
+		rerun := fmt.Sprintf("agentsecrets secrets bind %s %s%s%s --workspace %s --project %s", c.Name, t,
+			repeatFlag("--method", b.Methods), repeatFlag("--surface", b.Surfaces), sel.Workspace, sel.Project)
+		if err := c.Approval.approve(env, ix, "binding "+c.Name+" to "+t.String()+" ("+strings.Join(b.Surfaces, ", ")+")", rerun); err != nil {
+			return nil, err
+		}
+		res.Approved = true
+	}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return err
+		}
+		old := findBinding(s, t)
+		if b.Widens(old) && !res.Approved {
+			return errcode.New(errcode.Conflict, "the binding changed while waiting for approval; retry")
+		}
+		switch {
+		case old == nil:
+			s.Bindings = append(s.Bindings, b)
+			res.Action, res.Binding = "added", b
+		case equalStrings(old.Methods, b.Methods) && equalStrings(old.Surfaces, b.Surfaces):
+			res.Action, res.Binding = "unchanged", *old
+			return vault.ErrUnchanged
+		default:
+			b.CreatedAt = old.CreatedAt
+			*old = b
+			res.Action, res.Binding = "updated", b
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if w := ix.Workspaces[sel.Workspace]; w != nil && findAllow(w, t.HostPort()) == nil {
+		res.warn("%s is not on the allowlist of workspace %s yet; requests stay blocked until a human runs `agentsecrets workspace allowlist add %s`",
+			t.HostPort(), sel.Workspace, t.HostPort())
+	}
+	return res, nil
+}
+
+func repeatFlag(flag string, vals []string) string {
+	out := ""
+	for _, v := range vals {
+		out += " " + flag + " " + v
+	}
+	return out
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func findBinding(s *vault.Secret, t policy.Target) *policy.Binding {
+	for i := range s.Bindings {
+		if s.Bindings[i].Target() == t {
+			return &s.Bindings[i]
+		}
+	}
+	return nil
+}
+
+type SecretsUnbindCmd struct {
+	Name   string `arg:"" help:"Secret name." json:"name"`
+	Target string `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] to unbind (default: every binding)." json:"target,omitempty"`
+	Scope
+}
+
+// SecretsUnbindResult lists the removed bindings.
+type SecretsUnbindResult struct {
+	Workspace string           `json:"workspace"`
+	Project   string           `json:"project"`
+	Name      string           `json:"name"`
+	Removed   []policy.Binding `json:"removed"`
+}
+
+func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
+	if err := vault.CheckSecretName(c.Name); err != nil {
+		return nil, err
+	}
+	var target *policy.Target
+	if c.Target != "" {
+		t, err := policy.ParseTarget(c.Target)
+		if err != nil {
+			return nil, err
+		}
+		target = &t
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsUnbindResult{Name: c.Name, Removed: []policy.Binding{}}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		sel, _, err := c.Scope.project(env, ix)
+		if err != nil {
+			return err
+		}
+		res.Workspace, res.Project = sel.Workspace, sel.Project
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return err
+		}
+		kept := []policy.Binding{}
+		for _, b := range s.Bindings {
+			if target == nil || b.Target() == *target {
+				res.Removed = append(res.Removed, b)
+			} else {
+				kept = append(kept, b)
+			}
+		}
+		if len(res.Removed) == 0 {
+			if target == nil {
+				return vault.ErrUnchanged
+			}
+			return errcode.WithHint(errcode.Errorf(errcode.NotFound, "%s is not bound to %s", c.Name, target),
+				"run `agentsecrets secrets list` to see bindings")
+		}
+		s.Bindings = kept
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}

@@ -1,0 +1,352 @@
+package commands
+
+import (
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// WorkspaceCmd groups workspace commands.
+type WorkspaceCmd struct {
+	Create    WorkspaceCreateCmd `cmd:"" help:"Create a workspace (with a 'default' project)."`
+	List      WorkspaceListCmd   `cmd:"" help:"List workspaces."`
+	Switch    WorkspaceSwitchCmd `cmd:"" help:"Make a workspace the current one."`
+	Allowlist AllowlistCmd       `cmd:"" help:"Hosts that secrets in this workspace may be sent to."`
+}
+
+// WorkspaceInfo describes one workspace.
+type WorkspaceInfo struct {
+	Name      string    `json:"name"`
+	Current   bool      `json:"current"`
+	Projects  []string  `json:"projects"`
+	Allowlist int       `json:"allowlist"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+func workspaceInfo(ix *vault.Index, name string) WorkspaceInfo {
+	w := ix.Workspaces[name]
+	return WorkspaceInfo{Name: name, Current: ix.Current.Workspace == name, Projects: vault.SortedKeys(w.Projects),
+		Allowlist: len(w.Allowlist), CreatedAt: w.CreatedAt}
+}
+
+type WorkspaceCreateCmd struct {
+	Name   string `arg:"" help:"Workspace name." json:"name"`
+	Switch bool   `help:"Also make it the current workspace." json:"switch,omitempty"`
+}
+
+// WorkspaceResult reports the workspace a command created or selected.
+type WorkspaceResult struct {
+	Workspace WorkspaceInfo `json:"workspace"`
+	Created   bool          `json:"created"`
+}
+
+func (c *WorkspaceCreateCmd) Run(env *Env) (*WorkspaceResult, error) {
+	if err := vault.CheckSpaceName("workspace", c.Name); err != nil {
+		return nil, err
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res := &WorkspaceResult{}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		if _, ok := ix.Workspaces[c.Name]; !ok {
+			ix.Workspaces[c.Name] = vault.NewWorkspace(env.Now())
+			res.Created = true
+		}
+		if c.Switch {
+			ix.Current = vault.Selection{Workspace: c.Name, Project: vault.DefaultName}
+		}
+		res.Workspace = workspaceInfo(ix, c.Name)
+		if !res.Created && !c.Switch {
+			return vault.ErrUnchanged
+		}
+		return nil
+	})
+	return res, err
+}
+
+type WorkspaceListCmd struct{}
+
+// WorkspaceListResult lists workspaces.
+type WorkspaceListResult struct {
+	Workspaces []WorkspaceInfo `json:"workspaces"`
+}
+
+func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	res := &WorkspaceListResult{Workspaces: []WorkspaceInfo{}}
+	for _, name := range vault.SortedKeys(ix.Workspaces) {
+		res.Workspaces = append(res.Workspaces, workspaceInfo(ix, name))
+	}
+	return res, nil
+}
+
+func (r *WorkspaceListResult) WriteText(w io.Writer) error {
+	for _, ws := range r.Workspaces {
+		mark := " "
+		if ws.Current {
+			mark = "*"
+		}
+		fmt.Fprintf(w, "%s %-24s %d projects, %d allowlisted hosts\n", mark, ws.Name, len(ws.Projects), ws.Allowlist)
+	}
+	return nil
+}
+
+type WorkspaceSwitchCmd struct {
+	Name string `arg:"" help:"Workspace to make current." json:"name"`
+}
+
+func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
+	if err := vault.CheckSpaceName("workspace", c.Name); err != nil {
+		return nil, err
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res := &WorkspaceResult{}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		w, err := ix.Workspace(c.Name)
+		if err != nil {
+			return errcode.WithHint(err, "run `agentsecrets workspace create "+c.Name+"`")
+		}
+		proj := ""
+		if ix.Current.Workspace == c.Name {
+			proj = ix.Current.Project
+		}
+		if _, ok := w.Projects[proj]; !ok {
+			proj = ""
+			if _, ok := w.Projects[vault.DefaultName]; ok {
+				proj = vault.DefaultName
+			} else if names := vault.SortedKeys(w.Projects); len(names) > 0 {
+				proj = names[0]
+			}
+		}
+		ix.Current = vault.Selection{Workspace: c.Name, Project: proj}
+		res.Workspace = workspaceInfo(ix, c.Name)
+		return nil
+	})
+	return res, err
+}
+
+// AllowlistCmd groups allowlist commands.
+type AllowlistCmd struct {
+	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host (needs the admin passphrase)."`
+	Remove AllowlistRemoveCmd `cmd:"" help:"Remove a host (no approval needed)."`
+	List   AllowlistListCmd   `cmd:"" help:"List allowed hosts."`
+}
+
+// WorkspaceFlag selects a workspace for workspace-level policy.
+type WorkspaceFlag struct {
+	Workspace string `placeholder:"NAME" help:"Workspace (default: project link or current selection)." json:"workspace,omitempty"`
+}
+
+func (f WorkspaceFlag) resolve(env *Env, ix *vault.Index) (string, *vault.Workspace, error) {
+	sel, err := Scope{Workspace: f.Workspace}.resolve(env, ix)
+	if err != nil {
+		return "", nil, err
+	}
+	w, err := ix.Workspace(sel.Workspace)
+	return sel.Workspace, w, err
+}
+
+type AllowlistAddCmd struct {
+	Target       string `arg:"" help:"HOST[:PORT] to allow (no path, no scheme)." json:"target"`
+	AllowHTTP    bool   `name:"allow-http" help:"Permit injection over plain http:// (local development)." json:"allow_http,omitempty"`
+	AllowPrivate bool   `help:"Exempt from the private-address guard (local development; never cloud metadata)." json:"allow_private,omitempty"`
+	WorkspaceFlag
+	Approval
+}
+
+// AllowlistResult reports one allowlist change.
+type AllowlistResult struct {
+	Workspace string            `json:"workspace"`
+	Entry     policy.AllowEntry `json:"entry"`
+	// Action is added, updated, unchanged or removed.
+	Action   string `json:"action"`
+	Approved bool   `json:"approved" jsonschema:"description=true when the admin passphrase was checked"`
+	Notes
+}
+
+func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
+	t, err := policy.ParseTarget(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	if t.PathPrefix != "" {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "the allowlist holds hosts, not paths (%q)", c.Target),
+			"allowlist the host, then restrict paths with `agentsecrets secrets bind NAME HOST/PATH`")
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	entry := policy.AllowEntry{Host: t.Host, Port: t.Port, AllowHTTP: c.AllowHTTP, AllowPrivate: c.AllowPrivate, AddedAt: env.Now().UTC()}
+	// Decide on the current index whether approval is needed, ask for it
+	// before taking the lock, then recheck under the lock.
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	res := &AllowlistResult{Workspace: wsName}
+	if entry.Widens(findAllow(w, t)) {
+		rerun := "agentsecrets workspace allowlist add " + t.String() + flagIf(c.AllowHTTP, " --allow-http") + flagIf(c.AllowPrivate, " --allow-private") + " --workspace " + wsName
+		if err := c.Approval.approve(env, ix, "allowlisting "+t.String()+" in workspace "+wsName, rerun); err != nil {
+			return nil, err
+		}
+		res.Approved = true
+	}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		w, err := ix.Workspace(wsName)
+		if err != nil {
+			return err
+		}
+		old := findAllow(w, t)
+		if entry.Widens(old) && !res.Approved {
+			return errcode.New(errcode.Conflict, "the allowlist changed while waiting for approval; retry")
+		}
+		switch {
+		case old == nil:
+			w.Allowlist = append(w.Allowlist, entry)
+			res.Action, res.Entry = "added", entry
+		case old.AllowHTTP == entry.AllowHTTP && old.AllowPrivate == entry.AllowPrivate:
+			res.Action, res.Entry = "unchanged", *old
+			return vault.ErrUnchanged
+		default:
+			entry.AddedAt = old.AddedAt
+			*old = entry
+			res.Action, res.Entry = "updated", entry
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if entry.AllowPrivate {
+		res.warn("%s is exempt from the private-address guard; cloud metadata addresses stay blocked", t)
+	}
+	return res, nil
+}
+
+func flagIf(on bool, s string) string {
+	if on {
+		return s
+	}
+	return ""
+}
+
+func findAllow(w *vault.Workspace, t policy.Target) *policy.AllowEntry {
+	for i := range w.Allowlist {
+		if w.Allowlist[i].Host == t.Host && w.Allowlist[i].Port == t.Port {
+			return &w.Allowlist[i]
+		}
+	}
+	return nil
+}
+
+type AllowlistRemoveCmd struct {
+	Target string `arg:"" help:"HOST[:PORT] to remove." json:"target"`
+	WorkspaceFlag
+}
+
+func (c *AllowlistRemoveCmd) Run(env *Env) (*AllowlistResult, error) {
+	t, err := policy.ParseTarget(c.Target)
+	if err != nil {
+		return nil, err
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res := &AllowlistResult{Action: "removed"}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+		if err != nil {
+			return err
+		}
+		res.Workspace = wsName
+		old := findAllow(w, t)
+		if old == nil {
+			return errcode.WithHint(errcode.Errorf(errcode.NotFound, "%s is not on the allowlist of workspace %s", t, wsName),
+				"run `agentsecrets workspace allowlist list`")
+		}
+		res.Entry = *old
+		w.Allowlist = slices.DeleteFunc(w.Allowlist, func(e policy.AllowEntry) bool { return e.Host == t.Host && e.Port == t.Port })
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+type AllowlistListCmd struct {
+	WorkspaceFlag
+}
+
+// AllowlistListResult lists a workspace's allowed hosts.
+type AllowlistListResult struct {
+	Workspace string              `json:"workspace"`
+	Hosts     []policy.AllowEntry `json:"hosts"`
+}
+
+func (c *AllowlistListCmd) Run(env *Env) (*AllowlistListResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	hosts := append([]policy.AllowEntry{}, w.Allowlist...)
+	slices.SortFunc(hosts, func(a, b policy.AllowEntry) int {
+		if a.Host != b.Host {
+			if a.Host < b.Host {
+				return -1
+			}
+			return 1
+		}
+		return a.Port - b.Port
+	})
+	return &AllowlistListResult{Workspace: wsName, Hosts: hosts}, nil
+}
+
+func (r *AllowlistListResult) WriteText(w io.Writer) error {
+	if len(r.Hosts) == 0 {
+		fmt.Fprintf(w, "No hosts allowed in workspace %s.\n", r.Workspace)
+		return nil
+	}
+	for _, h := range r.Hosts {
+		extra := ""
+		if h.AllowHTTP {
+			extra += " allow-http"
+		}
+		if h.AllowPrivate {
+			extra += " allow-private"
+		}
+		fmt.Fprintf(w, "%s%s\n", h.Target(), extra)
+	}
+	return nil
+}

@@ -1,0 +1,269 @@
+// Package policy owns what a secret may reach and who may widen it: the
+// workspace allowlist, per-secret bindings, and the admin approval that
+// guards every change that widens either.
+//
+// The types here are stored in the vault index and read by the broker; the
+// checks are pure functions of them, so the CLI, the proxy and MCP agree.
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+)
+
+// Surfaces a value may be injected into. Header is the default because it is
+// the one an upstream is least likely to log or echo.
+const (
+	SurfaceHeader = "header"
+	SurfaceQuery  = "query"
+	SurfaceBody   = "body"
+	SurfaceForm   = "form"
+)
+
+// Surfaces lists every valid surface.
+var Surfaces = []string{SurfaceHeader, SurfaceQuery, SurfaceBody, SurfaceForm}
+
+// Target is a host with an optional port and path prefix, as typed by a
+// human: api.stripe.com, 127.0.0.1:8080, api.github.com/repos/acme.
+type Target struct {
+	Host       string `json:"host"`
+	Port       int    `json:"port,omitempty"`
+	PathPrefix string `json:"path_prefix,omitempty"`
+}
+
+func (t Target) String() string {
+	h := t.Host
+	if strings.Contains(h, ":") {
+		h = "[" + h + "]"
+	}
+	if t.Port != 0 {
+		h += ":" + strconv.Itoa(t.Port)
+	}
+	return h + t.PathPrefix
+}
+
+// HostPort is the target without its path.
+func (t Target) HostPort() Target { return Target{Host: t.Host, Port: t.Port} }
+
+// ErrInvalidTarget is returned for a host the broker could not match safely.
+var ErrInvalidTarget = errcode.New(errcode.Usage, "invalid target")
+
+// ParseTarget parses HOST[:PORT][/PATH-PREFIX]. It normalises the host
+// (lowercase, no trailing dot) and refuses forms that could make a later
+// string match disagree with what is dialled: userinfo, schemes, non-ASCII
+// names (give the punycode form), wildcards, queries and fragments.
+func ParseTarget(s string) (Target, error) {
+	bad := func(why string) (Target, error) {
+		return Target{}, fmt.Errorf("%w %q: %s", ErrInvalidTarget, s, why)
+	}
+	if s == "" {
+		return bad("empty")
+	}
+	if strings.Contains(s, "://") {
+		return bad("give a host, not a URL (drop the scheme)")
+	}
+	for _, r := range s {
+		if r > 0x7e || r < 0x21 {
+			return bad("only printable ASCII is allowed; write internationalised names in punycode (xn--...)")
+		}
+	}
+	if strings.ContainsAny(s, "@?#*\\") {
+		return bad("userinfo, query, fragment, wildcard and backslash are not allowed")
+	}
+	hostport, path := s, ""
+	if i := strings.IndexByte(s, '/'); i >= 0 {
+		hostport, path = s[:i], s[i:]
+	}
+	if path != "" {
+		clean, err := url.PathUnescape(path)
+		if err != nil || clean != path {
+			return bad("path prefix must not be percent-encoded")
+		}
+		if strings.Contains(path, "/../") || strings.HasSuffix(path, "/..") || strings.Contains(path, "/./") || strings.HasSuffix(path, "/.") || strings.Contains(path, "//") {
+			return bad("path prefix must be a clean path")
+		}
+	}
+	host, portStr, hasPort := hostport, "", false
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return bad("unterminated IPv6 literal")
+		}
+		host = hostport[1:end]
+		rest := hostport[end+1:]
+		if rest != "" {
+			if !strings.HasPrefix(rest, ":") {
+				return bad("garbage after IPv6 literal")
+			}
+			portStr, hasPort = rest[1:], true
+		}
+		if ip := net.ParseIP(host); ip == nil || ip.To4() != nil && !strings.Contains(host, ":") {
+			return bad("not an IPv6 address")
+		}
+	} else if strings.Count(hostport, ":") > 1 {
+		return bad("write IPv6 addresses in brackets, e.g. [::1]:8080")
+	} else if i := strings.IndexByte(hostport, ':'); i >= 0 {
+		host, portStr, hasPort = hostport[:i], hostport[i+1:], true
+	}
+	port := 0
+	if hasPort {
+		p, err := strconv.Atoi(portStr)
+		if err != nil || p < 1 || p > 65535 || strconv.Itoa(p) != portStr {
+			return bad("port must be a number from 1 to 65535")
+		}
+		port = p
+	}
+	host = strings.TrimSuffix(strings.ToLower(host), ".")
+	if host == "" {
+		return bad("empty host")
+	}
+	if ip := net.ParseIP(host); ip != nil {
+		host = ip.String()
+	} else if err := checkHostname(host); err != nil {
+		return bad(err.Error())
+	}
+	return Target{Host: host, Port: port, PathPrefix: path}, nil
+}
+
+func checkHostname(h string) error {
+	if len(h) > 253 {
+		return errors.New("host name longer than 253 characters")
+	}
+	labels := strings.Split(h, ".")
+	for _, l := range labels {
+		if l == "" || len(l) > 63 {
+			return errors.New("empty or over-long label in host name")
+		}
+		if l[0] == '-' || l[len(l)-1] == '-' {
+			return errors.New("a host name label cannot start or end with '-'")
+		}
+		for i := 0; i < len(l); i++ {
+			c := l[i]
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("invalid character %q in host name", c)
+			}
+		}
+	}
+	// A name made only of digits and dots is an IP literal in some legacy
+	// notation (octal, hex-free decimal parts); refuse it rather than guess.
+	// So is one whose last label is a number: inet_aton and the WHATWG URL
+	// parser read "127.0x1" or "0x7f.1" as an IPv4 address, and no real
+	// top-level domain is numeric.
+	if strings.Trim(h, "0123456789.") == "" || strings.HasPrefix(h, "0x") || numericLabel(labels[len(labels)-1]) {
+		return errors.New("write IPv4 addresses in dotted decimal")
+	}
+	return nil
+}
+
+// numericLabel reports whether l is a decimal, octal or 0x-hex number, the
+// forms legacy IPv4 parsers accept as one part of an address.
+func numericLabel(l string) bool {
+	if rest, ok := strings.CutPrefix(l, "0x"); ok {
+		return strings.Trim(rest, "0123456789abcdef") == ""
+	}
+	return strings.Trim(l, "0123456789") == ""
+}
+
+// AllowEntry is one host on a workspace allowlist.
+type AllowEntry struct {
+	Host string `json:"host"`
+	// Port 0 means the scheme's default port (443, or 80 when AllowHTTP).
+	Port int `json:"port,omitempty"`
+	// AllowHTTP permits injection over plain http:// to this host.
+	AllowHTTP bool `json:"allow_http"`
+	// AllowPrivate exempts this host from the private-address guard
+	// (never for cloud metadata addresses).
+	AllowPrivate bool      `json:"allow_private"`
+	AddedAt      time.Time `json:"added_at"`
+}
+
+// Target returns the entry as a Target.
+func (e AllowEntry) Target() Target { return Target{Host: e.Host, Port: e.Port} }
+
+// Widens reports whether setting e where old stood (nil: absent) grants
+// anything old did not.
+func (e AllowEntry) Widens(old *AllowEntry) bool {
+	if old == nil {
+		return true
+	}
+	return e.AllowHTTP && !old.AllowHTTP || e.AllowPrivate && !old.AllowPrivate
+}
+
+// Binding lets one secret be injected into requests to one target.
+type Binding struct {
+	Host       string `json:"host"`
+	Port       int    `json:"port,omitempty"`
+	PathPrefix string `json:"path_prefix,omitempty"`
+	// Methods the binding allows; empty means any method.
+	Methods []string `json:"methods"`
+	// Surfaces the value may be injected into; never empty.
+	Surfaces  []string  `json:"surfaces"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Target returns where the binding points.
+func (b Binding) Target() Target {
+	return Target{Host: b.Host, Port: b.Port, PathPrefix: b.PathPrefix}
+}
+
+// NewBinding validates and normalises methods and surfaces for t.
+func NewBinding(t Target, methods, surfaces []string, now time.Time) (Binding, error) {
+	b := Binding{Host: t.Host, Port: t.Port, PathPrefix: t.PathPrefix, Methods: []string{}, CreatedAt: now.UTC()}
+	for _, m := range methods {
+		m = strings.ToUpper(strings.TrimSpace(m))
+		if m == "" || strings.Trim(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
+			return Binding{}, errcode.Errorf(errcode.Usage, "invalid HTTP method %q", m)
+		}
+		if !slices.Contains(b.Methods, m) {
+			b.Methods = append(b.Methods, m)
+		}
+	}
+	slices.Sort(b.Methods)
+	if len(surfaces) == 0 {
+		surfaces = []string{SurfaceHeader}
+	}
+	for _, s := range surfaces {
+		s = strings.ToLower(strings.TrimSpace(s))
+		if !slices.Contains(Surfaces, s) {
+			return Binding{}, errcode.Errorf(errcode.Usage, "invalid surface %q (want one of %s)", s, strings.Join(Surfaces, ", "))
+		}
+		if !slices.Contains(b.Surfaces, s) {
+			b.Surfaces = append(b.Surfaces, s)
+		}
+	}
+	slices.Sort(b.Surfaces)
+	return b, nil
+}
+
+// Widens reports whether b grants anything old (same target, nil if none)
+// did not: a new target, a method or surface old lacked, or "any method"
+// where old named some.
+func (b Binding) Widens(old *Binding) bool {
+	if old == nil {
+		return true
+	}
+	if len(old.Methods) > 0 {
+		if len(b.Methods) == 0 {
+			return true
+		}
+		for _, m := range b.Methods {
+			if !slices.Contains(old.Methods, m) {
+				return true
+			}
+		}
+	}
+	for _, s := range b.Surfaces {
+		if !slices.Contains(old.Surfaces, s) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,220 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"sort"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+)
+
+// IndexFormat is the on-disk format version of index.json.
+const IndexFormat = 1
+
+// Index is everything agentsecrets knows about secrets except their values:
+// names, versions, timestamps, keyed fingerprints and policy. It is safe to
+// print, back up and diff; the canary tests prove no value reaches it.
+type Index struct {
+	Format int `json:"format"`
+	// Revision increases with every write, so a long-running reader (the
+	// proxy) can tell cheaply that something changed.
+	Revision   uint64                `json:"revision"`
+	Current    Selection             `json:"current"`
+	Approval   policy.Approval       `json:"approval"`
+	Workspaces map[string]*Workspace `json:"workspaces"`
+}
+
+// Selection names a workspace and project.
+type Selection struct {
+	Workspace string `json:"workspace"`
+	Project   string `json:"project"`
+}
+
+// Workspace is a namespace of projects sharing one allowlist.
+type Workspace struct {
+	CreatedAt time.Time           `json:"created_at"`
+	Allowlist []policy.AllowEntry `json:"allowlist"`
+	Projects  map[string]*Project `json:"projects"`
+}
+
+// Project groups secrets.
+type Project struct {
+	CreatedAt time.Time          `json:"created_at"`
+	Secrets   map[string]*Secret `json:"secrets"`
+}
+
+// Secret is the metadata of one stored value.
+type Secret struct {
+	Version   int       `json:"version"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// Fingerprint is HMAC-SHA256 of the value under the vault's local
+	// fingerprint key (kept in the backend, not here).
+	Fingerprint string `json:"fingerprint"`
+	// Source says how the current version arrived: set, generate or import.
+	Source   string           `json:"source"`
+	Bindings []policy.Binding `json:"bindings"`
+}
+
+var (
+	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
+	spaceNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+// ErrInvalidName is returned for names outside the documented syntax.
+var ErrInvalidName = errcode.New(errcode.Usage, "invalid name")
+
+// CheckSecretName accepts environment-variable style names.
+func CheckSecretName(name string) error {
+	if !secretNameRE.MatchString(name) {
+		return errcode.WithHint(fmt.Errorf("%w %q: a secret name is a letter or '_' followed by up to 127 letters, digits or '_'", ErrInvalidName, printable(name)),
+			"use a name like STRIPE_KEY")
+	}
+	return nil
+}
+
+// CheckSpaceName accepts workspace and project names.
+func CheckSpaceName(kind, name string) error {
+	if !spaceNameRE.MatchString(name) {
+		return errcode.WithHint(fmt.Errorf("%w %q: a %s name is a letter or digit followed by up to 63 letters, digits, '.', '_' or '-'", ErrInvalidName, printable(name), kind),
+			"use a name like my-app")
+	}
+	return nil
+}
+
+// printable shortens and sanitises a user-given name before it goes into an
+// error: a value pasted where a name belongs must not be echoed back.
+func printable(s string) string {
+	if len(s) > 40 || !secretNameRE.MatchString(s) && !spaceNameRE.MatchString(s) {
+		return fmt.Sprintf("<%d bytes>", len(s))
+	}
+	return s
+}
+
+func newIndex(now time.Time) *Index {
+	return &Index{
+		Format:     IndexFormat,
+		Current:    Selection{Workspace: DefaultName, Project: DefaultName},
+		Workspaces: map[string]*Workspace{DefaultName: NewWorkspace(now)},
+	}
+}
+
+// DefaultName is the workspace and project init creates.
+const DefaultName = "default"
+
+// NewWorkspace returns an empty workspace with a default project.
+func NewWorkspace(now time.Time) *Workspace {
+	return &Workspace{
+		CreatedAt: now.UTC(),
+		Allowlist: []policy.AllowEntry{},
+		Projects:  map[string]*Project{DefaultName: NewProject(now)},
+	}
+}
+
+// NewProject returns an empty project.
+func NewProject(now time.Time) *Project {
+	return &Project{CreatedAt: now.UTC(), Secrets: map[string]*Secret{}}
+}
+
+// ErrCorruptIndex means index.json exists but cannot be trusted.
+var ErrCorruptIndex = errcode.New(errcode.Internal, "index is corrupt")
+
+func readIndex(path string) (*Index, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotInitialised
+		}
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	return decodeIndex(b)
+}
+
+func decodeIndex(b []byte) (*Index, error) {
+	var ix Index
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, err), "run `agentsecrets doctor`")
+	}
+	if err := ix.Validate(); err != nil {
+		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, err), "run `agentsecrets doctor`")
+	}
+	return &ix, nil
+}
+
+// Validate checks the structural invariants every reader relies on.
+func (ix *Index) Validate() error {
+	if ix.Format != IndexFormat {
+		return fmt.Errorf("unsupported index format %d", ix.Format)
+	}
+	if ix.Workspaces == nil {
+		return errors.New("no workspaces")
+	}
+	for wn, w := range ix.Workspaces {
+		if w == nil || CheckSpaceName("workspace", wn) != nil || w.Projects == nil {
+			return fmt.Errorf("invalid workspace entry %q", printable(wn))
+		}
+		for pn, p := range w.Projects {
+			if p == nil || CheckSpaceName("project", pn) != nil || p.Secrets == nil {
+				return fmt.Errorf("invalid project entry %q", printable(pn))
+			}
+			for sn, s := range p.Secrets {
+				if s == nil || CheckSecretName(sn) != nil || s.Version < 1 {
+					return fmt.Errorf("invalid secret entry %q", printable(sn))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// Workspace returns the named workspace or a not_found error.
+func (ix *Index) Workspace(name string) (*Workspace, error) {
+	w, ok := ix.Workspaces[name]
+	if !ok {
+		return nil, errcode.WithHint(fmt.Errorf("%w: workspace %q", ErrNotFound, printable(name)), "run `agentsecrets workspace list`")
+	}
+	return w, nil
+}
+
+// Project returns the selected project or a not_found error.
+func (ix *Index) Project(sel Selection) (*Project, error) {
+	w, err := ix.Workspace(sel.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	p, ok := w.Projects[sel.Project]
+	if !ok {
+		return nil, errcode.WithHint(fmt.Errorf("%w: project %q in workspace %q", ErrNotFound, printable(sel.Project), sel.Workspace),
+			"run `agentsecrets project list` or `agentsecrets project create "+printable(sel.Project)+"`")
+	}
+	return p, nil
+}
+
+// Secret returns the named secret's metadata or a not_found error.
+func (ix *Index) Secret(sel Selection, name string) (*Secret, error) {
+	p, err := ix.Project(sel)
+	if err != nil {
+		return nil, err
+	}
+	s, ok := p.Secrets[name]
+	if !ok {
+		return nil, errcode.WithHint(fmt.Errorf("%w: secret %q in %s/%s", ErrNotFound, printable(name), sel.Workspace, sel.Project),
+			"run `agentsecrets secrets list`")
+	}
+	return s, nil
+}
+
+// SortedKeys returns a map's keys in order, for stable output.
+func SortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
