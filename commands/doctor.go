@@ -88,7 +88,7 @@ func finish(res *DoctorResult) *DoctorResult {
 
 func backendCheck(env *Env, st *vault.Store) Check {
 	ch := Check{Name: "backend"}
-	if st.Config.Backend == vault.KindFile && env.globals != nil && env.globals.VaultPassphraseFile == "" {
+	if st.Config.Backend == vault.KindFile && !env.hasVaultPassphraseFile() {
 		// Opening the file vault needs the passphrase; doctor never prompts.
 		if _, err := os.Stat(st.Dirs.VaultFile()); err != nil {
 			ch.Detail = "vault.enc is missing"

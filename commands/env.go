@@ -108,8 +108,8 @@ func (e *Env) Store() (*vault.Store, error) {
 // --vault-passphrase-file / AGENTSECRETS_VAULT_PASSPHRASE_FILE, else from
 // the terminal. Never from argv, stdin or an environment variable's value.
 func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
-	path := ""
-	if e.globals != nil {
+	path := e.Getenv("AGENTSECRETS_VAULT_PASSPHRASE_FILE")
+	if e.globals != nil && e.globals.VaultPassphraseFile != "" {
 		path = e.globals.VaultPassphraseFile
 	}
 	if path != "" {
@@ -149,4 +149,8 @@ func (e *Env) ctx() context.Context {
 		return e.Context
 	}
 	return context.Background()
+}
+
+func (e *Env) hasVaultPassphraseFile() bool {
+	return e.Getenv("AGENTSECRETS_VAULT_PASSPHRASE_FILE") != "" || e.globals != nil && e.globals.VaultPassphraseFile != ""
 }

@@ -22,7 +22,7 @@ type Globals struct {
 	JSON                bool             `name:"json" help:"Shorthand for --format json."`
 	Select              string           `placeholder:"PATH" help:"Print only this gjson path of the JSON result (e.g. secrets.#.name)."`
 	Input               string           `placeholder:"FILE|-" help:"Read the command's flags and arguments as one JSON object (see 'agentsecrets schema COMMAND')."`
-	VaultPassphraseFile string           `placeholder:"PATH" env:"AGENTSECRETS_VAULT_PASSPHRASE_FILE" help:"File holding the encrypted-file vault's passphrase (never the passphrase itself)."`
+	VaultPassphraseFile string           `placeholder:"PATH" help:"File holding the encrypted-file vault's passphrase, never the passphrase itself (default: $AGENTSECRETS_VAULT_PASSPHRASE_FILE)."`
 	Version             kong.VersionFlag `help:"Print the version and exit."`
 }
 

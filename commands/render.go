@@ -96,7 +96,7 @@ func render(io *IO, format, selectPath string, result any) error {
 		}
 		r := gjson.GetBytes(raw, selectPath)
 		if !r.Exists() {
-			return errcode.WithHint(errcode.Errorf(errcode.Usage, "--select %q matches nothing", selectPath),
+			return errcode.WithHint(errcode.New(errcode.Usage, "--select matches nothing in the result"),
 				"top-level fields are: "+strings.Join(topLevelFields(raw), ", "))
 		}
 		if format == formatText && r.Type == gjson.String {

@@ -150,7 +150,7 @@ func inputSchema(n *kong.Node) (json.RawMessage, error) {
 		if v.HasDefault && v.Default != "" {
 			ps.Default = typedDefault(v)
 		}
-		if len(v.EnumSlice()) > 0 && len(ps.Enum) == 0 {
+		if v.Enum != "" && len(ps.Enum) == 0 {
 			for _, e := range v.EnumSlice() {
 				ps.Enum = append(ps.Enum, e)
 			}
@@ -193,6 +193,9 @@ func typedDefault(v *kong.Value) any {
 
 func marshalSchema(s *jsonschema.Schema) (json.RawMessage, error) {
 	s.Version = "https://json-schema.org/draft/2020-12/schema"
+	// The reflector derives an $id from the Go package path, which is
+	// neither stable nor resolvable; the file name identifies a schema.
+	s.ID = ""
 	return json.MarshalIndent(s, "", "  ")
 }
 

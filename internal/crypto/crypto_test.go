@@ -16,15 +16,6 @@ func cheapKDF(salt string) KDFParams {
 	return KDFParams{Time: 1, MemoryK: 19 * 1024, Threads: 1, Salt: []byte(salt)}
 }
 
-func mustHex(t *testing.T, s string) []byte {
-	t.Helper()
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatalf("bad hex %q: %v", s, err)
-	}
-	return b
-}
-
 // TestDeriveKeyVectors pins DeriveKey's output. The expected values were
 // computed once with golang.org/x/crypto/argon2.IDKey directly; a change in
 // parameters, key size or argument order breaks them.

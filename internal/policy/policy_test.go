@@ -21,7 +21,6 @@ func TestParseTargetValid(t *testing.T) {
 		{"localhost", Target{Host: "localhost"}},
 		{"my_host.internal", Target{Host: "my_host.internal"}},
 		{"xn--bcher-kva.de", Target{Host: "xn--bcher-kva.de"}},
-		{"0xcafe.example.com", Target{Host: "0xcafe.example.com"}},
 		{"1.example.com", Target{Host: "1.example.com"}},
 		{"a-b.c-d.com", Target{Host: "a-b.c-d.com"}},
 		{strings.Repeat("a", 63) + ".com", Target{Host: strings.Repeat("a", 63) + ".com"}},

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -55,10 +56,13 @@ type Store struct {
 func Open(dirs home.Dirs, opts Options) (*Store, error) {
 	b, err := os.ReadFile(dirs.ConfigFile())
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
+		// ENOTDIR: a component of the path is a file, so there is no vault
+		// here either; init then reports that it cannot create the directory.
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
 			return nil, errcode.WithHint(fmt.Errorf("%w (%s)", ErrNotInitialised, dirs.Config), "run `agentsecrets init`")
 		}
-		return nil, fmt.Errorf("read config: %w", err)
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "read config: %w", err),
+			"check the permissions of "+dirs.Config+", or set AGENTSECRETS_HOME to a directory you can read and write")
 	}
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil || cfg.VaultID == "" ||
