@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
 	"sort"
 	"time"
 
@@ -61,17 +60,43 @@ type Secret struct {
 	Bindings []policy.Binding `json:"bindings"`
 }
 
-var (
-	secretNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,127}$`)
-	spaceNameRE  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-)
+// validSecretName: a letter or '_' then up to 127 letters, digits or '_'.
+// Hand-written rather than a regexp: a bounded repetition compiles into
+// 128 states at process start, which every command would pay for.
+func validSecretName(s string) bool {
+	if len(s) == 0 || len(s) > 128 || isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+// validSpaceName: a letter or digit then up to 63 letters, digits, '.', '_' or '-'.
+func validSpaceName(s string) bool {
+	if len(s) == 0 || len(s) > 64 || !isLetter(s[0]) && !isDigit(s[0]) {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; !isLetter(c) && !isDigit(c) && c != '.' && c != '_' && c != '-' {
+			return false
+		}
+	}
+	return true
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 
 // ErrInvalidName is returned for names outside the documented syntax.
 var ErrInvalidName = errcode.New(errcode.Usage, "invalid name")
 
 // CheckSecretName accepts environment-variable style names.
 func CheckSecretName(name string) error {
-	if !secretNameRE.MatchString(name) {
+	if !validSecretName(name) {
 		return errcode.WithHint(fmt.Errorf("%w %q: a secret name is a letter or '_' followed by up to 127 letters, digits or '_'", ErrInvalidName, printable(name)),
 			"use a name like STRIPE_KEY")
 	}
@@ -80,7 +105,7 @@ func CheckSecretName(name string) error {
 
 // CheckSpaceName accepts workspace and project names.
 func CheckSpaceName(kind, name string) error {
-	if !spaceNameRE.MatchString(name) {
+	if !validSpaceName(name) {
 		return errcode.WithHint(fmt.Errorf("%w %q: a %s name is a letter or digit followed by up to 63 letters, digits, '.', '_' or '-'", ErrInvalidName, printable(name), kind),
 			"use a name like my-app")
 	}
@@ -90,7 +115,7 @@ func CheckSpaceName(kind, name string) error {
 // printable shortens and sanitises a user-given name before it goes into an
 // error: a value pasted where a name belongs must not be echoed back.
 func printable(s string) string {
-	if len(s) > 40 || !secretNameRE.MatchString(s) && !spaceNameRE.MatchString(s) {
+	if len(s) > 40 || !validSecretName(s) && !validSpaceName(s) {
 		return fmt.Sprintf("<%d bytes>", len(s))
 	}
 	return s
