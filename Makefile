@@ -24,8 +24,8 @@ lint:
 	$(GO) vet ./...
 	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 
-bench: build
-	scripts/bench $(BIN)
+bench:
+	scripts/bench
 
 clean:
 	rm -rf bin
