@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -26,9 +27,23 @@ type Keychain struct {
 // ErrKeychainUnavailable: no usable keychain on this machine or session.
 var ErrKeychainUnavailable = errcode.New(errcode.Unavailable, "the OS keychain is not available")
 
+// ErrKeychainLocked: the keychain answered but refuses access until a human
+// unlocks it.
+var ErrKeychainLocked = errcode.New(errcode.Unavailable, "the OS keychain is locked")
+
 // ErrKeychainTimeout: the keychain did not answer, usually because it is
 // locked and waiting for an unlock prompt.
 var ErrKeychainTimeout = errcode.New(errcode.Unavailable, "the OS keychain did not answer (is it locked?)")
+
+const unlockHint = "unlock the login keyring (log in to the desktop session, or unlock it in Seahorse / Keychain Access), then retry"
+
+// isLockedError recognises the Secret Service's and macOS's ways of saying
+// "locked": go-keyring has no typed error for it.
+func isLockedError(err error) bool {
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "unlock") || strings.Contains(msg, "locked") ||
+		strings.Contains(msg, "user interaction is not allowed") // macOS errSecInteractionNotAllowed
+}
 
 const fileBackendHint = "unlock the keychain (log in to the desktop session), or use the encrypted file backend: `agentsecrets init --backend file`"
 
@@ -65,6 +80,9 @@ func (k *Keychain) call(ctx context.Context, op string, fn func() error) error {
 			return err
 		}
 		// go-keyring errors name the service and account, never the value.
+		if isLockedError(err) {
+			return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainLocked, op, err), unlockHint)
+		}
 		return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainUnavailable, op, err), fileBackendHint)
 	case <-ctx.Done():
 		return errcode.WithHint(fmt.Errorf("%w: keychain %s after %s", ErrKeychainTimeout, op, KeychainTimeout), fileBackendHint)
