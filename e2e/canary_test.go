@@ -55,15 +55,17 @@ type canaryEncoding struct {
 }
 
 // canaryEncodings lists the encodings of c that must never appear. Where two
-// encodings coincide (a value with nothing to escape) the first name is kept.
+// encodings coincide (a value with nothing to escape) they are listed once,
+// under all their names.
 func canaryEncodings(c []byte) []canaryEncoding {
 	var out []canaryEncoding
 	add := func(name string, b []byte) {
 		if len(b) == 0 {
 			return
 		}
-		for _, e := range out {
-			if bytes.Equal(e.data, b) {
+		for i := range out {
+			if bytes.Equal(out[i].data, b) {
+				out[i].name += " = " + name
 				return
 			}
 		}
@@ -167,7 +169,7 @@ func excerpt(data []byte, at, n int) string {
 // assertNoLeak fails the test for every canary that occurs in data in any
 // encoding (or as a fragment of its random part), saying which encoding of
 // which canary leaked where. It reports true when data is clean.
-func assertNoLeak(t *testing.T, where string, data []byte, canaries [][]byte) bool {
+func assertNoLeak(t testing.TB, where string, data []byte, canaries [][]byte) bool {
 	t.Helper()
 	clean := true
 	for i, c := range canaries {
@@ -811,4 +813,66 @@ func runCanary(t *testing.T, backend string) {
 	}
 	// For the file backend, vault.enc is scanned by scanAll like every other
 	// file: it must be ciphertext.
+}
+
+// leakRecorder captures assertNoLeak's reports, to test the detector itself.
+type leakRecorder struct {
+	testing.TB
+	msgs []string
+}
+
+func (r *leakRecorder) Helper() {}
+
+func (r *leakRecorder) Errorf(format string, args ...any) {
+	r.msgs = append(r.msgs, fmt.Sprintf(format, args...))
+}
+
+// TestCanaryDetector proves assertNoLeak finds every encoding and a
+// fragment, and stays quiet on clean data, so a green canary test means
+// something.
+func TestCanaryDetector(t *testing.T) {
+	c := newCanary(t, "detector", "+/=<&>\"\\ é\n\x01")
+	other := newCanary(t, "other", "")
+	canaries := [][]byte{other, c}
+	for _, e := range canaryEncodings(c) {
+		rec := &leakRecorder{TB: t}
+		data := append(append([]byte(`{"message":"prefix `), e.data...), " suffix\"}"...)
+		if assertNoLeak(rec, "test", data, canaries) || len(rec.msgs) == 0 {
+			t.Errorf("%s not detected", e.name)
+			continue
+		}
+		if !strings.Contains(strings.Join(rec.msgs, "\n"), e.name) || !strings.Contains(rec.msgs[0], "canary #1") {
+			t.Errorf("%s reported as %q", e.name, rec.msgs)
+		}
+	}
+	names := map[string]bool{}
+	for _, e := range canaryEncodings(c) {
+		for _, n := range strings.Split(e.name, " = ") {
+			names[n] = true
+		}
+	}
+	if len(names) != 14 {
+		t.Errorf("encodings: %v, want 14 names", names)
+	}
+	rec := &leakRecorder{TB: t}
+	run := randomRun(c)
+	if len(run) != 43 {
+		t.Fatalf("random run %q: want the 43-character random part", run)
+	}
+	if assertNoLeak(rec, "test", append([]byte("truncated: "), run[5:5+fragmentLen+3]...), canaries) || !strings.Contains(rec.msgs[0], "fragment") {
+		t.Errorf("fragment not detected: %q", rec.msgs)
+	}
+	rec = &leakRecorder{TB: t}
+	clean := []byte(randomB64(t, 4096) + " AGSCANARY.detector. " + hex.EncodeToString([]byte(randomB64(t, 64))))
+	if !assertNoLeak(rec, "test", clean, canaries) || len(rec.msgs) > 0 {
+		t.Errorf("false positives: %q", rec.msgs)
+	}
+	// A value quoted by the program and then JSON-encoded is found once decoded.
+	quoted := strconv.Quote(string(c))
+	wire, _ := json.Marshal(map[string]string{"message": "got " + quoted})
+	strs, ok := jsonStrings(wire)
+	rec = &leakRecorder{TB: t}
+	if !ok || assertNoLeak(rec, "test", strs, canaries) {
+		t.Errorf("double-escaped echo not detected after decoding: %s", wire)
+	}
 }

@@ -1,0 +1,264 @@
+package commands
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// field digs a dotted path out of a decoded JSON result.
+func field(t *testing.T, out string, path ...string) any {
+	t.Helper()
+	var v any = decode(t, out)
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("%v is not an object in %s", path, out)
+		}
+		v = m[p]
+	}
+	return v
+}
+
+func TestSetIsIdempotentAndVersions(t *testing.T) {
+	_, run := fileVault(t)
+	steps := []struct {
+		stdin, action string
+		version       float64
+	}{
+		{"first-value\n", "created", 1},
+		{"first-value\n", "unchanged", 1},
+		{"first-value", "unchanged", 1}, // one trailing newline is not part of the value
+		{"second-value\n", "updated", 2},
+	}
+	for _, s := range steps {
+		code, out, _ := run(s.stdin, "secrets", "set", "API_KEY", "--from-stdin")
+		if code != 0 {
+			t.Fatalf("%d %s", code, out)
+		}
+		got := field(t, out, "secrets").([]any)[0].(map[string]any)
+		if got["action"] != s.action || got["version"] != s.version {
+			t.Fatalf("after %q: %v, want %s v%v", s.stdin, got, s.action, s.version)
+		}
+	}
+	code, out, _ := run("", "secrets", "generate", "API_KEY")
+	if code != 6 || errorCode(t, out) != "conflict" {
+		t.Fatalf("generate over an existing secret must need --overwrite: %d %s", code, out)
+	}
+	code, out, _ = run("", "secrets", "generate", "API_KEY", "--overwrite", "--charset", "hex", "--length", "64")
+	if code != 0 || !strings.Contains(out, `"version":3`) {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestBindNeedsApprovalOnlyToWiden(t *testing.T) {
+	root, run := fileVault(t)
+	admin := filepath.Join(root, "admin.pass")
+	wrong := filepath.Join(root, "wrong.pass")
+	if err := os.WriteFile(wrong, []byte("not the passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	run("tok-value-123\n", "secrets", "set", "TOKEN", "--from-stdin")
+	cases := []struct {
+		name string
+		args []string
+		exit int
+		want string // action, or error code
+	}{
+		{"no approval", []string{"api.example.com", "--method", "GET"}, 5, "approval_required"},
+		{"wrong passphrase", []string{"api.example.com", "--method", "GET", "--passphrase-file", wrong}, 4, "denied"},
+		{"approved", []string{"api.example.com", "--method", "GET", "--method", "POST", "--passphrase-file", admin}, 0, "added"},
+		{"same again needs nothing", []string{"api.example.com", "--method", "post", "--method", "GET"}, 0, "unchanged"},
+		{"narrowing needs nothing", []string{"api.example.com", "--method", "GET"}, 0, "updated"},
+		{"new surface widens", []string{"api.example.com", "--method", "GET", "--surface", "query"}, 5, "approval_required"},
+		{"any method widens", []string{"api.example.com"}, 5, "approval_required"},
+		{"another path is a new target", []string{"api.example.com/v2", "--method", "GET"}, 5, "approval_required"},
+		{"bad surface", []string{"api.example.com", "--surface", "cookie"}, 2, "usage"},
+		{"bad target", []string{"https://api.example.com"}, 2, "usage"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, _ := run("", append([]string{"secrets", "bind", "TOKEN"}, c.args...)...)
+			if code != c.exit {
+				t.Fatalf("exit %d, want %d: %s", code, c.exit, out)
+			}
+			if c.exit != 0 {
+				if got := errorCode(t, out); got != c.want {
+					t.Fatalf("code %s, want %s", got, c.want)
+				}
+				return
+			}
+			if got := field(t, out, "action"); got != c.want {
+				t.Fatalf("action %v, want %s: %s", got, c.want, out)
+			}
+		})
+	}
+	code, out, _ := run("", "secrets", "list", "--select", "secrets.0.bindings")
+	if code != 0 || !strings.Contains(out, `"methods":["GET"]`) || strings.Count(out, `"host"`) != 1 {
+		t.Fatalf("bindings: %s", out)
+	}
+	// Unbinding narrows: no approval.
+	if code, out, _ := run("", "secrets", "unbind", "TOKEN", "api.example.com/v9"); code != 3 {
+		t.Fatalf("unbinding a target that is not bound: %d %s", code, out)
+	}
+	if code, out, _ := run("", "secrets", "unbind", "TOKEN", "api.example.com"); code != 0 || len(field(t, out, "removed").([]any)) != 1 {
+		t.Fatalf("%d %s", code, out)
+	}
+	if code, out, _ := run("", "secrets", "unbind", "TOKEN"); code != 0 || len(field(t, out, "removed").([]any)) != 0 {
+		t.Fatalf("unbinding nothing is a no-op: %d %s", code, out)
+	}
+	if code, out, _ := run("", "secrets", "bind", "MISSING", "api.example.com", "--passphrase-file", admin); code != 3 {
+		t.Fatalf("binding an unknown secret: %d %s", code, out)
+	}
+}
+
+func TestAllowlist(t *testing.T) {
+	root, run := fileVault(t)
+	admin := filepath.Join(root, "admin.pass")
+	steps := []struct {
+		args []string
+		exit int
+		want string
+	}{
+		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 5, "approval_required"},
+		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private", "--passphrase-file", admin}, 0, "added"},
+		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 0, "unchanged"},
+		{[]string{"add", "127.0.0.1:8080", "--allow-http"}, 0, "updated"}, // dropping allow-private narrows
+		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 5, "approval_required"},
+		{[]string{"add", "API.Example.com.", "--passphrase-file", admin}, 0, "added"},
+		{[]string{"add", "api.example.com/v1", "--passphrase-file", admin}, 2, "usage"},
+		{[]string{"remove", "api.example.com"}, 0, "removed"},
+		{[]string{"remove", "api.example.com"}, 3, "not_found"},
+	}
+	for _, s := range steps {
+		code, out, _ := run("", append([]string{"workspace", "allowlist"}, s.args...)...)
+		if code != s.exit {
+			t.Fatalf("%v: exit %d, want %d: %s", s.args, code, s.exit, out)
+		}
+		if s.exit != 0 {
+			if got := errorCode(t, out); got != s.want {
+				t.Fatalf("%v: %s, want %s", s.args, got, s.want)
+			}
+			continue
+		}
+		if got := field(t, out, "action"); got != s.want {
+			t.Fatalf("%v: %v, want %s", s.args, got, s.want)
+		}
+	}
+	code, out, _ := run("", "workspace", "allowlist", "list", "--select", "hosts")
+	if code != 0 || !strings.Contains(out, `"host":"127.0.0.1","port":8080,"allow_http":true,"allow_private":false`) {
+		t.Fatalf("%d %s", code, out)
+	}
+}
+
+func TestImportReportsEveryName(t *testing.T) {
+	root, run := fileVault(t)
+	env := "# comment\nexport GOOD='single quoted'\nMULTI=\"line one\nline two\"\nbad-name=x\nEMPTY=\nGOOD2=plain # trailing comment\n"
+	p := filepath.Join(root, "app.env")
+	if err := os.WriteFile(p, []byte(env), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := run("", "secrets", "import", p)
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	results := map[string]string{}
+	for _, r := range field(t, out, "results").([]any) {
+		m := r.(map[string]any)
+		results[m["name"].(string)] = m["action"].(string)
+	}
+	want := map[string]string{"GOOD": "created", "MULTI": "created", "GOOD2": "created", "bad-name": "rejected", "EMPTY": "rejected"}
+	for n, a := range want {
+		if results[n] != a {
+			t.Errorf("%s: %q, want %q (%s)", n, results[n], a, out)
+		}
+	}
+	if field(t, out, "imported") != float64(3) || field(t, out, "rejected") != float64(2) {
+		t.Fatalf("counts: %s", out)
+	}
+	// Re-import: unchanged; --skip-existing: skipped.
+	_, out, _ = run("", "secrets", "import", p)
+	if !strings.Contains(out, `"name":"GOOD","line":2,"version":1,"action":"unchanged"`) {
+		t.Fatalf("re-import: %s", out)
+	}
+	_, out, _ = run("GOOD=changed-now\n", "secrets", "import", "-", "--skip-existing")
+	if !strings.Contains(out, `"action":"skipped"`) {
+		t.Fatalf("--skip-existing: %s", out)
+	}
+	// A syntax error imports nothing.
+	if err := os.WriteFile(p, []byte("NEW=fine\nBROKEN=\"unterminated\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run("", "secrets", "import", p)
+	if code != 2 || errorCode(t, out) != "usage" {
+		t.Fatalf("%d %s", code, out)
+	}
+	_, out, _ = run("", "secrets", "list", "--select", "secrets.#.name")
+	if strings.Contains(out, "NEW") {
+		t.Fatalf("a failed import stored a value: %s", out)
+	}
+}
+
+func TestWorkspacesAndProjects(t *testing.T) {
+	root, run := fileVault(t)
+	expect := func(want int, args ...string) string {
+		t.Helper()
+		code, out, _ := run("", args...)
+		if code != want {
+			t.Fatalf("%v: exit %d, want %d: %s", args, code, want, out)
+		}
+		return out
+	}
+	expect(0, "workspace", "create", "acme")
+	if out := expect(0, "workspace", "create", "acme"); field(t, out, "created") != false {
+		t.Fatalf("creating twice must report created=false: %s", out)
+	}
+	expect(0, "project", "create", "api", "--workspace", "acme")
+	expect(3, "project", "use", "nope", "--workspace", "acme")
+	expect(0, "workspace", "switch", "acme")
+	if out := expect(0, "status"); field(t, out, "workspace") != "acme" || field(t, out, "project") != "default" {
+		t.Fatalf("after switch: %s", out)
+	}
+	expect(0, "project", "use", "api")
+	expect(0, "secrets", "set", "KEY=value-in-acme-api")
+	if out := expect(0, "secrets", "list"); field(t, out, "project") != "api" {
+		t.Fatalf("%s", out)
+	}
+	// Flags select another project without changing the current one.
+	if out := expect(0, "secrets", "list", "--workspace", "default", "--project", "default"); len(field(t, out, "secrets").([]any)) != 0 {
+		t.Fatalf("%s", out)
+	}
+	expect(6, "project", "delete", "api")
+	if out := expect(0, "project", "delete", "api", "--force"); field(t, out, "deleted_secrets") != float64(1) {
+		t.Fatalf("%s", out)
+	}
+	expect(3, "secrets", "list")
+	expect(2, "workspace", "create", "-bad")
+	expect(2, "project", "create", "has space")
+	_ = root
+}
+
+func TestProjectLink(t *testing.T) {
+	root, run := fileVault(t)
+	run("", "project", "create", "linked")
+	code, out, _ := run("", "project", "use", "linked", "--link")
+	if code != 0 {
+		t.Fatalf("%d %s", code, out)
+	}
+	link := filepath.Join(root, ".agentsecrets", "project.json")
+	if field(t, out, "link_file") != link {
+		t.Fatalf("link file: %s", out)
+	}
+	_, out, _ = run("", "status")
+	if field(t, out, "project") != "linked" || field(t, out, "project_source") != "link" {
+		t.Fatalf("%s", out)
+	}
+	if err := os.WriteFile(link, []byte("{not json"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ = run("", "secrets", "list")
+	if code != 2 || !strings.Contains(out, "project.json") {
+		t.Fatalf("a malformed link must be a usage error naming the file: %d %s", code, out)
+	}
+}
