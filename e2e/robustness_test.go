@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sort"
 	"strconv"
@@ -343,7 +344,7 @@ func rbKillLoop(t *testing.T, backend string, iterations, entries, valueBytes in
 	setTime := time.Since(t0)
 	t.Logf("%s backend: import of %d entries %s, set %s", backend, entries, importTime.Round(time.Millisecond), setTime.Round(time.Millisecond))
 
-	killed, finished, tempsSeen := 0, 0, 0
+	killed, finished, maxTemps, caughtWriting := 0, 0, 0, 0
 	for i := range iterations {
 		var args []string
 		var stdin []byte
@@ -363,18 +364,51 @@ func rbKillLoop(t *testing.T, backend string, iterations, entries, valueBytes in
 			args = []string{"secrets", "import", p}
 			d = importTime
 		}
+		// Three ways to pick the moment: anywhere in the run, in its second
+		// half (where the files are written), or the instant a temp file
+		// appears, i.e. certainly between create and rename.
 		var delay time.Duration
-		if i%4 < 2 {
+		watch := i%3 == 2
+		switch {
+		case watch:
+		case i%3 == 0:
 			delay = time.Duration(mrand.Int64N(int64(d) + 1))
-		} else {
+		default:
 			delay = d/2 + time.Duration(mrand.Int64N(int64(d)*6/10+1))
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), rbTimeout)
 		cmd, out, errb := rbCommand(ctx, v.Env(), v.Dir, stdin, args...)
 		must(t, cmd.Start())
-		time.Sleep(delay)
+		exited := make(chan struct{})
+		var err error
+		go func() { err = cmd.Wait(); close(exited) }()
+		if watch {
+			t0 := time.Now()
+		poll:
+			for {
+				select {
+				case <-exited:
+					break poll
+				default:
+				}
+				if len(rbTemps(t, v.Home)) > 0 {
+					caughtWriting++
+					break
+				}
+				if time.Since(t0) > rbTimeout {
+					t.Fatalf("%v: no temp file appeared", args)
+				}
+				runtime.Gosched()
+			}
+			delay = time.Since(t0)
+		} else {
+			select {
+			case <-exited:
+			case <-time.After(delay):
+			}
+		}
 		cmd.Process.Signal(syscall.SIGKILL)
-		err := cmd.Wait()
+		<-exited
 		cancel()
 		var ee *exec.ExitError
 		if errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signaled() {
@@ -384,7 +418,7 @@ func rbKillLoop(t *testing.T, backend string, iterations, entries, valueBytes in
 			rbResult(t, args, err, out, errb).OK(t)
 			finished++
 		}
-		tempsSeen += len(rbTemps(t, v.Home))
+		maxTemps = max(maxTemps, len(rbTemps(t, v.Home)))
 
 		b, err := os.ReadFile(filepath.Join(v.Home, "index.json"))
 		must(t, err)
@@ -398,7 +432,8 @@ func rbKillLoop(t *testing.T, backend string, iterations, entries, valueBytes in
 		}
 		rbSecrets(t, r)
 	}
-	t.Logf("%s backend: %d killed, %d finished first; %d temp files seen after kills", backend, killed, finished, tempsSeen)
+	t.Logf("%s backend: %d killed (%d while a temp file existed), %d finished first; up to %d temp files left at once",
+		backend, killed, caughtWriting, finished, maxTemps)
 	if killed == 0 {
 		t.Errorf("no run was killed; the test did not test anything")
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/filelock"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
@@ -130,7 +131,7 @@ func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, cre
 			}
 		}
 	}()
-	err = withLock(ctx, dirs.LockFile(), func() error {
+	err = filelock.With(ctx, dirs.LockFile(), func() error {
 		if choice.Kind == KindFile {
 			fv, err := createFileVault(dirs.VaultFile(), cfg.VaultID, vaultPass)
 			if err != nil {

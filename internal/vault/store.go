@@ -19,6 +19,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/filelock"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
@@ -137,7 +138,7 @@ var ErrUnchanged = errors.New("unchanged")
 // Update runs fn on the current index under the lock and writes the result
 // atomically. If fn returns an error nothing is written.
 func (s *Store) Update(ctx context.Context, fn func(ix *Index) error) error {
-	return withLock(ctx, s.Dirs.LockFile(), func() error {
+	return filelock.With(ctx, s.Dirs.LockFile(), func() error {
 		removeStaleTemps(s.Dirs.Data)
 		ix, err := s.Index()
 		if err != nil {

@@ -1,13 +1,11 @@
 //go:build unix
 
-package vault
+package filelock
 
 import (
 	"os"
 	"syscall"
 )
-
-const isWindows = false
 
 func tryLock(f *os.File) (bool, error) {
 	err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
@@ -19,11 +17,4 @@ func tryLock(f *os.File) (bool, error) {
 
 func unlock(f *os.File) error {
 	return syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
-}
-
-func syncDir(dir string) {
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
 }

@@ -1,14 +1,12 @@
 //go:build windows
 
-package vault
+package filelock
 
 import (
 	"os"
 
 	"golang.org/x/sys/windows"
 )
-
-const isWindows = true
 
 func tryLock(f *os.File) (bool, error) {
 	ol := new(windows.Overlapped)
@@ -23,6 +21,3 @@ func tryLock(f *os.File) (bool, error) {
 func unlock(f *os.File) error {
 	return windows.UnlockFileEx(windows.Handle(f.Fd()), 0, 1, 0, new(windows.Overlapped))
 }
-
-// Windows has no directory fsync; rename is already durable on NTFS.
-func syncDir(string) {}

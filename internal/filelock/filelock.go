@@ -1,4 +1,7 @@
-package vault
+// Package filelock provides the one cross-process lock agentsecrets uses:
+// an advisory lock held by an open file, so a killed process releases it
+// automatically. The vault index and the audit log both write under it.
+package filelock
 
 import (
 	"context"
@@ -10,21 +13,22 @@ import (
 )
 
 // ErrLocked is returned when another agentsecrets process holds the lock for
-// longer than lockWait.
-var ErrLocked = errcode.New(errcode.Conflict, "the vault is locked by another agentsecrets process")
+// longer than Wait.
+var ErrLocked = errcode.New(errcode.Conflict, "locked by another agentsecrets process")
 
-const lockWait = 30 * time.Second
+// Wait bounds how long With waits for the lock.
+const Wait = 30 * time.Second
 
-// withLock runs fn holding an exclusive advisory lock on path. The lock is
+// With runs fn holding an exclusive advisory lock on path. The lock is
 // held by the open file, so a killed process releases it automatically.
 // Nothing that waits on a human (a passphrase prompt) may run inside fn.
-func withLock(ctx context.Context, path string, fn func() error) error {
+func With(ctx context.Context, path string, fn func() error) error {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return fmt.Errorf("open lock file: %w", err)
 	}
 	defer f.Close()
-	ctx, cancel := context.WithTimeout(ctx, lockWait)
+	ctx, cancel := context.WithTimeout(ctx, Wait)
 	defer cancel()
 	delay := time.Millisecond
 	for {
