@@ -117,7 +117,7 @@ func applyInput(parser *kong.Kong, args []string, env *Env) ([]string, error) {
 }
 
 func inputArgs(node *kong.Node, kctx *kong.Context, args []string, obj map[string]json.RawMessage, fromStdin bool) ([]string, error) {
-	cmd := commandWords(node.FullPath())
+	cmd := commandWords(node.Path())
 	flags := map[string]*kong.Flag{}
 	for _, f := range node.Flags {
 		flags[inputKey(f.Name)] = f
@@ -195,9 +195,16 @@ func inputArgs(node *kong.Node, kctx *kong.Context, args []string, obj map[strin
 
 func inputKey(name string) string { return strings.ReplaceAll(name, "-", "_") }
 
+// printableKey echoes a key only if it is shaped like an input name: a
+// value pasted as a key must not come back in the error.
 func printableKey(k string) string {
-	if len(k) > 40 {
-		return k[:40] + "..."
+	if len(k) == 0 || len(k) > 32 {
+		return fmt.Sprintf("<%d-byte key>", len(k))
+	}
+	for _, c := range k {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return fmt.Sprintf("<%d-byte key>", len(k))
+		}
 	}
 	return k
 }

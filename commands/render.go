@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -195,6 +196,9 @@ func scrubTokens(msg string, args []string, grammar map[string]bool) string {
 		if len(tok) < 4 || grammar[tok] {
 			continue
 		}
+		// kong quotes with %q, so the escaped form must go too.
+		q := strconv.Quote(tok)
+		msg = strings.ReplaceAll(msg, q[1:len(q)-1], "<redacted>")
 		msg = strings.ReplaceAll(msg, tok, "<redacted>")
 	}
 	return msg

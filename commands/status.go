@@ -39,6 +39,7 @@ type StatusResult struct {
 	Initialised   bool           `json:"initialised"`
 	Version       string         `json:"version"`
 	Paths         Paths          `json:"paths"`
+	VaultID       string         `json:"vault_id,omitempty"`
 	Backend       *BackendStatus `json:"backend,omitempty"`
 	Workspace     string         `json:"workspace,omitempty"`
 	Project       string         `json:"project,omitempty"`
@@ -71,6 +72,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 		return nil, err
 	}
 	res.Initialised = true
+	res.VaultID = st.Config.VaultID
 	res.Backend = backendStatus(env, st)
 	ix, err := st.Index()
 	if err != nil {
