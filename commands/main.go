@@ -36,6 +36,9 @@ type CLI struct {
 	Workspace WorkspaceCmd `cmd:"" help:"Manage workspaces and their allowlists."`
 	Project   ProjectCmd   `cmd:"" help:"Manage projects."`
 	Secrets   SecretsCmd   `cmd:"" help:"Store, generate, list, bind and delete secrets (values never come back out)."`
+	Call      CallCmd      `cmd:"" help:"Send an HTTP request with secrets injected by name; print the (redacted) response."`
+	Proxy     ProxyCmd     `cmd:"" help:"The local proxy: start, stop, status, logs."`
+	Audit     AuditCmd     `cmd:"" help:"Verify the audit log."`
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
 }
 

@@ -68,9 +68,8 @@ func findLink(dir string) (*vault.Selection, string, error) {
 	}
 }
 
-// resolve picks the selection; requireProject also demands a project that
-// exists in the index.
-func (s Scope) resolve(env *Env, ix *vault.Index) (Selected, error) {
+// resolve picks the selection, given the user's current one.
+func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
 	if s.Workspace != "" {
 		if err := vault.CheckSpaceName("workspace", s.Workspace); err != nil {
 			return Selected{}, err
@@ -85,7 +84,7 @@ func (s Scope) resolve(env *Env, ix *vault.Index) (Selected, error) {
 	if err != nil {
 		return Selected{}, err
 	}
-	base := Selected{Selection: ix.Current, Source: sourceCurrent}
+	base := Selected{Selection: current, Source: sourceCurrent}
 	if link != nil {
 		base = Selected{Selection: *link, Source: sourceLink, LinkPath: linkPath}
 	}
@@ -110,15 +109,22 @@ func (s Scope) resolve(env *Env, ix *vault.Index) (Selected, error) {
 
 // project resolves the scope and checks the project exists.
 func (s Scope) project(env *Env, ix *vault.Index) (Selected, *vault.Project, error) {
-	sel, err := s.resolve(env, ix)
+	sel, err := s.resolve(env, ix.Current)
 	if err != nil {
 		return sel, nil, err
 	}
-	if sel.Project == "" {
-		return sel, nil, errcode.WithHint(errcode.New(errcode.NotFound, "no project selected"), "run `agentsecrets project use NAME` or pass --project")
+	if err := needProject(sel); err != nil {
+		return sel, nil, err
 	}
 	p, err := ix.Project(sel.Selection)
 	return sel, p, err
+}
+
+func needProject(sel Selected) error {
+	if sel.Project == "" {
+		return errcode.WithHint(errcode.New(errcode.NotFound, "no project selected"), "run `agentsecrets project use NAME` or pass --project")
+	}
+	return nil
 }
 
 // Approval is embedded by commands that widen policy.

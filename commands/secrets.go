@@ -201,23 +201,29 @@ func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix, err := st.Index()
+	// Only the index, and only the selected project of it: listing never
+	// opens the backend, so it works with a locked keychain and costs
+	// little more than starting the process.
+	view, err := st.View()
 	if err != nil {
 		return nil, err
 	}
-	sel, p, err := c.Scope.project(env, ix)
+	sel, err := c.Scope.resolve(env, view.Current())
 	if err != nil {
 		return nil, err
 	}
-	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(p.Secrets))}
-	for _, name := range vault.SortedKeys(p.Secrets) {
-		s := p.Secrets[name]
-		b := s.Bindings
-		if b == nil {
-			b = []policy.Binding{}
-		}
+	if err := needProject(sel); err != nil {
+		return nil, err
+	}
+	secrets, err := view.Project(sel.Selection)
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(secrets))}
+	for _, name := range vault.SortedKeys(secrets) {
+		s := secrets[name]
 		res.Secrets = append(res.Secrets, SecretInfo{Name: name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: b})
+			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: s.Bindings})
 	}
 	return res, nil
 }

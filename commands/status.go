@@ -83,7 +83,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	for _, w := range ix.Workspaces {
 		res.Projects += len(w.Projects)
 	}
-	sel, err := c.Scope.resolve(env, ix)
+	sel, err := c.Scope.resolve(env, ix.Current)
 	if err != nil {
 		return nil, err
 	}

@@ -155,7 +155,7 @@ type WorkspaceFlag struct {
 }
 
 func (f WorkspaceFlag) resolve(env *Env, ix *vault.Index) (string, *vault.Workspace, error) {
-	sel, err := Scope{Workspace: f.Workspace}.resolve(env, ix)
+	sel, err := Scope{Workspace: f.Workspace}.resolve(env, ix.Current)
 	if err != nil {
 		return "", nil, err
 	}

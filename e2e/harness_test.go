@@ -172,7 +172,10 @@ func (r *Result) ErrorCode(t *testing.T, code string, exit int) map[string]any {
 	if e["code"] != code {
 		t.Fatalf("agentsecrets %s: code %v, want %s (%s)", strings.Join(r.Args, " "), e["code"], code, r.Stdout)
 	}
-	if e["message"] == "" || e["hint"] == "" {
+	if msg, _ := e["message"].(string); msg == "" {
+		t.Fatalf("error without message: %s", r.Stdout)
+	}
+	if hint, _ := e["hint"].(string); hint == "" {
 		t.Fatalf("error without message or hint: %s", r.Stdout)
 	}
 	return e

@@ -703,9 +703,9 @@ func TestMissingSecretService(t *testing.T) {
 		before := rbBusProcesses(t)
 		t0 := time.Now()
 		m := rbRun(t, env, root, nil, "init", "--backend", "auto", "--admin-passphrase-file", admin).OK(t).JSON(t)
-		if el := time.Since(t0); el > 3*time.Second {
-			t.Errorf("init --backend auto took %s without a Secret Service", el)
-		}
+		// No time bound here: init derives two Argon2id keys, which is slow
+		// on a busy machine. The reason below proves the bus was never tried.
+		t.Logf("init --backend auto took %s", time.Since(t0).Round(time.Millisecond))
 		if m["created"] != true || m["backend"] != "file" {
 			t.Errorf("init --backend auto: created %v backend %v, want true file", m["created"], m["backend"])
 		}

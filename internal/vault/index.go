@@ -214,10 +214,19 @@ func (ix *Index) Project(sel Selection) (*Project, error) {
 	}
 	p, ok := w.Projects[sel.Project]
 	if !ok {
-		return nil, errcode.WithHint(fmt.Errorf("%w: project %q in workspace %q", ErrNotFound, printable(sel.Project), sel.Workspace),
-			"run `agentsecrets project list` or `agentsecrets project create "+printable(sel.Project)+"`")
+		return nil, ix.projectError(sel)
 	}
 	return p, nil
+}
+
+// projectError is the not_found error for a selection whose workspace or
+// project is missing.
+func (ix *Index) projectError(sel Selection) error {
+	if _, err := ix.Workspace(sel.Workspace); err != nil {
+		return err
+	}
+	return errcode.WithHint(fmt.Errorf("%w: project %q in workspace %q", ErrNotFound, printable(sel.Project), sel.Workspace),
+		"run `agentsecrets project list` or `agentsecrets project create "+printable(sel.Project)+"`")
 }
 
 // Secret returns the named secret's metadata or a not_found error.

@@ -1,0 +1,234 @@
+package commands
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+)
+
+// CallCmd sends one HTTP request with secrets injected by name. The value
+// goes to the upstream only; the result holds the response, redacted.
+type CallCmd struct {
+	URL           string   `name:"url" required:"" placeholder:"URL" help:"Target URL (https://; http:// only for hosts allowlisted with --allow-http)." json:"url"`
+	Method        string   `short:"X" placeholder:"METHOD" help:"HTTP method (default GET, or POST when a body is given)." json:"method,omitempty"`
+	RequestHeader []string `name:"request-header" short:"H" placeholder:"'Name: value'" sep:"none" help:"Plain, non-secret request header in curl's form (repeatable)." json:"request_header,omitempty"`
+	Data          string   `short:"d" placeholder:"BODY" help:"Request body." json:"data,omitempty"`
+	DataFile      string   `placeholder:"PATH" help:"Read the request body from a file, or - for stdin." json:"data_file,omitempty"`
+	Bearer        string   `placeholder:"NAME" help:"Secret sent as Authorization: Bearer." json:"bearer,omitempty"`
+	Basic         string   `placeholder:"NAME" help:"Secret holding user:password, sent as Authorization: Basic." json:"basic,omitempty"`
+	Header        []string `placeholder:"Header=NAME" sep:"none" help:"Secret sent in a header (repeatable)." json:"header,omitempty"`
+	Query         []string `placeholder:"param=NAME" sep:"none" help:"Secret sent as a query parameter, name kept exactly (repeatable)." json:"query,omitempty"`
+	BodyField     []string `placeholder:"path=NAME" sep:"none" help:"Secret set at a dotted path of a JSON body, arrays by index (repeatable)." json:"body_field,omitempty"`
+	FormField     []string `placeholder:"field=NAME" sep:"none" help:"Secret set as a form field, name kept exactly (repeatable)." json:"form_field,omitempty"`
+	Timeout       string   `default:"30s" placeholder:"DURATION" help:"Give up after this long (e.g. 10s, 2m)." json:"timeout,omitempty"`
+	MaxResponse   int64    `default:"268435456" placeholder:"BYTES" help:"Largest response body accepted, after decompression." json:"max_response,omitempty"`
+	Fail          bool     `help:"Exit non-zero (code upstream) when the upstream answers HTTP 400 or more." json:"fail,omitempty"`
+	Scope
+}
+
+// CallResult is the upstream's answer, with every echo of an injected value
+// replaced.
+type CallResult struct {
+	Status int `json:"status"`
+	// Headers are lower-case names; repeated headers are joined with ", ".
+	Headers map[string]string `json:"headers"`
+	// Body is parsed JSON when the response is JSON, a string when it is
+	// text, and base64 when it is binary (see body_encoding).
+	Body         any     `json:"body"`
+	BodyEncoding string  `json:"body_encoding" jsonschema:"enum=json,enum=text,enum=base64,enum=empty"`
+	Redacted     bool    `json:"redacted"`
+	DurationMS   float64 `json:"duration_ms"`
+	AuditID      string  `json:"audit_id"`
+	Notes
+}
+
+// parsePairs reads repeated "field=NAME" flags.
+func parsePairs(style, flag string, pairs []string) ([]broker.Injection, error) {
+	var out []broker.Injection
+	for _, p := range pairs {
+		field, name, ok := strings.Cut(p, "=")
+		if !ok || field == "" || name == "" {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--%s wants FIELD=SECRET_NAME", flag),
+				"the right-hand side is a secret's name, e.g. --"+flag+" api_key=STRIPE_KEY")
+		}
+		out = append(out, broker.Injection{Style: style, Field: field, Secret: name})
+	}
+	return out, nil
+}
+
+func (c *CallCmd) injections() ([]broker.Injection, error) {
+	var ins []broker.Injection
+	if c.Bearer != "" {
+		ins = append(ins, broker.Injection{Style: broker.StyleBearer, Secret: c.Bearer})
+	}
+	if c.Basic != "" {
+		ins = append(ins, broker.Injection{Style: broker.StyleBasic, Secret: c.Basic})
+	}
+	for _, g := range []struct {
+		style, flag string
+		pairs       []string
+	}{
+		{broker.StyleHeader, "header", c.Header},
+		{broker.StyleQuery, "query", c.Query},
+		{broker.StyleBody, "body-field", c.BodyField},
+		{broker.StyleForm, "form-field", c.FormField},
+	} {
+		more, err := parsePairs(g.style, g.flag, g.pairs)
+		if err != nil {
+			return nil, err
+		}
+		ins = append(ins, more...)
+	}
+	return ins, nil
+}
+
+// plainHeaders parses curl-style -H 'Name: value' flags.
+func plainHeaders(hs []string) (http.Header, error) {
+	h := http.Header{}
+	for _, line := range hs {
+		name, value, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "-H wants 'Name: value'"),
+				"to send a secret in a header use --header Name=SECRET_NAME")
+		}
+		h.Add(name, strings.TrimSpace(value))
+	}
+	return h, nil
+}
+
+func (c *CallCmd) body(env *Env) ([]byte, error) {
+	if c.Data != "" && c.DataFile != "" {
+		return nil, errcode.New(errcode.Usage, "give --data or --data-file, not both")
+	}
+	if c.DataFile == "" {
+		return []byte(c.Data), nil
+	}
+	var r io.Reader = env.IO.In
+	if c.DataFile != "-" {
+		f, err := os.Open(c.DataFile)
+		if err != nil {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --data-file: %w", err), "pass a readable file, or - for stdin")
+		}
+		defer f.Close()
+		r = f
+	}
+	b, err := io.ReadAll(io.LimitReader(r, broker.MaxRequestBody+1))
+	if err != nil {
+		return nil, fmt.Errorf("read --data-file: %w", err)
+	}
+	return b, nil
+}
+
+func (c *CallCmd) Run(env *Env) (*CallResult, error) {
+	start := env.Now()
+	timeout, err := time.ParseDuration(c.Timeout)
+	if err != nil || timeout <= 0 {
+		return nil, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", c.Timeout)
+	}
+	ins, err := c.injections()
+	if err != nil {
+		return nil, err
+	}
+	header, err := plainHeaders(c.RequestHeader)
+	if err != nil {
+		return nil, err
+	}
+	body, err := c.body(env)
+	if err != nil {
+		return nil, err
+	}
+	method := c.Method
+	if method == "" {
+		method = http.MethodGet
+		if len(body) > 0 || hasBodyInjection(ins) {
+			method = http.MethodPost
+		}
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
+	resp, err := b.Do(env.ctx(), &broker.Request{FrontEnd: "call", Selection: sel.Selection, Method: method, URL: c.URL,
+		Header: header, Body: body, Injections: ins, Timeout: timeout})
+	if err != nil {
+		return nil, err
+	}
+	data, readErr := io.ReadAll(resp.Body)
+	resp.Close(readErr)
+	if readErr != nil {
+		return nil, readErr
+	}
+	res := &CallResult{Status: resp.Status, Headers: flattenHeaders(resp.Header), Redacted: resp.Redacted(), AuditID: resp.AuditID,
+		DurationMS: float64(env.Now().Sub(start).Microseconds()) / 1000}
+	res.Body, res.BodyEncoding = decodeBody(resp.Header.Get("Content-Type"), data)
+	for _, n := range resp.Notes {
+		res.warn("%s", n)
+	}
+	if res.Redacted {
+		res.warn("the response echoed an injected secret; every echo was replaced with %s", broker.Marker)
+	}
+	if c.Fail && resp.Status >= 400 {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Upstream, "upstream answered HTTP %d", resp.Status), "drop --fail to see the response")
+	}
+	return res, nil
+}
+
+func hasBodyInjection(ins []broker.Injection) bool {
+	for _, in := range ins {
+		if in.Style == broker.StyleBody || in.Style == broker.StyleForm {
+			return true
+		}
+	}
+	return false
+}
+
+func flattenHeaders(h http.Header) map[string]string {
+	out := make(map[string]string, len(h))
+	keys := make([]string, 0, len(h))
+	for k := range h {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		out[strings.ToLower(k)] = strings.Join(h[k], ", ")
+	}
+	return out
+}
+
+// decodeBody presents a body the way an agent can use it: JSON inline,
+// text as a string, anything else as base64.
+func decodeBody(contentType string, data []byte) (any, string) {
+	if len(data) == 0 {
+		return "", "empty"
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if (mt == "application/json" || strings.HasSuffix(mt, "+json") || mt == "") && json.Valid(data) {
+		return json.RawMessage(data), "json"
+	}
+	if utf8.Valid(data) && !strings.ContainsRune(string(data), 0) {
+		return string(data), "text"
+	}
+	return base64.StdEncoding.EncodeToString(data), "base64"
+}

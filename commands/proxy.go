@@ -1,0 +1,377 @@
+package commands
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/proxy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// ProxyCmd groups the local proxy commands.
+type ProxyCmd struct {
+	Start  ProxyStartCmd  `cmd:"" help:"Run the local proxy on 127.0.0.1 (foreground, or --background)."`
+	Stop   ProxyStopCmd   `cmd:"" help:"Stop a background proxy."`
+	Status ProxyStatusCmd `cmd:"" help:"Check whether the proxy is running and answering."`
+	Logs   ProxyLogsCmd   `cmd:"" help:"Show audit records (names, hosts, decisions — never values)."`
+}
+
+// DefaultProxyPort is the original AgentSecrets port.
+const DefaultProxyPort = 8765
+
+// proxyState is written next to the audit log while a proxy runs.
+type proxyState struct {
+	PID       int       `json:"pid"`
+	Address   string    `json:"address"`
+	TokenFile string    `json:"token_file"`
+	StartedAt time.Time `json:"started_at"`
+	Workspace string    `json:"workspace"`
+	Project   string    `json:"project"`
+}
+
+func statePath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.json") }
+func tokenPath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.token") }
+
+type ProxyStartCmd struct {
+	Port        int    `default:"8765" help:"Port on 127.0.0.1 (0 picks a free one; status shows it)." json:"port,omitempty"`
+	Background  bool   `help:"Detach, write a pid file, and return once the proxy answers." json:"background,omitempty"`
+	MaxResponse int64  `default:"268435456" placeholder:"BYTES" help:"Largest response body passed through, after decompression." json:"max_response,omitempty"`
+	Timeout     string `default:"30s" placeholder:"DURATION" help:"Per-request upstream timeout." json:"timeout,omitempty"`
+	Scope
+}
+
+// ProxyStatusResult describes a proxy.
+type ProxyStatusResult struct {
+	Running   bool      `json:"running"`
+	Address   string    `json:"address"`
+	TokenFile string    `json:"token_file"`
+	PID       int       `json:"pid,omitempty"`
+	StartedAt time.Time `json:"started_at,omitzero"`
+	Workspace string    `json:"workspace,omitempty"`
+	Project   string    `json:"project,omitempty"`
+	Notes
+}
+
+func (r *ProxyStatusResult) WriteText(w io.Writer) error {
+	if !r.Running {
+		fmt.Fprintln(w, "proxy: not running (start it with `agentsecrets proxy start --background`)")
+		return nil
+	}
+	fmt.Fprintf(w, "proxy: running at http://%s (pid %d) for %s/%s\ntoken: %s\n", r.Address, r.PID, r.Workspace, r.Project, r.TokenFile)
+	return nil
+}
+
+func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
+	if c.Port < 0 || c.Port > 65535 {
+		return nil, errcode.Errorf(errcode.Usage, "--port must be 0-65535 (0 picks a free port)")
+	}
+	timeout, err := time.ParseDuration(c.Timeout)
+	if err != nil || timeout <= 0 {
+		return nil, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", c.Timeout)
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	if running, _ := probeProxy(st); running != nil && running.Running {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "a proxy is already running at %s", running.Address), "run `agentsecrets proxy stop` first")
+	}
+	if c.Background {
+		return c.background(env, st)
+	}
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "listen on %s: %v", addr, err), "choose another --port")
+	}
+	token, err := crypto.Random(32)
+	if err != nil {
+		return nil, err
+	}
+	tokenHex := hex.EncodeToString(token)
+	if err := st.Dirs.Ensure(); err != nil {
+		return nil, err
+	}
+	if err := writePrivate(tokenPath(st), []byte(tokenHex+"\n")); err != nil {
+		return nil, err
+	}
+	state := proxyState{PID: os.Getpid(), Address: ln.Addr().String(), TokenFile: tokenPath(st), StartedAt: env.Now().UTC(),
+		Workspace: sel.Workspace, Project: sel.Project}
+	b, _ := json.MarshalIndent(state, "", "  ")
+	if err := writePrivate(statePath(st), b); err != nil {
+		return nil, err
+	}
+	defer os.Remove(statePath(st))
+	defer os.Remove(tokenPath(st))
+
+	brk := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Timeout: timeout})
+	srv := &http.Server{
+		Handler:           (&proxy.Server{Broker: brk, Token: tokenHex, Selection: sel.Selection, Version: Version}).Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       2 * time.Minute,
+		// No WriteTimeout: a server-sent event stream may rightly last
+		// longer than any fixed bound; the broker's timeout covers stalls.
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 1 << 20,
+	}
+	fmt.Fprintf(env.IO.Err, "agentsecrets proxy listening on http://%s (token in %s); Ctrl-C stops it\n", state.Address, state.TokenFile)
+	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return nil, errcode.Errorf(errcode.Internal, "proxy stopped: %v", err)
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	srv.Shutdown(shutdown)
+	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
+		Workspace: sel.Workspace, Project: sel.Project}, nil
+}
+
+// background re-runs this binary as a detached `proxy start` and waits
+// until it answers.
+func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"proxy", "start", "--port", strconv.Itoa(c.Port), "--timeout", c.Timeout,
+		"--max-response", strconv.FormatInt(c.MaxResponse, 10)}
+	if c.Workspace != "" {
+		args = append(args, "--workspace", c.Workspace)
+	}
+	if c.Project != "" {
+		args = append(args, "--project", c.Project)
+	}
+	if err := st.Dirs.Ensure(); err != nil {
+		return nil, err
+	}
+	logPath := filepath.Join(st.Dirs.State, "proxy.log")
+	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, err
+	}
+	defer logf.Close()
+	cmd := exec.Command(self, args...)
+	cmd.Dir = env.Cwd
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = detached()
+	if err := cmd.Start(); err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "start the proxy: %v", err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-exited:
+			return nil, errcode.WithHint(errcode.New(errcode.Unavailable, "the proxy exited at start"), "see "+logPath)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if res, _ := probeProxy(st); res != nil && res.Running && res.PID == cmd.Process.Pid {
+			cmd.Process.Release()
+			return res, nil
+		}
+	}
+	cmd.Process.Kill()
+	return nil, errcode.WithHint(errcode.New(errcode.Timeout, "the proxy did not answer within 10s"), "see "+logPath)
+}
+
+func writePrivate(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// probeProxy reads the state file and asks the proxy for /health.
+func probeProxy(st *vault.Store) (*ProxyStatusResult, error) {
+	b, err := os.ReadFile(statePath(st))
+	if err != nil {
+		return &ProxyStatusResult{TokenFile: tokenPath(st), Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultProxyPort))}, nil
+	}
+	var s proxyState
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "proxy state file is corrupt")
+	}
+	res := &ProxyStatusResult{Address: s.Address, TokenFile: s.TokenFile, PID: s.PID, StartedAt: s.StartedAt, Workspace: s.Workspace, Project: s.Project}
+	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{Proxy: nil}}
+	resp, err := client.Get("http://" + s.Address + "/health")
+	if err != nil {
+		res.warn("a proxy state file exists but nothing answers at %s; it was not stopped cleanly", s.Address)
+		return res, nil
+	}
+	resp.Body.Close()
+	res.Running = resp.StatusCode == http.StatusOK
+	return res, nil
+}
+
+type ProxyStopCmd struct{}
+
+// ProxyStopResult reports what stop did.
+type ProxyStopResult struct {
+	Stopped    bool `json:"stopped"`
+	WasRunning bool `json:"was_running"`
+	PID        int  `json:"pid,omitempty"`
+}
+
+func (c *ProxyStopCmd) Run(env *Env) (*ProxyStopResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res, err := probeProxy(st)
+	if err != nil {
+		return nil, err
+	}
+	if res.PID == 0 {
+		return &ProxyStopResult{}, nil
+	}
+	out := &ProxyStopResult{WasRunning: res.Running, PID: res.PID}
+	p, err := os.FindProcess(res.PID)
+	if err == nil && res.Running {
+		if err := terminate(p); err != nil {
+			return nil, errcode.Errorf(errcode.Internal, "stop proxy pid %d: %v", res.PID, err)
+		}
+		for i := 0; i < 100; i++ {
+			if r, _ := probeProxy(st); r == nil || !r.Running {
+				out.Stopped = true
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if !out.Stopped {
+			return nil, errcode.Errorf(errcode.Timeout, "proxy pid %d did not stop within 10s", res.PID)
+		}
+	}
+	// A proxy that died without cleaning up leaves its files behind.
+	os.Remove(statePath(st))
+	os.Remove(tokenPath(st))
+	return out, nil
+}
+
+type ProxyStatusCmd struct{}
+
+func (c *ProxyStatusCmd) Run(env *Env) (*ProxyStatusResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	return probeProxy(st)
+}
+
+type ProxyLogsCmd struct {
+	Last     int    `default:"50" help:"Show only the last N matching records (0: all)." json:"last,omitempty"`
+	Secret   string `placeholder:"NAME" help:"Only records that used this secret." json:"secret,omitempty"`
+	Host     string `placeholder:"HOST" help:"Only records for this host." json:"host,omitempty"`
+	Decision string `enum:",allowed,blocked,redacted,error" default:"" help:"Only this decision: allowed, blocked, redacted or error." json:"decision,omitempty"`
+	Since    string `placeholder:"TIME" help:"Only records at or after this time (RFC 3339, or a duration like 1h meaning that long ago)." json:"since,omitempty"`
+}
+
+// ProxyLogsResult holds audit records, oldest first.
+type ProxyLogsResult struct {
+	Records []audit.Record `json:"records"`
+}
+
+func (c *ProxyLogsCmd) Run(env *Env) (*ProxyLogsResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	f := audit.Filter{Last: c.Last, Secret: c.Secret, Host: c.Host, Decision: c.Decision}
+	if c.Since != "" {
+		if d, err := time.ParseDuration(c.Since); err == nil {
+			f.Since = env.Now().Add(-d)
+		} else if t, err := time.Parse(time.RFC3339, c.Since); err == nil {
+			f.Since = t
+		} else {
+			return nil, errcode.Errorf(errcode.Usage, "--since %q is neither RFC 3339 nor a duration", c.Since)
+		}
+	}
+	recs, err := audit.Open(st.Dirs.State, audit.Options{}).Read(f)
+	if err != nil {
+		return nil, err
+	}
+	if recs == nil {
+		recs = []audit.Record{}
+	}
+	return &ProxyLogsResult{Records: recs}, nil
+}
+
+func (r *ProxyLogsResult) WriteText(w io.Writer) error {
+	if len(r.Records) == 0 {
+		fmt.Fprintln(w, "no audit records")
+		return nil
+	}
+	for _, rec := range r.Records {
+		reason := ""
+		if rec.Reason != "" {
+			reason = " (" + rec.Reason + ")"
+		}
+		fmt.Fprintf(w, "%s  %-8s %-5s %-6s %s%s %v %d %.1fms%s\n", rec.Time.Format(time.RFC3339), rec.Decision, rec.FrontEnd,
+			rec.Method, rec.Host, rec.Path, rec.Secrets, rec.Status, rec.DurationMS, reason)
+	}
+	return nil
+}
+
+// AuditCmd groups audit commands.
+type AuditCmd struct {
+	Verify AuditVerifyCmd `cmd:"" help:"Check the audit log's hash chain across rotated files."`
+}
+
+type AuditVerifyCmd struct{}
+
+// AuditVerifyResult is the chain check. OK false names the first problem.
+type AuditVerifyResult struct {
+	audit.Verification
+}
+
+func (c *AuditVerifyCmd) Run(env *Env) (*AuditVerifyResult, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	v, err := audit.Open(st.Dirs.State, audit.Options{}).Verify()
+	if err != nil {
+		return nil, err
+	}
+	return &AuditVerifyResult{*v}, nil
+}
+
+func (r *AuditVerifyResult) WriteText(w io.Writer) error {
+	if r.OK {
+		fmt.Fprintf(w, "audit log intact: %d records in %d files\n", r.Records, len(r.Files))
+		return nil
+	}
+	p := r.Problem
+	fmt.Fprintf(w, "audit log BROKEN: %s at %s line %d: %s\n", p.Kind, p.File, p.Line, p.Detail)
+	return nil
+}

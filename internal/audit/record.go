@@ -1,0 +1,248 @@
+package audit
+
+import (
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+)
+
+// Record is one broker decision. It has no field that can hold a secret
+// value: names, styles, host and path only; never header values, query
+// strings or bodies. TestRecordHoldsNoValue keeps it that way.
+type Record struct {
+	ID       string    `json:"id"`        // random 16-byte hex, set by Append if empty
+	Time     time.Time `json:"time"`      // UTC, set by Append if zero
+	FrontEnd string    `json:"front_end"` // call | proxy | mcp
+	Method   string    `json:"method,omitempty"`
+	Host     string    `json:"host,omitempty"` // host[:port], never userinfo
+	// Path is the URL path the client asked for, before any injection;
+	// never the query or fragment (the query style injects there).
+	Path       string   `json:"path,omitempty"`
+	Secrets    []string `json:"secrets"`          // secret NAMES
+	Styles     []string `json:"styles"`           // bearer, basic, header, query, body, form
+	Status     int      `json:"status,omitempty"` // upstream HTTP status
+	DurationMS float64  `json:"duration_ms"`
+	Decision   string   `json:"decision"`         // allowed | blocked | redacted | error
+	Reason     string   `json:"reason,omitempty"` // e.g. credential_echo, not_allowlisted, not_bound, ssrf_private_address, upstream_timeout
+	Code       string   `json:"code,omitempty"`   // errcode code for blocked/error
+	// Prev is the hex SHA-256 of the previous line's bytes (without its
+	// newline); "" only for the very first record. Append sets it.
+	Prev string `json:"prev"`
+}
+
+// Decisions.
+const (
+	DecisionAllowed  = "allowed"
+	DecisionBlocked  = "blocked"
+	DecisionRedacted = "redacted"
+	DecisionError    = "error"
+)
+
+// Front ends.
+const (
+	FrontEndCall  = "call"
+	FrontEndProxy = "proxy"
+	FrontEndMCP   = "mcp"
+)
+
+// Injection styles, as the broker names them.
+const (
+	StyleBearer = "bearer"
+	StyleBasic  = "basic"
+	StyleHeader = "header"
+	StyleQuery  = "query"
+	StyleBody   = "body"
+	StyleForm   = "form"
+)
+
+// Invalid replaces a field Append was given outside its syntax (a secret
+// name that is not a name, a method that is not a token, ...). It cannot be
+// mistaken for a real name, and it keeps whatever was there out of the log.
+const Invalid = "(invalid)"
+
+// maxPath bounds the stored path; longer paths are cut (at a rune boundary).
+const maxPath = 2048
+
+// ErrInvalidRecord means the broker handed Append a record without a known
+// front end or decision: a bug, since both come from code, not from input.
+var ErrInvalidRecord = errcode.New(errcode.Internal, "invalid audit record")
+
+var (
+	decisions = []string{DecisionAllowed, DecisionBlocked, DecisionRedacted, DecisionError}
+	frontEnds = []string{FrontEndCall, FrontEndProxy, FrontEndMCP}
+	styles    = []string{StyleBearer, StyleBasic, StyleHeader, StyleQuery, StyleBody, StyleForm}
+)
+
+// normalise fills the fields Append owns and brings every other field into
+// its syntax. Only a missing front end or decision is an error: everything
+// else may come from a malformed request, which must still be audited.
+func (r *Record) normalise(now func() time.Time) error {
+	if !slices.Contains(frontEnds, r.FrontEnd) {
+		return fmt.Errorf("%w: front end must be one of %s", ErrInvalidRecord, strings.Join(frontEnds, ", "))
+	}
+	if !slices.Contains(decisions, r.Decision) {
+		return fmt.Errorf("%w: decision must be one of %s", ErrInvalidRecord, strings.Join(decisions, ", "))
+	}
+	if !validID(r.ID) {
+		r.ID = newID()
+	}
+	if r.Time.IsZero() {
+		r.Time = now()
+	}
+	r.Time = r.Time.UTC()
+	if y := r.Time.Year(); y < 1 || y > 9999 { // outside what RFC 3339 (and json) can encode
+		r.Time = now().UTC()
+	}
+	if r.Method != "" && !validMethod(r.Method) {
+		r.Method = Invalid
+	}
+	r.Host = cleanHost(r.Host)
+	r.Path = cleanPath(r.Path)
+	r.Secrets = cleanList(r.Secrets, validSecretName)
+	r.Styles = cleanList(r.Styles, func(s string) bool { return slices.Contains(styles, s) })
+	if r.Status < 0 || r.Status > 999 {
+		r.Status = 0
+	}
+	if math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) || r.DurationMS < 0 {
+		r.DurationMS = 0 // json cannot encode NaN or ±Inf
+	}
+	if r.Reason != "" && !validToken(r.Reason) {
+		r.Reason = Invalid
+	}
+	if r.Code != "" && !slices.Contains(errcode.Codes(), r.Code) {
+		r.Code = Invalid
+	}
+	r.Prev = ""
+	return nil
+}
+
+// cleanList copies list with every element outside the syntax replaced by
+// Invalid, and never returns nil, so the JSON reads [] rather than null.
+func cleanList(list []string, valid func(string) bool) []string {
+	out := make([]string, len(list))
+	for i, s := range list {
+		if valid(s) {
+			out[i] = s
+		} else {
+			out[i] = Invalid
+		}
+	}
+	return out
+}
+
+// cleanHost keeps host[:port]: userinfo (user:password@) is dropped, and
+// anything that is not a plain host name or address becomes Invalid.
+func cleanHost(h string) string {
+	if i := strings.LastIndexByte(h, '@'); i >= 0 {
+		h = h[i+1:]
+	}
+	if h == "" {
+		return ""
+	}
+	if len(h) > 300 {
+		return Invalid
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(isAlnum(c) || strings.IndexByte(".-_:[]%", c) >= 0) {
+			return Invalid
+		}
+	}
+	return h
+}
+
+// cleanPath drops a query or fragment the caller passed by mistake and
+// bounds the length; the path itself is the client's own, pre-injection.
+func cleanPath(p string) string {
+	if i := strings.IndexAny(p, "?#"); i >= 0 {
+		p = p[:i]
+	}
+	if len(p) > maxPath {
+		cut := maxPath
+		for cut > 0 && !utf8.RuneStart(p[cut]) {
+			cut--
+		}
+		p = p[:cut]
+	}
+	return strings.ToValidUTF8(p, "\uFFFD")
+}
+
+// validSecretName is vault's name syntax: a letter or '_' followed by up to
+// 127 letters, digits or '_'.
+func validSecretName(s string) bool {
+	if len(s) == 0 || len(s) > 128 || !(isLetter(s[0]) || s[0] == '_') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !(isAlnum(s[i]) || s[i] == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validID accepts what the broker generates (hex) and similar short ids;
+// Verify quotes ids in its details, so they must stay harmless.
+func validID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !(isAlnum(s[i]) || s[i] == '-' || s[i] == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// validMethod accepts an RFC 9110 token of at most 32 bytes.
+func validMethod(s string) bool {
+	if len(s) > 32 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && strings.IndexByte("!#$%&'*+-.^_`|~", s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validToken accepts snake_case reasons such as not_allowlisted.
+func validToken(s string) bool {
+	if len(s) == 0 || len(s) > 64 || !(s[0] >= 'a' && s[0] <= 'z') {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || isDigit(c) || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// hostMatches reports whether a record's host matches a filter: exactly
+// (case-insensitively), or by name when the record carries a port and the
+// filter does not.
+func hostMatches(recordHost, filter string) bool {
+	if strings.EqualFold(recordHost, filter) {
+		return true
+	}
+	name, _, err := net.SplitHostPort(recordHost)
+	if err != nil {
+		return false
+	}
+	filter = strings.TrimSuffix(strings.TrimPrefix(filter, "["), "]")
+	return strings.EqualFold(name, filter)
+}
+
+func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
+func isAlnum(c byte) bool  { return isLetter(c) || isDigit(c) }

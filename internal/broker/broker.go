@@ -1,0 +1,542 @@
+// Package broker is the one engine behind `call`, the proxy and MCP: it
+// checks policy, resolves secret values, injects them into an outbound
+// request, sends it through the SSRF guard, streams the response back
+// through the redactor, and writes one audit record per decision.
+//
+// It is the only code that holds secret values, and it holds them in memory
+// read once per process: a value is re-read only when its version in the
+// index changes, so `secrets set` takes effect without a restart.
+//
+// Stages, in the order of httputil.ReverseProxy: Decide (policy, names
+// only) → Resolve (values) → Rewrite (a new outbound request; the client's
+// is never modified) → Send (guarded dial, same-origin redirects with the
+// policy re-checked per hop) → Respond (hop-by-hop stripped, encodings
+// decoded, headers and body redacted) → Audit.
+package broker
+
+import (
+	"compress/flate"
+	"compress/gzip"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// Defaults for Config fields left zero.
+const (
+	DefaultTimeout     = 30 * time.Second
+	DefaultMaxResponse = 256 << 20
+	MaxRequestBody     = 10 << 20
+	maxRedirects       = 10
+)
+
+// Config are the broker's dependencies. The zero value of every optional
+// field works.
+type Config struct {
+	Store *vault.Store
+	Audit *audit.Log
+	// Transport sends requests; nil means a shared transport dialling
+	// through Guard.
+	Transport http.RoundTripper
+	Guard     *Guard
+	// MaxResponse caps the decoded response body in bytes.
+	MaxResponse int64
+	Timeout     time.Duration
+	Now         func() time.Time
+}
+
+// Broker is safe for concurrent use.
+type Broker struct {
+	cfg    Config
+	client *http.Client
+
+	mu     sync.Mutex
+	index  *vault.Index
+	ixInfo os.FileInfo
+	values map[string]cachedValue
+}
+
+type cachedValue struct {
+	version     int
+	fingerprint string
+	value       []byte
+}
+
+// New builds a broker.
+func New(cfg Config) *Broker {
+	if cfg.Guard == nil {
+		cfg.Guard = &Guard{}
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(cfg.Guard)
+	}
+	if cfg.MaxResponse <= 0 {
+		cfg.MaxResponse = DefaultMaxResponse
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Broker{
+		cfg: cfg,
+		client: &http.Client{
+			Transport: cfg.Transport,
+			// Redirects are followed by Do, which re-checks policy per hop.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		values: map[string]cachedValue{},
+	}
+}
+
+// NewTransport is the shared upstream transport: guarded dials, no
+// environment proxy (a proxy would see injected values), no automatic
+// decompression (the broker decodes so that it can scan).
+func NewTransport(g *Guard) *http.Transport {
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           g.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// Response is an upstream response on its way back to the client. Its
+// headers are already redacted; its body redacts as it is read. Close must
+// be called: it finishes the audit record.
+type Response struct {
+	Status  int
+	Header  http.Header
+	Body    io.Reader
+	AuditID string
+	// Notes tell the client about things the broker chose not to do (a
+	// redirect to another origin it did not follow).
+	Notes []string
+
+	upstream       io.Closer
+	body           *RedactReader
+	headerRedacted bool
+	finish         func(err error)
+	once           sync.Once
+}
+
+// Redacted reports whether any echo of an injected value was replaced, in
+// the headers or in the body read so far.
+func (r *Response) Redacted() bool {
+	return r.headerRedacted || r.body != nil && r.body.Redacted()
+}
+
+// Close releases the upstream connection and writes the audit record.
+// readErr is the error that ended reading the body, if any.
+func (r *Response) Close(readErr error) {
+	r.once.Do(func() {
+		if r.upstream != nil {
+			r.upstream.Close()
+		}
+		r.finish(readErr)
+	})
+}
+
+// Do sends one request on behalf of a front end.
+func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err error) {
+	start := b.cfg.Now()
+	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method,
+		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
+	var redactor *Redactor
+	// Every failure is audited with the code the client gets.
+	defer func() {
+		if err != nil {
+			if redactor != nil {
+				err = redactError(err, redactor)
+			}
+			b.audit(ctx, rec, start, err, false)
+		}
+	}()
+
+	t, err := req.validate()
+	if err != nil {
+		return nil, err
+	}
+	rec.Method, rec.Host, rec.Path = req.Method, t.hostport(), t.url.Path
+	if len(req.Body) > MaxRequestBody {
+		return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", MaxRequestBody>>20)
+	}
+
+	ix, err := b.currentIndex()
+	if err != nil {
+		return nil, err
+	}
+	ws, err := ix.Workspace(req.Selection.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	proj, err := ix.Project(req.Selection)
+	if err != nil {
+		return nil, err
+	}
+	for _, in := range req.Injections {
+		if _, err := ix.Secret(req.Selection, in.Secret); err != nil {
+			return nil, errcode.WithHint(err, "run `agentsecrets secrets list`, or store it: `agentsecrets secrets set "+in.Secret+"`")
+		}
+	}
+	bindings := func(name string) []policy.Binding { return proj.Secrets[name].Bindings }
+	uses := make([]policy.Use, 0, len(req.Injections))
+	for _, in := range req.Injections {
+		uses = append(uses, policy.Use{Secret: in.Secret, Surface: in.Surface()})
+	}
+	decide := func(t target, method string) (policy.Decision, error) {
+		return policy.Check(ws.Allowlist, bindings, policy.Request{Scheme: t.url.Scheme, Host: t.host, Port: t.port,
+			Path: t.url.Path, Method: method, Uses: uses})
+	}
+	decision, err := decide(t, req.Method)
+	if err != nil {
+		return nil, err
+	}
+
+	values, err := b.resolve(ctx, req.Selection, proj, req.Injections)
+	if err != nil {
+		return nil, err
+	}
+	all := make([][]byte, 0, len(values))
+	for _, v := range values {
+		all = append(all, v)
+	}
+	redactor = NewRedactor(all)
+
+	timeout := req.Timeout
+	if timeout <= 0 {
+		timeout = b.cfg.Timeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer func() {
+		if err != nil {
+			cancel()
+		}
+	}()
+
+	method, body := req.Method, req.Body
+	var up *http.Response
+	var notes []string
+	for hop := 0; ; hop++ {
+		out, err := outbound(WithAllowPrivate(ctx, decision.Entry.AllowPrivate), method, t, req.Header, body, req.Injections, values)
+		if err != nil {
+			return nil, err
+		}
+		up, err = b.client.Do(out)
+		if err != nil {
+			return nil, sendError(ctx, err, t)
+		}
+		loc := up.Header.Get("Location")
+		if !isRedirect(up.StatusCode) || loc == "" {
+			break
+		}
+		next, sameOrigin, err := resolveRedirect(t, loc)
+		if err != nil || !sameOrigin || hop+1 >= maxRedirects {
+			// The 3xx goes back to the client (Location redacted like any
+			// header); credentials never travel to another origin.
+			if err == nil && !sameOrigin {
+				notes = append(notes, "not following a redirect to another origin; request it explicitly if intended")
+			} else if hop+1 >= maxRedirects {
+				notes = append(notes, fmt.Sprintf("stopped after %d redirects", maxRedirects))
+			}
+			break
+		}
+		io.Copy(io.Discard, io.LimitReader(up.Body, 64<<10))
+		up.Body.Close()
+		switch {
+		case up.StatusCode == http.StatusSeeOther,
+			(up.StatusCode == http.StatusMovedPermanently || up.StatusCode == http.StatusFound) && method == http.MethodPost:
+			method, body = http.MethodGet, nil
+		}
+		if decision, err = decide(next, method); err != nil {
+			return nil, err
+		}
+		t = next
+	}
+
+	resp, err = b.respond(up, redactor, decision)
+	if err != nil {
+		up.Body.Close()
+		return nil, err
+	}
+	resp.Notes = notes
+	resp.AuditID = rec.ID
+	rec.Status = up.StatusCode
+	resp.finish = func(readErr error) {
+		cancel()
+		if readErr != nil && !errors.Is(readErr, io.EOF) {
+			b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
+			return
+		}
+		b.audit(context.WithoutCancel(ctx), rec, start, nil, resp.Redacted())
+	}
+	return resp, nil
+}
+
+func isRedirect(code int) bool {
+	switch code {
+	case 301, 302, 303, 307, 308:
+		return true
+	}
+	return false
+}
+
+// resolveRedirect resolves Location against the current URL and reports
+// whether it stays on the same origin (scheme, host and port).
+func resolveRedirect(cur target, loc string) (target, bool, error) {
+	ref, err := url.Parse(loc)
+	if err != nil {
+		return target{}, false, err
+	}
+	next, err := parseTarget(cur.url.ResolveReference(ref).String())
+	if err != nil {
+		return target{}, false, err
+	}
+	return next, next.origin() == cur.origin(), nil
+}
+
+// respond turns the upstream response into one the client may see.
+func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Response, error) {
+	h := up.Header.Clone()
+	removeHopHeaders(h)
+	var body io.Reader = up.Body
+	switch enc := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); enc {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		zr, err := gzip.NewReader(up.Body)
+		if err != nil {
+			return nil, errcode.Errorf(errcode.Upstream, "upstream sent a corrupt gzip body")
+		}
+		body = zr
+		h.Del("Content-Encoding")
+		h.Del("Content-Length")
+	case "deflate":
+		body = newDeflateReader(up.Body)
+		h.Del("Content-Encoding")
+		h.Del("Content-Length")
+	default:
+		// A body the broker cannot decode is a body it cannot scan.
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Upstream, "upstream answered with Content-Encoding %q, which the broker cannot scan for echoed secrets", enc),
+			"the upstream ignored Accept-Encoding: gzip, deflate")
+	}
+	if up.ContentLength > b.cfg.MaxResponse {
+		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, b.cfg.MaxResponse)
+	}
+	redacted := false
+	for name, vals := range h {
+		if _, hit := r.String(name); hit {
+			delete(h, name)
+			redacted = true
+			continue
+		}
+		for i, v := range vals {
+			if nv, hit := r.String(v); hit {
+				vals[i] = nv
+				redacted = true
+			}
+		}
+	}
+	if redacted {
+		h.Del("Content-Length")
+	}
+	rr := r.Reader(&capReader{r: body, left: b.cfg.MaxResponse})
+	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted}, nil
+}
+
+// deflate bodies are zlib-wrapped per RFC 9110, but some servers send raw
+// DEFLATE; peek at the header to tell.
+func newDeflateReader(r io.Reader) io.Reader {
+	br := &peekReader{r: r}
+	hdr, _ := br.peek(2)
+	if len(hdr) == 2 && hdr[0]&0x0f == 8 && (uint16(hdr[0])<<8|uint16(hdr[1]))%31 == 0 {
+		zr, err := newZlib(br)
+		if err == nil {
+			return zr
+		}
+	}
+	return flate.NewReader(br)
+}
+
+// ErrResponseTooLarge: the decoded body passed MaxResponse.
+var ErrResponseTooLarge = errcode.New(errcode.TooLarge, "upstream response exceeds the size cap")
+
+type capReader struct {
+	r    io.Reader
+	left int64
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left <= 0 {
+		// One byte more tells a body of exactly the cap from a longer one.
+		var one [1]byte
+		if n, _ := c.r.Read(one[:]); n > 0 {
+			return 0, ErrResponseTooLarge
+		}
+		return c.r.Read(p)
+	}
+	if int64(len(p)) > c.left {
+		p = p[:c.left]
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	return n, err
+}
+
+// sendError classifies a transport failure without echoing the URL: a
+// *url.Error's text includes the query string, which may carry a value.
+func sendError(ctx context.Context, err error, t target) error {
+	var blocked *BlockedError
+	if errors.As(err, &blocked) {
+		// Keep the guard's hint, drop the *url.Error around it.
+		return errcode.WithHint(blocked, errcode.Classify(err).Hint)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		err = ue.Err
+	}
+	if ctx.Err() == context.DeadlineExceeded || errors.Is(err, context.DeadlineExceeded) {
+		return errcode.WithHint(errcode.Errorf(errcode.Timeout, "%s did not answer in time", t.hostport()), "retry, or raise --timeout")
+	}
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return errcode.Errorf(errcode.Upstream, "cannot resolve %s", t.host)
+	}
+	return errcode.WithHint(errcode.Errorf(errcode.Upstream, "request to %s failed: %v", t.hostport(), err), "check that the upstream is reachable")
+}
+
+// redactError makes sure no error text carries a value, whatever produced it.
+func redactError(err error, r *Redactor) error {
+	rep := errcode.Classify(err)
+	msg, hit1 := r.String(rep.Message)
+	hint, hit2 := r.String(rep.Hint)
+	if !hit1 && !hit2 {
+		return err
+	}
+	return errcode.WithHint(&errcode.Error{Code: rep.Code, Message: msg}, hint)
+}
+
+// resolve returns the values of the injected secrets, from the in-memory
+// cache while their index version and fingerprint are unchanged.
+func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.Project, ins []Injection) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(ins))
+	for _, in := range ins {
+		if _, ok := out[in.Secret]; ok {
+			continue
+		}
+		meta := proj.Secrets[in.Secret]
+		key := sel.Workspace + "/" + sel.Project + "/" + in.Secret
+		b.mu.Lock()
+		c, ok := b.values[key]
+		b.mu.Unlock()
+		if !ok || c.version != meta.Version || c.fingerprint != meta.Fingerprint {
+			v, err := b.cfg.Store.Value(ctx, sel, in.Secret)
+			if err != nil {
+				return nil, err
+			}
+			c = cachedValue{version: meta.Version, fingerprint: meta.Fingerprint, value: v}
+			b.mu.Lock()
+			b.values[key] = c
+			b.mu.Unlock()
+		}
+		out[in.Secret] = c.value
+	}
+	return out, nil
+}
+
+// currentIndex re-reads index.json only when it was replaced: every write
+// renames a new file into place, so a changed inode or mtime means new data.
+func (b *Broker) currentIndex() (*vault.Index, error) {
+	fi, err := os.Stat(b.cfg.Store.Dirs.IndexFile())
+	if err != nil {
+		return nil, fmt.Errorf("stat index: %w", err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.index != nil && os.SameFile(fi, b.ixInfo) && fi.ModTime().Equal(b.ixInfo.ModTime()) && fi.Size() == b.ixInfo.Size() {
+		return b.index, nil
+	}
+	ix, err := b.cfg.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	b.index, b.ixInfo = ix, fi
+	return ix, nil
+}
+
+// audit appends the record for one decision. Audit failures are reported
+// on the response path only through the log's own error; a request that
+// cannot be audited still fails closed for new requests via doctor.
+func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, err error, redacted bool) {
+	if b.cfg.Audit == nil {
+		return
+	}
+	rec.DurationMS = float64(b.cfg.Now().Sub(start).Microseconds()) / 1000
+	switch {
+	case err != nil:
+		rep := errcode.Classify(err)
+		rec.Code = string(rep.Code)
+		rec.Decision = audit.DecisionError
+		if rep.Code == errcode.Denied || rep.Code == errcode.ApprovalRequired {
+			rec.Decision = audit.DecisionBlocked
+		}
+		rec.Reason = reasonOf(err)
+	case redacted:
+		rec.Decision, rec.Reason = audit.DecisionRedacted, "credential_echo"
+	default:
+		rec.Decision = audit.DecisionAllowed
+	}
+	_ = b.cfg.Audit.Append(ctx, rec)
+}
+
+// reasonOf names why a request failed, for the audit record.
+func reasonOf(err error) string {
+	if r := policy.DenyReason(err); r != "" {
+		return r
+	}
+	var blocked *BlockedError
+	if errors.As(err, &blocked) {
+		return blocked.Reason
+	}
+	switch errcode.Classify(err).Code {
+	case errcode.NotFound:
+		return "unknown_secret"
+	case errcode.Timeout:
+		return "upstream_timeout"
+	case errcode.Upstream:
+		return "upstream_error"
+	case errcode.TooLarge:
+		return "too_large"
+	case errcode.Usage:
+		return "bad_request"
+	case errcode.Unavailable:
+		return "vault_unavailable"
+	}
+	return "internal"
+}
+
+func newID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}

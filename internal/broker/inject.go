@@ -1,0 +1,214 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// hopHeaders are connection-level headers (RFC 9110 §7.6.1) that never
+// cross the broker in either direction.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders drops hop-by-hop headers and every header named in
+// Connection, as httputil.ReverseProxy does, before anything is injected,
+// so a client cannot name an injected header in Connection to strip it.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h.Values("Connection") {
+		for _, name := range strings.Split(v, ",") {
+			if name = textprotoTrim(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, name := range hopHeaders {
+		h.Del(name)
+	}
+}
+
+func textprotoTrim(s string) string { return strings.TrimSpace(s) }
+
+// outbound builds the request sent upstream from the client's request: it
+// never modifies the client's headers, strips hop-by-hop, proxy-only and
+// client copies of injected headers, then sets injected values ("injected
+// always wins"). values maps secret name to value.
+func outbound(ctx context.Context, method string, t target, clientHeader http.Header, body []byte, ins []Injection, values map[string][]byte) (*http.Request, error) {
+	h := clientHeader.Clone()
+	if h == nil {
+		h = http.Header{}
+	}
+	removeHopHeaders(h)
+	for name := range h {
+		if strings.HasPrefix(strings.ToLower(name), "x-as-") {
+			delete(h, name)
+		}
+	}
+	h.Del("Host")
+	h.Del("Content-Length")
+	// The broker must see responses in a form it can scan, so it decides
+	// which encodings the upstream may use.
+	h.Set("Accept-Encoding", "gzip, deflate")
+	for _, in := range ins {
+		switch in.Style {
+		case StyleBearer, StyleBasic:
+			h.Del("Authorization")
+		case StyleHeader:
+			h.Del(in.Field)
+		}
+	}
+
+	u := *t.url
+	for _, in := range ins {
+		v := values[in.Secret]
+		switch in.Style {
+		case StyleBearer:
+			if err := headerSafe(in, v); err != nil {
+				return nil, err
+			}
+			h.Set("Authorization", "Bearer "+string(v))
+		case StyleBasic:
+			if !bytes.Contains(v, []byte(":")) {
+				return nil, badRequest("secret %s is used with --basic but is not of the form user:password", in.Secret)
+			}
+			h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString(v))
+		case StyleHeader:
+			if err := headerSafe(in, v); err != nil {
+				return nil, err
+			}
+			h.Set(in.Field, string(v))
+		case StyleQuery:
+			u.RawQuery = setQuery(u.RawQuery, in.Field, string(v))
+		case StyleBody:
+			b, err := setJSONPath(body, in.Field, string(v))
+			if err != nil {
+				return nil, fmt.Errorf("%w (injecting %s)", err, in.Secret)
+			}
+			body = b
+			if h.Get("Content-Type") == "" {
+				h.Set("Content-Type", "application/json")
+			}
+		case StyleForm:
+			b, err := setForm(body, in.Field, string(v))
+			if err != nil {
+				return nil, fmt.Errorf("%w (injecting %s)", err, in.Secret)
+			}
+			body = b
+			h.Set("Content-Type", "application/x-www-form-urlencoded")
+		}
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
+	if err != nil {
+		return nil, badRequest("cannot build the request")
+	}
+	if len(body) == 0 {
+		req.Body, req.ContentLength = http.NoBody, 0
+	}
+	req.Header = h
+	return req, nil
+}
+
+// headerSafe refuses values that cannot travel in a header without
+// splitting it.
+func headerSafe(in Injection, v []byte) error {
+	if bytes.ContainsAny(v, "\r\n\x00") {
+		return badRequest("secret %s contains a line break and cannot be sent in a header", in.Secret)
+	}
+	return nil
+}
+
+// setQuery replaces or adds one parameter, keeping its name exactly as
+// given (no canonicalisation) and every other parameter as it was.
+func setQuery(raw, name, value string) string {
+	var kept []string
+	for _, part := range strings.Split(raw, "&") {
+		if part == "" {
+			continue
+		}
+		k, _, _ := strings.Cut(part, "=")
+		if dk, err := url.QueryUnescape(k); err == nil && dk == name {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	kept = append(kept, url.QueryEscape(name)+"="+url.QueryEscape(value))
+	return strings.Join(kept, "&")
+}
+
+// setForm sets one field of a form-encoded body, keeping the others.
+func setForm(body []byte, name, value string) ([]byte, error) {
+	if _, err := url.ParseQuery(string(body)); err != nil {
+		return nil, badRequest("the body is not form-encoded")
+	}
+	return []byte(setQuery(string(body), name, value)), nil
+}
+
+// setJSONPath sets a dotted path in a JSON object body to a string value.
+// Objects along the path are created; array elements are addressed by
+// index and must exist. Numbers keep their exact text.
+func setJSONPath(body []byte, path, value string) ([]byte, error) {
+	var root any = map[string]any{}
+	if len(bytes.TrimSpace(body)) > 0 {
+		dec := json.NewDecoder(bytes.NewReader(body))
+		dec.UseNumber()
+		if err := dec.Decode(&root); err != nil {
+			return nil, badRequest("the body is not JSON")
+		}
+	}
+	parts := strings.Split(path, ".")
+	var set func(node any, i int) (any, error)
+	set = func(node any, i int) (any, error) {
+		if i == len(parts) {
+			return value, nil
+		}
+		p := parts[i]
+		switch n := node.(type) {
+		case map[string]any:
+			child, ok := n[p]
+			if !ok {
+				child = map[string]any{}
+			}
+			v, err := set(child, i+1)
+			if err != nil {
+				return nil, err
+			}
+			n[p] = v
+			return n, nil
+		case []any:
+			idx, err := strconv.Atoi(p)
+			if err != nil || idx < 0 || idx >= len(n) {
+				return nil, badRequest("JSON path %q: no element %s in an array of %d", path, p, len(n))
+			}
+			v, err := set(n[idx], i+1)
+			if err != nil {
+				return nil, err
+			}
+			n[idx] = v
+			return n, nil
+		default:
+			if i == len(parts) {
+				return value, nil
+			}
+			return nil, badRequest("JSON path %q: %s is not an object or array", path, strings.Join(parts[:i], "."))
+		}
+	}
+	root, err := set(root, 0)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(root); err != nil {
+		return nil, badRequest("cannot encode the JSON body")
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte("\n")), nil
+}

@@ -1,0 +1,266 @@
+package broker
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// Injection styles: the six ways a value can be put into a request.
+const (
+	StyleBearer = "bearer" // Authorization: Bearer VALUE
+	StyleBasic  = "basic"  // Authorization: Basic base64(VALUE), VALUE is user:pass
+	StyleHeader = "header" // Field: VALUE
+	StyleQuery  = "query"  // ?Field=VALUE, name kept exactly as given
+	StyleBody   = "body"   // JSON body, Field is a dotted path (arrays by index)
+	StyleForm   = "form"   // form-encoded body field, name kept exactly
+)
+
+// Injection asks for one secret, by name, to be put somewhere in a request.
+type Injection struct {
+	Style  string `json:"style"`
+	Field  string `json:"field,omitempty"`
+	Secret string `json:"secret"`
+}
+
+// Surface is where the style puts the value, for policy.
+func (in Injection) Surface() string {
+	switch in.Style {
+	case StyleQuery:
+		return policy.SurfaceQuery
+	case StyleBody:
+		return policy.SurfaceBody
+	case StyleForm:
+		return policy.SurfaceForm
+	default:
+		return policy.SurfaceHeader
+	}
+}
+
+// Request is what a front end asks the broker to send. It carries secret
+// names only; values are added by the broker and never leave it.
+type Request struct {
+	FrontEnd   string
+	Selection  vault.Selection
+	Method     string
+	URL        string
+	Header     http.Header
+	Body       []byte
+	Injections []Injection
+	// Timeout bounds the whole exchange up to the response headers and the
+	// body's delivery; 0 means the broker's default.
+	Timeout time.Duration
+}
+
+// ErrBadRequest wraps every validation failure of a Request.
+var ErrBadRequest = errcode.New(errcode.Usage, "invalid request")
+
+func badRequest(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
+}
+
+// target is a validated URL plus what policy needs to know about it.
+type target struct {
+	url  *url.URL
+	host string
+	port int
+}
+
+func (t target) origin() string {
+	return t.url.Scheme + "://" + t.hostport()
+}
+
+func (t target) hostport() string {
+	return policy.Target{Host: t.host, Port: t.port}.String()
+}
+
+// parseTarget validates a URL the way the allowlist is matched: an exact,
+// normalised host, an explicit effective port, and no way to make the
+// string the policy sees differ from what is dialled.
+func parseTarget(raw string) (target, error) {
+	if raw == "" {
+		return target{}, badRequest("no URL")
+	}
+	if strings.ContainsAny(raw, " \t\r\n\\") {
+		return target{}, badRequest("the URL contains whitespace or a backslash")
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return target{}, badRequest("the URL does not parse")
+	}
+	if u.Scheme != "https" && u.Scheme != "http" {
+		return target{}, badRequest("the URL must start with https:// (or http:// for allowlisted local hosts)")
+	}
+	if u.User != nil {
+		return target{}, badRequest("user information in the URL (user@host) is not allowed; use --basic NAME")
+	}
+	if u.Opaque != "" || u.Host == "" {
+		return target{}, badRequest("the URL has no host")
+	}
+	host := u.Hostname()
+	for i := 0; i < len(host); i++ {
+		if host[i] >= 0x80 {
+			return target{}, badRequest("the host is not ASCII; use its punycode (xn--) form")
+		}
+	}
+	t, err := policy.ParseTarget(u.Host)
+	if err != nil {
+		return target{}, fmt.Errorf("%w: %v", ErrBadRequest, errcode.Classify(err).Message)
+	}
+	port := t.Port
+	if port == 0 {
+		port = policy.DefaultPort(u.Scheme)
+	}
+	if hasDotSegment(u.EscapedPath()) {
+		return target{}, badRequest("the URL path has . or .. segments; give the path the server should see")
+	}
+	u.Fragment, u.RawFragment = "", ""
+	u.Host = policy.Target{Host: t.Host, Port: t.Port}.String()
+	return target{url: u, host: t.Host, port: port}, nil
+}
+
+// hasDotSegment finds "." and ".." path segments, also percent-encoded,
+// which an upstream would resolve after policy matched the unresolved path.
+func hasDotSegment(escaped string) bool {
+	for _, seg := range strings.Split(escaped, "/") {
+		s := strings.ToLower(seg)
+		s = strings.ReplaceAll(s, "%2e", ".")
+		if s == "." || s == ".." {
+			return true
+		}
+		if strings.Contains(strings.ToLower(seg), "%2f") || strings.Contains(strings.ToLower(seg), "%5c") {
+			return true
+		}
+	}
+	return false
+}
+
+// validMethod accepts an HTTP token in upper case.
+func validMethod(m string) bool {
+	if m == "" || len(m) > 20 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
+}
+
+// validate checks everything about a request that needs no index or value.
+func (r *Request) validate() (target, error) {
+	r.Method = strings.ToUpper(strings.TrimSpace(r.Method))
+	if r.Method == "" {
+		r.Method = http.MethodGet
+	}
+	if !validMethod(r.Method) {
+		return target{}, badRequest("invalid method")
+	}
+	t, err := parseTarget(r.URL)
+	if err != nil {
+		return target{}, err
+	}
+	for name, vals := range r.Header {
+		if !validHeaderName(name) {
+			return target{}, badRequest("invalid header name %q", name)
+		}
+		for _, v := range vals {
+			if strings.ContainsAny(v, "\r\n\x00") {
+				return target{}, badRequest("header %s contains a line break", name)
+			}
+		}
+	}
+	seen := map[string]bool{}
+	for _, in := range r.Injections {
+		if err := vault.CheckSecretName(in.Secret); err != nil {
+			return target{}, err
+		}
+		switch in.Style {
+		case StyleBearer, StyleBasic:
+			if in.Field != "" {
+				return target{}, badRequest("%s injection takes no field", in.Style)
+			}
+		case StyleHeader:
+			if !validHeaderName(in.Field) {
+				return target{}, badRequest("invalid header name %q for %s", in.Field, in.Secret)
+			}
+		case StyleQuery, StyleForm, StyleBody:
+			if in.Field == "" || strings.ContainsAny(in.Field, "\r\n\x00") {
+				return target{}, badRequest("%s injection of %s needs a field name", in.Style, in.Secret)
+			}
+			if in.Style == StyleBody {
+				for _, p := range strings.Split(in.Field, ".") {
+					if p == "" {
+						return target{}, badRequest("invalid JSON path %q", in.Field)
+					}
+				}
+			}
+		default:
+			return target{}, badRequest("unknown injection style %q", in.Style)
+		}
+		key := in.Style + ":" + canonicalField(in)
+		if in.Style == StyleBearer || in.Style == StyleBasic {
+			key = "authorization"
+		}
+		if seen[key] {
+			return target{}, badRequest("two injections target the same place (%s)", key)
+		}
+		seen[key] = true
+	}
+	if seen["authorization"] && seen["header:authorization"] {
+		return target{}, badRequest("two injections target the Authorization header")
+	}
+	return t, nil
+}
+
+func canonicalField(in Injection) string {
+	if in.Style == StyleHeader {
+		return strings.ToLower(in.Field)
+	}
+	return in.Field
+}
+
+func validHeaderName(n string) bool {
+	if n == "" {
+		return false
+	}
+	for i := 0; i < len(n); i++ {
+		c := n[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
+}
+
+// styles lists the distinct styles of a request, for the audit record.
+func styles(ins []Injection) []string {
+	out := []string{}
+	for _, in := range ins {
+		s := in.Style
+		if in.Field != "" {
+			s += ":" + in.Field
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func secretNames(ins []Injection) []string {
+	out := []string{}
+	seen := map[string]bool{}
+	for _, in := range ins {
+		if !seen[in.Secret] {
+			seen[in.Secret] = true
+			out = append(out, in.Secret)
+		}
+	}
+	return out
+}

@@ -1,0 +1,120 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/tidwall/gjson"
+)
+
+// View is a read-only window on index.json that decodes only the parts a
+// reader asks for. `secrets list` uses it: it must cost little more than
+// starting the process, and decoding a 1,000-secret index in full with
+// encoding/json costs several times as much as picking one project out of
+// it. Writers always decode the whole Index; TestViewMatchesIndex keeps the
+// two readings equal.
+type View struct {
+	data string
+}
+
+// View reads index.json without the lock (it is replaced atomically).
+func (s *Store) View() (*View, error) {
+	b, err := os.ReadFile(s.Dirs.IndexFile())
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, ErrNotInitialised
+		}
+		return nil, fmt.Errorf("read index: %w", err)
+	}
+	return newView(b)
+}
+
+func newView(b []byte) (*View, error) {
+	if !gjson.ValidBytes(b) {
+		return nil, errcode.WithHint(fmt.Errorf("%w: not valid JSON", ErrCorruptIndex), "run `agentsecrets doctor`")
+	}
+	v := &View{data: string(b)}
+	if f := gjson.Get(v.data, "format"); f.Int() != IndexFormat {
+		return nil, errcode.WithHint(fmt.Errorf("%w: unsupported index format %s", ErrCorruptIndex, f.Raw), "run `agentsecrets doctor`")
+	}
+	return v, nil
+}
+
+// Current is the user's current selection.
+func (v *View) Current() Selection {
+	c := gjson.Get(v.data, "current")
+	return Selection{Workspace: c.Get("workspace").String(), Project: c.Get("project").String()}
+}
+
+// Project decodes one project's secrets, or returns the same not_found
+// errors as Index.Project.
+func (v *View) Project(sel Selection) (map[string]*Secret, error) {
+	ws := gjson.Get(v.data, "workspaces."+escapePath(sel.Workspace))
+	if !ws.IsObject() {
+		return nil, (&Index{Workspaces: map[string]*Workspace{}}).projectError(sel)
+	}
+	p := ws.Get("projects." + escapePath(sel.Project))
+	if !p.IsObject() {
+		return nil, (&Index{Workspaces: map[string]*Workspace{sel.Workspace: {}}}).projectError(sel)
+	}
+	out := map[string]*Secret{}
+	var bad error
+	p.Get("secrets").ForEach(func(k, val gjson.Result) bool {
+		s := &Secret{Bindings: []policy.Binding{}}
+		val.ForEach(func(fk, fv gjson.Result) bool {
+			switch fk.Str {
+			case "version":
+				s.Version = int(fv.Int())
+			case "created_at":
+				s.CreatedAt, bad = parseTime(fv)
+			case "updated_at":
+				s.UpdatedAt, bad = parseTime(fv)
+			case "fingerprint":
+				s.Fingerprint = fv.Str
+			case "source":
+				s.Source = fv.Str
+			case "bindings":
+				if len(fv.Array()) > 0 {
+					bad = json.Unmarshal([]byte(fv.Raw), &s.Bindings)
+				}
+			}
+			return bad == nil
+		})
+		if bad == nil && (!validSecretName(k.Str) || s.Version < 1) {
+			bad = fmt.Errorf("invalid secret entry %q", printable(k.Str))
+		}
+		out[k.Str] = s
+		return bad == nil
+	})
+	if bad != nil {
+		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, bad), "run `agentsecrets doctor`")
+	}
+	return out, nil
+}
+
+func parseTime(r gjson.Result) (time.Time, error) {
+	if r.Type != gjson.String {
+		return time.Time{}, errors.New("timestamp is not a string")
+	}
+	return time.Parse(time.RFC3339Nano, r.Str)
+}
+
+// escapePath makes a workspace or project name safe inside a gjson path;
+// names may contain '.', which gjson treats as a separator.
+func escapePath(name string) string {
+	var b strings.Builder
+	for _, c := range name {
+		switch c {
+		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%':
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
+}
