@@ -272,16 +272,21 @@ func TestPolicyDenials(t *testing.T) {
 			}
 		})
 	}
-	// Trailing dot and upper case normalise to the allowlisted host.
-	v.Run("call", "--url", "http://127.0.0.1.:"+port+"/x", "--bearer", "KEY").ErrorCode(t, "usage", 2)
 	if n := len(up.requests()); n != 0 {
 		t.Fatalf("a denied request reached the upstream %d times", n)
 	}
+	// A trailing dot and upper case normalise to the same host before the
+	// allowlist is consulted: they neither bypass it nor break it.
+	e := v.Run("call", "--url", "https://API.EXAMPLE.COM./v1", "--bearer", "KEY").ErrorCode(t, "denied", 4)
+	if !strings.Contains(e["message"].(string), "api.example.com:443 is not") {
+		t.Fatalf("host not normalised: %v", e)
+	}
+	v.Run("call", "--url", "http://127.0.0.1.:"+port+"/x", "--bearer", "KEY").OK(t)
 	// Metadata stays blocked even when allowlisted as private.
 	v.Run("workspace", "allowlist", "add", "169.254.169.254:80", "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
 	v.Run("secrets", "bind", "KEY", "169.254.169.254:80", "--passphrase-file", v.AdminFile).OK(t)
 	r := v.Run("call", "--url", "http://169.254.169.254:80/latest/meta-data/", "--bearer", "KEY", "--timeout", "3s")
-	e := r.ErrorCode(t, "denied", 4)
+	e = r.ErrorCode(t, "denied", 4)
 	if !strings.Contains(e["message"].(string), "169.254.169.254") {
 		t.Fatalf("%v", e)
 	}

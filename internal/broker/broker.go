@@ -357,9 +357,8 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 			}
 		}
 	}
-	if redacted {
-		h.Del("Content-Length")
-	}
+	// Replacing an echo changes the body's length.
+	h.Del("Content-Length")
 	rr := r.Reader(&capReader{r: body, left: b.cfg.MaxResponse})
 	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted}, nil
 }
