@@ -205,8 +205,7 @@ func TestExactFieldNames(t *testing.T) {
 func TestRedirects(t *testing.T) {
 	key := randomValue(t, "sk_")
 	other := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) { fmt.Fprint(w, "other origin") })
-	var up *upstream
-	up = newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
 		switch r.URL.Path {
 		case "/cross":
 			http.Redirect(w, r, other.URL+"/landing", http.StatusFound)

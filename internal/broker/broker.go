@@ -27,6 +27,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -69,6 +70,9 @@ type Broker struct {
 	index  *vault.Index
 	ixInfo os.FileInfo
 	values map[string]cachedValue
+	// redactors are built once per set of secret versions: building one
+	// costs far more than a proxied request may add.
+	redactors map[string]*Redactor
 }
 
 type cachedValue struct {
@@ -101,7 +105,8 @@ func New(cfg Config) *Broker {
 			// Redirects are followed by Do, which re-checks policy per hop.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		values: map[string]cachedValue{},
+		values:    map[string]cachedValue{},
+		redactors: map[string]*Redactor{},
 	}
 }
 
@@ -218,11 +223,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	if err != nil {
 		return nil, err
 	}
-	all := make([][]byte, 0, len(values))
-	for _, v := range values {
-		all = append(all, v)
-	}
-	redactor = NewRedactor(all)
+	redactor = b.redactorFor(req.Selection, proj, values)
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -461,6 +462,37 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 		out[in.Secret] = c.value
 	}
 	return out, nil
+}
+
+// redactorFor returns the redactor of exactly these values, keyed by the
+// names, versions and fingerprints that identify them.
+func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values map[string][]byte) *Redactor {
+	names := make([]string, 0, len(values))
+	for n := range values {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	var key strings.Builder
+	key.WriteString(sel.Workspace + "/" + sel.Project)
+	for _, n := range names {
+		m := proj.Secrets[n]
+		fmt.Fprintf(&key, "|%s@%d:%s", n, m.Version, m.Fingerprint)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if r, ok := b.redactors[key.String()]; ok {
+		return r
+	}
+	all := make([][]byte, 0, len(names))
+	for _, n := range names {
+		all = append(all, values[n])
+	}
+	r := NewRedactor(all)
+	if len(b.redactors) > 1024 {
+		clear(b.redactors) // old versions; rebuilding is cheap compared with growing forever
+	}
+	b.redactors[key.String()] = r
+	return r
 }
 
 // currentIndex re-reads index.json only when it was replaced: every write
