@@ -129,8 +129,9 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	defer os.Remove(tokenPath(st))
 
 	brk := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Timeout: timeout})
+	front := &proxy.Server{Broker: brk, Token: tokenHex, Selection: sel.Selection, Version: Version}
 	srv := &http.Server{
-		Handler:           (&proxy.Server{Broker: brk, Token: tokenHex, Selection: sel.Selection, Version: Version}).Handler(),
+		Handler:           front.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       2 * time.Minute,
 		// No WriteTimeout: a server-sent event stream may rightly last
@@ -151,6 +152,7 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	srv.Shutdown(shutdown)
+	front.Drain()
 	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
 		Workspace: sel.Workspace, Project: sel.Project}, nil
 }

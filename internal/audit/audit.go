@@ -101,6 +101,14 @@ type Log struct {
 	// sem serialises appends within the process, so goroutines wait on a
 	// channel (which honours ctx) instead of polling the file lock.
 	sem chan struct{}
+	// Guarded by sem: what this process last appended, so the next append
+	// can skip re-reading the tail when nobody else wrote in between.
+	dirReady bool
+	tail     struct {
+		file os.FileInfo
+		size int64
+		hash string
+	}
 }
 
 // Open returns the log kept in dir. It touches no file: the directory is
@@ -144,10 +152,17 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	}
 	defer func() { <-l.sem }()
 
-	if err := os.MkdirAll(l.dir, 0o700); err != nil {
-		return ioError("create the audit directory", err)
+	if !l.dirReady {
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return ioError("create the audit directory", err)
+		}
+		l.dirReady = true
 	}
-	return filelock.With(ctx, l.path(lockName), func() error { return l.appendLocked(r) })
+	err := filelock.With(ctx, l.path(lockName), func() error { return l.appendLocked(r) })
+	if err != nil {
+		l.dirReady, l.tail.file = false, nil
+	}
+	return err
 }
 
 // appendLocked does the work of Append; the caller holds the file lock.
@@ -164,7 +179,11 @@ func (l *Log) appendLocked(r *Record) error {
 	}
 	size := st.Size()
 
-	if size > 0 {
+	if size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size {
+		// Same file, same size as after our own last append: no other
+		// writer came in between, so its last line is the one we wrote.
+		r.Prev = l.tail.hash
+	} else if size > 0 {
 		last, terminated, err := lastLine(f, size)
 		if err != nil {
 			return ioError("read the audit log", err)
@@ -211,6 +230,10 @@ func (l *Log) appendLocked(r *Record) error {
 		// so the file does not keep a torn line for a record nobody saw.
 		f.Truncate(size)
 		return ioError("write the audit log", err)
+	}
+	l.tail.file, l.tail.hash, l.tail.size = nil, "", 0
+	if st, err := f.Stat(); err == nil {
+		l.tail.file, l.tail.size, l.tail.hash = st, st.Size(), lineHash(line[:len(line)-1])
 	}
 	return nil
 }

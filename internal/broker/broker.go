@@ -135,6 +135,9 @@ type Response struct {
 	Header  http.Header
 	Body    io.Reader
 	AuditID string
+	// Stream is true when the upstream streams (server-sent events, or a
+	// body of unknown length): front ends then flush every chunk.
+	Stream bool
 	// Notes tell the client about things the broker chose not to do (a
 	// redirect to another origin it did not follow).
 	Notes []string
@@ -361,7 +364,9 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 	// Replacing an echo changes the body's length.
 	h.Del("Content-Length")
 	rr := r.Reader(&capReader{r: body, left: b.cfg.MaxResponse})
-	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted}, nil
+	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
+	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted,
+		Stream: up.ContentLength < 0 || mt == "text/event-stream"}, nil
 }
 
 // deflate bodies are zlib-wrapped per RFC 9110, but some servers send raw

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -40,7 +41,14 @@ type Server struct {
 	// X-AS-Workspace / X-AS-Project.
 	Selection vault.Selection
 	Version   string
+
+	// audits counts audit records still being written; Drain waits for them.
+	audits sync.WaitGroup
 }
+
+// Drain waits until every finished request's audit record is written. Call
+// it after http.Server.Shutdown.
+func (s *Server) Drain() { s.audits.Wait() }
 
 // Handler returns the routes, wrapped in the loopback Host check.
 func (s *Server) Handler() http.Handler {
@@ -100,8 +108,14 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	h.Set(HeaderAuditID, resp.AuditID)
 	h.Set("Trailer", HeaderRedacted)
 	w.WriteHeader(resp.Status)
-	readErr := stream(w, resp.Body)
-	resp.Close(readErr)
+	readErr := stream(w, resp.Body, resp.Stream)
+	// The audit record is appended off the response path: the client gets
+	// its last chunk without waiting on the log's lock and write.
+	s.audits.Add(1)
+	go func() {
+		defer s.audits.Done()
+		resp.Close(readErr)
+	}()
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		// A truncated 200 would look complete; abort the connection.
 		panic(http.ErrAbortHandler)
@@ -113,10 +127,15 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// stream copies the body, flushing after every chunk so server-sent events
-// and chunked responses reach the client as they arrive.
-func stream(w http.ResponseWriter, body io.Reader) error {
-	flusher, _ := w.(http.Flusher)
+// stream copies the body. For a streaming upstream (server-sent events, a
+// body of unknown length) it flushes after every chunk so events reach the
+// client as they arrive; otherwise the server's own buffering saves a
+// write per response.
+func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
+	var flusher http.Flusher
+	if flush {
+		flusher, _ = w.(http.Flusher)
+	}
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := body.Read(buf)
