@@ -1,7 +1,12 @@
 package e2e
 
 import (
+	"bufio"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -88,4 +93,160 @@ func median(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// benchVault is a vault for process benchmarks: the Secret Service when a
+// D-Bus session exists (scripts/bench runs under one), else the file
+// backend. It holds KEY bound to up.
+func benchVault(b *testing.B, up *httptest.Server, value string) []string {
+	root := b.TempDir()
+	pass := filepath.Join(root, "pass")
+	if err := os.WriteFile(pass, []byte("benchmark passphrase\n"), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	env := []string{"AGENTSECRETS_HOME=" + filepath.Join(root, "home"), "AGENTSECRETS_VAULT_PASSPHRASE_FILE=" + pass, "PATH=" + os.Getenv("PATH")}
+	backend := "file"
+	for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
+		if v := os.Getenv(k); v != "" {
+			env = append(env, k+"="+v)
+			backend = "keychain"
+		}
+	}
+	hostport := strings.TrimPrefix(up.URL, "http://")
+	for _, args := range [][]string{
+		{"init", "--backend", backend, "--admin-passphrase-file", pass},
+		{"workspace", "allowlist", "add", hostport, "--allow-http", "--allow-private", "--passphrase-file", pass},
+	} {
+		mustRun(b, env, nil, args...)
+	}
+	mustRun(b, env, []byte(value), "secrets", "set", "KEY", "--from-stdin")
+	mustRun(b, env, nil, "secrets", "bind", "KEY", hostport, "--passphrase-file", pass)
+	b.Logf("backend %s", backend)
+	return env
+}
+
+func mustRun(b *testing.B, env []string, stdin []byte, args ...string) []byte {
+	cmd := exec.Command(binary, args...)
+	cmd.Env = env
+	if stdin != nil {
+		cmd.Stdin = strings.NewReader(string(stdin))
+	}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		b.Fatalf("%v: %v\n%s", args, err, out)
+	}
+	return out
+}
+
+// BenchmarkCallVsCurl: `agentsecrets call` end to end (process start,
+// value from the backend, request, JSON out) against curl sending the same
+// request with the value on its command line, interleaved in one run.
+func BenchmarkCallVsCurl(b *testing.B) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		b.Skip("curl is not installed")
+	}
+	const value = "sk_bench_call_0123456789abcdef"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`)
+	}))
+	defer up.Close()
+	env := benchVault(b, up, value)
+	target := up.URL + "/v1/balance"
+	timeIt := func(name string, args ...string) time.Duration {
+		cmd := exec.Command(name, args...)
+		cmd.Env = env
+		start := time.Now()
+		if out, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("%s %v: %v\n%s", name, args, err, out)
+		}
+		return time.Since(start)
+	}
+	var calls, curls []time.Duration
+	for range 3 {
+		timeIt(binary, "call", "--url", target, "--bearer", "KEY")
+		timeIt(curl, "-sf", "-H", "Authorization: Bearer "+value, target)
+	}
+	b.ResetTimer()
+	for range b.N {
+		calls = append(calls, timeIt(binary, "call", "--url", target, "--bearer", "KEY"))
+		curls = append(curls, timeIt(curl, "-sf", "-H", "Authorization: Bearer "+value, target))
+	}
+	b.StopTimer()
+	pc, pu := median(calls), median(curls)
+	b.ReportMetric(float64(pc.Microseconds())/1000, "call_p50_ms")
+	b.ReportMetric(float64(pu.Microseconds())/1000, "curl_p50_ms")
+	b.ReportMetric(float64(pc)/float64(pu), "call/curl")
+}
+
+// BenchmarkProxyStreamRSS streams a 100 MB response through a proxy
+// process and reports the proxy's peak resident memory (Linux).
+func BenchmarkProxyStreamRSS(b *testing.B) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		b.Skip("needs /proc")
+	}
+	const size = 100 << 20
+	chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		for sent := 0; sent < size; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	}))
+	defer up.Close()
+	env := benchVault(b, up, "sk_bench_stream_0123456789abcdef")
+	cmd := exec.Command(binary, "proxy", "start", "--port", "0", "--max-response", "1073741824")
+	cmd.Env = env
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
+	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	var st struct {
+		Address   string `json:"address"`
+		TokenFile string `json:"token_file"`
+	}
+	if err := json.Unmarshal(mustRun(b, env, nil, "proxy", "status", "--json"), &st); err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := os.ReadFile(st.TokenFile)
+	b.ResetTimer()
+	var total int64
+	start := time.Now()
+	for range b.N {
+		req, _ := http.NewRequest("GET", "http://"+st.Address+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", strings.TrimSpace(string(tok)))
+		req.Header.Set("X-AS-Target-URL", up.URL+"/big")
+		req.Header.Set("X-AS-Inject-Bearer", "KEY")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if n != size {
+			b.Fatalf("got %d bytes", n)
+		}
+		total += n
+	}
+	elapsed := time.Since(start)
+	b.StopTimer()
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, line := range strings.Split(string(status), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			var kb float64
+			fmt.Sscanf(strings.TrimSpace(strings.TrimPrefix(line, "VmHWM:")), "%f", &kb)
+			b.ReportMetric(kb/1024, "peak_rss_MB")
+		}
+	}
+	b.ReportMetric(float64(total)/elapsed.Seconds()/1e6, "MB/s")
 }
