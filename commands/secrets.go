@@ -1,9 +1,12 @@
 package commands
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -220,12 +223,67 @@ func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
 		return nil, err
 	}
 	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(secrets))}
-	for _, name := range vault.SortedKeys(secrets) {
-		s := secrets[name]
-		res.Secrets = append(res.Secrets, SecretInfo{Name: name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
+	for _, s := range secrets {
+		res.Secrets = append(res.Secrets, SecretInfo{Name: s.Name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
 			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: s.Bindings})
 	}
 	return res, nil
+}
+
+// AppendJSON encodes the result exactly as encoding/json would, without
+// reflection: listing 1,000 secrets must cost little more than process start.
+func (r *SecretsListResult) AppendJSON(b []byte) []byte {
+	b = append(b, `{"workspace":`...)
+	b = appendJSONString(b, r.Workspace)
+	b = append(b, `,"project":`...)
+	b = appendJSONString(b, r.Project)
+	b = append(b, `,"secrets":[`...)
+	for i, s := range r.Secrets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"name":`...)
+		b = appendJSONString(b, s.Name)
+		b = append(b, `,"version":`...)
+		b = strconv.AppendInt(b, int64(s.Version), 10)
+		b = append(b, `,"created_at":"`...)
+		b = s.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","updated_at":"`...)
+		b = s.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+		b = append(b, `","fingerprint":`...)
+		b = appendJSONString(b, s.Fingerprint)
+		b = append(b, `,"source":`...)
+		b = appendJSONString(b, s.Source)
+		b = append(b, `,"bindings":`...)
+		if len(s.Bindings) == 0 {
+			b = append(b, `[]`...)
+		} else {
+			b = appendMarshal(b, s.Bindings)
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSONString quotes s as encoding/json does with HTML escaping off,
+// falling back to it for anything but plain printable ASCII.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' {
+			return appendMarshal(b, s)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+func appendMarshal(b []byte, v any) []byte {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(v)
+	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
 }
 
 func shortFingerprint(fp string) string {

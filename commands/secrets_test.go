@@ -1,10 +1,15 @@
 package commands
 
 import (
+	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
 
 // field digs a dotted path out of a decoded JSON result.
@@ -260,5 +265,35 @@ func TestProjectLink(t *testing.T) {
 	code, out, _ = run("", "secrets", "list")
 	if code != 2 || !strings.Contains(out, "project.json") {
 		t.Fatalf("a malformed link must be a usage error naming the file: %d %s", code, out)
+	}
+}
+
+// TestListAppendJSONMatchesEncoder: the hand-written encoder of secrets list
+// produces exactly what encoding/json would.
+func TestListAppendJSONMatchesEncoder(t *testing.T) {
+	when := time.Date(2026, 11, 23, 18, 0, 0, 120000000, time.UTC)
+	res := &SecretsListResult{Workspace: "team.one", Project: "api-v2", Secrets: []SecretInfo{
+		{Name: "A", Version: 3, CreatedAt: when, UpdatedAt: when.Add(time.Second), Fingerprint: "hmac-sha256:00ff", Source: "set", Bindings: []policy.Binding{}},
+		{Name: "B_2", Version: 1, CreatedAt: when, UpdatedAt: when, Fingerprint: "hmac-sha256:abcd", Source: "import",
+			Bindings: []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1/<x>&", Methods: []string{"GET"}, Surfaces: []string{"header"}, CreatedAt: when}}},
+		{Name: "C", Version: 1, Source: "odd \"source\"\n\u00e9", Bindings: []policy.Binding{}},
+	}}
+	var want bytes.Buffer
+	enc := json.NewEncoder(&want)
+	enc.SetEscapeHTML(false)
+	type plain SecretsListResult // no AppendJSON method
+	if err := enc.Encode((*plain)(res)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := encodeJSON(res, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != want.String() {
+		t.Fatalf("AppendJSON differs:\n got %s\nwant %s", got, want.String())
+	}
+	empty := &SecretsListResult{Workspace: "w", Project: "p", Secrets: []SecretInfo{}}
+	if got, _ := encodeJSON(empty, false); string(got) != `{"workspace":"w","project":"p","secrets":[]}`+"\n" {
+		t.Fatalf("empty: %s", got)
 	}
 }

@@ -1,12 +1,15 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
@@ -36,10 +39,15 @@ func (s *Store) View() (*View, error) {
 }
 
 func newView(b []byte) (*View, error) {
-	if !gjson.ValidBytes(b) {
-		return nil, errcode.WithHint(fmt.Errorf("%w: not valid JSON", ErrCorruptIndex), "run `agentsecrets doctor`")
+	// A full validation pass would cost as much as the lookup itself. The
+	// file is only ever replaced whole; a torn or foreign file still fails
+	// here or in the lookups, and doctor decodes it completely.
+	t := bytes.TrimSpace(b)
+	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
+		return nil, errcode.WithHint(fmt.Errorf("%w: not a JSON object", ErrCorruptIndex), "run `agentsecrets doctor`")
 	}
-	v := &View{data: string(b)}
+	// The bytes are never modified again, so the string can share them.
+	v := &View{data: unsafe.String(unsafe.SliceData(b), len(b))}
 	if f := gjson.Get(v.data, "format"); f.Int() != IndexFormat {
 		return nil, errcode.WithHint(fmt.Errorf("%w: unsupported index format %s", ErrCorruptIndex, f.Raw), "run `agentsecrets doctor`")
 	}
@@ -52,9 +60,16 @@ func (v *View) Current() Selection {
 	return Selection{Workspace: c.Get("workspace").String(), Project: c.Get("project").String()}
 }
 
-// Project decodes one project's secrets, or returns the same not_found
-// errors as Index.Project.
-func (v *View) Project(sel Selection) (map[string]*Secret, error) {
+// NamedSecret is a secret's metadata with its name.
+type NamedSecret struct {
+	Name string
+	*Secret
+}
+
+// Project decodes one project's secrets in name order, or returns the same
+// not_found errors as Index.Project. encoding/json writes map keys sorted,
+// so file order is name order unless someone edited the file by hand.
+func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 	ws := gjson.Get(v.data, "workspaces."+escapePath(sel.Workspace))
 	if !ws.IsObject() {
 		return nil, (&Index{Workspaces: map[string]*Workspace{}}).projectError(sel)
@@ -63,7 +78,7 @@ func (v *View) Project(sel Selection) (map[string]*Secret, error) {
 	if !p.IsObject() {
 		return nil, (&Index{Workspaces: map[string]*Workspace{sel.Workspace: {}}}).projectError(sel)
 	}
-	out := map[string]*Secret{}
+	var out []NamedSecret
 	var bad error
 	p.Get("secrets").ForEach(func(k, val gjson.Result) bool {
 		s := &Secret{Bindings: []policy.Binding{}}
@@ -89,11 +104,14 @@ func (v *View) Project(sel Selection) (map[string]*Secret, error) {
 		if bad == nil && (!validSecretName(k.Str) || s.Version < 1) {
 			bad = fmt.Errorf("invalid secret entry %q", printable(k.Str))
 		}
-		out[k.Str] = s
+		out = append(out, NamedSecret{Name: k.Str, Secret: s})
 		return bad == nil
 	})
 	if bad != nil {
 		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, bad), "run `agentsecrets doctor`")
+	}
+	if !slices.IsSortedFunc(out, func(a, b NamedSecret) int { return strings.Compare(a.Name, b.Name) }) {
+		slices.SortFunc(out, func(a, b NamedSecret) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return out, nil
 }

@@ -47,9 +47,16 @@ func TestViewMatchesIndex(t *testing.T) {
 		t.Fatalf("current %v vs %v", view.Current(), full.Current)
 	}
 	for _, sel := range []Selection{{DefaultName, DefaultName}, {"team.one", "api-v2"}} {
-		got, err := view.Project(sel)
+		list, err := view.Project(sel)
 		if err != nil {
 			t.Fatal(err)
+		}
+		got := map[string]*Secret{}
+		for i, ns := range list {
+			if i > 0 && list[i-1].Name >= ns.Name {
+				t.Fatalf("not in name order: %s before %s", list[i-1].Name, ns.Name)
+			}
+			got[ns.Name] = ns.Secret
 		}
 		want := full.Workspaces[sel.Workspace].Projects[sel.Project].Secrets
 		if !reflect.DeepEqual(got, want) {
