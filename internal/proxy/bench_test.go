@@ -72,7 +72,7 @@ func benchSetup(b *testing.B) (upstreamURL, proxyURL, token, backend string) {
 	}
 	hs := &http.Server{Handler: srv.Handler()}
 	go hs.Serve(ln)
-	b.Cleanup(func() { hs.Close() })
+	b.Cleanup(func() { hs.Close(); srv.Drain() })
 	return up.URL, "http://" + ln.Addr().String() + "/proxy", "bench-token", st.Config.Backend
 }
 

@@ -127,6 +127,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
 // stream copies the body. For a streaming upstream (server-sent events, a
 // body of unknown length) it flushes after every chunk so events reach the
 // client as they arrive; otherwise the server's own buffering saves a
@@ -136,7 +138,9 @@ func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
 	if flush {
 		flusher, _ = w.(http.Flusher)
 	}
-	buf := make([]byte, 32<<10)
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
 	for {
 		n, err := body.Read(buf)
 		if n > 0 {
