@@ -134,9 +134,9 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 
 func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	start := env.Now()
-	timeout, err := time.ParseDuration(c.Timeout)
-	if err != nil || timeout <= 0 {
-		return nil, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", c.Timeout)
+	timeout, err := parseTimeout(c.Timeout)
+	if err != nil {
+		return nil, err
 	}
 	ins, err := c.injections()
 	if err != nil {
@@ -157,15 +157,7 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 			method = http.MethodPost
 		}
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	sel, _, err := c.Scope.project(env, ix)
+	st, _, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -231,4 +223,12 @@ func decodeBody(contentType string, data []byte) (any, string) {
 		return string(data), "text"
 	}
 	return base64.StdEncoding.EncodeToString(data), "base64"
+}
+
+func parseTimeout(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", s)
+	}
+	return d, nil
 }

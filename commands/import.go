@@ -94,15 +94,7 @@ func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
 			}
 		}
 	} else {
-		st, err := env.Store()
-		if err != nil {
-			return nil, err
-		}
-		ix, err := st.Index()
-		if err != nil {
-			return nil, err
-		}
-		sel, _, err := c.Scope.project(env, ix)
+		_, _, sel, err := env.openProject(c.Scope)
 		if err != nil {
 			return nil, err
 		}

@@ -81,19 +81,11 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, errcode.Errorf(errcode.Usage, "--port must be 0-65535 (0 picks a free port)")
 	}
-	timeout, err := time.ParseDuration(c.Timeout)
-	if err != nil || timeout <= 0 {
-		return nil, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", c.Timeout)
-	}
-	st, err := env.Store()
+	timeout, err := parseTimeout(c.Timeout)
 	if err != nil {
 		return nil, err
 	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	sel, _, err := c.Scope.project(env, ix)
+	st, _, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}

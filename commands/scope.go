@@ -155,3 +155,21 @@ func (a Approval) approve(env *Env, ix *vault.Index, what, rerun string) error {
 	}
 	return nil
 }
+
+// openProject opens the vault, reads the index and resolves the scope to an
+// existing project: the first three steps of every project command.
+func (e *Env) openProject(s Scope) (*vault.Store, *vault.Index, Selected, error) {
+	st, err := e.Store()
+	if err != nil {
+		return nil, nil, Selected{}, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, nil, Selected{}, err
+	}
+	sel, _, err := s.project(e, ix)
+	if err != nil {
+		return nil, nil, Selected{}, err
+	}
+	return st, ix, sel, nil
+}

@@ -114,15 +114,7 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
 }
 
 func writeSecrets(env *Env, scope Scope, puts []vault.Put, mode vault.PutMode, res *SecretsWriteResult) (*SecretsWriteResult, error) {
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	sel, _, err := scope.project(env, ix)
+	st, _, sel, err := env.openProject(scope)
 	if err != nil {
 		return nil, err
 	}
@@ -331,15 +323,7 @@ func (c *SecretsDeleteCmd) Run(env *Env) (*SecretsDeleteResult, error) {
 			return nil, err
 		}
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	sel, _, err := c.Scope.project(env, ix)
+	st, _, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}
@@ -378,19 +362,11 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
 	b, err := policy.NewBinding(t, c.Method, c.Surface, env.Now())
 	if err != nil {
 		return nil, err
 	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	sel, _, err := c.Scope.project(env, ix)
+	st, ix, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}
