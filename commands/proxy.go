@@ -47,6 +47,7 @@ type proxyState struct {
 
 func statePath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.json") }
 func tokenPath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.token") }
+func pidPath(st *vault.Store) string   { return filepath.Join(st.Dirs.State, "proxy.pid") }
 
 type ProxyStartCmd struct {
 	Port        int    `default:"8765" help:"Port on 127.0.0.1 (0 picks a free one; status shows it)." json:"port,omitempty"`
@@ -117,6 +118,10 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if err := writePrivate(statePath(st), b); err != nil {
 		return nil, err
 	}
+	if err := writePrivate(pidPath(st), []byte(strconv.Itoa(state.PID)+"\n")); err != nil {
+		return nil, err
+	}
+	defer os.Remove(pidPath(st))
 	defer os.Remove(statePath(st))
 	defer os.Remove(tokenPath(st))
 
@@ -269,6 +274,7 @@ func (c *ProxyStopCmd) Run(env *Env) (*ProxyStopResult, error) {
 	// A proxy that died without cleaning up leaves its files behind.
 	os.Remove(statePath(st))
 	os.Remove(tokenPath(st))
+	os.Remove(pidPath(st))
 	return out, nil
 }
 

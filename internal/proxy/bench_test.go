@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -109,21 +111,37 @@ func requests(upstream, proxy, token string) (direct, proxied func() *http.Reque
 	return
 }
 
+// bareProxy is the floor any proxy on this machine pays: the standard
+// library's reverse proxy with no policy, injection, redaction or audit.
+func bareProxy(b *testing.B, upstream string) func() *http.Request {
+	u, _ := url.Parse(upstream)
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.Transport = &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 64}
+	srv := httptest.NewServer(rp)
+	b.Cleanup(srv.Close)
+	return func() *http.Request {
+		r, _ := http.NewRequest("GET", srv.URL+"/v1/balance", nil)
+		r.Header.Set("Authorization", "Bearer sk_bench_0123456789abcdefghijklmnop")
+		return r
+	}
+}
+
 // BenchmarkProxyLatency: a warm proxied request against the same request
-// sent directly, interleaved, values cached. Reports p50s and the added p50.
+// sent directly and through a bare reverse proxy, interleaved, values
+// cached. Reports p50s and the added p50 of each.
 func BenchmarkProxyLatency(b *testing.B) {
 	upstream, proxy, token, backend := benchSetup(b)
 	c := newClient()
 	direct, proxied := requests(upstream, proxy, token)
+	bare := bareProxy(b, upstream)
 	for range 200 { // warm connections and the value cache
-		if err := get(c, direct()); err != nil {
-			b.Fatal(err)
-		}
-		if err := get(c, proxied()); err != nil {
-			b.Fatal(err)
+		for _, mk := range []func() *http.Request{direct, proxied, bare} {
+			if err := get(c, mk()); err != nil {
+				b.Fatal(err)
+			}
 		}
 	}
-	var d, p []time.Duration
+	var d, p, r []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		t0 := time.Now()
@@ -132,13 +150,16 @@ func BenchmarkProxyLatency(b *testing.B) {
 		if err := get(c, proxied()); err != nil {
 			b.Fatal(err)
 		}
-		d, p = append(d, t1.Sub(t0)), append(p, time.Since(t1))
+		t2 := time.Now()
+		get(c, bare())
+		d, p, r = append(d, t1.Sub(t0)), append(p, t2.Sub(t1)), append(r, time.Since(t2))
 	}
 	b.StopTimer()
-	dp, pp := p50(d), p50(p)
+	dp, pp, rp := p50(d), p50(p), p50(r)
 	b.ReportMetric(ms(dp), "direct_p50_ms")
 	b.ReportMetric(ms(pp), "proxy_p50_ms")
 	b.ReportMetric(ms(pp-dp), "added_p50_ms")
+	b.ReportMetric(ms(rp-dp), "bare_added_p50_ms")
 	b.Logf("backend %s", backend)
 }
 
@@ -167,16 +188,20 @@ func BenchmarkProxyThroughput16(b *testing.B) {
 		wg.Wait()
 		return float64(n) / time.Since(start).Seconds()
 	}
+	bare := bareProxy(b, upstream)
 	run(direct, 500)
 	run(proxied, 500)
+	run(bare, 500)
 	b.ResetTimer()
 	n := max(b.N, 2000)
 	dr := run(direct, n)
 	pr := run(proxied, n)
+	br := run(bare, n)
 	b.StopTimer()
 	b.ReportMetric(dr, "direct_req/s")
 	b.ReportMetric(pr, "proxy_req/s")
 	b.ReportMetric(pr/dr, "proxy/direct")
+	b.ReportMetric(br/dr, "bare/direct")
 }
 
 func p50(d []time.Duration) time.Duration {
