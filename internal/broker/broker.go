@@ -162,6 +162,7 @@ func (r *Response) Close(readErr error) {
 		if r.upstream != nil {
 			r.upstream.Close()
 		}
+		r.body.Release()
 		r.finish(readErr)
 	})
 }

@@ -17,6 +17,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -72,6 +73,10 @@ type Redactor struct {
 	// Forms shorter than 4 bytes (from short values), longest first.
 	short      [][]byte
 	shortFirst [256]bool
+
+	// bufs recycles RedactReader buffers between responses: a proxied
+	// request must not pay for zeroing 64 KiB of fresh memory.
+	bufs *sync.Pool
 }
 
 type formEntry struct {
@@ -93,7 +98,7 @@ func NewRedactor(values [][]byte) *Redactor {
 			}
 		}
 	}
-	r := &Redactor{stride: 1}
+	r := &Redactor{stride: 1, bufs: &sync.Pool{}}
 	var long [][]byte
 	minLong := 0
 	for f := range set {
@@ -382,6 +387,7 @@ func (r *Redactor) Reader(src io.Reader) *RedactReader {
 	if r == nil {
 		r = &Redactor{stride: 1}
 	}
+
 	return &RedactReader{r: r, src: src}
 }
 
@@ -446,7 +452,7 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 			continue
 		}
 		if rr.in == nil {
-			rr.in = make([]byte, redactReadSize+rr.r.maxLen)
+			rr.in, rr.out = rr.r.getBufs()
 		}
 		k, err := rr.src.Read(rr.in[rr.n:])
 		if k < 0 || k > len(rr.in)-rr.n {
@@ -468,6 +474,29 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 
 // process decides what it can of in[:n], appends it to out and keeps the
 // undecided tail at the front of in. final: the source has ended.
+// Release hands the reader's buffers back for reuse, wiped first because
+// they may hold part of an echo. The reader must not be used afterwards.
+func (rr *RedactReader) Release() {
+	if rr == nil || rr.in == nil || rr.r.bufs == nil {
+		return
+	}
+	clear(rr.in)
+	clear(rr.out[:cap(rr.out)])
+	rr.r.bufs.Put(&readerBufs{in: rr.in, out: rr.out[:0]})
+	rr.in, rr.out, rr.n, rr.off = nil, nil, 0, 0
+}
+
+type readerBufs struct{ in, out []byte }
+
+func (r *Redactor) getBufs() (in, out []byte) {
+	if r.bufs != nil {
+		if b, ok := r.bufs.Get().(*readerBufs); ok {
+			return b.in, b.out
+		}
+	}
+	return make([]byte, redactReadSize+r.maxLen), nil
+}
+
 func (rr *RedactReader) process(final bool) {
 	out, used, cover, hit := rr.r.scan(rr.out[:0], rr.in[:rr.n], rr.cover, final)
 	rr.out = out
