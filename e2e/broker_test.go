@@ -459,3 +459,32 @@ func TestSSEStreams(t *testing.T) {
 		t.Fatalf("rest: %q", rest)
 	}
 }
+
+// TestProxyPicksUpNewValues: the proxy holds values in memory, and a
+// `secrets set` takes effect on its next request without a restart.
+func TestProxyPicksUpNewValues(t *testing.T) {
+	first, second := randomValue(t, "v1_"), randomValue(t, "v2_")
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) { fmt.Fprint(w, "ok") })
+	v := brokerVault(t, map[string]string{"KEY": first}, up)
+	addr, token := startProxy(t, v)
+	hdr := map[string]string{"X-AS-Target-URL": up.URL + "/x", "X-AS-Method": "GET", "X-AS-Inject-Bearer": "KEY"}
+	if resp, body := proxyRequest(t, addr, token, hdr, ""); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	v.RunIn([]byte(second), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	if resp, body := proxyRequest(t, addr, token, hdr, ""); resp.StatusCode != 200 {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	reqs := up.requests()
+	if got := reqs[len(reqs)-2].Header.Get("Authorization"); got != "Bearer "+first {
+		t.Fatalf("first request sent %q", got)
+	}
+	if got := reqs[len(reqs)-1].Header.Get("Authorization"); got != "Bearer "+second {
+		t.Fatalf("after secrets set the proxy still sent the old value")
+	}
+	v.Run("secrets", "delete", "KEY").OK(t)
+	resp, body := proxyRequest(t, addr, token, hdr, "")
+	if resp.StatusCode != 404 {
+		t.Fatalf("deleted secret: %d %s", resp.StatusCode, body)
+	}
+}
