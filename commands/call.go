@@ -169,8 +169,8 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	}
 	data, readErr := io.ReadAll(resp.Body)
 	resp.Close(readErr)
-	if readErr != nil {
-		return nil, readErr
+	if err := broker.ReadError(env.ctx(), readErr); err != nil {
+		return nil, err
 	}
 	res := &CallResult{Status: resp.Status, Headers: flattenHeaders(resp.Header), Redacted: resp.Redacted(), AuditID: resp.AuditID,
 		DurationMS: float64(env.Now().Sub(start).Microseconds()) / 1000}
@@ -228,7 +228,8 @@ func decodeBody(contentType string, data []byte) (any, string) {
 func parseTimeout(s string) (time.Duration, error) {
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, errcode.Errorf(errcode.Usage, "--timeout %q is not a positive duration like 30s", s)
+		// Not quoted: a value typed in the wrong place must not come back.
+		return 0, errcode.New(errcode.Usage, "--timeout is not a positive duration like 30s")
 	}
 	return d, nil
 }

@@ -225,7 +225,7 @@ func validKeys(flags map[string]*kong.Flag, positionals map[string]int) []string
 // checking it against the Go type of the flag or argument.
 func inputValues(key string, raw json.RawMessage, t reflect.Type) ([]string, error) {
 	bad := func(want string) ([]string, error) {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--input: %q must be %s", key, want), "run `agentsecrets schema COMMAND` for the input schema")
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--input: %q must be %s", printableKey(key), want), "run `agentsecrets schema COMMAND` for the input schema")
 	}
 	var v any
 	dec := json.NewDecoder(bytes.NewReader(raw))

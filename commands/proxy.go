@@ -313,7 +313,7 @@ func (c *ProxyLogsCmd) Run(env *Env) (*ProxyLogsResult, error) {
 		} else if t, err := time.Parse(time.RFC3339, c.Since); err == nil {
 			f.Since = t
 		} else {
-			return nil, errcode.Errorf(errcode.Usage, "--since %q is neither RFC 3339 nor a duration", c.Since)
+			return nil, errcode.New(errcode.Usage, "--since is neither an RFC 3339 time nor a duration like 1h")
 		}
 	}
 	recs, err := audit.Open(st.Dirs.State, audit.Options{}).Read(f)

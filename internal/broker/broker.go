@@ -15,6 +15,7 @@
 package broker
 
 import (
+	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"context"
@@ -30,6 +31,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
@@ -227,7 +229,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	if err != nil {
 		return nil, err
 	}
-	redactor = b.redactorFor(req.Selection, proj, values)
+	redactor = b.redactorFor(req.Selection, proj, values, basicSecrets(req.Injections))
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -289,12 +291,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	resp.AuditID = rec.ID
 	rec.Status = up.StatusCode
 	resp.finish = func(readErr error) {
+		readErr = ReadError(ctx, readErr)
 		cancel()
-		if readErr != nil && !errors.Is(readErr, io.EOF) {
-			b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
-			return
-		}
-		b.audit(context.WithoutCancel(ctx), rec, start, nil, resp.Redacted())
+		b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
 	}
 	return resp, nil
 }
@@ -342,7 +341,8 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 		h.Del("Content-Length")
 	default:
 		// A body the broker cannot decode is a body it cannot scan.
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Upstream, "upstream answered with Content-Encoding %q, which the broker cannot scan for echoed secrets", enc),
+		// The header's text is not quoted: an upstream can echo anything.
+		return nil, errcode.WithHint(errcode.New(errcode.Upstream, "upstream answered with a Content-Encoding the broker cannot decode, so it cannot scan the body for echoed secrets"),
 			"the upstream ignored Accept-Encoding: gzip, deflate")
 	}
 	if up.ContentLength > b.cfg.MaxResponse {
@@ -350,7 +350,7 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 	}
 	redacted := false
 	for name, vals := range h {
-		if _, hit := r.String(name); hit {
+		if r.ContainsFold(name) {
 			delete(h, name)
 			redacted = true
 			continue
@@ -428,7 +428,46 @@ func sendError(ctx context.Context, err error, t target) error {
 	if errors.As(err, &dnsErr) {
 		return errcode.Errorf(errcode.Upstream, "cannot resolve %s", t.host)
 	}
-	return errcode.WithHint(errcode.Errorf(errcode.Upstream, "request to %s failed: %v", t.hostport(), err), "check that the upstream is reachable")
+	// Only network errors are described: they name addresses and system
+	// calls. Protocol errors quote what the upstream sent, which may be an
+	// echo, so they get a fixed message.
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Err != nil {
+		return errcode.WithHint(errcode.Errorf(errcode.Upstream, "request to %s failed: %s %s", t.hostport(), opErr.Op, syscallText(opErr.Err)),
+			"check that the upstream is reachable")
+	}
+	return errcode.WithHint(errcode.Errorf(errcode.Upstream, "request to %s failed: the upstream closed the connection or sent an invalid response", t.hostport()),
+		"check that the upstream speaks HTTP/1.1 or HTTP/2 on that port")
+}
+
+// syscallText describes a network failure by its system error only.
+func syscallText(err error) string {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err.Error()
+	}
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno.Error()
+	}
+	return "error"
+}
+
+// ReadError classifies an error that ended reading a response body, for
+// the client and the audit record: the size cap, the timeout, or an
+// upstream that broke off. It never quotes the error's own text.
+func ReadError(ctx context.Context, err error) error {
+	var coded *errcode.Error
+	switch {
+	case err == nil || errors.Is(err, io.EOF):
+		return nil
+	case errors.As(err, &coded):
+		return err
+	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		return errcode.WithHint(errcode.New(errcode.Timeout, "the upstream response did not finish in time"), "retry, or raise --timeout")
+	default:
+		return errcode.New(errcode.Upstream, "the upstream response broke off before its end")
+	}
 }
 
 // redactError makes sure no error text carries a value, whatever produced it.
@@ -472,7 +511,7 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 
 // redactorFor returns the redactor of exactly these values, keyed by the
 // names, versions and fingerprints that identify them.
-func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values map[string][]byte) *Redactor {
+func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values map[string][]byte, basic map[string]bool) *Redactor {
 	names := make([]string, 0, len(values))
 	for n := range values {
 		names = append(names, n)
@@ -482,7 +521,7 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 	key.WriteString(sel.Workspace + "/" + sel.Project)
 	for _, n := range names {
 		m := proj.Secrets[n]
-		fmt.Fprintf(&key, "|%s@%d:%s", n, m.Version, m.Fingerprint)
+		fmt.Fprintf(&key, "|%s@%d:%s:%v", n, m.Version, m.Fingerprint, basic[n])
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -492,6 +531,10 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 	all := make([][]byte, 0, len(names))
 	for _, n := range names {
 		all = append(all, values[n])
+		// A user:password credential can come back as the password alone.
+		if _, pass, ok := bytes.Cut(values[n], []byte(":")); ok && basic[n] && len(pass) > 0 {
+			all = append(all, pass)
+		}
 	}
 	r := NewRedactor(all)
 	if len(b.redactors) > 1024 {
@@ -499,6 +542,17 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 	}
 	b.redactors[key.String()] = r
 	return r
+}
+
+// basicSecrets names the secrets injected as user:password.
+func basicSecrets(ins []Injection) map[string]bool {
+	out := map[string]bool{}
+	for _, in := range ins {
+		if in.Style == StyleBasic {
+			out[in.Secret] = true
+		}
+	}
+	return out
 }
 
 // currentIndex re-reads index.json only when it was replaced: every write

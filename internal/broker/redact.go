@@ -12,6 +12,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"html"
 	"io"
 	"math/bits"
 	"net/url"
@@ -448,6 +449,14 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 			if rr.n == 0 {
 				return 0, rr.err
 			}
+			if rr.err != io.EOF {
+				// The stream broke. What is still held back could be the
+				// start of an echo cut off mid-value: drop it rather than
+				// hand out part of a secret.
+				clear(rr.in[:rr.n])
+				rr.n = 0
+				return 0, rr.err
+			}
 			rr.process(true)
 			continue
 		}
@@ -468,7 +477,7 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 			continue
 		}
 		rr.nEmpty = 0
-		rr.process(rr.err != nil)
+		rr.process(rr.err == io.EOF)
 	}
 }
 
@@ -542,7 +551,18 @@ func echoForms(v []byte) []string {
 	plain = plain[1 : len(plain)-1]
 	forms = append(forms, plain, strings.ReplaceAll(plain, "/", `\/`))
 	forms = append(forms, jsonEscapeASCII(s, false, false), jsonEscapeASCII(s, false, true), jsonEscapeASCII(s, true, false))
+	// Gson escapes = and ' as well as <, > and &.
+	forms = append(forms, gsonEscape(s))
+	// HTML entities, as an error page or template would echo it.
+	forms = append(forms, html.EscapeString(s), strings.NewReplacer(`'`, "&#x27;", `"`, "&quot;").Replace(html.EscapeString(s)))
 	return forms
+}
+
+// gsonEscape is Java's Gson default: JSON escaping plus <, >, &, = and '
+// as \u00XX.
+func gsonEscape(s string) string {
+	esc := jsonEscapeASCII(s, false, false)
+	return strings.NewReplacer("<", `\u003c`, ">", `\u003e`, "&", `\u0026`, "=", `\u003d`, "'", `\u0027`).Replace(esc)
 }
 
 // base64Cores returns, for each byte alignment of v inside a longer base64
@@ -647,4 +667,25 @@ func jsonEscapeASCII(s string, all, upper bool) string {
 		}
 	}
 	return b.String()
+}
+
+// ContainsFold reports whether s contains any form ignoring ASCII case. It
+// is for header names, which HTTP treats case-insensitively and Go
+// canonicalises, so an echo in a name arrives in another case.
+func (r *Redactor) ContainsFold(s string) bool {
+	if r == nil {
+		return false
+	}
+	ls := strings.ToLower(s)
+	for _, f := range r.forms {
+		if len(f) <= len(ls) && strings.Contains(ls, strings.ToLower(string(f))) {
+			return true
+		}
+	}
+	for _, f := range r.short {
+		if strings.Contains(ls, strings.ToLower(string(f))) {
+			return true
+		}
+	}
+	return false
 }

@@ -362,7 +362,9 @@ func TestRedactErrorMidStream(t *testing.T) {
 	}{
 		{"after echo", "ok " + string(v) + " tail", "ok " + Marker + " tail"},
 		{"echo at end", "ok " + string(v), "ok " + Marker},
-		{"held-back prefix", "ok " + string(v[:10]), "ok " + string(v[:10])},
+		// A broken stream drops what it held back: it may be an echo cut off
+		// mid-value, and part of a secret is still a leak.
+		{"held-back prefix is dropped", "ok " + string(v[:10]), "ok "},
 		{"nothing", "", ""},
 	}
 	for _, tc := range tests {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -241,14 +242,14 @@ func validHeaderName(n string) bool {
 }
 
 // styles lists the distinct styles of a request, for the audit record.
+// Field names are left out: the record holds names of secrets, not
+// whatever a client chose to call a header or parameter.
 func styles(ins []Injection) []string {
 	out := []string{}
 	for _, in := range ins {
-		s := in.Style
-		if in.Field != "" {
-			s += ":" + in.Field
+		if !slices.Contains(out, in.Style) {
+			out = append(out, in.Style)
 		}
-		out = append(out, s)
 	}
 	return out
 }

@@ -220,7 +220,7 @@ func NewBinding(t Target, methods, surfaces []string, now time.Time) (Binding, e
 	for _, m := range methods {
 		m = strings.ToUpper(strings.TrimSpace(m))
 		if m == "" || strings.Trim(m, "ABCDEFGHIJKLMNOPQRSTUVWXYZ") != "" {
-			return Binding{}, errcode.Errorf(errcode.Usage, "invalid HTTP method %q", m)
+			return Binding{}, errcode.Errorf(errcode.Usage, "invalid HTTP method %q", shortWord(m))
 		}
 		if !slices.Contains(b.Methods, m) {
 			b.Methods = append(b.Methods, m)
@@ -233,7 +233,7 @@ func NewBinding(t Target, methods, surfaces []string, now time.Time) (Binding, e
 	for _, s := range surfaces {
 		s = strings.ToLower(strings.TrimSpace(s))
 		if !slices.Contains(Surfaces, s) {
-			return Binding{}, errcode.Errorf(errcode.Usage, "invalid surface %q (want one of %s)", s, strings.Join(Surfaces, ", "))
+			return Binding{}, errcode.Errorf(errcode.Usage, "invalid surface %q (want one of %s)", shortWord(s), strings.Join(Surfaces, ", "))
 		}
 		if !slices.Contains(b.Surfaces, s) {
 			b.Surfaces = append(b.Surfaces, s)
@@ -266,4 +266,13 @@ func (b Binding) Widens(old *Binding) bool {
 		}
 	}
 	return false
+}
+
+// shortWord echoes a rejected word only if it looks like one: a value typed
+// in the wrong place must not come back in the error.
+func shortWord(s string) string {
+	if len(s) > 16 || strings.Trim(strings.ToLower(s), "abcdefghijklmnopqrstuvwxyz") != "" {
+		return fmt.Sprintf("<%d bytes>", len(s))
+	}
+	return s
 }
