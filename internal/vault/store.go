@@ -138,6 +138,13 @@ var ErrUnchanged = errors.New("unchanged")
 // Update runs fn on the current index under the lock and writes the result
 // atomically. If fn returns an error nothing is written.
 func (s *Store) Update(ctx context.Context, fn func(ix *Index) error) error {
+	return s.updateThen(ctx, fn, nil)
+}
+
+// updateThen is Update followed, still under the lock, by then: the step
+// that must happen only once the index no longer names what it removes
+// (deleting values from the backend).
+func (s *Store) updateThen(ctx context.Context, fn func(ix *Index) error, then func() error) error {
 	return filelock.With(ctx, s.Dirs.LockFile(), func() error {
 		removeStaleTemps(s.Dirs.Data)
 		ix, err := s.Index()
@@ -150,7 +157,13 @@ func (s *Store) Update(ctx context.Context, fn func(ix *Index) error) error {
 			}
 			return err
 		}
-		return s.writeIndex(ix)
+		if err := s.writeIndex(ix); err != nil {
+			return err
+		}
+		if then != nil {
+			return then()
+		}
+		return nil
 	})
 }
 
@@ -281,12 +294,12 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 	if err != nil {
 		return err
 	}
-	return s.Update(ctx, func(ix *Index) error {
+	keys := make([]string, 0, len(names))
+	return s.updateThen(ctx, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
 		}
-		keys := make([]string, 0, len(names))
 		for _, n := range names {
 			if _, err := ix.Secret(sel, n); err != nil {
 				return err
@@ -296,13 +309,12 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 		for _, n := range names {
 			delete(proj.Secrets, n)
 		}
-		if err := s.writeIndex(ix); err != nil {
-			return err
-		}
+		return nil
+	}, func() error {
 		if err := backend.Delete(ctx, keys); err != nil {
 			return fmt.Errorf("names removed from the index, but deleting values failed: %w", err)
 		}
-		return ErrUnchanged
+		return nil
 	})
 }
 
@@ -321,35 +333,33 @@ func (s *Store) DeleteProject(ctx context.Context, sel Selection) (int, error) {
 			return 0, err
 		}
 	}
-	n := 0
-	err = s.Update(ctx, func(ix *Index) error {
+	var keys []string
+	err = s.updateThen(ctx, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
 		}
-		keys := make([]string, 0, len(proj.Secrets))
 		for name := range proj.Secrets {
 			keys = append(keys, itemKey(sel, name))
 		}
 		if len(keys) > 0 && backend == nil {
 			return errcode.New(errcode.Conflict, "the project changed while it was being deleted; retry")
 		}
-		n = len(keys)
 		delete(ix.Workspaces[sel.Workspace].Projects, sel.Project)
 		if ix.Current == sel {
 			ix.Current.Project = ""
 		}
-		if err := s.writeIndex(ix); err != nil {
-			return err
+		return nil
+	}, func() error {
+		if len(keys) == 0 {
+			return nil
 		}
-		if len(keys) > 0 {
-			if err := backend.Delete(ctx, keys); err != nil {
-				return fmt.Errorf("project removed from the index, but deleting values failed: %w", err)
-			}
+		if err := backend.Delete(ctx, keys); err != nil {
+			return fmt.Errorf("project removed from the index, but deleting values failed: %w", err)
 		}
-		return ErrUnchanged
+		return nil
 	})
-	return n, err
+	return len(keys), err
 }
 
 // Value returns a secret's value. Only the broker may call it: it is the
