@@ -111,7 +111,7 @@ func TestEveryCommandHasTheContract(t *testing.T) {
 	walk(parser.Model.Node)
 	sort.Strings(leaves)
 	for _, want := range []string{"init", "status", "doctor", "workspace create", "workspace list", "workspace switch",
-		"workspace allowlist add", "workspace allowlist remove", "workspace allowlist list", "project create",
+		"workspace allowlist add", "workspace allowlist remove", "workspace allowlist list", "workspace allowlist log", "project create",
 		"project list", "project use", "project delete", "secrets set", "secrets generate", "secrets list",
 		"secrets delete", "secrets import", "secrets bind", "secrets unbind", "schema"} {
 		if sort.SearchStrings(leaves, want) == len(leaves) || leaves[sort.SearchStrings(leaves, want)] != want {

@@ -3,6 +3,7 @@ package commands
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -154,6 +155,34 @@ func TestAllowlist(t *testing.T) {
 	code, out, _ := run("", "workspace", "allowlist", "list", "--select", "hosts")
 	if code != 0 || !strings.Contains(out, `"host":"127.0.0.1","port":8080,"allow_http":true,"allow_private":false`) {
 		t.Fatalf("%d %s", code, out)
+	}
+
+	// The log holds every change that took effect, oldest first, with its
+	// approval; refused and unchanged attempts change nothing.
+	code, out, _ = run("", "workspace", "allowlist", "log")
+	if code != 0 {
+		t.Fatalf("log: %d %s", code, out)
+	}
+	var log AllowlistLogResult
+	if err := json.Unmarshal([]byte(out), &log); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"added 127.0.0.1 8080 true true true", "updated 127.0.0.1 8080 true false false",
+		"added api.example.com 0 false false true", "removed api.example.com 0 false false false"}
+	if len(log.Changes) != len(want) {
+		t.Fatalf("log has %d changes, want %d: %s", len(log.Changes), len(want), out)
+	}
+	for i, c := range log.Changes {
+		got := fmt.Sprintf("%s %s %d %v %v %v", c.Action, c.Host, c.Port, c.AllowHTTP, c.AllowPrivate, c.Approved)
+		if got != want[i] || c.At.IsZero() {
+			t.Errorf("change %d: %s at %v, want %s", i, got, c.At, want[i])
+		}
+	}
+	if code, out, _ := run("", "workspace", "allowlist", "log", "--last", "1", "--select", "changes.#"); code != 0 || strings.TrimSpace(out) != "1" {
+		t.Fatalf("--last 1: %d %s", code, out)
+	}
+	if code, out, _ := run("", "workspace", "allowlist", "log", "--last", "-1"); code != 2 || errorCode(t, out) != "usage" {
+		t.Fatalf("--last -1: %d %s", code, out)
 	}
 }
 

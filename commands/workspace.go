@@ -147,6 +147,7 @@ type AllowlistCmd struct {
 	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host (needs the admin passphrase)."`
 	Remove AllowlistRemoveCmd `cmd:"" help:"Remove a host (no approval needed)."`
 	List   AllowlistListCmd   `cmd:"" help:"List allowed hosts."`
+	Log    AllowlistLogCmd    `cmd:"" help:"Show the history of allowlist changes and their approvals."`
 }
 
 // WorkspaceFlag selects a workspace for workspace-level policy.
@@ -234,6 +235,7 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 			*old = entry
 			res.Action, res.Entry = "updated", entry
 		}
+		w.AllowlistLog = append(w.AllowlistLog, entry.Change(res.Action, res.Approved, env.Now()))
 		return nil
 	})
 	if err != nil {
@@ -289,6 +291,7 @@ func (c *AllowlistRemoveCmd) Run(env *Env) (*AllowlistResult, error) {
 		}
 		res.Entry = *old
 		w.Allowlist = slices.DeleteFunc(w.Allowlist, func(e policy.AllowEntry) bool { return e.Host == t.Host && e.Port == t.Port })
+		w.AllowlistLog = append(w.AllowlistLog, res.Entry.Change("removed", false, env.Now()))
 		return nil
 	})
 	if err != nil {
@@ -347,6 +350,56 @@ func (r *AllowlistListResult) WriteText(w io.Writer) error {
 			extra += " allow-private"
 		}
 		fmt.Fprintf(w, "%s%s\n", h.Target(), extra)
+	}
+	return nil
+}
+
+type AllowlistLogCmd struct {
+	Last int `placeholder:"N" help:"Show only the newest N changes." json:"last,omitempty"`
+	WorkspaceFlag
+}
+
+// AllowlistLogResult is a workspace's allowlist history, oldest first.
+type AllowlistLogResult struct {
+	Workspace string                   `json:"workspace"`
+	Changes   []policy.AllowlistChange `json:"changes"`
+}
+
+func (c *AllowlistLogCmd) Run(env *Env) (*AllowlistLogResult, error) {
+	if c.Last < 0 {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "--last must be 0 (all) or more"), "run `agentsecrets workspace allowlist log --last 20`")
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	changes := w.AllowlistLog
+	if c.Last > 0 && len(changes) > c.Last {
+		changes = changes[len(changes)-c.Last:]
+	}
+	return &AllowlistLogResult{Workspace: wsName, Changes: append([]policy.AllowlistChange{}, changes...)}, nil
+}
+
+func (r *AllowlistLogResult) WriteText(w io.Writer) error {
+	if len(r.Changes) == 0 {
+		fmt.Fprintf(w, "No allowlist changes in workspace %s.\n", r.Workspace)
+		return nil
+	}
+	for _, c := range r.Changes {
+		flags := flagIf(c.AllowHTTP, " allow-http") + flagIf(c.AllowPrivate, " allow-private")
+		approval := ""
+		if c.Approved {
+			approval = " (approved)"
+		}
+		fmt.Fprintf(w, "%s  %-7s %s%s%s\n", c.At.Format(time.RFC3339), c.Action, policy.Target{Host: c.Host, Port: c.Port}, flags, approval)
 	}
 	return nil
 }

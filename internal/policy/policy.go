@@ -185,6 +185,25 @@ type AllowEntry struct {
 	AddedAt      time.Time `json:"added_at"`
 }
 
+// AllowlistChange is one entry of a workspace's allowlist history: what
+// changed, when, and whether the admin passphrase approved it. Removals
+// need no approval, so Approved is false for them.
+type AllowlistChange struct {
+	At           time.Time `json:"at"`
+	Action       string    `json:"action" jsonschema:"enum=added,enum=updated,enum=removed"`
+	Host         string    `json:"host"`
+	Port         int       `json:"port,omitempty"`
+	AllowHTTP    bool      `json:"allow_http"`
+	AllowPrivate bool      `json:"allow_private"`
+	Approved     bool      `json:"approved"`
+}
+
+// Change records e being added, updated or removed at t.
+func (e AllowEntry) Change(action string, approved bool, t time.Time) AllowlistChange {
+	return AllowlistChange{At: t.UTC(), Action: action, Host: e.Host, Port: e.Port,
+		AllowHTTP: e.AllowHTTP, AllowPrivate: e.AllowPrivate, Approved: approved}
+}
+
 // Target returns the entry as a Target.
 func (e AllowEntry) Target() Target { return Target{Host: e.Host, Port: e.Port} }
 

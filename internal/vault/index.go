@@ -38,7 +38,10 @@ type Selection struct {
 type Workspace struct {
 	CreatedAt time.Time           `json:"created_at"`
 	Allowlist []policy.AllowEntry `json:"allowlist"`
-	Projects  map[string]*Project `json:"projects"`
+	// AllowlistLog is every allowlist change, oldest first, written in the
+	// same index update as the change itself.
+	AllowlistLog []policy.AllowlistChange `json:"allowlist_log,omitempty"`
+	Projects     map[string]*Project      `json:"projects"`
 }
 
 // Project groups secrets.
