@@ -255,14 +255,20 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 		} else {
 			b = appendMarshal(b, s.Bindings)
 		}
-		b = append(b, `,"releases":[`...)
-		for i, r := range s.Releases {
-			if i > 0 {
-				b = append(b, ',')
+		b = append(b, `,"releases":`...)
+		if s.Releases == nil {
+			b = append(b, `null`...)
+		} else {
+			b = append(b, '[')
+			for i, r := range s.Releases {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, r)
 			}
-			b = appendJSONString(b, r)
+			b = append(b, ']')
 		}
-		b = append(b, "]}"...)
+		b = append(b, '}')
 	}
 	return append(b, "]}"...)
 }
