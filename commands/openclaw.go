@@ -235,9 +235,13 @@ func readOpenclawRequest(r io.Reader) (*openclawRequest, error) {
 
 // parseOpenclawID maps an id to a secret: NAME is a secret of the project
 // the provider's args (or the user's current selection) select;
-// WORKSPACE/PROJECT/NAME names one anywhere.
+// WORKSPACE/PROJECT/NAME names one anywhere. OpenClaw's exec id grammar
+// has no '_' ([A-Za-z0-9][A-Za-z0-9._:/#-]*), so '-' in the NAME part
+// stands for '_': STRIPE-KEY is the secret STRIPE_KEY. Secret names never
+// contain '-', so the mapping is one to one; '_' is accepted as well.
 func parseOpenclawID(id string, def vault.Selection) (broker.Ref, error) {
 	parts := strings.Split(id, "/")
+	parts[len(parts)-1] = strings.ReplaceAll(parts[len(parts)-1], "-", "_")
 	var ref broker.Ref
 	switch len(parts) {
 	case 1:

@@ -14,6 +14,9 @@ func TestParseOpenclawID(t *testing.T) {
 	}{
 		{"KEY", "w/p/KEY"},
 		{"team/api/STRIPE_KEY", "team/api/STRIPE_KEY"},
+		{"STRIPE-KEY", "w/p/STRIPE_KEY"},
+		{"my-team/api.v2/STRIPE-LIVE-KEY", "my-team/api.v2/STRIPE_LIVE_KEY"},
+		{"-KEY", "w/p/_KEY"},
 		{"api/KEY", ""},
 		{"a/b/c/KEY", ""},
 		{"x/../KEY", ""},
