@@ -42,7 +42,9 @@ func TestIO() (*IO, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 type Env struct {
 	IO     *IO
 	Getenv func(string) string
-	Now    func() time.Time
+	// Environ is the whole environment, for the children `env` starts.
+	Environ func() []string
+	Now     func() time.Time
 	// Cwd is where project links (.agentsecrets/project.json) are searched.
 	Cwd     string
 	Context context.Context
@@ -67,6 +69,7 @@ func SystemEnv() *Env {
 			},
 		},
 		Getenv:  os.Getenv,
+		Environ: os.Environ,
 		Now:     time.Now,
 		Cwd:     cwd,
 		Context: context.Background(),

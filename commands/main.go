@@ -40,6 +40,8 @@ type CLI struct {
 	Proxy     ProxyCmd     `cmd:"" help:"The local proxy: start, stop, status, logs."`
 	Audit     AuditCmd     `cmd:"" help:"Verify the audit log."`
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
+	Env       EnvCmd       `cmd:"" help:"Run a command with approved secrets' values in its environment, masking them in its output (value mode)."`
+	Openclaw  OpenclawCmd  `cmd:"" name:"openclaw" help:"OpenClaw integration: the exec SecretRef provider."`
 }
 
 // newParser builds the kong parser. exited records a help/--version exit.
@@ -84,10 +86,22 @@ func Main(args []string, env *Env) int {
 	if err != nil {
 		return reportError(env, format, err, args)
 	}
+	if p, ok := result.(passthrough); ok {
+		return p.ExitStatus()
+	}
 	if err := render(env.IO, format, cli.Select, result); err != nil {
 		return reportError(env, format, err, args)
 	}
 	return 0
+}
+
+// passthrough is implemented by the results of the commands that own
+// stdout once they have started: `env` (the child has the real stdio) and
+// `openclaw resolve` (stdout is OpenClaw's protocol). Nothing is rendered
+// for them; the exit status is theirs. Errors before that point are reported
+// as usual.
+type passthrough interface {
+	ExitStatus() int
 }
 
 // dispatch calls the selected command's Run(*Env) (Result, error). kong's own

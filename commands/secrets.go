@@ -182,6 +182,9 @@ type SecretInfo struct {
 	Fingerprint string           `json:"fingerprint"`
 	Source      string           `json:"source"`
 	Bindings    []policy.Binding `json:"bindings"`
+	// Releases are the ways a human approved handing the value itself to
+	// another process: env, openclaw. Usually empty.
+	Releases []string `json:"releases"`
 }
 
 // SecretsListResult lists a project's secrets by name.
@@ -217,7 +220,7 @@ func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
 	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(secrets))}
 	for _, s := range secrets {
 		res.Secrets = append(res.Secrets, SecretInfo{Name: s.Name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: s.Bindings})
+			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: s.Bindings, Releases: releasesOf(s.Secret)})
 	}
 	return res, nil
 }
@@ -251,6 +254,19 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 			b = append(b, `[]`...)
 		} else {
 			b = appendMarshal(b, s.Bindings)
+		}
+		b = append(b, `,"releases":`...)
+		if s.Releases == nil {
+			b = append(b, `null`...)
+		} else {
+			b = append(b, '[')
+			for i, r := range s.Releases {
+				if i > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, r)
+			}
+			b = append(b, ']')
 		}
 		b = append(b, '}')
 	}
@@ -300,6 +316,9 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 		if len(targets) > 0 {
 			bound = "→ " + strings.Join(targets, ", ")
 		}
+		if len(s.Releases) > 0 {
+			bound += "  VALUE RELEASED to " + strings.Join(s.Releases, ", ")
+		}
 		fmt.Fprintf(w, "  %-32s v%-3d %s  %s\n", s.Name, s.Version, s.UpdatedAt.Format(time.DateOnly), bound)
 	}
 	return nil
@@ -335,19 +354,24 @@ func (c *SecretsDeleteCmd) Run(env *Env) (*SecretsDeleteResult, error) {
 
 type SecretsBindCmd struct {
 	Name    string   `arg:"" help:"Secret name." json:"name"`
-	Target  string   `arg:"" help:"HOST[:PORT][/PATH-PREFIX] the secret may be sent to." json:"target"`
+	Target  string   `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] the secret may be sent to (or give --release instead)." json:"target,omitempty"`
 	Method  []string `help:"Allowed HTTP method (repeatable; default any)." placeholder:"M" sep:"none" json:"method,omitempty"`
 	Surface []string `help:"Where the value may be injected: header (default), query, body, form (repeatable)." placeholder:"S" sep:"none" json:"surface,omitempty"`
+	Release string   `placeholder:"MODE" help:"Instead of a target: let the value itself be released to another process, by 'env' (agentsecrets env -- CMD) or 'openclaw' (agentsecrets openclaw resolve)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
 	Scope
 	Approval
 }
 
-// SecretsBindResult reports a binding change.
+// SecretsBindResult reports a binding or release change.
 type SecretsBindResult struct {
-	Workspace string         `json:"workspace"`
-	Project   string         `json:"project"`
-	Name      string         `json:"name"`
-	Binding   policy.Binding `json:"binding"`
+	Workspace string          `json:"workspace"`
+	Project   string          `json:"project"`
+	Name      string          `json:"name"`
+	Binding   *policy.Binding `json:"binding,omitempty"`
+	// Release is the mode bound with --release; Releases every mode the
+	// secret now has.
+	Release  string   `json:"release,omitempty"`
+	Releases []string `json:"releases"`
 	// Action is added, updated or unchanged.
 	Action   string `json:"action"`
 	Approved bool   `json:"approved"`
@@ -357,6 +381,17 @@ type SecretsBindResult struct {
 func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err := vault.CheckSecretName(c.Name); err != nil {
 		return nil, err
+	}
+	if c.Release != "" {
+		if c.Target != "" || len(c.Method) > 0 || len(c.Surface) > 0 {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target, --method or --surface"),
+				"bind the release and the target in two commands")
+		}
+		return c.bindRelease(env)
+	}
+	if c.Target == "" {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "give a target HOST[:PORT][/PATH-PREFIX] or --release env|openclaw"),
+			"run `agentsecrets secrets bind --help`")
 	}
 	t, err := policy.ParseTarget(c.Target)
 	if err != nil {
@@ -392,17 +427,19 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		if b.Widens(old) && !res.Approved {
 			return errcode.New(errcode.Conflict, "the binding changed while waiting for approval; retry")
 		}
+		res.Releases = releasesOf(s)
 		switch {
 		case old == nil:
 			s.Bindings = append(s.Bindings, b)
-			res.Action, res.Binding = "added", b
+			res.Action, res.Binding = "added", &b
 		case equalStrings(old.Methods, b.Methods) && equalStrings(old.Surfaces, b.Surfaces):
-			res.Action, res.Binding = "unchanged", *old
+			kept := *old
+			res.Action, res.Binding = "unchanged", &kept
 			return vault.ErrUnchanged
 		default:
 			b.CreatedAt = old.CreatedAt
 			*old = b
-			res.Action, res.Binding = "updated", b
+			res.Action, res.Binding = "updated", &b
 		}
 		return nil
 	})
@@ -414,6 +451,69 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 			t.HostPort(), sel.Workspace, t.HostPort())
 	}
 	return res, nil
+}
+
+// bindRelease lets a secret's value leave the broker in one mode: the
+// widest change there is, so it always needs approval unless already set.
+func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
+	mode, err := policy.ParseRelease(c.Release)
+	if err != nil {
+		return nil, err
+	}
+	st, ix, sel, err := env.openProject(c.Scope)
+	if err != nil {
+		return nil, err
+	}
+	s, err := ix.Secret(sel.Selection, c.Name)
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name, Release: mode}
+	if _, widens := policy.AddRelease(s.Releases, mode); widens {
+		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
+		if err := c.Approval.approve(env, ix, what, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name)); err != nil {
+			return nil, err
+		}
+		res.Approved = true
+	}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return err
+		}
+		out, added := policy.AddRelease(s.Releases, mode)
+		res.Releases = out
+		if !added {
+			res.Action = "unchanged"
+			return vault.ErrUnchanged
+		}
+		if !res.Approved {
+			return errcode.New(errcode.Conflict, "the release flags changed while waiting for approval; retry")
+		}
+		s.Releases = out
+		res.Action = "added"
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// releaseWhat says, in the approval prompt, who receives a released value.
+func releaseWhat(mode string) string {
+	if mode == policy.ReleaseOpenClaw {
+		return "OpenClaw (`agentsecrets openclaw resolve` answers with it)"
+	}
+	return "the environment of programs that `agentsecrets env` starts"
+}
+
+// releasesOf is a secret's release modes, never nil.
+func releasesOf(s *vault.Secret) []string {
+	if s.Releases == nil {
+		return []string{}
+	}
+	return s.Releases
 }
 
 func repeatFlag(flag string, vals []string) string {
@@ -446,22 +546,32 @@ func findBinding(s *vault.Secret, t policy.Target) *policy.Binding {
 }
 
 type SecretsUnbindCmd struct {
-	Name   string `arg:"" help:"Secret name." json:"name"`
-	Target string `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] to unbind (default: every binding)." json:"target,omitempty"`
+	Name    string `arg:"" help:"Secret name." json:"name"`
+	Target  string `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] to unbind (default: every binding; release flags stay)." json:"target,omitempty"`
+	Release string `placeholder:"MODE" help:"Instead of bindings: withdraw value release by 'env' or 'openclaw' (no approval needed)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
 	Scope
 }
 
-// SecretsUnbindResult lists the removed bindings.
+// SecretsUnbindResult lists the removed bindings or release modes.
 type SecretsUnbindResult struct {
-	Workspace string           `json:"workspace"`
-	Project   string           `json:"project"`
-	Name      string           `json:"name"`
-	Removed   []policy.Binding `json:"removed"`
+	Workspace       string           `json:"workspace"`
+	Project         string           `json:"project"`
+	Name            string           `json:"name"`
+	Removed         []policy.Binding `json:"removed"`
+	RemovedReleases []string         `json:"removed_releases"`
+	// Releases are the modes the secret still has.
+	Releases []string `json:"releases"`
 }
 
 func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 	if err := vault.CheckSecretName(c.Name); err != nil {
 		return nil, err
+	}
+	if c.Release != "" {
+		if c.Target != "" {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target"), "unbind the release and the target in two commands")
+		}
+		return c.unbindRelease(env)
 	}
 	var target *policy.Target
 	if c.Target != "" {
@@ -475,7 +585,7 @@ func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &SecretsUnbindResult{Name: c.Name, Removed: []policy.Binding{}}
+	res := &SecretsUnbindResult{Name: c.Name, Removed: []policy.Binding{}, RemovedReleases: []string{}}
 	err = st.Update(env.ctx(), func(ix *vault.Index) error {
 		sel, _, err := c.Scope.project(env, ix)
 		if err != nil {
@@ -486,6 +596,7 @@ func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 		if err != nil {
 			return err
 		}
+		res.Releases = releasesOf(s)
 		kept := []policy.Binding{}
 		for _, b := range s.Bindings {
 			if target == nil || b.Target() == *target {
@@ -502,6 +613,46 @@ func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 				"run `agentsecrets secrets list` to see bindings")
 		}
 		s.Bindings = kept
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// unbindRelease withdraws one release mode. Narrowing: no approval, and
+// withdrawing a mode the secret does not have is a successful no-op.
+func (c *SecretsUnbindCmd) unbindRelease(env *Env) (*SecretsUnbindResult, error) {
+	mode, err := policy.ParseRelease(c.Release)
+	if err != nil {
+		return nil, err
+	}
+	st, err := env.Store()
+	if err != nil {
+		return nil, err
+	}
+	res := &SecretsUnbindResult{Name: c.Name, Removed: []policy.Binding{}, RemovedReleases: []string{}}
+	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+		sel, _, err := c.Scope.project(env, ix)
+		if err != nil {
+			return err
+		}
+		res.Workspace, res.Project = sel.Workspace, sel.Project
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return err
+		}
+		out, removed := policy.RemoveRelease(s.Releases, mode)
+		res.Releases = out
+		if !removed {
+			return vault.ErrUnchanged
+		}
+		res.RemovedReleases = []string{mode}
+		if len(out) == 0 {
+			out = nil // omitted from the index, as for a secret never released
+		}
+		s.Releases = out
 		return nil
 	})
 	if err != nil {

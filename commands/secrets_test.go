@@ -302,9 +302,9 @@ func TestProjectLink(t *testing.T) {
 func TestListAppendJSONMatchesEncoder(t *testing.T) {
 	when := time.Date(2026, 11, 23, 18, 0, 0, 120000000, time.UTC)
 	res := &SecretsListResult{Workspace: "team.one", Project: "api-v2", Secrets: []SecretInfo{
-		{Name: "A", Version: 3, CreatedAt: when, UpdatedAt: when.Add(time.Second), Fingerprint: "hmac-sha256:00ff", Source: "set", Bindings: []policy.Binding{}},
+		{Name: "A", Version: 3, CreatedAt: when, UpdatedAt: when.Add(time.Second), Fingerprint: "hmac-sha256:00ff", Source: "set", Bindings: []policy.Binding{}, Releases: []string{}},
 		{Name: "B_2", Version: 1, CreatedAt: when, UpdatedAt: when, Fingerprint: "hmac-sha256:abcd", Source: "import",
-			Bindings: []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1/<x>&", Methods: []string{"GET"}, Surfaces: []string{"header"}, CreatedAt: when}}},
+			Bindings: []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1/<x>&", Methods: []string{"GET"}, Surfaces: []string{"header"}, CreatedAt: when}}, Releases: []string{"env", "openclaw"}},
 		{Name: "C", Version: 1, Source: "odd \"source\"\n\u00e9", Bindings: []policy.Binding{}},
 	}}
 	var want bytes.Buffer
@@ -324,5 +324,86 @@ func TestListAppendJSONMatchesEncoder(t *testing.T) {
 	empty := &SecretsListResult{Workspace: "w", Project: "p", Secrets: []SecretInfo{}}
 	if got, _ := encodeJSON(empty, false); string(got) != `{"workspace":"w","project":"p","secrets":[]}`+"\n" {
 		t.Fatalf("empty: %s", got)
+	}
+}
+
+// TestBindReleaseNeedsApprovalOnlyToAdd: releasing a value is the widest
+// change there is; withdrawing it is narrowing and needs nothing.
+func TestBindReleaseNeedsApprovalOnlyToAdd(t *testing.T) {
+	root, run := fileVault(t)
+	admin := filepath.Join(root, "admin.pass")
+	run("tok-value-123\n", "secrets", "set", "TOKEN", "--from-stdin")
+	steps := []struct {
+		name string
+		args []string
+		exit int
+		want string // action, or error code
+		rels []string
+	}{
+		{"no approval", []string{"bind", "TOKEN", "--release", "env"}, 5, "approval_required", nil},
+		{"approved", []string{"bind", "TOKEN", "--release", "env", "--passphrase-file", admin}, 0, "added", []string{"env"}},
+		{"again needs nothing", []string{"bind", "TOKEN", "--release", "ENV"}, 0, "unchanged", []string{"env"}},
+		{"another mode needs approval", []string{"bind", "TOKEN", "--release", "openclaw"}, 5, "approval_required", nil},
+		{"second mode", []string{"bind", "TOKEN", "--release", "openclaw", "--passphrase-file", admin}, 0, "added", []string{"env", "openclaw"}},
+		{"unknown mode", []string{"bind", "TOKEN", "--release", "shell", "--passphrase-file", admin}, 2, "usage", nil},
+		{"release with a target", []string{"bind", "TOKEN", "api.example.com", "--release", "env"}, 2, "usage", nil},
+		{"neither target nor release", []string{"bind", "TOKEN"}, 2, "usage", nil},
+		{"unknown secret", []string{"bind", "MISSING", "--release", "env", "--passphrase-file", admin}, 3, "not_found", nil},
+		{"withdraw without approval", []string{"unbind", "TOKEN", "--release", "env"}, 0, "", []string{"openclaw"}},
+		{"withdraw again is a no-op", []string{"unbind", "TOKEN", "--release", "env"}, 0, "", []string{"openclaw"}},
+		{"unbinding hosts keeps releases", []string{"unbind", "TOKEN"}, 0, "", []string{"openclaw"}},
+		{"withdraw the last", []string{"unbind", "TOKEN", "--release", "openclaw"}, 0, "", []string{}},
+	}
+	for _, s := range steps {
+		code, out, _ := run("", append([]string{"secrets"}, s.args...)...)
+		if code != s.exit {
+			t.Fatalf("%s: exit %d, want %d: %s", s.name, code, s.exit, out)
+		}
+		if s.exit != 0 {
+			if got := errorCode(t, out); got != s.want {
+				t.Fatalf("%s: code %s, want %s", s.name, got, s.want)
+			}
+			if hint, _ := field(t, out, "error", "hint").(string); s.want == "approval_required" && !strings.Contains(hint, "--release") {
+				t.Errorf("%s: hint does not name the command to run: %s", s.name, out)
+			}
+			continue
+		}
+		if s.want != "" && field(t, out, "action") != s.want {
+			t.Fatalf("%s: action %v, want %s: %s", s.name, field(t, out, "action"), s.want, out)
+		}
+		var got []string
+		for _, r := range field(t, out, "releases").([]any) {
+			got = append(got, r.(string))
+		}
+		if strings.Join(got, ",") != strings.Join(s.rels, ",") {
+			t.Fatalf("%s: releases %v, want %v", s.name, got, s.rels)
+		}
+	}
+	_, out, _ := run("", "status")
+	if rel := field(t, out, "value_release").([]any); len(rel) != 0 {
+		t.Fatalf("status lists releases after all were withdrawn: %s", out)
+	}
+	if b, err := os.ReadFile(filepath.Join(root, "home", "index.json")); err != nil || strings.Contains(string(b), `"releases"`) {
+		t.Fatalf("withdrawn releases left in the index (%v): %s", err, b)
+	}
+}
+
+func TestStatusListsEveryRelease(t *testing.T) {
+	root, run := fileVault(t)
+	admin := filepath.Join(root, "admin.pass")
+	run("", "project", "create", "other")
+	run("v-one-123\n", "secrets", "set", "ONE", "--from-stdin")
+	run("v-two-123\n", "secrets", "set", "TWO", "--from-stdin", "--project", "other")
+	run("", "secrets", "bind", "ONE", "--release", "env", "--passphrase-file", admin)
+	run("", "secrets", "bind", "TWO", "--release", "openclaw", "--project", "other", "--passphrase-file", admin)
+	run("", "secrets", "bind", "TWO", "--release", "env", "--project", "other", "--passphrase-file", admin)
+	_, out, _ := run("", "status", "--select", "value_release")
+	want := `[{"workspace":"default","project":"default","name":"ONE","modes":["env"]},{"workspace":"default","project":"other","name":"TWO","modes":["env","openclaw"]}]`
+	if strings.TrimSpace(out) != want {
+		t.Fatalf("value_release = %s, want %s", out, want)
+	}
+	_, out, _ = run("", "secrets", "list", "--project", "other", "--select", "secrets.0.releases")
+	if strings.TrimSpace(out) != `["env","openclaw"]` {
+		t.Fatalf("secrets list releases = %s", out)
 	}
 }

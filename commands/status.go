@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -83,6 +84,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	for _, w := range ix.Workspaces {
 		res.Projects += len(w.Projects)
 	}
+	res.ValueRelease = valueReleases(ix)
 	sel, err := c.Scope.resolve(env, ix.Current)
 	if err != nil {
 		return nil, err
@@ -102,6 +104,25 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 		res.Next = append(res.Next, "agentsecrets doctor")
 	}
 	return res, nil
+}
+
+// valueReleases lists every secret, in every workspace and project, whose
+// value a human approved for release: the list must be complete to be of
+// use, so it is not limited to the selected project.
+func valueReleases(ix *vault.Index) []ReleaseEntry {
+	out := []ReleaseEntry{}
+	for _, wn := range vault.SortedKeys(ix.Workspaces) {
+		w := ix.Workspaces[wn]
+		for _, pn := range vault.SortedKeys(w.Projects) {
+			p := w.Projects[pn]
+			for _, sn := range vault.SortedKeys(p.Secrets) {
+				if rs := p.Secrets[sn].Releases; len(rs) > 0 {
+					out = append(out, ReleaseEntry{Workspace: wn, Project: pn, Name: sn, Modes: rs})
+				}
+			}
+		}
+	}
+	return out
 }
 
 // backendStatus checks reachability without prompting: the keychain is
@@ -150,7 +171,7 @@ func (r *StatusResult) WriteText(w io.Writer) error {
 		fmt.Fprintln(w, "Release:    no secret may be released as a value")
 	}
 	for _, e := range r.ValueRelease {
-		fmt.Fprintf(w, "Release:    %s/%s/%s via %v\n", e.Workspace, e.Project, e.Name, e.Modes)
+		fmt.Fprintf(w, "Release:    %s/%s/%s: value released to %s\n", e.Workspace, e.Project, e.Name, strings.Join(e.Modes, ", "))
 	}
 	fmt.Fprintf(w, "Version:    %s (%s/%s)\n", r.Version, runtime.GOOS, runtime.GOARCH)
 	return nil

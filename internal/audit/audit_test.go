@@ -643,7 +643,7 @@ func TestRecordHoldsNoValue(t *testing.T) {
 		reflect.TypeFor[time.Time](): true,
 	}
 	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Secrets", "Styles",
-		"Status", "DurationMS", "Decision", "Reason", "Code", "Prev"}
+		"Status", "DurationMS", "Decision", "Reason", "Code", "Command", "ExitCode", "Prev"}
 	rt := reflect.TypeFor[Record]()
 	var got []string
 	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -702,6 +702,28 @@ func TestAppendNormalises(t *testing.T) {
 			check: func(t *testing.T, r Record, raw string) {
 				if !strings.Contains(raw, `"time":"2026-01-02T02:04:05.000000006Z"`) {
 					t.Errorf("time not in UTC: %s", raw)
+				}
+			},
+		},
+		{
+			name: "command is a bare file name, exit code bounded",
+			in: func(r *Record) {
+				r.FrontEnd, r.Command, r.ExitCode = FrontEndEnv, "/usr/bin/env "+canary, 300
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if r.Command != Invalid || r.ExitCode != 255 {
+					t.Errorf("Command = %q, ExitCode = %d; want %q, 255", r.Command, r.ExitCode, Invalid)
+				}
+			},
+		},
+		{
+			name: "plain command names kept",
+			in: func(r *Record) {
+				r.FrontEnd, r.Command, r.ExitCode = FrontEndEnv, "python3.12", 130
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if !strings.Contains(raw, `"front_end":"env"`) || !strings.Contains(raw, `"command":"python3.12","exit_code":130`) {
+					t.Errorf("env record: %s", raw)
 				}
 			},
 		},

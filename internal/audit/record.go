@@ -18,7 +18,7 @@ import (
 type Record struct {
 	ID       string    `json:"id"`        // random 16-byte hex, set by Append if empty
 	Time     time.Time `json:"time"`      // UTC, set by Append if zero
-	FrontEnd string    `json:"front_end"` // call | proxy | mcp
+	FrontEnd string    `json:"front_end"` // call | proxy | mcp | env | openclaw
 	Method   string    `json:"method,omitempty"`
 	Host     string    `json:"host,omitempty"` // host[:port], never userinfo
 	// Path is the URL path the client asked for, before any injection;
@@ -31,6 +31,12 @@ type Record struct {
 	Decision   string   `json:"decision"`         // allowed | blocked | redacted | error
 	Reason     string   `json:"reason,omitempty"` // e.g. credential_echo, not_allowlisted, not_bound, ssrf_private_address, upstream_timeout
 	Code       string   `json:"code,omitempty"`   // errcode code for blocked/error
+	// Command is the base name of the program `env` started (never its
+	// arguments, which could hold anything); a plain file name or Invalid.
+	Command string `json:"command,omitempty"`
+	// ExitCode is that program's exit status (128+N when signal N killed
+	// it); absent means 0 or that no program ran.
+	ExitCode int `json:"exit_code,omitempty"`
 	// Prev is the hex SHA-256 of the previous line's bytes (without its
 	// newline); "" only for the very first record. Append sets it.
 	Prev string `json:"prev"`
@@ -49,6 +55,10 @@ const (
 	FrontEndCall  = "call"
 	FrontEndProxy = "proxy"
 	FrontEndMCP   = "mcp"
+	// FrontEndEnv and FrontEndOpenClaw release values to another process
+	// rather than send them upstream (policy.ReleaseEnv, ReleaseOpenClaw).
+	FrontEndEnv      = "env"
+	FrontEndOpenClaw = "openclaw"
 )
 
 // Injection styles, as the broker names them.
@@ -75,7 +85,7 @@ var ErrInvalidRecord = errcode.New(errcode.Internal, "invalid audit record")
 
 var (
 	decisions = []string{DecisionAllowed, DecisionBlocked, DecisionRedacted, DecisionError}
-	frontEnds = []string{FrontEndCall, FrontEndProxy, FrontEndMCP}
+	frontEnds = []string{FrontEndCall, FrontEndProxy, FrontEndMCP, FrontEndEnv, FrontEndOpenClaw}
 	styles    = []string{StyleBearer, StyleBasic, StyleHeader, StyleQuery, StyleBody, StyleForm}
 )
 
@@ -117,6 +127,12 @@ func (r *Record) normalise(now func() time.Time) error {
 	}
 	if r.Code != "" && !slices.Contains(errcode.Codes(), r.Code) {
 		r.Code = Invalid
+	}
+	if r.Command != "" && !validCommand(r.Command) {
+		r.Command = Invalid
+	}
+	if r.ExitCode < 0 || r.ExitCode > 255 {
+		r.ExitCode = 255
 	}
 	r.Prev = ""
 	return nil
@@ -208,6 +224,20 @@ func validMethod(s string) bool {
 	}
 	for i := 0; i < len(s); i++ {
 		if !isAlnum(s[i]) && strings.IndexByte("!#$%&'*+-.^_`|~", s[i]) < 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validCommand accepts a plain file name of at most 64 bytes: letters,
+// digits and ._+- only, not starting with '.' or '-'.
+func validCommand(s string) bool {
+	if len(s) == 0 || len(s) > 64 || s[0] == '.' || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && strings.IndexByte("._+-", s[i]) < 0 {
 			return false
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"time"
 
@@ -61,6 +62,10 @@ type Secret struct {
 	// Source says how the current version arrived: set, generate or import.
 	Source   string           `json:"source"`
 	Bindings []policy.Binding `json:"bindings"`
+	// Releases names the ways a human approved handing the value itself to
+	// another process (policy.ReleaseEnv, policy.ReleaseOpenClaw); empty
+	// for almost every secret, and then left out of the file.
+	Releases []string `json:"releases,omitempty"`
 }
 
 // validSecretName: a letter or '_' then up to 127 letters, digits or '_'.
@@ -193,6 +198,11 @@ func (ix *Index) Validate() error {
 			for sn, s := range p.Secrets {
 				if s == nil || CheckSecretName(sn) != nil || s.Version < 1 {
 					return fmt.Errorf("invalid secret entry %q", printable(sn))
+				}
+				for _, r := range s.Releases {
+					if !slices.Contains(policy.ReleaseModes, r) {
+						return fmt.Errorf("secret %q has an unknown release mode", sn)
+					}
 				}
 			}
 		}

@@ -98,6 +98,10 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 				if len(fv.Array()) > 0 {
 					bad = json.Unmarshal([]byte(fv.Raw), &s.Bindings)
 				}
+			case "releases":
+				for _, r := range fv.Array() {
+					s.Releases = append(s.Releases, r.Str)
+				}
 			}
 			return bad == nil
 		})

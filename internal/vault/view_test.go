@@ -28,6 +28,12 @@ func TestViewMatchesIndex(t *testing.T) {
 				s.Bindings = []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1", Methods: []string{"GET"},
 					Surfaces: []string{"header", "query"}, CreatedAt: now}}
 			}
+			switch j {
+			case 2:
+				s.Releases = []string{policy.ReleaseEnv}
+			case 3:
+				s.Releases = []string{policy.ReleaseEnv, policy.ReleaseOpenClaw}
+			}
 			p.Secrets[fmt.Sprintf("KEY_%d", j)] = s
 		}
 	}

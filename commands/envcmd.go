@@ -1,0 +1,358 @@
+package commands
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// EnvCmd is value mode: for programs that only read credentials from their
+// environment. It is one of the two paths on which a value leaves the
+// broker (DESIGN section 1), so every secret it injects needs a human's
+// `secrets bind NAME --release env`, and the child's output is masked.
+type EnvCmd struct {
+	Only      []string `required:"" placeholder:"NAME|VAR=NAME" sep:"," help:"Secrets to inject, comma-separated or repeated: NAME sets variable NAME, VAR=NAME sets VAR. Each needs 'secrets bind NAME --release env'." json:"only"`
+	NoMasking bool     `help:"Pass the child's stdout and stderr through unmasked (needs the admin passphrase)." json:"no_masking,omitempty"`
+	Command   []string `arg:"" name:"command" help:"The command and its arguments, after --." json:"command"`
+	Scope
+	Approval
+}
+
+// EnvVariable is one injected variable and the secret behind it.
+type EnvVariable struct {
+	Variable string `json:"variable"`
+	Secret   string `json:"secret"`
+}
+
+// EnvResult describes a finished child. It is not printed: the child had
+// stdout, so agentsecrets exits with the child's status and writes nothing
+// of its own (errors before the child starts are reported as usual).
+type EnvResult struct {
+	Workspace string        `json:"workspace"`
+	Project   string        `json:"project"`
+	Command   string        `json:"command"`
+	Variables []EnvVariable `json:"variables"`
+	Masked    bool          `json:"masked"`
+	// ExitCode is the child's status, 128+N when signal N killed it.
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+	AuditID  string `json:"audit_id"`
+}
+
+// ExitStatus makes agentsecrets exit as the child did.
+func (r *EnvResult) ExitStatus() int { return r.ExitCode }
+
+// Environment variables a child gets when a proxy is running, so that it
+// can use placeholder-free broker calls without being told where.
+const (
+	EnvProxyURL       = "AGENTSECRETS_PROXY_URL"
+	EnvProxyTokenFile = "AGENTSECRETS_PROXY_TOKEN_FILE"
+)
+
+// maskDrainTimeout bounds how long output is still masked after the child
+// exited, while a process it left behind holds the pipe open.
+const maskDrainTimeout = 2 * time.Second
+
+func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
+	vars, err := parseOnly(c.Only)
+	if err != nil {
+		return nil, err
+	}
+	if len(c.Command) == 0 || c.Command[0] == "" {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "no command given"), "run `agentsecrets env --only NAME -- CMD [ARGS]`")
+	}
+	st, ix, sel, err := env.openProject(c.Scope)
+	if err != nil {
+		return nil, err
+	}
+	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}, Command: filepath.Base(c.Command[0])}
+	start := env.Now()
+	log := audit.Open(st.Dirs.State, audit.Options{})
+	fail := func(err error, keepCommand bool) (*EnvResult, error) {
+		if !keepCommand {
+			rec.Command = ""
+		}
+		auditEnv(env, log, rec, start, err)
+		return nil, err
+	}
+
+	refs := make([]broker.Ref, 0, len(vars))
+	for _, v := range vars {
+		ref := broker.Ref{Selection: sel.Selection, Name: v.Secret}
+		if err := broker.CheckRelease(ix, policy.ReleaseEnv, ref); err != nil {
+			return fail(err, true)
+		}
+		refs = append(refs, ref)
+	}
+	if c.NoMasking {
+		what := fmt.Sprintf("giving %s the values of %s with its output UNMASKED", rec.Command, strings.Join(secretsOf(vars), ", "))
+		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
+		if err := c.Approval.approve(env, ix, what, rerun); err != nil {
+			return fail(err, true)
+		}
+	}
+	path, err := exec.LookPath(c.Command[0])
+	if err != nil {
+		return fail(errcode.WithHint(errcode.Errorf(errcode.NotFound, "cannot run %s: not found or not executable", quoteName(c.Command[0])),
+			"give the program's path, or check PATH"), false)
+	}
+
+	rel, err := broker.Release(env.ctx(), st, policy.ReleaseEnv, refs)
+	if err != nil {
+		return fail(err, true)
+	}
+	defer rel.Wipe()
+	for _, a := range c.Command {
+		if rel.Contains(a) {
+			return fail(errcode.WithHint(broker.ErrValueInArgv,
+				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"), false)
+		}
+	}
+
+	child := exec.Command(path, c.Command[1:]...)
+	child.Args[0] = c.Command[0]
+	child.Dir = env.Cwd
+	child.Env = childEnv(env, st, vars, rel, sel.Selection)
+	child.Stdin = env.IO.In
+	res := &EnvResult{Workspace: sel.Workspace, Project: sel.Project, Command: rec.Command, Variables: vars, Masked: !c.NoMasking}
+
+	var copies sync.WaitGroup
+	var readEnds, writeEnds []*os.File
+	if c.NoMasking {
+		child.Stdout, child.Stderr = env.IO.Out, env.IO.Err
+	} else {
+		// Masking needs the output to pass through this process. Pipes we
+		// own (rather than exec's) let the copy outlive Wait by a bound.
+		for _, s := range []struct {
+			dst io.Writer
+			set *io.Writer
+		}{{env.IO.Out, &child.Stdout}, {env.IO.Err, &child.Stderr}} {
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err), true)
+			}
+			defer pw.Close()
+			defer pr.Close()
+			*s.set = pw
+			readEnds, writeEnds = append(readEnds, pr), append(writeEnds, pw)
+			rr := rel.Redactor().Reader(pr)
+			copies.Add(1)
+			go func(dst io.Writer) {
+				defer copies.Done()
+				defer rr.Release()
+				io.Copy(dst, rr)
+			}(s.dst)
+		}
+	}
+
+	sigs := make(chan os.Signal, 8)
+	signal.Notify(sigs, forwardedSignals()...)
+	defer signal.Stop(sigs)
+	if err := child.Start(); err != nil {
+		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start %s: %v", quoteName(c.Command[0]), errors.Unwrap(err)),
+			"check that it is an executable program"), false)
+	}
+	// The child holds the values now; this process no longer needs them,
+	// only the redactor's forms.
+	rel.Wipe()
+	// Only the child may hold the write ends, so its exit ends the copies.
+	for _, f := range writeEnds {
+		f.Close()
+	}
+	forwarded := make(chan struct{})
+	go func() {
+		defer close(forwarded)
+		for s := range sigs {
+			child.Process.Signal(s)
+		}
+	}()
+
+	waitErr := child.Wait()
+	signal.Stop(sigs)
+	close(sigs)
+	<-forwarded
+	res.ExitCode, res.Signal = exitStatus(child.ProcessState, waitErr)
+
+	drained := make(chan struct{})
+	go func() { copies.Wait(); close(drained) }()
+	select {
+	case <-drained:
+	case <-time.After(maskDrainTimeout):
+		// Something the child left running still writes. Closing the read
+		// ends drops what the redactor holds back (it could be half of an
+		// echo) and gives the writer EPIPE.
+		for _, f := range readEnds {
+			f.Close()
+		}
+		<-drained
+	}
+
+	rec.ExitCode = res.ExitCode
+	auditEnv(env, log, rec, start, nil)
+	res.AuditID = rec.ID
+	return res, nil
+}
+
+// parseOnly turns --only entries into variables, refusing duplicates.
+func parseOnly(only []string) ([]EnvVariable, error) {
+	var out []EnvVariable
+	seen := map[string]bool{}
+	for _, o := range only {
+		o = strings.TrimSpace(o)
+		if o == "" {
+			continue
+		}
+		variable, secret, mapped := strings.Cut(o, "=")
+		if !mapped {
+			secret = variable
+		}
+		if err := vault.CheckSecretName(secret); err != nil {
+			return nil, err
+		}
+		if err := vault.CheckSecretName(variable); err != nil {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "invalid variable name in --only %s", quoteName(o)),
+				"use --only VAR=NAME with VAR a letter or '_' followed by letters, digits or '_'")
+		}
+		if seen[variable] {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "variable %s is named twice in --only", variable), "name each variable once")
+		}
+		seen[variable] = true
+		out = append(out, EnvVariable{Variable: variable, Secret: secret})
+	}
+	if len(out) == 0 {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "--only names no secret"), "run `agentsecrets env --only NAME -- CMD`")
+	}
+	return out, nil
+}
+
+func secretsOf(vars []EnvVariable) []string {
+	out := make([]string, 0, len(vars))
+	for _, v := range vars {
+		if !containsString(out, v.Secret) {
+			out = append(out, v.Secret)
+		}
+	}
+	return out
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// quoteName echoes a user-given word only if it is short and plain: a value
+// typed where a program name belongs must not come back in the error.
+func quoteName(s string) string {
+	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
+		return fmt.Sprintf("<%d bytes>", len(s))
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+// childEnv is this process's environment with the injected variables set
+// (replacing any inherited copy) and, when a proxy is running, where it
+// listens and where its session token is. The token itself is not put in
+// the environment: children can pass their environment on, and a file
+// keeps it to processes that can read the user's files anyway.
+func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Released, sel vault.Selection) []string {
+	set := map[string][]byte{}
+	for _, v := range vars {
+		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret})
+	}
+	var extra []string
+	if p, err := probeProxy(st); err == nil && p.Running {
+		extra = append(extra, EnvProxyURL+"=http://"+p.Address, EnvProxyTokenFile+"="+p.TokenFile)
+	}
+	var out []string
+	if env.Environ != nil {
+		for _, kv := range env.Environ() {
+			k, _, _ := strings.Cut(kv, "=")
+			if _, ok := set[k]; ok || k == EnvProxyURL || k == EnvProxyTokenFile {
+				continue
+			}
+			out = append(out, kv)
+		}
+	}
+	out = append(out, extra...)
+	for _, v := range vars {
+		out = append(out, v.Variable+"="+string(set[v.Variable]))
+	}
+	return out
+}
+
+// exitStatus is the shell's convention: the exit code, or 128+N for a
+// child killed by signal N.
+func exitStatus(ps *os.ProcessState, waitErr error) (int, string) {
+	if ps == nil {
+		return 1, ""
+	}
+	if ws, ok := ps.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return 128 + int(ws.Signal()), ws.Signal().String()
+	}
+	if code := ps.ExitCode(); code >= 0 {
+		return code, ""
+	}
+	if waitErr != nil {
+		return 1, ""
+	}
+	return 0, ""
+}
+
+// auditEnv appends the run's record: names, the command's base name and
+// its exit code; never argv, which could hold anything.
+func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) {
+	rec.DurationMS = float64(env.Now().Sub(start).Microseconds()) / 1000
+	switch {
+	case err == nil:
+		rec.Decision = audit.DecisionAllowed
+	default:
+		rep := errcode.Classify(err)
+		rec.Code, rec.Decision, rec.Reason = string(rep.Code), audit.DecisionError, releaseReason(err)
+		if rep.Code == errcode.Denied || rep.Code == errcode.ApprovalRequired {
+			rec.Decision = audit.DecisionBlocked
+		}
+	}
+	_ = log.Append(context.WithoutCancel(env.ctx()), rec)
+}
+
+// releaseReason names why a release was refused, for the audit record.
+func releaseReason(err error) string {
+	switch {
+	case errors.Is(err, policy.ErrNotReleased):
+		return policy.ReasonNotReleased
+	case errors.Is(err, broker.ErrValueInArgv):
+		return "value_in_argv"
+	case errors.Is(err, policy.ErrApprovalRequired):
+		return "approval_required"
+	case errors.Is(err, policy.ErrApprovalDenied):
+		return "approval_denied"
+	}
+	switch errcode.Classify(err).Code {
+	case errcode.NotFound:
+		return "unknown_secret"
+	case errcode.Unavailable:
+		return "vault_unavailable"
+	case errcode.Usage:
+		return "bad_request"
+	}
+	return "internal"
+}
