@@ -605,13 +605,24 @@ func removeMember(src []byte, obj *node, i int) []byte {
 		return edit{from, end, ""}.apply(src)
 	}
 	if i > 0 {
+		// The last member: take its line (and the line break before
+		// it), keep whatever comment followed the previous member, and
+		// drop the separator unless the file uses trailing commas.
 		prev := obj.members[i-1]
-		from := prev.value.end
-		if m.comma >= 0 {
-			// Trailing-comma style: keep the previous member's comma.
+		from := m.keyStart
+		if _, first := lineIndent(src, m.keyStart); first {
+			from = bytes.LastIndexByte(src[:m.keyStart], '\n')
+			if from > 0 && src[from-1] == '\r' {
+				from--
+			}
+		} else if len(bytes.TrimSpace(src[prev.comma+1:m.keyStart])) == 0 {
 			from = prev.comma + 1
 		}
-		return edit{from, end, ""}.apply(src)
+		out := edit{from, end, ""}.apply(src)
+		if m.comma < 0 {
+			out = edit{prev.comma, prev.comma + 1, ""}.apply(out)
+		}
+		return out
 	}
 	// The only member.
 	rest := append(append([]byte{}, src[obj.start+1:m.keyStart]...), src[end:obj.end-1]...)
