@@ -48,7 +48,7 @@ func Replace(path string, data []byte, perm fs.FileMode, expect []byte, existed 
 	if dir == "" {
 		dir = "."
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
 	f, err := os.CreateTemp(dir, "."+base+".agentsecrets-tmp-*")

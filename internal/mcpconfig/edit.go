@@ -142,7 +142,9 @@ func (c *Client) renderEntry(entry Object) (string, error) {
 }
 
 // Pending reports whether Write would change the file.
-func (ch *Change) Pending() bool { return ch.Action == Added || ch.Action == Updated || ch.Action == Removed }
+func (ch *Change) Pending() bool {
+	return ch.Action == Added || ch.Action == Updated || ch.Action == Removed
+}
 
 // Write applies the change: a backup of the existing file next to it
 // (FILE.agentsecrets-backup-UTCSTAMP, same mode), then an atomic replace
