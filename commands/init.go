@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -13,6 +14,7 @@ import (
 type InitCmd struct {
 	Backend             string `enum:"auto,keychain,file" default:"auto" help:"Where values live: the OS keychain, an encrypted file, or auto (keychain if usable)." json:"backend,omitempty" jsonschema:"enum=auto,enum=keychain,enum=file"`
 	AdminPassphraseFile string `placeholder:"PATH" help:"File holding the admin passphrase that approves policy changes (otherwise asked on the terminal)." json:"admin_passphrase_file,omitempty"`
+	AgentFiles          bool   `help:"Also write agent instructions into the current directory (AGENTS.md, CLAUDE.md, .cursor/rules, .agent/workflows); safe to rerun on an existing vault." json:"agent_files,omitempty"`
 }
 
 // Paths says where the vault's files are.
@@ -37,6 +39,8 @@ type InitResult struct {
 	Workspace     string   `json:"workspace"`
 	Project       string   `json:"project"`
 	Next          []string `json:"next"`
+	// AgentFiles lists the instruction files written with --agent-files.
+	AgentFiles []agentfiles.Result `json:"agent_files,omitempty"`
 	Notes
 }
 
@@ -72,8 +76,13 @@ func (c *InitCmd) Run(env *Env) (*InitResult, error) {
 	if ix, err := st.Index(); err == nil {
 		res.Workspace, res.Project = ix.Current.Workspace, ix.Current.Project
 	}
+	if c.AgentFiles {
+		if res.AgentFiles, err = agentfiles.Write(env.Cwd); err != nil {
+			return nil, err
+		}
+	}
 	if !created {
-		res.warn("a vault already exists at %s; nothing was changed", dirs.Config)
+		res.warn("a vault already exists at %s; the vault was not changed", dirs.Config)
 		if c.Backend != "auto" && c.Backend != st.Config.Backend {
 			res.warn("the existing vault uses the %s backend, not %s; to switch, use a new AGENTSECRETS_HOME", st.Config.Backend, c.Backend)
 		}
@@ -89,6 +98,9 @@ func (r *InitResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Backend:  %s (%s)\n", r.Backend, r.BackendReason)
 	fmt.Fprintf(w, "Project:  %s/%s\n", r.Workspace, r.Project)
+	for _, f := range r.AgentFiles {
+		fmt.Fprintf(w, "Agent file: %-9s %s\n", f.Action, f.Path)
+	}
 	fmt.Fprintln(w, "Next:")
 	for _, n := range r.Next {
 		fmt.Fprintf(w, "  %s\n", n)
