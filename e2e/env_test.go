@@ -41,17 +41,13 @@ func (v *Vault) envCommand(args ...string) *exec.Cmd {
 
 func TestEnvInjectsOnlyApproved(t *testing.T) {
 	v, key, other := envVault(t)
-	// The child compares what it got: masking would hide the value from
-	// the test too.
-	r := v.Run("env", "--only", "KEY,MAPPED=KEY", "--", "sh", "-c",
-		`[ "$KEY" = "`+key+`" ] && [ "$MAPPED" = "$KEY" ] && [ -z "$OTHER" ] && echo injected`)
-	if r.Code != 4 {
-		t.Fatalf("a value in the child's argv was not refused: exit %d %s", r.Code, r.Stdout)
-	}
+	// The child compares what it got (masking would hide the value from
+	// the test too), reading the expected value from a file: in its argv
+	// the value would make agentsecrets refuse to start it.
 	script := filepath.Join(v.Dir, "check.sh")
 	must(t, os.WriteFile(script, []byte("#!/bin/sh\n[ \"$KEY\" = \"$(cat want)\" ] && [ \"$MAPPED\" = \"$KEY\" ] && [ -z \"$OTHER\" ] && echo injected\n"), 0o700))
 	must(t, os.WriteFile(filepath.Join(v.Dir, "want"), []byte(key), 0o600))
-	r = v.Run("env", "--only", "KEY,MAPPED=KEY", "--", script).OK(t)
+	r := v.Run("env", "--only", "KEY,MAPPED=KEY", "--", script).OK(t)
 	if string(r.Stdout) != "injected\n" {
 		t.Fatalf("stdout %q stderr %q", r.Stdout, r.Stderr)
 	}
