@@ -28,7 +28,7 @@ import (
 type EnvCmd struct {
 	Only      []string `required:"" placeholder:"NAME|VAR=NAME" sep:"," help:"Secrets to inject, comma-separated or repeated: NAME sets variable NAME, VAR=NAME sets VAR. Each needs 'secrets bind NAME --release env'." json:"only"`
 	NoMasking bool     `help:"Pass the child's stdout and stderr through unmasked (needs the admin passphrase)." json:"no_masking,omitempty"`
-	Command   []string `arg:"" name:"command" help:"The command and its arguments, after --." json:"command"`
+	Command   []string `arg:"" name:"command" passthrough:"partial" help:"The command and its arguments (after --, or after the first word that is not a flag)." json:"command"`
 	Scope
 	Approval
 }
@@ -73,6 +73,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Command = c.argv()
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "no command given"), "run `agentsecrets env --only NAME -- CMD [ARGS]`")
 	}
@@ -206,6 +207,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	auditEnv(env, log, rec, start, nil)
 	res.AuditID = rec.ID
 	return res, nil
+}
+
+// argv is the child's command line: kong keeps the "--" that ends
+// agentsecrets' own flags (passthrough mode), so one leading "--" goes.
+func (c *EnvCmd) argv() []string {
+	if len(c.Command) > 0 && c.Command[0] == "--" {
+		return c.Command[1:]
+	}
+	return c.Command
 }
 
 // parseOnly turns --only entries into variables, refusing duplicates.
