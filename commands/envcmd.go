@@ -81,13 +81,12 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}, Command: filepath.Base(c.Command[0])}
+	// The command's name is recorded only once argv is known to hold no
+	// value: before that check it could be anything, a value included.
+	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}}
 	start := env.Now()
 	log := audit.Open(st.Dirs.State, audit.Options{})
-	fail := func(err error, keepCommand bool) (*EnvResult, error) {
-		if !keepCommand {
-			rec.Command = ""
-		}
+	fail := func(err error) (*EnvResult, error) {
 		auditEnv(env, log, rec, start, err)
 		return nil, err
 	}
@@ -96,34 +95,37 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	for _, v := range vars {
 		ref := broker.Ref{Selection: sel.Selection, Name: v.Secret}
 		if err := broker.CheckRelease(ix, policy.ReleaseEnv, ref); err != nil {
-			return fail(err, true)
+			return fail(err)
 		}
 		refs = append(refs, ref)
 	}
 	if c.NoMasking {
-		what := fmt.Sprintf("giving %s the values of %s with its output UNMASKED", rec.Command, strings.Join(secretsOf(vars), ", "))
+		what := fmt.Sprintf("giving the command after -- the values of %s with its output UNMASKED", strings.Join(secretsOf(vars), ", "))
 		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
 		if err := c.Approval.approve(env, ix, what, rerun); err != nil {
-			return fail(err, true)
+			return fail(err)
 		}
 	}
-	path, err := exec.LookPath(c.Command[0])
-	if err != nil {
-		return fail(errcode.WithHint(errcode.Errorf(errcode.NotFound, "cannot run %s: not found or not executable", quoteName(c.Command[0])),
-			"give the program's path, or check PATH"), false)
-	}
-
 	rel, err := broker.Release(env.ctx(), st, policy.ReleaseEnv, refs)
 	if err != nil {
-		return fail(err, true)
+		return fail(err)
 	}
 	defer rel.Wipe()
 	for _, a := range c.Command {
 		if rel.Contains(a) {
 			return fail(errcode.WithHint(broker.ErrValueInArgv,
-				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"), false)
+				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
 		}
 	}
+	// The error does not name the program: the first word after -- could
+	// be a value of a secret not released here, which nothing can check.
+	path, err := exec.LookPath(c.Command[0])
+	if err != nil {
+		return fail(errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
+			"check the first word after -- (give the program's path, or fix PATH)"))
+	}
+
+	rec.Command = filepath.Base(c.Command[0])
 
 	child := exec.Command(path, c.Command[1:]...)
 	child.Args[0] = c.Command[0]
@@ -145,7 +147,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		}{{env.IO.Out, &child.Stdout}, {env.IO.Err, &child.Stderr}} {
 			pr, pw, err := os.Pipe()
 			if err != nil {
-				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err), true)
+				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err))
 			}
 			defer pw.Close()
 			defer pr.Close()
@@ -165,8 +167,8 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
 	if err := child.Start(); err != nil {
-		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start %s: %v", quoteName(c.Command[0]), errors.Unwrap(err)),
-			"check that it is an executable program"), false)
+		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
+			"check that the first word after -- is an executable program"))
 	}
 	// The child holds the values now; this process no longer needs them,
 	// only the redactor's forms.
@@ -235,7 +237,7 @@ func parseOnly(only []string) ([]EnvVariable, error) {
 			return nil, err
 		}
 		if err := vault.CheckSecretName(variable); err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "invalid variable name in --only %s", quoteName(o)),
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "invalid variable name in --only"),
 				"use --only VAR=NAME with VAR a letter or '_' followed by letters, digits or '_'")
 		}
 		if seen[variable] {
@@ -267,15 +269,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// quoteName echoes a user-given word only if it is short and plain: a value
-// typed where a program name belongs must not come back in the error.
-func quoteName(s string) string {
-	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return fmt.Sprintf("<%d bytes>", len(s))
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // childEnv is this process's environment with the injected variables set

@@ -72,6 +72,13 @@ func runCanaryRelease(t *testing.T, backend string) {
 	}
 	c.expectErr(c.run("env", "--only", "ENV_KEY", "--no-masking", "--", "true"), "approval_required", 5)
 	c.expectErr(c.run("env", "--only", "ENV_KEY", "--", "no-such-program-anywhere"), "not_found", 3)
+	// Values of secrets not released here, typed where a program or a
+	// variable name belongs: nothing can recognise them, so no error may
+	// quote those places.
+	c.expectErr(c.run("env", "--only", "ENV_KEY", "--", string(plainVal)), "not_found", 3)
+	c.expectErr(c.run("env", "--only", "PLAIN_KEY", "--", string(plainVal), "x"), "approval_required", 5)
+	c.expectErr(c.run("env", "--only", string(plainVal)+"=ENV_KEY", "--", "true"), "usage", 2)
+	c.expectErr(c.run("env", "--only", "ENV_KEY="+string(plainVal), "--", "true"), "usage", 2)
 
 	// openclaw resolve: ids approved for env only, or for nothing.
 	r = c.runIn([]byte(`{"protocolVersion":1,"provider":"agentsecrets","ids":["ENV-KEY","PLAIN-KEY","ENV-OC-KEY","default/default/PLAIN-KEY","NOPE"]}`),
