@@ -58,7 +58,7 @@ type EnvResult struct {
 func (r *EnvResult) ExitStatus() int { return r.ExitCode }
 
 // Environment variables a child gets when a proxy is running, so that it
-// can use placeholder-free broker calls without being told where.
+// can reach the explicit proxy API without being configured for it.
 const (
 	EnvProxyURL       = "AGENTSECRETS_PROXY_URL"
 	EnvProxyTokenFile = "AGENTSECRETS_PROXY_TOKEN_FILE"
@@ -155,11 +155,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 			readEnds, writeEnds = append(readEnds, pr), append(writeEnds, pw)
 			rr := rel.Redactor().Reader(pr)
 			copies.Add(1)
-			go func(dst io.Writer) {
+			go func(dst io.Writer, src *os.File) {
 				defer copies.Done()
 				defer rr.Release()
-				io.Copy(dst, rr)
-			}(s.dst)
+				if _, err := io.Copy(dst, rr); err != nil {
+					// Our side is gone (a closed stdout): keep reading
+					// so that the child is not blocked on a full pipe.
+					io.Copy(io.Discard, src)
+				}
+			}(s.dst, pr)
 		}
 	}
 
