@@ -28,7 +28,7 @@ import (
 type EnvCmd struct {
 	Only      []string `required:"" placeholder:"NAME|VAR=NAME" sep:"," help:"Secrets to inject, comma-separated or repeated: NAME sets variable NAME, VAR=NAME sets VAR. Each needs 'secrets bind NAME --release env'." json:"only"`
 	NoMasking bool     `help:"Pass the child's stdout and stderr through unmasked (needs the admin passphrase)." json:"no_masking,omitempty"`
-	Command   []string `arg:"" name:"command" help:"The command and its arguments, after --." json:"command"`
+	Command   []string `arg:"" name:"command" passthrough:"partial" help:"The command and its arguments (after --, or after the first word that is not a flag)." json:"command"`
 	Scope
 	Approval
 }
@@ -58,7 +58,7 @@ type EnvResult struct {
 func (r *EnvResult) ExitStatus() int { return r.ExitCode }
 
 // Environment variables a child gets when a proxy is running, so that it
-// can use placeholder-free broker calls without being told where.
+// can reach the explicit proxy API without being configured for it.
 const (
 	EnvProxyURL       = "AGENTSECRETS_PROXY_URL"
 	EnvProxyTokenFile = "AGENTSECRETS_PROXY_TOKEN_FILE"
@@ -73,6 +73,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	c.Command = c.argv()
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "no command given"), "run `agentsecrets env --only NAME -- CMD [ARGS]`")
 	}
@@ -80,13 +81,12 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}, Command: filepath.Base(c.Command[0])}
+	// The command's name is recorded only once argv is known to hold no
+	// value: before that check it could be anything, a value included.
+	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}}
 	start := env.Now()
 	log := audit.Open(st.Dirs.State, audit.Options{})
-	fail := func(err error, keepCommand bool) (*EnvResult, error) {
-		if !keepCommand {
-			rec.Command = ""
-		}
+	fail := func(err error) (*EnvResult, error) {
 		auditEnv(env, log, rec, start, err)
 		return nil, err
 	}
@@ -95,34 +95,37 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	for _, v := range vars {
 		ref := broker.Ref{Selection: sel.Selection, Name: v.Secret}
 		if err := broker.CheckRelease(ix, policy.ReleaseEnv, ref); err != nil {
-			return fail(err, true)
+			return fail(err)
 		}
 		refs = append(refs, ref)
 	}
 	if c.NoMasking {
-		what := fmt.Sprintf("giving %s the values of %s with its output UNMASKED", rec.Command, strings.Join(secretsOf(vars), ", "))
+		what := fmt.Sprintf("giving the command after -- the values of %s with its output UNMASKED", strings.Join(secretsOf(vars), ", "))
 		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
 		if err := c.Approval.approve(env, ix, what, rerun); err != nil {
-			return fail(err, true)
+			return fail(err)
 		}
 	}
-	path, err := exec.LookPath(c.Command[0])
-	if err != nil {
-		return fail(errcode.WithHint(errcode.Errorf(errcode.NotFound, "cannot run %s: not found or not executable", quoteName(c.Command[0])),
-			"give the program's path, or check PATH"), false)
-	}
-
 	rel, err := broker.Release(env.ctx(), st, policy.ReleaseEnv, refs)
 	if err != nil {
-		return fail(err, true)
+		return fail(err)
 	}
 	defer rel.Wipe()
 	for _, a := range c.Command {
 		if rel.Contains(a) {
 			return fail(errcode.WithHint(broker.ErrValueInArgv,
-				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"), false)
+				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
 		}
 	}
+	// The error does not name the program: the first word after -- could
+	// be a value of a secret not released here, which nothing can check.
+	path, err := exec.LookPath(c.Command[0])
+	if err != nil {
+		return fail(errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
+			"check the first word after -- (give the program's path, or fix PATH)"))
+	}
+
+	rec.Command = filepath.Base(c.Command[0])
 
 	child := exec.Command(path, c.Command[1:]...)
 	child.Args[0] = c.Command[0]
@@ -144,7 +147,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		}{{env.IO.Out, &child.Stdout}, {env.IO.Err, &child.Stderr}} {
 			pr, pw, err := os.Pipe()
 			if err != nil {
-				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err), true)
+				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err))
 			}
 			defer pw.Close()
 			defer pr.Close()
@@ -152,11 +155,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 			readEnds, writeEnds = append(readEnds, pr), append(writeEnds, pw)
 			rr := rel.Redactor().Reader(pr)
 			copies.Add(1)
-			go func(dst io.Writer) {
+			go func(dst io.Writer, src *os.File) {
 				defer copies.Done()
 				defer rr.Release()
-				io.Copy(dst, rr)
-			}(s.dst)
+				if _, err := io.Copy(dst, rr); err != nil {
+					// Our side is gone (a closed stdout): keep reading
+					// so that the child is not blocked on a full pipe.
+					io.Copy(io.Discard, src)
+				}
+			}(s.dst, pr)
 		}
 	}
 
@@ -164,8 +171,8 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
 	if err := child.Start(); err != nil {
-		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start %s: %v", quoteName(c.Command[0]), errors.Unwrap(err)),
-			"check that it is an executable program"), false)
+		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
+			"check that the first word after -- is an executable program"))
 	}
 	// The child holds the values now; this process no longer needs them,
 	// only the redactor's forms.
@@ -208,6 +215,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	return res, nil
 }
 
+// argv is the child's command line: kong keeps the "--" that ends
+// agentsecrets' own flags (passthrough mode), so one leading "--" goes.
+func (c *EnvCmd) argv() []string {
+	if len(c.Command) > 0 && c.Command[0] == "--" {
+		return c.Command[1:]
+	}
+	return c.Command
+}
+
 // parseOnly turns --only entries into variables, refusing duplicates.
 func parseOnly(only []string) ([]EnvVariable, error) {
 	var out []EnvVariable
@@ -225,7 +241,7 @@ func parseOnly(only []string) ([]EnvVariable, error) {
 			return nil, err
 		}
 		if err := vault.CheckSecretName(variable); err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "invalid variable name in --only %s", quoteName(o)),
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "invalid variable name in --only"),
 				"use --only VAR=NAME with VAR a letter or '_' followed by letters, digits or '_'")
 		}
 		if seen[variable] {
@@ -257,15 +273,6 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
-}
-
-// quoteName echoes a user-given word only if it is short and plain: a value
-// typed where a program name belongs must not come back in the error.
-func quoteName(s string) string {
-	if len(s) > 64 || strings.ContainsFunc(s, func(r rune) bool { return r < 0x21 || r > 0x7e }) {
-		return fmt.Sprintf("<%d bytes>", len(s))
-	}
-	return fmt.Sprintf("%q", s)
 }
 
 // childEnv is this process's environment with the injected variables set

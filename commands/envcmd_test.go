@@ -80,3 +80,35 @@ func TestEnvRun(t *testing.T) {
 		t.Fatalf("no env records in the audit log: %s", b)
 	}
 }
+
+// TestEnvParse: argv → EnvCmd. The child's own flags are never taken for
+// agentsecrets', with or without "--".
+func TestEnvParse(t *testing.T) {
+	tests := []struct {
+		args    []string
+		only    string
+		command string
+	}{
+		{[]string{"env", "--only", "A,V=B", "--", "cmd", "--json", "-x"}, "A,V=B", "cmd --json -x"},
+		{[]string{"env", "--only", "A", "--only", "B", "cmd", "--only", "C"}, "A,B", "cmd --only C"},
+		{[]string{"env", "--project", "p", "--only=A", "--", "--", "x"}, "A", "-- x"},
+	}
+	for _, tt := range tests {
+		env, _ := testEnv(t)
+		cli := &CLI{}
+		exited := -1
+		parser, err := newParser(cli, env, &exited)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parser.Parse(tt.args); err != nil {
+			t.Fatalf("%v: %v", tt.args, err)
+		}
+		if got := strings.Join(cli.Env.Only, ","); got != tt.only {
+			t.Errorf("%v: --only %q, want %q", tt.args, got, tt.only)
+		}
+		if got := strings.Join(cli.Env.argv(), " "); got != tt.command {
+			t.Errorf("%v: command %q, want %q", tt.args, got, tt.command)
+		}
+	}
+}

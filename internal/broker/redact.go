@@ -532,8 +532,18 @@ func echoForms(v []byte) []string {
 		forms = append(forms, base64Cores(enc.WithPadding(base64.NoPadding), v)...)
 	}
 
-	// URL escaping, as Go writes it (%XX) and with lower-case hex digits.
-	for _, e := range []string{url.QueryEscape(s), url.PathEscape(s)} {
+	// A truncated echo of the whole 3-byte groups only (the encoding of
+	// all but the last one or two bytes) is shorter than the offset-0 core
+	// when the length is not a multiple of 3, so it is a form of its own.
+	if whole := v[:len(v)/3*3]; len(whole) < len(v) && len(whole) >= 6 {
+		forms = append(forms, base64.RawStdEncoding.EncodeToString(whole), base64.RawURLEncoding.EncodeToString(whole))
+	}
+
+	// URL escaping, as Go writes it (%XX), as RFC 3986 strict encoders
+	// write it (Python's quote(safe=""), quote_plus), as JavaScript's
+	// encodeURIComponent does, and all of them with lower-case hex digits.
+	for _, e := range []string{url.QueryEscape(s), url.PathEscape(s),
+		percentEncode(s, "-._~", false), percentEncode(s, "-._~", true), percentEncode(s, "-._~!*'()", false)} {
 		forms = append(forms, e, lowerPercent(e))
 	}
 
@@ -594,6 +604,27 @@ func base64Cores(enc *base64.Encoding, v []byte) []string {
 		}
 	}
 	return cores
+}
+
+// percentEncode escapes every byte but letters, digits and keep as %XX
+// (upper-case hex); with spacePlus a space becomes '+'.
+func percentEncode(s, keep string, spacePlus bool) string {
+	const hexDigits = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte(keep, c) >= 0:
+			b.WriteByte(c)
+		case c == ' ' && spacePlus:
+			b.WriteByte('+')
+		default:
+			b.WriteByte('%')
+			b.WriteByte(hexDigits[c>>4])
+			b.WriteByte(hexDigits[c&15])
+		}
+	}
+	return b.String()
 }
 
 // lowerPercent lower-cases the hex digits of every %XX escape.

@@ -128,6 +128,17 @@ var rdFormTable = []struct {
 	{"path escape", func(v []byte) string { return url.PathEscape(string(v)) }},
 	{"query escape lower", func(v []byte) string { return rdLowerEscapes(url.QueryEscape(string(v))) }},
 	{"path escape lower", func(v []byte) string { return rdLowerEscapes(url.PathEscape(string(v))) }},
+	// Python's quote(safe=""): QueryEscape with %20 for a space.
+	{"strict percent", func(v []byte) string { return strings.ReplaceAll(url.QueryEscape(string(v)), "+", "%20") }},
+	{"strict percent lower", func(v []byte) string {
+		return rdLowerEscapes(strings.ReplaceAll(url.QueryEscape(string(v)), "+", "%20"))
+	}},
+	{"encodeURIComponent", func(v []byte) string {
+		return strings.NewReplacer("+", "%20", "%21", "!", "%2A", "*", "%27", "'", "%28", "(", "%29", ")").Replace(url.QueryEscape(string(v)))
+	}},
+	// A truncated echo: the whole 3-byte groups of the value only.
+	{"base64 whole groups", func(v []byte) string { return base64.RawStdEncoding.EncodeToString(v[:len(v)/3*3]) }},
+	{"base64 url whole groups", func(v []byte) string { return base64.RawURLEncoding.EncodeToString(v[:len(v)/3*3]) }},
 	{"json", func(v []byte) string { q, _ := json.Marshal(string(v)); return string(q[1 : len(q)-1]) }},
 	{"json no html", func(v []byte) string {
 		var b bytes.Buffer
@@ -154,6 +165,7 @@ func TestRedactFormsCanary(t *testing.T) {
 		`pa/ss \u00e9<`, `pa/ss \u00E9<`, // ensure_ascii
 		`pa/ss \u00e9\u003c`, // every escaped char as \u
 		`70612f737320c3a93c`, `70612F737320C3A93C`,
+		`pa%2Fss%20%C3%A9%3C`, `pa%2fss%20%c3%a9%3c`, // RFC 3986 strict (Python quote, encodeURIComponent)
 	}
 	r := NewRedactor([][]byte{v})
 	have := map[string]bool{}
