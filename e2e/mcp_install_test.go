@@ -395,6 +395,9 @@ func TestMcpInstallSelection(t *testing.T) {
 
 	// Project scope writes into the working directory.
 	r = h.run("mcp", "install", "--scope", "project", "--client", "cursor", "--client", "vscode,claude-code", "--project", "default").OK(t)
+	if res := r.JSON(t); res["scope"] != "project" || len(res["clients"].([]any)) != 3 {
+		t.Errorf("project scope: %s", r.Stdout)
+	}
 	for rel, key := range map[string]string{".cursor/mcp.json": "mcpServers", ".vscode/mcp.json": "servers", ".mcp.json": "mcpServers"} {
 		var doc map[string]map[string]map[string]any
 		must(t, json.Unmarshal(readFile(t, filepath.Join(h.work, rel)), &doc))
