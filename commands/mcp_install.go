@@ -324,14 +324,17 @@ func (r *McpInstallResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Server: %s%s\n", strings.TrimSpace(r.Command+" "+strings.Join(r.Args, " ")), verb)
 	for _, c := range r.Clients {
-		line := fmt.Sprintf("  %-15s %-9s %s", c.Client, c.Action, c.Path)
+		line := fmt.Sprintf("  %-15s %s", c.Client, c.Action)
+		if c.Path != "" {
+			line = fmt.Sprintf("  %-15s %-9s %s", c.Client, c.Action, c.Path)
+		}
 		if c.Reason != "" {
 			line += " (" + c.Reason + ")"
 		}
 		if c.Backup != "" {
 			line += "\n                  backup: " + c.Backup
 		}
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		fmt.Fprintln(w, line)
 		if r.DryRun && c.Entry != "" {
 			for _, l := range strings.Split(strings.TrimRight(c.Entry, "\n"), "\n") {
 				fmt.Fprintf(w, "      %s\n", l)
