@@ -254,7 +254,11 @@ func TestMcpInstallClients(t *testing.T) {
 				t.Errorf("second install wrote the file")
 			}
 
-			// Uninstall, twice.
+			// Uninstall: --print first (reports, writes nothing), then twice.
+			c = clientResult(t, h.run("mcp", "uninstall", "--client", tc.name, "--print"), tc.name)
+			if c["action"] != "removed" || !bytes.Equal(readFile(t, path), fresh) || len(backups(t, path)) != 0 {
+				t.Errorf("uninstall --print: %v", c)
+			}
 			c = clientResult(t, h.run("mcp", "uninstall", "--client", tc.name), tc.name)
 			if c["action"] != "removed" || c["backup"] == nil {
 				t.Errorf("uninstall: %v", c)
