@@ -184,7 +184,7 @@ func TestPaths(t *testing.T) {
 	mac := Platform{GOOS: "darwin", Home: "/Users/a", Getenv: env(), Cwd: "/w"}
 	linux := Platform{GOOS: "linux", Home: "/home/a", Getenv: env(), Cwd: "/w"}
 	xdg := Platform{GOOS: "linux", Home: "/home/a", Getenv: env("XDG_CONFIG_HOME", "/x", "CODEX_HOME", "/c", "OPENCLAW_STATE_DIR", "/s"), Cwd: "/w"}
-	win := Platform{GOOS: "windows", Getenv: env("USERPROFILE", `C:\Users\a`, "APPDATA", `C:\Users\a\AppData\Roaming`), Cwd: `C:\w`}
+	win := Platform{GOOS: "windows", Getenv: env("HOME", "/c/Users/a", "USERPROFILE", `C:\Users\a`, "APPDATA", `C:\Users\a\AppData\Roaming`), Cwd: `C:\w`}
 	appWin := `C:\Users\a\AppData\Roaming`
 	cases := []struct {
 		client string
