@@ -105,8 +105,12 @@ func commandFlags(t *testing.T, v *Vault) map[string]map[string]bool {
 
 var globalFlags = map[string]bool{"format": true, "json": true, "select": true, "input": true, "vault-passphrase-file": true, "version": true, "help": true}
 
-// notYet are commands the skill mentions as arriving later, by name.
-var notYet = map[string]bool{"secrets diff": true}
+// notYet are commands and flags the skill mentions as arriving with other
+// parts of issue 4 or with sync (the skill says so where it names them).
+var (
+	notYet      = map[string]bool{"secrets diff": true}
+	notYetFlags = map[string]bool{"release": true, "no-masking": true}
+)
 
 // taught extracts every `agentsecrets ...` command line from inline code
 // and code blocks of a markdown text.
@@ -169,7 +173,7 @@ func checkTaught(t *testing.T, where string, lines []string, cmds map[string]map
 		for _, w := range words {
 			if f, ok := strings.CutPrefix(w, "--"); ok {
 				f, _, _ = strings.Cut(f, "=")
-				if f != "" && !cmds[cmd][f] && !globalFlags[f] && f != "release" {
+				if f != "" && !cmds[cmd][f] && !globalFlags[f] && !notYetFlags[f] {
 					t.Errorf("%s: `agentsecrets %s` has no flag --%s (in %q)", where, cmd, f, line)
 				}
 			}
