@@ -171,6 +171,9 @@ func (c *McpInstallCmd) Run(env *Env) (*McpInstallResult, error) {
 			}
 		}
 	}
+	if err := c.checkScope(env); err != nil {
+		return nil, err
+	}
 	p := env.platform()
 	clients, notFound, err := pickClients(c.Client, c.All, "install", func(cl *mcpconfig.Client) bool { return cl.Installed(p) })
 	if err != nil {
@@ -224,6 +227,37 @@ func wrote(rs []McpClientResult) bool {
 		}
 	}
 	return false
+}
+
+// checkScope makes sure --workspace/--project name what exists, so a
+// client is never pointed at a project that is not there. The messages do
+// not repeat the names: a value typed in the wrong place must not come back.
+func (c *McpInstallCmd) checkScope(env *Env) error {
+	if c.Workspace == "" && c.Project == "" {
+		return nil
+	}
+	st, err := env.Store()
+	if err != nil {
+		return err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return err
+	}
+	ws := c.Workspace
+	if ws == "" {
+		ws = ix.Current.Workspace
+	}
+	w, ok := ix.Workspaces[ws]
+	if !ok {
+		return errcode.WithHint(errcode.New(errcode.NotFound, "the --workspace given is not a workspace of this vault"), "run `agentsecrets workspace list`")
+	}
+	if c.Project != "" {
+		if _, ok := w.Projects[c.Project]; !ok {
+			return errcode.WithHint(errcode.New(errcode.NotFound, "the --project given is not a project of that workspace"), "run `agentsecrets project list`")
+		}
+	}
+	return nil
 }
 
 // installArgs is the command line that repeats c without --print.
@@ -290,14 +324,17 @@ func (r *McpInstallResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Server: %s%s\n", strings.TrimSpace(r.Command+" "+strings.Join(r.Args, " ")), verb)
 	for _, c := range r.Clients {
-		line := fmt.Sprintf("  %-15s %-9s %s", c.Client, c.Action, c.Path)
+		line := fmt.Sprintf("  %-15s %s", c.Client, c.Action)
+		if c.Path != "" {
+			line = fmt.Sprintf("  %-15s %-9s %s", c.Client, c.Action, c.Path)
+		}
 		if c.Reason != "" {
 			line += " (" + c.Reason + ")"
 		}
 		if c.Backup != "" {
 			line += "\n                  backup: " + c.Backup
 		}
-		fmt.Fprintln(w, strings.TrimRight(line, " "))
+		fmt.Fprintln(w, line)
 		if r.DryRun && c.Entry != "" {
 			for _, l := range strings.Split(strings.TrimRight(c.Entry, "\n"), "\n") {
 				fmt.Fprintf(w, "      %s\n", l)

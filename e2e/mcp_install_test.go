@@ -38,12 +38,22 @@ func newMCPHome(t *testing.T) *mcpHome {
 	return h
 }
 
+// initVault creates a file-backend vault (workspace and project
+// "default"), for --workspace/--project, which must name what exists.
+func (h *mcpHome) initVault() {
+	h.t.Helper()
+	pass := filepath.Join(h.root, "pass")
+	must(h.t, os.WriteFile(pass, []byte(adminPassphrase+"\n"), 0o600))
+	h.run("init", "--backend", "file", "--admin-passphrase-file", pass).OK(h.t)
+}
+
 func (h *mcpHome) run(args ...string) *Result {
 	h.t.Helper()
 	cmd := exec.Command(h.bin, args...)
 	cmd.Env = []string{
 		"HOME=" + h.home,
 		"AGENTSECRETS_HOME=" + filepath.Join(h.root, "as"),
+		"AGENTSECRETS_VAULT_PASSPHRASE_FILE=" + filepath.Join(h.root, "pass"),
 		"PATH=" + os.Getenv("PATH"),
 	}
 	cmd.Dir = h.work
@@ -206,6 +216,7 @@ func TestMcpInstallClients(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newMCPHome(t)
+			h.initVault()
 			path := filepath.Join(h.home, filepath.FromSlash(tc.rel))
 
 			// --print on a missing file: reports "added", shows the entry, writes nothing.
@@ -243,7 +254,11 @@ func TestMcpInstallClients(t *testing.T) {
 				t.Errorf("second install wrote the file")
 			}
 
-			// Uninstall, twice.
+			// Uninstall: --print first (reports, writes nothing), then twice.
+			c = clientResult(t, h.run("mcp", "uninstall", "--client", tc.name, "--print"), tc.name)
+			if c["action"] != "removed" || !bytes.Equal(readFile(t, path), fresh) || len(backups(t, path)) != 0 {
+				t.Errorf("uninstall --print: %v", c)
+			}
 			c = clientResult(t, h.run("mcp", "uninstall", "--client", tc.name), tc.name)
 			if c["action"] != "removed" || c["backup"] == nil {
 				t.Errorf("uninstall: %v", c)
@@ -268,7 +283,7 @@ func TestMcpInstallClients(t *testing.T) {
 			if !bytes.Equal(readFile(t, path), []byte(tc.existing)) || bytes.Contains(r.Stdout, []byte(otherSecret)) {
 				t.Errorf("--print on an existing file wrote it or printed its content: %s", r.Stdout)
 			}
-			c = clientResult(t, h.run("mcp", "install", "--client", tc.name, "--workspace", "team", "--project", "api"), tc.name)
+			c = clientResult(t, h.run("mcp", "install", "--client", tc.name, "--workspace", "default", "--project", "default"), tc.name)
 			if c["action"] != "added" {
 				t.Errorf("install into existing file: %v", c)
 			}
@@ -278,7 +293,7 @@ func TestMcpInstallClients(t *testing.T) {
 					t.Errorf("install lost %q:\n%s", k, after)
 				}
 			}
-			if !bytes.Contains(after, []byte(`"--workspace"`)) || !bytes.Contains(after, []byte(`"team"`)) {
+			if !bytes.Contains(after, []byte(`"--workspace"`)) || !bytes.Contains(after, []byte(`"--project"`)) {
 				t.Errorf("no --workspace in:\n%s", after)
 			}
 			if st, _ := os.Stat(path); st.Mode().Perm() != 0o640 {
@@ -288,7 +303,7 @@ func TestMcpInstallClients(t *testing.T) {
 				t.Errorf("backups %v", bk)
 			}
 			if tc.name != "openclaw" && !strings.Contains(tc.existing, "//") {
-				if got, want := entryOf(t, tc, after), wantEntry(t, tc, "--workspace", "team", "--project", "api"); !reflect.DeepEqual(got, want) {
+				if got, want := entryOf(t, tc, after), wantEntry(t, tc, "--workspace", "default", "--project", "default"); !reflect.DeepEqual(got, want) {
 					t.Errorf("entry %v, want %v", got, want)
 				}
 			}
@@ -339,6 +354,10 @@ func TestMcpInstallSelection(t *testing.T) {
 	h.run("mcp", "install", "--client", "nope").ErrorCode(t, "usage", 2)
 	h.run("mcp", "install", "--all", "--client", "cursor").ErrorCode(t, "usage", 2)
 	h.run("mcp", "install", "--client", "cursor", "--workspace", "../x").ErrorCode(t, "usage", 2)
+	h.run("mcp", "install", "--client", "cursor", "--project", "default").ErrorCode(t, "not_found", 3)
+	h.initVault()
+	h.run("mcp", "install", "--client", "cursor", "--project", "nope").ErrorCode(t, "not_found", 3)
+	h.run("mcp", "install", "--client", "cursor", "--workspace", "nope").ErrorCode(t, "not_found", 3)
 
 	r := h.run("mcp", "install", "--all").OK(t)
 	got := map[string]string{}
@@ -379,11 +398,14 @@ func TestMcpInstallSelection(t *testing.T) {
 	}
 
 	// Project scope writes into the working directory.
-	r = h.run("mcp", "install", "--scope", "project", "--client", "cursor", "--client", "vscode,claude-code", "--project", "api").OK(t)
+	r = h.run("mcp", "install", "--scope", "project", "--client", "cursor", "--client", "vscode,claude-code", "--project", "default").OK(t)
+	if res := r.JSON(t); res["scope"] != "project" || len(res["clients"].([]any)) != 3 {
+		t.Errorf("project scope: %s", r.Stdout)
+	}
 	for rel, key := range map[string]string{".cursor/mcp.json": "mcpServers", ".vscode/mcp.json": "servers", ".mcp.json": "mcpServers"} {
 		var doc map[string]map[string]map[string]any
 		must(t, json.Unmarshal(readFile(t, filepath.Join(h.work, rel)), &doc))
-		if args := doc[key]["agentsecrets"]["args"]; !reflect.DeepEqual(args, []any{"mcp", "serve", "--project", "api"}) {
+		if args := doc[key]["agentsecrets"]["args"]; !reflect.DeepEqual(args, []any{"mcp", "serve", "--project", "default"}) {
 			t.Errorf("%s: args %v", rel, args)
 		}
 	}
@@ -454,5 +476,63 @@ func TestMcpInstallOpenClaw(t *testing.T) {
 	}
 	if !bytes.Contains(readFile(t, cfg), []byte("// hand-written")) {
 		t.Error("the comment is gone")
+	}
+}
+
+// TestMcpInstallCanary: with canary values stored (through argv, stdin
+// and generation), every config mcp install writes, every agent file,
+// every backup and every output, success and error paths, is free of them.
+func TestMcpInstallCanary(t *testing.T) {
+	backend := "file"
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		backend = "keychain"
+	}
+	v := NewVault(t, backend)
+	c := &canaryRun{t: t, v: v, root: filepath.Dir(v.Home)}
+	tmp := filepath.Join(c.root, "tmp")
+	must(t, os.MkdirAll(tmp, 0o700))
+	v.ExtraEnv = append(v.ExtraEnv, "TMPDIR="+tmp)
+	defer c.scanAll()
+	home := c.root // the harness runs commands with HOME one level above AGENTSECRETS_HOME
+
+	argv := c.canary("MCPARGV", `"\&<>%`)
+	c.expectOK(c.run("secrets", "set", "MCP_ARGV="+string(argv)))
+	stdin := c.canary("MCPSTDIN", "")
+	c.expectOK(c.runIn(append(stdin, '\n'), "secrets", "set", "MCP_STDIN", "--from-stdin"))
+	c.expectOK(c.run("secrets", "generate", "MCP_GEN"))
+	c.expectOK(c.run("project", "use", "default", "--link"))
+
+	// Every client looks installed.
+	must(t, os.MkdirAll(filepath.Join(home, ".claude"), 0o755))
+	for _, tc := range mcpClientCases() {
+		must(t, os.MkdirAll(filepath.Dir(filepath.Join(home, filepath.FromSlash(tc.rel))), 0o755))
+	}
+	c.expectOK(c.run("mcp", "install", "--all", "--print"))
+	c.expectOK(c.run("mcp", "install", "--all", "--workspace", "default", "--project", "default"))
+	c.expectOK(c.run("mcp", "install", "--all"))
+	c.expectOK(c.run("mcp", "install", "--all", "--scope", "project"))
+	c.expectOK(c.run("init", "--agent-files", "--backend", backend, "--admin-passphrase-file", v.AdminFile))
+	c.expectOK(c.run("init", "--agent-files", "--backend", backend, "--admin-passphrase-file", v.AdminFile))
+
+	// Error paths: a refused file, bad names, a secret's name where a
+	// client name goes, a value where a workspace name goes.
+	zed := filepath.Join(home, ".config", "zed", "settings.json")
+	good := readFile(t, zed)
+	must(t, os.WriteFile(zed, []byte("{ broken"), 0o600))
+	c.expectErr(c.run("mcp", "install", "--client", "zed"), "conflict", 6)
+	c.expectErr(c.run("mcp", "uninstall", "--all"), "conflict", 6)
+	must(t, os.WriteFile(zed, good, 0o600))
+	c.expectErr(c.run("mcp", "install", "--client", "MCP_ARGV"), "usage", 2)
+	c.expectErr(c.run("mcp", "install", "--client", "cursor", "--workspace", string(argv)), "usage", 2)
+	c.expectErr(c.run("mcp", "install", "--client", "cursor", "--project", string(stdin)), "not_found", 3)
+	c.expectErr(c.run("mcp", "install", "--client", "cursor", "--workspace", string(stdin)), "not_found", 3)
+	c.expectOK(c.run("mcp", "uninstall", "--all"))
+	c.expectOK(c.run("mcp", "uninstall", "--all", "--scope", "project"))
+
+	// The scan must have seen what this test is about.
+	for _, tc := range mcpClientCases() {
+		if len(backups(t, filepath.Join(home, filepath.FromSlash(tc.rel)))) == 0 {
+			t.Errorf("%s: no backup written, so the scan proves less than it should", tc.name)
+		}
 	}
 }

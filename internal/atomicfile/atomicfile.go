@@ -40,9 +40,9 @@ func Read(path string) (real string, data []byte, mode fs.FileMode, exists bool,
 }
 
 // Replace writes data to path via a temp file in the same directory and a
-// rename, with mode perm. If expect is non-nil, the current content must
-// still equal it (nil expect with mustNotExist: the file must still be
-// absent); otherwise ErrChanged and nothing is written.
+// rename, with mode perm. expect and existed are what Read returned: just
+// before the rename the file must still hold expect (or still be absent),
+// otherwise ErrChanged and nothing is written.
 func Replace(path string, data []byte, perm fs.FileMode, expect []byte, existed bool) error {
 	dir, base := filepath.Split(path)
 	if dir == "" {

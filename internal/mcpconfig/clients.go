@@ -48,6 +48,11 @@ func (p Platform) home() string {
 	if p.Home != "" {
 		return p.Home
 	}
+	// On Windows the clients use the profile directory even when a shell
+	// (Git Bash, MSYS) has set HOME.
+	if u := p.env("USERPROFILE"); p.GOOS == "windows" && u != "" {
+		return u
+	}
 	if h := p.env("HOME"); h != "" {
 		return h
 	}

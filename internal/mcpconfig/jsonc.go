@@ -468,9 +468,14 @@ type edit struct {
 }
 
 func (e edit) apply(src []byte) []byte {
-	out := make([]byte, 0, len(src)-(e.to-e.from)+len(e.text))
+	text := e.text
+	if bytes.Contains(src, []byte("\r\n")) {
+		// A Windows-edited file keeps its line endings.
+		text = strings.ReplaceAll(text, "\n", "\r\n")
+	}
+	out := make([]byte, 0, len(src)-(e.to-e.from)+len(text))
 	out = append(out, src[:e.from]...)
-	out = append(out, e.text...)
+	out = append(out, text...)
 	return append(out, src[e.to:]...)
 }
 

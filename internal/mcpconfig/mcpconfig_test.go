@@ -26,6 +26,7 @@ func TestJSONRoundTrip(t *testing.T) {
 			want: "{\n  \"mcpServers\": {\n    \"agentsecrets\": {\n      \"command\": \"/opt/bin/agentsecrets\",\n      \"args\": [\n        \"mcp\",\n        \"serve\"\n      ]\n    }\n  }\n}\n"},
 		{name: "other servers and unknown keys", d: JSON, path: path,
 			src: "{\n  \"zeta\": 1,\n  \"mcpServers\": {\n    \"other\": {\"command\": \"x\", \"env\": {\"K\": \"v\"}}\n  },\n  \"alpha\": [true, null, 1.5e3]\n}\n"},
+		{name: "crlf", d: JSONC, path: path, src: "{\r\n  // c\r\n  \"mcpServers\": {\r\n    \"other\": {}\r\n  }\r\n}\r\n"},
 		{name: "tabs", d: JSON, path: path, src: "{\n\t\"mcpServers\": {\n\t\t\"other\": {}\n\t}\n}\n"},
 		{name: "one line", d: JSON, path: path, src: `{"mcpServers":{"other":{"command":"x"}},"k":"v"}`},
 		{name: "comments", d: JSONC, path: path,
@@ -40,6 +41,9 @@ func TestJSONRoundTrip(t *testing.T) {
 			out, changed, err := jsonSet([]byte(tc.src), tc.d, tc.path, testEntry)
 			if err != nil || !changed {
 				t.Fatalf("install: changed=%v err=%v", changed, err)
+			}
+			if strings.Contains(tc.src, "\r\n") && strings.Count(string(out), "\n") != strings.Count(string(out), "\r\n") {
+				t.Errorf("mixed line endings:\n%q", out)
 			}
 			if tc.want != "" && string(out) != tc.want {
 				t.Errorf("install wrote\n%s\nwant\n%s", out, tc.want)
@@ -124,6 +128,7 @@ func TestTOML(t *testing.T) {
 		{"empty", ""},
 		{"other tables", "# top\nmodel = \"o3\"\n\n[mcp_servers.other]\ncommand = \"x\" # keep\n\n[profiles.a]\nmodel = \"y\"\n"},
 		{"no final newline", "model = \"o3\""},
+		{"crlf", "model = \"o3\"\r\n\r\n[x]\r\nk = 1\r\n"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -179,7 +184,7 @@ func TestPaths(t *testing.T) {
 	mac := Platform{GOOS: "darwin", Home: "/Users/a", Getenv: env(), Cwd: "/w"}
 	linux := Platform{GOOS: "linux", Home: "/home/a", Getenv: env(), Cwd: "/w"}
 	xdg := Platform{GOOS: "linux", Home: "/home/a", Getenv: env("XDG_CONFIG_HOME", "/x", "CODEX_HOME", "/c", "OPENCLAW_STATE_DIR", "/s"), Cwd: "/w"}
-	win := Platform{GOOS: "windows", Getenv: env("USERPROFILE", `C:\Users\a`, "APPDATA", `C:\Users\a\AppData\Roaming`), Cwd: `C:\w`}
+	win := Platform{GOOS: "windows", Getenv: env("HOME", "/c/Users/a", "USERPROFILE", `C:\Users\a`, "APPDATA", `C:\Users\a\AppData\Roaming`), Cwd: `C:\w`}
 	appWin := `C:\Users\a\AppData\Roaming`
 	cases := []struct {
 		client string

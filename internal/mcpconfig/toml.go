@@ -190,6 +190,11 @@ func tomlSet(src []byte, table, name string, entry Object) ([]byte, bool, error)
 	if err != nil {
 		return nil, false, err
 	}
+	nl := "\n"
+	if bytes.Contains(src, []byte("\r\n")) {
+		nl = "\r\n"
+		text = strings.ReplaceAll(text, "\n", nl)
+	}
 	lines := splitLines(src)
 	from, to, found := tomlBlock(lines, table, name)
 	var out string
@@ -197,17 +202,17 @@ func tomlSet(src []byte, table, name string, entry Object) ([]byte, bool, error)
 	case found:
 		out = strings.Join(lines[:from], "") + text + strings.Join(lines[to:], "")
 		if to < len(lines) && strings.TrimSpace(lines[to]) != "" {
-			out = strings.Join(lines[:from], "") + text + "\n" + strings.Join(lines[to:], "")
+			out = strings.Join(lines[:from], "") + text + nl + strings.Join(lines[to:], "")
 		}
 	case exists:
 		return nil, false, fmt.Errorf("%s.%s is defined in a form this editor does not rewrite (inline or dotted keys)", table, name)
 	default:
 		body := string(src)
 		if body != "" && !strings.HasSuffix(body, "\n") {
-			body += "\n"
+			body += nl
 		}
 		if strings.TrimSpace(body) != "" {
-			body += "\n"
+			body += nl
 		}
 		out = body + text
 	}
