@@ -52,7 +52,7 @@ const (
 // field works.
 type Config struct {
 	Store *vault.Store
-	Audit *audit.Log
+	Audit Auditor
 	// Transport sends requests; nil means a shared transport dialling
 	// through Guard.
 	Transport http.RoundTripper
@@ -61,6 +61,13 @@ type Config struct {
 	MaxResponse int64
 	Timeout     time.Duration
 	Now         func() time.Time
+}
+
+// Auditor receives one record per decision: an *audit.Log for a one-shot
+// front end (call), the *audit.Writer of a long-running one (the proxy),
+// which queues records and writes them in batches.
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) error
 }
 
 // Broker is safe for concurrent use.
