@@ -45,11 +45,18 @@
 // and writes the new line with one write call, so lines never interleave
 // and the chain never forks.
 //
+// A long-running front end (the proxy) appends through a [Writer]
+// instead: it queues records and writes each batch under one lock with one
+// write call, keeping the lock file and the active file open between
+// batches, by the same rules, so it shares the chain with `call` processes
+// appending at the same time.
+//
 // Appends are not fsynced. A write that returned has reached the kernel and
 // survives a crash of the process, which is what an audit of an agent's
 // requests needs; fsync per request would cost milliseconds on every call
 // and still not make the log tamper-proof. A crash of the whole machine may
-// lose the newest lines or leave a torn one.
+// lose the newest lines or leave a torn one. (A Writer's queue is the one
+// place a record waits in memory; Writer.Close writes it and fsyncs.)
 //
 // A torn line (a file that does not end in a newline, after a crash or a
 // full disk) is never silently dropped or overwritten: the next Append
@@ -212,31 +219,44 @@ func (l *Log) appendRecords(ctx context.Context, recs []*Record) (written int, e
 	return written, err
 }
 
-// withKeptLock runs fn under the lock held through the kept lock file,
-// reopening it first when the file at its path is no longer the one held
-// open: a lock on a deleted file would exclude nobody.
+// errStaleLock: the kept lock file is no longer the file at its path.
+var errStaleLock = errors.New("the audit lock file was replaced")
+
+// withKeptLock runs fn under the lock held through the kept lock file. Once
+// the lock is held it checks that the path still names that file, and
+// reopens it otherwise: a lock on a deleted or replaced file would exclude
+// nobody. Checking before locking would leave a window for the swap.
 func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 	k := l.kept
 	path := l.path(lockName)
-	if k.lock != nil {
-		if st, err := os.Stat(path); err != nil || !os.SameFile(st, k.lockInfo) {
-			k.lock.Close()
-			k.lock = nil
+	for attempt := 0; ; attempt++ {
+		if k.lock == nil {
+			lf, err := filelock.Open(path)
+			if err != nil {
+				return ioError("open the audit lock", err)
+			}
+			st, err := lf.Stat()
+			if err != nil {
+				lf.Close()
+				return ioError("stat the audit lock", err)
+			}
+			k.lock, k.lockInfo = lf, st
+		}
+		err := k.lock.With(ctx, func() error {
+			if st, err := os.Stat(path); err != nil || !os.SameFile(st, k.lockInfo) {
+				return errStaleLock
+			}
+			return fn()
+		})
+		if !errors.Is(err, errStaleLock) {
+			return err
+		}
+		k.lock.Close()
+		k.lock = nil
+		if attempt > 0 {
+			return ioError("lock the audit log", err)
 		}
 	}
-	if k.lock == nil {
-		lf, err := filelock.Open(path)
-		if err != nil {
-			return ioError("open the audit lock", err)
-		}
-		st, err := os.Stat(path)
-		if err != nil {
-			lf.Close()
-			return ioError("stat the audit lock", err)
-		}
-		k.lock, k.lockInfo = lf, st
-	}
-	return k.lock.With(ctx, fn)
 }
 
 // activeFile returns the active file, open for appending, and its state.

@@ -479,3 +479,39 @@ func BenchmarkWriterAppend(b *testing.B) {
 		b.Fatal(err)
 	}
 }
+
+// TestWriterLockFileReplaced: when audit.lock is deleted and recreated
+// under a running Writer, the writer locks the new file, the one other
+// processes lock, rather than the deleted one it holds open.
+func TestWriterLockFileReplaced(t *testing.T) {
+	dir := t.TempDir()
+	w := Open(dir, Options{}).NewWriter()
+	defer w.Close()
+	writeN(t, w, "a", 1, 3)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	lock := filepath.Join(dir, lockName)
+	if err := os.Remove(lock); err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan struct{})
+	release := make(chan struct{})
+	go filelock.With(context.Background(), lock, func() error { // creates the new file
+		close(held)
+		<-release
+		return nil
+	})
+	<-held
+	writeN(t, w, "b", 1, 3)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := w.Flush(ctx); errcode.Classify(err).Code != errcode.Timeout {
+		t.Fatalf("Flush while another holder has the new lock file = %v, want it to wait", err)
+	}
+	close(release)
+	if err := w.Flush(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	checkAll(t, dir, append(idsOf("a", 1, 3), idsOf("b", 1, 3)...))
+}

@@ -91,5 +91,10 @@ func (l *File) wait(ctx context.Context) error {
 	}
 }
 
+// Stat describes the open lock file, so a holder can tell whether its path
+// still names it (a lock on a file that was deleted or replaced excludes
+// nobody who opens the path afresh).
+func (l *File) Stat() (os.FileInfo, error) { return l.f.Stat() }
+
 // Close closes the file, releasing the lock if it is held.
 func (l *File) Close() error { return l.f.Close() }
