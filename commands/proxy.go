@@ -125,7 +125,10 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	defer os.Remove(statePath(st))
 	defer os.Remove(tokenPath(st))
 
-	brk := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Timeout: timeout})
+	// A long-running proxy writes its audit records in batches, keeping
+	// the log open; Close below writes what is queued and syncs the file.
+	auditor := audit.Open(st.Dirs.State, audit.Options{}).NewWriter()
+	brk := broker.New(broker.Config{Store: st, Audit: auditor, MaxResponse: c.MaxResponse, Timeout: timeout})
 	front := &proxy.Server{Broker: brk, Token: tokenHex, Selection: sel.Selection, Version: Version}
 	srv := &http.Server{
 		Handler:           front.Handler(),
@@ -143,6 +146,8 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	go func() { errc <- srv.Serve(ln) }()
 	select {
 	case err := <-errc:
+		front.Drain()
+		auditor.Close() // the records queued so far still reach the log
 		return nil, errcode.Errorf(errcode.Internal, "proxy stopped: %v", err)
 	case <-ctx.Done():
 	}
@@ -150,6 +155,9 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	defer cancel()
 	srv.Shutdown(shutdown)
 	front.Drain()
+	if err := auditor.Close(); err != nil {
+		return nil, err
+	}
 	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
 		Workspace: sel.Workspace, Project: sel.Project}, nil
 }

@@ -45,11 +45,18 @@
 // and writes the new line with one write call, so lines never interleave
 // and the chain never forks.
 //
+// A long-running front end (the proxy) appends through a [Writer]
+// instead: it queues records and writes each batch under one lock with one
+// write call, keeping the lock file and the active file open between
+// batches, by the same rules, so it shares the chain with `call` processes
+// appending at the same time.
+//
 // Appends are not fsynced. A write that returned has reached the kernel and
 // survives a crash of the process, which is what an audit of an agent's
 // requests needs; fsync per request would cost milliseconds on every call
 // and still not make the log tamper-proof. A crash of the whole machine may
-// lose the newest lines or leave a torn one.
+// lose the newest lines or leave a torn one. (A Writer's queue is the one
+// place a record waits in memory; Writer.Close writes it and fsyncs.)
 //
 // A torn line (a file that does not end in a newline, after a crash or a
 // full disk) is never silently dropped or overwritten: the next Append
@@ -109,6 +116,20 @@ type Log struct {
 		size int64
 		hash string
 	}
+	// kept, guarded by sem, is non-nil while a Writer runs: the lock file
+	// and the active file stay open between batches instead of being
+	// opened and closed for every record.
+	kept *keptFiles
+}
+
+// keptFiles are the descriptors a Writer keeps open. Each is re-checked
+// against its path under the lock before use, so a file another process
+// renamed (rotation) or someone deleted is never written or locked.
+type keptFiles struct {
+	lock       *filelock.File
+	lockInfo   os.FileInfo
+	active     *os.File
+	activeInfo os.FileInfo
 }
 
 // Open returns the log kept in dir. It touches no file: the directory is
@@ -141,59 +162,169 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	if err := r.normalise(l.now); err != nil {
 		return err
 	}
-	select {
-	case l.sem <- struct{}{}:
-	default:
-		select {
-		case l.sem <- struct{}{}:
-		case <-ctx.Done():
-			return errcode.Errorf(errcode.Timeout, "audit log: waiting for another append: %w", ctx.Err())
-		}
-	}
-	defer func() { <-l.sem }()
+	return l.appendNormalised(ctx, r)
+}
 
-	if !l.dirReady {
-		if err := os.MkdirAll(l.dir, 0o700); err != nil {
-			return ioError("create the audit directory", err)
-		}
-		l.dirReady = true
+func (l *Log) appendNormalised(ctx context.Context, r *Record) error {
+	if err := l.acquire(ctx); err != nil {
+		return err
 	}
-	err := filelock.With(ctx, l.path(lockName), func() error { return l.appendLocked(r) })
-	if err != nil {
-		l.dirReady, l.tail.file = false, nil
-	}
+	defer l.release()
+	_, err := l.appendRecords(ctx, []*Record{r})
 	return err
 }
 
-// appendLocked does the work of Append; the caller holds the file lock.
-func (l *Log) appendLocked(r *Record) error {
-	active := l.path(activeName)
-	f, err := os.OpenFile(active, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
-	if err != nil {
-		return ioError("open the audit log", err)
+// acquire takes sem, waiting no longer than ctx allows.
+func (l *Log) acquire(ctx context.Context) error {
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	default:
 	}
-	defer func() { f.Close() }()
-	st, err := f.Stat()
-	if err != nil {
-		return ioError("stat the audit log", err)
+	select {
+	case l.sem <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return errcode.Errorf(errcode.Timeout, "audit log: waiting for another append: %w", ctx.Err())
 	}
+}
+
+func (l *Log) release() { <-l.sem }
+
+// appendRecords writes recs, already normalised, as the newest lines, in
+// order, under the file lock; the caller holds sem. It reports how many
+// were written: a failure after a rotation leaves the records before it
+// in the log, and the caller must not write those twice.
+func (l *Log) appendRecords(ctx context.Context, recs []*Record) (written int, err error) {
+	if !l.dirReady {
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return 0, ioError("create the audit directory", err)
+		}
+		l.dirReady = true
+	}
+	write := func() error {
+		var err error
+		written, err = l.writeLocked(recs)
+		return err
+	}
+	if l.kept != nil {
+		err = l.withKeptLock(ctx, write)
+	} else {
+		err = filelock.With(ctx, l.path(lockName), write)
+	}
+	if err != nil {
+		l.dirReady, l.tail.file = false, nil
+		l.closeKeptActive()
+	}
+	return written, err
+}
+
+// errStaleLock: the kept lock file is no longer the file at its path.
+var errStaleLock = errors.New("the audit lock file was replaced")
+
+// withKeptLock runs fn under the lock held through the kept lock file. Once
+// the lock is held it checks that the path still names that file, and
+// reopens it otherwise: a lock on a deleted or replaced file would exclude
+// nobody. Checking before locking would leave a window for the swap.
+func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
+	k := l.kept
+	path := l.path(lockName)
+	for attempt := 0; ; attempt++ {
+		if k.lock == nil {
+			lf, err := filelock.Open(path)
+			if err != nil {
+				return ioError("open the audit lock", err)
+			}
+			st, err := lf.Stat()
+			if err != nil {
+				lf.Close()
+				return ioError("stat the audit lock", err)
+			}
+			k.lock, k.lockInfo = lf, st
+		}
+		err := k.lock.With(ctx, func() error {
+			if st, err := os.Stat(path); err != nil || !os.SameFile(st, k.lockInfo) {
+				return errStaleLock
+			}
+			return fn()
+		})
+		if !errors.Is(err, errStaleLock) {
+			return err
+		}
+		k.lock.Close()
+		k.lock = nil
+		if attempt > 0 {
+			return ioError("lock the audit log", err)
+		}
+	}
+}
+
+// activeFile returns the active file, open for appending, and its state.
+// A kept descriptor is used only while the path still names its file;
+// otherwise (a rotation by another process, or none kept) it opens the
+// path. close is true when the caller must close the file after use.
+func (l *Log) activeFile() (f *os.File, st os.FileInfo, close bool, err error) {
+	path := l.path(activeName)
+	if k := l.kept; k != nil && k.active != nil {
+		if st, err := os.Stat(path); err == nil && os.SameFile(st, k.activeInfo) {
+			return k.active, st, false, nil
+		}
+		l.closeKeptActive()
+	}
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return nil, nil, false, ioError("open the audit log", err)
+	}
+	if st, err = f.Stat(); err != nil {
+		f.Close()
+		return nil, nil, false, ioError("stat the audit log", err)
+	}
+	if l.kept != nil {
+		l.kept.active, l.kept.activeInfo = f, st
+		return f, st, false, nil
+	}
+	return f, st, true, nil
+}
+
+func (l *Log) closeKeptActive() {
+	if k := l.kept; k != nil && k.active != nil {
+		k.active.Close()
+		k.active, k.activeInfo = nil, nil
+	}
+}
+
+// writeLocked does the work of appendRecords; the caller holds the file
+// lock. Lines are collected and written with one write call per file, so
+// a batch costs one write however many records it holds, and lines of
+// different processes never interleave.
+func (l *Log) writeLocked(recs []*Record) (written int, err error) {
+	f, st, mustClose, err := l.activeFile()
+	if err != nil {
+		return 0, err
+	}
+	defer func() {
+		if mustClose {
+			f.Close()
+		}
+	}()
 	size := st.Size()
 
+	var prev string
 	if size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size {
 		// Same file, same size as after our own last append: no other
 		// writer came in between, so its last line is the one we wrote.
-		r.Prev = l.tail.hash
+		prev = l.tail.hash
 	} else if size > 0 {
 		last, terminated, err := lastLine(f, size)
 		if err != nil {
-			return ioError("read the audit log", err)
+			return 0, ioError("read the audit log", err)
 		}
-		r.Prev = lineHash(last)
+		prev = lineHash(last)
 		if !terminated {
 			// A torn line: keep it, end it, chain from its bytes. Verify
 			// reports it; nothing here pretends it was not there.
 			if _, err := f.Write([]byte{'\n'}); err != nil {
-				return ioError("terminate a torn line in the audit log", err)
+				return 0, ioError("terminate a torn line in the audit log", err)
 			}
 			size++
 		}
@@ -201,57 +332,78 @@ func (l *Log) appendLocked(r *Record) error {
 		// The active file is new (first record, or the last append rotated
 		// it away, or crashed right after rotating): continue from the
 		// newest rotated file.
-		if r.Prev, err = l.rotatedTail(); err != nil {
-			return err
+		if prev, err = l.rotatedTail(); err != nil {
+			return 0, err
 		}
 	}
 
-	line, err := marshalLine(r)
-	if err != nil {
-		return err
+	var buf []byte // lines not yet written, for records recs[written:pending]
+	pending := 0
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		if _, err := f.Write(buf); err != nil {
+			// Undo a partial write (a full disk) while we still hold the
+			// lock, so the file does not keep a torn line for a record
+			// nobody saw.
+			f.Truncate(size)
+			return ioError("write the audit log", err)
+		}
+		size += int64(len(buf))
+		buf, written = buf[:0], pending
+		return nil
 	}
-
-	if size > 0 && size+int64(len(line)) > l.maxSize {
-		f.Close()
-		renamed, err := l.rotate()
+	for i, r := range recs {
+		r.Prev = prev
+		line, err := marshalLine(r)
 		if err != nil {
-			return err
+			return written, errors.Join(flush(), err)
 		}
-		if f, err = os.OpenFile(active, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600); err != nil {
-			return ioError("open the audit log", err)
+		if cur := size + int64(len(buf)); cur > 0 && cur+int64(len(line)) > l.maxSize {
+			if err := flush(); err != nil {
+				return written, err
+			}
+			if mustClose {
+				f.Close()
+			}
+			l.closeKeptActive()
+			mustClose = false
+			// A failed rename (see rotate) keeps writing to the same file.
+			if err := l.rotate(); err != nil {
+				return written, err
+			}
+			if f, st, mustClose, err = l.activeFile(); err != nil {
+				return written, err
+			}
+			size = st.Size()
 		}
-		if renamed {
-			size = 0
-		}
+		buf = append(buf, line...)
+		pending = i + 1
+		prev = lineHash(line[:len(line)-1])
 	}
-
-	if _, err := f.Write(line); err != nil {
-		// Undo a partial write (a full disk) while we still hold the lock,
-		// so the file does not keep a torn line for a record nobody saw.
-		f.Truncate(size)
-		return ioError("write the audit log", err)
+	if err := flush(); err != nil {
+		return written, err
 	}
-	l.tail.file, l.tail.hash, l.tail.size = nil, "", 0
-	if st, err := f.Stat(); err == nil {
-		l.tail.file, l.tail.size, l.tail.hash = st, st.Size(), lineHash(line[:len(line)-1])
-	}
-	return nil
+	l.tail.file, l.tail.size, l.tail.hash = st, size, prev
+	return written, nil
 }
 
-// rotate renames the (closed) active file to the next rotated name. It
-// reports false, not an error, when the rename fails: a reader on Windows
-// may hold the file open, and writing past MaxFileSize until the next
-// append is better than losing a record.
-func (l *Log) rotate() (bool, error) {
+// rotate renames the (closed) active file to the next rotated name. A
+// failed rename is not an error: a reader on Windows may hold the file
+// open, and writing past MaxFileSize until the next append is better than
+// losing a record.
+func (l *Log) rotate() error {
 	nums, err := l.rotatedNumbers()
 	if err != nil {
-		return false, err
+		return err
 	}
 	next := 1
 	if len(nums) > 0 {
 		next = nums[len(nums)-1] + 1
 	}
-	return os.Rename(l.path(activeName), l.path(rotatedName(next))) == nil, nil
+	os.Rename(l.path(activeName), l.path(rotatedName(next)))
+	return nil
 }
 
 // rotatedTail is the hash of the last line of the newest non-empty rotated

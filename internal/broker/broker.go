@@ -29,6 +29,7 @@ import (
 	"net/url"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,7 +53,7 @@ const (
 // field works.
 type Config struct {
 	Store *vault.Store
-	Audit *audit.Log
+	Audit Auditor
 	// Transport sends requests; nil means a shared transport dialling
 	// through Guard.
 	Transport http.RoundTripper
@@ -63,10 +64,20 @@ type Config struct {
 	Now         func() time.Time
 }
 
+// Auditor receives one record per decision: an *audit.Log for a one-shot
+// front end (call), the *audit.Writer of a long-running one (the proxy),
+// which queues records and writes them in batches.
+type Auditor interface {
+	Append(ctx context.Context, r *audit.Record) error
+}
+
 // Broker is safe for concurrent use.
 type Broker struct {
 	cfg    Config
 	client *http.Client
+
+	// indexPath is stat'ed for every request (see currentIndex); joined once.
+	indexPath string
 
 	mu     sync.Mutex
 	index  *vault.Index
@@ -107,6 +118,7 @@ func New(cfg Config) *Broker {
 			// Redirects are followed by Do, which re-checks policy per hop.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
+		indexPath: cfg.Store.Dirs.IndexFile(),
 		values:    map[string]cachedValue{},
 		redactors: map[string]*Redactor{},
 	}
@@ -517,15 +529,19 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 		names = append(names, n)
 	}
 	sort.Strings(names)
-	var key strings.Builder
-	key.WriteString(sel.Workspace + "/" + sel.Project)
+	// Built for every request, so by hand rather than with fmt.
+	key := make([]byte, 0, 128)
+	key = append(append(append(key, sel.Workspace...), '/'), sel.Project...)
 	for _, n := range names {
 		m := proj.Secrets[n]
-		fmt.Fprintf(&key, "|%s@%d:%s:%v", n, m.Version, m.Fingerprint, basic[n])
+		key = append(append(append(key, '|'), n...), '@')
+		key = strconv.AppendInt(key, int64(m.Version), 10)
+		key = append(append(append(key, ':'), m.Fingerprint...), ':')
+		key = strconv.AppendBool(key, basic[n])
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if r, ok := b.redactors[key.String()]; ok {
+	if r, ok := b.redactors[string(key)]; ok {
 		return r
 	}
 	all := make([][]byte, 0, len(names))
@@ -540,7 +556,7 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 	if len(b.redactors) > 1024 {
 		clear(b.redactors) // old versions; rebuilding is cheap compared with growing forever
 	}
-	b.redactors[key.String()] = r
+	b.redactors[string(key)] = r
 	return r
 }
 
@@ -558,7 +574,7 @@ func basicSecrets(ins []Injection) map[string]bool {
 // currentIndex re-reads index.json only when it was replaced: every write
 // renames a new file into place, so a changed inode or mtime means new data.
 func (b *Broker) currentIndex() (*vault.Index, error) {
-	fi, err := os.Stat(b.cfg.Store.Dirs.IndexFile())
+	fi, err := os.Stat(b.indexPath)
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
 	}

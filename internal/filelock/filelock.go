@@ -23,22 +23,56 @@ const Wait = 30 * time.Second
 // held by the open file, so a killed process releases it automatically.
 // Nothing that waits on a human (a passphrase prompt) may run inside fn.
 func With(ctx context.Context, path string, fn func() error) error {
+	l, err := Open(path)
+	if err != nil {
+		return err
+	}
+	defer l.Close()
+	return l.With(ctx, fn)
+}
+
+// File is a lock file kept open between locks, for a long-running process
+// that takes the same lock for every batch of work (the proxy's audit
+// writer): opening and closing the file costs more than the lock itself.
+// A File is not for concurrent use; callers serialise their own goroutines
+// (an flock held through one descriptor does not exclude a second locker
+// using the same descriptor).
+type File struct {
+	f    *os.File
+	path string
+}
+
+// Open opens (creating it 0600 if needed) the lock file at path.
+func Open(path string) (*File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
-		return fmt.Errorf("open lock file: %w", err)
+		return nil, fmt.Errorf("open lock file: %w", err)
 	}
-	defer f.Close()
+	return &File{f: f, path: path}, nil
+}
+
+// With runs fn holding the lock, waiting as the package-level With does.
+func (l *File) With(ctx context.Context, fn func() error) error {
+	ok, err := tryLock(l.f)
+	if err != nil {
+		return fmt.Errorf("lock %s: %w", l.path, err)
+	}
+	if !ok {
+		if err := l.wait(ctx); err != nil {
+			return err
+		}
+	}
+	defer unlock(l.f)
+	return fn()
+}
+
+// wait polls until the lock is taken. The uncontended case never gets
+// here, so it pays for no timer.
+func (l *File) wait(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, Wait)
 	defer cancel()
 	delay := time.Millisecond
 	for {
-		ok, err := tryLock(f)
-		if err != nil {
-			return fmt.Errorf("lock %s: %w", path, err)
-		}
-		if ok {
-			break
-		}
 		select {
 		case <-ctx.Done():
 			return errcode.WithHint(ErrLocked, "wait for the other agentsecrets command to finish, then retry")
@@ -47,7 +81,20 @@ func With(ctx context.Context, path string, fn func() error) error {
 		if delay < 50*time.Millisecond {
 			delay *= 2
 		}
+		ok, err := tryLock(l.f)
+		if err != nil {
+			return fmt.Errorf("lock %s: %w", l.path, err)
+		}
+		if ok {
+			return nil
+		}
 	}
-	defer unlock(f)
-	return fn()
 }
+
+// Stat describes the open lock file, so a holder can tell whether its path
+// still names it (a lock on a file that was deleted or replaced excludes
+// nobody who opens the path afresh).
+func (l *File) Stat() (os.FileInfo, error) { return l.f.Stat() }
+
+// Close closes the file, releasing the lock if it is held.
+func (l *File) Close() error { return l.f.Close() }

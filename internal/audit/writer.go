@@ -1,0 +1,237 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+)
+
+// Limits of a Writer's queue and batches.
+const (
+	// maxQueue bounds the records waiting in memory. Past it, Append
+	// writes the record itself, so a writer that fell behind (a slow disk,
+	// another process holding the lock) slows requests down rather than
+	// growing without bound.
+	maxQueue = 4096
+	// maxBatch bounds the records written under one lock, so another
+	// process waiting for the lock waits for at most one batch.
+	maxBatch = 512
+	// retryDelay is how long the writer waits after a failed batch before
+	// trying it again.
+	retryDelay = 200 * time.Millisecond
+)
+
+// Writer appends records for a long-running process (the proxy, the MCP
+// server): Append queues the record and returns, and one goroutine writes
+// whatever has queued up since its last write as one batch, taking the
+// file lock once and writing once per batch, with the lock file and the
+// active file kept open between batches.
+//
+// Nothing about the log changes for other readers and writers. Each batch
+// is written under the same file lock as [Log.Append], after re-reading the
+// tail when another process wrote in between, so `call` processes can keep
+// appending to the same chain while a Writer runs; `audit verify` and
+// `proxy logs` in other processes see whole lines, and rotation, the hash
+// chain and torn-line handling are those of Log.Append, batch or not.
+//
+// The writer does not wait to fill a batch: a record is written as soon as
+// the previous batch is done, so at low load every batch holds one record
+// and at high load batches grow on their own.
+//
+// What a Writer adds is a window in which a record is accepted but not yet
+// written: a crash of the process loses the records of that window (a
+// crash mid-write leaves a torn line, which the next append terminates and
+// Verify reports). Close writes everything queued and syncs the file.
+type Writer struct {
+	log  *Log
+	wake chan struct{} // capacity 1: "the queue is not empty"
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the goroutine has exited
+
+	mu       sync.Mutex
+	queue    []*Record
+	closing  bool
+	accepted uint64 // records ever queued
+	written  uint64 // records ever written, or given up at close
+	lastErr  error  // why the last batch failed; nil after a success
+	lost     int    // records given up at close
+	progress chan struct{}
+}
+
+// ErrAuditWrite: records could not be written to the audit log.
+var ErrAuditWrite = errcode.New(errcode.Internal, "audit records could not be written")
+
+// NewWriter starts a Writer on l. Until Close, l keeps its lock file and
+// active file open, for the Writer and for l's own Append alike.
+func (l *Log) NewWriter() *Writer {
+	w := &Writer{log: l, wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
+		progress: make(chan struct{})}
+	l.sem <- struct{}{}
+	if l.kept == nil {
+		l.kept = &keptFiles{}
+	}
+	l.release()
+	go w.run()
+	return w
+}
+
+// Append completes and normalises r as [Log.Append] does (ID and Time are
+// set in r) and queues a copy of it; the copy's Prev is set when it is
+// written. The error is about r itself ([ErrInvalidRecord]), or, when the
+// queue is full or the Writer closed, from writing it directly: a record
+// is never dropped without an error.
+func (w *Writer) Append(ctx context.Context, r *Record) error {
+	if err := r.normalise(w.log.now); err != nil {
+		return err
+	}
+	c := *r
+	w.mu.Lock()
+	if w.closing || len(w.queue) >= maxQueue {
+		w.mu.Unlock()
+		return w.log.appendNormalised(ctx, &c)
+	}
+	w.queue = append(w.queue, &c)
+	w.accepted++
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Flush waits until every record queued before the call is written. It
+// returns early with the error of a failed batch (the writer keeps
+// retrying it) or when ctx ends.
+func (w *Writer) Flush(ctx context.Context) error {
+	w.mu.Lock()
+	target := w.accepted
+	w.mu.Unlock()
+	for {
+		w.mu.Lock()
+		written, err, progress := w.written, w.lastErr, w.progress
+		w.mu.Unlock()
+		if written >= target {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-progress:
+		case <-ctx.Done():
+			return errcode.Errorf(errcode.Timeout, "audit log: waiting for queued records: %w", ctx.Err())
+		}
+	}
+}
+
+// Close writes every queued record, syncs the active file to disk and
+// closes the kept files. Records that still cannot be written after one
+// more attempt are reported in the error (ErrAuditWrite). Appends after
+// Close write directly, as Log.Append does.
+func (w *Writer) Close() error {
+	w.mu.Lock()
+	if !w.closing {
+		w.closing = true
+		close(w.stop)
+	}
+	w.mu.Unlock()
+	<-w.done
+
+	l := w.log
+	l.sem <- struct{}{}
+	defer l.release()
+	var syncErr error
+	if k := l.kept; k != nil {
+		if k.active != nil {
+			syncErr = k.active.Sync()
+		}
+		l.closeKeptActive()
+		if k.lock != nil {
+			k.lock.Close()
+		}
+		l.kept = nil
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lost > 0 {
+		return fmt.Errorf("%w: %d lost at shutdown: %w", ErrAuditWrite, w.lost, w.lastErr)
+	}
+	if syncErr != nil {
+		return ioError("sync the audit log", syncErr)
+	}
+	return nil
+}
+
+// run is the writer goroutine.
+func (w *Writer) run() {
+	defer close(w.done)
+	var retry <-chan time.Time
+	for {
+		if retry != nil {
+			// New records do not cut a retry delay short: a log that
+			// refuses writes would otherwise be retried on every request.
+			select {
+			case <-retry:
+			case <-w.stop:
+			}
+			retry = nil
+		} else {
+			select {
+			case <-w.wake:
+			case <-w.stop:
+			}
+		}
+		for {
+			w.mu.Lock()
+			n := min(len(w.queue), maxBatch)
+			batch := w.queue[:n:n]
+			closing := w.closing
+			w.mu.Unlock()
+			if n == 0 {
+				if closing {
+					return
+				}
+				break
+			}
+			written, err := w.write(batch)
+			w.mu.Lock()
+			w.queue = w.queue[written:]
+			if len(w.queue) == 0 {
+				w.queue = nil // let the backing array go
+			}
+			w.written += uint64(written)
+			w.lastErr = err
+			if err != nil && closing {
+				// Shutting down and the log still refuses: give up on
+				// what is left, and say so in Close's error.
+				w.lost += len(w.queue)
+				w.written += uint64(len(w.queue))
+				w.queue = nil
+			}
+			close(w.progress)
+			w.progress = make(chan struct{})
+			w.mu.Unlock()
+			if err != nil {
+				if closing {
+					return
+				}
+				retry = time.After(retryDelay)
+				break
+			}
+		}
+	}
+}
+
+// write appends batch under sem and the file lock. The lock wait is
+// bounded by filelock.Wait, as for every other writer; no request is
+// waiting on it.
+func (w *Writer) write(batch []*Record) (int, error) {
+	l := w.log
+	l.sem <- struct{}{}
+	defer l.release()
+	return l.appendRecords(context.Background(), batch)
+}
