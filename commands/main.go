@@ -39,6 +39,7 @@ type CLI struct {
 	Call      CallCmd      `cmd:"" help:"Send an HTTP request with secrets injected by name; print the (redacted) response."`
 	Proxy     ProxyCmd     `cmd:"" help:"The local proxy: start, stop, status, logs."`
 	Audit     AuditCmd     `cmd:"" help:"Verify the audit log."`
+	Mcp       McpCmd       `cmd:"" name:"mcp" help:"Serve agentsecrets to MCP clients (Claude, Cursor, VS Code, OpenClaw, ...)."`
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
 }
 
