@@ -389,13 +389,14 @@ func (s *mcpSession) parse(env *Env, words []string, args json.RawMessage) (*CLI
 	}
 	node := trace.Selected()
 	sc := s.currentScope()
+	_, ownWorkspace := obj["workspace"]
 	for key, val := range map[string]string{"workspace": sc.Workspace, "project": sc.Project} {
 		if _, given := obj[key]; given || val == "" || !hasFlag(node, key) {
 			continue
 		}
 		// A tool naming only another workspace gets that workspace's
 		// default project, as on the command line.
-		if key == "project" && obj["workspace"] != nil {
+		if key == "project" && ownWorkspace {
 			continue
 		}
 		obj[key], _ = json.Marshal(val)
@@ -544,9 +545,13 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 	if c.MaxResponse <= 0 {
 		return nil, errcode.New(errcode.Usage, "api_call: max_response must be a positive number of bytes")
 	}
-	sc := s.currentScope()
-	if c.Workspace == "" && c.Project == "" {
-		c.Scope = sc
+	// As in parse: the session's workspace unless the tool names one, and
+	// its project only if the tool names neither.
+	if sc := s.currentScope(); c.Workspace == "" {
+		c.Workspace = sc.Workspace
+		if c.Project == "" {
+			c.Project = sc.Project
+		}
 	}
 	req, err := c.request(env, extra)
 	if err != nil {
