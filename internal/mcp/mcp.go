@@ -60,6 +60,10 @@ func New(name, version, instructions string, tools []Tool) (*Server, error) {
 	s := &Server{}
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: name, Title: name, Version: version}, &sdk.ServerOptions{
 		Instructions: instructions,
+		// The tool set is fixed for the process: no list-changed
+		// notifications will come. Logging stays advertised, as the SDK
+		// answers logging/setLevel.
+		Capabilities: &sdk.ServerCapabilities{Logging: &sdk.LoggingCapabilities{}, Tools: &sdk.ToolCapabilities{}},
 	})
 	seen := map[string]bool{}
 	for _, t := range tools {
