@@ -144,7 +144,7 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	}
 	req.Selection = sel.Selection
 	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
-	return c.send(env, b, req, start)
+	return c.send(env, b, req, start, nil)
 }
 
 // callExtras are request parts a front end supplies beyond the flags: the
@@ -197,15 +197,21 @@ func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 	return &broker.Request{FrontEnd: audit.FrontEndCall, Method: method, URL: c.URL, Header: header, Body: body, Injections: ins, Timeout: timeout}, nil
 }
 
-// send runs req through b and reads the whole (redacted) response.
-func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start time.Time) (*CallResult, error) {
+// send runs req through b and reads the whole (redacted) response. The
+// response is closed (which writes its audit record) in place, or through
+// async when a long-lived front end wants that off the reply's path.
+func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start time.Time, async func(func())) (*CallResult, error) {
 	ctx := env.ctx()
 	resp, err := b.Do(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	data, readErr := io.ReadAll(resp.Body)
-	resp.Close(readErr)
+	if async != nil {
+		async(func() { resp.Close(readErr) })
+	} else {
+		resp.Close(readErr)
+	}
 	if err := broker.ReadError(ctx, readErr); err != nil {
 		return nil, err
 	}

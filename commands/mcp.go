@@ -80,6 +80,8 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 		return nil, err
 	}
 	s := newMcpSession(env, c)
+	// Every record of an answered call is written before the process ends.
+	defer s.audits.Wait()
 	srv, err := s.server()
 	if err != nil {
 		return nil, err
@@ -169,8 +171,22 @@ type mcpSession struct {
 	log       *audit.Log
 	brokers   map[int64]*broker.Broker
 	toolNames []string
-	// callTemplate is a CallCmd holding kong's defaults, copied per call.
+	// callTemplate is a CallCmd holding kong's defaults, copied per call;
+	// callFields are its inputs by JSON key.
 	callTemplate CallCmd
+	callFields   map[string]reflect.StructField
+	// audits counts audit records still being written (off the reply's
+	// path, as on the proxy); tools that read the log wait for them.
+	audits sync.WaitGroup
+}
+
+// auditAsync writes an audit record in the background.
+func (s *mcpSession) auditAsync(f func()) {
+	s.audits.Add(1)
+	go func() {
+		defer s.audits.Done()
+		f()
+	}()
 }
 
 func newMcpSession(env *Env, c *McpServeCmd) *mcpSession {
@@ -313,7 +329,20 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 // server builds the MCP server from the command structs: schemas from the
 // same generator as schema/, handlers that run the commands' Run methods.
 func (s *mcpSession) server() (*mcp.Server, error) {
-	all, err := Schemas()
+	// One parser serves both the schemas and call's defaults: building it
+	// is a good part of the time to the first tools/list.
+	io, _, _, _ := TestIO()
+	cli := &CLI{}
+	exited := -1
+	parser, err := newParser(cli, &Env{IO: io}, &exited)
+	if err != nil {
+		return nil, err
+	}
+	want := map[string]bool{}
+	for _, spec := range mcpTools() {
+		want[spec.command] = true
+	}
+	all, err := commandSchemas(parser, want)
 	if err != nil {
 		return nil, err
 	}
@@ -321,9 +350,13 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 	for _, cs := range all {
 		byCmd[cs.Command] = cs
 	}
-	if err := s.initCallTemplate(); err != nil {
-		return nil, err
+	// A bare `call` holds kong's defaults; api_call copies it per call.
+	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "call defaults: %v", err)
 	}
+	s.callTemplate = cli.Call
+	s.callTemplate.URL = ""
+	s.callFields = callFields()
 	var tools []mcp.Tool
 	for _, spec := range mcpTools() {
 		cs, ok := byCmd[spec.command]
@@ -340,6 +373,14 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 			t.Handler = s.apiCall
 		case "project_use":
 			t.Handler = s.projectUse
+		case "proxy_logs", "audit_verify":
+			// A session reads its own writes: records of calls it
+			// answered are on disk before it reads the log.
+			words := strings.Fields(spec.command)
+			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
+				s.audits.Wait()
+				return s.runCommand(ctx, words, args)
+			}
 		default:
 			words := strings.Fields(spec.command)
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
@@ -437,23 +478,6 @@ func (s *mcpSession) projectUse(ctx context.Context, args json.RawMessage) (any,
 	return out, nil
 }
 
-// initCallTemplate parses a bare `call` once to learn kong's defaults.
-func (s *mcpSession) initCallTemplate() error {
-	io, _, _, _ := TestIO()
-	cli := &CLI{}
-	exited := -1
-	parser, err := newParser(cli, &Env{IO: io}, &exited)
-	if err != nil {
-		return err
-	}
-	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
-		return errcode.Errorf(errcode.Internal, "call defaults: %v", err)
-	}
-	s.callTemplate = cli.Call
-	s.callTemplate.URL = ""
-	return nil
-}
-
 // callFields maps api_call's input keys to CallCmd fields (by json tag).
 func callFields() map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
@@ -492,7 +516,7 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	c := s.callTemplate
-	fields := callFields()
+	fields := s.callFields
 	var extra callExtras
 	var bodyRaw json.RawMessage
 	flags := map[string]json.RawMessage{}
@@ -563,7 +587,7 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	req.Selection = sel.Selection
-	return c.send(env, s.broker(st, c.MaxResponse), req, start)
+	return c.send(env, s.broker(st, c.MaxResponse), req, start, s.auditAsync)
 }
 
 func apiCallKeys(fields map[string]reflect.StructField) []string {
