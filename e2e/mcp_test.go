@@ -350,8 +350,8 @@ func TestMcpTools(t *testing.T) {
 	callTool(t, cs, "list_secrets", map[string]any{"project": "nope"}).code(t, "list_secrets unknown project", "not_found")
 	callTool(t, cs, "list_secrets", map[string]any{"bogus": 1}).code(t, "list_secrets unknown input", "usage")
 	st := callTool(t, cs, "status", nil).ok(t, "status")
-	if st == nil || len(st) == 0 {
-		t.Errorf("status: empty")
+	if backend, _ := st["backend"].(map[string]any); st["initialised"] != true || backend["kind"] != "file" || st["secrets"] != float64(2) {
+		t.Errorf("status: %v", st)
 	}
 	logs := callTool(t, cs, "proxy_logs", map[string]any{"last": 3}).ok(t, "proxy_logs")
 	recs := logs["records"].([]any)

@@ -61,8 +61,9 @@ func New(name, version, instructions string, tools []Tool) (*Server, error) {
 	s.sdk = sdk.NewServer(&sdk.Implementation{Name: name, Title: name, Version: version}, &sdk.ServerOptions{
 		Instructions: instructions,
 		// The tool set is fixed for the process: no list-changed
-		// notifications will come. Logging stays advertised, as the SDK
-		// answers logging/setLevel.
+		// notifications will come. Logging stays advertised for clients
+		// on 2025-11-25, which may call logging/setLevel (the SDK answers).
+		//lint:ignore SA1019 deprecated only from 2026-07-28; older clients still use it
 		Capabilities: &sdk.ServerCapabilities{Logging: &sdk.LoggingCapabilities{}, Tools: &sdk.ToolCapabilities{}},
 	})
 	seen := map[string]bool{}
