@@ -76,7 +76,7 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 			return nil, err
 		}
 	}
-	if err := c.Scope.check(); err != nil {
+	if err := checkScopeNames(c.Scope); err != nil {
 		return nil, err
 	}
 	s := newMcpSession(env, c)
@@ -90,6 +90,9 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if addr == "" {
+		if env.IO.StdinTTY {
+			fmt.Fprintln(env.IO.Err, "agentsecrets mcp serve speaks MCP on stdin and stdout: add it to an MCP client's config (see README, MCP); Ctrl-C stops it")
+		}
 		err := srv.ServeStdio(ctx, env.IO.In, env.IO.Out)
 		res.Calls = srv.Calls()
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -144,9 +147,9 @@ func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, s *mcpSession, sr
 	return res, nil
 }
 
-// check validates explicit names early, so a bad config entry fails at
-// start rather than on every call.
-func (s Scope) check() error {
+// checkScopeNames validates explicit names early, so a bad config entry
+// fails at start rather than on every call.
+func checkScopeNames(s Scope) error {
 	if s.Workspace != "" {
 		if err := vault.CheckSpaceName("workspace", s.Workspace); err != nil {
 			return err
@@ -289,19 +292,21 @@ func mcpTools() []mcpToolSpec {
 	}
 }
 
-// apiCallExtras are the original AgentSecrets api_call inputs, accepted
-// beside the call command's own fields.
-var apiCallExtraSchema = map[string]json.RawMessage{
-	"headers":    json.RawMessage(`{"type":"object","additionalProperties":{"type":"string"},"description":"Plain, non-secret request headers (name to value)."}`),
-	"body":       json.RawMessage(`{"oneOf":[{"type":"string"},{"type":"object"},{"type":"array"}],"description":"Request body: a string is sent as is, an object or array as JSON."}`),
-	"injections": json.RawMessage(`{"type":"object","additionalProperties":{"type":"string"},"description":"Where to inject which secret (by name): keys bearer, basic, header:<Name>, query:<param>, body:<path>, form:<field>."}`),
+// apiCallExtraSchema holds the schemas of the original AgentSecrets
+// api_call inputs, accepted beside the call command's own fields.
+func apiCallExtraSchema() map[string]json.RawMessage {
+	return map[string]json.RawMessage{
+		"headers":    json.RawMessage(`{"type":"object","additionalProperties":{"type":"string"},"description":"Plain, non-secret request headers (name to value)."}`),
+		"body":       json.RawMessage(`{"oneOf":[{"type":"string"},{"type":"object"},{"type":"array"}],"description":"Request body: a string is sent as is, an object or array as JSON."}`),
+		"injections": json.RawMessage(`{"type":"object","additionalProperties":{"type":"string"},"description":"Where to inject which secret (by name): keys bearer, basic, header:<Name>, query:<param>, body:<path>, form:<field>."}`),
+	}
 }
 
-// apiCallDropped are call flags api_call does not take: data_file would
+// apiCallDropped is the call flag api_call does not take: data_file would
 // read the server's files (or its stdin, the protocol stream).
-var apiCallDropped = []string{"data_file"}
+const apiCallDropped = "data_file"
 
-// apiCallSchema is call's input schema without the dropped fields and with
+// apiCallSchema is call's input schema without the dropped field and with
 // the original tool's fields.
 func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 	var s map[string]json.RawMessage
@@ -312,10 +317,8 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 	if err := json.Unmarshal(s["properties"], &props); err != nil {
 		return nil, err
 	}
-	for _, k := range apiCallDropped {
-		delete(props, k)
-	}
-	for k, v := range apiCallExtraSchema {
+	delete(props, apiCallDropped)
+	for k, v := range apiCallExtraSchema() {
 		props[k] = v
 	}
 	b, err := json.Marshal(props)
@@ -496,9 +499,7 @@ func callFields() map[string]reflect.StructField {
 		}
 	}
 	walk(reflect.TypeFor[CallCmd]())
-	for _, k := range apiCallDropped {
-		delete(out, k)
-	}
+	delete(out, apiCallDropped)
 	return out
 }
 

@@ -68,6 +68,8 @@ func BenchmarkMcpStartToToolsList(b *testing.B) {
 	b.ReportMetric(ms(median(starts)), "start_p50_ms")
 	b.ReportMetric(ms(median(legacy)), "toolslist_2025-11-25_p50_ms")
 	b.ReportMetric(ms(median(modern)), "toolslist_2026-07-28_p50_ms")
+	// What the server adds to a bare process start, the slower revision.
+	b.ReportMetric(ms(max(median(legacy), median(modern))-median(starts)), "after_start_ms")
 }
 
 // BenchmarkMcpCallVsProxy: one api_call through a running `mcp serve`

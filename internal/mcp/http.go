@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
@@ -24,6 +25,7 @@ const (
 	statelessVersion = "2026-07-28"
 	// maxRequestBody bounds one JSON-RPC message; tool inputs are small.
 	maxRequestBody = 16 << 20
+	sessionIdle    = 30 * time.Minute
 )
 
 // ParseLoopbackAddr checks that addr is HOST:PORT with HOST a loopback
@@ -57,7 +59,9 @@ func ParseLoopbackAddr(addr string) (string, error) {
 // one that keeps sessions.
 func (s *Server) HTTPHandler(token string) http.Handler {
 	getServer := func(*http.Request) *sdk.Server { return s.sdk }
-	stateful := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{MaxRequestBodyBytes: maxRequestBody})
+	// Sessions a client abandons without DELETE are closed when idle, so a
+	// long-running server does not accumulate them.
+	stateful := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{MaxRequestBodyBytes: maxRequestBody, SessionTimeout: sessionIdle})
 	stateless := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: maxRequestBody})
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
