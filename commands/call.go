@@ -46,7 +46,7 @@ type CallResult struct {
 	Headers map[string]string `json:"headers"`
 	// Body is parsed JSON when the response is JSON, a string when it is
 	// text, and base64 when it is binary (see body_encoding).
-	Body         any     `json:"body"`
+	Body         any     `json:"body" jsonschema:"oneof_type=object;array;string;number;boolean;null"`
 	BodyEncoding string  `json:"body_encoding" jsonschema:"enum=json,enum=text,enum=base64,enum=empty"`
 	Redacted     bool    `json:"redacted"`
 	DurationMS   float64 `json:"duration_ms"`
@@ -134,6 +134,31 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 
 func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	start := env.Now()
+	req, err := c.request(env, callExtras{})
+	if err != nil {
+		return nil, err
+	}
+	st, _, sel, err := env.openProject(c.Scope)
+	if err != nil {
+		return nil, err
+	}
+	req.Selection = sel.Selection
+	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
+	return c.send(env, b, req, start, nil)
+}
+
+// callExtras are request parts a front end supplies beyond the flags: the
+// MCP api_call tool's headers, body and injections map.
+type callExtras struct {
+	Header     http.Header
+	Body       []byte
+	HasBody    bool
+	Injections []broker.Injection
+}
+
+// request builds the broker request of the flags plus extras, without a
+// project: the caller resolves the scope.
+func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 	timeout, err := parseTimeout(c.Timeout)
 	if err != nil {
 		return nil, err
@@ -142,13 +167,25 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	ins = append(ins, extra.Injections...)
 	header, err := plainHeaders(c.RequestHeader)
 	if err != nil {
 		return nil, err
 	}
+	for k, vs := range extra.Header {
+		for _, v := range vs {
+			header.Add(k, v)
+		}
+	}
 	body, err := c.body(env)
 	if err != nil {
 		return nil, err
+	}
+	if extra.HasBody {
+		if len(body) > 0 {
+			return nil, errcode.New(errcode.Usage, "give data or body, not both")
+		}
+		body = extra.Body
 	}
 	method := c.Method
 	if method == "" {
@@ -157,19 +194,25 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 			method = http.MethodPost
 		}
 	}
-	st, _, sel, err := env.openProject(c.Scope)
-	if err != nil {
-		return nil, err
-	}
-	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
-	resp, err := b.Do(env.ctx(), &broker.Request{FrontEnd: "call", Selection: sel.Selection, Method: method, URL: c.URL,
-		Header: header, Body: body, Injections: ins, Timeout: timeout})
+	return &broker.Request{FrontEnd: audit.FrontEndCall, Method: method, URL: c.URL, Header: header, Body: body, Injections: ins, Timeout: timeout}, nil
+}
+
+// send runs req through b and reads the whole (redacted) response. The
+// response is closed (which writes its audit record) in place, or through
+// async when a long-lived front end wants that off the reply's path.
+func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start time.Time, async func(func())) (*CallResult, error) {
+	ctx := env.ctx()
+	resp, err := b.Do(ctx, req)
 	if err != nil {
 		return nil, err
 	}
 	data, readErr := io.ReadAll(resp.Body)
-	resp.Close(readErr)
-	if err := broker.ReadError(env.ctx(), readErr); err != nil {
+	if async != nil {
+		async(func() { resp.Close(readErr) })
+	} else {
+		resp.Close(readErr)
+	}
+	if err := broker.ReadError(ctx, readErr); err != nil {
 		return nil, err
 	}
 	res := &CallResult{Status: resp.Status, Headers: flattenHeaders(resp.Header), Redacted: resp.Redacted(), AuditID: resp.AuditID,

@@ -39,7 +39,7 @@ type CLI struct {
 	Call      CallCmd      `cmd:"" help:"Send an HTTP request with secrets injected by name; print the (redacted) response."`
 	Proxy     ProxyCmd     `cmd:"" help:"The local proxy: start, stop, status, logs."`
 	Audit     AuditCmd     `cmd:"" help:"Verify the audit log."`
-	Mcp       McpCmd       `cmd:"" help:"Register agentsecrets with MCP clients."`
+	Mcp       McpCmd       `cmd:"" name:"mcp" help:"Serve agentsecrets to MCP clients, and register it in their configs (Claude, Cursor, VS Code, OpenClaw, ...)."`
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
 	Env       EnvCmd       `cmd:"" help:"Run a command with approved secrets' values in its environment, masking them in its output (value mode)."`
 	Openclaw  OpenclawCmd  `cmd:"" name:"openclaw" help:"OpenClaw integration: the exec SecretRef provider."`

@@ -98,8 +98,15 @@ func encodeJSON(v any, indent bool) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// quietResult is a result not to print: the command's stdout was a
+// protocol stream (mcp serve over stdio).
+type quietResult interface{ quiet() bool }
+
 // render writes one result in the chosen format.
 func render(io *IO, format, selectPath string, result any) error {
+	if q, ok := result.(quietResult); ok && q.quiet() {
+		return nil
+	}
 	if selectPath != "" {
 		raw, err := encodeJSON(result, false)
 		if err != nil {

@@ -72,6 +72,13 @@ func Schemas() ([]CommandSchema, error) {
 	if err != nil {
 		return nil, err
 	}
+	return commandSchemas(parser, nil)
+}
+
+// commandSchemas generates the schemas of the commands in want (all when
+// want is nil): building the parser and reflecting are most of the MCP
+// server's start-up time, and it needs only its tools' schemas.
+func commandSchemas(parser *kong.Kong, want map[string]bool) ([]CommandSchema, error) {
 	var out []CommandSchema
 	var walk func(n *kong.Node) error
 	walk = func(n *kong.Node) error {
@@ -88,6 +95,9 @@ func Schemas() ([]CommandSchema, error) {
 			return nil
 		}
 		cmd := commandWords(n.Path())
+		if want != nil && !want[cmd] {
+			return nil
+		}
 		in, err := inputSchema(n)
 		if err != nil {
 			return fmt.Errorf("schema %s input: %w", cmd, err)

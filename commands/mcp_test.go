@@ -1,0 +1,165 @@
+package commands
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// serveInProcess runs `mcp serve` through Main in this process over pipes
+// and connects the Go SDK client to it.
+func serveInProcess(t *testing.T, root string, version string, args ...string) (*mcp.ClientSession, <-chan int) {
+	t.Helper()
+	env, _, _ := testEnvErr(t, root)
+	c2sR, c2sW := io.Pipe()
+	s2cR, s2cW := io.Pipe()
+	env.IO.In, env.IO.Out = c2sR, s2cW
+	done := make(chan int, 1)
+	go func() {
+		code := Main(append([]string{"mcp", "serve"}, args...), env)
+		s2cW.Close()
+		done <- code
+	}()
+	client := mcp.NewClient(&mcp.Implementation{Name: "in-process", Version: "1"}, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cs, err := client.Connect(ctx, &mcp.IOTransport{Reader: s2cR, Writer: c2sW}, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	return cs, done
+}
+
+func settleGoroutines(limit int) int {
+	n := runtime.NumGoroutine()
+	for i := 0; i < 100 && n > limit; i++ {
+		time.Sleep(20 * time.Millisecond)
+		n = runtime.NumGoroutine()
+	}
+	return n
+}
+
+// TestMcpInProcess drives the server with the Go SDK client in this
+// process, at both protocol revisions, and checks that 1,000 api_calls
+// leave the goroutine count flat and that the session ends cleanly when
+// the client closes stdin.
+func TestMcpInProcess(t *testing.T) {
+	root, run := fileVault(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"auth_len":%d}`, len(r.Header.Get("Authorization")))
+	}))
+	defer up.Close()
+	host := strings.TrimPrefix(up.URL, "http://")
+	admin := filepath.Join(root, "admin.pass")
+	for _, args := range [][]string{
+		{"workspace", "allowlist", "add", host, "--allow-http", "--allow-private", "--passphrase-file", admin},
+		{"secrets", "bind", "KEY", host, "--passphrase-file", admin},
+	} {
+		if args[1] == "bind" {
+			if code, out, _ := run("value-of-key-0123456789", "secrets", "set", "KEY", "--from-stdin"); code != 0 {
+				t.Fatalf("set: %s", out)
+			}
+		}
+		if code, out, _ := run("", args...); code != 0 {
+			t.Fatalf("%v: %s", args, out)
+		}
+	}
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		t.Run(version, func(t *testing.T) {
+			cs, done := serveInProcess(t, root, version)
+			if got := cs.InitializeResult().ProtocolVersion; got != version {
+				t.Fatalf("negotiated %s", got)
+			}
+			ctx := context.Background()
+			call := func() {
+				res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{"url": up.URL + "/x", "bearer": "KEY"}})
+				if err != nil || res.IsError {
+					t.Fatalf("api_call: %v %+v", err, res)
+				}
+			}
+			for range 50 {
+				call()
+			}
+			before := settleGoroutines(0)
+			for range 1000 {
+				call()
+			}
+			after := settleGoroutines(before + 4)
+			t.Logf("goroutines: %d after warm-up, %d after 1,000 api_calls", before, after)
+			if after > before+4 {
+				t.Errorf("goroutines grew from %d to %d over 1,000 api_calls", before, after)
+			}
+			cs.Close()
+			select {
+			case code := <-done:
+				if code != 0 {
+					t.Errorf("mcp serve exited %d after the client closed", code)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("mcp serve did not return after the client closed stdin")
+			}
+		})
+	}
+}
+
+func TestApiCallInjections(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []broker.Injection
+		err  bool
+	}{
+		{`{"bearer":"A"}`, []broker.Injection{{Style: "bearer", Secret: "A"}}, false},
+		{`{"basic":"B","header:X-Api-Key":"C"}`, []broker.Injection{{Style: "basic", Secret: "B"}, {Style: "header", Field: "X-Api-Key", Secret: "C"}}, false},
+		{`{"query:userId":"Q","body:auth.token":"T","form:client_secret":"F"}`, []broker.Injection{
+			{Style: "body", Field: "auth.token", Secret: "T"}, {Style: "form", Field: "client_secret", Secret: "F"}, {Style: "query", Field: "userId", Secret: "Q"}}, false},
+		{`{"Bearer":"A"}`, []broker.Injection{{Style: "bearer", Secret: "A"}}, false},
+		{`{"bearer:x":"A"}`, nil, true},
+		{`{"header":"A"}`, nil, true},
+		{`{"header:":"A"}`, nil, true},
+		{`{"cookie:sid":"A"}`, nil, true},
+		{`{"bearer":""}`, nil, true},
+		{`{"bearer":5}`, nil, true},
+		{`["bearer"]`, nil, true},
+	}
+	for _, c := range cases {
+		got, err := apiCallInjections([]byte(c.in))
+		if (err != nil) != c.err || !c.err && !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: got %v, %v; want %v (error %v)", c.in, got, err, c.want, c.err)
+		}
+	}
+	// A key that could be a pasted value is not echoed.
+	_, err := apiCallInjections([]byte(`{"sk_live_0123456789 abcdef":"A"}`))
+	if err == nil || strings.Contains(err.Error(), "sk_live") {
+		t.Errorf("unprintable key echoed: %v", err)
+	}
+}
+
+func TestApiCallBody(t *testing.T) {
+	for _, c := range []struct {
+		in     string
+		body   string
+		isJSON bool
+	}{
+		{`"a=b&c=d"`, "a=b&c=d", false},
+		{`{"x":1}`, `{"x":1}`, true},
+		{` [1,2] `, `[1,2]`, true},
+		{`null`, "", false},
+	} {
+		b, isJSON, err := apiCallBody([]byte(c.in))
+		if err != nil || string(b) != c.body || isJSON != c.isJSON {
+			t.Errorf("%s: %q %v %v", c.in, b, isJSON, err)
+		}
+	}
+}

@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// BenchmarkMcpStartToToolsList: from exec of `mcp serve` to the tools/list
+// answer (Go SDK client: connect, which is initialize or server/discover,
+// then tools/list), at each protocol revision, against bare process start
+// (`--version`), interleaved in one run. Target: under 50 ms.
+func BenchmarkMcpStartToToolsList(b *testing.B) {
+	up := httptest.NewServer(http.NotFoundHandler())
+	defer up.Close()
+	env := benchVault(b, up, "sk_bench_mcp_0123456789abcdef")
+	list := func(version string) time.Duration {
+		cmd := exec.Command(binary, "mcp", "serve")
+		cmd.Env, cmd.Dir = env, "/"
+		client := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil)
+		ctx := context.Background()
+		start := time.Now()
+		cs, err := client.Connect(ctx, &mcp.CommandTransport{Command: cmd}, &mcp.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			b.Fatal(err)
+		}
+		res, err := cs.ListTools(ctx, nil)
+		d := time.Since(start)
+		if err != nil || len(res.Tools) != len(mcpToolNames) {
+			b.Fatalf("tools/list: %v", err)
+		}
+		cs.Close()
+		return d
+	}
+	bare := func() time.Duration {
+		cmd := exec.Command(binary, "--version")
+		cmd.Env = env
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatal(err)
+		}
+		return time.Since(start)
+	}
+	for range 3 {
+		bare()
+		list("2025-11-25")
+		list("2026-07-28")
+	}
+	var starts, legacy, modern []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		starts = append(starts, bare())
+		legacy = append(legacy, list("2025-11-25"))
+		modern = append(modern, list("2026-07-28"))
+	}
+	b.StopTimer()
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(median(starts)), "start_p50_ms")
+	b.ReportMetric(ms(median(legacy)), "toolslist_2025-11-25_p50_ms")
+	b.ReportMetric(ms(median(modern)), "toolslist_2026-07-28_p50_ms")
+	// What the server adds to a bare process start, the slower revision.
+	b.ReportMetric(ms(max(median(legacy), median(modern))-median(starts)), "after_start_ms")
+}
+
+// BenchmarkMcpCallVsProxy: one api_call through a running `mcp serve`
+// (stdio, Go SDK client) against the same request through a running
+// `proxy start`, interleaved in one run, both warm. Target: MCP adds at
+// most 1 ms at p50.
+func BenchmarkMcpCallVsProxy(b *testing.B) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`)
+	}))
+	defer up.Close()
+	env := benchVault(b, up, "sk_bench_mcp_0123456789abcdef")
+	target := up.URL + "/v1/balance"
+
+	proxy := exec.Command(binary, "proxy", "start", "--port", "0")
+	proxy.Env = env
+	stderr, _ := proxy.StderrPipe()
+	if err := proxy.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { proxy.Process.Signal(os.Interrupt); proxy.Wait() }()
+	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
+		b.Fatal(err)
+	}
+	var st struct {
+		Address   string `json:"address"`
+		TokenFile string `json:"token_file"`
+	}
+	if err := json.Unmarshal(mustRun(b, env, nil, "proxy", "status", "--json"), &st); err != nil {
+		b.Fatal(err)
+	}
+	tok, _ := os.ReadFile(st.TokenFile)
+	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	viaProxy := func() time.Duration {
+		req, _ := http.NewRequest("GET", "http://"+st.Address+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", strings.TrimSpace(string(tok)))
+		req.Header.Set("X-AS-Target-URL", target)
+		req.Header.Set("X-AS-Inject-Bearer", "KEY")
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		d := time.Since(start)
+		if resp.StatusCode != 200 {
+			b.Fatalf("proxy: %d", resp.StatusCode)
+		}
+		return d
+	}
+
+	cmd := exec.Command(binary, "mcp", "serve")
+	cmd.Env, cmd.Dir = env, "/"
+	cs, err := mcp.NewClient(&mcp.Implementation{Name: "bench", Version: "1"}, nil).Connect(context.Background(), &mcp.CommandTransport{Command: cmd}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer cs.Close()
+	args := map[string]any{"url": target, "injections": map[string]string{"bearer": "KEY"}}
+	viaMCP := func() time.Duration {
+		start := time.Now()
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "api_call", Arguments: args})
+		d := time.Since(start)
+		if err != nil || res.IsError {
+			b.Fatalf("api_call: %v %+v", err, res)
+		}
+		return d
+	}
+	for range 50 {
+		viaProxy()
+		viaMCP()
+	}
+	var px, mc []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		px = append(px, viaProxy())
+		mc = append(mc, viaMCP())
+	}
+	b.StopTimer()
+	pp, pm := median(px), median(mc)
+	b.ReportMetric(float64(pp.Microseconds())/1000, "proxy_p50_ms")
+	b.ReportMetric(float64(pm.Microseconds())/1000, "mcp_p50_ms")
+	b.ReportMetric(float64((pm-pp).Microseconds())/1000, "mcp-proxy_p50_ms")
+}

@@ -1,0 +1,184 @@
+package mcp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+func TestParseLoopbackAddr(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"127.0.0.1:8766", "127.0.0.1:8766"},
+		{"127.0.0.1:0", "127.0.0.1:0"},
+		{"localhost:9000", "127.0.0.1:9000"},
+		{"LOCALHOST:9000", "127.0.0.1:9000"},
+		{"[::1]:9000", "[::1]:9000"},
+		{"127.1.2.3:80", "127.1.2.3:80"},
+		{"0.0.0.0:8766", ""},
+		{"[::]:8766", ""},
+		{":8766", ""},
+		{"192.168.1.2:8766", ""},
+		{"example.com:80", ""},
+		{"127.0.0.1", ""},
+		{"127.0.0.1:65536", ""},
+		{"127.0.0.1:-1", ""},
+		{"127.0.0.1:http", ""},
+	} {
+		got, err := ParseLoopbackAddr(c.in)
+		if c.want == "" {
+			if err == nil || errcode.Classify(err).Code != errcode.Usage {
+				t.Errorf("%q: got %q, %v; want a usage error", c.in, got, err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%q: got %q, %v; want %q", c.in, got, err, c.want)
+		}
+	}
+}
+
+func TestHTTPHandlerGuards(t *testing.T) {
+	s, err := New("t", "1", "", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := s.HTTPHandler("secret-token")
+	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	for _, c := range []struct {
+		name, host, auth, token string
+		want                    int
+	}{
+		{"no token", "127.0.0.1:1", "", "", 401},
+		{"wrong bearer", "127.0.0.1:1", "Bearer nope", "", 401},
+		{"basic is not bearer", "127.0.0.1:1", "Basic secret-token", "", 401},
+		{"bearer", "127.0.0.1:1", "Bearer secret-token", "", 200},
+		{"header", "localhost", "", "secret-token", 200},
+		{"ipv6 loopback", "[::1]:1", "Bearer secret-token", "", 200},
+		{"rebinding host", "attacker.example", "Bearer secret-token", "", 403},
+		{"rebinding host with loopback suffix", "127.0.0.1.attacker.example", "Bearer secret-token", "", 403},
+	} {
+		req := httptest.NewRequest("POST", "http://x"+Path, strings.NewReader(init))
+		req.Host = c.host
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Accept", "application/json, text/event-stream")
+		if c.auth != "" {
+			req.Header.Set("Authorization", c.auth)
+		}
+		if c.token != "" {
+			req.Header.Set(HeaderToken, c.token)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if rec.Code != c.want {
+			t.Errorf("%s: status %d, want %d: %s", c.name, rec.Code, c.want, rec.Body.String())
+		}
+		if c.want != 200 {
+			var rep ErrorReport
+			if err := json.Unmarshal(rec.Body.Bytes(), &rep); err != nil || rep.Error.Code == "" || rep.Error.Hint == "" {
+				t.Errorf("%s: error body %q", c.name, rec.Body.String())
+			}
+		}
+	}
+	// An empty configured token never matches.
+	empty := s.HTTPHandler("")
+	req := httptest.NewRequest("POST", "http://127.0.0.1"+Path, strings.NewReader(init))
+	req.Header.Set(HeaderToken, "")
+	rec := httptest.NewRecorder()
+	empty.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("empty token: %d", rec.Code)
+	}
+}
+
+// TestResults: success carries structuredContent and the same JSON text;
+// an error is isError with the CLI's error object and no structuredContent;
+// a panic becomes an internal error that quotes nothing.
+func TestResults(t *testing.T) {
+	obj := json.RawMessage(`{"type":"object","properties":{"n":{"type":"integer"}},"additionalProperties":false}`)
+	tools := []Tool{
+		{Name: "ok", Input: obj, Output: json.RawMessage(`{"type":"object"}`), Handler: func(_ context.Context, args json.RawMessage) (any, error) {
+			return map[string]any{"args": args, "html": "<&>"}, nil
+		}},
+		{Name: "fail", Input: obj, Handler: func(context.Context, json.RawMessage) (any, error) {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "wrap: %w", errors.New("inner")), "run x")
+		}},
+		{Name: "boom", Input: obj, Handler: func(context.Context, json.RawMessage) (any, error) {
+			panic("sk_live_do_not_show")
+		}},
+	}
+	s, err := New("t", "1", "", tools)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, ct := sdk.NewInMemoryTransports()
+	ctx := context.Background()
+	ss, err := s.sdk.Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ss.Close()
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cs.Close()
+	text := func(r *sdk.CallToolResult) string { return r.Content[0].(*sdk.TextContent).Text }
+
+	r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "ok"})
+	if err != nil || r.IsError {
+		t.Fatalf("ok: %v %+v", err, r)
+	}
+	if got := text(r); got != `{"args":{},"html":"<&>"}` {
+		t.Errorf("ok text %s (no arguments means {}, no HTML escaping)", got)
+	}
+	sc, _ := json.Marshal(r.StructuredContent)
+	var a, b any
+	json.Unmarshal(sc, &a)
+	json.Unmarshal([]byte(text(r)), &b)
+	if !reflect.DeepEqual(a, b) {
+		t.Errorf("structuredContent %s differs from text %s", sc, text(r))
+	}
+	r, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "ok", Arguments: map[string]any{"n": 1}})
+	if err != nil || text(r) != `{"args":{"n":1},"html":"<&>"}` {
+		t.Errorf("ok with arguments: %v %s", err, text(r))
+	}
+
+	r, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "fail"})
+	if err != nil || !r.IsError || r.StructuredContent != nil {
+		t.Fatalf("fail: %v %+v", err, r)
+	}
+	if got := text(r); got != `{"error":{"code":"denied","message":"wrap: inner","hint":"run x"}}` {
+		t.Errorf("fail text %s", got)
+	}
+
+	r, err = cs.CallTool(ctx, &sdk.CallToolParams{Name: "boom"})
+	if err != nil || !r.IsError || strings.Contains(text(r), "sk_live") || !strings.Contains(text(r), `"internal"`) {
+		t.Errorf("boom: %v %s", err, text(r))
+	}
+	if s.Calls() != 4 {
+		t.Errorf("Calls() = %d, want 4", s.Calls())
+	}
+}
+
+func TestNewRejectsBadTools(t *testing.T) {
+	h := func(context.Context, json.RawMessage) (any, error) { return nil, nil }
+	for name, tools := range map[string][]Tool{
+		"input not an object": {{Name: "a", Input: json.RawMessage(`{"type":"array"}`), Handler: h}},
+		"input not JSON":      {{Name: "a", Input: json.RawMessage(`{`), Handler: h}},
+		"output not JSON":     {{Name: "a", Input: json.RawMessage(`{"type":"object"}`), Output: json.RawMessage(`{`), Handler: h}},
+		"duplicate": {{Name: "a", Input: json.RawMessage(`{"type":"object"}`), Handler: h},
+			{Name: "a", Input: json.RawMessage(`{"type":"object"}`), Handler: h}},
+	} {
+		if _, err := New("t", "1", "", tools); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
