@@ -1,6 +1,8 @@
-// Package atomicfile replaces files that belong to the user (MCP client
-// configs, AGENTS.md): a reader, or the client itself, sees the old file or
-// the new one, never a torn mix, and the file keeps its permissions.
+// Package atomicfile replaces files in one step: a reader sees the old file
+// or the new one, never a torn mix, even across a crash. The vault writes
+// its own files with it; files that belong to the user (MCP client
+// configs, AGENTS.md) are replaced only if nobody changed them meanwhile,
+// and keep their permissions.
 package atomicfile
 
 import (
@@ -51,7 +53,36 @@ func Replace(path string, data []byte, perm fs.FileMode, expect []byte, existed 
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	f, err := os.CreateTemp(dir, "."+base+".agentsecrets-tmp-*")
+	// Last check before the rename: another program (the client itself)
+	// may have written the file since we read it.
+	unchanged := func() error {
+		cur, err := os.ReadFile(path)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			if existed {
+				return ErrChanged
+			}
+		case err != nil:
+			return fmt.Errorf("re-read %s: %w", base, err)
+		case !existed || !bytes.Equal(cur, expect):
+			return ErrChanged
+		}
+		return nil
+	}
+	return Write(path, data, perm, "."+base+".agentsecrets-tmp-", unchanged)
+}
+
+// Write replaces path with data so that a reader sees either the old or the
+// new file, never a mix, even across a crash: a temp file named
+// tempPrefix+random in the same directory, written with mode perm and
+// fsynced, renamed over path, then the directory fsynced. check, if not
+// nil, runs just before the rename; its error aborts the write.
+func Write(path string, data []byte, perm fs.FileMode, tempPrefix string, check func() error) error {
+	dir, base := filepath.Split(path)
+	if dir == "" {
+		dir = "."
+	}
+	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
 	}
@@ -75,27 +106,16 @@ func Replace(path string, data []byte, perm fs.FileMode, expect []byte, existed 
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close temp file: %w", err)
 	}
-	// Last check before the rename: another program (the client itself)
-	// may have written the file since we read it.
-	cur, err := os.ReadFile(path)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		if existed {
-			return ErrChanged
+	if check != nil {
+		if err := check(); err != nil {
+			return err
 		}
-	case err != nil:
-		return fmt.Errorf("re-read %s: %w", base, err)
-	case !existed || !bytes.Equal(cur, expect):
-		return ErrChanged
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replace %s: %w", base, err)
 	}
 	done = true
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
+	syncDir(dir)
 	return nil
 }
 

@@ -1,51 +1,22 @@
 package vault
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 )
 
 // tmpPrefix marks temporary files so a later writer (holding the lock) can
 // remove what a crashed writer left behind.
 const tmpPrefix = ".tmp-"
 
-// writeAtomic replaces path with data so that a reader sees either the old
-// or the new file, never a mix, even across a crash: write a temp file in the
-// same directory, fsync it, rename it over path, fsync the directory.
+// writeAtomic replaces path with data (0600) in one crash-safe step; its
+// temp file carries tmpPrefix so that a later writer can clean up after
+// one that crashed.
 func writeAtomic(path string, data []byte) error {
-	dir, base := filepath.Split(path)
-	f, err := os.CreateTemp(dir, tmpPrefix+base+"-*")
-	if err != nil {
-		return fmt.Errorf("create temp file: %w", err)
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
-		}
-	}()
-	if err := f.Chmod(0o600); err != nil && !isWindows {
-		return fmt.Errorf("chmod temp file: %w", err)
-	}
-	if _, err := f.Write(data); err != nil {
-		return fmt.Errorf("write temp file: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("sync temp file: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("close temp file: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("replace %s: %w", base, err)
-	}
-	ok = true
-	syncDir(dir)
-	return nil
+	return atomicfile.Write(path, data, 0o600, tmpPrefix+filepath.Base(path)+"-", nil)
 }
 
 // removeStaleTemps deletes temp files left by a writer that died between

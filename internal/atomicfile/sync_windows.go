@@ -1,8 +1,6 @@
 //go:build windows
 
-package vault
-
-const isWindows = true
+package atomicfile
 
 // Windows has no directory fsync; rename is already durable on NTFS.
 func syncDir(string) {}

@@ -1,10 +1,8 @@
 //go:build unix
 
-package vault
+package atomicfile
 
 import "os"
-
-const isWindows = false
 
 // syncDir makes a rename durable: the directory entry is data too.
 func syncDir(dir string) {
