@@ -159,9 +159,10 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 				defer copies.Done()
 				defer rr.Release()
 				if _, err := io.Copy(dst, rr); err != nil {
-					// Our side is gone (a closed stdout): keep reading
-					// so that the child is not blocked on a full pipe.
-					io.Copy(io.Discard, src)
+					// Our side is gone (stdout closed, as by `| head`):
+					// closing the pipe gives the child the EPIPE or
+					// SIGPIPE it would have had without us in between.
+					src.Close()
 				}
 			}(s.dst, pr)
 		}
@@ -170,6 +171,14 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	sigs := make(chan os.Signal, 8)
 	signal.Notify(sigs, forwardedSignals()...)
 	defer signal.Stop(sigs)
+	// A write to a closed stdout must come back as EPIPE (see the copy
+	// above) rather than kill this process unaudited. Caught, not ignored:
+	// an ignored SIGPIPE would be inherited by the child.
+	if ps := brokenPipeSignals(); len(ps) > 0 { // Notify with none means all
+		pipeSig := make(chan os.Signal, 1)
+		signal.Notify(pipeSig, ps...)
+		defer signal.Stop(pipeSig)
+	}
 	if err := child.Start(); err != nil {
 		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
 			"check that the first word after -- is an executable program"))

@@ -12,3 +12,6 @@ import (
 func forwardedSignals() []os.Signal {
 	return []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2}
 }
+
+// brokenPipeSignals are caught while `env` copies masked output.
+func brokenPipeSignals() []os.Signal { return []os.Signal{syscall.SIGPIPE} }

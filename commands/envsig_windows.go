@@ -10,3 +10,7 @@ import (
 func forwardedSignals() []os.Signal {
 	return []os.Signal{syscall.SIGINT, syscall.SIGTERM}
 }
+
+// brokenPipeSignals: Windows has no SIGPIPE; a write to a closed pipe
+// fails with an error.
+func brokenPipeSignals() []os.Signal { return nil }

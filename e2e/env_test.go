@@ -306,3 +306,34 @@ func TestPTYReleaseApproval(t *testing.T) {
 	}
 	noValue(t, "terminal", []byte(tty), key)
 }
+
+// TestEnvClosedStdout: with its stdout closed (`| head`), agentsecrets
+// neither dies unaudited nor leaves the child blocked: the child gets the
+// broken pipe it would get without masking in between.
+func TestEnvClosedStdout(t *testing.T) {
+	v, _, _ := envVault(t)
+	cmd := v.envCommand("--only", "KEY", "--", "sh", "-c", "while :; do echo yes; done")
+	stdout, _ := cmd.StdoutPipe()
+	must(t, cmd.Start())
+	buf := make([]byte, 16)
+	if _, err := stdout.Read(buf); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		ee, ok := err.(*exec.ExitError)
+		if !ok || ee.ExitCode() != 128+int(syscall.SIGPIPE) {
+			t.Fatalf("exit: %v, want %d (the child's SIGPIPE passed through)", err, 128+int(syscall.SIGPIPE))
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the child kept running with nobody reading its output")
+	}
+	logs := v.Run("proxy", "logs", "--secret", "KEY", "--last", "1").OK(t)
+	if !strings.Contains(string(logs.Stdout), `"command":"sh","exit_code":141`) {
+		t.Fatalf("the run was not audited: %s", logs.Stdout)
+	}
+}
