@@ -332,14 +332,16 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 // server builds the MCP server from the command structs: schemas from the
 // same generator as schema/, handlers that run the commands' Run methods.
 func (s *mcpSession) server() (*mcp.Server, error) {
-	// One parser serves both the schemas and call's defaults: building it
-	// is a good part of the time to the first tools/list.
-	io, _, _, _ := TestIO()
-	cli := &CLI{}
-	exited := -1
-	parser, err := newParser(cli, &Env{IO: io}, &exited)
-	if err != nil {
-		return nil, err
+	// The process's own parser holds the model the schemas come from:
+	// building another is a good part of the time to the first tools/list.
+	parser := s.base.parser
+	if parser == nil {
+		io, _, _, _ := TestIO()
+		exited := -1
+		var err error
+		if parser, err = newParser(&CLI{}, &Env{IO: io}, &exited); err != nil {
+			return nil, err
+		}
 	}
 	want := map[string]bool{}
 	for _, spec := range mcpTools() {
@@ -353,12 +355,9 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 	for _, cs := range all {
 		byCmd[cs.Command] = cs
 	}
-	// A bare `call` holds kong's defaults; api_call copies it per call.
-	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
-		return nil, errcode.Errorf(errcode.Internal, "call defaults: %v", err)
+	if s.callTemplate, err = callDefaults(parser); err != nil {
+		return nil, err
 	}
-	s.callTemplate = cli.Call
-	s.callTemplate.URL = ""
 	s.callFields = callFields()
 	var tools []mcp.Tool
 	for _, spec := range mcpTools() {
@@ -479,6 +478,33 @@ func (s *mcpSession) projectUse(ctx context.Context, args json.RawMessage) (any,
 		s.setScope(Scope{Workspace: res.Project.Workspace, Project: res.Project.Name})
 	}
 	return out, nil
+}
+
+// callDefaults is a CallCmd holding kong's defaults for call, built from
+// the model (as the input schema's defaults are) without parsing, which
+// would overwrite the parsed command line.
+func callDefaults(parser *kong.Kong) (CallCmd, error) {
+	var c CallCmd
+	for _, n := range parser.Model.Children {
+		if n.Type != kong.CommandNode || n.Name != "call" {
+			continue
+		}
+		defaults := map[string]any{}
+		for _, f := range n.Flags {
+			if f.HasDefault && f.Default != "" {
+				defaults[inputKey(f.Name)] = typedDefault(f.Value)
+			}
+		}
+		b, err := json.Marshal(defaults)
+		if err == nil {
+			err = json.Unmarshal(b, &c)
+		}
+		if err != nil {
+			return c, errcode.Errorf(errcode.Internal, "call defaults: %v", err)
+		}
+		return c, nil
+	}
+	return c, errcode.New(errcode.Internal, "no call command in the grammar")
 }
 
 // callFields maps api_call's input keys to CallCmd fields (by json tag).

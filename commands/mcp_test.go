@@ -163,3 +163,30 @@ func TestApiCallBody(t *testing.T) {
 		}
 	}
 }
+
+// TestCallDefaults: the defaults api_call starts from are what kong gives
+// a bare `call`.
+func TestCallDefaults(t *testing.T) {
+	io, _, _, _ := TestIO()
+	cli := &CLI{}
+	exited := -1
+	parser, err := newParser(cli, &Env{IO: io}, &exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := callDefaults(parser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
+		t.Fatal(err)
+	}
+	want := cli.Call
+	want.URL = ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("callDefaults = %+v, kong gives %+v", got, want)
+	}
+	if got.Timeout == "" || got.MaxResponse == 0 {
+		t.Errorf("defaults missing: %+v", got)
+	}
+}
