@@ -63,9 +63,9 @@ func (r *McpServeResult) WriteText(w io.Writer) error {
 	return nil
 }
 
-func mcpTokenPath(st *vault.Store, addr string) string {
+func mcpTokenPath(stateDir, addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
-	return filepath.Join(st.Dirs.State, "mcp-http-"+port+".token")
+	return filepath.Join(stateDir, "mcp-http-"+port+".token")
 }
 
 func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
@@ -100,11 +100,13 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 		}
 		return res, nil
 	}
-	return c.serveHTTP(ctx, env, s, srv, addr, res)
+	return c.serveHTTP(ctx, env, srv, addr, res)
 }
 
-func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, s *mcpSession, srv *mcp.Server, addr string, res *McpServeResult) (*McpServeResult, error) {
-	st, err := s.store()
+func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, srv *mcp.Server, addr string, res *McpServeResult) (*McpServeResult, error) {
+	// The token file needs only the state directory: the vault itself is
+	// opened by the first call, as over stdio.
+	dirs, err := env.Dirs()
 	if err != nil {
 		return nil, err
 	}
@@ -118,10 +120,10 @@ func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, s *mcpSession, sr
 		return nil, err
 	}
 	tokenHex := hex.EncodeToString(token)
-	if err := st.Dirs.Ensure(); err != nil {
+	if err := dirs.Ensure(); err != nil {
 		return nil, err
 	}
-	res.Transport, res.Address, res.TokenFile = "http", ln.Addr().String(), mcpTokenPath(st, ln.Addr().String())
+	res.Transport, res.Address, res.TokenFile = "http", ln.Addr().String(), mcpTokenPath(dirs.State, ln.Addr().String())
 	if err := writePrivate(res.TokenFile, []byte(tokenHex+"\n")); err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,27 @@ func TestMcpInProcess(t *testing.T) {
 					t.Fatalf("api_call: %v %+v", err, res)
 				}
 			}
+			// The first calls arrive together, before anything is cached
+			// or the backend opened (run with -race).
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if i%4 == 3 {
+						res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "secrets_generate", Arguments: map[string]any{"name": fmt.Sprintf("GEN_%d", i), "overwrite": true}})
+						if err != nil || res.IsError {
+							t.Errorf("secrets_generate: %v %+v", err, res)
+						}
+						return
+					}
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{"url": up.URL + "/x", "bearer": "KEY"}})
+					if err != nil || res.IsError {
+						t.Errorf("api_call: %v %+v", err, res)
+					}
+				}()
+			}
+			wg.Wait()
 			for range 50 {
 				call()
 			}
