@@ -172,6 +172,8 @@ type mcpSession struct {
 
 	mu        sync.Mutex
 	st        *vault.Store
+	ix        *vault.Index // read-only once cached; see index
+	ixInfo    os.FileInfo
 	scope     Scope
 	log       *audit.Log
 	brokers   map[int64]*broker.Broker
@@ -231,6 +233,27 @@ func (s *mcpSession) broker(st *vault.Store, maxResponse int64) *broker.Broker {
 		s.brokers[maxResponse] = b
 	}
 	return b
+}
+
+// index is the vault's index, re-read only when the file changed (it is
+// replaced by rename on every write, as the broker also relies on): the
+// user may switch projects while the server runs.
+func (s *mcpSession) index(st *vault.Store) (*vault.Index, error) {
+	fi, err := os.Stat(st.Dirs.IndexFile())
+	if err != nil {
+		return st.Index()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ix != nil && os.SameFile(fi, s.ixInfo) && fi.ModTime().Equal(s.ixInfo.ModTime()) && fi.Size() == s.ixInfo.Size() {
+		return s.ix, nil
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	s.ix, s.ixInfo = ix, fi
+	return ix, nil
 }
 
 func (s *mcpSession) currentScope() Scope {
@@ -611,7 +634,12 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	req.FrontEnd = audit.FrontEndMCP
-	st, _, sel, err := env.openProject(c.Scope)
+	st := env.store
+	ix, err := s.index(st)
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
 	if err != nil {
 		return nil, err
 	}
