@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -181,4 +182,29 @@ func TestNewRejectsBadTools(t *testing.T) {
 			t.Errorf("%s: accepted", name)
 		}
 	}
+}
+
+// FuzzParseLoopbackAddr: whatever the input, an accepted address is a
+// loopback IP with a port, and accepting is idempotent.
+func FuzzParseLoopbackAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8766", "localhost:0", "[::1]:1", "0.0.0.0:80", "[::ffff:127.0.0.1]:80", "127.0.0.1:", "::1:80", "[fe80::1%lo]:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := ParseLoopbackAddr(in)
+		if err != nil {
+			if strings.Contains(errcode.Classify(err).Message, in) && len(in) > 8 {
+				t.Errorf("error quotes the input: %v", err)
+			}
+			return
+		}
+		host, _, err := net.SplitHostPort(out)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			t.Fatalf("%q accepted as %q, not a loopback address", in, out)
+		}
+		again, err := ParseLoopbackAddr(out)
+		if err != nil || again != out {
+			t.Fatalf("%q -> %q -> %q, %v", in, out, again, err)
+		}
+	})
 }
