@@ -566,9 +566,9 @@ func TestMcpHTTP(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v", fi.Mode().Perm())
 	}
-	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	initMsg := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 	post := func(host string, hdr map[string]string) (*http.Response, map[string]any) {
-		req, _ := http.NewRequest("POST", h.URL, strings.NewReader(init))
+		req, _ := http.NewRequest("POST", h.URL, strings.NewReader(initMsg))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		for k, val := range hdr {

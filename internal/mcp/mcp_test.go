@@ -52,7 +52,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.HTTPHandler("secret-token")
-	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	initMsg := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 	for _, c := range []struct {
 		name, host, auth, token string
 		want                    int
@@ -66,7 +66,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 		{"rebinding host", "attacker.example", "Bearer secret-token", "", 403},
 		{"rebinding host with loopback suffix", "127.0.0.1.attacker.example", "Bearer secret-token", "", 403},
 	} {
-		req := httptest.NewRequest("POST", "http://x"+Path, strings.NewReader(init))
+		req := httptest.NewRequest("POST", "http://x"+Path, strings.NewReader(initMsg))
 		req.Host = c.host
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
@@ -90,7 +90,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 	}
 	// An empty configured token never matches.
 	empty := s.HTTPHandler("")
-	req := httptest.NewRequest("POST", "http://127.0.0.1"+Path, strings.NewReader(init))
+	req := httptest.NewRequest("POST", "http://127.0.0.1"+Path, strings.NewReader(initMsg))
 	req.Header.Set(HeaderToken, "")
 	rec := httptest.NewRecorder()
 	empty.ServeHTTP(rec, req)
