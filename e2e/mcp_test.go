@@ -237,6 +237,10 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 				}
 			}
 		}
+		// Nothing through MCP can be approved: no tool takes a passphrase file.
+		if props := asJSON(t, tool.InputSchema).(map[string]any)["properties"].(map[string]any); props["passphrase_file"] != nil {
+			t.Errorf("%s takes a passphrase file: an approval could be scripted through MCP", tool.Name)
+		}
 		if got := asJSON(t, tool.InputSchema); !reflect.DeepEqual(got, wantIn) {
 			t.Errorf("%s inputSchema differs from schema/%s.input.json:\n%s", tool.Name, file, mustJSON(got))
 		}
