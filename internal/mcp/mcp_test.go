@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -207,4 +209,49 @@ func FuzzParseLoopbackAddr(f *testing.F) {
 			t.Fatalf("%q -> %q -> %q, %v", in, out, again, err)
 		}
 	})
+}
+
+type bearerRT struct{ token string }
+
+func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestHTTPBothRevisions: the Streamable HTTP endpoint serves a session at
+// 2025-11-25 and the stateless 2026-07-28, concurrent calls included.
+func TestHTTPBothRevisions(t *testing.T) {
+	tool := Tool{Name: "echo", Input: json.RawMessage(`{"type":"object"}`), Handler: func(_ context.Context, args json.RawMessage) (any, error) {
+		return map[string]json.RawMessage{"args": args}, nil
+	}}
+	s, err := New("t", "1", "", []Tool{tool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.HTTPHandler("tok"))
+	defer ts.Close()
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		tr := &sdk.StreamableClientTransport{Endpoint: ts.URL + Path, HTTPClient: &http.Client{Transport: bearerRT{"tok"}}}
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(context.Background(), tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			t.Fatalf("%s: %v", version, err)
+		}
+		if got := cs.InitializeResult().ProtocolVersion; got != version {
+			t.Errorf("negotiated %s, want %s", got, version)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"i": i}})
+				if err != nil || r.IsError || r.Content[0].(*sdk.TextContent).Text != fmt.Sprintf(`{"args":{"i":%d}}`, i) {
+					t.Errorf("%s call %d: %v %+v", version, i, err, r)
+				}
+			}()
+		}
+		wg.Wait()
+		cs.Close()
+	}
 }
