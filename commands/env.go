@@ -13,6 +13,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/term"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
+	"github.com/alecthomas/kong"
 )
 
 // IO is the process's streams plus what is known about them. TTY logic
@@ -51,6 +52,9 @@ type Env struct {
 
 	globals *Globals
 	store   *vault.Store
+	// parser is the one that parsed this process's command line; its model
+	// is read-only after parsing (mcp serve reads schemas from it).
+	parser *kong.Kong
 }
 
 // SystemEnv is the real process environment.

@@ -82,6 +82,7 @@ func Main(args []string, env *Env) int {
 		return reportError(env, format, usageError(err, args, parser), args)
 	}
 	env.globals = &cli.Globals
+	env.parser = parser
 	format = resolveFormat(&cli.Globals, env)
 	result, err := dispatch(kctx, env)
 	if err != nil {

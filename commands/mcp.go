@@ -66,9 +66,9 @@ func (r *McpServeResult) WriteText(w io.Writer) error {
 	return nil
 }
 
-func mcpTokenPath(st *vault.Store, addr string) string {
+func mcpTokenPath(stateDir, addr string) string {
 	_, port, _ := net.SplitHostPort(addr)
-	return filepath.Join(st.Dirs.State, "mcp-http-"+port+".token")
+	return filepath.Join(stateDir, "mcp-http-"+port+".token")
 }
 
 func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
@@ -103,11 +103,13 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 		}
 		return res, nil
 	}
-	return c.serveHTTP(ctx, env, s, srv, addr, res)
+	return c.serveHTTP(ctx, env, srv, addr, res)
 }
 
-func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, s *mcpSession, srv *mcp.Server, addr string, res *McpServeResult) (*McpServeResult, error) {
-	st, err := s.store()
+func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, srv *mcp.Server, addr string, res *McpServeResult) (*McpServeResult, error) {
+	// The token file needs only the state directory: the vault itself is
+	// opened by the first call, as over stdio.
+	dirs, err := env.Dirs()
 	if err != nil {
 		return nil, err
 	}
@@ -121,10 +123,10 @@ func (c *McpServeCmd) serveHTTP(ctx context.Context, env *Env, s *mcpSession, sr
 		return nil, err
 	}
 	tokenHex := hex.EncodeToString(token)
-	if err := st.Dirs.Ensure(); err != nil {
+	if err := dirs.Ensure(); err != nil {
 		return nil, err
 	}
-	res.Transport, res.Address, res.TokenFile = "http", ln.Addr().String(), mcpTokenPath(st, ln.Addr().String())
+	res.Transport, res.Address, res.TokenFile = "http", ln.Addr().String(), mcpTokenPath(dirs.State, ln.Addr().String())
 	if err := writePrivate(res.TokenFile, []byte(tokenHex+"\n")); err != nil {
 		return nil, err
 	}
@@ -173,6 +175,8 @@ type mcpSession struct {
 
 	mu        sync.Mutex
 	st        *vault.Store
+	ix        *vault.Index // read-only once cached; see index
+	ixInfo    os.FileInfo
 	scope     Scope
 	log       *audit.Log
 	brokers   map[int64]*broker.Broker
@@ -232,6 +236,27 @@ func (s *mcpSession) broker(st *vault.Store, maxResponse int64) *broker.Broker {
 		s.brokers[maxResponse] = b
 	}
 	return b
+}
+
+// index is the vault's index, re-read only when the file changed (it is
+// replaced by rename on every write, as the broker also relies on): the
+// user may switch projects while the server runs.
+func (s *mcpSession) index(st *vault.Store) (*vault.Index, error) {
+	fi, err := os.Stat(st.Dirs.IndexFile())
+	if err != nil {
+		return st.Index()
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ix != nil && os.SameFile(fi, s.ixInfo) && fi.ModTime().Equal(s.ixInfo.ModTime()) && fi.Size() == s.ixInfo.Size() {
+		return s.ix, nil
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	s.ix, s.ixInfo = ix, fi
+	return ix, nil
 }
 
 func (s *mcpSession) currentScope() Scope {
@@ -335,14 +360,16 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 // server builds the MCP server from the command structs: schemas from the
 // same generator as schema/, handlers that run the commands' Run methods.
 func (s *mcpSession) server() (*mcp.Server, error) {
-	// One parser serves both the schemas and call's defaults: building it
-	// is a good part of the time to the first tools/list.
-	io, _, _, _ := TestIO()
-	cli := &CLI{}
-	exited := -1
-	parser, err := newParser(cli, &Env{IO: io}, &exited)
-	if err != nil {
-		return nil, err
+	// The process's own parser holds the model the schemas come from:
+	// building another is a good part of the time to the first tools/list.
+	parser := s.base.parser
+	if parser == nil {
+		io, _, _, _ := TestIO()
+		exited := -1
+		var err error
+		if parser, err = newParser(&CLI{}, &Env{IO: io}, &exited); err != nil {
+			return nil, err
+		}
 	}
 	want := map[string]bool{}
 	for _, spec := range mcpTools() {
@@ -356,12 +383,9 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 	for _, cs := range all {
 		byCmd[cs.Command] = cs
 	}
-	// A bare `call` holds kong's defaults; api_call copies it per call.
-	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
-		return nil, errcode.Errorf(errcode.Internal, "call defaults: %v", err)
+	if s.callTemplate, err = callDefaults(parser); err != nil {
+		return nil, err
 	}
-	s.callTemplate = cli.Call
-	s.callTemplate.URL = ""
 	s.callFields = callFields()
 	var tools []mcp.Tool
 	for _, spec := range mcpTools() {
@@ -484,6 +508,33 @@ func (s *mcpSession) projectUse(ctx context.Context, args json.RawMessage) (any,
 	return out, nil
 }
 
+// callDefaults is a CallCmd holding kong's defaults for call, built from
+// the model (as the input schema's defaults are) without parsing, which
+// would overwrite the parsed command line.
+func callDefaults(parser *kong.Kong) (CallCmd, error) {
+	var c CallCmd
+	for _, n := range parser.Model.Children {
+		if n.Type != kong.CommandNode || n.Name != "call" {
+			continue
+		}
+		defaults := map[string]any{}
+		for _, f := range n.Flags {
+			if f.HasDefault && f.Default != "" {
+				defaults[inputKey(f.Name)] = typedDefault(f.Value)
+			}
+		}
+		b, err := json.Marshal(defaults)
+		if err == nil {
+			err = json.Unmarshal(b, &c)
+		}
+		if err != nil {
+			return c, errcode.Errorf(errcode.Internal, "call defaults: %v", err)
+		}
+		return c, nil
+	}
+	return c, errcode.New(errcode.Internal, "no call command in the grammar")
+}
+
 // callFields maps api_call's input keys to CallCmd fields (by json tag).
 func callFields() map[string]reflect.StructField {
 	out := map[string]reflect.StructField{}
@@ -586,7 +637,12 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	req.FrontEnd = audit.FrontEndMCP
-	st, _, sel, err := env.openProject(c.Scope)
+	st := env.store
+	ix, err := s.index(st)
+	if err != nil {
+		return nil, err
+	}
+	sel, _, err := c.Scope.project(env, ix)
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -89,6 +90,27 @@ func TestMcpInProcess(t *testing.T) {
 					t.Fatalf("api_call: %v %+v", err, res)
 				}
 			}
+			// The first calls arrive together, before anything is cached
+			// or the backend opened (run with -race).
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if i%4 == 3 {
+						res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "secrets_generate", Arguments: map[string]any{"name": fmt.Sprintf("GEN_%d", i), "overwrite": true}})
+						if err != nil || res.IsError {
+							t.Errorf("secrets_generate: %v %+v", err, res)
+						}
+						return
+					}
+					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{"url": up.URL + "/x", "bearer": "KEY"}})
+					if err != nil || res.IsError {
+						t.Errorf("api_call: %v %+v", err, res)
+					}
+				}()
+			}
+			wg.Wait()
 			for range 50 {
 				call()
 			}
@@ -161,5 +183,32 @@ func TestApiCallBody(t *testing.T) {
 		if err != nil || string(b) != c.body || isJSON != c.isJSON {
 			t.Errorf("%s: %q %v %v", c.in, b, isJSON, err)
 		}
+	}
+}
+
+// TestCallDefaults: the defaults api_call starts from are what kong gives
+// a bare `call`.
+func TestCallDefaults(t *testing.T) {
+	io, _, _, _ := TestIO()
+	cli := &CLI{}
+	exited := -1
+	parser, err := newParser(cli, &Env{IO: io}, &exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := callDefaults(parser)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
+		t.Fatal(err)
+	}
+	want := cli.Call
+	want.URL = ""
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("callDefaults = %+v, kong gives %+v", got, want)
+	}
+	if got.Timeout == "" || got.MaxResponse == 0 {
+		t.Errorf("defaults missing: %+v", got)
 	}
 }

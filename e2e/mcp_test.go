@@ -237,6 +237,10 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 				}
 			}
 		}
+		// Nothing through MCP can be approved: no tool takes a passphrase file.
+		if props := asJSON(t, tool.InputSchema).(map[string]any)["properties"].(map[string]any); props["passphrase_file"] != nil {
+			t.Errorf("%s takes a passphrase file: an approval could be scripted through MCP", tool.Name)
+		}
 		if got := asJSON(t, tool.InputSchema); !reflect.DeepEqual(got, wantIn) {
 			t.Errorf("%s inputSchema differs from schema/%s.input.json:\n%s", tool.Name, file, mustJSON(got))
 		}
@@ -566,9 +570,9 @@ func TestMcpHTTP(t *testing.T) {
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("token file mode %v", fi.Mode().Perm())
 	}
-	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	initMsg := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 	post := func(host string, hdr map[string]string) (*http.Response, map[string]any) {
-		req, _ := http.NewRequest("POST", h.URL, strings.NewReader(init))
+		req, _ := http.NewRequest("POST", h.URL, strings.NewReader(initMsg))
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
 		for k, val := range hdr {

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -51,7 +54,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := s.HTTPHandler("secret-token")
-	init := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
+	initMsg := `{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}`
 	for _, c := range []struct {
 		name, host, auth, token string
 		want                    int
@@ -65,7 +68,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 		{"rebinding host", "attacker.example", "Bearer secret-token", "", 403},
 		{"rebinding host with loopback suffix", "127.0.0.1.attacker.example", "Bearer secret-token", "", 403},
 	} {
-		req := httptest.NewRequest("POST", "http://x"+Path, strings.NewReader(init))
+		req := httptest.NewRequest("POST", "http://x"+Path, strings.NewReader(initMsg))
 		req.Host = c.host
 		req.Header.Set("Content-Type", "application/json")
 		req.Header.Set("Accept", "application/json, text/event-stream")
@@ -89,7 +92,7 @@ func TestHTTPHandlerGuards(t *testing.T) {
 	}
 	// An empty configured token never matches.
 	empty := s.HTTPHandler("")
-	req := httptest.NewRequest("POST", "http://127.0.0.1"+Path, strings.NewReader(init))
+	req := httptest.NewRequest("POST", "http://127.0.0.1"+Path, strings.NewReader(initMsg))
 	req.Header.Set(HeaderToken, "")
 	rec := httptest.NewRecorder()
 	empty.ServeHTTP(rec, req)
@@ -180,5 +183,75 @@ func TestNewRejectsBadTools(t *testing.T) {
 		if _, err := New("t", "1", "", tools); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// FuzzParseLoopbackAddr: whatever the input, an accepted address is a
+// loopback IP with a port, and accepting is idempotent.
+func FuzzParseLoopbackAddr(f *testing.F) {
+	for _, s := range []string{"127.0.0.1:8766", "localhost:0", "[::1]:1", "0.0.0.0:80", "[::ffff:127.0.0.1]:80", "127.0.0.1:", "::1:80", "[fe80::1%lo]:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, in string) {
+		out, err := ParseLoopbackAddr(in)
+		if err != nil {
+			if strings.Contains(errcode.Classify(err).Message, in) && len(in) > 8 {
+				t.Errorf("error quotes the input: %v", err)
+			}
+			return
+		}
+		host, _, err := net.SplitHostPort(out)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			t.Fatalf("%q accepted as %q, not a loopback address", in, out)
+		}
+		again, err := ParseLoopbackAddr(out)
+		if err != nil || again != out {
+			t.Fatalf("%q -> %q -> %q, %v", in, out, again, err)
+		}
+	})
+}
+
+type bearerRT struct{ token string }
+
+func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return http.DefaultTransport.RoundTrip(r)
+}
+
+// TestHTTPBothRevisions: the Streamable HTTP endpoint serves a session at
+// 2025-11-25 and the stateless 2026-07-28, concurrent calls included.
+func TestHTTPBothRevisions(t *testing.T) {
+	tool := Tool{Name: "echo", Input: json.RawMessage(`{"type":"object"}`), Handler: func(_ context.Context, args json.RawMessage) (any, error) {
+		return map[string]json.RawMessage{"args": args}, nil
+	}}
+	s, err := New("t", "1", "", []Tool{tool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(s.HTTPHandler("tok"))
+	defer ts.Close()
+	for _, version := range []string{"2025-11-25", "2026-07-28"} {
+		tr := &sdk.StreamableClientTransport{Endpoint: ts.URL + Path, HTTPClient: &http.Client{Transport: bearerRT{"tok"}}}
+		cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(context.Background(), tr, &sdk.ClientSessionOptions{ProtocolVersion: version})
+		if err != nil {
+			t.Fatalf("%s: %v", version, err)
+		}
+		if got := cs.InitializeResult().ProtocolVersion; got != version {
+			t.Errorf("negotiated %s, want %s", got, version)
+		}
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				r, err := cs.CallTool(context.Background(), &sdk.CallToolParams{Name: "echo", Arguments: map[string]any{"i": i}})
+				if err != nil || r.IsError || r.Content[0].(*sdk.TextContent).Text != fmt.Sprintf(`{"args":{"i":%d}}`, i) {
+					t.Errorf("%s call %d: %v %+v", version, i, err, r)
+				}
+			}()
+		}
+		wg.Wait()
+		cs.Close()
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -46,11 +47,17 @@ type Options struct {
 
 // Store is an opened vault.
 type Store struct {
-	Dirs    home.Dirs
-	Config  Config
-	opts    Options
-	backend Backend
-	fpKey   []byte
+	Dirs   home.Dirs
+	Config Config
+	opts   Options
+
+	// backend and fpKey are set on first use. A Store is shared by
+	// concurrent requests (the proxy, the MCP server), so each is set
+	// under its lock: once, by one caller, the others waiting.
+	backendMu sync.Mutex
+	backend   Backend
+	fpMu      sync.Mutex
+	fpKey     []byte
 }
 
 // Open reads the config of an initialised vault. It touches no backend.
@@ -82,6 +89,8 @@ func (s *Store) Index() (*Index, error) {
 // Backend opens the value backend on first use. The file backend asks for
 // its passphrase here, before any lock is taken.
 func (s *Store) Backend(ctx context.Context) (Backend, error) {
+	s.backendMu.Lock()
+	defer s.backendMu.Unlock()
 	if s.backend != nil {
 		return s.backend, nil
 	}
@@ -110,6 +119,8 @@ func (s *Store) Backend(ctx context.Context) (Backend, error) {
 }
 
 func (s *Store) fingerprintKey(ctx context.Context) ([]byte, error) {
+	s.fpMu.Lock()
+	defer s.fpMu.Unlock()
 	if s.fpKey != nil {
 		return s.fpKey, nil
 	}
