@@ -71,7 +71,7 @@ func mcpTokenPath(stateDir, addr string) string {
 	return filepath.Join(stateDir, "mcp-http-"+port+".token")
 }
 
-func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
+func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 	addr := ""
 	if c.HTTP != "" {
 		var err error
@@ -83,13 +83,18 @@ func (c *McpServeCmd) Run(env *Env) (*McpServeResult, error) {
 		return nil, err
 	}
 	s := newMcpSession(env, c)
-	// Every record of an answered call is written before the process ends.
-	defer s.audits.Wait()
+	// Every record of an answered call is written before the process
+	// ends; one that cannot be is an error, not a silent gap.
+	defer func() {
+		if cerr := s.close(); cerr != nil && err == nil {
+			res, err = nil, cerr
+		}
+	}()
 	srv, err := s.server()
 	if err != nil {
 		return nil, err
 	}
-	res := &McpServeResult{Transport: "stdio", Tools: s.toolNames}
+	res = &McpServeResult{Transport: "stdio", Tools: s.toolNames}
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if addr == "" {
@@ -173,12 +178,14 @@ type mcpSession struct {
 	base    *Env
 	linkDir string
 
-	mu        sync.Mutex
-	st        *vault.Store
-	ix        *vault.Index // read-only once cached; see index
-	ixInfo    os.FileInfo
-	scope     Scope
-	log       *audit.Log
+	mu     sync.Mutex
+	st     *vault.Store
+	ix     *vault.Index // read-only once cached; see index
+	ixInfo os.FileInfo
+	scope  Scope
+	// auditor batches the server's audit records, as the proxy's does;
+	// close flushes it.
+	auditor   *audit.Writer
 	brokers   map[int64]*broker.Broker
 	toolNames []string
 	// callTemplate is a CallCmd holding kong's defaults, copied per call;
@@ -188,6 +195,30 @@ type mcpSession struct {
 	// audits counts audit records still being written (off the reply's
 	// path, as on the proxy); tools that read the log wait for them.
 	audits sync.WaitGroup
+}
+
+// flushAudit waits until the records of every call answered so far are in
+// the log.
+func (s *mcpSession) flushAudit(ctx context.Context) error {
+	s.audits.Wait()
+	s.mu.Lock()
+	w := s.auditor
+	s.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	return w.Flush(ctx)
+}
+
+// close writes every pending audit record and syncs the log.
+func (s *mcpSession) close() error {
+	s.audits.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.auditor == nil {
+		return nil
+	}
+	return s.auditor.Close()
 }
 
 // auditAsync writes an audit record in the background.
@@ -218,7 +249,7 @@ func (s *mcpSession) store() (*vault.Store, error) {
 		return nil, err
 	}
 	s.st = st
-	s.log = audit.Open(st.Dirs.State, audit.Options{})
+	s.auditor = audit.Open(st.Dirs.State, audit.Options{}).NewWriter()
 	return st, nil
 }
 
@@ -229,7 +260,7 @@ func (s *mcpSession) broker(st *vault.Store, maxResponse int64) *broker.Broker {
 	if b, ok := s.brokers[maxResponse]; ok {
 		return b
 	}
-	b := broker.New(broker.Config{Store: st, Audit: s.log, MaxResponse: maxResponse, Now: s.base.Now})
+	b := broker.New(broker.Config{Store: st, Audit: s.auditor, MaxResponse: maxResponse, Now: s.base.Now})
 	// A few distinct caps are normal; an agent cycling through many must
 	// not grow the map (each broker holds a transport and cached values).
 	if len(s.brokers) < 8 {
@@ -408,7 +439,9 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 			// answered are on disk before it reads the log.
 			words := strings.Fields(spec.command)
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
-				s.audits.Wait()
+				if err := s.flushAudit(ctx); err != nil {
+					return nil, err
+				}
 				return s.runCommand(ctx, words, args)
 			}
 		default:
