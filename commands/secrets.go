@@ -581,21 +581,7 @@ func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 		}
 		target = &t
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	res := &SecretsUnbindResult{Name: c.Name, Removed: []policy.Binding{}, RemovedReleases: []string{}}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
-		sel, _, err := c.Scope.project(env, ix)
-		if err != nil {
-			return err
-		}
-		res.Workspace, res.Project = sel.Workspace, sel.Project
-		s, err := ix.Secret(sel.Selection, c.Name)
-		if err != nil {
-			return err
-		}
+	return c.update(env, func(s *vault.Secret, res *SecretsUnbindResult) error {
 		res.Releases = releasesOf(s)
 		kept := []policy.Binding{}
 		for _, b := range s.Bindings {
@@ -615,19 +601,11 @@ func (c *SecretsUnbindCmd) Run(env *Env) (*SecretsUnbindResult, error) {
 		s.Bindings = kept
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
 }
 
-// unbindRelease withdraws one release mode. Narrowing: no approval, and
-// withdrawing a mode the secret does not have is a successful no-op.
-func (c *SecretsUnbindCmd) unbindRelease(env *Env) (*SecretsUnbindResult, error) {
-	mode, err := policy.ParseRelease(c.Release)
-	if err != nil {
-		return nil, err
-	}
+// update changes the named secret in one index update; change may return
+// vault.ErrUnchanged to write nothing.
+func (c *SecretsUnbindCmd) update(env *Env, change func(*vault.Secret, *SecretsUnbindResult) error) (*SecretsUnbindResult, error) {
 	st, err := env.Store()
 	if err != nil {
 		return nil, err
@@ -643,6 +621,22 @@ func (c *SecretsUnbindCmd) unbindRelease(env *Env) (*SecretsUnbindResult, error)
 		if err != nil {
 			return err
 		}
+		return change(s, res)
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// unbindRelease withdraws one release mode. Narrowing: no approval, and
+// withdrawing a mode the secret does not have is a successful no-op.
+func (c *SecretsUnbindCmd) unbindRelease(env *Env) (*SecretsUnbindResult, error) {
+	mode, err := policy.ParseRelease(c.Release)
+	if err != nil {
+		return nil, err
+	}
+	return c.update(env, func(s *vault.Secret, res *SecretsUnbindResult) error {
 		out, removed := policy.RemoveRelease(s.Releases, mode)
 		res.Releases = out
 		if !removed {
@@ -655,8 +649,4 @@ func (c *SecretsUnbindCmd) unbindRelease(env *Env) (*SecretsUnbindResult, error)
 		s.Releases = out
 		return nil
 	})
-	if err != nil {
-		return nil, err
-	}
-	return res, nil
 }

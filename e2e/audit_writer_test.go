@@ -1,16 +1,13 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 )
@@ -29,23 +26,7 @@ func TestProxyAuditUnderLoad(t *testing.T) {
 	})
 	v := brokerVault(t, map[string]string{"KEY": string(key)}, up)
 
-	cmd := exec.Command(binary, "proxy", "start", "--port", "0")
-	cmd.Env, cmd.Dir = v.Env(), v.Dir
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
-		t.Fatalf("proxy did not start: %v", err)
-	}
-	go io.Copy(io.Discard, stderr)
-	st := v.Run("proxy", "status").OK(t).JSON(t)
-	tok, err := os.ReadFile(st["token_file"].(string))
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr, token := st["address"].(string), strings.TrimSpace(string(tok))
+	cmd, addr, token := launchProxy(t, v.Env(), v.Dir)
 
 	client := &http.Client{Transport: &http.Transport{Proxy: nil, MaxIdleConnsPerHost: 8}}
 	var wg sync.WaitGroup

@@ -1,8 +1,6 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -230,30 +228,13 @@ func BenchmarkProxyStreamRSS(b *testing.B) {
 	}))
 	defer up.Close()
 	env := benchVault(b, up, "sk_bench_stream_0123456789abcdef")
-	cmd := exec.Command(binary, "proxy", "start", "--port", "0", "--max-response", "1073741824")
-	cmd.Env = env
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
-	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
-	var st struct {
-		Address   string `json:"address"`
-		TokenFile string `json:"token_file"`
-	}
-	if err := json.Unmarshal(mustRun(b, env, nil, "proxy", "status", "--json"), &st); err != nil {
-		b.Fatal(err)
-	}
-	tok, _ := os.ReadFile(st.TokenFile)
+	cmd, proxyAddr, token := launchProxy(b, env, "", "--max-response", "1073741824")
 	b.ResetTimer()
 	var total int64
 	start := time.Now()
 	for range b.N {
-		req, _ := http.NewRequest("GET", "http://"+st.Address+"/proxy", nil)
-		req.Header.Set("X-AS-Session-Token", strings.TrimSpace(string(tok)))
+		req, _ := http.NewRequest("GET", "http://"+proxyAddr+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", token)
 		req.Header.Set("X-AS-Target-URL", up.URL+"/big")
 		req.Header.Set("X-AS-Inject-Bearer", "KEY")
 		resp, err := http.DefaultClient.Do(req)

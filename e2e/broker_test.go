@@ -301,34 +301,53 @@ func TestPolicyDenials(t *testing.T) {
 // returns its address and token.
 func startProxy(t *testing.T, v *Vault) (addr, token string) {
 	t.Helper()
-	cmd := exec.Command(binary, "proxy", "start", "--port", "0")
-	cmd.Env = v.Env()
-	cmd.Dir = v.Dir
+	_, addr, token = launchProxy(t, v.Env(), v.Dir)
+	return addr, token
+}
+
+// launchProxy runs `proxy start --port 0 ARGS` in the foreground as a child
+// process, waits until it listens, checks `proxy status` and the token
+// file's mode, and returns the process, its address and its session token.
+// Cleanup interrupts it and waits for it.
+func launchProxy(tb testing.TB, env []string, dir string, args ...string) (cmd *exec.Cmd, addr, token string) {
+	tb.Helper()
+	cmd = exec.Command(binary, append([]string{"proxy", "start", "--port", "0"}, args...)...)
+	cmd.Env, cmd.Dir = env, dir
 	stderr, _ := cmd.StderrPipe()
 	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(func() {
+	tb.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	})
 	line, err := bufio.NewReader(stderr).ReadString('\n')
 	if err != nil {
-		t.Fatalf("proxy did not start: %v", err)
+		tb.Fatalf("proxy did not start: %v", err)
 	}
 	go io.Copy(io.Discard, stderr)
-	st := v.Run("proxy", "status").OK(t).JSON(t)
-	if st["running"] != true {
-		t.Fatalf("proxy status after start: %v (%s)", st, line)
-	}
-	tok, err := os.ReadFile(st["token_file"].(string))
+	status := exec.Command(binary, "proxy", "status", "--json")
+	status.Env, status.Dir = env, dir
+	out, err := status.Output()
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatalf("proxy status: %v: %s", err, out)
 	}
-	if fi, _ := os.Stat(st["token_file"].(string)); fi.Mode().Perm() != 0o600 {
-		t.Fatalf("token file mode %o", fi.Mode().Perm())
+	var st struct {
+		Running   bool   `json:"running"`
+		Address   string `json:"address"`
+		TokenFile string `json:"token_file"`
 	}
-	return st["address"].(string), strings.TrimSpace(string(tok))
+	if err := json.Unmarshal(out, &st); err != nil || !st.Running {
+		tb.Fatalf("proxy status after start: %s (%v; %s)", out, err, line)
+	}
+	tok, err := os.ReadFile(st.TokenFile)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if fi, _ := os.Stat(st.TokenFile); fi.Mode().Perm() != 0o600 {
+		tb.Fatalf("token file mode %o", fi.Mode().Perm())
+	}
+	return cmd, st.Address, strings.TrimSpace(string(tok))
 }
 
 func proxyRequest(t *testing.T, addr, token string, hdr map[string]string, body string) (*http.Response, []byte) {

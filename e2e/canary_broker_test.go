@@ -1319,24 +1319,8 @@ func (b *canaryBrokerRun) scanEverything() {
 	t := b.t
 	b.removeInputs()
 	tally := &cbLeakTally{TB: t, hits: map[string]map[string]bool{}}
-	scan := func(where string, data []byte) {
-		blob := data
-		if strs, ok := jsonStrings(data); ok {
-			blob = append(append(append([]byte{}, data...), "\n--- the same, JSON-decoded ---\n"...), strs...)
-		}
-		assertNoLeak(tally, where, blob, b.canaries)
-		assertNoFoldedLeak(tally, where, blob, b.canaries)
-	}
-	b.mu.Lock()
-	outputs, caps := b.outputs, b.caps
-	b.mu.Unlock()
-	for _, r := range outputs {
-		scan("stdout of "+b.describe(r.Args), r.Stdout)
-		scan("stderr of "+b.describe(r.Args), r.Stderr)
-	}
-	for _, cp := range caps {
-		scan(cp.where, cp.data)
-	}
+	scan := func(where string, data []byte) { scanBlob(tally, where, data, b.canaries) }
+	outputs, caps := b.scanRecorded(scan)
 	scanned := map[string]bool{}
 	err := filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || !d.Type().IsRegular() {
@@ -1363,7 +1347,7 @@ func (b *canaryBrokerRun) scanEverything() {
 			t.Errorf("the file scan did not see %s (saw %v)", w, scanned)
 		}
 	}
-	t.Logf("scanned %d command outputs, %d proxy captures and %d files for %d canaries", 2*len(outputs), len(caps), len(scanned), len(b.canaries))
+	t.Logf("scanned %d command outputs, %d proxy captures and %d files for %d canaries", outputs, caps, len(scanned), len(b.canaries))
 	if len(tally.hits) > 0 {
 		var lines []string
 		for where, whats := range tally.hits {
@@ -1377,4 +1361,31 @@ func (b *canaryBrokerRun) scanEverything() {
 		sort.Strings(lines)
 		t.Errorf("LEAK SUMMARY: %d places leaked a canary:\n%s", len(lines), strings.Join(lines, "\n"))
 	}
+}
+
+// scanBlob checks data, and the strings inside it when it is JSON, for
+// every canary form.
+func scanBlob(tally *cbLeakTally, where string, data []byte, canaries [][]byte) {
+	blob := data
+	if strs, ok := jsonStrings(data); ok {
+		blob = append(append(append([]byte{}, data...), "\n--- the same, JSON-decoded ---\n"...), strs...)
+	}
+	assertNoLeak(tally, where, blob, canaries)
+	assertNoFoldedLeak(tally, where, blob, canaries)
+}
+
+// scanRecorded scans every recorded command output and capture of a run.
+// It returns how many outputs and captures it scanned.
+func (b *canaryBrokerRun) scanRecorded(scan func(string, []byte)) (outputs, caps int) {
+	b.mu.Lock()
+	recorded, captured := b.outputs, b.caps
+	b.mu.Unlock()
+	for _, r := range recorded {
+		scan("stdout of "+b.describe(r.Args), r.Stdout)
+		scan("stderr of "+b.describe(r.Args), r.Stderr)
+	}
+	for _, cp := range captured {
+		scan(cp.where, cp.data)
+	}
+	return 2 * len(recorded), len(captured)
 }

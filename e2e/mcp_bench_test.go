@@ -1,15 +1,11 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -85,28 +81,11 @@ func BenchmarkMcpCallVsProxy(b *testing.B) {
 	env := benchVault(b, up, "sk_bench_mcp_0123456789abcdef")
 	target := up.URL + "/v1/balance"
 
-	proxy := exec.Command(binary, "proxy", "start", "--port", "0")
-	proxy.Env = env
-	stderr, _ := proxy.StderrPipe()
-	if err := proxy.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { proxy.Process.Signal(os.Interrupt); proxy.Wait() }()
-	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
-		b.Fatal(err)
-	}
-	var st struct {
-		Address   string `json:"address"`
-		TokenFile string `json:"token_file"`
-	}
-	if err := json.Unmarshal(mustRun(b, env, nil, "proxy", "status", "--json"), &st); err != nil {
-		b.Fatal(err)
-	}
-	tok, _ := os.ReadFile(st.TokenFile)
+	_, proxyAddr, token := launchProxy(b, env, "")
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
 	viaProxy := func() time.Duration {
-		req, _ := http.NewRequest("GET", "http://"+st.Address+"/proxy", nil)
-		req.Header.Set("X-AS-Session-Token", strings.TrimSpace(string(tok)))
+		req, _ := http.NewRequest("GET", "http://"+proxyAddr+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", token)
 		req.Header.Set("X-AS-Target-URL", target)
 		req.Header.Set("X-AS-Inject-Bearer", "KEY")
 		start := time.Now()

@@ -349,24 +349,8 @@ func (m *mcpCanaryRun) otherTools(cs *mcp.ClientSession, via string, misplaced f
 func (m *mcpCanaryRun) scanEverything() {
 	t := m.t
 	tally := &cbLeakTally{TB: t, hits: map[string]map[string]bool{}}
-	scan := func(where string, data []byte) {
-		blob := data
-		if strs, ok := jsonStrings(data); ok {
-			blob = append(append(append([]byte{}, data...), "\n--- the same, JSON-decoded ---\n"...), strs...)
-		}
-		assertNoLeak(tally, where, blob, m.canaries)
-		assertNoFoldedLeak(tally, where, blob, m.canaries)
-	}
-	m.mu.Lock()
-	outputs, caps := m.outputs, m.caps
-	m.mu.Unlock()
-	for _, r := range outputs {
-		scan("stdout of "+m.describe(r.Args), r.Stdout)
-		scan("stderr of "+m.describe(r.Args), r.Stderr)
-	}
-	for _, cp := range caps {
-		scan(cp.where, cp.data)
-	}
+	scan := func(where string, data []byte) { scanBlob(tally, where, data, m.canaries) }
+	_, caps := m.scanRecorded(scan)
 	wire := 0
 	for i, w := range m.wires {
 		b := w.Bytes()
@@ -408,7 +392,7 @@ func (m *mcpCanaryRun) scanEverything() {
 	if wire == 0 {
 		t.Errorf("no protocol bytes were captured")
 	}
-	t.Logf("scanned %d results, %d bytes of protocol stream, %d files for %d canaries", len(caps), wire, len(scanned), len(m.canaries))
+	t.Logf("scanned %d results, %d bytes of protocol stream, %d files for %d canaries", caps, wire, len(scanned), len(m.canaries))
 	if len(tally.hits) > 0 {
 		var lines []string
 		for where, whats := range tally.hits {
