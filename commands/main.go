@@ -86,7 +86,7 @@ func Main(args []string, env *Env) int {
 	format = resolveFormat(&cli.Globals, env)
 	result, err := dispatch(kctx, env)
 	if err != nil {
-		return reportError(env, format, err, args)
+		return reportError(env, format, commandHint(err, commandWords(kctx.Command())), args)
 	}
 	if p, ok := result.(passthrough); ok {
 		return p.ExitStatus()
@@ -132,6 +132,16 @@ func dispatch(kctx *kong.Context, env *Env) (any, error) {
 		return nil, errcode.Errorf(errcode.Internal, "command %q returned no result", kctx.Command())
 	}
 	return out[0], nil
+}
+
+// commandHint names the command in the generic hint of a usage error, so
+// the hint is a command the user can run as it stands.
+func commandHint(err error, cmd string) error {
+	rep := errcode.Classify(err)
+	if cmd == "" || rep.Code != errcode.Usage || rep.Hint != errcode.Lookup(errcode.Usage).Hint {
+		return err
+	}
+	return errcode.WithHint(err, "run `agentsecrets "+cmd+" --help` or `agentsecrets schema "+cmd+"`")
 }
 
 // usageError classifies a kong parse error as usage, unless a coded error

@@ -137,6 +137,27 @@ func TestErrorsAreJSONWithCodes(t *testing.T) {
 	}
 }
 
+// A usage error found by a command itself gets a hint naming that command,
+// never the placeholder COMMAND.
+func TestUsageHintNamesTheCommand(t *testing.T) {
+	root := t.TempDir()
+	short := filepath.Join(root, "short.pass")
+	if err := os.WriteFile(short, []byte("short\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env, out, _ := testEnvErr(t, root)
+	if code := Main([]string{"init", "--backend", "file", "--admin-passphrase-file", short}, env); code != 2 {
+		t.Fatalf("exit %d: %s", code, out)
+	}
+	var res ErrorResult
+	if err := json.Unmarshal(out.Bytes(), &res); err != nil {
+		t.Fatal(err)
+	}
+	if want := "run `agentsecrets init --help` or `agentsecrets schema init`"; res.Error.Hint != want {
+		t.Fatalf("hint %q, want %q", res.Error.Hint, want)
+	}
+}
+
 func TestErrorTextMode(t *testing.T) {
 	env, out, errb := testEnvErr(t, t.TempDir())
 	env.IO.StdoutTTY = true
