@@ -450,6 +450,15 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 				return s.runCommand(ctx, words, args)
 			}
 		}
+		// Errors carry the same hint as the CLI's, naming the command.
+		handler, command := t.Handler, spec.command
+		t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
+			res, err := handler(ctx, args)
+			if err != nil {
+				return nil, commandHint(err, command)
+			}
+			return res, nil
+		}
 		tools = append(tools, t)
 		s.toolNames = append(s.toolNames, spec.name)
 	}
