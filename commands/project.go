@@ -91,15 +91,7 @@ type ProjectListResult struct {
 }
 
 func (c *ProjectListCmd) Run(env *Env) (*ProjectListResult, error) {
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	_, ix, wsName, w, err := c.WorkspaceFlag.open(env)
 	if err != nil {
 		return nil, err
 	}
@@ -131,15 +123,7 @@ func (c *ProjectUseCmd) Run(env *Env) (*ProjectResult, error) {
 	if err := vault.CheckSpaceName("project", c.Name); err != nil {
 		return nil, err
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	st, ix, wsName, w, err := c.WorkspaceFlag.open(env)
 	if err != nil {
 		return nil, err
 	}
@@ -227,15 +211,7 @@ func (c *ProjectDeleteCmd) Run(env *Env) (*ProjectDeleteResult, error) {
 	if err := vault.CheckSpaceName("project", c.Name); err != nil {
 		return nil, err
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	wsName, _, err := c.WorkspaceFlag.resolve(env, ix)
+	st, ix, wsName, _, err := c.WorkspaceFlag.open(env)
 	if err != nil {
 		return nil, err
 	}

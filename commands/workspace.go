@@ -155,6 +155,20 @@ type WorkspaceFlag struct {
 	Workspace string `placeholder:"NAME" help:"Workspace (default: project link or current selection)." json:"workspace,omitempty"`
 }
 
+// open reads the index and resolves the flag against it.
+func (f WorkspaceFlag) open(env *Env) (*vault.Store, *vault.Index, string, *vault.Workspace, error) {
+	st, err := env.Store()
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, nil, "", nil, err
+	}
+	wsName, w, err := f.resolve(env, ix)
+	return st, ix, wsName, w, err
+}
+
 func (f WorkspaceFlag) resolve(env *Env, ix *vault.Index) (string, *vault.Workspace, error) {
 	sel, err := Scope{Workspace: f.Workspace}.resolve(env, ix.Current)
 	if err != nil {
@@ -311,15 +325,7 @@ type AllowlistListResult struct {
 }
 
 func (c *AllowlistListCmd) Run(env *Env) (*AllowlistListResult, error) {
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	_, _, wsName, w, err := c.WorkspaceFlag.open(env)
 	if err != nil {
 		return nil, err
 	}
@@ -369,15 +375,7 @@ func (c *AllowlistLogCmd) Run(env *Env) (*AllowlistLogResult, error) {
 	if c.Last < 0 {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "--last must be 0 (all) or more"), "run `agentsecrets workspace allowlist log --last 20`")
 	}
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
-	}
-	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	_, _, wsName, w, err := c.WorkspaceFlag.open(env)
 	if err != nil {
 		return nil, err
 	}

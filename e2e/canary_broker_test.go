@@ -1321,23 +1321,7 @@ func (b *canaryBrokerRun) scanEverything() {
 	tally := &cbLeakTally{TB: t, hits: map[string]map[string]bool{}}
 	scan := func(where string, data []byte) { scanBlob(tally, where, data, b.canaries) }
 	outputs, caps := b.scanRecorded(scan)
-	scanned := map[string]bool{}
-	err := filepath.WalkDir(b.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(b.root, p)
-		scanned[filepath.ToSlash(rel)] = true
-		scan("file "+rel, data)
-		return nil
-	})
-	if err != nil {
-		t.Errorf("walk %s: %v", b.root, err)
-	}
+	scanned := scanFiles(t, b.root, scan)
 	want := []string{"home/config.json", "home/index.json", "home/audit.log", "home/audit.log.1", "home/proxy.log", "work/.agentsecrets/project.json"}
 	if b.v.Backend == "file" {
 		want = append(want, "home/vault.enc")
@@ -1388,4 +1372,27 @@ func (b *canaryBrokerRun) scanRecorded(scan func(string, []byte)) (outputs, caps
 		scan(cp.where, cp.data)
 	}
 	return 2 * len(recorded), len(captured)
+}
+
+// scanFiles scans every regular file under root and returns the paths it
+// saw, relative to root with forward slashes.
+func scanFiles(t testing.TB, root string, scan func(string, []byte)) map[string]bool {
+	scanned := map[string]bool{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(root, p)
+		scanned[filepath.ToSlash(rel)] = true
+		scan("file "+rel, data)
+		return nil
+	})
+	if err != nil {
+		t.Errorf("walk %s: %v", root, err)
+	}
+	return scanned
 }

@@ -18,7 +18,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -363,23 +362,7 @@ func (m *mcpCanaryRun) scanEverything() {
 	for i, e := range m.errs {
 		scan(fmt.Sprintf("stderr of mcp serve #%d", i), e.Bytes())
 	}
-	scanned := map[string]bool{}
-	err := filepath.WalkDir(m.root, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(m.root, p)
-		scanned[filepath.ToSlash(rel)] = true
-		scan("file "+rel, data)
-		return nil
-	})
-	if err != nil {
-		t.Errorf("walk %s: %v", m.root, err)
-	}
+	scanned := scanFiles(t, m.root, scan)
 	want := []string{"home/config.json", "home/index.json", "home/audit.log", "work/.agentsecrets/project.json"}
 	if m.v.Backend == "file" {
 		want = append(want, "home/vault.enc")
