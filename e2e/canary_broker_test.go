@@ -229,19 +229,7 @@ func runCanaryBroker(t *testing.T, backend string) {
 	defer b.client.CloseIdleConnections()
 
 	// ---- Canaries -------------------------------------------------------
-	b.store(cbBearer, c.canary("bearer", ""))
-	basic := []byte("agent:" + canaryMarker + "basic." + randomB64(t, 32) + `&<>"`)
-	c.canaries = append(c.canaries, basic)
-	b.store(cbBasic, basic)
-	b.store(cbHeader, c.canary("header", "+/="))
-	b.store(cbQuery, c.canary("query", `+/=&"<>\`))
-	b.store(cbBody, c.canary("body", `"\<>&/`))
-	b.store(cbForm, c.canary("form", "+&= %"))
-	b.store(cbSpecial, c.canary("special", `+/="\&<>'`))
-	b.store(cbPrefixed, c.canary("prefixed", `+=&<>"`)) // no / or \: a redirect to a path holding it is followed
-	b.store(cbUnbound, c.canary("unbound", "+/="))
-	b.store(cbCRLF, c.canary("crlf", "\r\nX-Injected: yes"))
-	sort.Strings(b.names)
+	b.storeCanaries(true)
 	// Values typed where a name or a flag value belongs; never stored.
 	misplaced := map[string][]byte{}
 	for _, k := range []string{"bearer", "header", "query", "plainheader", "proxybearer", "proxyquery", "token",
@@ -1332,19 +1320,26 @@ func (b *canaryBrokerRun) scanEverything() {
 		}
 	}
 	t.Logf("scanned %d command outputs, %d proxy captures and %d files for %d canaries", outputs, caps, len(scanned), len(b.canaries))
-	if len(tally.hits) > 0 {
-		var lines []string
-		for where, whats := range tally.hits {
-			var ws []string
-			for w := range whats {
-				ws = append(ws, w)
-			}
-			sort.Strings(ws)
-			lines = append(lines, fmt.Sprintf("  %s:\n      %s", where, strings.Join(ws, "\n      ")))
-		}
-		sort.Strings(lines)
-		t.Errorf("LEAK SUMMARY: %d places leaked a canary:\n%s", len(lines), strings.Join(lines, "\n"))
+	tally.summary(t)
+}
+
+// summary reports every place a canary leaked, once, sorted.
+func (c *cbLeakTally) summary(t testing.TB) {
+	t.Helper()
+	if len(c.hits) == 0 {
+		return
 	}
+	var lines []string
+	for where, whats := range c.hits {
+		var ws []string
+		for w := range whats {
+			ws = append(ws, w)
+		}
+		sort.Strings(ws)
+		lines = append(lines, fmt.Sprintf("  %s:\n      %s", where, strings.Join(ws, "\n      ")))
+	}
+	sort.Strings(lines)
+	t.Errorf("LEAK SUMMARY: %d places leaked a canary:\n%s", len(lines), strings.Join(lines, "\n"))
 }
 
 // scanBlob checks data, and the strings inside it when it is JSON, for
@@ -1395,4 +1390,26 @@ func scanFiles(t testing.TB, root string, scan func(string, []byte)) map[string]
 		t.Errorf("walk %s: %v", root, err)
 	}
 	return scanned
+}
+
+// storeCanaries stores one canary per injection style, plus an unbound one
+// and one holding CR/LF; withPrefixed adds one a followed redirect's path
+// may hold.
+func (b *canaryBrokerRun) storeCanaries(withPrefixed bool) {
+	c, t := b.canaryRun, b.t
+	b.store(cbBearer, c.canary("bearer", ""))
+	basic := []byte("agent:" + canaryMarker + "basic." + randomB64(t, 32) + `&<>"`)
+	c.canaries = append(c.canaries, basic)
+	b.store(cbBasic, basic)
+	b.store(cbHeader, c.canary("header", "+/="))
+	b.store(cbQuery, c.canary("query", `+/=&"<>\`))
+	b.store(cbBody, c.canary("body", `"\<>&/`))
+	b.store(cbForm, c.canary("form", "+&= %"))
+	b.store(cbSpecial, c.canary("special", `+/="\&<>'`))
+	if withPrefixed {
+		b.store(cbPrefixed, c.canary("prefixed", `+=&<>"`)) // no / or \: a redirect to a path holding it is followed
+	}
+	b.store(cbUnbound, c.canary("unbound", "+/="))
+	b.store(cbCRLF, c.canary("crlf", "\r\nX-Injected: yes"))
+	sort.Strings(b.names)
 }

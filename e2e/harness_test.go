@@ -6,6 +6,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -125,14 +126,26 @@ func (v *Vault) RunIn(stdin []byte, args ...string) *Result {
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
+	return capture(v.t, cmd, args)
+}
+
+// capture runs cmd to the end with its output in buffers. A non-zero exit
+// is a Result; failing to run at all fails the test.
+func capture(t testing.TB, cmd *exec.Cmd, args []string) *Result {
+	t.Helper()
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
+	return rbResult(t, args, cmd.Run(), &out, &errb)
+}
+
+// rbResult turns a finished command's error and output into a Result.
+func rbResult(t testing.TB, args []string, err error, out, errb *bytes.Buffer) *Result {
+	t.Helper()
 	code := 0
 	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			v.t.Fatalf("run %v: %v", args, err)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) {
+			t.Fatalf("run %v: %v", args, err)
 		}
 		code = ee.ExitCode()
 	}

@@ -22,7 +22,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 	"testing"
@@ -197,18 +196,7 @@ func runMcpCanary(t *testing.T, backend string) {
 	m := &mcpCanaryRun{canaryBrokerRun: b}
 	defer m.scanEverything()
 
-	b.store(cbBearer, c.canary("bearer", ""))
-	basic := []byte("agent:" + canaryMarker + "basic." + randomB64(t, 32) + `&<>"`)
-	c.canaries = append(c.canaries, basic)
-	b.store(cbBasic, basic)
-	b.store(cbHeader, c.canary("header", "+/="))
-	b.store(cbQuery, c.canary("query", `+/=&"<>\`))
-	b.store(cbBody, c.canary("body", `"\<>&/`))
-	b.store(cbForm, c.canary("form", "+&= %"))
-	b.store(cbSpecial, c.canary("special", `+/="\&<>'`))
-	b.store(cbUnbound, c.canary("unbound", "+/="))
-	b.store(cbCRLF, c.canary("crlf", "\r\nX-Injected: yes"))
-	sort.Strings(b.names)
+	b.storeCanaries(false)
 	misplaced := func(label string) string { return string(c.canary("misplaced"+label, "")) }
 
 	b.other = newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) { fmt.Fprint(w, "other origin\n") })
@@ -376,17 +364,5 @@ func (m *mcpCanaryRun) scanEverything() {
 		t.Errorf("no protocol bytes were captured")
 	}
 	t.Logf("scanned %d results, %d bytes of protocol stream, %d files for %d canaries", caps, wire, len(scanned), len(m.canaries))
-	if len(tally.hits) > 0 {
-		var lines []string
-		for where, whats := range tally.hits {
-			var ws []string
-			for w := range whats {
-				ws = append(ws, w)
-			}
-			sort.Strings(ws)
-			lines = append(lines, fmt.Sprintf("  %s:\n      %s", where, strings.Join(ws, "\n      ")))
-		}
-		sort.Strings(lines)
-		t.Errorf("LEAK SUMMARY: %d places leaked a canary:\n%s", len(lines), strings.Join(lines, "\n"))
-	}
+	tally.summary(t)
 }

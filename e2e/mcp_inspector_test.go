@@ -26,18 +26,8 @@ func inspector(t *testing.T, args ...string) ([]byte, []byte, int) {
 	home := t.TempDir()
 	cmd := exec.CommandContext(ctx, bin, append([]string{"--cli"}, args...)...)
 	cmd.Env = []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "NO_COLOR=1", "MCP_CATALOG_PATH=" + filepath.Join(home, "mcp.json")}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatalf("mcp-inspector %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return out.Bytes(), errb.Bytes(), code
+	r := capture(t, cmd, args)
+	return r.Stdout, r.Stderr, r.Code
 }
 
 // serverEnvFlags passes the vault's environment to the stdio server the

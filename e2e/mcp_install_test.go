@@ -57,18 +57,7 @@ func (h *mcpHome) run(args ...string) *Result {
 		"PATH=" + os.Getenv("PATH"),
 	}
 	cmd.Dir = h.work
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	if err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			h.t.Fatalf("run %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return &Result{Args: args, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+	return capture(h.t, cmd, args)
 }
 
 // mcpClientCase is one client's file, as the Linux build locates it.

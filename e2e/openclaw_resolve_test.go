@@ -58,17 +58,7 @@ func (v *Vault) resolve(t *testing.T, stdin []byte, args ...string) *Result {
 	}
 	cmd.Dir = filepath.Dir(binary)
 	cmd.Stdin = bytes.NewReader(stdin)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	code := 0
-	if err := cmd.Run(); err != nil {
-		ee, ok := err.(*exec.ExitError)
-		if !ok {
-			t.Fatal(err)
-		}
-		code = ee.ExitCode()
-	}
-	return &Result{Args: cmd.Args[1:], Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+	return capture(t, cmd, cmd.Args[1:])
 }
 
 type ocResponse struct {

@@ -66,19 +66,6 @@ func rbRun(t *testing.T, env []string, dir string, stdin []byte, args ...string)
 	return rbResult(t, args, err, out, errb)
 }
 
-func rbResult(t *testing.T, args []string, err error, out, errb *bytes.Buffer) *Result {
-	t.Helper()
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("run %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return &Result{Args: args, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
-}
-
 // run and runIn are v.Run and v.RunIn in a new session.
 func (v *Vault) rbRun(args ...string) *Result { return rbRun(v.t, v.Env(), v.Dir, nil, args...) }
 func (v *Vault) rbRunIn(stdin []byte, args ...string) *Result {
