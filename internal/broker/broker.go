@@ -28,6 +28,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -85,7 +86,13 @@ type Broker struct {
 	values map[string]cachedValue
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
-	redactors map[string]*Redactor
+	redactors map[string]namedRedactor
+}
+
+// namedRedactor is a redactor and the secret name of each of its values.
+type namedRedactor struct {
+	r     *Redactor
+	names []string
 }
 
 type cachedValue struct {
@@ -120,7 +127,7 @@ func New(cfg Config) *Broker {
 		},
 		indexPath: cfg.Store.Dirs.IndexFile(),
 		values:    map[string]cachedValue{},
-		redactors: map[string]*Redactor{},
+		redactors: map[string]namedRedactor{},
 	}
 }
 
@@ -156,6 +163,8 @@ type Response struct {
 	// redirect to another origin it did not follow).
 	Notes []string
 
+	// valueNames is the secret name of each value the redactor scans for.
+	valueNames     []string
 	upstream       io.Closer
 	body           *RedactReader
 	headerRedacted bool
@@ -226,22 +235,33 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	bindings := func(name string) []policy.Binding { return proj.Secrets[name].Bindings }
 	uses := make([]policy.Use, 0, len(req.Injections))
 	for _, in := range req.Injections {
-		uses = append(uses, policy.Use{Secret: in.Secret, Surface: in.Surface()})
+		uses = append(uses, policy.Use{Secret: in.Secret, Surface: in.Surface(), Header: in.headerName()})
 	}
-	decide := func(t target, method string) (policy.Decision, error) {
-		return policy.Check(ws.Allowlist, bindings, policy.Request{Scheme: t.url.Scheme, Host: t.host, Port: t.port,
-			Path: t.url.Path, Method: method, Uses: uses})
+	// Every hop is decided by policy, then checked for a _method override
+	// the policy cannot see (it has names only, no query or body).
+	decide := func(t target, method string, header http.Header, body []byte) (policy.Decision, error) {
+		d, err := policy.Check(ws.Allowlist, bindings, policy.Request{Scheme: t.url.Scheme, Host: t.host, Port: t.port,
+			Path: t.url.Path, Method: method, Uses: uses, Workspace: req.Selection.Workspace, Project: req.Selection.Project})
+		if err == nil && d.RestrictsMethods && hasMethodOverride(t.url.RawQuery, header.Get("Content-Type"), body) {
+			err = policy.MethodOverrideError()
+		}
+		return d, err
 	}
-	decision, err := decide(t, req.Method)
+	decision, err := decide(t, req.Method, req.Header, req.Body)
 	if err != nil {
 		return nil, err
 	}
 
-	values, err := b.resolve(ctx, req.Selection, proj, req.Injections)
+	// Every value of every secret bound to this origin is redacted, not only
+	// those injected now: a value sent earlier under another header may have
+	// been stored by the upstream and come back in this response.
+	secrets := boundSecrets(proj, t, req.Injections)
+	values, err := b.resolve(ctx, req.Selection, proj, secrets)
 	if err != nil {
 		return nil, err
 	}
-	redactor = b.redactorFor(req.Selection, proj, values, basicSecrets(req.Injections))
+	var names []string
+	redactor, names = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -258,7 +278,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	var up *http.Response
 	var notes []string
 	for hop := 0; ; hop++ {
-		out, err := outbound(WithAllowPrivate(ctx, decision.Entry.AllowPrivate), method, t, req.Header, body, req.Injections, values)
+		out, err := outbound(WithAllowPrivate(ctx, decision.Entry.AllowPrivate), method, t, req.Header, body, req.Injections, values, decision)
 		if err != nil {
 			return nil, err
 		}
@@ -288,7 +308,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 			(up.StatusCode == http.StatusMovedPermanently || up.StatusCode == http.StatusFound) && method == http.MethodPost:
 			method, body = http.MethodGet, nil
 		}
-		if decision, err = decide(next, method); err != nil {
+		if decision, err = decide(next, method, req.Header, body); err != nil {
 			return nil, err
 		}
 		t = next
@@ -302,9 +322,14 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	resp.Notes = notes
 	resp.AuditID = rec.ID
 	rec.Status = up.StatusCode
+	origin := t
+	resp.valueNames = names
 	resp.finish = func(readErr error) {
 		readErr = ReadError(ctx, readErr)
 		cancel()
+		if resp.Redacted() {
+			b.recordEchoes(context.WithoutCancel(ctx), req.Selection, echoedSecrets(resp.valueNames, echoedIndexes(resp)), origin)
+		}
 		b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
 	}
 	return resp, nil
@@ -336,27 +361,11 @@ func resolveRedirect(cur target, loc string) (target, bool, error) {
 func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Response, error) {
 	h := up.Header.Clone()
 	removeHopHeaders(h)
-	var body io.Reader = up.Body
-	switch enc := strings.ToLower(strings.TrimSpace(h.Get("Content-Encoding"))); enc {
-	case "", "identity":
-	case "gzip", "x-gzip":
-		zr, err := gzip.NewReader(up.Body)
-		if err != nil {
-			return nil, errcode.Errorf(errcode.Upstream, "upstream sent a corrupt gzip body")
-		}
-		body = zr
-		h.Del("Content-Encoding")
-		h.Del("Content-Length")
-	case "deflate":
-		body = newDeflateReader(up.Body)
-		h.Del("Content-Encoding")
-		h.Del("Content-Length")
-	default:
-		// A body the broker cannot decode is a body it cannot scan.
-		// The header's text is not quoted: an upstream can echo anything.
-		return nil, errcode.WithHint(errcode.New(errcode.Upstream, "upstream answered with a Content-Encoding the broker cannot decode, so it cannot scan the body for echoed secrets"),
-			"the upstream ignored Accept-Encoding: gzip, deflate")
+	body, err := decodeContent(up.Body, h.Values("Content-Encoding"))
+	if err != nil {
+		return nil, err
 	}
+	h.Del("Content-Encoding")
 	if up.ContentLength > b.cfg.MaxResponse {
 		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, b.cfg.MaxResponse)
 	}
@@ -380,6 +389,40 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
 	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted,
 		Stream: up.ContentLength < 0 || mt == "text/event-stream"}, nil
+}
+
+// decodeContent undoes every content coding of a body, read from every
+// Content-Encoding line and every comma-separated token, innermost last:
+// codings are listed in the order they were applied (RFC 9110 §8.4), so
+// they are undone from the end. A coding the broker cannot decode makes a
+// body it cannot scan, so it is refused rather than passed on. Each layer
+// streams: the size cap applies to what comes out of the last one.
+func decodeContent(r io.Reader, lines []string) (io.Reader, error) {
+	var codings []string
+	for _, line := range lines {
+		for _, tok := range strings.Split(line, ",") {
+			if tok = strings.ToLower(strings.TrimSpace(tok)); tok != "" && tok != "identity" {
+				codings = append(codings, tok)
+			}
+		}
+	}
+	for i := len(codings) - 1; i >= 0; i-- {
+		switch codings[i] {
+		case "gzip", "x-gzip":
+			zr, err := gzip.NewReader(r)
+			if err != nil {
+				return nil, errcode.Errorf(errcode.Upstream, "upstream sent a corrupt gzip body")
+			}
+			r = zr
+		case "deflate":
+			r = newDeflateReader(r)
+		default:
+			// The header's text is not quoted: an upstream can echo anything.
+			return nil, errcode.WithHint(errcode.New(errcode.Upstream, "upstream answered with a Content-Encoding the broker cannot decode, so it cannot scan the body for echoed secrets"),
+				"the upstream ignored Accept-Encoding: gzip, deflate")
+		}
+	}
+	return r, nil
 }
 
 // deflate bodies are zlib-wrapped per RFC 9110, but some servers send raw
@@ -493,21 +536,18 @@ func redactError(err error, r *Redactor) error {
 	return errcode.WithHint(&errcode.Error{Code: rep.Code, Message: msg}, hint)
 }
 
-// resolve returns the values of the injected secrets, from the in-memory
+// resolve returns the values of the named secrets, from the in-memory
 // cache while their index version and fingerprint are unchanged.
-func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.Project, ins []Injection) (map[string][]byte, error) {
-	out := make(map[string][]byte, len(ins))
-	for _, in := range ins {
-		if _, ok := out[in.Secret]; ok {
-			continue
-		}
-		meta := proj.Secrets[in.Secret]
-		key := sel.Workspace + "/" + sel.Project + "/" + in.Secret
+func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.Project, names []string) (map[string][]byte, error) {
+	out := make(map[string][]byte, len(names))
+	for _, name := range names {
+		meta := proj.Secrets[name]
+		key := sel.Workspace + "/" + sel.Project + "/" + name
 		b.mu.Lock()
 		c, ok := b.values[key]
 		b.mu.Unlock()
 		if !ok || c.version != meta.Version || c.fingerprint != meta.Fingerprint {
-			v, err := b.cfg.Store.Value(ctx, sel, in.Secret)
+			v, err := b.cfg.Store.Value(ctx, sel, name)
 			if err != nil {
 				return nil, err
 			}
@@ -516,19 +556,36 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 			b.values[key] = c
 			b.mu.Unlock()
 		}
-		out[in.Secret] = c.value
+		out[name] = c.value
 	}
 	return out, nil
 }
 
-// redactorFor returns the redactor of exactly these values, keyed by the
-// names, versions and fingerprints that identify them.
-func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values map[string][]byte, basic map[string]bool) *Redactor {
-	names := make([]string, 0, len(values))
-	for n := range values {
-		names = append(names, n)
+// boundSecrets names, sorted and once each, the secrets injected into the
+// request and every secret of the project bound to its origin.
+func boundSecrets(proj *vault.Project, t target, ins []Injection) []string {
+	var out []string
+	for name, s := range proj.Secrets {
+		for _, bd := range s.Bindings {
+			if bd.MatchesOrigin(t.url.Scheme, t.host, t.port) {
+				out = append(out, name)
+				break
+			}
+		}
 	}
-	sort.Strings(names)
+	for _, in := range ins {
+		if !slices.Contains(out, in.Secret) {
+			out = append(out, in.Secret)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// redactorFor returns the redactor of exactly these values, keyed by the
+// names, versions and fingerprints that identify them, and the secret name
+// of each value it was built from (same order as NewRedactor's values).
+func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, names []string, values map[string][]byte, basic map[string]bool) (*Redactor, []string) {
 	// Built for every request, so by hand rather than with fmt.
 	key := make([]byte, 0, 128)
 	key = append(append(append(key, sel.Workspace...), '/'), sel.Project...)
@@ -542,22 +599,23 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, values ma
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if r, ok := b.redactors[string(key)]; ok {
-		return r
+		return r.r, r.names
 	}
 	all := make([][]byte, 0, len(names))
+	owners := make([]string, 0, len(names))
 	for _, n := range names {
-		all = append(all, values[n])
+		all, owners = append(all, values[n]), append(owners, n)
 		// A user:password credential can come back as the password alone.
 		if _, pass, ok := bytes.Cut(values[n], []byte(":")); ok && basic[n] && len(pass) > 0 {
-			all = append(all, pass)
+			all, owners = append(all, pass), append(owners, n)
 		}
 	}
 	r := NewRedactor(all)
 	if len(b.redactors) > 1024 {
 		clear(b.redactors) // old versions; rebuilding is cheap compared with growing forever
 	}
-	b.redactors[string(key)] = r
-	return r
+	b.redactors[string(key)] = namedRedactor{r: r, names: owners}
+	return r, owners
 }
 
 // basicSecrets names the secrets injected as user:password.

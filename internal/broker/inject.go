@@ -6,10 +6,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
 
 // hopHeaders are connection-level headers (RFC 9110 §7.6.1) that never
@@ -41,7 +46,13 @@ func textprotoTrim(s string) string { return strings.TrimSpace(s) }
 // never modifies the client's headers, strips hop-by-hop, proxy-only and
 // client copies of injected headers, then sets injected values ("injected
 // always wins"). values maps secret name to value.
-func outbound(ctx context.Context, method string, t target, clientHeader http.Header, body []byte, ins []Injection, values map[string][]byte) (*http.Request, error) {
+//
+// What the bindings that allowed the request ask for is applied here too:
+// Range and If-Range are dropped from a request that carries a value unless
+// every binding used allows ranges (pieces of an echo, each too short to be
+// recognised, would reassemble it), and method-override headers are
+// dropped when a binding limits the methods.
+func outbound(ctx context.Context, method string, t target, clientHeader http.Header, body []byte, ins []Injection, values map[string][]byte, d policy.Decision) (*http.Request, error) {
 	h := clientHeader.Clone()
 	if h == nil {
 		h = http.Header{}
@@ -54,6 +65,15 @@ func outbound(ctx context.Context, method string, t target, clientHeader http.He
 	}
 	h.Del("Host")
 	h.Del("Content-Length")
+	if len(ins) > 0 && !d.AllowRange {
+		h.Del("Range")
+		h.Del("If-Range")
+	}
+	if d.RestrictsMethods {
+		for _, name := range methodOverrideHeaders {
+			h.Del(name)
+		}
+	}
 	// The broker must see responses in a form it can scan, so it decides
 	// which encodings the upstream may use.
 	h.Set("Accept-Encoding", "gzip, deflate")
@@ -114,6 +134,62 @@ func outbound(ctx context.Context, method string, t target, clientHeader http.He
 	}
 	req.Header = h
 	return req, nil
+}
+
+// methodOverrideHeaders are the headers method-override middleware
+// (Express, Rails, Spring, Laravel, ASP.NET) reads the real method from.
+var methodOverrideHeaders = []string{"X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"}
+
+// hasMethodOverride reports whether a _method parameter (any case, any
+// percent-encoding of its name) is in the query, or is a field of a form,
+// multipart or JSON body: each is read by some override middleware.
+func hasMethodOverride(rawQuery, contentType string, body []byte) bool {
+	isOverride := func(k string) bool { return strings.EqualFold(strings.TrimSpace(k), "_method") }
+	formHas := func(raw string) bool {
+		for _, part := range strings.Split(raw, "&") {
+			k, _, _ := strings.Cut(part, "=")
+			if dk, err := url.QueryUnescape(k); isOverride(k) || err == nil && isOverride(dk) {
+				return true
+			}
+		}
+		return false
+	}
+	if formHas(rawQuery) {
+		return true
+	}
+	if len(body) == 0 {
+		return false
+	}
+	mt, params, _ := mime.ParseMediaType(contentType)
+	switch {
+	case mt == "multipart/form-data":
+		mr := multipart.NewReader(bytes.NewReader(body), params["boundary"])
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				// A body that does not parse is judged by its bytes.
+				return err != io.EOF && bytes.Contains(bytes.ToLower(body), []byte("_method"))
+			}
+			if isOverride(p.FormName()) {
+				return true
+			}
+		}
+	case bytes.HasPrefix(bytes.TrimSpace(body), []byte("{")):
+		var obj map[string]json.RawMessage
+		if json.Unmarshal(body, &obj) != nil {
+			return false
+		}
+		for k := range obj {
+			if isOverride(k) {
+				return true
+			}
+		}
+		return false
+	default:
+		// Form-encoded, or a type override middleware may parse as a form
+		// anyway (Rack reads the form of any POST).
+		return formHas(string(body))
+	}
 }
 
 // headerSafe refuses values that cannot travel in a header without

@@ -44,6 +44,18 @@ func (in Injection) Surface() string {
 	}
 }
 
+// headerName is the header the injection puts the value under, for
+// header-name pinning ("" for other surfaces).
+func (in Injection) headerName() string {
+	switch in.Style {
+	case StyleBearer, StyleBasic:
+		return policy.AuthorizationHeader
+	case StyleHeader:
+		return in.Field
+	}
+	return ""
+}
+
 // Request is what a front end asks the broker to send. It carries secret
 // names only; values are added by the broker and never leave it.
 type Request struct {
@@ -118,28 +130,20 @@ func parseTarget(raw string) (target, error) {
 	if port == 0 {
 		port = policy.DefaultPort(u.Scheme)
 	}
-	if hasDotSegment(u.EscapedPath()) {
-		return target{}, badRequest("the URL path has . or .. segments; give the path the server should see")
+	if hasEncodedSlash(u.EscapedPath()) {
+		return target{}, badRequest("the URL path has an encoded / or \\ in a segment; give the path the server should see")
 	}
 	u.Fragment, u.RawFragment = "", ""
 	u.Host = policy.Target{Host: t.Host, Port: t.Port}.String()
 	return target{url: u, host: t.Host, port: port}, nil
 }
 
-// hasDotSegment finds "." and ".." path segments, also percent-encoded,
-// which an upstream would resolve after policy matched the unresolved path.
-func hasDotSegment(escaped string) bool {
-	for _, seg := range strings.Split(escaped, "/") {
-		s := strings.ToLower(seg)
-		s = strings.ReplaceAll(s, "%2e", ".")
-		if s == "." || s == ".." {
-			return true
-		}
-		if strings.Contains(strings.ToLower(seg), "%2f") || strings.Contains(strings.ToLower(seg), "%5c") {
-			return true
-		}
-	}
-	return false
+// hasEncodedSlash finds %2F and %5C in path segments, which some servers
+// decode into separators after policy matched the path. Dot segments are
+// policy's to refuse (policy.ReasonDotSegment), on every hop.
+func hasEncodedSlash(escaped string) bool {
+	s := strings.ToLower(escaped)
+	return strings.Contains(s, "%2f") || strings.Contains(s, "%5c")
 }
 
 // validMethod accepts an HTTP token in upper case.

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 
@@ -13,6 +14,9 @@ import (
 type Use struct {
 	Secret  string
 	Surface string
+	// Header is the header name the value goes under, for the header
+	// surface (Authorization for bearer and basic).
+	Header string
 }
 
 // Request is what the broker is about to send, reduced to what policy
@@ -21,14 +25,24 @@ type Request struct {
 	Scheme string // http or https
 	Host   string // lowercase, no trailing dot
 	Port   int    // effective port (443/80 when the URL has none)
-	Path   string // URL path, already checked for dot segments
+	Path   string // URL path, percent-decoded once
 	Method string
 	Uses   []Use
+	// Workspace and Project name where the secrets live, for the commands
+	// a denial's hint gives.
+	Workspace, Project string
 }
 
-// Decision is the outcome of an allowed request.
+// Decision is the outcome of an allowed request, and what the bindings
+// that allowed it ask of the broker.
 type Decision struct {
 	Entry AllowEntry
+	// AllowRange: every binding used allows Range/If-Range (true when
+	// nothing is injected).
+	AllowRange bool
+	// RestrictsMethods: some binding used allows only some methods, so
+	// method-override headers are dropped and _method is refused.
+	RestrictsMethods bool
 }
 
 // Reasons a request is denied; they appear in audit records and errors.
@@ -38,6 +52,19 @@ const (
 	ReasonNotBound       = "not_bound"
 	ReasonMethod         = "method_not_bound"
 	ReasonSurface        = "surface_not_bound"
+	ReasonHeader         = "header_not_bound"
+	ReasonEchoTripwire   = "echo_tripwire"
+	// ReasonDotSegment: a . or .. path segment, in any encoding or with
+	// ;parameters, which the server resolves after policy matched.
+	ReasonDotSegment = "path_dot_segment"
+	// ReasonPathParameter: a ;parameter in the path of a request that
+	// carries a value. Servers disagree on what /a;x/b means (Tomcat and
+	// Spring drop the parameter, most others keep it), so no single
+	// normalisation is right for all, and the request is refused.
+	ReasonPathParameter = "path_parameter"
+	// ReasonMethodOverride: a _method parameter in a request bound to
+	// some methods only; override middleware would change the method.
+	ReasonMethodOverride = "method_override"
 )
 
 // ErrDenied is the sentinel every policy denial wraps.
@@ -79,6 +106,9 @@ func DefaultPort(scheme string) int {
 // each secret it uses (looked up by name). Every request and every redirect
 // hop goes through it; a denial happens before any value is read.
 func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Request) (Decision, error) {
+	if err := checkPath(r); err != nil {
+		return Decision{}, err
+	}
 	hostport := Target{Host: r.Host, Port: r.Port}.String()
 	entry, ok := findEntry(allowlist, r)
 	if !ok {
@@ -89,12 +119,55 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 		return Decision{}, deny(ReasonPlainHTTP, "use https://, or for local development a human runs: agentsecrets workspace allowlist add "+allowTarget(r)+" --allow-http",
 			"refusing to send a secret over plain http:// to %s", hostport)
 	}
+	d := Decision{Entry: entry, AllowRange: true}
 	for _, u := range r.Uses {
-		if err := checkBinding(bindings(u.Secret), r, u); err != nil {
+		b, err := checkBinding(bindings(u.Secret), r, u)
+		if err != nil {
 			return Decision{}, err
 		}
+		d.AllowRange = d.AllowRange && b.AllowRange
+		d.RestrictsMethods = d.RestrictsMethods || len(b.Methods) > 0
 	}
-	return Decision{Entry: entry}, nil
+	return d, nil
+}
+
+// MethodOverrideError is the denial of a request that asks, by a _method
+// parameter, for another method than the one its binding was checked for.
+func MethodOverrideError() error {
+	return deny(ReasonMethodOverride, "send the request with the method itself (-X METHOD); a binding limited to some methods refuses _method",
+		"the request carries a _method parameter, which method-override middleware would turn into another method")
+}
+
+// checkPath refuses paths a server would read differently from policy:
+// dot segments, in any percent-encoding and with ;parameters, for every
+// request; ;parameters for requests that carry a value.
+func checkPath(r Request) error {
+	for _, seg := range strings.Split(r.Path, "/") {
+		seg = decodeFully(seg)
+		name, _, _ := strings.Cut(seg, ";")
+		if name == "." || name == ".." {
+			return deny(ReasonDotSegment, "give the path the server should see, without . or .. segments",
+				"the URL path has a . or .. segment, which the server would resolve after the binding was matched")
+		}
+		if strings.Contains(seg, ";") && len(r.Uses) > 0 {
+			return deny(ReasonPathParameter, "remove the ;parameter from the path; servers disagree on what it means, so a binding cannot be matched against it",
+				"the URL path has a ;parameter, which some servers drop before routing")
+		}
+	}
+	return nil
+}
+
+// decodeFully percent-decodes s until it no longer changes, so that %252e
+// is judged as the "." some server chain may end up seeing.
+func decodeFully(s string) string {
+	for i := 0; i < 4 && strings.Contains(s, "%"); i++ {
+		d, err := url.PathUnescape(s)
+		if err != nil || d == s {
+			break
+		}
+		s = d
+	}
+	return s
 }
 
 func allowTarget(r Request) string {
@@ -127,32 +200,88 @@ func PathHasPrefix(path, prefix string) bool {
 	return path == prefix || strings.HasPrefix(path, prefix+"/")
 }
 
-func checkBinding(bs []Binding, r Request, u Use) error {
+// MatchesOrigin reports whether b points at host:port (any path) of a
+// URL with this scheme.
+func (b Binding) MatchesOrigin(scheme, host string, port int) bool {
+	return b.Host == host && (b.Port == port || b.Port == 0 && port == DefaultPort(scheme))
+}
+
+// checkBinding returns the binding that allows u in r, or the denial with
+// the one bind command that would allow it.
+func checkBinding(bs []Binding, r Request, u Use) (Binding, error) {
 	target := Target{Host: r.Host}
 	if r.Port != DefaultPort(r.Scheme) {
 		target.Port = r.Port
 	}
-	var hostMatch, methodMatch bool
 	for _, b := range bs {
-		if b.Host != r.Host || !(b.Port == r.Port || b.Port == 0 && r.Port == DefaultPort(r.Scheme)) || !PathHasPrefix(r.Path, b.PathPrefix) {
+		if b.Suspended() && b.MatchesOrigin(r.Scheme, r.Host, r.Port) {
+			fixed := b
+			fixed.SuspendedAt, fixed.SuspendReason = nil, ""
+			return Binding{}, deny(ReasonEchoTripwire, "after checking why the upstream echoed it, a human re-approves: "+BindCommand(u.Secret, fixed, r.Workspace, r.Project),
+				"secret %s is suspended for %s: the echo tripwire fired (%s)", u.Secret, target, b.SuspendReason)
+		}
+	}
+	var hostMatch, methodMatch, surfaceMatch *Binding
+	for i := range bs {
+		b := &bs[i]
+		if !b.MatchesOrigin(r.Scheme, r.Host, r.Port) || !PathHasPrefix(r.Path, b.PathPrefix) {
 			continue
 		}
-		hostMatch = true
+		hostMatch = first(hostMatch, b)
 		if len(b.Methods) > 0 && !slices.Contains(b.Methods, r.Method) {
 			continue
 		}
-		methodMatch = true
-		if slices.Contains(b.Surfaces, u.Surface) {
-			return nil
+		methodMatch = first(methodMatch, b)
+		if !slices.Contains(b.Surfaces, u.Surface) {
+			continue
 		}
+		surfaceMatch = first(surfaceMatch, b)
+		if u.Surface == SurfaceHeader && !b.AllowsHeader(u.Header) {
+			continue
+		}
+		return *b, nil
 	}
-	bind := "a human runs: agentsecrets secrets bind " + u.Secret + " " + target.String()
+	hint := func(b *Binding) string {
+		if b == nil {
+			b = &Binding{Host: target.Host, Port: target.Port}
+		}
+		return "a human runs: " + BindCommand(u.Secret, widenFor(*b, r, u), r.Workspace, r.Project)
+	}
 	switch {
-	case !hostMatch:
-		return deny(ReasonNotBound, bind, "secret %s is not bound to %s%s", u.Secret, target, r.Path)
-	case !methodMatch:
-		return deny(ReasonMethod, bind+" --method "+r.Method, "secret %s is not bound to %s for method %s", u.Secret, target, r.Method)
+	case hostMatch == nil:
+		return Binding{}, deny(ReasonNotBound, hint(nil), "secret %s is not bound to %s%s", u.Secret, target, r.Path)
+	case methodMatch == nil:
+		return Binding{}, deny(ReasonMethod, hint(hostMatch), "secret %s is not bound to %s for method %s", u.Secret, target, r.Method)
+	case surfaceMatch == nil:
+		return Binding{}, deny(ReasonSurface, hint(methodMatch), "secret %s may not be injected into the %s of requests to %s", u.Secret, u.Surface, target)
 	default:
-		return deny(ReasonSurface, bind+" --surface "+u.Surface, "secret %s may not be injected into the %s of requests to %s", u.Secret, u.Surface, target)
+		return Binding{}, deny(ReasonHeader, hint(surfaceMatch), "secret %s may not be injected under header %s for %s (Authorization, and header names a human approved with --header-name, only)",
+			u.Secret, CanonicalHeader(u.Header), target)
 	}
+}
+
+func first(cur, b *Binding) *Binding {
+	if cur == nil {
+		return b
+	}
+	return cur
+}
+
+// widenFor is b plus what r and u need of it: the method, the surface and
+// the header name.
+func widenFor(b Binding, r Request, u Use) Binding {
+	b.Methods, b.Surfaces, b.HeaderNames = slices.Clone(b.Methods), slices.Clone(b.Surfaces), slices.Clone(b.HeaderNames)
+	if len(b.Methods) > 0 && !slices.Contains(b.Methods, r.Method) {
+		b.Methods = append(b.Methods, r.Method)
+		slices.Sort(b.Methods)
+	}
+	if !slices.Contains(b.Surfaces, u.Surface) {
+		b.Surfaces = append(b.Surfaces, u.Surface)
+		slices.Sort(b.Surfaces)
+	}
+	if u.Surface == SurfaceHeader && !b.AllowsHeader(u.Header) {
+		b.HeaderNames = append(b.HeaderNames, CanonicalHeader(u.Header))
+		slices.Sort(b.HeaderNames)
+	}
+	return b
 }

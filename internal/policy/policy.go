@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/textproto"
 	"net/url"
 	"slices"
 	"strconv"
@@ -224,8 +225,124 @@ type Binding struct {
 	// Methods the binding allows; empty means any method.
 	Methods []string `json:"methods"`
 	// Surfaces the value may be injected into; never empty.
-	Surfaces  []string  `json:"surfaces"`
-	CreatedAt time.Time `json:"created_at"`
+	Surfaces []string `json:"surfaces"`
+	// HeaderNames are the header names, canonical form, the value may be
+	// injected under besides Authorization (which --bearer and --basic use
+	// and every header-surface binding implies). An agent-chosen name such
+	// as X-Note could be stored and echoed by the upstream later, so each
+	// other name is approved by a human.
+	HeaderNames []string `json:"header_names,omitempty"`
+	// AllowRange lets requests carrying the value forward Range and
+	// If-Range. Off by default: ranges of an echo, each too short to be
+	// recognised, reassemble it.
+	AllowRange bool      `json:"allow_range,omitempty"`
+	CreatedAt  time.Time `json:"created_at"`
+	// SuspendedAt is set when the echo tripwire suspended the binding;
+	// every request that would inject the secret to the target is then
+	// denied until a human binds it again.
+	SuspendedAt   *time.Time `json:"suspended_at,omitempty"`
+	SuspendReason string     `json:"suspend_reason,omitempty"`
+}
+
+// AuthorizationHeader is the header every header-surface binding allows.
+const AuthorizationHeader = "Authorization"
+
+// CanonicalHeader is the canonical form of a header name, or "" if it is
+// not a valid HTTP token.
+func CanonicalHeader(name string) string {
+	name = strings.TrimSpace(name)
+	if name == "" {
+		return ""
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return ""
+		}
+	}
+	return textproto.CanonicalMIMEHeaderKey(name)
+}
+
+// SetHeaderNames pins the header names the binding allows besides
+// Authorization: canonical, sorted, without duplicates.
+func (b *Binding) SetHeaderNames(names []string) error {
+	out := []string{}
+	for _, n := range names {
+		c := CanonicalHeader(n)
+		if c == "" {
+			return errcode.Errorf(errcode.Usage, "invalid header name %q", shortWord(n))
+		}
+		if c != AuthorizationHeader && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	slices.Sort(out)
+	if len(out) == 0 {
+		out = nil
+	}
+	b.HeaderNames = out
+	return nil
+}
+
+// AllowsHeader reports whether the value may be injected under header
+// name (any case).
+func (b Binding) AllowsHeader(name string) bool {
+	c := CanonicalHeader(name)
+	return c == AuthorizationHeader || slices.Contains(b.HeaderNames, c)
+}
+
+// Suspended reports whether the echo tripwire suspended the binding.
+func (b Binding) Suspended() bool { return b.SuspendedAt != nil }
+
+// SameGrant reports whether b and old grant exactly the same (suspension
+// and creation time aside).
+func (b Binding) SameGrant(old Binding) bool {
+	return b.Target() == old.Target() && slices.Equal(b.Methods, old.Methods) && slices.Equal(b.Surfaces, old.Surfaces) &&
+		slices.Equal(b.HeaderNames, old.HeaderNames) && b.AllowRange == old.AllowRange
+}
+
+// BindCommand is the command a human runs to create b exactly as it is
+// (it replaces the binding of the same target), in workspace/project.
+func BindCommand(secret string, b Binding, workspace, project string) string {
+	var sb strings.Builder
+	sb.WriteString("agentsecrets secrets bind " + secret + " " + b.Target().String())
+	for _, m := range b.Methods {
+		sb.WriteString(" --method " + m)
+	}
+	for _, s := range b.Surfaces {
+		sb.WriteString(" --surface " + s)
+	}
+	for _, h := range b.HeaderNames {
+		sb.WriteString(" --header-name " + h)
+	}
+	if b.AllowRange {
+		sb.WriteString(" --allow-range")
+	}
+	if workspace != "" {
+		sb.WriteString(" --workspace " + workspace)
+	}
+	if project != "" {
+		sb.WriteString(" --project " + project)
+	}
+	return sb.String()
+}
+
+// Describe is the full grant of b in words, for approval prompts.
+func (b Binding) Describe() string {
+	methods := "any method"
+	if len(b.Methods) > 0 {
+		methods = "methods " + strings.Join(b.Methods, ", ")
+	}
+	parts := []string{"target " + b.Target().String(), methods, "surfaces " + strings.Join(b.Surfaces, ", ")}
+	if slices.Contains(b.Surfaces, SurfaceHeader) {
+		parts = append(parts, "header names "+strings.Join(append([]string{AuthorizationHeader}, b.HeaderNames...), ", "))
+	}
+	if b.AllowRange {
+		parts = append(parts, "Range requests allowed")
+	} else {
+		parts = append(parts, "Range requests not forwarded")
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Target returns where the binding points.
@@ -263,11 +380,21 @@ func NewBinding(t Target, methods, surfaces []string, now time.Time) (Binding, e
 }
 
 // Widens reports whether b grants anything old (same target, nil if none)
-// did not: a new target, a method or surface old lacked, or "any method"
-// where old named some.
+// did not: a new target, a method, surface or header name old lacked,
+// "any method" where old named some, Range where old had none, or
+// anything at all where old is suspended (lifting a suspension is a human's
+// re-approval).
 func (b Binding) Widens(old *Binding) bool {
-	if old == nil {
+	if old == nil || old.Suspended() {
 		return true
+	}
+	if b.AllowRange && !old.AllowRange {
+		return true
+	}
+	for _, h := range b.HeaderNames {
+		if !slices.Contains(old.HeaderNames, h) {
+			return true
+		}
 	}
 	if len(old.Methods) > 0 {
 		if len(b.Methods) == 0 {

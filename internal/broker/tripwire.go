@@ -1,0 +1,125 @@
+package broker
+
+// The echo tripwire's durable side (policy.EchoLog holds the rules): every
+// response in which a value echoed is an event for that secret × origin,
+// recorded in a state file beside the index so that one-shot `call`s, the
+// proxy and MCP all count towards the same threshold; past it, the
+// binding is suspended in the index. Both files change under the index
+// lock, in one critical section, so no process loses another's events.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
+	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// EchoFile is the tripwire's state file, beside index.json.
+func EchoFile(d home.Dirs) string { return filepath.Join(d.Data, "echoes.json") }
+
+// echoedIndexes is the one place that says which of the redactor's values
+// echoed in a response: indexes into the values given to NewRedactor.
+// The redactor cannot tell yet, so every value counts when anything was
+// redacted; with (*RedactReader).Hits and (*Redactor).BytesHits this
+// becomes the union of the header and body hits.
+func echoedIndexes(resp *Response) []int {
+	if !resp.Redacted() {
+		return nil
+	}
+	out := make([]int, len(resp.valueNames))
+	for i := range out {
+		out[i] = i
+	}
+	return out
+}
+
+// echoedSecrets maps redactor value indexes to secret names, once each.
+func echoedSecrets(names []string, idx []int) []string {
+	var out []string
+	for _, i := range idx {
+		if i >= 0 && i < len(names) && !slices.Contains(out, names[i]) {
+			out = append(out, names[i])
+		}
+	}
+	return out
+}
+
+// recordEchoes records one echo event per secret from origin t and
+// suspends every binding that reached the threshold. The response has
+// already been delivered redacted, so a failure here only loses a count;
+// it is not reported to the client (the audit record still says
+// credential_echo).
+func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets []string, t target) {
+	if len(secrets) == 0 {
+		return
+	}
+	now := b.cfg.Now().UTC()
+	events := make([]policy.EchoEvent, 0, len(secrets))
+	for _, s := range secrets {
+		events = append(events, policy.EchoEvent{Workspace: sel.Workspace, Project: sel.Project, Secret: s,
+			Scheme: t.url.Scheme, Host: t.host, Port: t.port, At: now})
+	}
+	_ = b.cfg.Store.Update(ctx, func(ix *vault.Index) error {
+		log, err := ReadEchoLog(b.cfg.Store.Dirs)
+		if err != nil {
+			return err
+		}
+		tripped := log.Record(events, now)
+		if err := WriteEchoLog(b.cfg.Store.Dirs, log); err != nil {
+			return err
+		}
+		proj, err := ix.Project(sel)
+		if err != nil {
+			return vault.ErrUnchanged
+		}
+		changed := false
+		for _, e := range tripped {
+			if s := proj.Secrets[e.Secret]; s != nil && policy.Suspend(s.Bindings, e, now) {
+				changed = true
+			}
+		}
+		if !changed {
+			return vault.ErrUnchanged
+		}
+		return nil
+	})
+}
+
+// ReadEchoLog reads the tripwire state. Call it holding the index lock
+// (inside Store.Update). A missing file is an empty log; an unreadable
+// one is too, after a crash mid-write cannot leave one (it is replaced
+// atomically), so only tampering could, and that needs the rights to
+// edit the index itself.
+func ReadEchoLog(d home.Dirs) (*policy.EchoLog, error) {
+	log := &policy.EchoLog{}
+	b, err := os.ReadFile(EchoFile(d))
+	if errors.Is(err, fs.ErrNotExist) {
+		return log, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if json.Unmarshal(b, log) != nil {
+		return &policy.EchoLog{}, nil
+	}
+	return log, nil
+}
+
+// WriteEchoLog replaces the tripwire state atomically. Call it holding the index lock. Its temp file carries the vault's
+// temp prefix, so a writer that crashed leaves nothing the next one does
+// not remove.
+func WriteEchoLog(d home.Dirs, log *policy.EchoLog) error {
+	b, err := json.Marshal(log)
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(EchoFile(d), b, 0o600, ".tmp-echoes.json-", nil)
+}
