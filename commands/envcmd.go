@@ -99,13 +99,6 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		}
 		refs = append(refs, ref)
 	}
-	if c.NoMasking {
-		what := fmt.Sprintf("giving the command after -- the values of %s with its output UNMASKED", strings.Join(secretsOf(vars), ", "))
-		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
-		if err := c.Approval.approve(env, ix, what, rerun); err != nil {
-			return fail(err)
-		}
-	}
 	rel, err := broker.Release(env.ctx(), st, policy.ReleaseEnv, refs)
 	if err != nil {
 		return fail(err)
@@ -126,6 +119,22 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	}
 
 	rec.Command = filepath.Base(c.Command[0])
+	if c.NoMasking {
+		// Asked only now: the program's name is shown once argv is known to
+		// hold none of the released values, and its arguments never are
+		// (they could hold anything); their count tells a human whether
+		// this is the command they meant.
+		what := fmt.Sprintf("running %s with the values of %s and its output UNMASKED", rec.Command, strings.Join(secretsOf(vars), ", "))
+		change := []string{
+			"command:    " + rec.Command + fmt.Sprintf(" with %d argument(s) (not shown: they could hold anything)", len(c.Command)-1),
+			"variables:  " + strings.Join(c.Only, ", "),
+			"output:     UNMASKED (values the command prints reach the terminal as they are)",
+		}
+		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
+		if err := c.Approval.approve(env, ix, sel, what, change, rerun); err != nil {
+			return fail(err)
+		}
+	}
 
 	child := exec.Command(path, c.Command[1:]...)
 	child.Args[0] = c.Command[0]

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
@@ -132,10 +133,49 @@ type Approval struct {
 	PassphraseFile string `placeholder:"PATH" help:"File holding the admin passphrase (for scripted approvals); otherwise it is asked on the terminal." json:"passphrase_file,omitempty"`
 }
 
+// Describe says where the selection came from, for approval prompts: a
+// project link an agent planted must not steer a human's approval unseen.
+func (s Selected) Describe() string {
+	switch s.Source {
+	case sourceFlag:
+		return "the --workspace/--project flags"
+	case sourceLink:
+		return "the project link " + s.LinkPath + " (a file in this directory tree: check that you wrote it)"
+	default:
+		return "the current selection (agentsecrets project use / workspace switch)"
+	}
+}
+
+// approvalPrompt is the text a human reads before typing the admin
+// passphrase: what is approved, where (workspace, and project unless the
+// change is workspace-wide), why there, and the full change.
+func approvalPrompt(sel Selected, what string, change []string) string {
+	var b strings.Builder
+	b.WriteString("agentsecrets: approve " + what + "\n")
+	b.WriteString("  workspace:  " + sel.Workspace + "\n")
+	if sel.Project != "" {
+		b.WriteString("  project:    " + sel.Project + "\n")
+	}
+	b.WriteString("  chosen by:  " + sel.Describe() + "\n")
+	for _, c := range change {
+		b.WriteString("  " + c + "\n")
+	}
+	b.WriteString("Admin passphrase: ")
+	return b.String()
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
 // approve obtains the admin passphrase from the named file or the
 // controlling terminal (never argv, stdin or the environment) and checks it.
-// rerun is the command a human would type to approve.
-func (a Approval) approve(env *Env, ix *vault.Index, what, rerun string) error {
+// The prompt names sel and its source and lists change line by line; rerun
+// is the command a human would type to approve.
+func (a Approval) approve(env *Env, ix *vault.Index, sel Selected, what string, change []string, rerun string) error {
 	var pass []byte
 	var err error
 	if a.PassphraseFile != "" {
@@ -144,7 +184,7 @@ func (a Approval) approve(env *Env, ix *vault.Index, what, rerun string) error {
 			return err
 		}
 	} else {
-		pass, err = env.IO.Prompt("agentsecrets: approve "+what+"\nAdmin passphrase: ", false)
+		pass, err = env.IO.Prompt(approvalPrompt(sel, what, change), false)
 		if err != nil {
 			return errcode.WithHint(fmt.Errorf("%w (%s)", policy.ErrApprovalRequired, what),
 				"a human runs on a terminal: "+rerun+" (or adds --passphrase-file PATH)")

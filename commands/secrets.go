@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
@@ -310,7 +311,11 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 	for _, s := range r.Secrets {
 		targets := make([]string, 0, len(s.Bindings))
 		for _, b := range s.Bindings {
-			targets = append(targets, b.Target().String())
+			t := b.Target().String()
+			if b.Suspended() {
+				t += " (SUSPENDED by the echo tripwire; re-approve: " + policy.BindCommand(s.Name, unsuspended(b), r.Workspace, r.Project) + ")"
+			}
+			targets = append(targets, t)
 		}
 		bound := "unbound"
 		if len(targets) > 0 {
@@ -357,7 +362,11 @@ type SecretsBindCmd struct {
 	Target  string   `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] the secret may be sent to (or give --release instead)." json:"target,omitempty"`
 	Method  []string `help:"Allowed HTTP method (repeatable; default any)." placeholder:"M" sep:"none" json:"method,omitempty"`
 	Surface []string `help:"Where the value may be injected: header (default), query, body, form (repeatable)." placeholder:"S" sep:"none" json:"surface,omitempty"`
-	Release string   `placeholder:"MODE" help:"Instead of a target: let the value itself be released to another process, by 'env' (agentsecrets env -- CMD) or 'openclaw' (agentsecrets openclaw resolve)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
+	// HeaderName pins header names: an agent-chosen one (X-Note) could be
+	// stored by the upstream and echoed to a later request.
+	HeaderName []string `name:"header-name" placeholder:"H" sep:"none" help:"Header name the value may be sent under besides Authorization, e.g. X-Api-Key (repeatable, any case)." json:"header_name,omitempty"`
+	AllowRange bool     `help:"Forward Range/If-Range on requests carrying the value (off: pieces of an echo could reassemble it)." json:"allow_range,omitempty"`
+	Release    string   `placeholder:"MODE" help:"Instead of a target: let the value itself be released to another process, by 'env' (agentsecrets env -- CMD) or 'openclaw' (agentsecrets openclaw resolve)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
 	Scope
 	Approval
 }
@@ -383,8 +392,8 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		return nil, err
 	}
 	if c.Release != "" {
-		if c.Target != "" || len(c.Method) > 0 || len(c.Surface) > 0 {
-			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target, --method or --surface"),
+		if c.Target != "" || len(c.Method) > 0 || len(c.Surface) > 0 || len(c.HeaderName) > 0 || c.AllowRange {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target, --method, --surface, --header-name or --allow-range"),
 				"bind the release and the target in two commands")
 		}
 		return c.bindRelease(env)
@@ -401,6 +410,10 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := b.SetHeaderNames(c.HeaderName); err != nil {
+		return nil, err
+	}
+	b.AllowRange = c.AllowRange
 	st, ix, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
@@ -410,10 +423,16 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		return nil, err
 	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}
-	if b.Widens(findBinding(s, t)) {
-		rerun := fmt.Sprintf("agentsecrets secrets bind %s %s%s%s --workspace %s --project %s", c.Name, t,
-			repeatFlag("--method", b.Methods), repeatFlag("--surface", b.Surfaces), sel.Workspace, sel.Project)
-		if err := c.Approval.approve(env, ix, "binding "+c.Name+" to "+t.String()+" ("+strings.Join(b.Surfaces, ", ")+")", rerun); err != nil {
+	if old := findBinding(s, t); b.Widens(old) {
+		change := []string{"binding:    " + b.Describe()}
+		if old != nil {
+			change = append(change, "replacing:  "+old.Describe())
+			if old.Suspended() {
+				change = append(change, "lifting:    the echo-tripwire suspension ("+old.SuspendReason+")")
+			}
+		}
+		if err := c.Approval.approve(env, ix, sel, "binding "+c.Name+" to "+t.String(), change,
+			policy.BindCommand(c.Name, b, sel.Workspace, sel.Project)); err != nil {
 			return nil, err
 		}
 		res.Approved = true
@@ -432,11 +451,22 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		case old == nil:
 			s.Bindings = append(s.Bindings, b)
 			res.Action, res.Binding = "added", &b
-		case equalStrings(old.Methods, b.Methods) && equalStrings(old.Surfaces, b.Surfaces):
+		case old.SameGrant(b) && !old.Suspended():
 			kept := *old
 			res.Action, res.Binding = "unchanged", &kept
 			return vault.ErrUnchanged
 		default:
+			if old.Suspended() {
+				// The human re-approved: the tripwire's count restarts.
+				log, err := broker.ReadEchoLog(st.Dirs)
+				if err != nil {
+					return err
+				}
+				log.Forget(sel.Workspace, sel.Project, c.Name, b)
+				if err := broker.WriteEchoLog(st.Dirs, log); err != nil {
+					return err
+				}
+			}
 			b.CreatedAt = old.CreatedAt
 			*old = b
 			res.Action, res.Binding = "updated", &b
@@ -471,7 +501,8 @@ func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name, Release: mode}
 	if _, widens := policy.AddRelease(s.Releases, mode); widens {
 		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
-		if err := c.Approval.approve(env, ix, what, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name)); err != nil {
+		change := []string{"release:    " + mode + " (the value itself leaves the broker)"}
+		if err := c.Approval.approve(env, ix, sel, what, change, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name)); err != nil {
 			return nil, err
 		}
 		res.Approved = true
@@ -516,24 +547,10 @@ func releasesOf(s *vault.Secret) []string {
 	return s.Releases
 }
 
-func repeatFlag(flag string, vals []string) string {
-	out := ""
-	for _, v := range vals {
-		out += " " + flag + " " + v
-	}
-	return out
-}
-
-func equalStrings(a, b []string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
+// unsuspended is b as a re-approval would store it.
+func unsuspended(b policy.Binding) policy.Binding {
+	b.SuspendedAt, b.SuspendReason = nil, ""
+	return b
 }
 
 func findBinding(s *vault.Secret, t policy.Target) *policy.Binding {

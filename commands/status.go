@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -35,6 +36,15 @@ type ReleaseEntry struct {
 	Modes     []string `json:"modes"`
 }
 
+// SuspendedEntry is a binding the echo tripwire suspended.
+type SuspendedEntry struct {
+	Workspace string         `json:"workspace"`
+	Project   string         `json:"project"`
+	Name      string         `json:"name"`
+	Binding   policy.Binding `json:"binding"`
+	Reapprove string         `json:"reapprove"`
+}
+
 // StatusResult is the vault at a glance.
 type StatusResult struct {
 	Initialised   bool           `json:"initialised"`
@@ -52,9 +62,12 @@ type StatusResult struct {
 	Allowlist     int            `json:"allowlist"`
 	// ValueRelease lists every secret whose value may leave the broker
 	// (env value mode, OpenClaw resolver), so nobody is surprised.
-	ValueRelease  []ReleaseEntry `json:"value_release"`
-	IndexRevision uint64         `json:"index_revision"`
-	Next          []string       `json:"next,omitempty"`
+	ValueRelease []ReleaseEntry `json:"value_release"`
+	// Suspended lists every binding the echo tripwire suspended, in every
+	// workspace and project, with the command that re-approves it.
+	Suspended     []SuspendedEntry `json:"suspended"`
+	IndexRevision uint64           `json:"index_revision"`
+	Next          []string         `json:"next,omitempty"`
 	Notes
 }
 
@@ -85,6 +98,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 		res.Projects += len(w.Projects)
 	}
 	res.ValueRelease = valueReleases(ix)
+	res.Suspended = suspendedBindings(ix)
 	sel, err := c.Scope.resolve(env, ix.Current)
 	if err != nil {
 		return nil, err
@@ -118,6 +132,26 @@ func valueReleases(ix *vault.Index) []ReleaseEntry {
 			for _, sn := range vault.SortedKeys(p.Secrets) {
 				if rs := p.Secrets[sn].Releases; len(rs) > 0 {
 					out = append(out, ReleaseEntry{Workspace: wn, Project: pn, Name: sn, Modes: rs})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// suspendedBindings lists every suspended binding of the vault.
+func suspendedBindings(ix *vault.Index) []SuspendedEntry {
+	out := []SuspendedEntry{}
+	for _, wn := range vault.SortedKeys(ix.Workspaces) {
+		w := ix.Workspaces[wn]
+		for _, pn := range vault.SortedKeys(w.Projects) {
+			p := w.Projects[pn]
+			for _, sn := range vault.SortedKeys(p.Secrets) {
+				for _, b := range p.Secrets[sn].Bindings {
+					if b.Suspended() {
+						out = append(out, SuspendedEntry{Workspace: wn, Project: pn, Name: sn, Binding: b,
+							Reapprove: policy.BindCommand(sn, unsuspended(b), wn, pn)})
+					}
 				}
 			}
 		}
@@ -172,6 +206,9 @@ func (r *StatusResult) WriteText(w io.Writer) error {
 	}
 	for _, e := range r.ValueRelease {
 		fmt.Fprintf(w, "Release:    %s/%s/%s: value released to %s\n", e.Workspace, e.Project, e.Name, strings.Join(e.Modes, ", "))
+	}
+	for _, e := range r.Suspended {
+		fmt.Fprintf(w, "SUSPENDED:  %s/%s/%s → %s (%s); re-approve: %s\n", e.Workspace, e.Project, e.Name, e.Binding.Target(), e.Binding.SuspendReason, e.Reapprove)
 	}
 	fmt.Fprintf(w, "Version:    %s (%s/%s)\n", r.Version, runtime.GOOS, runtime.GOARCH)
 	return nil

@@ -170,12 +170,20 @@ func (f WorkspaceFlag) open(env *Env) (*vault.Store, *vault.Index, string, *vaul
 }
 
 func (f WorkspaceFlag) resolve(env *Env, ix *vault.Index) (string, *vault.Workspace, error) {
+	sel, w, err := f.selected(env, ix)
+	return sel.Workspace, w, err
+}
+
+// selected returns the selected workspace (project cleared: the command is
+// workspace-wide) with where the choice came from.
+func (f WorkspaceFlag) selected(env *Env, ix *vault.Index) (Selected, *vault.Workspace, error) {
 	sel, err := Scope{Workspace: f.Workspace}.resolve(env, ix.Current)
 	if err != nil {
-		return "", nil, err
+		return Selected{}, nil, err
 	}
+	sel.Project = ""
 	w, err := ix.Workspace(sel.Workspace)
-	return sel.Workspace, w, err
+	return sel, w, err
 }
 
 type AllowlistAddCmd struct {
@@ -216,14 +224,16 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
+	wsSel, w, err := c.WorkspaceFlag.selected(env, ix)
 	if err != nil {
 		return nil, err
 	}
+	wsName := wsSel.Workspace
 	res := &AllowlistResult{Workspace: wsName}
 	if entry.Widens(findAllow(w, t)) {
 		rerun := "agentsecrets workspace allowlist add " + t.String() + flagIf(c.AllowHTTP, " --allow-http") + flagIf(c.AllowPrivate, " --allow-private") + " --workspace " + wsName
-		if err := c.Approval.approve(env, ix, "allowlisting "+t.String()+" in workspace "+wsName, rerun); err != nil {
+		change := []string{"host:       " + t.String(), "plain http: " + yesNo(c.AllowHTTP), "private:    " + yesNo(c.AllowPrivate)}
+		if err := c.Approval.approve(env, ix, wsSel, "allowlisting "+t.String()+" in workspace "+wsName, change, rerun); err != nil {
 			return nil, err
 		}
 		res.Approved = true
