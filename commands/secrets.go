@@ -366,6 +366,7 @@ type SecretsBindCmd struct {
 	// stored by the upstream and echoed to a later request.
 	HeaderName []string `name:"header-name" placeholder:"H" sep:"none" help:"Header name the value may be sent under besides Authorization, e.g. X-Api-Key (repeatable, any case)." json:"header_name,omitempty"`
 	AllowRange bool     `help:"Forward Range/If-Range on requests carrying the value (off: pieces of an echo could reassemble it)." json:"allow_range,omitempty"`
+	AllowEcho  bool     `help:"The upstream echoes the value by design (an echo or debug service): keep redacting, but never let the echo tripwire suspend this binding." json:"allow_echo,omitempty"`
 	Release    string   `placeholder:"MODE" help:"Instead of a target: let the value itself be released to another process, by 'env' (agentsecrets env -- CMD) or 'openclaw' (agentsecrets openclaw resolve)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
 	Scope
 	Approval
@@ -392,8 +393,8 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		return nil, err
 	}
 	if c.Release != "" {
-		if c.Target != "" || len(c.Method) > 0 || len(c.Surface) > 0 || len(c.HeaderName) > 0 || c.AllowRange {
-			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target, --method, --surface, --header-name or --allow-range"),
+		if c.Target != "" || len(c.Method) > 0 || len(c.Surface) > 0 || len(c.HeaderName) > 0 || c.AllowRange || c.AllowEcho {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "--release takes no target, --method, --surface, --header-name, --allow-range or --allow-echo"),
 				"bind the release and the target in two commands")
 		}
 		return c.bindRelease(env)
@@ -413,7 +414,7 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err := b.SetHeaderNames(c.HeaderName); err != nil {
 		return nil, err
 	}
-	b.AllowRange = c.AllowRange
+	b.AllowRange, b.AllowEcho = c.AllowRange, c.AllowEcho
 	st, ix, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err

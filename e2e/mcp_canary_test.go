@@ -218,7 +218,7 @@ func runMcpCanary(t *testing.T, backend string) {
 		for _, host := range []string{upHost, otherHost} {
 			jobs = append(jobs, func() {
 				c.expectOK(b.exec(nil, append([]string{"secrets", "bind", name, host, "--surface", "header", "--surface", "query",
-					"--surface", "body", "--surface", "form"}, admin...)...))
+					"--surface", "body", "--surface", "form", "--header-name", "X-Api-Key", "--header-name", "X-Special", "--allow-echo"}, admin...)...))
 			})
 		}
 	}

@@ -180,7 +180,7 @@ func mcpVault(t *testing.T, backend string, up *upstream, values map[string]stri
 		v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
 		for name := range values {
 			v.Run("secrets", "bind", name, up.hostport(), "--surface", "header", "--surface", "query", "--surface", "body",
-				"--surface", "form", "--passphrase-file", v.AdminFile).OK(t)
+				"--surface", "form", "--header-name", "X-Api-Key", "--allow-echo", "--passphrase-file", v.AdminFile).OK(t)
 		}
 	}
 	return v

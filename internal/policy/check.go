@@ -134,7 +134,7 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 // MethodOverrideError is the denial of a request that asks, by a _method
 // parameter, for another method than the one its binding was checked for.
 func MethodOverrideError() error {
-	return deny(ReasonMethodOverride, "send the request with the method itself (-X METHOD); a binding limited to some methods refuses _method",
+	return deny(ReasonMethodOverride, "send the method itself, without _method: agentsecrets call -X METHOD --url ... (a binding limited to some methods refuses _method)",
 		"the request carries a _method parameter, which method-override middleware would turn into another method")
 }
 
@@ -146,11 +146,11 @@ func checkPath(r Request) error {
 		seg = decodeFully(seg)
 		name, _, _ := strings.Cut(seg, ";")
 		if name == "." || name == ".." {
-			return deny(ReasonDotSegment, "give the path the server should see, without . or .. segments",
+			return deny(ReasonDotSegment, "resolve the path and resend it: agentsecrets call --url with the path the server should see, without . or .. segments",
 				"the URL path has a . or .. segment, which the server would resolve after the binding was matched")
 		}
 		if strings.Contains(seg, ";") && len(r.Uses) > 0 {
-			return deny(ReasonPathParameter, "remove the ;parameter from the path; servers disagree on what it means, so a binding cannot be matched against it",
+			return deny(ReasonPathParameter, "resend without it: agentsecrets call --url with the ;parameter removed from the path (servers disagree on what it means, so no binding can be matched against it)",
 				"the URL path has a ;parameter, which some servers drop before routing")
 		}
 	}

@@ -277,3 +277,17 @@ func TestBindingWidensPinsAndRange(t *testing.T) {
 		}
 	}
 }
+
+// TestAllowEchoExemptsFromTripwire: a binding a human marked as echoing by
+// design is never suspended, and marking it so widens.
+func TestAllowEchoExemptsFromTripwire(t *testing.T) {
+	bs := []Binding{{Host: "echo.example.com", Surfaces: []string{SurfaceHeader}, AllowEcho: true}}
+	e := EchoEvent{Secret: "K", Scheme: "https", Host: "echo.example.com", Port: 443, At: time.Now()}
+	if Suspend(bs, e, time.Now()) || bs[0].Suspended() {
+		t.Fatal("an allow-echo binding was suspended")
+	}
+	plain := Binding{Host: "echo.example.com", Surfaces: []string{SurfaceHeader}}
+	if !bs[0].Widens(&plain) || plain.Widens(&bs[0]) {
+		t.Fatal("turning the tripwire off must widen, turning it on must not")
+	}
+}

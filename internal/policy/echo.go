@@ -111,11 +111,12 @@ func (l *EchoLog) Forget(workspace, project, secret string, b Binding) {
 }
 
 // Suspend marks every binding in bs that points at e's origin suspended at
-// now, and reports whether it changed any.
+// now (except those a human exempted with AllowEcho), and reports whether
+// it changed any.
 func Suspend(bs []Binding, e EchoEvent, now time.Time) bool {
 	changed := false
 	for i := range bs {
-		if bs[i].Suspended() || !bs[i].MatchesOrigin(e.Scheme, e.Host, e.Port) {
+		if bs[i].Suspended() || bs[i].AllowEcho || !bs[i].MatchesOrigin(e.Scheme, e.Host, e.Port) {
 			continue
 		}
 		at := now.UTC()

@@ -235,8 +235,12 @@ type Binding struct {
 	// AllowRange lets requests carrying the value forward Range and
 	// If-Range. Off by default: ranges of an echo, each too short to be
 	// recognised, reassemble it.
-	AllowRange bool      `json:"allow_range,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
+	AllowRange bool `json:"allow_range,omitempty"`
+	// AllowEcho turns the echo tripwire off for this binding: for an
+	// upstream a human knows echoes the value by design (a debug or echo
+	// service). Echoes are still redacted; they just never suspend it.
+	AllowEcho bool      `json:"allow_echo,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
 	// SuspendedAt is set when the echo tripwire suspended the binding;
 	// every request that would inject the secret to the target is then
 	// denied until a human binds it again.
@@ -298,7 +302,7 @@ func (b Binding) Suspended() bool { return b.SuspendedAt != nil }
 // and creation time aside).
 func (b Binding) SameGrant(old Binding) bool {
 	return b.Target() == old.Target() && slices.Equal(b.Methods, old.Methods) && slices.Equal(b.Surfaces, old.Surfaces) &&
-		slices.Equal(b.HeaderNames, old.HeaderNames) && b.AllowRange == old.AllowRange
+		slices.Equal(b.HeaderNames, old.HeaderNames) && b.AllowRange == old.AllowRange && b.AllowEcho == old.AllowEcho
 }
 
 // BindCommand is the command a human runs to create b exactly as it is
@@ -317,6 +321,9 @@ func BindCommand(secret string, b Binding, workspace, project string) string {
 	}
 	if b.AllowRange {
 		sb.WriteString(" --allow-range")
+	}
+	if b.AllowEcho {
+		sb.WriteString(" --allow-echo")
 	}
 	if workspace != "" {
 		sb.WriteString(" --workspace " + workspace)
@@ -341,6 +348,11 @@ func (b Binding) Describe() string {
 		parts = append(parts, "Range requests allowed")
 	} else {
 		parts = append(parts, "Range requests not forwarded")
+	}
+	if b.AllowEcho {
+		parts = append(parts, "echo tripwire OFF (echoes are redacted but never suspend the binding)")
+	} else {
+		parts = append(parts, fmt.Sprintf("echo tripwire on (%d echoes within %s suspend it)", EchoThreshold, EchoWindow))
 	}
 	return strings.Join(parts, "; ")
 }
@@ -388,7 +400,7 @@ func (b Binding) Widens(old *Binding) bool {
 	if old == nil || old.Suspended() {
 		return true
 	}
-	if b.AllowRange && !old.AllowRange {
+	if b.AllowRange && !old.AllowRange || b.AllowEcho && !old.AllowEcho {
 		return true
 	}
 	for _, h := range b.HeaderNames {
