@@ -328,7 +328,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		readErr = ReadError(ctx, readErr)
 		cancel()
 		if resp.Redacted() {
-			b.recordEchoes(context.WithoutCancel(ctx), req.Selection, echoedSecrets(resp.valueNames, echoedIndexes(resp)), origin)
+			b.recordEchoes(context.WithoutCancel(ctx), req.Selection, tripwired(proj, echoedSecrets(resp.valueNames, echoedIndexes(resp)), origin), origin)
 		}
 		b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
 	}

@@ -52,6 +52,25 @@ func echoedSecrets(names []string, idx []int) []string {
 	return out
 }
 
+// tripwired keeps the secrets with a binding to origin that the tripwire
+// watches: one a human exempted with AllowEcho costs no state-file write.
+func tripwired(proj *vault.Project, secrets []string, origin target) []string {
+	var out []string
+	for _, name := range secrets {
+		s := proj.Secrets[name]
+		if s == nil {
+			continue
+		}
+		for _, bd := range s.Bindings {
+			if !bd.AllowEcho && bd.MatchesOrigin(origin.url.Scheme, origin.host, origin.port) {
+				out = append(out, name)
+				break
+			}
+		}
+	}
+	return out
+}
+
 // recordEchoes records one echo event per secret from origin t and
 // suspends every binding that reached the threshold. The response has
 // already been delivered redacted, so a failure here only loses a count;
