@@ -666,6 +666,7 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 	if c.MaxResponse <= 0 {
 		return nil, errcode.New(errcode.Usage, "api_call: max_response must be a positive number of bytes")
 	}
+	c.MaxResponse = min(c.MaxResponse, mcpMaxResponse)
 	// As in parse: the session's workspace unless the tool names one, and
 	// its project only if the tool names neither.
 	if sc := s.currentScope(); c.Workspace == "" {
@@ -691,6 +692,15 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 	req.Selection = sel.Selection
 	return c.send(env, s.broker(st, c.MaxResponse), req, start, s.auditAsync)
 }
+
+// mcpMaxResponse caps api_call's decoded response body whatever the call
+// asks. A result is held several times over on its way to the client (the
+// body, its base64 or JSON text, the result's text and structured copies,
+// the JSON-RPC frame), about 24 times its size in all: a 100 KB gzip answer
+// decoding to 100 MB under the CLI's 256 MiB default took the server past
+// 2 GB. 16 MiB is more than a model's context holds, and keeps a session
+// under a few hundred MB.
+const mcpMaxResponse = 16 << 20
 
 func apiCallKeys(fields map[string]reflect.StructField) []string {
 	keys := []string{"body", "headers", "injections"}
