@@ -26,12 +26,11 @@ import (
 // world is a real file vault with secrets bound to real upstreams on
 // 127.0.0.1, and the audit log a one-shot front end writes.
 type world struct {
-	t     *testing.T
-	st    *vault.Store
-	dirs  home.Dirs
-	log   *audit.Log
-	sel   vault.Selection
-	hosts []policy.Target
+	t    *testing.T
+	st   *vault.Store
+	dirs home.Dirs
+	log  *audit.Log
+	sel  vault.Selection
 }
 
 const (
