@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/term"
@@ -55,6 +56,12 @@ type Env struct {
 	// parser is the one that parsed this process's command line; its model
 	// is read-only after parsing (mcp serve reads schemas from it).
 	parser *kong.Kong
+
+	// touched are the values this process read or stored (SECRET — never
+	// log), for the output guard; scanner is their redactor, built once.
+	touched [][]byte
+	scanner *broker.Redactor
+	scanned int
 }
 
 // SystemEnv is the real process environment.

@@ -91,7 +91,7 @@ func Main(args []string, env *Env) int {
 	if p, ok := result.(passthrough); ok {
 		return p.ExitStatus()
 	}
-	if err := render(env.IO, format, cli.Select, result); err != nil {
+	if err := renderGuarded(env, format, cli.Select, result); err != nil {
 		return reportError(env, format, err, args)
 	}
 	return 0

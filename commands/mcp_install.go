@@ -41,7 +41,7 @@ type McpClientResult struct {
 	Reason string `json:"reason,omitempty"`
 	// Entry is our entry in the file's syntax (never the rest of the
 	// file, which may hold other servers' credentials).
-	Entry string `json:"entry,omitempty"`
+	Entry string `json:"entry,omitempty" term:"lines"`
 }
 
 // McpInstallResult lists every client considered.

@@ -118,8 +118,13 @@ func render(io *IO, format, selectPath string, result any) error {
 				"top-level fields are: "+strings.Join(topLevelFields(raw), ", "))
 		}
 		if format == formatText && r.Type == gjson.String {
-			_, err = fmt.Fprintln(io.Out, r.String())
-			return err
+			// gjson unescapes the string: what JSON kept escaped (\u001b,
+			// \u002B) is raw here, so it goes through the terminal filter.
+			tw := &termWriter{w: io.Out}
+			if _, err = fmt.Fprintln(tw, r.String()); err != nil {
+				return err
+			}
+			return tw.Close()
 		}
 		_, err = fmt.Fprintln(io.Out, r.Raw)
 		return err
@@ -127,18 +132,27 @@ func render(io *IO, format, selectPath string, result any) error {
 	if format == formatText {
 		if w, ok := result.(Warner); ok {
 			for _, msg := range w.WarningList() {
-				fmt.Fprintln(io.Err, "warning: "+msg)
+				fmt.Fprintln(io.Err, "warning: "+termEscape(msg))
 			}
 		}
-		if tw, ok := result.(TextWriter); ok {
-			return tw.WriteText(io.Out)
+		tw := &termWriter{w: io.Out}
+		if t, ok := result.(TextWriter); ok {
+			termSafeResult(result)
+			if err := t.WriteText(tw); err != nil {
+				return err
+			}
+			return tw.Close()
 		}
+		// JSON escapes C0 controls but writes C1 controls and bidi runes
+		// raw; the filter escapes those.
 		b, err := encodeJSON(result, true)
 		if err != nil {
 			return err
 		}
-		_, err = io.Out.Write(b)
-		return err
+		if _, err = tw.Write(b); err != nil {
+			return err
+		}
+		return tw.Close()
 	}
 	b, err := encodeJSON(result, false)
 	if err != nil {
@@ -170,10 +184,13 @@ func reportError(env *Env, format string, err error, args []string) int {
 	rep := errcode.Classify(err)
 	rep.Message = scrubArgs(rep.Message, args)
 	rep.Hint = scrubArgs(rep.Hint, args)
+	if env.guardOutput([]byte(rep.Message), []byte(rep.Hint)) {
+		rep = errcode.Classify(errOutputLeak)
+	}
 	if format == formatText {
-		fmt.Fprintf(env.IO.Err, "agentsecrets: error: %s\n", rep.Message)
+		fmt.Fprintf(env.IO.Err, "agentsecrets: error: %s\n", termEscape(rep.Message))
 		if rep.Hint != "" {
-			fmt.Fprintf(env.IO.Err, "hint: %s\n", rep.Hint)
+			fmt.Fprintf(env.IO.Err, "hint: %s\n", termEscape(rep.Hint))
 		}
 	} else if b, encErr := encodeJSON(ErrorResult{rep}, false); encErr == nil {
 		env.IO.Out.Write(b)
