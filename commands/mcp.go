@@ -79,6 +79,13 @@ func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 			return nil, err
 		}
 	}
+	proto := env.IO.Out
+	if addr == "" {
+		// Over stdio, stdout is the protocol stream from the start: the
+		// client reads every byte of it as JSON-RPC. Whatever this
+		// command itself reports (an error) goes to stderr.
+		env.IO.Out = env.IO.Err
+	}
 	if err := checkScopeNames(c.Scope); err != nil {
 		return nil, err
 	}
@@ -101,7 +108,7 @@ func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 		if env.IO.StdinTTY {
 			fmt.Fprintln(env.IO.Err, "agentsecrets mcp serve speaks MCP on stdin and stdout: add it to an MCP client's config (see README, MCP); Ctrl-C stops it")
 		}
-		err := srv.ServeStdio(ctx, env.IO.In, env.IO.Out)
+		err := srv.ServeStdio(ctx, env.IO.In, proto)
 		res.Calls = srv.Calls()
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, errcode.Errorf(errcode.Internal, "mcp session ended: %v", err)

@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -169,16 +170,32 @@ func encode(v any) ([]byte, error) {
 }
 
 // ServeStdio runs one session over in and out (newline-delimited JSON-RPC)
-// until the client closes in or ctx ends.
+// until the client closes in or ctx ends. Every line passes filterLines
+// first: a malformed one is answered with a JSON-RPC error and the
+// session goes on. Nothing but JSON-RPC messages is written to out.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	t := &sdk.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}}
-	err := s.sdk.Run(ctx, t)
+	w := &lineWriter{w: out}
+	pr, pw := io.Pipe()
+	filtered := make(chan error, 1)
+	go func() {
+		err := filterLines(in, pw, w)
+		pw.CloseWithError(err) // nil: the SDK reads io.EOF
+		filtered <- err
+	}()
+	err := s.sdk.Run(ctx, &sdk.IOTransport{Reader: pr, Writer: w})
+	// A filter still writing finds the pipe closed; one blocked reading
+	// in (stdin) stays so until the process ends, as the SDK's own
+	// reader would.
+	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil && ctx.Err() != nil {
 		return nil
 	}
+	select {
+	case ferr := <-filtered:
+		if ferr != nil && !errors.Is(ferr, io.ErrClosedPipe) {
+			return ferr
+		}
+	default:
+	}
 	return err
 }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }
