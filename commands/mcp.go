@@ -179,7 +179,7 @@ func checkScopeNames(s Scope) error {
 }
 
 // mcpSession is what a running server keeps between calls: the vault
-// opened once, one audit log, brokers (which cache values until the index
+// opened once, one audit log, a broker (which caches values until the index
 // says a secret changed) and the project tools default to.
 type mcpSession struct {
 	base    *Env
@@ -191,9 +191,9 @@ type mcpSession struct {
 	ixInfo os.FileInfo
 	scope  Scope
 	// auditor batches the server's audit records, as the proxy's does;
-	// close flushes it.
+	// close flushes it. brk is the one broker (see broker).
 	auditor   *audit.Writer
-	brokers   map[int64]*broker.Broker
+	brk       *broker.Broker
 	toolNames []string
 	// callTemplate is a CallCmd holding kong's defaults, copied per call;
 	// callFields are its inputs by JSON key.
@@ -238,7 +238,7 @@ func (s *mcpSession) auditAsync(f func()) {
 }
 
 func newMcpSession(env *Env, c *McpServeCmd) *mcpSession {
-	return &mcpSession{base: env, linkDir: c.LinkDir, scope: c.Scope, brokers: map[int64]*broker.Broker{}}
+	return &mcpSession{base: env, linkDir: c.LinkDir, scope: c.Scope}
 }
 
 // store opens the vault on first use and keeps it. A failure is not kept:
@@ -260,20 +260,17 @@ func (s *mcpSession) store() (*vault.Store, error) {
 	return st, nil
 }
 
-// broker returns the shared broker for a response cap.
-func (s *mcpSession) broker(st *vault.Store, maxResponse int64) *broker.Broker {
+// broker returns the session's one broker. Nothing per call (response
+// cap, timeout) selects it: those travel on the broker.Request, so the
+// session keeps one transport and one connection pool however many
+// distinct options an agent sends.
+func (s *mcpSession) broker(st *vault.Store) *broker.Broker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.brokers[maxResponse]; ok {
-		return b
+	if s.brk == nil {
+		s.brk = broker.New(broker.Config{Store: st, Audit: s.auditor, Now: s.base.Now})
 	}
-	b := broker.New(broker.Config{Store: st, Audit: s.auditor, MaxResponse: maxResponse, Now: s.base.Now})
-	// A few distinct caps are normal; an agent cycling through many must
-	// not grow the map (each broker holds a transport and cached values).
-	if len(s.brokers) < 8 {
-		s.brokers[maxResponse] = b
-	}
-	return b
+	return s.brk
 }
 
 // index is the vault's index, re-read only when the file changed (it is
@@ -696,7 +693,8 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	req.Selection = sel.Selection
-	return c.send(env, s.broker(st, c.MaxResponse), req, start, s.auditAsync)
+	req.MaxResponse = c.MaxResponse
+	return c.send(env, s.broker(st), req, start, s.auditAsync)
 }
 
 func apiCallKeys(fields map[string]reflect.StructField) []string {

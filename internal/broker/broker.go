@@ -294,7 +294,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		t = next
 	}
 
-	resp, err = b.respond(up, redactor, decision)
+	resp, err = b.respond(up, redactor, decision, req.MaxResponse)
 	if err != nil {
 		up.Body.Close()
 		return nil, err
@@ -333,7 +333,10 @@ func resolveRedirect(cur target, loc string) (target, bool, error) {
 }
 
 // respond turns the upstream response into one the client may see.
-func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Response, error) {
+func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxResponse int64) (*Response, error) {
+	if maxResponse <= 0 {
+		maxResponse = b.cfg.MaxResponse
+	}
 	h := up.Header.Clone()
 	removeHopHeaders(h)
 	var body io.Reader = up.Body
@@ -357,8 +360,8 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 		return nil, errcode.WithHint(errcode.New(errcode.Upstream, "upstream answered with a Content-Encoding the broker cannot decode, so it cannot scan the body for echoed secrets"),
 			"the upstream ignored Accept-Encoding: gzip, deflate")
 	}
-	if up.ContentLength > b.cfg.MaxResponse {
-		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, b.cfg.MaxResponse)
+	if up.ContentLength > maxResponse {
+		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, maxResponse)
 	}
 	redacted := false
 	for name, vals := range h {
@@ -376,7 +379,7 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 	}
 	// Replacing an echo changes the body's length.
 	h.Del("Content-Length")
-	rr := r.Reader(&capReader{r: body, left: b.cfg.MaxResponse})
+	rr := r.Reader(&capReader{r: body, left: maxResponse})
 	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
 	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted,
 		Stream: up.ContentLength < 0 || mt == "text/event-stream"}, nil
