@@ -332,9 +332,10 @@ type mcpToolSpec struct {
 	ann                               mcp.Annotations
 }
 
-// mcpTools is the tool set. None can widen policy or release a value:
-// there is no bind, allowlist, env, import or openclaw tool, and nothing
-// reaches a terminal to approve with.
+// mcpTools is the tool set. None can widen policy, release a value or
+// replace one: there is no bind, allowlist, env, import, set, delete or
+// openclaw tool, secrets_generate only creates, and nothing reaches a
+// terminal to approve with.
 func mcpTools() []mcpToolSpec {
 	ro := mcp.Annotations{ReadOnly: true, Idempotent: true}
 	return []mcpToolSpec{
@@ -346,8 +347,8 @@ func mcpTools() []mcpToolSpec {
 		{"proxy_logs", "proxy logs", "Read the audit log", "Show audit records: hosts, secret names, decisions, never values.", ro},
 		{"audit_verify", "audit verify", "Verify the audit log", "Check the audit log's hash chain and report the first broken link.", ro},
 		{"secrets_generate", "secrets generate", "Generate a secret",
-			"Generate a random value and store it under a name; the value is never returned. With overwrite it replaces (rotates) an existing value.",
-			mcp.Annotations{Destructive: true}},
+			"Generate a random value and store it under a new name; the value is never returned. It never replaces a stored value: a name that exists is a conflict.",
+			mcp.Annotations{}},
 		{"project_list", "project list", "List projects", "List the projects of a workspace.", ro},
 		{"project_use", "project use", "Use a project",
 			"Make a project the user's current one; this server's later calls use it too.",
@@ -369,19 +370,21 @@ func apiCallExtraSchema() map[string]json.RawMessage {
 // read the server's files (or its stdin, the protocol stream).
 const apiCallDropped = "data_file"
 
-// apiCallSchema is call's input schema without the dropped field and with
-// the original tool's fields.
-func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
+// toolSchema is a command's input schema without the drop fields and with
+// the add ones.
+func toolSchema(input json.RawMessage, drop []string, add map[string]json.RawMessage) (json.RawMessage, error) {
 	var s map[string]json.RawMessage
-	if err := json.Unmarshal(call, &s); err != nil {
+	if err := json.Unmarshal(input, &s); err != nil {
 		return nil, err
 	}
 	var props map[string]json.RawMessage
 	if err := json.Unmarshal(s["properties"], &props); err != nil {
 		return nil, err
 	}
-	delete(props, apiCallDropped)
-	for k, v := range apiCallExtraSchema() {
+	for _, k := range drop {
+		delete(props, k)
+	}
+	for k, v := range add {
 		props[k] = v
 	}
 	b, err := json.Marshal(props)
@@ -390,6 +393,32 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 	}
 	s["properties"] = b
 	return json.Marshal(s)
+}
+
+// generateDropped is the generate flag secrets_generate does not take: an
+// agent may create generated secrets, never replace one a human stored.
+const generateDropped = "overwrite"
+
+// secretsGenerate runs `secrets generate`, create-only. The vault refuses
+// an existing name under its lock, so a name created between a check and
+// the write is refused too.
+func (s *mcpSession) secretsGenerate(ctx context.Context, args json.RawMessage) (any, error) {
+	obj, err := ParseInput(args)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := obj[generateDropped]; ok {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "secrets_generate has no overwrite input: it never replaces a stored value"),
+			"ask the user to rotate it in a terminal: `agentsecrets secrets generate NAME --overwrite`")
+	}
+	out, err := s.runCommand(ctx, []string{"secrets", "generate"}, args)
+	if errors.Is(err, vault.ErrExists) {
+		var name string
+		json.Unmarshal(obj["name"], &name) // checked by the command before the vault was asked
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "secret %s already exists; secrets_generate only creates new secrets", name),
+			"choose another name, or ask the user to rotate it in a terminal: `agentsecrets secrets generate "+name+" --overwrite`")
+	}
+	return out, err
 }
 
 // server builds the MCP server from the command structs: schemas from the
@@ -432,10 +461,15 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 			Input: cs.Input, Output: cs.Output}
 		switch spec.name {
 		case "api_call":
-			if t.Input, err = apiCallSchema(cs.Input); err != nil {
+			if t.Input, err = toolSchema(cs.Input, []string{apiCallDropped}, apiCallExtraSchema()); err != nil {
 				return nil, err
 			}
 			t.Handler = s.apiCall
+		case "secrets_generate":
+			if t.Input, err = toolSchema(cs.Input, []string{generateDropped}, nil); err != nil {
+				return nil, err
+			}
+			t.Handler = s.secretsGenerate
 		case "project_use":
 			t.Handler = s.projectUse
 		case "proxy_logs", "audit_verify":

@@ -198,3 +198,63 @@ func TestMcpMalformedHTTP(t *testing.T) {
 	assertNoLeak(t, "HTTP answers", seen.Bytes(), [][]byte{[]byte(canary)})
 	assertNoLeak(t, "stderr", h.stderr.Bytes(), [][]byte{[]byte(canary)})
 }
+
+// TestMcpGenerateNeverReplaces: secrets_generate creates; it cannot
+// replace a value a human stored, whether the agent asks for overwrite or
+// not, and the conflict tells the human the command that would.
+func TestMcpGenerateNeverReplaces(t *testing.T) {
+	canary := newCanary(t, "human", "+/=")
+	v := mcpVault(t, "file", nil, map[string]string{"HUMAN_KEY": string(canary)})
+	listed := func() string {
+		t.Helper()
+		r := v.Run("secrets", "list")
+		r.OK(t)
+		return string(r.Stdout)
+	}
+	before := listed()
+	s := startMCP(t, v, "", "")
+	var out bytes.Buffer
+	for _, c := range []struct {
+		args map[string]any
+		code string
+		hint string
+	}{
+		{map[string]any{"name": "HUMAN_KEY"}, "conflict", "agentsecrets secrets generate HUMAN_KEY --overwrite"},
+		{map[string]any{"name": "HUMAN_KEY", "length": 64, "charset": "hex"}, "conflict", "agentsecrets secrets generate HUMAN_KEY --overwrite"},
+		{map[string]any{"name": "HUMAN_KEY", "overwrite": true}, "usage", "--overwrite"},
+		{map[string]any{"name": "NEW_KEY", "overwrite": false}, "usage", "--overwrite"},
+	} {
+		r := callTool(t, s.session, "secrets_generate", c.args)
+		out.WriteString(r.Text)
+		r.code(t, fmt.Sprintf("secrets_generate %v", c.args), c.code)
+		if hint, _ := r.Error["hint"].(string); !strings.Contains(hint, c.hint) {
+			t.Errorf("secrets_generate %v: hint %q does not name %q", c.args, hint, c.hint)
+		}
+	}
+	r := callTool(t, s.session, "secrets_generate", map[string]any{"name": "NEW_KEY"})
+	out.WriteString(r.Text)
+	r.ok(t, "secrets_generate NEW_KEY")
+	after := listed()
+	// HUMAN_KEY's entry (version, fingerprint) is unchanged: only NEW_KEY was added.
+	var b, a struct {
+		Secrets []map[string]any `json:"secrets"`
+	}
+	must(t, json.Unmarshal([]byte(before), &b))
+	must(t, json.Unmarshal([]byte(after), &a))
+	find := func(list []map[string]any, name string) map[string]any {
+		for _, s := range list {
+			if s["name"] == name {
+				return s
+			}
+		}
+		return nil
+	}
+	if hb, ha := find(b.Secrets, "HUMAN_KEY"), find(a.Secrets, "HUMAN_KEY"); hb == nil || ha == nil || hb["version"] != ha["version"] || hb["fingerprint"] != ha["fingerprint"] {
+		t.Errorf("HUMAN_KEY changed: before %v, after %v", hb, ha)
+	}
+	if find(a.Secrets, "NEW_KEY") == nil {
+		t.Errorf("NEW_KEY was not created: %s", after)
+	}
+	assertNoLeak(t, "tool results", out.Bytes(), [][]byte{canary})
+	assertNoLeak(t, "stderr", s.stderr.Bytes(), [][]byte{canary})
+}
