@@ -728,6 +728,8 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 	}
 	req.Selection = sel.Selection
 	req.MaxResponse = c.MaxResponse
+	// The result gets a last scan for the values this request resolved.
+	req.Scan = func(r *broker.Redactor) { mcp.Touched(ctx, r.Bytes) }
 	return c.send(env, s.broker(st), req, start, s.auditAsync)
 }
 

@@ -258,3 +258,47 @@ func TestMcpGenerateNeverReplaces(t *testing.T) {
 	assertNoLeak(t, "tool results", out.Bytes(), [][]byte{canary})
 	assertNoLeak(t, "stderr", s.stderr.Bytes(), [][]byte{canary})
 }
+
+// TestMcpFinalScan: an upstream that echoes the injected value with every
+// character JSON-\u-escaped (a form a client decodes back to the value)
+// gets nothing out: the result is either redacted or withheld as an
+// internal error, and no form of the value is in what the client decodes.
+func TestMcpFinalScan(t *testing.T) {
+	canary := newCanary(t, "final", "+/=")
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		tok := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		var esc strings.Builder
+		for _, c := range []byte(tok) {
+			fmt.Fprintf(&esc, `\u%04x`, c)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/nested":
+			// JSON inside a JSON string, as httpbin's "data".
+			fmt.Fprintf(w, `{"data":%q}`, `{"echo":"`+esc.String()+`"}`)
+		default:
+			fmt.Fprintf(w, `{"echo":"%s"}`, esc.String())
+		}
+	})
+	v := mcpVault(t, "file", up, map[string]string{"KEY": string(canary)})
+	s := startMCP(t, v, "", "")
+	var seen bytes.Buffer
+	for _, path := range []string{"/flat", "/nested"} {
+		r := callTool(t, s.session, "api_call", map[string]any{"url": up.URL + path, "injections": map[string]string{"bearer": "KEY"}})
+		if r.IsError {
+			r.code(t, "api_call "+path, "internal")
+		}
+		seen.WriteString(r.Text + "\n")
+		if dec, ok := jsonStrings([]byte(r.Text)); ok {
+			seen.Write(dec)
+			if dec2, ok := jsonStrings(dec); ok {
+				seen.Write(dec2)
+			}
+		}
+	}
+	if n := len(up.requests()); n != 2 {
+		t.Fatalf("upstream saw %d requests", n)
+	}
+	assertNoLeak(t, "api_call results, decoded", seen.Bytes(), [][]byte{canary})
+	assertNoLeak(t, "stderr", s.stderr.Bytes(), [][]byte{canary})
+}

@@ -242,6 +242,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		return nil, err
 	}
 	redactor = b.redactorFor(req.Selection, proj, values, basicSecrets(req.Injections))
+	if req.Scan != nil {
+		req.Scan(redactor)
+	}
 
 	timeout := req.Timeout
 	if timeout <= 0 {

@@ -61,6 +61,10 @@ type Request struct {
 	// broker's. Per request, so that a front end serving many callers
 	// keeps one broker (and one connection pool) whatever they ask.
 	MaxResponse int64
+	// Scan, if set, is handed the redactor of this request's values once
+	// they are resolved, so the front end can give its final output one
+	// more scan for them.
+	Scan func(*Redactor)
 }
 
 // ErrBadRequest wraps every validation failure of a Request.

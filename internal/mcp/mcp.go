@@ -130,22 +130,36 @@ func (s *Server) handle(t Tool) sdk.ToolHandler {
 				res, err = errorResult(errcode.Errorf(errcode.Internal, "tool %s failed unexpectedly", t.Name)), nil
 			}
 		}()
+		sc := &scans{}
+		ctx = context.WithValue(ctx, scansKey{}, sc)
 		args := json.RawMessage("{}")
 		if req.Params != nil && len(bytes.TrimSpace(req.Params.Arguments)) > 0 && !bytes.Equal(bytes.TrimSpace(req.Params.Arguments), []byte("null")) {
 			args = req.Params.Arguments
 		}
 		out, herr := t.Handler(ctx, args)
-		if herr != nil {
-			return errorResult(herr), nil
+		var result *sdk.CallToolResult
+		var b []byte
+		switch {
+		case herr != nil:
+			result = errorResult(herr)
+			b = []byte(result.Content[0].(*sdk.TextContent).Text)
+		default:
+			var merr error
+			if b, merr = encode(out); merr != nil {
+				return errorResult(errcode.Errorf(errcode.Internal, "encode %s result: %v", t.Name, merr)), nil
+			}
+			result = &sdk.CallToolResult{
+				Content:           []sdk.Content{&sdk.TextContent{Text: string(b)}},
+				StructuredContent: json.RawMessage(b),
+			}
 		}
-		b, merr := encode(out)
-		if merr != nil {
-			return errorResult(errcode.Errorf(errcode.Internal, "encode %s result: %v", t.Name, merr)), nil
+		// The last look before the protocol stream: structuredContent
+		// and the text are the same bytes b.
+		if sc.hit(b) {
+			return errorResult(errcode.WithHint(errcode.Errorf(errcode.Internal, "the %s result held a value the call used; it was withheld", t.Name),
+				"nothing was returned; report this: a value got past redaction")), nil
 		}
-		return &sdk.CallToolResult{
-			Content:           []sdk.Content{&sdk.TextContent{Text: string(b)}},
-			StructuredContent: json.RawMessage(b),
-		}, nil
+		return result, nil
 	}
 }
 
