@@ -17,6 +17,9 @@ import (
 // conflict naming the path, by install and uninstall alike, and every
 // other client's file is left as it was.
 func TestMcpInstallHostilePaths(t *testing.T) {
+	// The refused file may hold other servers' credentials: none of it
+	// is ever echoed.
+	canary := string(newCanary(t, "config", "+/="))
 	for _, c := range []struct {
 		name  string
 		plant func(t *testing.T, root, cfg string)
@@ -31,7 +34,7 @@ func TestMcpInstallHostilePaths(t *testing.T) {
 		}, "named pipe"},
 		{"directory", func(t *testing.T, _, cfg string) { must(t, os.Mkdir(cfg, 0o700)) }, "directory"},
 		{"9 MiB file", func(t *testing.T, _, cfg string) {
-			big := `{"mcpServers":{"other":{"command":"x","args":["` + strings.Repeat("a", 9<<20) + `"]}}}`
+			big := `{"mcpServers":{"other":{"command":"x","args":["` + canary + strings.Repeat("a", 9<<20) + `"]}}}`
 			must(t, os.WriteFile(cfg, []byte(big), 0o600))
 		}, "larger than 8 MiB"},
 	} {
@@ -70,6 +73,8 @@ func TestMcpInstallHostilePaths(t *testing.T) {
 				if !strings.Contains(msg, cfg) || !strings.Contains(msg, c.why) {
 					t.Errorf("%v: message %q does not name %s and %q", args, msg, cfg, c.why)
 				}
+				assertNoLeak(t, "stdout", r.Stdout, [][]byte{[]byte(canary)})
+				assertNoLeak(t, "stderr", r.Stderr, [][]byte{[]byte(canary)})
 				if d := time.Since(start); d > 5*time.Second {
 					t.Errorf("%v took %v", args, d)
 				}

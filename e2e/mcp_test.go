@@ -426,12 +426,15 @@ func TestMcpProjectSelection(t *testing.T) {
 	if ls := callTool(t, s.session, "list_secrets", map[string]any{"workspace": "default"}).ok(t, "list_secrets"); ls["workspace"] != "default" {
 		t.Errorf("tool scope: %v", ls)
 	}
-	// Bad names fail at start, as a usage error on stdout.
+	// Bad names fail at start, as a usage error on stderr: stdout is the
+	// protocol stream, which carries JSON-RPC only.
 	cmd := exec.Command(binary, "mcp", "serve", "--project", "../x")
 	cmd.Env, cmd.Dir = v.Env(), "/"
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, _ := cmd.Output()
-	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `"usage"`) {
-		t.Errorf("mcp serve --project ../x: exit %d %s", cmd.ProcessState.ExitCode(), out)
+	if cmd.ProcessState.ExitCode() != 2 || len(out) != 0 || !strings.Contains(stderr.String(), `"usage"`) {
+		t.Errorf("mcp serve --project ../x: exit %d, stdout %q, stderr %s", cmd.ProcessState.ExitCode(), out, stderr.Bytes())
 	}
 }
 
