@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"strings"
 	"sync"
 )
 
@@ -39,7 +40,7 @@ const maxNestedJSON = 4
 // hit reports whether text holds a touched value: as the bytes that go
 // out, and as every string a client gets by decoding them (JSON escapes
 // such as \u002B spell a value in bytes no encoder-side pattern need
-// match), including strings that are JSON documents themselves.
+// match), including strings inside strings that are JSON themselves.
 func (sc *scans) hit(text []byte) bool {
 	sc.mu.Lock()
 	fs := append([]Scan(nil), sc.fs...)
@@ -47,40 +48,50 @@ func (sc *scans) hit(text []byte) bool {
 	if len(fs) == 0 {
 		return false
 	}
-	found := false
-	check := func(b []byte) bool {
-		for _, f := range fs {
-			if _, h := f(b); h {
-				found = true
-			}
+	// A string without a backslash decodes to its own bytes, which the
+	// scan of text covers; only escaped strings need decoding, and all of
+	// them are scanned in one pass.
+	var decoded bytes.Buffer
+	escapedStrings(text, &decoded, 0)
+	for _, f := range fs {
+		if _, h := f(text); h {
+			return true
 		}
-		return found
-	}
-	if check(text) {
-		return true
-	}
-	var walk func(doc []byte, level int)
-	walk = func(doc []byte, level int) {
-		dec := json.NewDecoder(bytes.NewReader(doc))
-		for !found {
-			tok, err := dec.Token()
-			if err != nil {
-				// The end, or not JSON (a plain text): the byte scan
-				// above covered it.
-				return
-			}
-			s, ok := tok.(string)
-			if !ok {
-				continue
-			}
-			if check([]byte(s)) {
-				return
-			}
-			if t := bytes.TrimSpace([]byte(s)); level < maxNestedJSON && len(t) > 0 && (t[0] == '{' || t[0] == '[' || t[0] == '"') && json.Valid(t) {
-				walk(t, level+1)
-			}
+		if _, h := f(decoded.Bytes()); decoded.Len() > 0 && h {
+			return true
 		}
 	}
-	walk(text, 0)
-	return found
+	return false
+}
+
+// escapedStrings appends to out, one per line, the decoded form of every
+// JSON string in doc that holds an escape, and recursively of the escaped
+// strings inside those (JSON in a string, as httpbin's "data").
+func escapedStrings(doc []byte, out *bytes.Buffer, level int) {
+	for i := 0; i < len(doc); i++ {
+		if doc[i] != '"' {
+			continue
+		}
+		j, escaped := i+1, false
+		for ; j < len(doc) && doc[j] != '"'; j++ {
+			if doc[j] == '\\' {
+				escaped = true
+				j++
+			}
+		}
+		if j >= len(doc) {
+			return
+		}
+		if escaped {
+			var s string
+			if json.Unmarshal(doc[i:j+1], &s) == nil {
+				out.WriteString(s)
+				out.WriteByte('\n')
+				if level < maxNestedJSON && strings.Contains(s, `\`) {
+					escapedStrings([]byte(s), out, level+1)
+				}
+			}
+		}
+		i = j
+	}
 }

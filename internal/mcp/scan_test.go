@@ -98,3 +98,18 @@ func TestFinalScan(t *testing.T) {
 		t.Errorf("untouched call: %v %+v", err, r)
 	}
 }
+
+// BenchmarkFinalScan: the last scan of a 4 MiB api_call-like result with
+// escapes in it (the slow path: every string decoded).
+func BenchmarkFinalScan(b *testing.B) {
+	red := broker.NewRedactor([][]byte{[]byte("sk_live_0123456789abcdefghijklmn")})
+	row := `{"id":12345,"name":"caf\u00e9 \"quoted\"","tags":["a","b\nc"],"n":1.5},`
+	doc := []byte(`{"status":200,"body":[` + strings.Repeat(row, (4<<20)/len(row)) + `{}]}`)
+	sc := &scans{fs: []Scan{red.Bytes}}
+	b.SetBytes(int64(len(doc)))
+	for b.Loop() {
+		if sc.hit(doc) {
+			b.Fatal("false positive")
+		}
+	}
+}
