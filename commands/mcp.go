@@ -79,6 +79,13 @@ func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 			return nil, err
 		}
 	}
+	proto := env.IO.Out
+	if addr == "" {
+		// Over stdio, stdout is the protocol stream from the start: the
+		// client reads every byte of it as JSON-RPC. Whatever this
+		// command itself reports (an error) goes to stderr.
+		env.IO.Out = env.IO.Err
+	}
 	if err := checkScopeNames(c.Scope); err != nil {
 		return nil, err
 	}
@@ -101,7 +108,7 @@ func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 		if env.IO.StdinTTY {
 			fmt.Fprintln(env.IO.Err, "agentsecrets mcp serve speaks MCP on stdin and stdout: add it to an MCP client's config (see README, MCP); Ctrl-C stops it")
 		}
-		err := srv.ServeStdio(ctx, env.IO.In, env.IO.Out)
+		err := srv.ServeStdio(ctx, env.IO.In, proto)
 		res.Calls = srv.Calls()
 		if err != nil && !errors.Is(err, io.EOF) {
 			return nil, errcode.Errorf(errcode.Internal, "mcp session ended: %v", err)
@@ -172,7 +179,7 @@ func checkScopeNames(s Scope) error {
 }
 
 // mcpSession is what a running server keeps between calls: the vault
-// opened once, one audit log, brokers (which cache values until the index
+// opened once, one audit log, a broker (which caches values until the index
 // says a secret changed) and the project tools default to.
 type mcpSession struct {
 	base    *Env
@@ -184,9 +191,9 @@ type mcpSession struct {
 	ixInfo os.FileInfo
 	scope  Scope
 	// auditor batches the server's audit records, as the proxy's does;
-	// close flushes it.
+	// close flushes it. brk is the one broker (see broker).
 	auditor   *audit.Writer
-	brokers   map[int64]*broker.Broker
+	brk       *broker.Broker
 	toolNames []string
 	// callTemplate is a CallCmd holding kong's defaults, copied per call;
 	// callFields are its inputs by JSON key.
@@ -231,7 +238,7 @@ func (s *mcpSession) auditAsync(f func()) {
 }
 
 func newMcpSession(env *Env, c *McpServeCmd) *mcpSession {
-	return &mcpSession{base: env, linkDir: c.LinkDir, scope: c.Scope, brokers: map[int64]*broker.Broker{}}
+	return &mcpSession{base: env, linkDir: c.LinkDir, scope: c.Scope}
 }
 
 // store opens the vault on first use and keeps it. A failure is not kept:
@@ -253,20 +260,17 @@ func (s *mcpSession) store() (*vault.Store, error) {
 	return st, nil
 }
 
-// broker returns the shared broker for a response cap.
-func (s *mcpSession) broker(st *vault.Store, maxResponse int64) *broker.Broker {
+// broker returns the session's one broker. Nothing per call (response
+// cap, timeout) selects it: those travel on the broker.Request, so the
+// session keeps one transport and one connection pool however many
+// distinct options an agent sends.
+func (s *mcpSession) broker(st *vault.Store) *broker.Broker {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if b, ok := s.brokers[maxResponse]; ok {
-		return b
+	if s.brk == nil {
+		s.brk = broker.New(broker.Config{Store: st, Audit: s.auditor, Now: s.base.Now})
 	}
-	b := broker.New(broker.Config{Store: st, Audit: s.auditor, MaxResponse: maxResponse, Now: s.base.Now})
-	// A few distinct caps are normal; an agent cycling through many must
-	// not grow the map (each broker holds a transport and cached values).
-	if len(s.brokers) < 8 {
-		s.brokers[maxResponse] = b
-	}
-	return b
+	return s.brk
 }
 
 // index is the vault's index, re-read only when the file changed (it is
@@ -328,9 +332,10 @@ type mcpToolSpec struct {
 	ann                               mcp.Annotations
 }
 
-// mcpTools is the tool set. None can widen policy or release a value:
-// there is no bind, allowlist, env, import or openclaw tool, and nothing
-// reaches a terminal to approve with.
+// mcpTools is the tool set. None can widen policy, release a value or
+// replace one: there is no bind, allowlist, env, import, set, delete or
+// openclaw tool, secrets_generate only creates, and nothing reaches a
+// terminal to approve with.
 func mcpTools() []mcpToolSpec {
 	ro := mcp.Annotations{ReadOnly: true, Idempotent: true}
 	return []mcpToolSpec{
@@ -342,8 +347,8 @@ func mcpTools() []mcpToolSpec {
 		{"proxy_logs", "proxy logs", "Read the audit log", "Show audit records: hosts, secret names, decisions, never values.", ro},
 		{"audit_verify", "audit verify", "Verify the audit log", "Check the audit log's hash chain and report the first broken link.", ro},
 		{"secrets_generate", "secrets generate", "Generate a secret",
-			"Generate a random value and store it under a name; the value is never returned. With overwrite it replaces (rotates) an existing value.",
-			mcp.Annotations{Destructive: true}},
+			"Generate a random value and store it under a new name; the value is never returned. It never replaces a stored value: a name that exists is a conflict.",
+			mcp.Annotations{}},
 		{"project_list", "project list", "List projects", "List the projects of a workspace.", ro},
 		{"project_use", "project use", "Use a project",
 			"Make a project the user's current one; this server's later calls use it too.",
@@ -365,19 +370,21 @@ func apiCallExtraSchema() map[string]json.RawMessage {
 // read the server's files (or its stdin, the protocol stream).
 const apiCallDropped = "data_file"
 
-// apiCallSchema is call's input schema without the dropped field and with
-// the original tool's fields.
-func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
+// toolSchema is a command's input schema without the drop fields and with
+// the add ones.
+func toolSchema(input json.RawMessage, drop []string, add map[string]json.RawMessage) (json.RawMessage, error) {
 	var s map[string]json.RawMessage
-	if err := json.Unmarshal(call, &s); err != nil {
+	if err := json.Unmarshal(input, &s); err != nil {
 		return nil, err
 	}
 	var props map[string]json.RawMessage
 	if err := json.Unmarshal(s["properties"], &props); err != nil {
 		return nil, err
 	}
-	delete(props, apiCallDropped)
-	for k, v := range apiCallExtraSchema() {
+	for _, k := range drop {
+		delete(props, k)
+	}
+	for k, v := range add {
 		props[k] = v
 	}
 	b, err := json.Marshal(props)
@@ -386,6 +393,32 @@ func apiCallSchema(call json.RawMessage) (json.RawMessage, error) {
 	}
 	s["properties"] = b
 	return json.Marshal(s)
+}
+
+// generateDropped is the generate flag secrets_generate does not take: an
+// agent may create generated secrets, never replace one a human stored.
+const generateDropped = "overwrite"
+
+// secretsGenerate runs `secrets generate`, create-only. The vault refuses
+// an existing name under its lock, so a name created between a check and
+// the write is refused too.
+func (s *mcpSession) secretsGenerate(ctx context.Context, args json.RawMessage) (any, error) {
+	obj, err := ParseInput(args)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := obj[generateDropped]; ok {
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "secrets_generate has no overwrite input: it never replaces a stored value"),
+			"ask the user to rotate it in a terminal: `agentsecrets secrets generate NAME --overwrite`")
+	}
+	out, err := s.runCommand(ctx, []string{"secrets", "generate"}, args)
+	if errors.Is(err, vault.ErrExists) {
+		var name string
+		json.Unmarshal(obj["name"], &name) // checked by the command before the vault was asked
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "secret %s already exists; secrets_generate only creates new secrets", name),
+			"choose another name, or ask the user to rotate it in a terminal: `agentsecrets secrets generate "+name+" --overwrite`")
+	}
+	return out, err
 }
 
 // server builds the MCP server from the command structs: schemas from the
@@ -428,10 +461,15 @@ func (s *mcpSession) server() (*mcp.Server, error) {
 			Input: cs.Input, Output: cs.Output}
 		switch spec.name {
 		case "api_call":
-			if t.Input, err = apiCallSchema(cs.Input); err != nil {
+			if t.Input, err = toolSchema(cs.Input, []string{apiCallDropped}, apiCallExtraSchema()); err != nil {
 				return nil, err
 			}
 			t.Handler = s.apiCall
+		case "secrets_generate":
+			if t.Input, err = toolSchema(cs.Input, []string{generateDropped}, nil); err != nil {
+				return nil, err
+			}
+			t.Handler = s.secretsGenerate
 		case "project_use":
 			t.Handler = s.projectUse
 		case "proxy_logs", "audit_verify":
@@ -690,7 +728,10 @@ func (s *mcpSession) apiCall(ctx context.Context, args json.RawMessage) (any, er
 		return nil, err
 	}
 	req.Selection = sel.Selection
-	return c.send(env, s.broker(st, c.MaxResponse), req, start, s.auditAsync)
+	req.MaxResponse = c.MaxResponse
+	// The result gets a last scan for the values this request resolved.
+	req.Scan = func(r *broker.Redactor) { mcp.Touched(ctx, r.Bytes) }
+	return c.send(env, s.broker(st), req, start, s.auditAsync)
 }
 
 // mcpMaxResponse caps api_call's decoded response body whatever the call

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"reflect"
 	"runtime"
@@ -49,6 +50,69 @@ func settleGoroutines(limit int) int {
 		n = runtime.NumGoroutine()
 	}
 	return n
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files: %v", err)
+	}
+	return len(entries)
+}
+
+// TestMcpPerCallOptionsShareOneBroker: 200 api_calls, each with its own
+// max_response and timeout, leave open files and goroutines flat. Per-call
+// options travel on the broker request; were anything keyed by them, each
+// call would open a transport with its own pooled connection (a client
+// and a server fd, three goroutines) that outlives the call.
+func TestMcpPerCallOptionsShareOneBroker(t *testing.T) {
+	root, run := fileVault(t)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprint(w, `{"ok":true}`)
+	}))
+	defer up.Close()
+	host := strings.TrimPrefix(up.URL, "http://")
+	admin := filepath.Join(root, "admin.pass")
+	if code, out, _ := run("value-of-key-0123456789", "secrets", "set", "KEY", "--from-stdin"); code != 0 {
+		t.Fatalf("set: %s", out)
+	}
+	for _, args := range [][]string{
+		{"workspace", "allowlist", "add", host, "--allow-http", "--allow-private", "--passphrase-file", admin},
+		{"secrets", "bind", "KEY", host, "--passphrase-file", admin},
+	} {
+		if code, out, _ := run("", args...); code != 0 {
+			t.Fatalf("%v: %s", args, out)
+		}
+	}
+	cs, done := serveInProcess(t, root, "2025-11-25")
+	call := func(i int) {
+		res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{
+			"url": up.URL + "/x", "bearer": "KEY", "max_response": 1000 + i, "timeout": fmt.Sprintf("%dms", 30000+i)}})
+		if err != nil || res.IsError {
+			t.Fatalf("api_call %d: %v %+v", i, err, res)
+		}
+	}
+	for i := range 10 {
+		call(i)
+	}
+	fds, goroutines := openFDs(t), settleGoroutines(0)
+	for i := 10; i < 210; i++ {
+		call(i)
+	}
+	afterFDs, afterGoroutines := openFDs(t), settleGoroutines(goroutines+4)
+	t.Logf("open files %d -> %d, goroutines %d -> %d over 200 api_calls with distinct options", fds, afterFDs, goroutines, afterGoroutines)
+	if afterFDs > fds+4 || afterGoroutines > goroutines+4 {
+		t.Errorf("open files grew from %d to %d, goroutines from %d to %d", fds, afterFDs, goroutines, afterGoroutines)
+	}
+	// The per-call cap still applies: the body is 11 bytes.
+	res, err := cs.CallTool(context.Background(), &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{"url": up.URL + "/x", "bearer": "KEY", "max_response": 5}})
+	if err != nil || !res.IsError || !strings.Contains(res.Content[0].(*mcp.TextContent).Text, `"too_large"`) {
+		t.Errorf("max_response 5 on an 11-byte body: %v %+v", err, res)
+	}
+	cs.Close()
+	<-done
 }
 
 // TestMcpInProcess drives the server with the Go SDK client in this
@@ -98,7 +162,7 @@ func TestMcpInProcess(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					if i%4 == 3 {
-						res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "secrets_generate", Arguments: map[string]any{"name": fmt.Sprintf("GEN_%d", i), "overwrite": true}})
+						res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "secrets_generate", Arguments: map[string]any{"name": fmt.Sprintf("GEN_%d_%s", i, strings.ReplaceAll(version, "-", "_"))}})
 						if err != nil || res.IsError {
 							t.Errorf("secrets_generate: %v %+v", err, res)
 						}

@@ -317,7 +317,7 @@ func (m *mcpCanaryRun) otherTools(cs *mcp.ClientSession, via string, misplaced f
 	ok("project_use", map[string]any{"name": "default"})
 	gen := "GEN_" + strings.ToUpper(strings.NewReplacer(".", "_", "/", "_", "-", "_").Replace(via)) + "_" + strconv.FormatInt(m.rid.Add(1), 10)
 	ok("secrets_generate", map[string]any{"name": gen, "charset": "ascii", "length": 64})
-	ok("secrets_generate", map[string]any{"name": gen, "overwrite": true})
+	fail("secrets_generate", "usage", map[string]any{"name": gen, "overwrite": true})
 	fail("secrets_generate", "conflict", map[string]any{"name": gen})
 	fail("secrets_generate", "usage", map[string]any{"name": misplaced("genname")})
 	fail("secrets_generate", "usage", map[string]any{"name": gen, "charset": misplaced("charset")})

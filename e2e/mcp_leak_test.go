@@ -17,8 +17,9 @@ func openFDs(t *testing.T, pid int) int {
 	return len(entries)
 }
 
-// TestMcpNoFDLeak: 1,000 api_calls (allowed and denied, four at a time)
-// leave the server process's open file count flat: the vault, audit log
+// TestMcpNoFDLeak: 1,000 api_calls (allowed and denied, four at a time,
+// each with its own max_response and timeout) leave the server process's
+// open file count flat: the vault, audit log
 // and broker are opened once and reused, and upstream connections are
 // pooled. (The goroutine count is checked in process, in
 // commands/mcp_test.go.)
@@ -31,7 +32,10 @@ func TestMcpNoFDLeak(t *testing.T) {
 	s := startMCP(t, v, "", "")
 	pid := s.cmd.Process.Pid
 	call := func(i int) {
-		args := map[string]any{"url": fmt.Sprintf("%s/v1/%d", up.URL, i), "injections": map[string]string{"bearer": "KEY"}}
+		// Every call has its own response cap and timeout: per-call
+		// options must not select a transport (or a broker holding one).
+		args := map[string]any{"url": fmt.Sprintf("%s/v1/%d", up.URL, i), "injections": map[string]string{"bearer": "KEY"},
+			"max_response": 1<<20 + i, "timeout": fmt.Sprintf("%dms", 30000+i)}
 		if i%10 == 9 {
 			args["url"] = "https://not-allowlisted.example/v1" // denied before any dial
 			callTool(t, s.session, "api_call", args).code(t, "api_call", "denied")

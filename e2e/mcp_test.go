@@ -237,6 +237,10 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 				}
 			}
 		}
+		if tool.Name == "secrets_generate" {
+			// An agent creates generated secrets, never replaces one.
+			delete(wantIn.(map[string]any)["properties"].(map[string]any), "overwrite")
+		}
 		// Nothing through MCP can be approved: no tool takes a passphrase file.
 		if props := asJSON(t, tool.InputSchema).(map[string]any)["properties"].(map[string]any); props["passphrase_file"] != nil {
 			t.Errorf("%s takes a passphrase file: an approval could be scripted through MCP", tool.Name)
@@ -259,8 +263,8 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 		if *a.OpenWorldHint != (tool.Name == "api_call") {
 			t.Errorf("%s: openWorldHint %v", tool.Name, *a.OpenWorldHint)
 		}
-		if *a.DestructiveHint != (tool.Name == "secrets_generate") {
-			t.Errorf("%s: destructiveHint %v (only secrets_generate with overwrite destroys a value)", tool.Name, *a.DestructiveHint)
+		if *a.DestructiveHint {
+			t.Errorf("%s: destructiveHint: no MCP tool may replace or delete a stored value", tool.Name)
 		}
 		if readOnly && !a.IdempotentHint {
 			t.Errorf("%s: read-only but not idempotent", tool.Name)
@@ -372,7 +376,7 @@ func TestMcpTools(t *testing.T) {
 		t.Errorf("secrets_generate result mentions a value: %v", gen)
 	}
 	callTool(t, cs, "secrets_generate", map[string]any{"name": "GENERATED"}).code(t, "secrets_generate again", "conflict")
-	callTool(t, cs, "secrets_generate", map[string]any{"name": "GENERATED", "overwrite": true}).ok(t, "secrets_generate overwrite")
+	callTool(t, cs, "secrets_generate", map[string]any{"name": "GENERATED", "overwrite": true}).code(t, "secrets_generate overwrite", "usage")
 	callTool(t, cs, "secrets_generate", map[string]any{"name": "bad name!"}).code(t, "secrets_generate bad name", "usage")
 	callTool(t, cs, "secrets_generate", map[string]any{}).code(t, "secrets_generate without name", "usage")
 	callTool(t, cs, "secrets_generate", map[string]any{"name": "X_LEN", "length": 2}).code(t, "secrets_generate short", "usage")
@@ -422,12 +426,15 @@ func TestMcpProjectSelection(t *testing.T) {
 	if ls := callTool(t, s.session, "list_secrets", map[string]any{"workspace": "default"}).ok(t, "list_secrets"); ls["workspace"] != "default" {
 		t.Errorf("tool scope: %v", ls)
 	}
-	// Bad names fail at start, as a usage error on stdout.
+	// Bad names fail at start, as a usage error on stderr: stdout is the
+	// protocol stream, which carries JSON-RPC only.
 	cmd := exec.Command(binary, "mcp", "serve", "--project", "../x")
 	cmd.Env, cmd.Dir = v.Env(), "/"
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
 	out, _ := cmd.Output()
-	if cmd.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), `"usage"`) {
-		t.Errorf("mcp serve --project ../x: exit %d %s", cmd.ProcessState.ExitCode(), out)
+	if cmd.ProcessState.ExitCode() != 2 || len(out) != 0 || !strings.Contains(stderr.String(), `"usage"`) {
+		t.Errorf("mcp serve --project ../x: exit %d, stdout %q, stderr %s", cmd.ProcessState.ExitCode(), out, stderr.Bytes())
 	}
 }
 

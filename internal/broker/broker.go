@@ -262,6 +262,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	}
 	var names []string
 	redactor, names = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
+	if req.Scan != nil {
+		req.Scan(redactor)
+	}
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -314,7 +317,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		t = next
 	}
 
-	resp, err = b.respond(up, redactor, decision)
+	resp, err = b.respond(up, redactor, decision, req.MaxResponse)
 	if err != nil {
 		up.Body.Close()
 		return nil, err
@@ -358,7 +361,10 @@ func resolveRedirect(cur target, loc string) (target, bool, error) {
 }
 
 // respond turns the upstream response into one the client may see.
-func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Response, error) {
+func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxResponse int64) (*Response, error) {
+	if maxResponse <= 0 {
+		maxResponse = b.cfg.MaxResponse
+	}
 	h := up.Header.Clone()
 	removeHopHeaders(h)
 	body, err := decodeContent(up.Body, h.Values("Content-Encoding"))
@@ -366,8 +372,8 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 		return nil, err
 	}
 	h.Del("Content-Encoding")
-	if up.ContentLength > b.cfg.MaxResponse {
-		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, b.cfg.MaxResponse)
+	if up.ContentLength > maxResponse {
+		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, maxResponse)
 	}
 	redacted := false
 	for name, vals := range h {
@@ -385,7 +391,7 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision) (*Re
 	}
 	// Replacing an echo changes the body's length.
 	h.Del("Content-Length")
-	rr := r.Reader(&capReader{r: body, left: b.cfg.MaxResponse})
+	rr := r.Reader(&capReader{r: body, left: maxResponse})
 	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
 	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted,
 		Stream: up.ContentLength < 0 || mt == "text/event-stream"}, nil

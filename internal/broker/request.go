@@ -69,6 +69,14 @@ type Request struct {
 	// Timeout bounds the whole exchange up to the response headers and the
 	// body's delivery; 0 means the broker's default.
 	Timeout time.Duration
+	// MaxResponse caps the decoded response body in bytes; 0 means the
+	// broker's. Per request, so that a front end serving many callers
+	// keeps one broker (and one connection pool) whatever they ask.
+	MaxResponse int64
+	// Scan, if set, is handed the redactor of this request's values once
+	// they are resolved, so the front end can give its final output one
+	// more scan for them.
+	Scan func(*Redactor)
 }
 
 // ErrBadRequest wraps every validation failure of a Request.

@@ -1,8 +1,11 @@
 package mcp
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
+	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -23,9 +26,7 @@ const (
 	// statelessVersion is the first protocol revision without sessions:
 	// the SDK serves it only from a stateless handler.
 	statelessVersion = "2026-07-28"
-	// maxRequestBody bounds one JSON-RPC message; tool inputs are small.
-	maxRequestBody = 16 << 20
-	sessionIdle    = 30 * time.Minute
+	sessionIdle      = 30 * time.Minute
 )
 
 // ParseLoopbackAddr checks that addr is HOST:PORT with HOST a loopback
@@ -61,13 +62,16 @@ func (s *Server) HTTPHandler(token string) http.Handler {
 	getServer := func(*http.Request) *sdk.Server { return s.sdk }
 	// Sessions a client abandons without DELETE are closed when idle, so a
 	// long-running server does not accumulate them.
-	stateful := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{MaxRequestBodyBytes: maxRequestBody, SessionTimeout: sessionIdle})
-	stateless := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: maxRequestBody})
+	stateful := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{MaxRequestBodyBytes: MaxMessage, SessionTimeout: sessionIdle})
+	stateless := sdk.NewStreamableHTTPHandler(getServer, &sdk.StreamableHTTPOptions{Stateless: true, MaxRequestBodyBytes: MaxMessage})
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
 		if !validToken(r, token) {
 			writeError(w, errcode.WithHint(errcode.New(errcode.Unauthorized, "missing or wrong session token"),
 				"send Authorization: Bearer TOKEN (or "+HeaderToken+"), TOKEN from the token file `mcp serve --http` printed"))
+			return
+		}
+		if r.Method == http.MethodPost && !checkBody(w, r) {
 			return
 		}
 		if r.Header.Get("Mcp-Protocol-Version") >= statelessVersion {
@@ -77,6 +81,37 @@ func (s *Server) HTTPHandler(token string) http.Handler {
 		stateful.ServeHTTP(w, r)
 	})
 	return loopbackOnly(mux)
+}
+
+// checkBody applies the stdio filter's checks to a POSTed message: a bad
+// one is answered with a JSON-RPC error (HTTP 400, or 413 past
+// MaxMessage) and false; a good one replaces the body in its canonical
+// form, so the SDK decodes exactly what was checked.
+func checkBody(w http.ResponseWriter, r *http.Request) bool {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxMessage))
+	status := http.StatusBadRequest
+	var canon, reply []byte
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		status, reply = http.StatusRequestEntityTooLarge, errorReply(nullID, codeInvalidRequest, "message larger than "+strconv.Itoa(MaxMessage>>20)+" MiB")
+	case err != nil:
+		reply = errorReply(nullID, codeParseError, "parse error: the request body could not be read")
+	default:
+		if canon, reply = checkMessage(body); canon == nil && reply == nil {
+			reply = errorReply(nullID, codeInvalidRequest, "invalid request: empty body")
+		}
+	}
+	if reply != nil {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.WriteHeader(status)
+		w.Write(append(reply, '\n'))
+		return false
+	}
+	r.Body = io.NopCloser(bytes.NewReader(canon))
+	r.ContentLength = int64(len(canon))
+	return true
 }
 
 func validToken(r *http.Request, token string) bool {

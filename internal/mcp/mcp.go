@@ -14,6 +14,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sync/atomic"
@@ -129,22 +130,36 @@ func (s *Server) handle(t Tool) sdk.ToolHandler {
 				res, err = errorResult(errcode.Errorf(errcode.Internal, "tool %s failed unexpectedly", t.Name)), nil
 			}
 		}()
+		sc := &scans{}
+		ctx = context.WithValue(ctx, scansKey{}, sc)
 		args := json.RawMessage("{}")
 		if req.Params != nil && len(bytes.TrimSpace(req.Params.Arguments)) > 0 && !bytes.Equal(bytes.TrimSpace(req.Params.Arguments), []byte("null")) {
 			args = req.Params.Arguments
 		}
 		out, herr := t.Handler(ctx, args)
-		if herr != nil {
-			return errorResult(herr), nil
+		var result *sdk.CallToolResult
+		var b []byte
+		switch {
+		case herr != nil:
+			result = errorResult(herr)
+			b = []byte(result.Content[0].(*sdk.TextContent).Text)
+		default:
+			var merr error
+			if b, merr = encode(out); merr != nil {
+				return errorResult(errcode.Errorf(errcode.Internal, "encode %s result: %v", t.Name, merr)), nil
+			}
+			result = &sdk.CallToolResult{
+				Content:           []sdk.Content{&sdk.TextContent{Text: string(b)}},
+				StructuredContent: json.RawMessage(b),
+			}
 		}
-		b, merr := encode(out)
-		if merr != nil {
-			return errorResult(errcode.Errorf(errcode.Internal, "encode %s result: %v", t.Name, merr)), nil
+		// The last look before the protocol stream: structuredContent
+		// and the text are the same bytes b.
+		if sc.hit(b) {
+			return errorResult(errcode.WithHint(errcode.Errorf(errcode.Internal, "the %s result held a value the call used; it was withheld", t.Name),
+				"nothing was returned; report this: a value got past redaction")), nil
 		}
-		return &sdk.CallToolResult{
-			Content:           []sdk.Content{&sdk.TextContent{Text: string(b)}},
-			StructuredContent: json.RawMessage(b),
-		}, nil
+		return result, nil
 	}
 }
 
@@ -169,16 +184,32 @@ func encode(v any) ([]byte, error) {
 }
 
 // ServeStdio runs one session over in and out (newline-delimited JSON-RPC)
-// until the client closes in or ctx ends.
+// until the client closes in or ctx ends. Every line passes filterLines
+// first: a malformed one is answered with a JSON-RPC error and the
+// session goes on. Nothing but JSON-RPC messages is written to out.
 func (s *Server) ServeStdio(ctx context.Context, in io.Reader, out io.Writer) error {
-	t := &sdk.IOTransport{Reader: io.NopCloser(in), Writer: nopWriteCloser{out}}
-	err := s.sdk.Run(ctx, t)
+	w := &lineWriter{w: out}
+	pr, pw := io.Pipe()
+	filtered := make(chan error, 1)
+	go func() {
+		err := filterLines(in, pw, w)
+		pw.CloseWithError(err) // nil: the SDK reads io.EOF
+		filtered <- err
+	}()
+	err := s.sdk.Run(ctx, &sdk.IOTransport{Reader: pr, Writer: w})
+	// A filter still writing finds the pipe closed; one blocked reading
+	// in (stdin) stays so until the process ends, as the SDK's own
+	// reader would.
+	pr.CloseWithError(io.ErrClosedPipe)
 	if err != nil && ctx.Err() != nil {
 		return nil
 	}
+	select {
+	case ferr := <-filtered:
+		if ferr != nil && !errors.Is(ferr, io.ErrClosedPipe) {
+			return ferr
+		}
+	default:
+	}
 	return err
 }
-
-type nopWriteCloser struct{ io.Writer }
-
-func (nopWriteCloser) Close() error { return nil }

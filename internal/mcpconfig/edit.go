@@ -55,9 +55,9 @@ func (c *Client) PlanUninstall(path string) (*Change, error) {
 }
 
 func (c *Client) plan(path, command string, args []string, install bool) (*Change, error) {
-	real, data, mode, exists, err := atomicfile.Read(path)
+	real, data, mode, exists, err := readConfig(path)
 	if err != nil {
-		return nil, errcode.Errorf(errcode.Unavailable, "read %s: %w", path, err)
+		return nil, c.readError(path, err)
 	}
 	ch := &Change{Client: c, Path: path, Real: real, before: data, mode: mode, exists: exists}
 	if !exists {
@@ -101,6 +101,17 @@ func (c *Client) plan(path, command string, args []string, install bool) (*Chang
 		ch.Action = Added
 	}
 	return ch, nil
+}
+
+// readError explains a config file that could not be read. A path that
+// is not a regular file, or is too large, is refused with a hint; it is
+// never read (or written) at all.
+func (c *Client) readError(path string, err error) error {
+	if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
+		return errcode.WithHint(fmt.Errorf("%s config %s: %w", c.Title, path, err),
+			fmt.Sprintf("make it a regular file under %d MiB, or remove it; `agentsecrets mcp install --client %s --print` shows the entry to add by hand", MaxConfigSize>>20, c.Name))
+	}
+	return errcode.Errorf(errcode.Unavailable, "read %s: %w", path, err)
 }
 
 func (c *Client) refuse(path string, err error) error {
@@ -172,9 +183,12 @@ func (ch *Change) Write(now time.Time) (string, error) {
 			}
 		}
 	}
-	if err := atomicfile.Replace(ch.Real, ch.after, ch.mode, ch.before, ch.exists); err != nil {
+	if err := replaceConfig(ch.Real, ch.after, ch.mode, ch.before, ch.exists); err != nil {
 		if backup != "" {
 			os.Remove(backup)
+		}
+		if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
+			return "", ch.Client.readError(ch.Path, err)
 		}
 		if errors.Is(err, atomicfile.ErrChanged) {
 			return "", errcode.WithHint(errcode.Errorf(errcode.Conflict, "%s: %w", ch.Path, err), "close "+ch.Client.Title+" or wait for it to finish writing, then rerun the command")
