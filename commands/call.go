@@ -208,9 +208,12 @@ func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start ti
 	}
 	data, readErr := io.ReadAll(resp.Body)
 	if async != nil {
+		// A long-lived front end's Writer reports a failed append by
+		// refusing the next requests (broker.Auditor's Ready).
 		async(func() { resp.Close(readErr) })
-	} else {
-		resp.Close(readErr)
+	} else if err := resp.Close(readErr); err != nil {
+		// No audit record, no response: the body is not printed.
+		return nil, err
 	}
 	if err := broker.ReadError(ctx, readErr); err != nil {
 		return nil, err

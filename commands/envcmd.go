@@ -86,8 +86,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}}
 	start := env.Now()
 	log := audit.Open(st.Dirs.State, audit.Options{})
+	// No audit record means no release: the log must be able to take this
+	// command's record before any value is read.
+	if err := log.Ready(env.ctx()); err != nil {
+		return nil, err
+	}
 	fail := func(err error) (*EnvResult, error) {
-		auditEnv(env, log, rec, start, err)
+		if aerr := auditEnv(env, log, rec, start, err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, err
 	}
 
@@ -219,7 +226,10 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	}
 
 	rec.ExitCode = res.ExitCode
-	auditEnv(env, log, rec, start, nil)
+	if err := auditEnv(env, log, rec, start, nil); err != nil {
+		// The child has run; what is left to refuse is a success.
+		return nil, err
+	}
 	res.AuditID = rec.ID
 	return res, nil
 }
@@ -335,7 +345,7 @@ func exitStatus(ps *os.ProcessState, waitErr error) (int, string) {
 
 // auditEnv appends the run's record: names, the command's base name and
 // its exit code; never argv, which could hold anything.
-func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) {
+func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) error {
 	rec.DurationMS = float64(env.Now().Sub(start).Microseconds()) / 1000
 	switch {
 	case err == nil:
@@ -347,7 +357,7 @@ func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err 
 			rec.Decision = audit.DecisionBlocked
 		}
 	}
-	_ = log.Append(context.WithoutCancel(env.ctx()), rec)
+	return log.Append(context.WithoutCancel(env.ctx()), rec)
 }
 
 // releaseReason names why a release was refused, for the audit record.

@@ -1,0 +1,88 @@
+//go:build unix
+
+package e2e
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestAuditFailsClosed: whenever the audit log cannot take a record (a
+// directory, a symlink or a FIFO at audit.log, a symlink at audit.lock, or
+// the lock held by another process), `call` sends nothing, exits with
+// unavailable and a doctor hint, and does so within the documented wait
+// (2 s), not the 30 s lock wait.
+func TestAuditFailsClosed(t *testing.T) {
+	key := randomValue(t, "sk_live_")
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) { w.Write([]byte("ok")) })
+	v := brokerVault(t, map[string]string{"KEY": key}, up)
+	v.Run("call", "--url", up.URL+"/warm", "--bearer", "KEY").OK(t)
+	outside := filepath.Join(t.TempDir(), "bashrc")
+	must(t, os.WriteFile(outside, []byte("# mine\n"), 0o600))
+
+	active, lock := filepath.Join(v.Home, "audit.log"), filepath.Join(v.Home, "audit.lock")
+	cases := []struct {
+		name  string
+		setup func(t *testing.T) (undo func())
+	}{
+		{"audit.log is a directory", func(t *testing.T) func() {
+			must(t, os.Rename(active, active+".keep"))
+			must(t, os.Mkdir(active, 0o700))
+			return func() { os.Remove(active); os.Rename(active+".keep", active) }
+		}},
+		{"audit.log is a symlink", func(t *testing.T) func() {
+			must(t, os.Rename(active, active+".keep"))
+			must(t, os.Symlink(outside, active))
+			return func() { os.Remove(active); os.Rename(active+".keep", active) }
+		}},
+		{"audit.log is a FIFO", func(t *testing.T) func() {
+			must(t, os.Rename(active, active+".keep"))
+			must(t, syscall.Mkfifo(active, 0o600))
+			return func() { os.Remove(active); os.Rename(active+".keep", active) }
+		}},
+		{"audit.lock is a symlink", func(t *testing.T) func() {
+			os.Remove(lock)
+			must(t, os.Symlink(outside, lock))
+			return func() { os.Remove(lock) }
+		}},
+		{"audit.lock is held", func(t *testing.T) func() {
+			f, err := os.OpenFile(lock, os.O_RDWR|os.O_CREATE, 0o600)
+			must(t, err)
+			must(t, syscall.Flock(int(f.Fd()), syscall.LOCK_EX))
+			return func() { f.Close() }
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			undo := c.setup(t)
+			defer undo()
+			before := len(up.requests())
+			start := time.Now()
+			r := v.Run("call", "--url", up.URL+"/x", "--bearer", "KEY")
+			took := time.Since(start)
+			e := r.ErrorCode(t, "unavailable", 7)
+			if hint, _ := e["hint"].(string); !strings.Contains(hint, "agentsecrets doctor") {
+				t.Errorf("hint %q does not name doctor", hint)
+			}
+			if n := len(up.requests()) - before; n != 0 {
+				t.Errorf("the upstream got %d request(s) that could not be audited", n)
+			}
+			if took > 10*time.Second {
+				t.Errorf("took %s; the audit wait is 2 s", took)
+			}
+			if b, _ := os.ReadFile(outside); string(b) != "# mine\n" {
+				t.Errorf("wrote through the symlink: %q", b)
+			}
+			noValue(t, "stdout", r.Stdout, key)
+			noValue(t, "stderr", r.Stderr, key)
+		})
+	}
+	// Repaired, the same call works and is recorded.
+	v.Run("call", "--url", up.URL+"/after", "--bearer", "KEY").OK(t)
+	v.Run("audit", "verify").OK(t)
+}
