@@ -86,3 +86,39 @@ func TestAuditFailsClosed(t *testing.T) {
 	v.Run("call", "--url", up.URL+"/after", "--bearer", "KEY").OK(t)
 	v.Run("audit", "verify").OK(t)
 }
+
+// TestStateFilesNeverFollowPlantedSymlinks: symlinks planted at the state
+// directory's predictable names (the old temp names of the proxy's token
+// and state files, proxy.log) are never written through; the proxy still
+// starts and its token file is a regular 0600 file.
+func TestStateFilesNeverFollowPlantedSymlinks(t *testing.T) {
+	v := NewVault(t, "file")
+	outside := filepath.Join(t.TempDir(), "bashrc")
+	must(t, os.WriteFile(outside, []byte("# mine\n"), 0o600))
+	for _, name := range []string{"proxy.token.tmp", "proxy.json.tmp", "proxy.pid.tmp"} {
+		must(t, os.Symlink(outside, filepath.Join(v.Home, name)))
+	}
+	_, token := startProxy(t, v)
+	if b, _ := os.ReadFile(outside); string(b) != "# mine\n" {
+		t.Fatalf("the proxy wrote through a planted symlink: %q", b)
+	}
+	fi, err := os.Lstat(filepath.Join(v.Home, "proxy.token"))
+	if err != nil || !fi.Mode().IsRegular() {
+		t.Fatalf("proxy.token is not a regular file: %v %v", fi, err)
+	}
+	if strings.Contains("# mine\n", token) {
+		t.Fatal("token read from the planted file")
+	}
+
+	// A planted proxy.log symlink makes a detached start refuse rather
+	// than append the proxy's output to the target.
+	must(t, os.Symlink(outside, filepath.Join(v.Home, "proxy.log")))
+	r := v.Run("proxy", "start", "--background", "--port", "0")
+	if r.Code == 0 || strings.Contains(string(r.Stdout), `"usage"`) {
+		v.Run("proxy", "stop")
+		t.Fatal("proxy start --background wrote its log through a symlink")
+	}
+	if b, _ := os.ReadFile(outside); string(b) != "# mine\n" {
+		t.Fatalf("the proxy wrote its log through a planted symlink: %q", b)
+	}
+}
