@@ -122,3 +122,24 @@ func TestStateFilesNeverFollowPlantedSymlinks(t *testing.T) {
 		t.Fatalf("the proxy wrote its log through a planted symlink: %q", b)
 	}
 }
+
+// TestInitRefusesTheVaultPassphraseAsAdmin: the same passphrase (byte for
+// byte after the trailing newline) for both is a usage error, and nothing
+// is written under the home directory.
+func TestInitRefusesTheVaultPassphraseAsAdmin(t *testing.T) {
+	root := t.TempDir()
+	home := filepath.Join(root, "home")
+	admin, vaultFile := filepath.Join(root, "admin.pass"), filepath.Join(root, "vault.pass")
+	must(t, os.WriteFile(admin, []byte(vaultPassphrase+"\n"), 0o600))
+	must(t, os.WriteFile(vaultFile, []byte(vaultPassphrase), 0o600))
+	v := &Vault{t: t, Home: home, Dir: root, AdminFile: admin, VaultFile: vaultFile, Backend: "file"}
+	r := v.Run("init", "--backend", "file", "--admin-passphrase-file", admin)
+	e := r.ErrorCode(t, "usage", 2)
+	if hint, _ := e["hint"].(string); !strings.Contains(hint, "different") {
+		t.Errorf("hint %q", hint)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("init wrote %v", entries)
+	}
+	noValue(t, "output", append(r.Stdout, r.Stderr...), vaultPassphrase)
+}
