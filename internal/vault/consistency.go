@@ -1,0 +1,196 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"sort"
+	"strings"
+)
+
+// Kinds of Problem.
+const (
+	// ProblemMismatch: the backend holds another value than the index
+	// describes (a crash between a value write and its index write).
+	ProblemMismatch = "mismatch"
+	// ProblemOrphan: the backend holds a value no index entry names (a
+	// crash during a delete, or before a new secret's index write).
+	ProblemOrphan = "orphan"
+	// ProblemMissing: the index names a secret the backend has no value for.
+	ProblemMissing = "missing"
+)
+
+// Problem is one disagreement between the index and the backend. It names
+// a backend key (workspace/project/NAME), never a value.
+type Problem struct {
+	Kind string `json:"kind"`
+	Key  string `json:"key"`
+}
+
+// lister is a backend that can enumerate its keys (the file vault). A
+// keychain cannot be listed portably: for it, orphans are found through
+// Index.Pending only.
+type lister interface {
+	Keys(ctx context.Context) ([]string, error)
+}
+
+// Consistency compares every index entry with the value the backend holds
+// (by keyed fingerprint) and looks for orphaned values. It reads every
+// value once and keeps none.
+func (s *Store) Consistency(ctx context.Context) ([]Problem, error) {
+	b, fpKey, err := s.backendAndKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := s.Index()
+	if err != nil {
+		return nil, err
+	}
+	return s.problems(ctx, b, fpKey, ix, nil)
+}
+
+// Repair fixes what Consistency finds, under the lock, and returns what it
+// fixed; a missing value cannot be repaired here and stays a problem.
+//
+//   - mismatch: the stored value is adopted. It is the newer write (values
+//     are written before the index), the old one is gone from the backend,
+//     and the broker has been sending it; so the index gets a new version
+//     with its fingerprint, source "repair". A human who meant another value
+//     stores it again with `secrets set`.
+//   - orphan: the value is deleted: no name refers to it, so nothing can
+//     use it, and it should not outlive a delete.
+//
+// It also upgrades every fingerprint still in the unsalted scheme, and
+// clears Index.Pending.
+func (s *Store) Repair(ctx context.Context) (fixed, left []Problem, err error) {
+	b, fpKey, err := s.backendAndKey(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	err = s.withLock(ctx, func() error {
+		fixed, left = nil, nil
+		ix, err := s.Index()
+		if err != nil {
+			return err
+		}
+		changed := len(ix.Pending) > 0
+		problems, err := s.problems(ctx, b, fpKey, ix, func(sel Selection, name string, sec *Secret, value []byte) {
+			fp := fingerprintOf(fpKey, sel, name, value)
+			if !holds(fpKey, sel, name, sec, value) {
+				sec.Version++
+				sec.UpdatedAt, sec.Source = s.now(), "repair"
+			} else if sec.FingerprintScheme == fingerprintScheme {
+				return
+			}
+			sec.Fingerprint, sec.FingerprintScheme = fp, fingerprintScheme
+			changed = true
+		})
+		if err != nil {
+			return err
+		}
+		var orphans []string
+		for _, p := range problems {
+			switch p.Kind {
+			case ProblemOrphan:
+				orphans = append(orphans, p.Key)
+				fixed = append(fixed, p)
+			case ProblemMismatch:
+				fixed = append(fixed, p)
+			default:
+				left = append(left, p)
+			}
+		}
+		ix.Pending = nil
+		if changed {
+			if err := s.writeIndex(ix); err != nil {
+				return err
+			}
+		}
+		if len(orphans) > 0 {
+			return b.Delete(ctx, orphans)
+		}
+		return nil
+	})
+	return fixed, left, err
+}
+
+func (s *Store) backendAndKey(ctx context.Context) (Backend, []byte, error) {
+	b, err := s.Backend(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	fpKey, err := s.fingerprintKey(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, fpKey, nil
+}
+
+// problems checks ix against b. visit, if set, sees every indexed secret
+// with its stored value (to repair it) before the value is wiped.
+func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index,
+	visit func(sel Selection, name string, sec *Secret, value []byte)) ([]Problem, error) {
+	var out []Problem
+	indexed := map[string]bool{}
+	for _, wn := range SortedKeys(ix.Workspaces) {
+		for _, pn := range SortedKeys(ix.Workspaces[wn].Projects) {
+			sel := Selection{Workspace: wn, Project: pn}
+			secrets := ix.Workspaces[wn].Projects[pn].Secrets
+			for _, name := range SortedKeys(secrets) {
+				key := itemKey(sel, name)
+				indexed[key] = true
+				v, err := b.Get(ctx, key)
+				if errors.Is(err, ErrValueMissing) {
+					out = append(out, Problem{ProblemMissing, key})
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				if !holds(fpKey, sel, name, secrets[name], v) {
+					out = append(out, Problem{ProblemMismatch, key})
+				}
+				if visit != nil {
+					visit(sel, name, secrets[name], v)
+				}
+				clear(v)
+			}
+		}
+	}
+	candidates := append([]string(nil), ix.Pending...)
+	if l, ok := b.(lister); ok {
+		keys, err := l.Keys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		candidates = append(candidates, keys...)
+	}
+	sort.Strings(candidates)
+	for i, key := range candidates {
+		if indexed[key] || strings.HasPrefix(key, "meta/") || i > 0 && candidates[i-1] == key {
+			continue
+		}
+		v, err := b.Get(ctx, key)
+		if errors.Is(err, ErrValueMissing) {
+			continue // a journalled key whose write or delete did complete
+		}
+		if err != nil {
+			return nil, err
+		}
+		clear(v)
+		out = append(out, Problem{ProblemOrphan, key})
+	}
+	return out, nil
+}
+
+// Keys lists the file vault's keys.
+func (v *FileVault) Keys(context.Context) ([]string, error) {
+	items, err := v.read()
+	if err != nil {
+		return nil, err
+	}
+	keys := SortedKeys(items)
+	for _, val := range items {
+		clear(val)
+	}
+	return keys, nil
+}
