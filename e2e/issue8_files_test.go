@@ -143,3 +143,71 @@ func TestInitRefusesTheVaultPassphraseAsAdmin(t *testing.T) {
 	}
 	noValue(t, "output", append(r.Stdout, r.Stderr...), vaultPassphrase)
 }
+
+// TestPassphraseFilesMustBePrivateRegularFiles: every way a passphrase
+// file flag can name something other than a private regular file is a
+// usage or not_found error that names the problem, for the admin
+// passphrase (--passphrase-file), the vault passphrase (the flag and the
+// environment variable), and init's --admin-passphrase-file; none blocks
+// on a FIFO. A 0600 file, and a symlink to one, work.
+func TestPassphraseFilesMustBePrivateRegularFiles(t *testing.T) {
+	v := NewVault(t, "file")
+	root := t.TempDir()
+	file := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(root, name)
+		must(t, os.WriteFile(p, []byte(content), 0o600))
+		must(t, os.Chmod(p, mode))
+		return p
+	}
+	fifo := filepath.Join(root, "fifo")
+	must(t, syscall.Mkfifo(fifo, 0o600))
+	linkToFifo := filepath.Join(root, "link-to-fifo")
+	must(t, os.Symlink(fifo, linkToFifo))
+	linkToGood := filepath.Join(root, "link-to-good")
+	must(t, os.Symlink(file("good-admin", adminPassphrase+"\n", 0o600), linkToGood))
+	dir := filepath.Join(root, "dir")
+	must(t, os.Mkdir(dir, 0o700))
+
+	bad := map[string]struct{ path, code, says string }{
+		"stdin":          {"/dev/stdin", "usage", "regular file"},
+		"device":         {"/dev/null", "usage", "regular file"},
+		"FIFO":           {fifo, "usage", "FIFO"},
+		"symlink a FIFO": {linkToFifo, "usage", "FIFO"},
+		"directory":      {dir, "usage", "directory"},
+		"world-readable": {file("open", adminPassphrase+"\n", 0o644), "usage", "0644"},
+		"group-readable": {file("group", adminPassphrase+"\n", 0o640), "usage", "0640"},
+		"missing":        {filepath.Join(root, "none"), "not_found", "no such file"},
+	}
+	vaultOnly := func(p string) []string {
+		return []string{"--vault-passphrase-file", p, "secrets", "set", "X", "--from-stdin"}
+	}
+	for name, c := range bad {
+		for _, args := range [][]string{
+			{"workspace", "allowlist", "add", "api.example.com", "--passphrase-file", c.path},
+			vaultOnly(c.path),
+		} {
+			t.Run(name+"/"+args[0], func(t *testing.T) {
+				done := make(chan *Result, 1)
+				go func() { done <- v.RunIn([]byte(adminPassphrase+"\n"), args...) }()
+				var r *Result
+				select {
+				case r = <-done:
+				case <-time.After(20 * time.Second):
+					t.Fatal("blocked reading the passphrase file")
+				}
+				exit := map[string]int{"usage": 2, "not_found": 3}[c.code]
+				e := r.ErrorCode(t, c.code, exit)
+				if msg := e["message"].(string); !strings.Contains(msg, c.says) {
+					t.Errorf("message %q does not say %q", msg, c.says)
+				}
+			})
+		}
+	}
+	// The environment variable goes through the same check.
+	v2 := *v
+	v2.VaultFile = file("vault-open", vaultPassphrase+"\n", 0o644)
+	v2.RunIn([]byte("x"), "secrets", "set", "X", "--from-stdin").ErrorCode(t, "usage", 2)
+
+	v.Run("workspace", "allowlist", "add", "api.example.com", "--passphrase-file", linkToGood).OK(t)
+	v.RunIn([]byte("value"), vaultOnly(file("good-vault", vaultPassphrase+"\n", 0o600))...).OK(t)
+}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"strings"
+	"unicode"
 )
 
 // ErrNotRegular: a path that must name a regular file names something else
@@ -75,6 +77,9 @@ func CheckRegular(path string) error {
 	return nil
 }
 
+// NotRegular is ErrNotRegular naming the file type m.
+func NotRegular(m fs.FileMode) error { return fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(m)) }
+
 // kindOf names a file type for an error message.
 func kindOf(m fs.FileMode) string {
 	switch {
@@ -92,4 +97,22 @@ func kindOf(m fs.FileMode) string {
 		return "regular file"
 	}
 	return "special file"
+}
+
+// ShowPath is how an error quotes a path the user gave. A value typed or
+// pasted where a path belongs ("correct horse battery staple 42") must not
+// be echoed into an error an agent reads: the path is shown only when it
+// exists, or when it looks like a path (a separator in it, or a leading
+// '.' or '~', no whitespace, at most 200 bytes); otherwise only its length.
+func ShowPath(p string) string {
+	if _, err := os.Lstat(p); err == nil && len(p) <= 4096 {
+		return p
+	}
+	looksLike := len(p) > 0 && len(p) <= 200 &&
+		(strings.ContainsAny(p, `/\`) || p[0] == '.' || p[0] == '~') &&
+		!strings.ContainsFunc(p, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) })
+	if looksLike {
+		return p
+	}
+	return fmt.Sprintf("<%d bytes>", len(p))
 }

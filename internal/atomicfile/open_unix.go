@@ -4,6 +4,7 @@ package atomicfile
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
 )
@@ -29,4 +30,16 @@ func clearNonBlock(f *os.File) error {
 		return err
 	}
 	return serr
+}
+
+// CheckPrivate refuses a file another user owns or that group or others
+// may read or write: a passphrase in such a file is not the user's alone.
+func CheckPrivate(st os.FileInfo) error {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Uid) != os.Geteuid() {
+		return fmt.Errorf("it is owned by uid %d, not by you (uid %d)", sys.Uid, os.Geteuid())
+	}
+	if perm := st.Mode().Perm(); perm&0o077 != 0 {
+		return fmt.Errorf("its mode is %04o: group or others can read or write it", perm)
+	}
+	return nil
 }

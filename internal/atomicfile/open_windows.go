@@ -12,3 +12,7 @@ const (
 func isSymlinkErr(error) bool { return false }
 
 func clearNonBlock(*os.File) error { return nil }
+
+// CheckPrivate: Windows protects files by ACLs, which the profile
+// directory sets; mode bits say nothing there.
+func CheckPrivate(os.FileInfo) error { return nil }
