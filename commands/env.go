@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -131,6 +132,18 @@ func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
 			"run on a terminal, or set AGENTSECRETS_VAULT_PASSPHRASE_FILE=PATH (a file holding the passphrase)")
 	}
 	return p, nil
+}
+
+// userFileError reports a file the user named (with flag) that could not
+// be read. The path is quoted only as atomicfile.ShowPath allows: a value
+// typed where the path belongs must not come back in the error. The
+// *fs.PathError's own text would quote it whole, so only its cause is kept.
+func userFileError(flag, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return errcode.Errorf(errcode.NotFound, "read %s %s: %v", flag, atomicfile.ShowPath(path), err)
 }
 
 // maxPassphraseFile bounds what is read from a passphrase file.

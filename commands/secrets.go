@@ -95,12 +95,12 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
 	case c.FromFile != "":
 		f, err := os.Open(c.FromFile)
 		if err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --from-file: %w", err), "pass the path of a readable file")
+			return nil, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
 		}
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, fmt.Errorf("read --from-file: %w", err)
+			return nil, userFileError("--from-file", c.FromFile, err)
 		}
 		return trimNewline(b), nil
 	default:

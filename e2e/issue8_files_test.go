@@ -211,3 +211,39 @@ func TestPassphraseFilesMustBePrivateRegularFiles(t *testing.T) {
 	v.Run("workspace", "allowlist", "add", "api.example.com", "--passphrase-file", linkToGood).OK(t)
 	v.RunIn([]byte("value"), vaultOnly(file("good-vault", vaultPassphrase+"\n", 0o600))...).OK(t)
 }
+
+// TestTypedValuesAreNotEchoedAsPaths: a value typed where a path or a name
+// belongs comes back as its length, never verbatim, from every flag that
+// takes one; a missing path that looks like a path is still named.
+func TestTypedValuesAreNotEchoedAsPaths(t *testing.T) {
+	v := NewVault(t, "file")
+	typed := "correct horse battery staple 42"
+	cases := [][]string{
+		{"workspace", "allowlist", "add", "api.example.com", "--passphrase-file", typed},
+		{"--vault-passphrase-file", typed, "secrets", "set", "X", "--from-stdin"},
+		{"secrets", "set", "X", "--from-file", typed},
+		{"secrets", "import", typed},
+		{"call", "--url", "http://127.0.0.1:9/", "--data-file", typed},
+		{"secrets", "list", "--input", typed},
+		{"secrets", "list", "--workspace", typed},
+		{"secrets", "list", "--project", typed},
+	}
+	for _, args := range cases {
+		r := v.RunIn([]byte("x"), args...)
+		if r.Code == 0 {
+			t.Errorf("%v succeeded", args)
+			continue
+		}
+		out := string(r.Stdout) + string(r.Stderr)
+		if strings.Contains(out, "horse") {
+			t.Errorf("%v echoes the typed value: %s", args, out)
+		}
+		if !strings.Contains(out, "bytes>") {
+			t.Errorf("%v does not say what it got: %s", args, out)
+		}
+	}
+	r := v.Run("secrets", "import", "./missing.env")
+	if !strings.Contains(string(r.Stdout), "./missing.env") {
+		t.Errorf("a path-looking name is not shown: %s", r.Stdout)
+	}
+}
