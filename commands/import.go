@@ -5,8 +5,8 @@ import (
 	"io"
 	"os"
 
-	"github.com/agentsecrets/agentsecrets/internal/dotenv"
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
+	"github.com/agentsecrets/agentsecrets/internal/dotenv"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
