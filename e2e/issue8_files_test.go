@@ -247,3 +247,34 @@ func TestTypedValuesAreNotEchoedAsPaths(t *testing.T) {
 		t.Errorf("a path-looking name is not shown: %s", r.Stdout)
 	}
 }
+
+// TestInjectionHintsNameTheSecret: for every injection style, a call that
+// a human must approve gets a hint naming the secret, never <redacted>
+// where the name belongs; a NAME=VALUE argument is still scrubbed.
+func TestInjectionHintsNameTheSecret(t *testing.T) {
+	v := NewVault(t, "file")
+	v.RunIn([]byte("user:"+randomValue(t, "pw_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {})
+	v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
+	for _, flags := range [][]string{
+		{"--bearer", "STRIPE_KEY"},
+		{"--basic", "STRIPE_KEY"},
+		{"--header", "X-Api-Key=STRIPE_KEY"},
+		{"--query", "api_key=STRIPE_KEY"},
+		{"--body-field", "auth.key=STRIPE_KEY"},
+		{"--form-field", "key=STRIPE_KEY"},
+	} {
+		r := v.Run(append([]string{"call", "--url", up.URL + "/x"}, flags...)...)
+		if r.Code == 0 {
+			t.Fatalf("%v: unbound secret sent", flags)
+		}
+		out := string(r.Stdout)
+		if strings.Contains(out, "<redacted>") || !strings.Contains(r.JSON(t)["error"].(map[string]any)["hint"].(string), "STRIPE_KEY") {
+			t.Errorf("%v: hint does not name the secret: %s", flags, out)
+		}
+	}
+	r := v.Run("secrets", "set", "BAD-NAME=not-a-name-value-1234")
+	if strings.Contains(string(r.Stdout), "not-a-name-value-1234") {
+		t.Errorf("NAME=VALUE echoed: %s", r.Stdout)
+	}
+}
