@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -118,11 +120,13 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		return fail(err)
 	}
 	defer rel.Wipe()
-	for _, a := range c.Command {
-		if rel.Contains(a) {
-			return fail(errcode.WithHint(broker.ErrValueInArgv,
-				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
-		}
+	values := make([][]byte, 0, len(refs))
+	for _, ref := range refs {
+		values = append(values, rel.Value(ref))
+	}
+	if argvLeaks(c.Command, values, rel.Contains) {
+		return fail(errcode.WithHint(broker.ErrValueInArgv,
+			"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
 	}
 	// The error does not name the program: the first word after -- could
 	// be a value of a secret not released here, which nothing can check.
@@ -381,4 +385,47 @@ func releaseReason(err error) string {
 		return "bad_request"
 	}
 	return "internal"
+}
+
+// minArgvForm is the shortest encoded form argvLeaks looks for: shorter
+// ones would match ordinary arguments by chance.
+const minArgvForm = 8
+
+// argvLeaks reports whether argv carries a released value. It is a net, not
+// a boundary (a program can always be handed a value in a form nobody
+// anticipated): each argument, and all arguments joined with and without a
+// space (a value split across arguments and re-joined by a shell), are
+// checked against every form contains knows (the redactor's: raw, base64,
+// hex, URL, JSON escaping), and, ignoring letter case, against hex and
+// base32 (standard and extended-hex alphabets, with or without padding).
+func argvLeaks(argv []string, values [][]byte, contains func(string) bool) bool {
+	hay := append(append([]string{}, argv...), strings.Join(argv, ""), strings.Join(argv, " "))
+	for _, s := range hay {
+		if contains(s) {
+			return true
+		}
+	}
+	var forms []string
+	for _, v := range values {
+		for _, f := range []string{
+			hex.EncodeToString(v),
+			base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(v),
+			base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(v),
+		} {
+			// The unpadded form is a prefix of the padded one, so finding it
+			// covers both.
+			if len(f) >= minArgvForm {
+				forms = append(forms, strings.ToLower(f))
+			}
+		}
+	}
+	for _, s := range hay {
+		low := strings.ToLower(s)
+		for _, f := range forms {
+			if strings.Contains(low, f) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -3,6 +3,8 @@
 package e2e
 
 import (
+	"encoding/base32"
+	"encoding/hex"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unicode"
 )
 
 // TestAuditFailsClosed: whenever the audit log cannot take a record (a
@@ -277,4 +280,42 @@ func TestInjectionHintsNameTheSecret(t *testing.T) {
 	if strings.Contains(string(r.Stdout), "not-a-name-value-1234") {
 		t.Errorf("NAME=VALUE echoed: %s", r.Stdout)
 	}
+}
+
+// TestEnvArgvCheckCatchesSplitAndEncodedValues: `env` refuses a command
+// line carrying a released value split across adjacent arguments (with and
+// without a space between the halves), in base32 (standard and extended-hex
+// alphabets, padded or not, either case) and in mixed-case hex.
+func TestEnvArgvCheckCatchesSplitAndEncodedValues(t *testing.T) {
+	v := NewVault(t, "file")
+	value := randomValue(t, "sk_live_") + " tail"
+	v.RunIn([]byte(value), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	v.Run("secrets", "bind", "KEY", "--release", "env", "--passphrase-file", v.AdminFile).OK(t)
+	b := []byte(value)
+	mixed := []byte(hex.EncodeToString(b))
+	for i := range mixed {
+		if i%2 == 0 {
+			mixed[i] = byte(unicode.ToUpper(rune(mixed[i])))
+		}
+	}
+	half := len(value) / 2
+	space := strings.IndexByte(value, ' ')
+	cases := map[string][]string{
+		"split":            {value[:half], value[half:]},
+		"split at a space": {value[:space], value[space+1:]},
+		"base32":           {base32.StdEncoding.EncodeToString(b)},
+		"base32 lower":     {strings.ToLower(base32.StdEncoding.EncodeToString(b))},
+		"base32 unpadded":  {base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)},
+		"base32hex":        {base32.HexEncoding.EncodeToString(b)},
+		"base32hex lower":  {strings.ToLower(base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(b))},
+		"mixed-case hex":   {string(mixed)},
+	}
+	for name, args := range cases {
+		r := v.Run(append([]string{"env", "--only", "KEY", "--", "echo"}, args...)...)
+		e := r.ErrorCode(t, "denied", 4)
+		if !strings.Contains(e["message"].(string), "appears in the command's arguments") {
+			t.Errorf("%s: %v", name, e["message"])
+		}
+	}
+	v.Run("env", "--only", "KEY", "--", "echo", "harmless", "args").OK(t)
 }
