@@ -26,11 +26,12 @@ type Problem struct {
 	Key  string `json:"key"`
 }
 
-// lister is a backend that can enumerate its keys (the file vault). A
-// keychain cannot be listed portably: for it, orphans are found through
-// Index.Pending only.
-type lister interface {
-	Keys(ctx context.Context) ([]string, error)
+// snapshotter is a backend that can read all its items at once (the file
+// vault, where every Get decrypts the whole file): the check then reads it
+// once, and finds orphans by listing. A keychain cannot be listed
+// portably: for it, orphans are found through Index.Pending only.
+type snapshotter interface {
+	All(ctx context.Context) (map[string][]byte, error)
 }
 
 // Consistency compares every index entry with the value the backend holds
@@ -129,6 +130,16 @@ func (s *Store) backendAndKey(ctx context.Context) (Backend, []byte, error) {
 // with its stored value (to repair it) before the value is wiped.
 func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index,
 	visit func(sel Selection, name string, sec *Secret, value []byte)) ([]Problem, error) {
+	get, keys, done := bulkGetter(b)
+	defer done()
+	var candidates []string
+	if keys != nil {
+		list, err := keys(ctx)
+		if err != nil {
+			return nil, err
+		}
+		candidates = list
+	}
 	var out []Problem
 	indexed := map[string]bool{}
 	for _, wn := range SortedKeys(ix.Workspaces) {
@@ -138,7 +149,7 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 			for _, name := range SortedKeys(secrets) {
 				key := itemKey(sel, name)
 				indexed[key] = true
-				v, err := b.Get(ctx, key)
+				v, err := get(ctx, key)
 				if errors.Is(err, ErrValueMissing) {
 					out = append(out, Problem{ProblemMissing, key})
 					continue
@@ -156,20 +167,13 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 			}
 		}
 	}
-	candidates := append([]string(nil), ix.Pending...)
-	if l, ok := b.(lister); ok {
-		keys, err := l.Keys(ctx)
-		if err != nil {
-			return nil, err
-		}
-		candidates = append(candidates, keys...)
-	}
+	candidates = append(candidates, ix.Pending...)
 	sort.Strings(candidates)
 	for i, key := range candidates {
 		if indexed[key] || strings.HasPrefix(key, "meta/") || i > 0 && candidates[i-1] == key {
 			continue
 		}
-		v, err := b.Get(ctx, key)
+		v, err := get(ctx, key)
 		if errors.Is(err, ErrValueMissing) {
 			continue // a journalled key whose write or delete did complete
 		}
@@ -182,15 +186,48 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 	return out, nil
 }
 
-// Keys lists the file vault's keys.
-func (v *FileVault) Keys(context.Context) ([]string, error) {
-	items, err := v.read()
-	if err != nil {
-		return nil, err
+// All reads every item of the file vault in one decryption.
+func (v *FileVault) All(context.Context) (map[string][]byte, error) {
+	return v.read()
+}
+
+// bulkGetter is a Get for reading many keys. For a snapshotter it reads all
+// items once, on first use, and keys lists them; otherwise it is the
+// backend's Get and keys is nil. done wipes what was read.
+func bulkGetter(b Backend) (get func(context.Context, string) ([]byte, error), keys func(context.Context) ([]string, error), done func()) {
+	sn, ok := b.(snapshotter)
+	if !ok {
+		return b.Get, nil, func() {}
 	}
-	keys := SortedKeys(items)
-	for _, val := range items {
-		clear(val)
+	var all map[string][]byte
+	load := func(ctx context.Context) error {
+		if all != nil {
+			return nil
+		}
+		var err error
+		all, err = sn.All(ctx)
+		return err
 	}
-	return keys, nil
+	get = func(ctx context.Context, key string) ([]byte, error) {
+		if err := load(ctx); err != nil {
+			return nil, err
+		}
+		v, ok := all[key]
+		if !ok {
+			return nil, ErrValueMissing
+		}
+		return append([]byte(nil), v...), nil
+	}
+	keys = func(ctx context.Context) ([]string, error) {
+		if err := load(ctx); err != nil {
+			return nil, err
+		}
+		return SortedKeys(all), nil
+	}
+	done = func() {
+		for _, v := range all {
+			clear(v)
+		}
+	}
+	return get, keys, done
 }

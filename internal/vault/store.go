@@ -301,6 +301,10 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 	var results []PutResult
 	err = s.withLock(ctx, func() error {
 		results = results[:0]
+		// Read under the lock: the unchanged check must see the values
+		// as they are now. The file vault is read once, not per name.
+		get, _, done := bulkGetter(backend)
+		defer done()
 		ix, err := s.Index()
 		if err != nil {
 			return err
@@ -327,11 +331,13 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 				// The index describes this value; the backend must hold it
 				// too. A crash between a value write and its index write
 				// leaves another value there, which this write replaces.
-				cur, err := backend.Get(ctx, key)
+				cur, err := get(ctx, key)
 				if err != nil && !errors.Is(err, ErrValueMissing) {
 					return err
 				}
-				if err == nil && holds(fpKey, sel, p.Name, old, cur) {
+				same := err == nil && holds(fpKey, sel, p.Name, old, cur)
+				clear(cur)
+				if same {
 					if old.FingerprintScheme != fingerprintScheme {
 						old.Fingerprint, old.FingerprintScheme = fp, fingerprintScheme
 						migrated = true
