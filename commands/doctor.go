@@ -79,7 +79,9 @@ func (c *DoctorCmd) Run(env *Env) (*DoctorResult, error) {
 	bc := backendCheck(env, st)
 	add(bc)
 	if bc.OK && (st.Config.Backend != vault.KindFile || env.hasVaultPassphraseFile()) {
-		add(c.consistencyCheck(env, st))
+		for _, ch := range c.consistencyChecks(env, st) {
+			add(ch)
+		}
 	}
 	return finish(res), nil
 }
@@ -121,9 +123,12 @@ func shortHash(h string) string {
 	return h
 }
 
-// consistencyCheck compares the index with the stored values, and with
-// --repair fixes what it can (see vault.Store.Repair).
-func (c *DoctorCmd) consistencyCheck(env *Env, st *vault.Store) Check {
+// consistencyChecks compare the index with the stored values, and with
+// --repair fix what they can (see vault.Store.Repair). Values an
+// interrupted write left under journalled keys are reported apart and do
+// not make the vault unhealthy: like leftover temp files, the next write
+// removes them.
+func (c *DoctorCmd) consistencyChecks(env *Env, st *vault.Store) []Check {
 	ch := Check{Name: "consistency"}
 	describe := func(ps []vault.Problem) string {
 		parts := make([]string, 0, len(ps))
@@ -137,34 +142,49 @@ func (c *DoctorCmd) consistencyCheck(env *Env, st *vault.Store) Check {
 		if err != nil {
 			rep := errcode.Classify(err)
 			ch.Detail, ch.Fix = rep.Message, rep.Hint
-			return ch
+			return []Check{ch}
 		}
 		if len(left) > 0 {
 			ch.Detail = "cannot repair: " + describe(left)
 			ch.Fix = "store each missing value again with `agentsecrets secrets set NAME`"
-			return ch
+			return []Check{ch}
 		}
 		ch.OK = true
 		ch.Detail = "index and values agree"
 		if len(fixed) > 0 {
-			ch.Detail += "; repaired " + describe(fixed) + " (a mismatched value was adopted as a new version: set it again if it is not the one you meant; orphaned values were deleted)"
+			ch.Detail += "; repaired " + describe(fixed) + " (a mismatched value was adopted as a new version: set it again if it is not the one you meant; orphaned and leftover values were deleted)"
 		}
-		return ch
+		return []Check{ch}
 	}
-	problems, err := st.Consistency(env.ctx())
+	all, err := st.Consistency(env.ctx())
 	if err != nil {
 		rep := errcode.Classify(err)
 		ch.Detail, ch.Fix = rep.Message, rep.Hint
-		return ch
+		return []Check{ch}
 	}
+	var problems, leftovers []vault.Problem
+	for _, p := range all {
+		if p.Kind == vault.ProblemLeftover {
+			leftovers = append(leftovers, p)
+		} else {
+			problems = append(problems, p)
+		}
+	}
+	var out []Check
 	if len(problems) > 0 {
 		ch.Detail = describe(problems)
 		ch.Fix = "agentsecrets doctor --repair"
-		return ch
+		out = append(out, ch)
+	} else {
+		ch.OK = true
+		ch.Detail = "every secret's stored value matches its fingerprint; no orphaned values"
+		out = append(out, ch)
 	}
-	ch.OK = true
-	ch.Detail = "every secret's stored value matches its fingerprint; no orphaned values"
-	return ch
+	if len(leftovers) > 0 {
+		out = append(out, Check{Name: "leftover_values", OK: true,
+			Detail: describe(leftovers) + ": left by an interrupted write or delete; the next `secrets set` or `secrets delete` removes them, `agentsecrets doctor --repair` now"})
+	}
+	return out
 }
 
 func finish(res *DoctorResult) *DoctorResult {

@@ -113,25 +113,39 @@ func TestCrashWindows(t *testing.T) {
 				t.Fatalf("values sent: %d, want orig then the adopted value", len(got))
 			}
 
-			// (b) An interrupted delete: the index no longer names GONE (and
-			// journals its key, as DeleteSecrets does), the value stays.
-			v.RunIn([]byte(orig), "secrets", "set", "GONE", "--from-stdin").OK(t)
-			st, _ := openStore(t, v)
-			must(t, st.Update(ctx, func(ix *vault.Index) error {
-				delete(ix.Workspaces["default"].Projects["default"].Secrets, "GONE")
-				ix.Pending = append(ix.Pending, "default/default/GONE")
-				return nil
-			}))
-			healthy, checks = doctorChecks(t, v)
-			if healthy || !strings.Contains(checks["consistency"]["detail"].(string), "orphan default/default/GONE") {
-				t.Fatalf("doctor: healthy=%v %v", healthy, checks["consistency"])
+			// (b) An interrupted delete: the index no longer names GONE and
+			// journals its key, as DeleteSecrets's first step does; the value
+			// stays. doctor names it; --repair deletes it now.
+			interruptedDelete := func(name string) {
+				v.RunIn([]byte(orig), "secrets", "set", name, "--from-stdin").OK(t)
+				st, _ := openStore(t, v)
+				must(t, st.Update(ctx, func(ix *vault.Index) error {
+					delete(ix.Workspaces["default"].Projects["default"].Secrets, name)
+					ix.Pending = append(ix.Pending, "default/default/"+name)
+					return nil
+				}))
+			}
+			interruptedDelete("GONE")
+			_, checks = doctorChecks(t, v)
+			if !strings.Contains(checks["leftover_values"]["detail"].(string), "leftover default/default/GONE") {
+				t.Fatalf("doctor: %v", checks)
 			}
 			v.Run("doctor", "--repair").OK(t)
 			if _, err := b.Get(ctx, "default/default/GONE"); !errors.Is(err, vault.ErrValueMissing) {
-				t.Fatalf("the orphan is still stored: %v", err)
+				t.Fatalf("doctor --repair left the orphan: %v", err)
 			}
-			if healthy, checks := doctorChecks(t, v); !healthy {
+			if healthy, checks := doctorChecks(t, v); !healthy || checks["leftover_values"] != nil {
 				t.Fatalf("after --repair: %v", checks)
+			}
+			// Without --repair, the next write removes it, as it removes
+			// leftover temp files.
+			interruptedDelete("GONE2")
+			v.RunIn([]byte(orig), "secrets", "set", "OTHER", "--from-stdin").OK(t)
+			if _, err := b.Get(ctx, "default/default/GONE2"); !errors.Is(err, vault.ErrValueMissing) {
+				t.Fatalf("the next write left the orphan: %v", err)
+			}
+			if healthy, checks := doctorChecks(t, v); !healthy || checks["leftover_values"] != nil {
+				t.Fatalf("after the next write: %v", checks)
 			}
 			for _, r := range []*Result{r} {
 				noValue(t, "output", append(r.Stdout, r.Stderr...), interrupted)

@@ -3,6 +3,7 @@ package vault
 import (
 	"context"
 	"errors"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -12,6 +13,11 @@ const (
 	// ProblemMismatch: the backend holds another value than the index
 	// describes (a crash between a value write and its index write).
 	ProblemMismatch = "mismatch"
+	// ProblemLeftover: a value no index entry names, under a key the
+	// journal (Index.Pending) lists: what an interrupted write or delete
+	// left. The next write of a secret removes it, as it removes leftover
+	// temp files, so it is not a fault.
+	ProblemLeftover = "leftover"
 	// ProblemOrphan: the backend holds a value no index entry names (a
 	// crash during a delete, or before a new secret's index write).
 	ProblemOrphan = "orphan"
@@ -91,7 +97,7 @@ func (s *Store) Repair(ctx context.Context) (fixed, left []Problem, err error) {
 		var orphans []string
 		for _, p := range problems {
 			switch p.Kind {
-			case ProblemOrphan:
+			case ProblemOrphan, ProblemLeftover:
 				orphans = append(orphans, p.Key)
 				fixed = append(fixed, p)
 			case ProblemMismatch:
@@ -181,7 +187,11 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 			return nil, err
 		}
 		clear(v)
-		out = append(out, Problem{ProblemOrphan, key})
+		kind := ProblemOrphan
+		if slices.Contains(ix.Pending, key) {
+			kind = ProblemLeftover
+		}
+		out = append(out, Problem{kind, key})
 	}
 	return out, nil
 }
@@ -230,4 +240,42 @@ func bulkGetter(b Backend) (get func(context.Context, string) ([]byte, error), k
 		}
 	}
 	return get, keys, done
+}
+
+// settlePending removes what an interrupted write left: the values of
+// journalled keys that no index entry names, then the journal itself. The
+// caller holds the lock, so no write in progress owns those keys; a key
+// that is indexed again (deleted, then stored anew) keeps its value.
+func (s *Store) settlePending(ctx context.Context, b Backend) error {
+	ix, err := s.Index()
+	if err != nil || len(ix.Pending) == 0 {
+		return err
+	}
+	var orphans []string
+	for _, key := range ix.Pending {
+		if !ix.names(key) {
+			orphans = append(orphans, key)
+		}
+	}
+	if len(orphans) > 0 {
+		if err := b.Delete(ctx, orphans); err != nil {
+			return err
+		}
+	}
+	ix.Pending = nil
+	return s.writeIndex(ix)
+}
+
+// names reports whether an index entry has backend key key.
+func (ix *Index) names(key string) bool {
+	for wn, w := range ix.Workspaces {
+		for pn, p := range w.Projects {
+			for sn := range p.Secrets {
+				if itemKey(Selection{wn, pn}, sn) == key {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }

@@ -157,7 +157,18 @@ func (s *Store) Update(ctx context.Context, fn func(ix *Index) error) error {
 // that must happen only once the index no longer names what it removes
 // (deleting values from the backend).
 func (s *Store) updateThen(ctx context.Context, fn func(ix *Index) error, then func() error) error {
+	return s.updateWith(ctx, nil, fn, then)
+}
+
+// updateWith is updateThen for a caller that opened the backend: what an
+// interrupted write left is settled first (see settlePending).
+func (s *Store) updateWith(ctx context.Context, backend Backend, fn func(ix *Index) error, then func() error) error {
 	return s.withLock(ctx, func() error {
+		if backend != nil {
+			if err := s.settlePending(ctx, backend); err != nil {
+				return err
+			}
+		}
 		ix, err := s.Index()
 		if err != nil {
 			return err
@@ -301,6 +312,9 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 	var results []PutResult
 	err = s.withLock(ctx, func() error {
 		results = results[:0]
+		if err := s.settlePending(ctx, backend); err != nil {
+			return err
+		}
 		// Read under the lock: the unchanged check must see the values
 		// as they are now. The file vault is read once, not per name.
 		get, _, done := bulkGetter(backend)
@@ -399,7 +413,7 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 		return err
 	}
 	keys := make([]string, 0, len(names))
-	return s.updateThen(ctx, func(ix *Index) error {
+	return s.updateWith(ctx, backend, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
@@ -439,7 +453,7 @@ func (s *Store) DeleteProject(ctx context.Context, sel Selection) (int, error) {
 		}
 	}
 	var keys []string
-	err = s.updateThen(ctx, func(ix *Index) error {
+	err = s.updateWith(ctx, backend, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
