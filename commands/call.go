@@ -3,7 +3,6 @@ package commands
 import (
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -120,14 +119,14 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 	if c.DataFile != "-" {
 		f, err := os.Open(c.DataFile)
 		if err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --data-file: %w", err), "pass a readable file, or - for stdin")
+			return nil, errcode.WithHint(userFileError("--data-file", c.DataFile, err), "pass a readable file, or - for stdin")
 		}
 		defer f.Close()
 		r = f
 	}
 	b, err := io.ReadAll(io.LimitReader(r, broker.MaxRequestBody+1))
 	if err != nil {
-		return nil, fmt.Errorf("read --data-file: %w", err)
+		return nil, userFileError("--data-file", c.DataFile, err)
 	}
 	return b, nil
 }
@@ -208,9 +207,12 @@ func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start ti
 	}
 	data, readErr := io.ReadAll(resp.Body)
 	if async != nil {
+		// A long-lived front end's Writer reports a failed append by
+		// refusing the next requests (broker.Auditor's Ready).
 		async(func() { resp.Close(readErr) })
-	} else {
-		resp.Close(readErr)
+	} else if err := resp.Close(readErr); err != nil {
+		// No audit record, no response: the body is not printed.
+		return nil, err
 	}
 	if err := broker.ReadError(ctx, readErr); err != nil {
 		return nil, err

@@ -9,12 +9,15 @@ import (
 	"runtime"
 	"strings"
 
+	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // DoctorCmd checks the installation and says how to fix each problem.
-type DoctorCmd struct{}
+type DoctorCmd struct {
+	Repair bool `help:"Repair what the consistency check finds: adopt a stored value the index does not describe (an interrupted write) as a new version, and delete values no name refers to (an interrupted delete)." json:"repair,omitempty"`
+}
 
 // Check is one diagnosis.
 type Check struct {
@@ -72,8 +75,116 @@ func (c *DoctorCmd) Run(env *Env) (*DoctorResult, error) {
 		add(Check{Name: "temp_files", OK: true, Detail: fmt.Sprintf("%d leftover temp file(s) from an interrupted write; the next write removes them", len(temps))})
 	}
 
-	add(backendCheck(env, st))
+	add(auditCheck(env, st))
+	bc := backendCheck(env, st)
+	add(bc)
+	if bc.OK && (st.Config.Backend != vault.KindFile || env.hasVaultPassphraseFile()) {
+		for _, ch := range c.consistencyChecks(env, st) {
+			add(ch)
+		}
+	}
 	return finish(res), nil
+}
+
+// auditCheck: the audit log takes records (requests fail without it) and
+// its chain holds; the head is shown so it can be compared with one noted
+// elsewhere.
+func auditCheck(env *Env, st *vault.Store) Check {
+	ch := Check{Name: "audit"}
+	log := audit.Open(st.Dirs.State, audit.Options{})
+	if err := log.Ready(env.ctx()); err != nil {
+		ch.Detail = errcode.Classify(err).Message
+		ch.Fix = "make " + filepath.Join(st.Dirs.State, "audit.log") + " (and audit.lock) regular files you own, not symlinks or directories, and stop any process holding the lock"
+		return ch
+	}
+	v, err := log.Verify()
+	if err != nil {
+		ch.Detail = errcode.Classify(err).Message
+		ch.Fix = "agentsecrets audit verify"
+		return ch
+	}
+	if !v.OK {
+		ch.Detail = fmt.Sprintf("writable, but the chain breaks after %d records (%s)", v.Records, v.Problem.Kind)
+		ch.Fix = "agentsecrets audit verify"
+		return ch
+	}
+	ch.OK = true
+	ch.Detail = fmt.Sprintf("writable; %d records, chain intact, head %s", v.Records, shortHash(v.Head))
+	return ch
+}
+
+func shortHash(h string) string {
+	if len(h) > 16 {
+		return h[:16]
+	}
+	if h == "" {
+		return "(empty)"
+	}
+	return h
+}
+
+// consistencyChecks compare the index with the stored values, and with
+// --repair fix what they can (see vault.Store.Repair). Values an
+// interrupted write left under journalled keys are reported apart and do
+// not make the vault unhealthy: like leftover temp files, the next write
+// removes them.
+func (c *DoctorCmd) consistencyChecks(env *Env, st *vault.Store) []Check {
+	ch := Check{Name: "consistency"}
+	describe := func(ps []vault.Problem) string {
+		parts := make([]string, 0, len(ps))
+		for _, p := range ps {
+			parts = append(parts, p.Kind+" "+p.Key)
+		}
+		return strings.Join(parts, ", ")
+	}
+	if c.Repair {
+		fixed, left, err := st.Repair(env.ctx())
+		if err != nil {
+			rep := errcode.Classify(err)
+			ch.Detail, ch.Fix = rep.Message, rep.Hint
+			return []Check{ch}
+		}
+		if len(left) > 0 {
+			ch.Detail = "cannot repair: " + describe(left)
+			ch.Fix = "store each missing value again with `agentsecrets secrets set NAME`"
+			return []Check{ch}
+		}
+		ch.OK = true
+		ch.Detail = "index and values agree"
+		if len(fixed) > 0 {
+			ch.Detail += "; repaired " + describe(fixed) + " (a mismatched value was adopted as a new version: set it again if it is not the one you meant; orphaned and leftover values were deleted)"
+		}
+		return []Check{ch}
+	}
+	all, err := st.Consistency(env.ctx())
+	if err != nil {
+		rep := errcode.Classify(err)
+		ch.Detail, ch.Fix = rep.Message, rep.Hint
+		return []Check{ch}
+	}
+	var problems, leftovers []vault.Problem
+	for _, p := range all {
+		if p.Kind == vault.ProblemLeftover {
+			leftovers = append(leftovers, p)
+		} else {
+			problems = append(problems, p)
+		}
+	}
+	var out []Check
+	if len(problems) > 0 {
+		ch.Detail = describe(problems)
+		ch.Fix = "agentsecrets doctor --repair"
+		out = append(out, ch)
+	} else {
+		ch.OK = true
+		ch.Detail = "every secret's stored value matches its fingerprint; no orphaned values"
+		out = append(out, ch)
+	}
+	if len(leftovers) > 0 {
+		out = append(out, Check{Name: "leftover_values", OK: true,
+			Detail: describe(leftovers) + ": left by an interrupted write or delete; the next `secrets set` or `secrets delete` removes them, `agentsecrets doctor --repair` now"})
+	}
+	return out
 }
 
 func finish(res *DoctorResult) *DoctorResult {

@@ -3,12 +3,16 @@ package commands
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
@@ -137,16 +141,73 @@ func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
 	return p, nil
 }
 
+// userFileError reports a file the user named (with flag) that could not
+// be read. The path is quoted only as atomicfile.ShowPath allows: a value
+// typed where the path belongs must not come back in the error. The
+// *fs.PathError's own text would quote it whole, so only its cause is kept.
+func userFileError(flag, path string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		err = pe.Err
+	}
+	return errcode.Errorf(errcode.NotFound, "read %s %s: %v", flag, atomicfile.ShowPath(path), err)
+}
+
+// maxPassphraseFile bounds what is read from a passphrase file.
+const maxPassphraseFile = 64 << 10
+
 // readPassphraseFile reads a passphrase from a file, dropping one trailing
-// newline. The error never contains the file's content.
+// newline. The file must be a regular file (a symlink to one is
+// followed), owned by the user and readable by nobody else: never stdin, a
+// FIFO, a device or a directory, which is how a passphrase would be piped in
+// by another program. A FIFO is opened without blocking. The error never
+// contains the file's content, and names the path only as ShowPath allows.
 func readPassphraseFile(path, flag string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	shown := atomicfile.ShowPath(path)
+	hint := "write the passphrase to a regular file only you can read (chmod 600 FILE) and pass its path"
+	notRegular := func(err error) error {
+		return errcode.WithHint(errcode.Errorf(errcode.Usage, "%s %s: %v; a passphrase is read only from a regular file, never from stdin, a pipe or a device", flag, shown, err), hint)
+	}
+	// Stat follows symlinks (and /dev/stdin's magic link) without opening
+	// anything, so a FIFO or a device is named before any open.
+	if err := atomicfile.CheckRegular(path); err != nil && !errors.Is(err, atomicfile.ErrNotRegular) {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "%s %s: no such file", flag, shown), hint)
+	}
+	if st, err := os.Stat(path); err != nil || !st.Mode().IsRegular() {
+		if err != nil {
+			return nil, notRegular(fmt.Errorf("%w (a symlink that does not lead to a file)", atomicfile.ErrNotRegular))
+		}
+		return nil, notRegular(atomicfile.NotRegular(st.Mode()))
+	}
+	real, err := filepath.EvalSymlinks(path)
 	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read %s %s: %w", flag, path, err), "pass the path of a readable file")
+		return nil, notRegular(fmt.Errorf("%w (cannot resolve the symlink)", atomicfile.ErrNotRegular))
+	}
+	f, err := atomicfile.OpenRegular(real, os.O_RDONLY, 0)
+	if err != nil {
+		if errors.Is(err, atomicfile.ErrNotRegular) {
+			return nil, notRegular(err)
+		}
+		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "%s %s: cannot open it: %v", flag, shown, errors.Unwrap(err)), hint)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "%s %s: stat: %v", flag, shown, err)
+	}
+	if err := atomicfile.CheckPrivate(st); err != nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s %s: %v", flag, shown, err), "chmod 600 "+shown+" (and make sure you own it)")
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxPassphraseFile+1))
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Unavailable, "%s %s: read: %v", flag, shown, errors.Unwrap(err))
+	}
+	if len(b) > maxPassphraseFile {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s %s is larger than %d KiB", flag, shown, maxPassphraseFile>>10), hint)
 	}
 	b = trimNewline(b)
 	if len(b) == 0 {
-		return nil, errcode.Errorf(errcode.Usage, "%s %s is empty", flag, path)
+		return nil, errcode.Errorf(errcode.Usage, "%s %s is empty", flag, shown)
 	}
 	return b, nil
 }

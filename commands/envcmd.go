@@ -2,6 +2,8 @@ package commands
 
 import (
 	"context"
+	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -86,8 +88,15 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}}
 	start := env.Now()
 	log := audit.Open(st.Dirs.State, audit.Options{})
+	// No audit record means no release: the log must be able to take this
+	// command's record before any value is read.
+	if err := log.Ready(env.ctx()); err != nil {
+		return nil, err
+	}
 	fail := func(err error) (*EnvResult, error) {
-		auditEnv(env, log, rec, start, err)
+		if aerr := auditEnv(env, log, rec, start, err); aerr != nil {
+			return nil, aerr
+		}
 		return nil, err
 	}
 
@@ -104,11 +113,13 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		return fail(err)
 	}
 	defer rel.Wipe()
-	for _, a := range c.Command {
-		if rel.Contains(a) {
-			return fail(errcode.WithHint(broker.ErrValueInArgv,
-				"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
-		}
+	values := make([][]byte, 0, len(refs))
+	for _, ref := range refs {
+		values = append(values, rel.Value(ref))
+	}
+	if argvLeaks(c.Command, values, rel.Contains) {
+		return fail(errcode.WithHint(broker.ErrValueInArgv,
+			"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
 	}
 	// The error does not name the program: the first word after -- could
 	// be a value of a secret not released here, which nothing can check.
@@ -228,7 +239,10 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	}
 
 	rec.ExitCode = res.ExitCode
-	auditEnv(env, log, rec, start, nil)
+	if err := auditEnv(env, log, rec, start, nil); err != nil {
+		// The child has run; what is left to refuse is a success.
+		return nil, err
+	}
 	res.AuditID = rec.ID
 	return res, nil
 }
@@ -344,7 +358,7 @@ func exitStatus(ps *os.ProcessState, waitErr error) (int, string) {
 
 // auditEnv appends the run's record: names, the command's base name and
 // its exit code; never argv, which could hold anything.
-func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) {
+func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) error {
 	rec.DurationMS = float64(env.Now().Sub(start).Microseconds()) / 1000
 	switch {
 	case err == nil:
@@ -356,7 +370,7 @@ func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err 
 			rec.Decision = audit.DecisionBlocked
 		}
 	}
-	_ = log.Append(context.WithoutCancel(env.ctx()), rec)
+	return log.Append(context.WithoutCancel(env.ctx()), rec)
 }
 
 // releaseReason names why a release was refused, for the audit record.
@@ -380,4 +394,47 @@ func releaseReason(err error) string {
 		return "bad_request"
 	}
 	return "internal"
+}
+
+// minArgvForm is the shortest encoded form argvLeaks looks for: shorter
+// ones would match ordinary arguments by chance.
+const minArgvForm = 8
+
+// argvLeaks reports whether argv carries a released value. It is a net, not
+// a boundary (a program can always be handed a value in a form nobody
+// anticipated): each argument, and all arguments joined with and without a
+// space (a value split across arguments and re-joined by a shell), are
+// checked against every form contains knows (the redactor's: raw, base64,
+// hex, URL, JSON escaping), and, ignoring letter case, against hex and
+// base32 (standard and extended-hex alphabets, with or without padding).
+func argvLeaks(argv []string, values [][]byte, contains func(string) bool) bool {
+	hay := append(append([]string{}, argv...), strings.Join(argv, ""), strings.Join(argv, " "))
+	for _, s := range hay {
+		if contains(s) {
+			return true
+		}
+	}
+	var forms []string
+	for _, v := range values {
+		for _, f := range []string{
+			hex.EncodeToString(v),
+			base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(v),
+			base32.HexEncoding.WithPadding(base32.NoPadding).EncodeToString(v),
+		} {
+			// The unpadded form is a prefix of the padded one, so finding it
+			// covers both.
+			if len(f) >= minArgvForm {
+				forms = append(forms, strings.ToLower(f))
+			}
+		}
+	}
+	for _, s := range hay {
+		low := strings.ToLower(s)
+		for _, f := range forms {
+			if strings.Contains(low, f) {
+				return true
+			}
+		}
+	}
+	return false
 }

@@ -1,11 +1,11 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/dotenv"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -45,19 +45,19 @@ func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
 	if c.Path != "-" {
 		f, err := os.Open(c.Path)
 		if err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "open %s: %w", c.Path, errors.Unwrap(err)), "pass the path of a readable .env file")
+			return nil, errcode.WithHint(userFileError("import file", c.Path, err), "pass the path of a readable .env file")
 		}
 		defer f.Close()
 		r = f
 	}
 	data, err := io.ReadAll(io.LimitReader(r, maxImport+1))
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", c.Path, err)
+		return nil, userFileError("import file", c.Path, err)
 	}
 	entries, err := dotenv.Parse(data)
 	if err != nil {
 		// ParseError carries a line and a reason, never the text.
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s: %v", c.Path, err), "fix the file; nothing was imported")
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s: %v", atomicfile.ShowPath(c.Path), err), "fix the file; nothing was imported")
 	}
 	res := &SecretsImportResult{Results: []ImportEntry{}}
 	var puts []vault.Put

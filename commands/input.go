@@ -88,7 +88,7 @@ func applyInput(parser *kong.Kong, args []string, env *Env) ([]string, error) {
 		data, err = os.ReadFile(src)
 	}
 	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --input %s: %w", src, err), "pass a readable JSON file, or - for stdin")
+		return nil, errcode.WithHint(userFileError("--input", src, err), "pass a readable JSON file, or - for stdin")
 	}
 	if len(data) > maxInput {
 		return nil, errcode.New(errcode.TooLarge, "--input is larger than 1 MiB")

@@ -342,7 +342,7 @@ func mcpTools() []mcpToolSpec {
 		{"api_call", "call", "Call an API with secrets injected",
 			"Send an HTTP request with secrets injected by name (bearer, basic, header:NAME, query:PARAM, body:PATH, form:FIELD); returns the upstream's response with every echo of a value redacted. The host must be allowlisted and the secret bound to it.",
 			mcp.Annotations{OpenWorld: true}},
-		{"list_secrets", "secrets list", "List secrets", "List the project's secrets: names, versions, fingerprints and bindings, never values.", ro},
+		{"list_secrets", "secrets list", "List secrets", "List the project's secrets: names, versions and bindings, never values or fingerprints.", ro},
 		{"status", "status", "Show status", "Show the vault, backend, current project and what can release values.", ro},
 		{"proxy_logs", "proxy logs", "Read the audit log", "Show audit records: hosts, secret names, decisions, never values.", ro},
 		{"audit_verify", "audit verify", "Verify the audit log", "Check the audit log's hash chain and report the first broken link.", ro},

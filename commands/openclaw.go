@@ -142,16 +142,22 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 
 	log := audit.Open(st.Dirs.State, audit.Options{})
 	start := env.Now()
-	record := func(names []string, err error) {
-		if len(names) > 0 {
-			auditEnv(env, log, &audit.Record{FrontEnd: audit.FrontEndOpenClaw, Secrets: names, Styles: []string{}}, start, err)
+	record := func(names []string, err error) error {
+		if len(names) == 0 {
+			return nil
 		}
+		return auditEnv(env, log, &audit.Record{FrontEnd: audit.FrontEndOpenClaw, Secrets: names, Styles: []string{}}, start, err)
 	}
 	record(notApproved, policy.ErrNotReleased)
 	record(unknown, vault.ErrNotFound)
 
 	if len(approved) > 0 {
-		rel, err := broker.Release(env.ctx(), st, policy.ReleaseOpenClaw, approved)
+		// No audit record means no release (see broker.Auditor).
+		err := log.Ready(env.ctx())
+		var rel *broker.Released
+		if err == nil {
+			rel, err = broker.Release(env.ctx(), st, policy.ReleaseOpenClaw, approved)
+		}
 		var released []string
 		if err != nil {
 			for _, id := range approvedIDs {
@@ -170,7 +176,13 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 				res.Released = append(res.Released, id)
 				released = append(released, refs[id].Name)
 			}
-			record(released, nil)
+			if err := record(released, nil); err != nil {
+				for _, id := range res.Released {
+					delete(resp.Values, id)
+					refuse(id, openclawUnavailable, err)
+				}
+				res.Released = []string{}
+			}
 		}
 	}
 

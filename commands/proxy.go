@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -181,7 +182,7 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 		return nil, err
 	}
 	logPath := filepath.Join(st.Dirs.State, "proxy.log")
-	logf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	logf, err := atomicfile.OpenRegular(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -211,12 +212,11 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 	return nil, errcode.WithHint(errcode.New(errcode.Timeout, "the proxy did not answer within 10s"), "see "+logPath)
 }
 
+// writePrivate replaces a file in the state directory (0600) through a
+// temp file with a random name created O_EXCL, so a planted symlink at a
+// predictable temp name (proxy.token.tmp) cannot redirect the token.
 func writePrivate(path string, data []byte) error {
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, data, 0o600); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.Write(path, data, 0o600, "."+filepath.Base(path)+".tmp-", nil)
 }
 
 // probeProxy reads the state file and asks the proxy for /health.

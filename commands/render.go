@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 	"github.com/tidwall/gjson"
 )
 
@@ -201,10 +202,20 @@ func reportError(env *Env, format string, err error, args []string) int {
 // scrubArgs removes the right-hand side of NAME=VALUE arguments from a
 // message: that is how a value enters argv (secrets set NAME=VALUE), and no
 // error may echo it.
+//
+// The value of an injection flag (`call --header X-Api-Key=STRIPE_KEY`) is
+// FIELD=SECRET_NAME, not NAME=VALUE: its right-hand side is a name the hint
+// must show, as it does for `--bearer STRIPE_KEY`. It is kept only when it
+// is a valid secret name; anything else may be a pasted value.
 func scrubArgs(msg string, args []string) string {
-	for _, a := range args {
+	for i, a := range args {
 		if strings.HasPrefix(a, "-") {
 			continue
+		}
+		if i > 0 && pairFlags[args[i-1]] {
+			if _, name, ok := strings.Cut(a, "="); ok && vault.CheckSecretName(name) == nil {
+				continue
+			}
 		}
 		if i := strings.IndexByte(a, '='); i > 0 && i < len(a)-1 {
 			msg = strings.ReplaceAll(msg, a[i+1:], "<redacted>")
@@ -212,6 +223,10 @@ func scrubArgs(msg string, args []string) string {
 	}
 	return msg
 }
+
+// pairFlags are call's injection flags whose value is FIELD=SECRET_NAME
+// (see CallCmd.injections).
+var pairFlags = map[string]bool{"--header": true, "--query": true, "--body-field": true, "--form-field": true}
 
 // scrubTokens removes every argument token from a parser message except
 // words of the grammar. kong quotes offending arguments verbatim

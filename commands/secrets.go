@@ -96,12 +96,12 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
 	case c.FromFile != "":
 		f, err := os.Open(c.FromFile)
 		if err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "read --from-file: %w", err), "pass the path of a readable file")
+			return nil, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
 		}
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, fmt.Errorf("read --from-file: %w", err)
+			return nil, userFileError("--from-file", c.FromFile, err)
 		}
 		return trimNewline(b), nil
 	default:
@@ -178,11 +178,10 @@ type SecretInfo struct {
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Fingerprint is a prefix of HMAC-SHA256(value) under the vault's
-	// local key: equal values have equal fingerprints, nothing more.
-	Fingerprint string           `json:"fingerprint"`
-	Source      string           `json:"source"`
-	Bindings    []policy.Binding `json:"bindings"`
+	// No fingerprint: an agent could store guesses under its own names
+	// and compare. The index keeps them (salted per secret) for doctor.
+	Source   string           `json:"source"`
+	Bindings []policy.Binding `json:"bindings"`
 	// Releases are the ways a human approved handing the value itself to
 	// another process: env, openclaw. Usually empty.
 	Releases []string `json:"releases"`
@@ -221,7 +220,7 @@ func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
 	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(secrets))}
 	for _, s := range secrets {
 		res.Secrets = append(res.Secrets, SecretInfo{Name: s.Name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-			Fingerprint: shortFingerprint(s.Fingerprint), Source: s.Source, Bindings: s.Bindings, Releases: releasesOf(s.Secret)})
+			Source: s.Source, Bindings: s.Bindings, Releases: releasesOf(s.Secret)})
 	}
 	return res, nil
 }
@@ -246,9 +245,7 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 		b = s.CreatedAt.AppendFormat(b, time.RFC3339Nano)
 		b = append(b, `","updated_at":"`...)
 		b = s.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
-		b = append(b, `","fingerprint":`...)
-		b = appendJSONString(b, s.Fingerprint)
-		b = append(b, `,"source":`...)
+		b = append(b, `","source":`...)
 		b = appendJSONString(b, s.Source)
 		b = append(b, `,"bindings":`...)
 		if len(s.Bindings) == 0 {
@@ -293,13 +290,6 @@ func appendMarshal(b []byte, v any) []byte {
 	enc.SetEscapeHTML(false)
 	enc.Encode(v)
 	return append(b, bytes.TrimSuffix(buf.Bytes(), []byte("\n"))...)
-}
-
-func shortFingerprint(fp string) string {
-	if len(fp) > 16 {
-		fp = fp[:16]
-	}
-	return "hmac-sha256:" + fp
 }
 
 func (r *SecretsListResult) WriteText(w io.Writer) error {

@@ -302,8 +302,8 @@ func TestProjectLink(t *testing.T) {
 func TestListAppendJSONMatchesEncoder(t *testing.T) {
 	when := time.Date(2026, 11, 23, 18, 0, 0, 120000000, time.UTC)
 	res := &SecretsListResult{Workspace: "team.one", Project: "api-v2", Secrets: []SecretInfo{
-		{Name: "A", Version: 3, CreatedAt: when, UpdatedAt: when.Add(time.Second), Fingerprint: "hmac-sha256:00ff", Source: "set", Bindings: []policy.Binding{}, Releases: []string{}},
-		{Name: "B_2", Version: 1, CreatedAt: when, UpdatedAt: when, Fingerprint: "hmac-sha256:abcd", Source: "import",
+		{Name: "A", Version: 3, CreatedAt: when, UpdatedAt: when.Add(time.Second), Source: "set", Bindings: []policy.Binding{}, Releases: []string{}},
+		{Name: "B_2", Version: 1, CreatedAt: when, UpdatedAt: when, Source: "import",
 			Bindings: []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1/<x>&", Methods: []string{"GET"}, Surfaces: []string{"header"}, CreatedAt: when}}, Releases: []string{"env", "openclaw"}},
 		{Name: "C", Version: 1, Source: "odd \"source\"\n\u00e9", Bindings: []policy.Binding{}},
 	}}

@@ -6,6 +6,7 @@ package agentfiles
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -142,6 +143,10 @@ func Write(root string) ([]Result, error) {
 	var plan []planned
 	for _, f := range files() {
 		path := filepath.Join(root, f.rel)
+		if err := insideRoot(root, path); err != nil {
+			return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "refusing to write %s: %v", path, err),
+				"replace "+f.rel+" with a regular file (or a symlink to one inside the repository), then rerun `agentsecrets init --agent-files`")
+		}
 		real, cur, mode, exists, err := atomicfile.Read(path)
 		if err != nil {
 			return nil, errcode.Errorf(errcode.Unavailable, "read %s: %w", path, err)
@@ -166,4 +171,49 @@ func Write(root string) ([]Result, error) {
 		res = append(res, Result{Path: filepath.Join(root, files()[i].rel), Action: p.action})
 	}
 	return res, nil
+}
+
+// insideRoot checks that writing path cannot leave root. A cloned
+// repository is someone else's content: an AGENTS.md (or .cursor
+// directory) that is a symlink to ~/.bashrc would otherwise make an append
+// land in a shell startup file. Symlinks that stay inside the repository
+// are allowed, because `CLAUDE.md -> AGENTS.md` is a common convention; the
+// target must then be a regular file (a FIFO would block the read). For a
+// file that does not exist yet, its nearest existing ancestor must resolve
+// inside root. The repository is not expected to change under a running
+// init, so checking before the write is enough.
+func insideRoot(root, path string) error {
+	realRoot, err := filepath.EvalSymlinks(root)
+	if err != nil {
+		return err
+	}
+	probe := path
+	for {
+		if _, err := os.Lstat(probe); err == nil {
+			break
+		}
+		parent := filepath.Dir(probe)
+		if parent == probe {
+			return errors.New("no existing ancestor")
+		}
+		probe = parent
+	}
+	real, err := filepath.EvalSymlinks(probe)
+	if err != nil {
+		return fmt.Errorf("it is a dangling or looping symlink: %w", err)
+	}
+	rel, err := filepath.Rel(realRoot, real)
+	if err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return errors.New("it resolves outside the repository")
+	}
+	if probe == path {
+		st, err := os.Stat(real)
+		if err != nil {
+			return err
+		}
+		if !st.Mode().IsRegular() {
+			return errors.New("it is not a regular file")
+		}
+	}
+	return nil
 }

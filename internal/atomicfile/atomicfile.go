@@ -82,6 +82,9 @@ func Write(path string, data []byte, perm fs.FileMode, tempPrefix string, check 
 	if dir == "" {
 		dir = "."
 	}
+	// CreateTemp picks a random name and opens it O_CREATE|O_EXCL, which
+	// fails on any existing entry, a symlink included: a name planted in
+	// advance cannot redirect the write.
 	f, err := os.CreateTemp(dir, tempPrefix+"*")
 	if err != nil {
 		return fmt.Errorf("create temp file: %w", err)
@@ -121,7 +124,7 @@ func Write(path string, data []byte, perm fs.FileMode, tempPrefix string, check 
 
 // Create writes a new file that must not exist yet (a backup), with perm.
 func Create(path string, data []byte, perm fs.FileMode) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL|noFollow, perm)
 	if err != nil {
 		return err
 	}

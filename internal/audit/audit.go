@@ -77,6 +77,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 )
@@ -162,7 +163,7 @@ func (l *Log) Append(ctx context.Context, r *Record) error {
 	if err := r.normalise(l.now); err != nil {
 		return err
 	}
-	return l.appendNormalised(ctx, r)
+	return Unavailable(l.appendNormalised(ctx, r))
 }
 
 func (l *Log) appendNormalised(ctx context.Context, r *Record) error {
@@ -196,27 +197,34 @@ func (l *Log) release() { <-l.sem }
 // were written: a failure after a rotation leaves the records before it
 // in the log, and the caller must not write those twice.
 func (l *Log) appendRecords(ctx context.Context, recs []*Record) (written int, err error) {
-	if !l.dirReady {
-		if err := os.MkdirAll(l.dir, 0o700); err != nil {
-			return 0, ioError("create the audit directory", err)
-		}
-		l.dirReady = true
-	}
-	write := func() error {
+	err = l.withFileLock(ctx, func() error {
 		var err error
 		written, err = l.writeLocked(recs)
 		return err
+	})
+	return written, err
+}
+
+// withFileLock creates the directory if needed and runs fn under the file
+// lock (through the kept lock file while a Writer runs); the caller holds
+// sem. A failure forgets the cached state, so the next call starts afresh.
+func (l *Log) withFileLock(ctx context.Context, fn func() error) (err error) {
+	if !l.dirReady {
+		if err := os.MkdirAll(l.dir, 0o700); err != nil {
+			return ioError("create the audit directory", err)
+		}
+		l.dirReady = true
 	}
 	if l.kept != nil {
-		err = l.withKeptLock(ctx, write)
+		err = l.withKeptLock(ctx, fn)
 	} else {
-		err = filelock.With(ctx, l.path(lockName), write)
+		err = filelock.With(ctx, l.path(lockName), fn)
 	}
 	if err != nil {
 		l.dirReady, l.tail.file = false, nil
 		l.closeKeptActive()
 	}
-	return written, err
+	return err
 }
 
 // errStaleLock: the kept lock file is no longer the file at its path.
@@ -271,7 +279,9 @@ func (l *Log) activeFile() (f *os.File, st os.FileInfo, close bool, err error) {
 		}
 		l.closeKeptActive()
 	}
-	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
+	// Never through a symlink, never into a directory or a FIFO: a planted
+	// audit.log must not redirect records elsewhere or swallow them.
+	f, err = atomicfile.OpenRegular(path, os.O_RDWR|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, nil, false, ioError("open the audit log", err)
 	}
@@ -428,7 +438,7 @@ func (l *Log) rotatedTail() (string, error) {
 // fileTail hashes the last line of the file at path; ok is false when the
 // file is empty or gone.
 func fileTail(path string) (hash string, ok bool, err error) {
-	f, err := os.Open(path)
+	f, err := atomicfile.OpenRegular(path, os.O_RDONLY, 0)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", false, nil
 	}

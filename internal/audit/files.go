@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 )
 
@@ -115,7 +116,7 @@ func (l *Log) snapshot() ([]segment, error) {
 		}
 		names = append(names, activeName)
 		for i, name := range names {
-			f, err := os.Open(l.path(name))
+			f, err := atomicfile.OpenRegular(l.path(name), os.O_RDONLY, 0)
 			if errors.Is(err, os.ErrNotExist) {
 				continue // a gap Verify reports, or no active file yet
 			}

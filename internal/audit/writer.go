@@ -57,7 +57,10 @@ type Writer struct {
 	accepted uint64 // records ever queued
 	written  uint64 // records ever written, or given up at close
 	lastErr  error  // why the last batch failed; nil after a success
-	lost     int    // records given up at close
+	// proven is true once a batch or a Ready probe has written or opened
+	// the log: until then Ready probes the log itself.
+	proven   bool
+	lost     int // records given up at close
 	progress chan struct{}
 }
 
@@ -91,7 +94,7 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 	w.mu.Lock()
 	if w.closing || len(w.queue) >= maxQueue {
 		w.mu.Unlock()
-		return w.log.appendNormalised(ctx, &c)
+		return Unavailable(w.log.appendNormalised(ctx, &c))
 	}
 	w.queue = append(w.queue, &c)
 	w.accepted++
@@ -205,6 +208,7 @@ func (w *Writer) run() {
 			}
 			w.written += uint64(written)
 			w.lastErr = err
+			w.proven = w.proven || err == nil
 			if err != nil && closing {
 				// Shutting down and the log still refuses: give up on
 				// what is left, and say so in Close's error.
@@ -234,4 +238,28 @@ func (w *Writer) write(batch []*Record) (int, error) {
 	l.sem <- struct{}{}
 	defer l.release()
 	return l.appendRecords(context.Background(), batch)
+}
+
+// Ready refuses new requests while the log refuses records: after a failed
+// batch (which the writer keeps retrying every retryDelay) until a retry
+// succeeds, and, before the first batch, when a probe of the log (see
+// [Log.Ready]) fails. A request let through is then recorded unless the log
+// breaks between this check and its batch; the next request is refused.
+func (w *Writer) Ready(ctx context.Context) error {
+	w.mu.Lock()
+	err, proven := w.lastErr, w.proven
+	w.mu.Unlock()
+	if err != nil {
+		return Unavailable(err)
+	}
+	if proven {
+		return nil
+	}
+	if err := w.log.Ready(ctx); err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.proven = true
+	w.mu.Unlock()
+	return nil
 }

@@ -68,7 +68,12 @@ type Config struct {
 // Auditor receives one record per decision: an *audit.Log for a one-shot
 // front end (call), the *audit.Writer of a long-running one (the proxy),
 // which queues records and writes them in batches.
+//
+// No audit record means no request: Ready is asked before any value is
+// read or sent and must fail when a record could not be appended now, and
+// an Append that fails fails the request.
 type Auditor interface {
+	Ready(ctx context.Context) error
 	Append(ctx context.Context, r *audit.Record) error
 }
 
@@ -168,7 +173,7 @@ type Response struct {
 	upstream       io.Closer
 	body           *RedactReader
 	headerRedacted bool
-	finish         func(err error)
+	finish         func(err error) error
 	once           sync.Once
 }
 
@@ -179,20 +184,32 @@ func (r *Response) Redacted() bool {
 }
 
 // Close releases the upstream connection and writes the audit record.
-// readErr is the error that ended reading the body, if any.
-func (r *Response) Close(readErr error) {
+// readErr is the error that ended reading the body, if any. The error is
+// the audit log's (unavailable): a front end that can still withhold the
+// response must then withhold it.
+func (r *Response) Close(readErr error) error {
+	var err error
 	r.once.Do(func() {
 		if r.upstream != nil {
 			r.upstream.Close()
 		}
 		r.body.Release()
-		r.finish(readErr)
+		err = r.finish(readErr)
 	})
+	return err
 }
 
 // Do sends one request on behalf of a front end.
 func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err error) {
 	start := b.cfg.Now()
+	// No audit record means no request: before any value is read, the
+	// audit log must be able to take this request's record. Checked before
+	// the deferred audit below, which would only wait on the same log.
+	if b.cfg.Audit != nil {
+		if err := b.cfg.Audit.Ready(ctx); err != nil {
+			return nil, err
+		}
+	}
 	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method,
 		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
 	var redactor *Redactor
@@ -202,7 +219,11 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 			if redactor != nil {
 				err = redactError(err, redactor)
 			}
-			b.audit(ctx, rec, start, err, false)
+			// A failure that cannot even be audited is reported as the
+			// audit log's failure: that is what a human must fix first.
+			if aerr := b.audit(ctx, rec, start, err, false); aerr != nil && errcode.Classify(err).Code != errcode.Unavailable {
+				err = aerr
+			}
 		}
 	}()
 
@@ -327,13 +348,14 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	rec.Status = up.StatusCode
 	origin := t
 	resp.valueNames = names
-	resp.finish = func(readErr error) {
+	resp.finish = func(readErr error) error {
 		readErr = ReadError(ctx, readErr)
 		cancel()
+		var echoErr error
 		if resp.Redacted() {
-			b.recordEchoes(context.WithoutCancel(ctx), req.Selection, tripwired(proj, echoedSecrets(resp.valueNames, echoedIndexes(resp)), origin), origin)
+			echoErr = b.recordEchoes(context.WithoutCancel(ctx), req.Selection, tripwired(proj, echoedSecrets(resp.valueNames, echoedIndexes(resp)), origin), origin)
 		}
-		b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted())
+		return errors.Join(echoErr, b.audit(context.WithoutCancel(ctx), rec, start, readErr, resp.Redacted()))
 	}
 	return resp, nil
 }
@@ -655,12 +677,12 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 	return ix, nil
 }
 
-// audit appends the record for one decision. Audit failures are reported
-// on the response path only through the log's own error; a request that
-// cannot be audited still fails closed for new requests via doctor.
-func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, err error, redacted bool) {
+// audit appends the record for one decision and returns the log's error
+// (unavailable): the front end withholds what it can (call does not print
+// the response) and a batching Writer refuses the next requests in Ready.
+func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, err error, redacted bool) error {
 	if b.cfg.Audit == nil {
-		return
+		return nil
 	}
 	rec.DurationMS = float64(b.cfg.Now().Sub(start).Microseconds()) / 1000
 	switch {
@@ -677,7 +699,7 @@ func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, 
 	default:
 		rec.Decision = audit.DecisionAllowed
 	}
-	_ = b.cfg.Audit.Append(ctx, rec)
+	return b.cfg.Audit.Append(ctx, rec)
 }
 
 // reasonOf names why a request failed, for the audit record.

@@ -11,12 +11,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -72,13 +74,13 @@ func tripwired(proj *vault.Project, secrets []string, origin target) []string {
 }
 
 // recordEchoes records one echo event per secret from origin t and
-// suspends every binding that reached the threshold. The response has
-// already been delivered redacted, so a failure here only loses a count;
-// it is not reported to the client (the audit record still says
-// credential_echo).
-func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets []string, t target) {
+// suspends every binding that reached the threshold. The tripwire is the
+// boundary redaction is not, so an event that cannot be recorded fails the
+// front end as an unwritable audit log does (`unavailable`): `call` then
+// prints nothing, and the next request's check finds the same fault.
+func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets []string, t target) error {
 	if len(secrets) == 0 {
-		return
+		return nil
 	}
 	now := b.cfg.Now().UTC()
 	events := make([]policy.EchoEvent, 0, len(secrets))
@@ -86,7 +88,7 @@ func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets 
 		events = append(events, policy.EchoEvent{Workspace: sel.Workspace, Project: sel.Project, Secret: s,
 			Scheme: t.url.Scheme, Host: t.host, Port: t.port, At: now})
 	}
-	_ = b.cfg.Store.Update(ctx, func(ix *vault.Index) error {
+	err := b.cfg.Store.Update(ctx, func(ix *vault.Index) error {
 		log, err := ReadEchoLog(b.cfg.Store.Dirs)
 		if err != nil {
 			return err
@@ -110,6 +112,10 @@ func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets 
 		}
 		return nil
 	})
+	if err != nil && !errors.Is(err, vault.ErrUnchanged) {
+		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "record an echo for the tripwire: %w", err), "run `agentsecrets doctor`")
+	}
+	return nil
 }
 
 // ReadEchoLog reads the tripwire state. Call it holding the index lock
@@ -119,10 +125,15 @@ func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets 
 // edit the index itself.
 func ReadEchoLog(d home.Dirs) (*policy.EchoLog, error) {
 	log := &policy.EchoLog{}
-	b, err := os.ReadFile(EchoFile(d))
+	f, err := atomicfile.OpenRegular(EchoFile(d), os.O_RDONLY, 0)
 	if errors.Is(err, fs.ErrNotExist) {
 		return log, nil
 	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxEchoLog))
 	if err != nil {
 		return nil, err
 	}
@@ -131,6 +142,9 @@ func ReadEchoLog(d home.Dirs) (*policy.EchoLog, error) {
 	}
 	return log, nil
 }
+
+// maxEchoLog bounds what is read: the log keeps a few events per binding.
+const maxEchoLog = 16 << 20
 
 // WriteEchoLog replaces the tripwire state atomically. Call it holding the index lock. Its temp file carries the vault's
 // temp prefix, so a writer that crashed leaves nothing the next one does

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -133,13 +134,44 @@ func newGCM(key []byte) (cipher.AEAD, error) {
 	return cipher.NewGCM(block)
 }
 
-// Fingerprint is HMAC-SHA256(key, value), hex encoded. It lets two copies of
-// a value be compared without storing anything that a dictionary attack on
-// the index alone could reverse: the key lives in the vault, not the index.
+// Fingerprint is HMAC-SHA256(key, value), hex encoded: the first scheme of
+// secret fingerprints, still read from indexes written before
+// SecretFingerprint. Being unsalted, equal values anywhere in the vault
+// share it; new fingerprints use SecretFingerprint.
 func Fingerprint(key, value []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write(value)
 	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SecretFingerprint is the fingerprint of one stored secret: HMAC-SHA256
+// under key of a domain tag, then workspace, project and name, each
+// preceded by its length as 4 big-endian bytes, then the value. The
+// length prefixes make the encoding unambiguous (no two different
+// (workspace, project, name, value) tuples share an input), and binding the
+// name means equal values under different names never compare equal: an
+// agent that stores guesses under its own names learns nothing by
+// comparing fingerprints. Hex encoded.
+func SecretFingerprint(key []byte, workspace, project, name string, value []byte) string {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(fingerprintDomain))
+	for _, f := range []string{workspace, project, name} {
+		var n [4]byte
+		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
+		m.Write(n[:])
+		m.Write([]byte(f))
+	}
+	m.Write(value)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// fingerprintDomain separates SecretFingerprint's inputs from those of
+// Fingerprint and of any later use of the same key.
+const fingerprintDomain = "agentsecrets secret fingerprint v2\x00"
+
+// FingerprintEqual compares two hex fingerprints in constant time.
+func FingerprintEqual(a, b string) bool {
+	return subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
 }
 
 // Random returns n bytes from the operating system's CSPRNG.

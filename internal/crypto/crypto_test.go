@@ -93,6 +93,41 @@ func TestDeriveKeyRejectsInvalidParams(t *testing.T) {
 	}
 }
 
+// TestSecretFingerprintVector pins SecretFingerprint's encoding. The
+// expected value was computed independently with
+//
+//	printf 'agentsecrets secret fingerprint v2\x00\x00\x00\x00\x07default\x00\x00\x00\x03web\x00\x00\x00\x0aSTRIPE_KEYsk_test_123' |
+//	  openssl dgst -sha256 -mac HMAC -macopt hexkey:000102…1f
+//
+// and the table shows that every field, and the split between fields,
+// changes it.
+func TestSecretFingerprintVector(t *testing.T) {
+	key := make([]byte, KeySize)
+	for i := range key {
+		key[i] = byte(i)
+	}
+	const want = "ed29e8630565810061c8859c1340e0fc2f91a56ebbb118abdd86372309584912"
+	if got := SecretFingerprint(key, "default", "web", "STRIPE_KEY", []byte("sk_test_123")); got != want {
+		t.Fatalf("SecretFingerprint = %s, want %s", got, want)
+	}
+	others := [][4]string{
+		{"default", "web", "STRIPE_KEY2", "sk_test_123"}, // another name, same value
+		{"default", "api", "STRIPE_KEY", "sk_test_123"},  // another project
+		{"other", "web", "STRIPE_KEY", "sk_test_123"},    // another workspace
+		{"default", "web", "STRIPE_KE", "Ysk_test_123"},  // a byte moved from name to value
+		{"default", "webS", "TRIPE_KEY", "sk_test_123"},  // a byte moved between fields
+		{"default", "web", "STRIPE_KEY", "sk_test_124"},  // another value
+	}
+	for _, o := range others {
+		if SecretFingerprint(key, o[0], o[1], o[2], []byte(o[3])) == want {
+			t.Errorf("%q collides with the vector", o)
+		}
+	}
+	if SecretFingerprint(key, "default", "web", "STRIPE_KEY", []byte("sk_test_123")) == Fingerprint(key, []byte("sk_test_123")) {
+		t.Error("the salted fingerprint equals the unsalted one")
+	}
+}
+
 func TestFingerprintRFC4231(t *testing.T) {
 	tests := []struct {
 		name      string

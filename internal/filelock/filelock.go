@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 )
 
@@ -44,7 +45,9 @@ type File struct {
 
 // Open opens (creating it 0600 if needed) the lock file at path.
 func Open(path string) (*File, error) {
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	// Not through a symlink or into a FIFO: a planted lock path must not
+	// make a writer create or lock a file elsewhere, or block.
+	f, err := atomicfile.OpenRegular(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("open lock file: %w", err)
 	}

@@ -27,6 +27,13 @@ type Index struct {
 	Current    Selection             `json:"current"`
 	Approval   policy.Approval       `json:"approval"`
 	Workspaces map[string]*Workspace `json:"workspaces"`
+	// Pending lists backend keys a write in progress may leave without an
+	// index entry: the keys of new secrets, written here before their
+	// values, and the keys of deleted ones, written here in the same update
+	// that drops their names. The write clears them when it completes, so
+	// a key still listed means a crash, and doctor checks it for an
+	// orphaned value (a keychain cannot be listed).
+	Pending []string `json:"pending,omitempty"`
 }
 
 // Selection names a workspace and project.
@@ -56,9 +63,15 @@ type Secret struct {
 	Version   int       `json:"version"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
-	// Fingerprint is HMAC-SHA256 of the value under the vault's local
-	// fingerprint key (kept in the backend, not here).
+	// Fingerprint is HMAC-SHA256 under the vault's local fingerprint key
+	// (kept in the backend, not here) of the value and, from scheme 2, the
+	// workspace, project and name (crypto.SecretFingerprint).
 	Fingerprint string `json:"fingerprint"`
+	// FingerprintScheme is 2 for crypto.SecretFingerprint. Absent means 1,
+	// the unsalted crypto.Fingerprint of indexes written before; such a
+	// fingerprint is upgraded by the next write of the secret (a `secrets
+	// set` of the same value included) or by `doctor --repair`.
+	FingerprintScheme int `json:"fingerprint_scheme,omitempty"`
 	// Source says how the current version arrived: set, generate or import.
 	Source   string           `json:"source"`
 	Bindings []policy.Binding `json:"bindings"`

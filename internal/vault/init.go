@@ -2,6 +2,7 @@ package vault
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -75,6 +76,9 @@ var ErrPartialHome = errcode.New(errcode.Conflict, "found vault files but no con
 // every passphrase before it writes the first file; the config is written
 // last, so an interrupted init leaves a home that a second init completes.
 // If a vault exists it is returned unchanged with created=false.
+// ErrSamePassphrase: init was given the vault passphrase as the admin one.
+var ErrSamePassphrase = errcode.New(errcode.Usage, "the admin passphrase must differ from the vault passphrase")
+
 func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, created bool, err error) {
 	if st, err := Open(dirs, opts.Options); err == nil {
 		return st, false, nil
@@ -104,6 +108,14 @@ func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, cre
 		}
 		if len(vaultPass) < policy.MinPassphraseLen {
 			return nil, false, fmt.Errorf("vault passphrase: %w", policy.ErrWeakPassphrase)
+		}
+		// The vault passphrase sits in a file that unattended commands
+		// (and so agents) read; the admin passphrase is what a human
+		// types to approve policy changes. Equal, one file approves
+		// everything.
+		if subtle.ConstantTimeCompare(admin, vaultPass) == 1 {
+			return nil, false, errcode.WithHint(ErrSamePassphrase,
+				"choose an admin passphrase different from the vault passphrase (keep the admin one out of any file an agent can read), then run `agentsecrets init` again")
 		}
 	}
 	idBytes, err := crypto.Random(16)

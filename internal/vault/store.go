@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -156,8 +157,18 @@ func (s *Store) Update(ctx context.Context, fn func(ix *Index) error) error {
 // that must happen only once the index no longer names what it removes
 // (deleting values from the backend).
 func (s *Store) updateThen(ctx context.Context, fn func(ix *Index) error, then func() error) error {
-	return filelock.With(ctx, s.Dirs.LockFile(), func() error {
-		removeStaleTemps(s.Dirs.Data)
+	return s.updateWith(ctx, nil, fn, then)
+}
+
+// updateWith is updateThen for a caller that opened the backend: what an
+// interrupted write left is settled first (see settlePending).
+func (s *Store) updateWith(ctx context.Context, backend Backend, fn func(ix *Index) error, then func() error) error {
+	return s.withLock(ctx, func() error {
+		if backend != nil {
+			if err := s.settlePending(ctx, backend); err != nil {
+				return err
+			}
+		}
 		ix, err := s.Index()
 		if err != nil {
 			return err
@@ -176,6 +187,54 @@ func (s *Store) updateThen(ctx context.Context, fn func(ix *Index) error, then f
 		}
 		return nil
 	})
+}
+
+// withLock runs fn under the store's lock, after removing what a crashed
+// writer left behind.
+func (s *Store) withLock(ctx context.Context, fn func() error) error {
+	return filelock.With(ctx, s.Dirs.LockFile(), func() error {
+		removeStaleTemps(s.Dirs.Data)
+		return fn()
+	})
+}
+
+// journal adds and removes keys of Index.Pending in an index write of its
+// own; the caller holds the lock.
+func (s *Store) journal(add, remove []string) error {
+	ix, err := s.Index()
+	if err != nil {
+		return err
+	}
+	ix.Pending = append(without(ix.Pending, remove), add...)
+	return s.writeIndex(ix)
+}
+
+// without returns keys minus drop.
+func without(keys, drop []string) []string {
+	var out []string
+	for _, k := range keys {
+		if !slices.Contains(drop, k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// fingerprintScheme is the scheme of fingerprints written now (see
+// Secret.FingerprintScheme).
+const fingerprintScheme = 2
+
+func fingerprintOf(key []byte, sel Selection, name string, value []byte) string {
+	return crypto.SecretFingerprint(key, sel.Workspace, sel.Project, name, value)
+}
+
+// holds reports whether value is the value sec describes, under the scheme
+// its fingerprint was written with.
+func holds(key []byte, sel Selection, name string, sec *Secret, value []byte) bool {
+	if sec.FingerprintScheme == fingerprintScheme {
+		return crypto.FingerprintEqual(sec.Fingerprint, fingerprintOf(key, sel, name, value))
+	}
+	return crypto.FingerprintEqual(sec.Fingerprint, crypto.Fingerprint(key, value))
 }
 
 func (s *Store) writeIndex(ix *Index) error {
@@ -228,8 +287,9 @@ type PutResult struct {
 var ErrExists = errcode.New(errcode.Conflict, "secret already exists")
 
 // PutSecrets stores values in the backend and records them in the index. A
-// value equal to the stored one (same fingerprint) is left alone, so
-// repeating a command is harmless.
+// value equal to the stored one (same fingerprint in the index, and the
+// backend really holding it) is left alone, so repeating a command is
+// harmless.
 func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode PutMode) ([]PutResult, error) {
 	for _, p := range puts {
 		if err := CheckSecretName(p.Name); err != nil {
@@ -249,20 +309,31 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 	if err != nil {
 		return nil, err
 	}
-	fingerprints := make([]string, len(puts))
-	for i, p := range puts {
-		fingerprints[i] = crypto.Fingerprint(fpKey, p.Value)
-	}
 	var results []PutResult
-	err = s.Update(ctx, func(ix *Index) error {
+	err = s.withLock(ctx, func() error {
 		results = results[:0]
+		if err := s.settlePending(ctx, backend); err != nil {
+			return err
+		}
+		// Read under the lock: the unchanged check must see the values
+		// as they are now. The file vault is read once, not per name.
+		get, _, done := bulkGetter(backend)
+		defer done()
+		ix, err := s.Index()
+		if err != nil {
+			return err
+		}
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
 		}
 		now := s.now()
 		items := map[string][]byte{}
-		for i, p := range puts {
+		var created []string
+		migrated := false
+		for _, p := range puts {
+			key := itemKey(sel, p.Name)
+			fp := fingerprintOf(fpKey, sel, p.Name, p.Value)
 			old := proj.Secrets[p.Name]
 			switch {
 			case old != nil && mode == CreateOnly:
@@ -270,27 +341,63 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 			case old != nil && mode == SkipExisting:
 				results = append(results, PutResult{p.Name, old.Version, "skipped"})
 				continue
-			case old != nil && old.Fingerprint == fingerprints[i]:
-				results = append(results, PutResult{p.Name, old.Version, "unchanged"})
-				continue
+			case old != nil && holds(fpKey, sel, p.Name, old, p.Value):
+				// The index describes this value; the backend must hold it
+				// too. A crash between a value write and its index write
+				// leaves another value there, which this write replaces.
+				cur, err := get(ctx, key)
+				if err != nil && !errors.Is(err, ErrValueMissing) {
+					return err
+				}
+				same := err == nil && holds(fpKey, sel, p.Name, old, cur)
+				clear(cur)
+				if same {
+					if old.FingerprintScheme != fingerprintScheme {
+						old.Fingerprint, old.FingerprintScheme = fp, fingerprintScheme
+						migrated = true
+					}
+					results = append(results, PutResult{p.Name, old.Version, "unchanged"})
+					continue
+				}
 			}
-			items[itemKey(sel, p.Name)] = p.Value
+			items[key] = p.Value
 			if old == nil {
+				created = append(created, key)
 				proj.Secrets[p.Name] = &Secret{Version: 1, CreatedAt: now, UpdatedAt: now,
-					Fingerprint: fingerprints[i], Source: p.Source, Bindings: []policy.Binding{}}
+					Fingerprint: fp, FingerprintScheme: fingerprintScheme, Source: p.Source, Bindings: []policy.Binding{}}
 				results = append(results, PutResult{p.Name, 1, "created"})
 			} else {
 				old.Version++
-				old.UpdatedAt, old.Fingerprint, old.Source = now, fingerprints[i], p.Source
+				old.UpdatedAt, old.Fingerprint, old.FingerprintScheme, old.Source = now, fp, fingerprintScheme, p.Source
 				results = append(results, PutResult{p.Name, old.Version, "updated"})
 			}
 		}
 		if len(items) == 0 {
-			return ErrUnchanged
+			if migrated {
+				return s.writeIndex(ix)
+			}
+			return nil
+		}
+		// Journal the keys of new secrets before writing their values, so
+		// that a crash before the final index write leaves a key doctor
+		// can find, not an orphan nobody knows about.
+		if len(created) > 0 {
+			if err := s.journal(created, nil); err != nil {
+				return err
+			}
 		}
 		// Values first, then the index: a crash in between leaves the old
-		// metadata describing a newer value, never a name without a value.
-		return backend.Put(ctx, items)
+		// metadata describing another value, which Value refuses and
+		// doctor reports, never a name without a value.
+		if err := backend.Put(ctx, items); err != nil {
+			return err
+		}
+		cur, err := s.Index()
+		if err != nil {
+			return err
+		}
+		ix.Revision, ix.Pending = cur.Revision, without(cur.Pending, created)
+		return s.writeIndex(ix)
 	})
 	if err != nil {
 		return nil, err
@@ -306,7 +413,7 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 		return err
 	}
 	keys := make([]string, 0, len(names))
-	return s.updateThen(ctx, func(ix *Index) error {
+	return s.updateWith(ctx, backend, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
@@ -320,12 +427,13 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 		for _, n := range names {
 			delete(proj.Secrets, n)
 		}
+		ix.Pending = append(ix.Pending, keys...)
 		return nil
 	}, func() error {
 		if err := backend.Delete(ctx, keys); err != nil {
-			return fmt.Errorf("names removed from the index, but deleting values failed: %w", err)
+			return errcode.WithHint(fmt.Errorf("names removed from the index, but deleting values failed: %w", err), repairHint)
 		}
-		return nil
+		return s.journal(nil, keys)
 	})
 }
 
@@ -345,7 +453,7 @@ func (s *Store) DeleteProject(ctx context.Context, sel Selection) (int, error) {
 		}
 	}
 	var keys []string
-	err = s.updateThen(ctx, func(ix *Index) error {
+	err = s.updateWith(ctx, backend, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
@@ -360,38 +468,82 @@ func (s *Store) DeleteProject(ctx context.Context, sel Selection) (int, error) {
 		if ix.Current == sel {
 			ix.Current.Project = ""
 		}
+		ix.Pending = append(ix.Pending, keys...)
 		return nil
 	}, func() error {
 		if len(keys) == 0 {
 			return nil
 		}
 		if err := backend.Delete(ctx, keys); err != nil {
-			return fmt.Errorf("project removed from the index, but deleting values failed: %w", err)
+			return errcode.WithHint(fmt.Errorf("project removed from the index, but deleting values failed: %w", err), repairHint)
 		}
-		return nil
+		return s.journal(nil, keys)
 	})
 	return len(keys), err
 }
 
+// ErrDisagreement: the backend holds another value than the one the
+// index describes, left by a write a crash interrupted.
+var ErrDisagreement = errcode.New(errcode.Conflict, "the stored value does not match the index (an interrupted write)")
+
+const repairHint = "run `agentsecrets doctor --repair`"
+
 // Value returns a secret's value. Only the broker may call it: it is the
-// one place where values are held in memory.
+// one place where values are held in memory. The value must be the one the
+// index describes: after a crash between a value write and its index write
+// it is not, and sending it would send a value nobody saw stored.
 func (s *Store) Value(ctx context.Context, sel Selection, name string) ([]byte, error) {
-	ix, err := s.Index()
-	if err != nil {
-		return nil, err
-	}
-	if _, err := ix.Secret(sel, name); err != nil {
-		return nil, err
-	}
 	b, err := s.Backend(ctx)
 	if err != nil {
 		return nil, err
 	}
+	fpKey, err := s.fingerprintKey(ctx)
+	if err != nil {
+		return nil, err
+	}
+	v, ok, err := s.checkedValue(ctx, b, fpKey, sel, name)
+	if err != nil || ok {
+		return v, err
+	}
+	// Readers take no lock, so a writer may be between its value and its
+	// index write right now. Under the lock no writer is; a disagreement
+	// that remains is a crash's.
+	err = s.withLock(ctx, func() error {
+		v, ok, err = s.checkedValue(ctx, b, fpKey, sel, name)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, errcode.WithHint(fmt.Errorf("%w: secret %s in %s/%s", ErrDisagreement, name, sel.Workspace, sel.Project), repairHint)
+	}
+	return v, nil
+}
+
+// checkedValue reads the index entry and the value; ok reports whether
+// they agree.
+func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel Selection, name string) ([]byte, bool, error) {
+	ix, err := s.Index()
+	if err != nil {
+		return nil, false, err
+	}
+	sec, err := ix.Secret(sel, name)
+	if err != nil {
+		return nil, false, err
+	}
 	v, err := b.Get(ctx, itemKey(sel, name))
 	if errors.Is(err, ErrValueMissing) {
-		return nil, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
+		return nil, false, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
 	}
-	return v, err
+	if err != nil {
+		return nil, false, err
+	}
+	if !holds(fpKey, sel, name, sec, v) {
+		clear(v)
+		return nil, false, nil
+	}
+	return v, true, nil
 }
 
 // FingerprintCheck proves the backend holds the vault's fingerprint key.

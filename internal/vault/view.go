@@ -92,6 +92,8 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 				s.UpdatedAt, bad = parseTime(fv)
 			case "fingerprint":
 				s.Fingerprint = fv.Str
+			case "fingerprint_scheme":
+				s.FingerprintScheme = int(fv.Int())
 			case "source":
 				s.Source = fv.Str
 			case "bindings":

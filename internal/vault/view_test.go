@@ -23,7 +23,7 @@ func TestViewMatchesIndex(t *testing.T) {
 		p := ix.Workspaces[sel.Workspace].Projects[sel.Project]
 		for j := range 5 {
 			s := &Secret{Version: j + 1, CreatedAt: now.Add(time.Duration(j) * time.Hour), UpdatedAt: now.Add(time.Duration(j) * time.Minute),
-				Fingerprint: fmt.Sprintf("%064x", i*10+j), Source: "set", Bindings: []policy.Binding{}}
+				Fingerprint: fmt.Sprintf("%064x", i*10+j), FingerprintScheme: j % 3, Source: "set", Bindings: []policy.Binding{}}
 			if j%2 == 1 {
 				s.Bindings = []policy.Binding{{Host: "api.example.com", Port: 8443, PathPrefix: "/v1", Methods: []string{"GET"},
 					Surfaces: []string{"header", "query"}, CreatedAt: now}}
