@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
-	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/term"
@@ -61,11 +60,10 @@ type Env struct {
 	// is read-only after parsing (mcp serve reads schemas from it).
 	parser *kong.Kong
 
-	// touched are the values this process read or stored (SECRET — never
-	// log), for the output guard; scanner is their redactor, built once.
-	touched [][]byte
-	scanner *broker.Redactor
-	scanned int
+	// guard holds the values this process read or stored, for the output
+	// guard (outputguard.go). Main creates it before any command runs; a
+	// copy of the Env (mcp serve's per-session one) shares it.
+	guard *valueGuard
 }
 
 // SystemEnv is the real process environment.
@@ -101,7 +99,7 @@ func (e *Env) Dirs() (home.Dirs, error) {
 }
 
 func (e *Env) storeOptions() vault.Options {
-	return vault.Options{Getenv: e.Getenv, Now: e.Now, VaultPassphrase: e.vaultPassphrase}
+	return vault.Options{Getenv: e.Getenv, Now: e.Now, VaultPassphrase: e.vaultPassphrase, OnValue: e.touch}
 }
 
 // Store opens the vault on first use; commands that need none (schema,

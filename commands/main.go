@@ -61,6 +61,9 @@ func newParser(cli *CLI, env *Env, exited *int) (*kong.Kong, error) {
 // Main runs one command and returns the process exit status. It never exits
 // and never panics on bad input, so tests call it directly.
 func Main(args []string, env *Env) int {
+	if env.guard == nil {
+		env.guard = &valueGuard{}
+	}
 	format := prescanFormat(args, env)
 	cli := &CLI{}
 	exited := -1

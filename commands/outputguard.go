@@ -2,6 +2,7 @@ package commands
 
 import (
 	"bytes"
+	"sync"
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -20,22 +21,51 @@ var errOutputLeak = errcode.WithHint(
 	errcode.New(errcode.Internal, "the command's output contained a secret value it had used; the output was withheld"),
 	"this is a bug in agentsecrets: please report the command you ran (never the value); `agentsecrets proxy logs --last 5` shows the request")
 
-// touch records a value this process handled, for the output guard.
+// valueGuard holds the values a process handled (SECRET — never log) and
+// their redactor, built once per set. Long-running servers touch values
+// from concurrent requests, hence the lock.
+type valueGuard struct {
+	mu      sync.Mutex
+	values  [][]byte
+	scanner *broker.Redactor
+	scanned int
+}
+
+// touch records a value this process handled, for the output guard. A
+// server reads the same values again as versions change; each is kept once.
 func (e *Env) touch(v []byte) {
-	if len(v) > 0 {
-		e.touched = append(e.touched, v)
+	if len(v) == 0 {
+		return
 	}
+	if e.guard == nil {
+		e.guard = &valueGuard{} // only before Main: tests that call a command's parts directly
+	}
+	g := e.guard
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for _, t := range g.values {
+		if bytes.Equal(t, v) {
+			return
+		}
+	}
+	g.values = append(g.values, v)
 }
 
 // outputScanner returns the redactor of every touched value, or nil.
 func (e *Env) outputScanner() *broker.Redactor {
-	if len(e.touched) == 0 {
+	g := e.guard
+	if g == nil {
 		return nil
 	}
-	if e.scanner == nil || e.scanned != len(e.touched) {
-		e.scanner, e.scanned = broker.NewRedactor(e.touched), len(e.touched)
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if len(g.values) == 0 {
+		return nil
 	}
-	return e.scanner
+	if g.scanner == nil || g.scanned != len(g.values) {
+		g.scanner, g.scanned = broker.NewRedactor(g.values), len(g.values)
+	}
+	return g.scanner
 }
 
 // guardOutput reports whether any of bufs holds a form of a touched value.

@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -251,5 +253,42 @@ func TestOutputGuardScansErrors(t *testing.T) {
 		if strings.Contains(out.String()+errb.String(), canary) {
 			t.Fatalf("%s: error printed the value", format)
 		}
+	}
+}
+
+// TestStoreFeedsTheOutputGuard: the values a command reads or stores
+// through the vault reach the guard without the command doing anything.
+func TestStoreFeedsTheOutputGuard(t *testing.T) {
+	const canary = "tok_Yq3Lm8Rz0Xw5Nb2Vc7Kd4Jf9Hg6"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(`{"ok":true}`))
+	}))
+	defer up.Close()
+	host := strings.TrimPrefix(up.URL, "http://")
+	root, run := fileVault(t)
+	admin := filepath.Join(root, "admin.pass")
+
+	env, _, _ := testEnvErr(t, root)
+	env.IO.In = strings.NewReader(canary)
+	if code := Main([]string{"secrets", "set", "KEY", "--from-stdin"}, env); code != 0 {
+		t.Fatalf("set: %d", code)
+	}
+	if _, hit := env.outputScanner().Bytes([]byte("x" + canary)); !hit {
+		t.Fatal("a stored value did not reach the output guard")
+	}
+	for _, args := range [][]string{
+		{"workspace", "allowlist", "add", host, "--allow-http", "--allow-private", "--passphrase-file", admin},
+		{"secrets", "bind", "KEY", host, "--passphrase-file", admin},
+	} {
+		if code, out, _ := run("", args...); code != 0 {
+			t.Fatalf("%v: %d %s", args, code, out)
+		}
+	}
+	env, out, _ := testEnvErr(t, root)
+	if code := Main([]string{"call", "--url", up.URL + "/v1", "--bearer", "KEY"}, env); code != 0 {
+		t.Fatalf("call: %d %s", code, out)
+	}
+	if _, hit := env.outputScanner().Bytes([]byte(canary)); !hit {
+		t.Fatal("a value the broker read did not reach the output guard")
 	}
 }

@@ -44,6 +44,10 @@ type Options struct {
 	// VaultPassphrase supplies the file backend's passphrase; confirm asks
 	// twice on a terminal (used when creating a vault).
 	VaultPassphrase func(confirm bool) ([]byte, error)
+	// OnValue, if set, sees every value this Store hands to a caller or
+	// stores for one: the CLI scans its own output for them before
+	// printing (the output guard). It must not log or copy them out.
+	OnValue func(value []byte)
 }
 
 // Store is an opened vault.
@@ -292,6 +296,7 @@ var ErrExists = errcode.New(errcode.Conflict, "secret already exists")
 // harmless.
 func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode PutMode) ([]PutResult, error) {
 	for _, p := range puts {
+		s.observe(p.Value)
 		if err := CheckSecretName(p.Name); err != nil {
 			return nil, err
 		}
@@ -502,8 +507,12 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) ([]byte, 
 		return nil, err
 	}
 	v, ok, err := s.checkedValue(ctx, b, fpKey, sel, name)
-	if err != nil || ok {
-		return v, err
+	if err != nil {
+		return nil, err
+	}
+	if ok {
+		s.observe(v)
+		return v, nil
 	}
 	// Readers take no lock, so a writer may be between its value and its
 	// index write right now. Under the lock no writer is; a disagreement
@@ -518,7 +527,14 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) ([]byte, 
 	if !ok {
 		return nil, errcode.WithHint(fmt.Errorf("%w: secret %s in %s/%s", ErrDisagreement, name, sel.Workspace, sel.Project), repairHint)
 	}
+	s.observe(v)
 	return v, nil
+}
+
+func (s *Store) observe(v []byte) {
+	if s.opts.OnValue != nil {
+		s.opts.OnValue(v)
+	}
 }
 
 // checkedValue reads the index entry and the value; ok reports whether
