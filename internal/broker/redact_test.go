@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -92,8 +93,8 @@ func rdReadAll(t testing.TB, rr *RedactReader, bufSize int) ([]byte, error) {
 	for {
 		n, err := rr.Read(buf)
 		out = append(out, buf[:n]...)
-		if rr.n > max(rr.r.maxLen-1, 0) {
-			t.Fatalf("carry-over holds %d bytes, longest form is %d", rr.n, rr.r.maxLen)
+		if held := rr.n - rr.ctx; held > rr.r.hold {
+			t.Fatalf("holds back %d bytes, hold-back is %d", held, rr.r.hold)
 		}
 		if err != nil {
 			return out, err
@@ -369,14 +370,17 @@ var errRedactBoom = errors.New("boom")
 func TestRedactErrorMidStream(t *testing.T) {
 	v := []byte("s3cr3t-value-0123456789")
 	r := NewRedactor([][]byte{v})
+	// A broken stream drops what it held back: it may be an echo cut off
+	// mid-value, and part of a secret is still a leak. The hold-back is
+	// always the last r.hold bytes, so pad cases that should come out.
+	pad := strings.Repeat("x", r.hold)
 	tests := []struct {
 		name, in, want string
 	}{
-		{"after echo", "ok " + string(v) + " tail", "ok " + Marker + " tail"},
-		{"echo at end", "ok " + string(v), "ok " + Marker},
-		// A broken stream drops what it held back: it may be an echo cut off
-		// mid-value, and part of a secret is still a leak.
-		{"held-back prefix is dropped", "ok " + string(v[:10]), "ok "},
+		{"after echo", "ok " + string(v) + " tail" + pad, "ok " + Marker + " tail"},
+		{"echo at end", "ok " + string(v) + pad, "ok " + Marker},
+		{"held-back bytes are dropped", "ok " + pad, "ok "},
+		{"echo cut mid-value is dropped", "ok " + string(v[:10]), ""},
 		{"nothing", "", ""},
 	}
 	for _, tc := range tests {
@@ -396,7 +400,7 @@ func TestRedactErrorMidStream(t *testing.T) {
 		}
 	}
 	// The error is sticky even when the source would recover.
-	rr := r.Reader(iotest.TimeoutReader(strings.NewReader("a " + string(v) + " b")))
+	rr := r.Reader(iotest.TimeoutReader(strings.NewReader("a " + string(v) + " b" + pad)))
 	got, err := rdReadAll(t, rr, 64)
 	if string(got) != "a "+Marker+" b" || err != iotest.ErrTimeout {
 		t.Errorf("TimeoutReader: %q, %v", got, err)
@@ -421,15 +425,16 @@ type rdEmptyReader struct{}
 
 func (rdEmptyReader) Read([]byte) (int, error) { return 0, nil }
 
-// TestRedactServerSentEvents checks that events flow: a Read returns what the
-// upstream sent without waiting for more, except a tail that could still
-// grow into an echo.
+// TestRedactServerSentEvents checks that events flow through a StreamReader:
+// a Read returns what the upstream sent once the upstream pauses, and an echo
+// that continues after such a flush is still redacted (and counted).
 func TestRedactServerSentEvents(t *testing.T) {
 	v := "sk_live_" + rdRandString(rand.New(rand.NewPCG(5, 5)), rdAlnum, 32)
-	r := NewRedactor([][]byte{[]byte(v)})
+	r := NewRedactor([][]byte{[]byte("unused-other-value-123"), []byte(v)})
 	pr, pw := io.Pipe()
 	defer pr.Close()
-	rr := r.Reader(pr)
+	rr := r.StreamReader(pr, 20*time.Millisecond)
+	defer rr.Release()
 	buf := make([]byte, 4096)
 
 	write := func(s string) {
@@ -462,20 +467,19 @@ func TestRedactServerSentEvents(t *testing.T) {
 
 	write("data: hello\n\n")
 	read("data: hello\n\n")
+	if len(rr.Hits()) != 0 {
+		t.Errorf("Hits = %v before any echo", rr.Hits())
+	}
 	write("data: {\"key\":\"" + v + "\"}\n\n")
 	read("data: {\"key\":\"" + Marker + "\"}\n\n")
-	// A tail that may be the start of an echo waits for the next bytes...
+	// A short start of an echo is released at the pause like anything
+	// else; the rest, after the pause, is still redacted.
 	write("data: " + v[:12])
-	read("data: ")
+	read("data: " + v[:12])
 	write(v[12:] + "\n\n")
 	read(Marker + "\n\n")
-	// ...and one that turns out not to be comes out with them.
-	write("data: " + v[:12])
-	read("data: ")
-	write("!\n\n")
-	read(v[:12] + "!\n\n")
-	if !rr.Redacted() {
-		t.Error("Redacted() false")
+	if got := rr.Hits(); !slices.Equal(got, []int{1}) {
+		t.Errorf("Hits = %v, want [1]", got)
 	}
 	go pw.Close()
 	if n, err := rr.Read(buf); n != 0 || err != io.EOF {
@@ -490,7 +494,10 @@ func TestRedactHeaderValues(t *testing.T) {
 		{"Bearer " + token, "Bearer " + Marker},
 		{"Basic " + base64.StdEncoding.EncodeToString([]byte("user:hunter2")), "Basic " + Marker},
 		{"https://api.example.com/cb?token=" + url.QueryEscape(token) + "&x=1", "https://api.example.com/cb?token=" + Marker + "&x=1"},
-		{`invalid token "` + token[:20] + `…"`, `invalid token "` + token[:20] + `…"`},
+		// Half of the token (partialLen of 40) is an echo; less is not.
+		{`invalid token "` + token[:19] + `…"`, `invalid token "` + token[:19] + `…"`},
+		{`invalid token "` + token[:20] + `…"`, `invalid token "` + Marker + `…"`},
+		{`invalid token "…` + token[20:] + `"`, `invalid token "…` + Marker + `"`},
 		{"application/json", "application/json"},
 		{"", ""},
 	}
@@ -592,11 +599,16 @@ func FuzzRedact(f *testing.F) {
 			in = append(in[:at], append([]byte(form), in[at:]...)...)
 		}
 
-		want, wantHit := naiveRedact(r.forms, in)
-		got, hit := r.Bytes(in)
-		if !bytes.Equal(got, want) || hit != wantHit {
-			t.Fatalf("Bytes(%q) = %q, %v; reference %q, %v", in, got, hit, want, wantHit)
+		// The reference knows whole raw forms only; the redactor also
+		// redacts partial and canonical echoes, so it may redact more, never
+		// less.
+		_, wantHit := naiveRedact(r.forms, in)
+		want, hit := r.Bytes(in)
+		if wantHit && !hit {
+			t.Fatalf("Bytes(%q) = %q, missed an echo the reference found", in, want)
 		}
+		wantHit = hit
+		var got []byte
 		sizes := make([]int, 1+rng.IntN(5))
 		for i := range sizes {
 			sizes[i] = 1 + rng.IntN(1+rng.IntN(100))
