@@ -9,10 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
+	"runtime"
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -717,5 +721,283 @@ func BenchmarkNewRedactor(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		NewRedactor(values)
+	}
+}
+
+// TestRedactRealWorldEchoesStream runs the real-world echoes through a
+// StreamReader that never pauses, split at every point: the output must be
+// the same as Bytes'.
+func TestRedactRealWorldEchoesStream(t *testing.T) {
+	r := NewRedactor([][]byte{[]byte(rdEchoValue)})
+	for _, c := range rdEchoCases(rdEchoValue) {
+		want, _ := r.String(c.text)
+		in := []byte(c.text)
+		for k := 0; k <= len(in); k += 1 + k/16 {
+			rr := r.StreamReader(&rdChunkReader{data: in, sizes: []int{k, 0}}, time.Hour)
+			got, err := io.ReadAll(rr)
+			rr.Release()
+			if err != nil || string(got) != want {
+				t.Fatalf("%s: StreamReader split at %d = %q, %v; Bytes = %q", c.name, k, got, err, want)
+			}
+		}
+	}
+}
+
+func TestRedactHits(t *testing.T) {
+	v := []byte("sk_live_" + rdRandString(rand.New(rand.NewPCG(11, 11)), rdAlnum, 24))
+	w := []byte("ghp_" + rdRandString(rand.New(rand.NewPCG(12, 12)), rdAlnum, 36))
+	// Index 0 is empty and 3 repeats 1: two secrets with the same value
+	// share every form, and both echoed.
+	r := NewRedactor([][]byte{nil, v, w, v})
+	tests := []struct {
+		name string
+		in   string
+		want []int
+	}{
+		{"none", "nothing to see", nil},
+		{"raw, shared value", "x" + string(v) + "y", []int{1, 3}},
+		{"other value", "x" + string(w), []int{2}},
+		{"both", string(w) + " " + base64.StdEncoding.EncodeToString(v), []int{1, 2, 3}},
+		{"canonical only", `"` + strings.ReplaceAll(string(w), "_", `\u005F`) + `"`, []int{2}},
+		{"partial", string(w[:len(w)-1]), []int{2}},
+		{"one run, two values", string(v) + string(w[1:]), []int{1, 2, 3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, hits := r.BytesHits([]byte(tc.in))
+			if !slices.Equal(hits, tc.want) {
+				t.Errorf("BytesHits = %v, want %v", hits, tc.want)
+			}
+			rr := r.Reader(iotest.OneByteReader(strings.NewReader(tc.in)))
+			if _, err := io.ReadAll(rr); err != nil {
+				t.Fatal(err)
+			}
+			if got := rr.Hits(); !slices.Equal(got, tc.want) {
+				t.Errorf("Reader Hits = %v, want %v", got, tc.want)
+			}
+			if rr.Redacted() != (len(tc.want) > 0) {
+				t.Errorf("Redacted = %v", rr.Redacted())
+			}
+		})
+	}
+}
+
+// rdCounting counts the bytes its reader returned.
+type rdCounting struct {
+	r io.Reader
+	n int
+}
+
+func (c *rdCounting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestRedactHoldBackIndependentOfContent: after every Read, the reader holds
+// back exactly min(hold, unreleased) bytes, whatever they are: clean text, a
+// prefix of a value, a partial echo, or a whole one.
+func TestRedactHoldBackIndependentOfContent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	v := []byte("sk_live_" + rdRandString(rng, rdAlnum, 32))
+	r := NewRedactor([][]byte{v})
+	pad := rdRandString(rng, rdAlnum+" ", 2*r.hold)
+	for _, body := range []string{
+		pad + pad,
+		pad + string(v[:10]) + pad,
+		pad + string(v[:len(v)-1]),
+		pad + string(v) + pad,
+		pad + strings.Repeat(string(v[:9]), 200),
+		pad + hex.EncodeToString(v),
+	} {
+		for _, size := range []int{1, 7, 100, 5000} {
+			src := &rdCounting{r: &rdChunkReader{data: []byte(body), sizes: []int{size}}}
+			rr := r.Reader(src)
+			buf := make([]byte, 64<<10)
+			for {
+				_, err := rr.Read(buf)
+				if err != nil {
+					break
+				}
+				// A Read returns only after the source gave bytes; what it
+				// holds back then is fixed by the count alone.
+				if src.n == len(body) {
+					break // the rest goes out at EOF
+				}
+				released := src.n - (rr.n - rr.ctx)
+				if held := rr.n - rr.ctx; held != min(r.hold, src.n) {
+					t.Fatalf("size %d: after %d bytes in, %d released, holding %d; want %d", size, src.n, released, held, min(r.hold, src.n))
+				}
+			}
+		}
+	}
+}
+
+// rdCollector reads rr to the end on a goroutine; snapshot returns what has
+// arrived so far.
+type rdCollector struct {
+	mu   sync.Mutex
+	got  []byte
+	done chan struct{}
+}
+
+func rdCollect(rr *RedactReader) *rdCollector {
+	c := &rdCollector{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := rr.Read(buf)
+			c.mu.Lock()
+			c.got = append(c.got, buf[:n]...)
+			c.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func (c *rdCollector) snapshot() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// TestRedactNoPrefixOracle is the reflected-guess attack of issue 8 §1a: an
+// upstream echoes the agent's guess and then stalls. What the reader
+// releases before the stall, and after it (at EOF, or at the StreamReader's
+// pause), must be the same for a guess that is a prefix of the value and a
+// wrong guess of the same length.
+func TestRedactNoPrefixOracle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	v := "sk_live_" + rdRandString(rng, rdAlnum, 32)
+	r := NewRedactor([][]byte{[]byte(v)})
+	lead := `{"echo":"` + rdRandString(rng, rdAlnum, r.hold+100)
+	right := v[:16] // a correct guess of the first 16 characters, below partialLen
+	wrong := v[:15] + "!"
+	type observation struct {
+		beforeStall, afterStall []byte
+	}
+	observe := func(stream bool, guess string) observation {
+		pr, pw := io.Pipe()
+		var rr *RedactReader
+		if stream {
+			rr = r.StreamReader(pr, 50*time.Millisecond)
+		} else {
+			rr = r.Reader(pr)
+		}
+		defer rr.Release()
+		c := rdCollect(rr)
+		go pw.Write([]byte(lead + guess))
+		time.Sleep(300 * time.Millisecond) // the upstream stalls
+		before := c.snapshot()
+		pw.Close()
+		<-c.done
+		return observation{before, c.snapshot()[len(before):]}
+	}
+	for _, stream := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			a, b := observe(stream, right), observe(stream, wrong)
+			if !bytes.Equal(a.beforeStall[:min(len(a.beforeStall), len(lead))], b.beforeStall[:min(len(b.beforeStall), len(lead))]) ||
+				len(a.beforeStall) != len(b.beforeStall) || len(a.afterStall) != len(b.afterStall) {
+				t.Errorf("right guess: %d bytes before the stall, %d after; wrong guess: %d and %d",
+					len(a.beforeStall), len(a.afterStall), len(b.beforeStall), len(b.afterStall))
+			}
+			if stream {
+				// The pause flush released everything before the source ended.
+				if string(a.beforeStall) != lead+right || string(b.beforeStall) != lead+wrong {
+					t.Errorf("pause flush: %q / %q", a.beforeStall, b.beforeStall)
+				}
+			} else if len(a.beforeStall) != len(lead)+len(right)-r.hold {
+				t.Errorf("Reader released %d bytes before the stall, want %d", len(a.beforeStall), len(lead)+len(right)-r.hold)
+			}
+		})
+	}
+}
+
+// TestRedactStreamReaderNoGoroutineLeak: a StreamReader's reading goroutine
+// ends once the upstream body is closed and the reader released, even while
+// the upstream is stalled mid-body.
+func TestRedactStreamReaderNoGoroutineLeak(t *testing.T) {
+	stall := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: hello\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-req.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stall)
+	r := NewRedactor([][]byte{[]byte("s3cr3t-value-0123456789")})
+	base := runtime.NumGoroutine()
+	for range 10 {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr := r.StreamReader(resp.Body, 10*time.Millisecond)
+		buf := make([]byte, 100)
+		if n, err := rr.Read(buf); string(buf[:n]) != "data: hello\n\n" || err != nil {
+			t.Fatalf("Read = %q, %v", buf[:n], err)
+		}
+		// As the broker does: close the upstream, then release.
+		resp.Body.Close()
+		rr.Release()
+	}
+	// A source that is only a Closer: Release closes it.
+	pr, _ := io.Pipe()
+	rr := r.StreamReader(pr, time.Millisecond)
+	go rr.Read(make([]byte, 1)) //nolint:errcheck // ends when Release closes pr
+	time.Sleep(20 * time.Millisecond)
+	rr.Release()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base+1 { // +1: the blocked Read above may still be returning
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedactLongValue: a 4 KB PEM key as a secret has forms of up to 16 KB;
+// the windows are strided, the patterns stay bounded, and partial echoes of
+// it are still found.
+func TestRedactLongValue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	raw := make([]byte, 3000)
+	for i := range raw {
+		raw[i] = byte(rng.Uint32())
+	}
+	b64 := base64.StdEncoding.EncodeToString(raw)
+	var pem strings.Builder
+	pem.WriteString("-----BEGIN PRIVATE KEY-----\n")
+	for i := 0; i < len(b64); i += 64 {
+		pem.WriteString(b64[i:min(i+64, len(b64))] + "\n")
+	}
+	pem.WriteString("-----END PRIVATE KEY-----\n")
+	v := pem.String()
+	r := NewRedactor([][]byte{[]byte(v)})
+	if n := len(r.raw.entries) + len(r.canon.entries); n > 200*(maxWindows+1) {
+		t.Errorf("%d patterns for one value", n)
+	}
+	for _, in := range []string{
+		v,
+		v[:len(v)*3/4],                        // truncated
+		strings.ReplaceAll(v[200:], "\n", ""), // re-wrapped (unwrapped), missing its start
+	} {
+		out, hit := r.String("key: " + in)
+		if !hit || strings.Contains(out, b64[1000:1016]) {
+			t.Errorf("echo of %d bytes not redacted: hit=%v", len(in), hit)
+		}
+	}
+	// The public header alone is not an echo.
+	if _, hit := r.String("-----BEGIN PRIVATE KEY-----\nMII"); hit {
+		t.Error("the PEM header alone was redacted")
 	}
 }
