@@ -16,7 +16,7 @@ import (
 )
 
 // rdEchoValue has the characters escapers treat differently: '+' and '/'
-// (JSON \u002B, URL %2B and %2F, Python's quote() keeps '/'), '"' and '''
+// (JSON \u002B, URL %2B and %2F, Python's quote() keeps '/'), the quotes
 // (HTML entities), '=' (quoted-printable) and a non-ASCII letter.
 const rdEchoValue = `sk_live_4eC39HqLyjWD+arjtT1/zdp7"dc'x=Qé9`
 

@@ -359,8 +359,7 @@ type matcher struct {
 	// stride+3 bytes long, so of stride consecutive start positions, one
 	// 4-gram position inside each possible match is probed: the scanner
 	// tests one 4-gram every stride bytes and looks at the positions of a
-	// block only when its 4-gram passes (as Wu-Manber does). stride is 1
-	// (no skipping) when short forms exist.
+	// block only when its 4-gram passes (as Wu-Manber does).
 	stride int
 	grams  gramFilter
 
@@ -452,8 +451,8 @@ func (m *matcher) build(forms []formSet) {
 		next[b]++
 	}
 
-	// Skip index. With short forms every position must be looked at anyway.
-	if len(m.short) == 0 && minLong-3 > 1 {
+	// Skip index for the long patterns (short ones are looked for apart).
+	if minLong-3 > 1 {
 		m.stride = minLong - 3
 		m.grams = newGramFilter(grams)
 		for _, f := range m.forms {
@@ -480,8 +479,19 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 	if len(m.entries) == 0 && len(m.short) == 0 {
 		return dst
 	}
+	// The next long match is found with the skip loop and kept until the
+	// scan passes it; short forms are looked for in between.
+	lj, lsp := -1, span{}
 	for i := 0; i < len(text); {
-		j, sp := m.next(text, i)
+		if lj < i {
+			lj, lsp = m.nextLong(text, i)
+		}
+		j, sp := lj, lsp
+		if len(m.short) > 0 {
+			if js := m.nextShort(text, i, lj); js < lj {
+				j, sp = js, m.at(text, js)
+			}
+		}
 		if sp.b == 0 {
 			break
 		}
@@ -497,10 +507,29 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 	return dst
 }
 
-// next returns the first position ≥ from where a pattern starts, and the
-// widest match there; a zero span if there is none.
-func (m *matcher) next(in []byte, from int) (int, span) {
+// nextShort returns the first position in [from, to) where a short form
+// starts, or to.
+func (m *matcher) nextShort(in []byte, from, to int) int {
+	for i := from; i < to; i++ {
+		if !m.shortFirst[in[i]] {
+			continue
+		}
+		for p := range m.short {
+			if bytes.HasPrefix(in[i:], m.bytes(&m.short[p])) {
+				return i
+			}
+		}
+	}
+	return to
+}
+
+// nextLong returns the first position ≥ from where a pattern of 4 bytes or
+// more starts, and the widest match there; (len(in), zero span) if none.
+func (m *matcher) nextLong(in []byte, from int) (int, span) {
 	i, to := from, len(in)
+	if len(m.entries) == 0 {
+		return to, span{}
+	}
 	if s := m.stride; s > 1 {
 		for ; i+s+3 <= to; i += s {
 			// The 4-gram at i+s-1 lies inside any match starting in [i, i+s).
@@ -515,19 +544,13 @@ func (m *matcher) next(in []byte, from int) (int, span) {
 			}
 		}
 	}
-	// Position by position: the start bitset and the first bytes of short
-	// forms say where to verify.
+	// Position by position: the start bitset says where to verify.
 	st := m.starts
 	for ; i+4 <= to; i++ {
 		k := binary.LittleEndian.Uint32(in[i:])
-		if !st.has(k) && !m.shortFirst[in[i]] && !(m.hasFold && st.has(k|foldBits)) {
+		if !st.has(k) && !(m.hasFold && st.has(k|foldBits)) {
 			continue
 		}
-		if sp := m.at(in, i); sp.b > 0 {
-			return i, sp
-		}
-	}
-	for ; i < to; i++ {
 		if sp := m.at(in, i); sp.b > 0 {
 			return i, sp
 		}
