@@ -280,9 +280,14 @@ func (r *Redactor) findSpans(sc *scanScratch, text []byte) []span {
 					spans = append(spans, span{a, b, s.set})
 				}
 			}
-			slices.SortStableFunc(spans, func(x, y span) int { return x.a - y.a })
 		}
 		sc.cspans = cs
+	}
+	// Spans come in order of where their pattern matched; extending a
+	// window to the left, and the canonical spans, can start earlier.
+	byStart := func(x, y span) int { return x.a - y.a }
+	if !slices.IsSortedFunc(spans, byStart) {
+		slices.SortStableFunc(spans, byStart)
 	}
 	sc.spans = spans
 	return spans
@@ -291,16 +296,12 @@ func (r *Redactor) findSpans(sc *scanScratch, text []byte) []span {
 // hitSet is a sorted set of value indexes.
 type hitSet struct{ ids []int }
 
-func (h *hitSet) add(ids []int) bool {
-	added := false
+func (h *hitSet) add(ids []int) {
 	for _, id := range ids {
-		i, found := slices.BinarySearch(h.ids, id)
-		if !found {
+		if i, found := slices.BinarySearch(h.ids, id); !found {
 			h.ids = slices.Insert(h.ids, i, id)
-			added = true
 		}
 	}
-	return added
 }
 
 // emitRuns writes in[from:to] to dst with every echo replaced: spans
@@ -388,7 +389,11 @@ func (m *matcher) bytes(p *pattern) []byte { return m.forms[p.form][p.off : p.of
 
 func (m *matcher) build(forms []formSet) {
 	m.stride = 1
-	var long []pattern
+	npat := 0
+	for _, fs := range forms {
+		npat += min(max(len(fs.form)-partialLen(len(fs.form))+1, 1), maxWindows+1)
+	}
+	long := make([]pattern, 0, npat)
 	minLong, grams := 0, 0
 	for _, fs := range forms {
 		f := fs.form
@@ -883,7 +888,9 @@ func (rr *RedactReader) readStream() {
 		rr.n += copy(rr.buf[rr.n:], c.b[:c.n])
 		clear(c.b[:c.n])
 		rr.free <- c.b
-		rr.lastIn = time.Now()
+		if c.n > 0 {
+			rr.lastIn = time.Now() // the pause counts from the last new byte
+		}
 		rr.err = c.err
 		rr.process(rr.err == io.EOF)
 	case <-flush:
