@@ -367,6 +367,9 @@ type matcher struct {
 	// Forms shorter than 4 bytes (from short values), longest first.
 	short      []pattern
 	shortFirst [256]bool
+
+	// small matches the forms shorter than partialMin, if any.
+	small *matcher
 }
 
 // hexRunMin is the shortest form that matches in either case when it is
@@ -389,6 +392,28 @@ func (m *matcher) bytes(p *pattern) []byte { return m.forms[p.form][p.off : p.of
 
 func (m *matcher) build(forms []formSet) {
 	m.stride = 1
+	for _, fs := range forms {
+		m.maxLen = max(m.maxLen, len(fs.form))
+	}
+	// Forms shorter than partialMin (the forms of short values) go to a
+	// matcher of their own: they need a scan position by position, which
+	// should neither pay for the long forms' big index nor slow the long
+	// forms' skip loop down to one position at a time.
+	if m.maxLen >= partialMin {
+		var small, long []formSet
+		for _, fs := range forms {
+			if len(fs.form) < partialMin {
+				small = append(small, fs)
+			} else {
+				long = append(long, fs)
+			}
+		}
+		if len(small) > 0 {
+			m.small = &matcher{foldHex: m.foldHex}
+			m.small.build(small)
+			forms = long
+		}
+	}
 	npat := 0
 	for _, fs := range forms {
 		npat += min(max(len(fs.form)-partialLen(len(fs.form))+1, 1), maxWindows+1)
@@ -404,7 +429,6 @@ func (m *matcher) build(forms []formSet) {
 		}
 		fi := int32(len(m.forms))
 		m.forms = append(m.forms, f)
-		m.maxLen = max(m.maxLen, len(f))
 		if len(f) < 4 {
 			m.short = append(m.short, pattern{form: fi, n: int32(len(f)), set: fs.set})
 			m.shortFirst[f[0]] = true
@@ -481,20 +505,33 @@ func isHex(b []byte) bool {
 // starts, the widest match there (a window extended along its form as far
 // as the text agrees).
 func (m *matcher) spans(dst []span, text []byte) []span {
-	if len(m.entries) == 0 && len(m.short) == 0 {
+	if m.maxLen == 0 {
 		return dst
 	}
-	// The next long match is found with the skip loop and kept until the
-	// scan passes it; short forms are looked for in between.
-	lj, lsp := -1, span{}
+	// The next match of each kind is found with its own loop and kept
+	// until the scan passes it, so no stretch of text is scanned twice.
+	lj, lsp := -1, span{} // long forms
+	sj, ssp := -1, span{} // small.long
+	sm := m.small
 	for i := 0; i < len(text); {
 		if lj < i {
 			lj, lsp = m.nextLong(text, i)
 		}
 		j, sp := lj, lsp
-		if len(m.short) > 0 {
-			if js := m.nextShort(text, i, lj); js < lj {
-				j, sp = js, m.at(text, js)
+		if sm != nil {
+			if sj < i {
+				sj, ssp = sm.nextLong(text, i)
+			}
+			if sj < j || sj == j && ssp.b > sp.b {
+				j, sp = sj, ssp
+			}
+		}
+		if short := m; len(short.short) > 0 || sm != nil && len(sm.short) > 0 {
+			if sm != nil {
+				short = sm
+			}
+			if js := short.nextShort(text, i, j); js < j {
+				j, sp = js, short.at(text, js)
 			}
 		}
 		if sp.b == 0 {
@@ -911,6 +948,12 @@ func readChunks(src io.Reader, chunks chan<- readChunk, free <-chan []byte, done
 			return
 		}
 		k, err := src.Read(b)
+		select {
+		case <-done: // released while reading: nobody will take the bytes
+			clear(b[:max(0, min(k, len(b)))])
+			return
+		default:
+		}
 		if k < 0 || k > len(b) {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
 		}
