@@ -47,6 +47,16 @@ const partialMin = 12
 
 func partialLen(l int) int { return min(l, max(partialMin, (l+1)/2)) }
 
+// trailingMin is how long the start of a form must be to count as an echo
+// when it is cut off by the end of what arrived (the end of a buffer or a
+// stream, or a StreamReader's pause): the "held-back partial match past a
+// small length" of issue 8. An upstream that sends half a value and then
+// stalls must not get that half out, yet a reflected guess is redacted —
+// and counted as an echo event — only once it gets 16 bytes of a form
+// right, so guessing a value piecewise needs all of its first 16
+// characters at once (8 unknown after a public "sk_live_").
+const trailingMin = 16
+
 // maxWindows caps the partial-match patterns per form. A form of length L
 // has L-P+1 windows of length P; for a long value (a 4 KB PEM key has forms
 // of 4-16 KB) that would be thousands of patterns per form. Past the cap the
@@ -221,7 +231,7 @@ func (r *Redactor) BytesHits(b []byte) ([]byte, []int) {
 		sc.wipe()
 		r.scratch.Put(sc)
 	}()
-	spans := r.findSpans(sc, b)
+	spans := r.findSpans(sc, b, true)
 	if len(spans) == 0 {
 		return b, nil
 	}
@@ -264,13 +274,26 @@ func (sc *scanScratch) wipe() {
 }
 
 // findSpans returns every echo in text, raw and canonical, sorted by start.
-// It is a pure function of text: the reader calls it on its window and
-// relies on getting the same answer for the same bytes.
-func (r *Redactor) findSpans(sc *scanScratch, text []byte) []span {
+// final: the text ends here for now (a complete buffer, the end of a
+// stream, or a StreamReader's pause), so a form cut off by the end counts
+// too (trailingMin). It is a pure function of its arguments: the reader
+// calls it on its window and relies on getting the same answer for the
+// same bytes.
+func (r *Redactor) findSpans(sc *scanScratch, text []byte, final bool) []span {
 	spans := r.raw.spans(sc.spans[:0], text)
-	if len(r.canon.entries) > 0 || len(r.canon.short) > 0 {
+	if final {
+		if sp := r.raw.trailing(text); sp.b > 0 {
+			spans = append(spans, sp)
+		}
+	}
+	if r.canon.maxLen > 0 {
 		view := sc.canon.canon(text, false)
 		cs := r.canon.spans(sc.cspans[:0], view)
+		if final {
+			if sp := r.canon.trailing(view); sp.b > 0 {
+				cs = append(cs, sp)
+			}
+		}
 		if len(cs) > 0 {
 			// Rare: map the canonical echoes back to the raw bytes they
 			// came from (the maps are built only now).
@@ -547,6 +570,42 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 		i = j + 1
 	}
 	return dst
+}
+
+// trailing returns the longest match at the end of text of a prefix of a
+// form at least trailingMin bytes long (a zero span if none): an echo cut
+// off by the end of what arrived. Only the final scans ask, when nothing
+// more will come for now.
+func (m *matcher) trailing(text []byte) span {
+	for i := max(0, len(text)-m.maxLen); i+trailingMin <= len(text); i++ {
+		rest := text[i:]
+		k := binary.LittleEndian.Uint32(rest)
+		for _, key := range []uint32{k, k | foldBits} {
+			if !m.starts.has(key) || key != k && !m.hasFold {
+				continue
+			}
+			b := hashKey(key) >> m.bucketShift
+			for e := m.bucketStart[b]; e < m.bucketStart[b+1]; e++ {
+				p := &m.entries[e]
+				if p.key != key || p.off != 0 || key != k && !p.fold {
+					continue
+				}
+				if f := m.forms[p.form]; len(rest) < len(f) && prefixOf(rest, f, p.fold) {
+					return span{i, len(text), p.set}
+				}
+			}
+		}
+	}
+	return span{}
+}
+
+// prefixOf reports whether text is a prefix of form (in lower case when
+// fold).
+func prefixOf(text, form []byte, fold bool) bool {
+	if fold {
+		return equalFold(text, form[:len(text)])
+	}
+	return bytes.Equal(text, form[:len(text)])
 }
 
 // nextShort returns the first position in [from, to) where a short form
@@ -995,7 +1054,7 @@ func (rr *RedactReader) process(final bool) {
 	}
 	var spans []span
 	if !rr.r.empty() {
-		spans = rr.r.findSpans(rr.sc, rr.buf[:rr.n])
+		spans = rr.r.findSpans(rr.sc, rr.buf[:rr.n], final)
 	}
 	rr.mu.Lock()
 	rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)

@@ -482,6 +482,12 @@ func TestRedactServerSentEvents(t *testing.T) {
 	read("data: " + v[:12])
 	write(v[12:] + "\n\n")
 	read(Marker + "\n\n")
+	// From trailingMin bytes on, the start of a value cut off by the pause
+	// is an echo already, and what follows belongs to the same run.
+	write("data: " + v[:trailingMin+4])
+	read("data: " + Marker)
+	write(v[trailingMin+4:] + "\n\n")
+	read("\n\n")
 	if got := rr.Hits(); !slices.Equal(got, []int{1}) {
 		t.Errorf("Hits = %v, want [1]", got)
 	}
@@ -867,19 +873,21 @@ func (c *rdCollector) snapshot() []byte {
 }
 
 // TestRedactNoPrefixOracle is the reflected-guess attack of issue 8 §1a: an
-// upstream echoes the agent's guess and then stalls. What the reader
-// releases before the stall, and after it (at EOF, or at the StreamReader's
-// pause), must be the same for a guess that is a prefix of the value and a
-// wrong guess of the same length.
+// upstream echoes the agent's guess and then stalls. When the reader
+// releases bytes, and how many, must be the same for a guess that is a
+// prefix of the value and a wrong guess of the same length, before the
+// stall and after it (at EOF, or at the StreamReader's pause). Below
+// trailingMin the bytes are the same too. From trailingMin on, a right
+// guess cut off by the stall is redacted: that is an echo, and it is
+// reported (Hits) for the broker's tripwire, while a wrong one is not.
 func TestRedactNoPrefixOracle(t *testing.T) {
 	rng := rand.New(rand.NewPCG(14, 14))
 	v := "sk_live_" + rdRandString(rng, rdAlnum, 32)
 	r := NewRedactor([][]byte{[]byte(v)})
 	lead := `{"echo":"` + rdRandString(rng, rdAlnum, r.hold+100)
-	right := v[:16] // a correct guess of the first 16 characters, below partialLen
-	wrong := v[:15] + "!"
 	type observation struct {
 		beforeStall, afterStall []byte
+		hits                    []int
 	}
 	observe := func(stream bool, guess string) observation {
 		pr, pw := io.Pipe()
@@ -896,25 +904,38 @@ func TestRedactNoPrefixOracle(t *testing.T) {
 		before := c.snapshot()
 		pw.Close()
 		<-c.done
-		return observation{before, c.snapshot()[len(before):]}
+		return observation{before, c.snapshot()[len(before):], rr.Hits()}
 	}
-	for _, stream := range []bool{false, true} {
-		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
-			a, b := observe(stream, right), observe(stream, wrong)
-			if !bytes.Equal(a.beforeStall[:min(len(a.beforeStall), len(lead))], b.beforeStall[:min(len(b.beforeStall), len(lead))]) ||
-				len(a.beforeStall) != len(b.beforeStall) || len(a.afterStall) != len(b.afterStall) {
-				t.Errorf("right guess: %d bytes before the stall, %d after; wrong guess: %d and %d",
-					len(a.beforeStall), len(a.afterStall), len(b.beforeStall), len(b.afterStall))
-			}
-			if stream {
-				// The pause flush released everything before the source ended.
-				if string(a.beforeStall) != lead+right || string(b.beforeStall) != lead+wrong {
-					t.Errorf("pause flush: %q / %q", a.beforeStall, b.beforeStall)
+	for _, n := range []int{trailingMin - 1, trailingMin} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("guess of %d, stream=%v", n, stream), func(t *testing.T) {
+				right, wrong := v[:n], v[:n-1]+"!"
+				a, b := observe(stream, right), observe(stream, wrong)
+				// Timing: the same bytes are out when the upstream stalls.
+				released := len(lead) + n - r.hold
+				if stream {
+					released = len(lead) // the pause released the lead; the guess is in its last scan
 				}
-			} else if len(a.beforeStall) != len(lead)+len(right)-r.hold {
-				t.Errorf("Reader released %d bytes before the stall, want %d", len(a.beforeStall), len(lead)+len(right)-r.hold)
-			}
-		})
+				if len(a.beforeStall) < released || !bytes.Equal(a.beforeStall[:released], b.beforeStall[:released]) ||
+					len(a.beforeStall) > released+n || len(b.beforeStall) > released+n {
+					t.Fatalf("before the stall: %d bytes for the right guess, %d for the wrong one, want the %d-byte lead first", len(a.beforeStall), len(b.beforeStall), released)
+				}
+				if !stream && (len(a.beforeStall) != released || len(b.beforeStall) != released) {
+					t.Errorf("Reader released %d/%d bytes before the stall, want %d", len(a.beforeStall), len(b.beforeStall), released)
+				}
+				all := func(o observation) string { return string(o.beforeStall) + string(o.afterStall) }
+				if got := all(b); got != lead+wrong || len(b.hits) != 0 {
+					t.Errorf("wrong guess: %q, hits %v", got[len(lead)-5:], b.hits)
+				}
+				if n < trailingMin {
+					if got := all(a); got != lead+right || len(a.hits) != 0 {
+						t.Errorf("short right guess: %q, hits %v", got[len(lead)-5:], a.hits)
+					}
+				} else if got := all(a); got != lead+Marker || !slices.Equal(a.hits, []int{0}) {
+					t.Errorf("right guess of %d: %q, hits %v; want it redacted and reported", n, got[len(lead)-5:], a.hits)
+				}
+			})
+		}
 	}
 }
 
