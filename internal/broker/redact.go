@@ -841,11 +841,14 @@ const redactMaxEmptyReads = 100
 // wrong guess of the same length come out at the same time and in the same
 // amount. (Earlier versions held back only bytes that could still grow into
 // an echo; that told a guesser whether its guess was a prefix.) What does
-// differ is the content once a guess is a whole echo, or a partial one of
-// at least partialLen bytes: it becomes Marker. That is the point of
+// differ is the content once a guess is an echo: a whole form, a run of at
+// least partialLen bytes of one, or, cut off by the end or a pause, its
+// first trailingMin bytes or more. It becomes Marker. That is the point of
 // redaction, and it is a signal too, which is why every redaction is an
 // echo event (Hits) the broker counts towards the binding's tripwire:
-// redaction is the net, the tripwire the boundary.
+// redaction is the net, the tripwire the boundary. Below those lengths a
+// right guess and a wrong one are indistinguishable, so a guesser cannot
+// learn a value a character at a time.
 //
 // After a pause flush the reader keeps the last H released bytes as
 // context, so an echo that continues after the flush is still found and
