@@ -549,12 +549,16 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 				j, sp = sj, ssp
 			}
 		}
+		// Short forms: nextLong found them too when it went position by
+		// position; a skip loop can jump over them.
 		if short := m; len(short.short) > 0 || sm != nil && len(sm.short) > 0 {
 			if sm != nil {
 				short = sm
 			}
-			if js := short.nextShort(text, i, j); js < j {
-				j, sp = js, short.at(text, js)
+			if short.stride > 1 || len(short.entries) == 0 {
+				if js := short.nextShort(text, i, j); js < j {
+					j, sp = js, short.at(text, js)
+				}
 			}
 		}
 		if sp.b == 0 {
@@ -625,7 +629,8 @@ func (m *matcher) nextShort(in []byte, from, to int) int {
 }
 
 // nextLong returns the first position ≥ from where a pattern of 4 bytes or
-// more starts, and the widest match there; (len(in), zero span) if none.
+// more starts (or, scanning position by position, any pattern), and the
+// widest match there; (len(in), zero span) if none.
 func (m *matcher) nextLong(in []byte, from int) (int, span) {
 	i, to := from, len(in)
 	if len(m.entries) == 0 {
@@ -645,13 +650,19 @@ func (m *matcher) nextLong(in []byte, from int) (int, span) {
 			}
 		}
 	}
-	// Position by position: the start bitset says where to verify.
+	// Position by position: the start bitset and the first bytes of short
+	// forms say where to verify (at looks at both).
 	st := m.starts
 	for ; i+4 <= to; i++ {
 		k := binary.LittleEndian.Uint32(in[i:])
-		if !st.has(k) && !(m.hasFold && st.has(k|foldBits)) {
+		if !st.has(k) && !m.shortFirst[in[i]] && !(m.hasFold && st.has(k|foldBits)) {
 			continue
 		}
+		if sp := m.at(in, i); sp.b > 0 {
+			return i, sp
+		}
+	}
+	for ; i < to; i++ {
 		if sp := m.at(in, i); sp.b > 0 {
 			return i, sp
 		}
