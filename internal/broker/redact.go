@@ -1123,14 +1123,17 @@ type readerBufs struct {
 }
 
 // getBufs returns a window buffer (hold bytes of context, hold bytes held
-// back and one read), an output buffer and scan scratch.
+// back and one read), an output buffer and scan scratch. Every scan covers
+// the whole window, so a read is at least twice the hold-back: for long
+// values (a PEM key holds back tens of KB) the context and hold-back then
+// cost at most as much scanning again as the new bytes.
 func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
 	if r.bufs != nil {
 		if b, ok := r.bufs.Get().(*readerBufs); ok {
 			return b.in, b.out, b.sc
 		}
 	}
-	return make([]byte, redactReadSize+2*r.hold), nil, &scanScratch{}
+	return make([]byte, max(redactReadSize, 2*r.hold)+2*r.hold), nil, &scanScratch{}
 }
 
 // echoForms returns every form in which v could come back (with duplicates).
