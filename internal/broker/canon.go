@@ -29,6 +29,23 @@ type canonBuf struct {
 	// decode rounds that changed something, then the whitespace pass.
 	maps  [canonRounds + 1][]seg
 	nmaps int
+	// used[i] is how much of bufs[i] holds decoded text since the last
+	// wipe (SECRET: it may be an echo).
+	used [3]int
+}
+
+// keep stores buffer i after a pass wrote b into it.
+func (c *canonBuf) keep(i int, b []byte) {
+	c.bufs[i] = b
+	c.used[i] = max(c.used[i], len(b))
+}
+
+// wipe clears what the passes wrote.
+func (c *canonBuf) wipe() {
+	for i, b := range c.bufs {
+		clear(b[:c.used[i]])
+		c.used[i] = 0
+	}
 }
 
 // seg maps part of a pass's output back to its input: n output bytes from
@@ -59,7 +76,7 @@ func (c *canonBuf) canon(in []byte, track bool) []byte {
 				m = c.maps[c.nmaps][:0]
 			}
 			dst, m, changed := decodeRound(c.bufs[slot][:0], m, cur, track)
-			c.bufs[slot] = dst
+			c.keep(slot, dst)
 			if !changed {
 				break
 			}
@@ -96,7 +113,7 @@ func (c *canonBuf) canon(in []byte, track bool) []byte {
 			i = j + len(canonFraming)
 		}
 	}
-	c.bufs[2] = dst
+	c.keep(2, dst)
 	if track {
 		c.maps[c.nmaps] = m
 		c.nmaps++

@@ -267,11 +267,7 @@ type scanScratch struct {
 }
 
 // wipe clears the canonical views, which hold decoded text (SECRET).
-func (sc *scanScratch) wipe() {
-	for _, b := range sc.canon.bufs {
-		clear(b[:cap(b)])
-	}
-}
+func (sc *scanScratch) wipe() { sc.canon.wipe() }
 
 // findSpans returns every echo in text, raw and canonical, sorted by start.
 // final: the text ends here for now (a complete buffer, the end of a
@@ -581,11 +577,21 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 // off by the end of what arrived. Only the final scans ask, when nothing
 // more will come for now.
 func (m *matcher) trailing(text []byte) span {
+	if len(text) < trailingMin || m.maxLen < trailingMin {
+		return span{}
+	}
+	if m.stride > 1 {
+		// The text's last 4 bytes are in any such match: one probe says
+		// whether to look.
+		if k := binary.LittleEndian.Uint32(text[len(text)-4:]); !m.grams.has(k) && !(m.hasFold && m.grams.has(k|foldBits)) {
+			return span{}
+		}
+	}
 	for i := max(0, len(text)-m.maxLen); i+trailingMin <= len(text); i++ {
 		rest := text[i:]
 		k := binary.LittleEndian.Uint32(rest)
-		for _, key := range []uint32{k, k | foldBits} {
-			if !m.starts.has(key) || key != k && !m.hasFold {
+		for _, key := range [2]uint32{k, k | foldBits} {
+			if key != k && !m.hasFold || !m.starts.has(key) {
 				continue
 			}
 			b := hashKey(key) >> m.bucketShift
