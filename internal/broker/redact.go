@@ -112,8 +112,9 @@ const StreamFlushAfter = 100 * time.Millisecond
 // Short values: a value shorter than 4 bytes still has its raw and encoded
 // forms redacted, even though that replaces innocent text (a 1-byte value
 // redacts every occurrence of that byte). Over-redaction is the safe side;
-// such values should not be secrets anyway. Their forms shorter than 4
-// bytes also switch the scanner to a slower byte-by-byte path.
+// such values should not be secrets anyway. Forms shorter than partialMin
+// get a matcher of their own that goes position by position (slower) so
+// the long forms keep their skip loop.
 type Redactor struct {
 	// forms holds every whole raw form, deduplicated and sorted.
 	forms [][]byte
