@@ -173,7 +173,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 			defer pr.Close()
 			*s.set = pw
 			readEnds, writeEnds = append(readEnds, pr), append(writeEnds, pw)
-			rr := rel.Redactor().Reader(pr)
+			rr := rel.Redactor().StreamReader(pr, broker.StreamFlushAfter)
 			copies.Add(1)
 			go func(dst io.Writer, src *os.File) {
 				defer copies.Done()

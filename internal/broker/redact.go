@@ -2,11 +2,13 @@ package broker
 
 // The redactor: stage 5 (Respond) of the broker pipeline. Whatever the
 // upstream sends back — headers, body, error text — passes through here
-// before a front end sees it, and every echo of an injected value, in the
-// clear or in a common encoding, becomes Marker.
+// before a front end sees it, and every echo of a value, in the clear, in a
+// common encoding, in a canonical (decoded) view, or in part, becomes
+// Marker.
 
 import (
 	"bytes"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/hex"
@@ -20,17 +22,84 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
 
-// Marker replaces every echo of an injected value.
+// Marker replaces every echo of a value.
 const Marker = "[REDACTED]"
+
+// Partial echoes. A run of at least partialLen(len(form)) consecutive bytes
+// of a form is an echo: a truncated echo (all but the last character, or
+// all but the first) is as much a leak as the whole. The rule
+//
+//	P = min(L, max(partialMin, ceil(L/2)))
+//
+// makes P at least half the form, so a public prefix that is less than half
+// of a token (sk_live_, ghp_, a JWT's fixed {"alg":"HS256","typ":"JWT"}
+// header, which is under half of any JWT that carries a payload and a
+// signature) never matches alone, while a truncated echo of a 20+ character
+// key (all but a few characters) does. partialMin keeps short forms from
+// matching on a handful of bytes: a form of 12 bytes or less matches only
+// whole.
+const partialMin = 12
+
+func partialLen(l int) int { return min(l, max(partialMin, (l+1)/2)) }
+
+// trailingMin is how long the start of a form must be to count as an echo
+// when it is cut off by the end of what arrived (the end of a buffer or a
+// stream, or a StreamReader's pause): the "held-back partial match past a
+// small length" of issue 8. An upstream that sends half a value and then
+// stalls must not get that half out, yet a reflected guess is redacted —
+// and counted as an echo event — only once it gets 16 bytes of a form
+// right, so guessing a value piecewise needs all of its first 16
+// characters at once (8 unknown after a public "sk_live_").
+const trailingMin = 16
+
+// maxWindows caps the partial-match patterns per form. A form of length L
+// has L-P+1 windows of length P; for a long value (a 4 KB PEM key has forms
+// of 4-16 KB) that would be thousands of patterns per form. Past the cap the
+// window starts are strided by s = ceil((L-P)/(maxWindows-1)) (the last
+// window always ends at the end of the form), so any run of P+s-1 bytes of
+// the form contains a window; a matched window is then extended byte by
+// byte in both directions along its form, so the whole run is redacted, not
+// just the window. Windows are subslices of the form: no copies.
+const maxWindows = 64
+
+// spanFactor bounds how far apart, in raw bytes, the ends of a canonical
+// echo may be: spanFactor times the longest canonical form. An escape
+// writes a character in up to 6 bytes (\u002B), 7 when nested once
+// (\\u002B); 8 covers that. Echoes spread wider are not matched in the
+// canonical view (their raw forms still are), by Bytes and readers alike.
+const spanFactor = 8
+
+// holdSlack is added to the hold-back beyond the widest echo: the canonical
+// view of the last bytes of a window can change when more bytes arrive (an
+// escape cut in half), so decisions are made only where the view is settled.
+const holdSlack = 64
+
+// maxHold caps the hold-back (and so a reader's memory) for very long
+// values.
+const maxHold = 1 << 20
+
+// minCanonForm is the shortest canonical form matched: N drops whitespace
+// and decodes escapes, so very short results would match innocent text.
+const minCanonForm = partialMin
+
+// StreamFlushAfter is how long a StreamReader waits for more input before
+// it releases what it holds back (see RedactReader).
+const StreamFlushAfter = 100 * time.Millisecond
 
 // Redactor knows every form in which a set of values could come back: the
 // raw bytes, base64 (std and URL alphabets, padded and not, and the parts of
-// a longer base64 blob that only the value determines), hex, URL escaping
-// and JSON string escaping. It is immutable after NewRedactor and safe for
+// a longer base64 blob that only the value determines, also of its escaped
+// forms), base32, hex, UTF-16, URL escaping, JSON string escaping and HTML
+// entities; and it matches a canonical view of the text (canon) against the
+// same view of those forms, which covers escapes it does not enumerate,
+// nested escaping, line-wrapped base64, mixed-case hex, quoted-printable and
+// echoes split over SSE events. Runs of at least partialLen bytes of any
+// form count as echoes too. It is immutable after NewRedactor and safe for
 // concurrent use.
 //
 // Matching is leftmost-longest, and overlapping echoes are redacted as their
@@ -43,118 +112,92 @@ const Marker = "[REDACTED]"
 // Short values: a value shorter than 4 bytes still has its raw and encoded
 // forms redacted, even though that replaces innocent text (a 1-byte value
 // redacts every occurrence of that byte). Over-redaction is the safe side;
-// such values should not be secrets anyway. Their forms shorter than 4
-// bytes also switch the scanner to a slower byte-by-byte path.
+// such values should not be secrets anyway. Forms shorter than partialMin
+// get a matcher of their own that goes position by position (slower) so
+// the long forms keep their skip loop.
 type Redactor struct {
-	// forms holds every form, deduplicated and sorted, so that "could these
-	// last bytes still grow into a form?" is one binary search.
-	forms  [][]byte
-	maxLen int
+	// forms holds every whole raw form, deduplicated and sorted.
+	forms [][]byte
+	// sets are the sets of value indexes a pattern stands for: two values
+	// can share a form.
+	sets [][]int
 
-	// Forms of 4 bytes or more are indexed by their first 4 bytes (a
-	// little-endian uint32 key): starts has a bit for each key, and entries,
-	// grouped by the top bits of hashKey(key) (bucket i is
-	// entries[bucketStart[i]:bucketStart[i+1]]), hold the forms, longest
-	// first within a bucket, so the first one that verifies is the longest
-	// match.
-	starts      keyBitset
-	bucketShift uint
-	bucketStart []uint32
-	entries     []formEntry
+	raw   matcher // forms and their windows, over the raw text
+	canon matcher // N(forms) and their windows, over canon(text)
 
-	// Every 4-gram at offsets 0..stride-1 of every long form is in grams.
-	// An echo is at least stride+3 bytes long, so of stride consecutive
-	// start positions, one 4-gram position inside each possible echo is
-	// probed: the scanner tests one 4-gram every stride bytes and looks at
-	// the positions of a block only when its 4-gram passes (as Wu-Manber
-	// does). stride is 1 (no skipping) when short forms exist.
-	stride int
-	grams  gramFilter
+	// spanCap is the widest raw range an echo may cover; hold is the
+	// reader's hold-back (spanCap plus holdSlack). Both depend only on the
+	// values, never on the text.
+	spanCap int
+	hold    int
 
-	// Forms shorter than 4 bytes (from short values), longest first.
-	short      [][]byte
-	shortFirst [256]bool
-
-	// bufs recycles RedactReader buffers between responses: a proxied
-	// request must not pay for zeroing 64 KiB of fresh memory.
-	bufs *sync.Pool
-}
-
-type formEntry struct {
-	key  uint32
-	form []byte
+	scratch *sync.Pool // *scanScratch for Bytes
+	bufs    *sync.Pool
 }
 
 // NewRedactor builds the patterns for values (raw secret values; empty
-// values are ignored). A Redactor without values passes everything through.
+// values are ignored but keep their index). A Redactor without values
+// passes everything through.
 func NewRedactor(values [][]byte) *Redactor {
-	set := make(map[string]struct{})
-	for _, v := range values {
+	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}}
+	rawSets := map[string][]int{}
+	canonSets := map[string][]int{}
+	addTo := func(m map[string][]int, f string, i int) {
+		if s := m[f]; len(s) == 0 || s[len(s)-1] != i {
+			m[f] = append(s, i)
+		}
+	}
+	for i, v := range values {
 		if len(v) == 0 {
 			continue
 		}
 		for _, f := range echoForms(v) {
-			if f != "" {
-				set[f] = struct{}{}
+			if f == "" {
+				continue
+			}
+			addTo(rawSets, f, i)
+			if c := canonString(f); len(c) >= minCanonForm {
+				addTo(canonSets, c, i)
 			}
 		}
 	}
-	r := &Redactor{stride: 1, bufs: &sync.Pool{}}
-	var long [][]byte
-	minLong := 0
-	for f := range set {
-		b := []byte(f)
-		r.forms = append(r.forms, b)
-		r.maxLen = max(r.maxLen, len(b))
-		if len(b) < 4 {
-			r.short = append(r.short, b)
-			r.shortFirst[b[0]] = true
-			continue
+	setIndex := map[string]int32{}
+	setOf := func(ids []int) int32 {
+		key := fmt.Sprint(ids)
+		if k, ok := setIndex[key]; ok {
+			return k
 		}
-		long = append(long, b)
-		if minLong == 0 || len(b) < minLong {
-			minLong = len(b)
+		k := int32(len(r.sets))
+		setIndex[key] = k
+		r.sets = append(r.sets, ids)
+		return k
+	}
+	build := func(m *matcher, sets map[string][]int) {
+		var forms []formSet
+		for f, ids := range sets {
+			forms = append(forms, formSet{[]byte(f), setOf(ids)})
 		}
+		// Deterministic order: the same values give the same Redactor.
+		slices.SortFunc(forms, func(a, b formSet) int { return bytes.Compare(a.form, b.form) })
+		m.build(forms)
+	}
+	build(&r.raw, rawSets)
+	r.canon.foldHex = true
+	build(&r.canon, canonSets)
+	for f := range rawSets {
+		r.forms = append(r.forms, []byte(f))
 	}
 	slices.SortFunc(r.forms, bytes.Compare)
-	slices.SortFunc(r.short, func(a, b []byte) int { return len(b) - len(a) })
-
-	// Start index.
-	r.starts = newKeyBitset(len(long))
-	bucketBits := uint(bits.Len(uint(max(2*len(long)-1, 1))))
-	r.bucketShift = 32 - bucketBits
-	nb := 1 << bucketBits
-	r.entries = make([]formEntry, 0, len(long))
-	for _, f := range long {
-		k := binary.LittleEndian.Uint32(f)
-		r.starts.add(k)
-		r.entries = append(r.entries, formEntry{key: k, form: f})
-	}
-	slices.SortStableFunc(r.entries, func(a, b formEntry) int {
-		if ba, bb := hashKey(a.key)>>r.bucketShift, hashKey(b.key)>>r.bucketShift; ba != bb {
-			return int(ba) - int(bb)
-		}
-		return len(b.form) - len(a.form)
-	})
-	r.bucketStart = make([]uint32, nb+1)
-	for _, e := range r.entries {
-		r.bucketStart[hashKey(e.key)>>r.bucketShift+1]++
-	}
-	for i := 1; i <= nb; i++ {
-		r.bucketStart[i] += r.bucketStart[i-1]
-	}
-
-	// Skip index. With short forms every position must be looked at anyway.
-	if len(r.short) == 0 && minLong-3 > 1 {
-		r.stride = minLong - 3
-		r.grams = newGramFilter(len(long) * r.stride)
-		for _, f := range long {
-			for d := 0; d < r.stride; d++ {
-				r.grams.add(binary.LittleEndian.Uint32(f[d:]))
-			}
-		}
+	r.spanCap = min(max(r.raw.maxLen, spanFactor*r.canon.maxLen), maxHold)
+	if r.spanCap > 0 {
+		r.hold = r.spanCap + holdSlack
 	}
 	return r
+}
+
+type formSet struct {
+	form []byte
+	set  int32
 }
 
 // Format prints the Redactor without its forms, so a stray %v in a log line
@@ -164,23 +207,43 @@ func (r Redactor) Format(f fmt.State, verb rune) {
 	fmt.Fprintf(f, "broker.Redactor{%d forms}", len(r.forms))
 }
 
+func (r *Redactor) empty() bool { return r == nil || len(r.forms) == 0 }
+
 // Bytes redacts a complete buffer (response header values, small bodies)
 // and reports whether anything was replaced. When nothing was, it returns b
 // itself; otherwise a new slice.
 func (r *Redactor) Bytes(b []byte) ([]byte, bool) {
-	if r == nil || len(r.forms) == 0 {
-		return b, false
+	out, hits := r.BytesHits(b)
+	return out, len(hits) > 0
+}
+
+// BytesHits is Bytes that also says which values echoed: the sorted,
+// unique indexes into the values given to NewRedactor of every value that
+// had an echo replaced.
+func (r *Redactor) BytesHits(b []byte) ([]byte, []int) {
+	if r.empty() || len(b) == 0 {
+		return b, nil
 	}
-	if _, l := r.next(b, 0, len(b)); l == 0 {
-		return b, false
+	sc, _ := r.scratch.Get().(*scanScratch)
+	if sc == nil {
+		sc = &scanScratch{}
 	}
-	out, _, _, hit := r.scan(make([]byte, 0, len(b)+len(Marker)), b, 0, true)
-	return out, hit
+	defer func() {
+		sc.wipe()
+		r.scratch.Put(sc)
+	}()
+	spans := r.findSpans(sc, b, true)
+	if len(spans) == 0 {
+		return b, nil
+	}
+	var hits hitSet
+	out, _ := emitRuns(make([]byte, 0, len(b)+len(Marker)), b, spans, 0, len(b), 0, r.sets, &hits)
+	return out, hits.ids
 }
 
 // String is Bytes for strings.
 func (r *Redactor) String(s string) (string, bool) {
-	if r == nil || len(r.forms) == 0 || s == "" {
+	if r.empty() || s == "" {
 		return s, false
 	}
 	b, hit := r.Bytes([]byte(s))
@@ -190,139 +253,505 @@ func (r *Redactor) String(s string) (string, bool) {
 	return string(b), true
 }
 
-// scan redacts in, appending the result to dst. cover is how many leading
-// bytes of in lie inside a run whose Marker was already emitted. Unless
-// final, scan stops at the first position whose outcome more input could
-// still change (its bytes are a proper prefix of a form); it returns the
-// output, how many bytes of in it decided, the cover left over for the
-// undecided rest, and whether it emitted a Marker.
-//
-// Output is the same however the input is split: a position is decided only
-// when every form that could start there fits in the bytes seen.
-func (r *Redactor) scan(dst, in []byte, cover int, final bool) ([]byte, int, int, bool) {
-	n := len(in)
-	if len(r.forms) == 0 {
-		return append(dst, in...), n, 0, false
+// span is an echo: the range [a, b) of the scanned text, and the set of
+// values whose pattern matched there.
+type span struct {
+	a, b int
+	set  int32
+}
+
+// scanScratch holds the reusable buffers of one scan.
+type scanScratch struct {
+	spans  []span
+	cspans []span
+	canon  canonBuf
+}
+
+// wipe clears the canonical views, which hold decoded text (SECRET).
+func (sc *scanScratch) wipe() { sc.canon.wipe() }
+
+// findSpans returns every echo in text, raw and canonical, sorted by start.
+// final: the text ends here for now (a complete buffer, the end of a
+// stream, or a StreamReader's pause), so a form cut off by the end counts
+// too (trailingMin). It is a pure function of its arguments: the reader
+// calls it on its window and relies on getting the same answer for the
+// same bytes.
+func (r *Redactor) findSpans(sc *scanScratch, text []byte, final bool) []span {
+	spans := r.raw.spans(sc.spans[:0], text)
+	if final {
+		if sp := r.raw.trailing(text); sp.b > 0 {
+			spans = append(spans, sp)
+		}
 	}
-	// Positions before safe have every form's length of input after them.
-	safe := n
-	if !final {
-		safe = max(n-r.maxLen+1, 0)
-	}
-	hit := false
-	stop := n
-	for i := 0; i < n; {
-		var j, l int
-		if i < safe {
-			if j, l = r.next(in, i, safe); l == 0 {
-				i = safe
-				continue
-			}
-		} else {
-			if r.couldGrow(in[i:]) {
-				stop = i
-				break
-			}
-			if j, l = i, r.longestAt(in, i); l == 0 {
-				i++
-				continue
+	if r.canon.maxLen > 0 {
+		view := sc.canon.canon(text, false)
+		cs := r.canon.spans(sc.cspans[:0], view)
+		if final {
+			if sp := r.canon.trailing(view); sp.b > 0 {
+				cs = append(cs, sp)
 			}
 		}
-		if j < cover {
-			// An echo overlapping the current run: extend the run.
-			cover = max(cover, j+l)
+		if len(cs) > 0 {
+			// Rare: map the canonical echoes back to the raw bytes they
+			// came from (the maps are built only now).
+			sc.canon.canon(text, true)
+			for _, s := range cs {
+				if a, b := sc.canon.rawRange(s.a, s.b); b-a <= r.spanCap {
+					spans = append(spans, span{a, b, s.set})
+				}
+			}
+		}
+		sc.cspans = cs
+	}
+	// Spans come in order of where their pattern matched; extending a
+	// window to the left, and the canonical spans, can start earlier.
+	byStart := func(x, y span) int { return x.a - y.a }
+	if !slices.IsSortedFunc(spans, byStart) {
+		slices.SortStableFunc(spans, byStart)
+	}
+	sc.spans = spans
+	return spans
+}
+
+// hitSet is a sorted set of value indexes.
+type hitSet struct{ ids []int }
+
+func (h *hitSet) add(ids []int) {
+	for _, id := range ids {
+		if i, found := slices.BinarySearch(h.ids, id); !found {
+			h.ids = slices.Insert(h.ids, i, id)
+		}
+	}
+}
+
+// emitRuns writes in[from:to] to dst with every echo replaced: spans
+// (sorted by start) that overlap form one run and one Marker. cover is the
+// end of the run whose Marker was emitted last (≤ from if none reaches
+// into [from, to)); spans starting at or after to are left for later. It
+// returns dst and the new cover, and adds the values of every span it
+// redacted to hits.
+func emitRuns(dst, in []byte, spans []span, from, to, cover int, sets [][]int, hits *hitSet) ([]byte, int) {
+	pos := from
+	for _, sp := range spans {
+		if sp.b <= from || sp.a >= to {
+			continue
+		}
+		hits.add(sets[sp.set])
+		if sp.a < cover {
+			cover = max(cover, sp.b)
+			continue
+		}
+		lit, s := max(pos, cover), max(sp.a, from)
+		if s > lit {
+			dst = append(dst, in[lit:s]...)
+		}
+		dst = append(dst, Marker...)
+		cover, pos = sp.b, s
+	}
+	if lit := max(pos, cover); lit < to {
+		dst = append(dst, in[lit:to]...)
+	}
+	return dst, cover
+}
+
+// matcher finds patterns — whole forms and their partial windows — in a
+// text.
+type matcher struct {
+	forms  [][]byte
+	maxLen int // longest form
+
+	// foldHex: forms made only of hex digits (hexRunMin or more) match in
+	// either case, so mixed-case hex is an echo. They are stored in lower
+	// case, and the text's 4-grams are probed as they are and with the
+	// ASCII case bit set (which lower-cases A-F and leaves digits alone).
+	foldHex bool
+	hasFold bool
+
+	// Patterns of 4 bytes or more are indexed by their first 4 bytes (a
+	// little-endian uint32 key): starts has a bit for each key, and
+	// entries, grouped by the top bits of hashKey(key) (bucket i is
+	// entries[bucketStart[i]:bucketStart[i+1]]), hold the patterns.
+	starts      keyBitset
+	bucketShift uint
+	bucketStart []uint32
+	entries     []pattern
+
+	// Every 4-gram of every long form is in grams. A pattern is at least
+	// stride+3 bytes long, so of stride consecutive start positions, one
+	// 4-gram position inside each possible match is probed: the scanner
+	// tests one 4-gram every stride bytes and looks at the positions of a
+	// block only when its 4-gram passes (as Wu-Manber does).
+	stride int
+	grams  gramFilter
+
+	// Forms shorter than 4 bytes (from short values), longest first.
+	short      []pattern
+	shortFirst [256]bool
+
+	// small matches the forms shorter than partialMin, if any.
+	small *matcher
+}
+
+// hexRunMin is the shortest form that matches in either case when it is
+// made of hex digits only. Shorter forms, and forms with other characters,
+// keep their case: "valuE" is not an echo of "value".
+const hexRunMin = 8
+
+// foldBits sets the ASCII case bit in each byte of a 4-gram.
+const foldBits = 0x20202020
+
+// pattern is forms[form][off:off+n]: the whole form, or one of its windows.
+type pattern struct {
+	key          uint32
+	form, off, n int32
+	set          int32
+	fold         bool
+}
+
+func (m *matcher) bytes(p *pattern) []byte { return m.forms[p.form][p.off : p.off+p.n] }
+
+func (m *matcher) build(forms []formSet) {
+	m.stride = 1
+	for _, fs := range forms {
+		m.maxLen = max(m.maxLen, len(fs.form))
+	}
+	// Forms shorter than partialMin (the forms of short values) go to a
+	// matcher of their own: they need a scan position by position, which
+	// should neither pay for the long forms' big index nor slow the long
+	// forms' skip loop down to one position at a time.
+	if m.maxLen >= partialMin {
+		var small, long []formSet
+		for _, fs := range forms {
+			if len(fs.form) < partialMin {
+				small = append(small, fs)
+			} else {
+				long = append(long, fs)
+			}
+		}
+		if len(small) > 0 {
+			m.small = &matcher{foldHex: m.foldHex}
+			m.small.build(small)
+			forms = long
+		}
+	}
+	npat := 0
+	for _, fs := range forms {
+		npat += min(max(len(fs.form)-partialLen(len(fs.form))+1, 1), maxWindows+1)
+	}
+	long := make([]pattern, 0, npat)
+	minLong, grams := 0, 0
+	for _, fs := range forms {
+		f := fs.form
+		fold := m.foldHex && len(f) >= hexRunMin && isHex(f)
+		if fold {
+			f = bytes.ToLower(f)
+			m.hasFold = true
+		}
+		fi := int32(len(m.forms))
+		m.forms = append(m.forms, f)
+		if len(f) < 4 {
+			m.short = append(m.short, pattern{form: fi, n: int32(len(f)), set: fs.set})
+			m.shortFirst[f[0]] = true
+			continue
+		}
+		grams += len(f) - 3
+		p := partialLen(len(f))
+		if minLong == 0 || p < minLong {
+			minLong = p
+		}
+		starts := len(f) - p + 1
+		step := 1
+		if starts > maxWindows {
+			step = (len(f) - p + maxWindows - 2) / (maxWindows - 1)
+		}
+		add := func(off int) {
+			long = append(long, pattern{key: binary.LittleEndian.Uint32(f[off:]), form: fi, off: int32(off), n: int32(p), set: fs.set, fold: fold})
+		}
+		for off := 0; off < starts; off += step {
+			add(off)
+		}
+		if (starts-1)%step != 0 {
+			add(starts - 1)
+		}
+	}
+	slices.SortFunc(m.short, func(a, b pattern) int { return int(b.n - a.n) })
+
+	// Start index.
+	m.starts = newKeyBitset(len(long))
+	bucketBits := uint(bits.Len(uint(max(2*len(long)-1, 1))))
+	m.bucketShift = 32 - bucketBits
+	nb := 1 << bucketBits
+	m.bucketStart = make([]uint32, nb+1)
+	for _, e := range long {
+		m.starts.add(e.key)
+		m.bucketStart[hashKey(e.key)>>m.bucketShift+1]++
+	}
+	for i := 1; i <= nb; i++ {
+		m.bucketStart[i] += m.bucketStart[i-1]
+	}
+	// A counting sort into the buckets (patterns keep their order within
+	// one): build time matters, the broker builds a Redactor per set of
+	// secret versions.
+	m.entries = make([]pattern, len(long))
+	next := slices.Clone(m.bucketStart[:nb])
+	for _, e := range long {
+		b := hashKey(e.key) >> m.bucketShift
+		m.entries[next[b]] = e
+		next[b]++
+	}
+
+	// Skip index for the long patterns (short ones are looked for apart).
+	if minLong-3 > 1 {
+		m.stride = minLong - 3
+		m.grams = newGramFilter(grams)
+		for _, f := range m.forms {
+			for d := 0; d+4 <= len(f); d++ {
+				m.grams.add(binary.LittleEndian.Uint32(f[d:]))
+			}
+		}
+	}
+}
+
+func isHex(b []byte) bool {
+	for _, c := range b {
+		if _, ok := hexDigit(c); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// spans appends every match in text: at each position where a pattern
+// starts, the widest match there (a window extended along its form as far
+// as the text agrees).
+func (m *matcher) spans(dst []span, text []byte) []span {
+	if m.maxLen == 0 {
+		return dst
+	}
+	// The next match of each kind is found with its own loop and kept
+	// until the scan passes it, so no stretch of text is scanned twice.
+	lj, lsp := -1, span{} // long forms
+	sj, ssp := -1, span{} // small.long
+	sm := m.small
+	for i := 0; i < len(text); {
+		if lj < i {
+			lj, lsp = m.nextLong(text, i)
+		}
+		j, sp := lj, lsp
+		if sm != nil {
+			if sj < i {
+				sj, ssp = sm.nextLong(text, i)
+			}
+			if sj < j || sj == j && ssp.b > sp.b {
+				j, sp = sj, ssp
+			}
+		}
+		// Short forms: nextLong found them too when it went position by
+		// position; a skip loop can jump over them.
+		if short := m; len(short.short) > 0 || sm != nil && len(sm.short) > 0 {
+			if sm != nil {
+				short = sm
+			}
+			if short.stride > 1 || len(short.entries) == 0 {
+				if js := short.nextShort(text, i, j); js < j {
+					j, sp = js, short.at(text, js)
+				}
+			}
+		}
+		if sp.b == 0 {
+			break
+		}
+		// A run of matches of the same values (a self-overlapping value)
+		// is one span.
+		if k := len(dst) - 1; k >= 0 && dst[k].set == sp.set && sp.a >= dst[k].a && sp.a < dst[k].b {
+			dst[k].b = max(dst[k].b, sp.b)
 		} else {
-			dst = append(dst, in[cover:j]...)
-			dst = append(dst, Marker...)
-			hit = true
-			cover = j + l
+			dst = append(dst, sp)
 		}
 		i = j + 1
 	}
-	if cover < stop {
-		dst = append(dst, in[cover:stop]...)
-	}
-	return dst, stop, max(cover-stop, 0), hit
+	return dst
 }
 
-// next returns the first position in [from, to) where a form starts, and
-// the length of the longest form there; (to, 0) if there is none.
-func (r *Redactor) next(in []byte, from, to int) (int, int) {
-	i := from
-	if s := r.stride; s > 1 {
-		for ; i < to && i+s+3 <= len(in); i += s {
-			// The 4-gram at i+s-1 lies inside any form starting in [i, i+s).
-			if !r.grams.has(binary.LittleEndian.Uint32(in[i+s-1:])) {
+// trailing returns the longest match at the end of text of a prefix of a
+// form at least trailingMin bytes long (a zero span if none): an echo cut
+// off by the end of what arrived. Only the final scans ask, when nothing
+// more will come for now.
+func (m *matcher) trailing(text []byte) span {
+	if len(text) < trailingMin || m.maxLen < trailingMin {
+		return span{}
+	}
+	if m.stride > 1 {
+		// The text's last 4 bytes are in any such match: one probe says
+		// whether to look.
+		if k := binary.LittleEndian.Uint32(text[len(text)-4:]); !m.grams.has(k) && !(m.hasFold && m.grams.has(k|foldBits)) {
+			return span{}
+		}
+	}
+	for i := max(0, len(text)-m.maxLen); i+trailingMin <= len(text); i++ {
+		rest := text[i:]
+		k := binary.LittleEndian.Uint32(rest)
+		for _, key := range [2]uint32{k, k | foldBits} {
+			if key != k && !m.hasFold || !m.starts.has(key) {
 				continue
 			}
-			for j, end := i, min(i+s, to); j < end; j++ {
-				if l := r.longestAt(in, j); l > 0 {
-					return j, l
+			b := hashKey(key) >> m.bucketShift
+			for e := m.bucketStart[b]; e < m.bucketStart[b+1]; e++ {
+				p := &m.entries[e]
+				if p.key != key || p.off != 0 || key != k && !p.fold {
+					continue
+				}
+				if f := m.forms[p.form]; len(rest) < len(f) && prefixOf(rest, f, p.fold) {
+					return span{i, len(text), p.set}
+				}
+			}
+		}
+	}
+	return span{}
+}
+
+// prefixOf reports whether text is a prefix of form (in lower case when
+// fold).
+func prefixOf(text, form []byte, fold bool) bool {
+	if fold {
+		return equalFold(text, form[:len(text)])
+	}
+	return bytes.Equal(text, form[:len(text)])
+}
+
+// nextShort returns the first position in [from, to) where a short form
+// starts, or to.
+func (m *matcher) nextShort(in []byte, from, to int) int {
+	for i := from; i < to; i++ {
+		if !m.shortFirst[in[i]] {
+			continue
+		}
+		for p := range m.short {
+			if bytes.HasPrefix(in[i:], m.bytes(&m.short[p])) {
+				return i
+			}
+		}
+	}
+	return to
+}
+
+// nextLong returns the first position ≥ from where a pattern of 4 bytes or
+// more starts (or, scanning position by position, any pattern), and the
+// widest match there; (len(in), zero span) if none.
+func (m *matcher) nextLong(in []byte, from int) (int, span) {
+	i, to := from, len(in)
+	if len(m.entries) == 0 {
+		return to, span{}
+	}
+	if s := m.stride; s > 1 {
+		for ; i+s+3 <= to; i += s {
+			// The 4-gram at i+s-1 lies inside any match starting in [i, i+s).
+			k := binary.LittleEndian.Uint32(in[i+s-1:])
+			if !m.grams.has(k) && !(m.hasFold && m.grams.has(k|foldBits)) {
+				continue
+			}
+			for j, end := i, i+s; j < end; j++ {
+				if sp := m.at(in, j); sp.b > 0 {
+					return j, sp
 				}
 			}
 		}
 	}
 	// Position by position: the start bitset and the first bytes of short
-	// forms say where to verify.
-	st := r.starts
-	for ; i < to && i+4 <= len(in); i++ {
-		if !st.has(binary.LittleEndian.Uint32(in[i:])) && !r.shortFirst[in[i]] {
+	// forms say where to verify (at looks at both).
+	st := m.starts
+	for ; i+4 <= to; i++ {
+		k := binary.LittleEndian.Uint32(in[i:])
+		if !st.has(k) && !m.shortFirst[in[i]] && !(m.hasFold && st.has(k|foldBits)) {
 			continue
 		}
-		if l := r.longestAt(in, i); l > 0 {
-			return i, l
+		if sp := m.at(in, i); sp.b > 0 {
+			return i, sp
 		}
 	}
 	for ; i < to; i++ {
-		if l := r.longestAt(in, i); l > 0 {
-			return i, l
+		if sp := m.at(in, i); sp.b > 0 {
+			return i, sp
 		}
 	}
-	return to, 0
+	return to, span{}
 }
 
-// longestAt returns the length of the longest form that in[i:] starts with,
-// or 0.
-func (r *Redactor) longestAt(in []byte, i int) int {
+// at returns the widest match of a pattern starting at in[i], extended
+// along its form in both directions; a zero span if none starts there.
+func (m *matcher) at(in []byte, i int) span {
 	rest := in[i:]
+	best := span{}
 	if len(rest) >= 4 {
 		k := binary.LittleEndian.Uint32(rest)
-		if r.starts.has(k) {
-			b := hashKey(k) >> r.bucketShift
-			for _, e := range r.entries[r.bucketStart[b]:r.bucketStart[b+1]] {
-				if e.key == k && bytes.HasPrefix(rest, e.form) {
-					return len(e.form)
-				}
+		best = m.atKey(in, i, k, false, best)
+		if m.hasFold && k|foldBits != k {
+			best = m.atKey(in, i, k|foldBits, true, best)
+		}
+	}
+	if best.b == 0 && len(m.short) > 0 && len(rest) > 0 && m.shortFirst[rest[0]] {
+		for p := range m.short {
+			if bytes.HasPrefix(rest, m.bytes(&m.short[p])) {
+				return span{i, i + int(m.short[p].n), m.short[p].set}
 			}
 		}
 	}
-	if len(r.short) > 0 && len(rest) > 0 && r.shortFirst[rest[0]] {
-		for _, f := range r.short {
-			if bytes.HasPrefix(rest, f) {
-				return len(f)
-			}
-		}
-	}
-	return 0
+	return best
 }
 
-// couldGrow reports whether tail is a proper prefix of some form: then more
-// input could still make an echo start (or a run extend) at tail[0]. The
-// smallest form greater than tail has tail as a prefix if any form does.
-func (r *Redactor) couldGrow(tail []byte) bool {
-	if len(tail) >= 4 && !r.starts.has(binary.LittleEndian.Uint32(tail)) {
-		return false // only a long form could be longer than tail
+// atKey looks at the patterns keyed k (only the case-folding ones when
+// folded) and returns the wider of best and their widest match at in[i].
+func (m *matcher) atKey(in []byte, i int, k uint32, folded bool, best span) span {
+	if !m.starts.has(k) {
+		return best
 	}
-	lo, hi := 0, len(r.forms)
-	for lo < hi {
-		m := int(uint(lo+hi) >> 1)
-		if bytes.Compare(r.forms[m], tail) <= 0 {
-			lo = m + 1
-		} else {
-			hi = m
+	b := hashKey(k) >> m.bucketShift
+	for e := m.bucketStart[b]; e < m.bucketStart[b+1]; e++ {
+		p := &m.entries[e]
+		if p.key != k || folded && !p.fold {
+			continue
+		}
+		f, n, off, fold := m.forms[p.form], int(p.n), int(p.off), p.fold
+		if i+n > len(in) {
+			continue
+		}
+		if fold {
+			if !equalFold(in[i:i+n], f[off:off+n]) {
+				continue
+			}
+		} else if !bytes.Equal(in[i:i+n], f[off:off+n]) {
+			continue
+		}
+		end := i + n
+		for o := off + n; o < len(f) && end < len(in) && byteEq(in[end], f[o], fold); o++ {
+			end++
+		}
+		start := i
+		for o := off; o > 0 && start > 0 && byteEq(in[start-1], f[o-1], fold); o-- {
+			start--
+		}
+		if end > best.b || end == best.b && start < best.a {
+			best = span{start, end, p.set}
 		}
 	}
-	return lo < len(r.forms) && bytes.HasPrefix(r.forms[lo], tail)
+	return best
+}
+
+// byteEq compares a text byte with a form byte (in lower case when fold).
+func byteEq(a, f byte, fold bool) bool {
+	if fold {
+		a = lowerASCII(a)
+	}
+	return a == f
+}
+
+func equalFold(text, form []byte) bool {
+	for i, c := range form {
+		if lowerASCII(text[i]) != c {
+			return false
+		}
+	}
+	return true
 }
 
 // hashKey spreads a 4-byte key over 32 bits (Fibonacci hashing); the start
@@ -384,12 +813,25 @@ func (f gramFilter) has(k uint32) bool {
 }
 
 // Reader wraps a response body: streaming, chunk-boundary-safe redaction.
-func (r *Redactor) Reader(src io.Reader) *RedactReader {
-	if r == nil {
-		r = &Redactor{stride: 1}
-	}
+// Its output is the same however the source splits the body.
+func (r *Redactor) Reader(src io.Reader) *RedactReader { return r.newReader(src, 0) }
 
-	return &RedactReader{r: r, src: src}
+// StreamReader wraps a streamed response body (server-sent events, a body
+// of unknown length): like Reader, and when the source has sent nothing new
+// for pause (StreamFlushAfter for callers without a reason to differ), what
+// is held back is released as at the end of the body, so events flow. It
+// reads the source on a goroutine, which ends when the source's Read
+// returns after Release (the broker closes the upstream body first; a src
+// that is an io.Closer is closed by Release).
+func (r *Redactor) StreamReader(src io.Reader, pause time.Duration) *RedactReader {
+	return r.newReader(src, max(pause, time.Millisecond))
+}
+
+func (r *Redactor) newReader(src io.Reader, pause time.Duration) *RedactReader {
+	if r == nil {
+		r = &Redactor{}
+	}
+	return &RedactReader{r: r, src: src, pause: pause}
 }
 
 // redactReadSize is how much a RedactReader asks its source for at a time.
@@ -400,28 +842,71 @@ const redactReadSize = 32 << 10
 const redactMaxEmptyReads = 100
 
 // RedactReader redacts a stream as it is read. Built like age's
-// stream.DecryptReader: a carry-over buffer holds the input bytes whose
-// fate is not decided yet — at most the longest form minus one byte, and
-// only while they could still be the start of an echo — and the first
-// error from the source is sticky: later reads return the remaining
-// buffered (redacted) bytes, then that error, forever.
+// stream.DecryptReader: a buffer holds the input bytes not yet released,
+// and the first error from the source is sticky: later reads return the
+// remaining buffered (redacted) bytes, then that error, forever.
 //
-// Bytes are released as soon as no form can start in them, so a stream of
-// server-sent events flows event by event. Buffers are reused: a Read
-// allocates nothing in the steady state.
+// Why it is not an oracle. An agent that can make the upstream reflect a
+// guess learns only what the reader releases and when. The reader always
+// holds back exactly min(H, undecided bytes) of the newest input, where
+// H (Redactor.hold) is a function of the values alone — the widest raw
+// range an echo can cover plus a fixed slack — and never of the bytes
+// themselves. Bytes leave the hold-back only when newer input pushes them
+// out, at the end of the body, or (StreamReader) when the source has been
+// quiet for the pause, always through the same scan. So the number of
+// bytes a Read can return, and the moment it can return them, depend only
+// on how many bytes arrived when: a guess that is a prefix of a value and a
+// wrong guess of the same length come out at the same time and in the same
+// amount. (Earlier versions held back only bytes that could still grow into
+// an echo; that told a guesser whether its guess was a prefix.) What does
+// differ is the content once a guess is an echo: a whole form, a run of at
+// least partialLen bytes of one, or, cut off by the end or a pause, its
+// first trailingMin bytes or more. It becomes Marker. That is the point of
+// redaction, and it is a signal too, which is why every redaction is an
+// echo event (Hits) the broker counts towards the binding's tripwire:
+// redaction is the net, the tripwire the boundary. Below those lengths a
+// right guess and a wrong one are indistinguishable, so a guesser cannot
+// learn a value a character at a time.
+//
+// After a pause flush the reader keeps the last H released bytes as
+// context, so an echo that continues after the flush is still found and
+// its unreleased part redacted (and counted). Buffers are reused: a
+// Reader's Read allocates nothing in the steady state.
 type RedactReader struct {
-	r   *Redactor
-	src io.Reader
+	r     *Redactor
+	src   io.Reader
+	pause time.Duration // 0: a Reader, no pause flush
 
-	in    []byte // carry-over: in[:n] is input not yet decided (SECRET — may hold part of an echo)
-	n     int
-	cover int // in[:cover] lies inside a run already replaced by Marker
+	// buf[:ctx] is released context, buf[ctx:n] input not yet released
+	// (SECRET — may hold part of an echo). cover is the end (in buf) of the
+	// run whose Marker was emitted last.
+	buf    []byte
+	n, ctx int
+	cover  int
+	sc     *scanScratch
 
 	out    []byte // redacted output not yet returned: out[off:]
 	off    int
 	err    error // sticky source error
-	hit    atomic.Bool
 	nEmpty int
+
+	mu   sync.Mutex
+	hits hitSet
+	hit  atomic.Bool
+
+	// StreamReader only.
+	chunks  chan readChunk
+	free    chan []byte
+	done    chan struct{}
+	timer   *time.Timer
+	lastIn  time.Time
+	release sync.Once
+}
+
+type readChunk struct {
+	b   []byte
+	n   int
+	err error
 }
 
 // Format prints the reader without its buffers.
@@ -432,6 +917,15 @@ func (rr *RedactReader) Format(f fmt.State, verb rune) {
 // Redacted reports whether any replacement happened so far. It is safe to
 // call after EOF and concurrently with Read.
 func (rr *RedactReader) Redacted() bool { return rr.hit.Load() }
+
+// Hits returns the sorted, unique indexes (into the values given to
+// NewRedactor) of every value whose echo was replaced in what was read so
+// far. It is safe to call after EOF and concurrently with Read.
+func (rr *RedactReader) Hits() []int {
+	rr.mu.Lock()
+	defer rr.mu.Unlock()
+	return slices.Clone(rr.hits.ids)
+}
 
 // Read implements io.Reader.
 func (rr *RedactReader) Read(p []byte) (int, error) {
@@ -446,25 +940,29 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 		}
 		rr.out, rr.off = rr.out[:0], 0
 		if rr.err != nil {
-			if rr.n == 0 {
+			if rr.n == rr.ctx {
 				return 0, rr.err
 			}
 			if rr.err != io.EOF {
 				// The stream broke. What is still held back could be the
 				// start of an echo cut off mid-value: drop it rather than
 				// hand out part of a secret.
-				clear(rr.in[:rr.n])
-				rr.n = 0
+				clear(rr.buf[:rr.n])
+				rr.n, rr.ctx = 0, 0
 				return 0, rr.err
 			}
 			rr.process(true)
 			continue
 		}
-		if rr.in == nil {
-			rr.in, rr.out = rr.r.getBufs()
+		if rr.buf == nil {
+			rr.buf, rr.out, rr.sc = rr.r.getBufs()
 		}
-		k, err := rr.src.Read(rr.in[rr.n:])
-		if k < 0 || k > len(rr.in)-rr.n {
+		if rr.pause > 0 {
+			rr.readStream()
+			continue
+		}
+		k, err := rr.src.Read(rr.buf[rr.n:])
+		if k < 0 || k > len(rr.buf)-rr.n {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
 		}
 		rr.n += k
@@ -481,39 +979,168 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 	}
 }
 
-// process decides what it can of in[:n], appends it to out and keeps the
-// undecided tail at the front of in. final: the source has ended.
-// Release hands the reader's buffers back for reuse, wiped first because
-// they may hold part of an echo. The reader must not be used afterwards.
-func (rr *RedactReader) Release() {
-	if rr == nil || rr.in == nil || rr.r.bufs == nil {
-		return
+// readStream waits for the next chunk from the reading goroutine, or for
+// the pause to pass with bytes held back, and processes what it got.
+func (rr *RedactReader) readStream() {
+	if rr.done == nil {
+		rr.chunks, rr.free, rr.done = make(chan readChunk, 1), make(chan []byte, 2), make(chan struct{})
+		rr.free <- make([]byte, redactReadSize)
+		rr.free <- make([]byte, redactReadSize)
+		rr.timer = time.NewTimer(time.Hour)
+		go readChunks(rr.src, rr.chunks, rr.free, rr.done)
 	}
-	clear(rr.in)
-	clear(rr.out[:cap(rr.out)])
-	rr.r.bufs.Put(&readerBufs{in: rr.in, out: rr.out[:0]})
-	rr.in, rr.out, rr.n, rr.off = nil, nil, 0, 0
+	var flush <-chan time.Time
+	if rr.n > rr.ctx {
+		wait := rr.pause - time.Since(rr.lastIn)
+		if wait <= 0 {
+			rr.process(true)
+			return
+		}
+		rr.timer.Reset(wait)
+		flush = rr.timer.C
+	}
+	select {
+	case c := <-rr.chunks:
+		rr.timer.Stop()
+		rr.n += copy(rr.buf[rr.n:], c.b[:c.n])
+		clear(c.b[:c.n])
+		rr.free <- c.b
+		if c.n > 0 {
+			rr.lastIn = time.Now() // the pause counts from the last new byte
+		}
+		rr.err = c.err
+		rr.process(rr.err == io.EOF)
+	case <-flush:
+		rr.process(true)
+	}
 }
 
-type readerBufs struct{ in, out []byte }
-
-func (r *Redactor) getBufs() (in, out []byte) {
-	if r.bufs != nil {
-		if b, ok := r.bufs.Get().(*readerBufs); ok {
-			return b.in, b.out
+// readChunks is the StreamReader's reading goroutine: it reads src into
+// the buffers it gets from free and hands them over on chunks until the
+// source fails or done is closed.
+func readChunks(src io.Reader, chunks chan<- readChunk, free <-chan []byte, done <-chan struct{}) {
+	empty := 0
+	for {
+		var b []byte
+		select {
+		case b = <-free:
+		case <-done:
+			return
+		}
+		k, err := src.Read(b)
+		select {
+		case <-done: // released while reading: nobody will take the bytes
+			clear(b[:max(0, min(k, len(b)))])
+			return
+		default:
+		}
+		if k < 0 || k > len(b) {
+			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
+		}
+		if k == 0 && err == nil {
+			if empty++; empty < redactMaxEmptyReads {
+				select {
+				case chunks <- readChunk{b: b}:
+				case <-done:
+					return
+				}
+				continue
+			}
+			err = io.ErrNoProgress
+		}
+		empty = 0
+		select {
+		case chunks <- readChunk{b, k, err}:
+		case <-done:
+			clear(b[:k])
+			return
+		}
+		if err != nil {
+			return
 		}
 	}
-	return make([]byte, redactReadSize+r.maxLen), nil
 }
 
+// process releases what it may of buf[ctx:n] into out: all of it when
+// final (end of input, or a pause flush), else all but the last hold bytes.
+// It keeps hold bytes of released context before what stays held.
 func (rr *RedactReader) process(final bool) {
-	out, used, cover, hit := rr.r.scan(rr.out[:0], rr.in[:rr.n], rr.cover, final)
-	rr.out = out
-	rr.n = copy(rr.in, rr.in[used:rr.n])
-	rr.cover = cover
+	hold := rr.r.hold
+	rel := rr.n - hold
+	if final {
+		rel = rr.n
+	}
+	if rel <= rr.ctx {
+		return
+	}
+	var spans []span
+	if !rr.r.empty() {
+		spans = rr.r.findSpans(rr.sc, rr.buf[:rr.n], final)
+	}
+	rr.mu.Lock()
+	rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
+	hit := len(rr.hits.ids) > 0
+	rr.mu.Unlock()
 	if hit && !rr.hit.Load() {
 		rr.hit.Store(true)
 	}
+	keep := max(rel-hold, 0)
+	rr.n = copy(rr.buf, rr.buf[keep:rr.n])
+	rr.ctx, rr.cover = rel-keep, rr.cover-keep
+}
+
+// Release hands the reader's buffers back for reuse, wiped first because
+// they may hold part of an echo, and stops a StreamReader's goroutine. The
+// reader must not be used afterwards, nor Release called during a Read.
+func (rr *RedactReader) Release() {
+	if rr == nil {
+		return
+	}
+	rr.release.Do(func() {
+		if rr.done != nil {
+			close(rr.done)
+			rr.timer.Stop()
+			if c, ok := rr.src.(io.Closer); ok {
+				c.Close()
+			}
+			for {
+				select {
+				case c := <-rr.chunks:
+					clear(c.b[:c.n])
+					continue
+				default:
+				}
+				break
+			}
+		}
+		if rr.buf == nil || rr.r.bufs == nil {
+			return
+		}
+		clear(rr.buf)
+		clear(rr.out[:cap(rr.out)])
+		rr.sc.wipe()
+		rr.r.bufs.Put(&readerBufs{in: rr.buf, out: rr.out[:0], sc: rr.sc})
+		rr.buf, rr.out, rr.sc, rr.n, rr.ctx, rr.off = nil, nil, nil, 0, 0, 0
+	})
+}
+
+type readerBufs struct {
+	in, out []byte
+	sc      *scanScratch
+}
+
+// getBufs returns a window buffer (hold bytes of context, hold bytes held
+// back and one read), an output buffer and scan scratch. Every scan covers
+// the whole window, so a read is at least twice the hold-back: for long
+// values (a PEM key holds back tens of KB) the context and hold-back then
+// cost at most as much scanning again as the new bytes.
+func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
+	if r.bufs != nil {
+		if b, ok := r.bufs.Get().(*readerBufs); ok {
+			return b.in, b.out, b.sc
+		}
+	}
+	return make([]byte, max(redactReadSize, 2*r.hold)+2*r.hold), nil, &scanScratch{}
 }
 
 // echoForms returns every form in which v could come back (with duplicates).
@@ -539,6 +1166,7 @@ func echoForms(v []byte) []string {
 		forms = append(forms, base64.RawStdEncoding.EncodeToString(whole), base64.RawURLEncoding.EncodeToString(whole))
 	}
 
+	escaped := len(forms)
 	// URL escaping, as Go writes it (%XX), as RFC 3986 strict encoders
 	// write it (Python's quote(safe=""), quote_plus), as JavaScript's
 	// encodeURIComponent does, and all of them with lower-case hex digits.
@@ -565,7 +1193,37 @@ func echoForms(v []byte) []string {
 	forms = append(forms, gsonEscape(s))
 	// HTML entities, as an error page or template would echo it.
 	forms = append(forms, html.EscapeString(s), strings.NewReplacer(`'`, "&#x27;", `"`, "&quot;").Replace(html.EscapeString(s)))
-	return forms
+
+	// base64 of an escaped form (a JSON document carrying the value, then
+	// base64-encoded): the value's bytes change before they are encoded,
+	// so the raw value's cores do not match. Every escaped form that
+	// differs from the value gets its cores too.
+	seen := map[string]bool{s: true}
+	for _, e := range slices.Clone(forms[escaped:]) {
+		if seen[e] {
+			continue
+		}
+		seen[e] = true
+		for _, enc := range []*base64.Encoding{base64.RawStdEncoding, base64.RawURLEncoding} {
+			forms = append(forms, base64Cores(enc, []byte(e))...)
+		}
+	}
+
+	// base32, both alphabets, padded or not, in either case.
+	for _, enc := range []*base32.Encoding{base32.StdEncoding, base32.HexEncoding} {
+		for _, e := range []string{enc.EncodeToString(v), enc.WithPadding(base32.NoPadding).EncodeToString(v)} {
+			forms = append(forms, e, strings.ToLower(e))
+		}
+	}
+
+	// UTF-16, as Windows APIs and Java/.NET byte dumps write strings.
+	units := utf16.Encode([]rune(s))
+	le, be := make([]byte, 0, 2*len(units)), make([]byte, 0, 2*len(units))
+	for _, u := range units {
+		le = binary.LittleEndian.AppendUint16(le, u)
+		be = binary.BigEndian.AppendUint16(be, u)
+	}
+	return append(forms, string(le), string(be))
 }
 
 // gsonEscape is Java's Gson default: JSON escaping plus <, >, &, = and '
@@ -710,11 +1368,6 @@ func (r *Redactor) ContainsFold(s string) bool {
 	ls := strings.ToLower(s)
 	for _, f := range r.forms {
 		if len(f) <= len(ls) && strings.Contains(ls, strings.ToLower(string(f))) {
-			return true
-		}
-	}
-	for _, f := range r.short {
-		if strings.Contains(ls, strings.ToLower(string(f))) {
 			return true
 		}
 	}

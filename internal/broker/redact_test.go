@@ -9,9 +9,14 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/iotest"
 	"time"
@@ -92,8 +97,8 @@ func rdReadAll(t testing.TB, rr *RedactReader, bufSize int) ([]byte, error) {
 	for {
 		n, err := rr.Read(buf)
 		out = append(out, buf[:n]...)
-		if rr.n > max(rr.r.maxLen-1, 0) {
-			t.Fatalf("carry-over holds %d bytes, longest form is %d", rr.n, rr.r.maxLen)
+		if held := rr.n - rr.ctx; held > rr.r.hold {
+			t.Fatalf("holds back %d bytes, hold-back is %d", held, rr.r.hold)
 		}
 		if err != nil {
 			return out, err
@@ -369,14 +374,17 @@ var errRedactBoom = errors.New("boom")
 func TestRedactErrorMidStream(t *testing.T) {
 	v := []byte("s3cr3t-value-0123456789")
 	r := NewRedactor([][]byte{v})
+	// A broken stream drops what it held back: it may be an echo cut off
+	// mid-value, and part of a secret is still a leak. The hold-back is
+	// always the last r.hold bytes, so pad cases that should come out.
+	pad := strings.Repeat("x", r.hold)
 	tests := []struct {
 		name, in, want string
 	}{
-		{"after echo", "ok " + string(v) + " tail", "ok " + Marker + " tail"},
-		{"echo at end", "ok " + string(v), "ok " + Marker},
-		// A broken stream drops what it held back: it may be an echo cut off
-		// mid-value, and part of a secret is still a leak.
-		{"held-back prefix is dropped", "ok " + string(v[:10]), "ok "},
+		{"after echo", "ok " + string(v) + " tail" + pad, "ok " + Marker + " tail"},
+		{"echo at end", "ok " + string(v) + pad, "ok " + Marker},
+		{"held-back bytes are dropped", "ok " + pad, "ok "},
+		{"echo cut mid-value is dropped", "ok " + string(v[:10]), ""},
 		{"nothing", "", ""},
 	}
 	for _, tc := range tests {
@@ -396,7 +404,7 @@ func TestRedactErrorMidStream(t *testing.T) {
 		}
 	}
 	// The error is sticky even when the source would recover.
-	rr := r.Reader(iotest.TimeoutReader(strings.NewReader("a " + string(v) + " b")))
+	rr := r.Reader(iotest.TimeoutReader(strings.NewReader("a " + string(v) + " b" + pad)))
 	got, err := rdReadAll(t, rr, 64)
 	if string(got) != "a "+Marker+" b" || err != iotest.ErrTimeout {
 		t.Errorf("TimeoutReader: %q, %v", got, err)
@@ -421,15 +429,16 @@ type rdEmptyReader struct{}
 
 func (rdEmptyReader) Read([]byte) (int, error) { return 0, nil }
 
-// TestRedactServerSentEvents checks that events flow: a Read returns what the
-// upstream sent without waiting for more, except a tail that could still
-// grow into an echo.
+// TestRedactServerSentEvents checks that events flow through a StreamReader:
+// a Read returns what the upstream sent once the upstream pauses, and an echo
+// that continues after such a flush is still redacted (and counted).
 func TestRedactServerSentEvents(t *testing.T) {
 	v := "sk_live_" + rdRandString(rand.New(rand.NewPCG(5, 5)), rdAlnum, 32)
-	r := NewRedactor([][]byte{[]byte(v)})
+	r := NewRedactor([][]byte{[]byte("unused-other-value-123"), []byte(v)})
 	pr, pw := io.Pipe()
 	defer pr.Close()
-	rr := r.Reader(pr)
+	rr := r.StreamReader(pr, 20*time.Millisecond)
+	defer rr.Release()
 	buf := make([]byte, 4096)
 
 	write := func(s string) {
@@ -462,20 +471,25 @@ func TestRedactServerSentEvents(t *testing.T) {
 
 	write("data: hello\n\n")
 	read("data: hello\n\n")
+	if len(rr.Hits()) != 0 {
+		t.Errorf("Hits = %v before any echo", rr.Hits())
+	}
 	write("data: {\"key\":\"" + v + "\"}\n\n")
 	read("data: {\"key\":\"" + Marker + "\"}\n\n")
-	// A tail that may be the start of an echo waits for the next bytes...
+	// A short start of an echo is released at the pause like anything
+	// else; the rest, after the pause, is still redacted.
 	write("data: " + v[:12])
-	read("data: ")
+	read("data: " + v[:12])
 	write(v[12:] + "\n\n")
 	read(Marker + "\n\n")
-	// ...and one that turns out not to be comes out with them.
-	write("data: " + v[:12])
-	read("data: ")
-	write("!\n\n")
-	read(v[:12] + "!\n\n")
-	if !rr.Redacted() {
-		t.Error("Redacted() false")
+	// From trailingMin bytes on, the start of a value cut off by the pause
+	// is an echo already, and what follows belongs to the same run.
+	write("data: " + v[:trailingMin+4])
+	read("data: " + Marker)
+	write(v[trailingMin+4:] + "\n\n")
+	read("\n\n")
+	if got := rr.Hits(); !slices.Equal(got, []int{1}) {
+		t.Errorf("Hits = %v, want [1]", got)
 	}
 	go pw.Close()
 	if n, err := rr.Read(buf); n != 0 || err != io.EOF {
@@ -490,7 +504,10 @@ func TestRedactHeaderValues(t *testing.T) {
 		{"Bearer " + token, "Bearer " + Marker},
 		{"Basic " + base64.StdEncoding.EncodeToString([]byte("user:hunter2")), "Basic " + Marker},
 		{"https://api.example.com/cb?token=" + url.QueryEscape(token) + "&x=1", "https://api.example.com/cb?token=" + Marker + "&x=1"},
-		{`invalid token "` + token[:20] + `…"`, `invalid token "` + token[:20] + `…"`},
+		// Half of the token (partialLen of 40) is an echo; less is not.
+		{`invalid token "` + token[:19] + `…"`, `invalid token "` + token[:19] + `…"`},
+		{`invalid token "` + token[:20] + `…"`, `invalid token "` + Marker + `…"`},
+		{`invalid token "…` + token[20:] + `"`, `invalid token "…` + Marker + `"`},
 		{"application/json", "application/json"},
 		{"", ""},
 	}
@@ -592,11 +609,16 @@ func FuzzRedact(f *testing.F) {
 			in = append(in[:at], append([]byte(form), in[at:]...)...)
 		}
 
-		want, wantHit := naiveRedact(r.forms, in)
-		got, hit := r.Bytes(in)
-		if !bytes.Equal(got, want) || hit != wantHit {
-			t.Fatalf("Bytes(%q) = %q, %v; reference %q, %v", in, got, hit, want, wantHit)
+		// The reference knows whole raw forms only; the redactor also
+		// redacts partial and canonical echoes, so it may redact more, never
+		// less.
+		_, wantHit := naiveRedact(r.forms, in)
+		want, hit := r.Bytes(in)
+		if wantHit && !hit {
+			t.Fatalf("Bytes(%q) = %q, missed an echo the reference found", in, want)
 		}
+		wantHit = hit
+		var got []byte
 		sizes := make([]int, 1+rng.IntN(5))
 		for i := range sizes {
 			sizes[i] = 1 + rng.IntN(1+rng.IntN(100))
@@ -684,6 +706,7 @@ func BenchmarkRedactReader(b *testing.B) {
 						break
 					}
 				}
+				rr.Release() // as the broker does: buffers are reused
 			}
 			b.ReportMetric(float64(len(r.forms)), "forms")
 		})
@@ -705,5 +728,298 @@ func BenchmarkNewRedactor(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		NewRedactor(values)
+	}
+}
+
+// TestRedactRealWorldEchoesStream runs the real-world echoes through a
+// StreamReader that never pauses, split at every point: the output must be
+// the same as Bytes'.
+func TestRedactRealWorldEchoesStream(t *testing.T) {
+	r := NewRedactor([][]byte{[]byte(rdEchoValue)})
+	for _, c := range rdEchoCases(rdEchoValue) {
+		want, _ := r.String(c.text)
+		in := []byte(c.text)
+		for k := 0; k <= len(in); k += 1 + k/16 {
+			rr := r.StreamReader(&rdChunkReader{data: in, sizes: []int{k, 0}}, time.Hour)
+			got, err := io.ReadAll(rr)
+			rr.Release()
+			if err != nil || string(got) != want {
+				t.Fatalf("%s: StreamReader split at %d = %q, %v; Bytes = %q", c.name, k, got, err, want)
+			}
+		}
+	}
+}
+
+func TestRedactHits(t *testing.T) {
+	v := []byte("sk_live_" + rdRandString(rand.New(rand.NewPCG(11, 11)), rdAlnum, 24))
+	w := []byte("ghp_" + rdRandString(rand.New(rand.NewPCG(12, 12)), rdAlnum, 36))
+	// Index 0 is empty and 3 repeats 1: two secrets with the same value
+	// share every form, and both echoed.
+	r := NewRedactor([][]byte{nil, v, w, v})
+	tests := []struct {
+		name string
+		in   string
+		want []int
+	}{
+		{"none", "nothing to see", nil},
+		{"raw, shared value", "x" + string(v) + "y", []int{1, 3}},
+		{"other value", "x" + string(w), []int{2}},
+		{"both", string(w) + " " + base64.StdEncoding.EncodeToString(v), []int{1, 2, 3}},
+		{"canonical only", `"` + strings.ReplaceAll(string(w), "_", `\u005F`) + `"`, []int{2}},
+		{"partial", string(w[:len(w)-1]), []int{2}},
+		{"one run, two values", string(v) + string(w[1:]), []int{1, 2, 3}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, hits := r.BytesHits([]byte(tc.in))
+			if !slices.Equal(hits, tc.want) {
+				t.Errorf("BytesHits = %v, want %v", hits, tc.want)
+			}
+			rr := r.Reader(iotest.OneByteReader(strings.NewReader(tc.in)))
+			if _, err := io.ReadAll(rr); err != nil {
+				t.Fatal(err)
+			}
+			if got := rr.Hits(); !slices.Equal(got, tc.want) {
+				t.Errorf("Reader Hits = %v, want %v", got, tc.want)
+			}
+			if rr.Redacted() != (len(tc.want) > 0) {
+				t.Errorf("Redacted = %v", rr.Redacted())
+			}
+		})
+	}
+}
+
+// rdCounting counts the bytes its reader returned.
+type rdCounting struct {
+	r io.Reader
+	n int
+}
+
+func (c *rdCounting) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += n
+	return n, err
+}
+
+// TestRedactHoldBackIndependentOfContent: after every Read, the reader holds
+// back exactly min(hold, unreleased) bytes, whatever they are: clean text, a
+// prefix of a value, a partial echo, or a whole one.
+func TestRedactHoldBackIndependentOfContent(t *testing.T) {
+	rng := rand.New(rand.NewPCG(13, 13))
+	v := []byte("sk_live_" + rdRandString(rng, rdAlnum, 32))
+	r := NewRedactor([][]byte{v})
+	pad := rdRandString(rng, rdAlnum+" ", 2*r.hold)
+	for _, body := range []string{
+		pad + pad,
+		pad + string(v[:10]) + pad,
+		pad + string(v[:len(v)-1]),
+		pad + string(v) + pad,
+		pad + strings.Repeat(string(v[:9]), 200),
+		pad + hex.EncodeToString(v),
+	} {
+		for _, size := range []int{1, 7, 100, 5000} {
+			src := &rdCounting{r: &rdChunkReader{data: []byte(body), sizes: []int{size}}}
+			rr := r.Reader(src)
+			buf := make([]byte, 64<<10)
+			for {
+				_, err := rr.Read(buf)
+				if err != nil {
+					break
+				}
+				// A Read returns only after the source gave bytes; what it
+				// holds back then is fixed by the count alone.
+				if src.n == len(body) {
+					break // the rest goes out at EOF
+				}
+				released := src.n - (rr.n - rr.ctx)
+				if held := rr.n - rr.ctx; held != min(r.hold, src.n) {
+					t.Fatalf("size %d: after %d bytes in, %d released, holding %d; want %d", size, src.n, released, held, min(r.hold, src.n))
+				}
+			}
+		}
+	}
+}
+
+// rdCollector reads rr to the end on a goroutine; snapshot returns what has
+// arrived so far.
+type rdCollector struct {
+	mu   sync.Mutex
+	got  []byte
+	done chan struct{}
+}
+
+func rdCollect(rr *RedactReader) *rdCollector {
+	c := &rdCollector{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		buf := make([]byte, 1<<16)
+		for {
+			n, err := rr.Read(buf)
+			c.mu.Lock()
+			c.got = append(c.got, buf[:n]...)
+			c.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return c
+}
+
+func (c *rdCollector) snapshot() []byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.got)
+}
+
+// TestRedactNoPrefixOracle is the reflected-guess attack of issue 8 §1a: an
+// upstream echoes the agent's guess and then stalls. When the reader
+// releases bytes, and how many, must be the same for a guess that is a
+// prefix of the value and a wrong guess of the same length, before the
+// stall and after it (at EOF, or at the StreamReader's pause). Below
+// trailingMin the bytes are the same too. From trailingMin on, a right
+// guess cut off by the stall is redacted: that is an echo, and it is
+// reported (Hits) for the broker's tripwire, while a wrong one is not.
+func TestRedactNoPrefixOracle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(14, 14))
+	v := "sk_live_" + rdRandString(rng, rdAlnum, 32)
+	r := NewRedactor([][]byte{[]byte(v)})
+	lead := `{"echo":"` + rdRandString(rng, rdAlnum, r.hold+100)
+	type observation struct {
+		beforeStall, afterStall []byte
+		hits                    []int
+	}
+	observe := func(stream bool, guess string) observation {
+		pr, pw := io.Pipe()
+		var rr *RedactReader
+		if stream {
+			rr = r.StreamReader(pr, 50*time.Millisecond)
+		} else {
+			rr = r.Reader(pr)
+		}
+		defer rr.Release()
+		c := rdCollect(rr)
+		go pw.Write([]byte(lead + guess))
+		time.Sleep(300 * time.Millisecond) // the upstream stalls
+		before := c.snapshot()
+		pw.Close()
+		<-c.done
+		return observation{before, c.snapshot()[len(before):], rr.Hits()}
+	}
+	for _, n := range []int{trailingMin - 1, trailingMin} {
+		for _, stream := range []bool{false, true} {
+			t.Run(fmt.Sprintf("guess of %d, stream=%v", n, stream), func(t *testing.T) {
+				right, wrong := v[:n], v[:n-1]+"!"
+				a, b := observe(stream, right), observe(stream, wrong)
+				// Timing: the same bytes are out when the upstream stalls.
+				released := len(lead) + n - r.hold
+				if stream {
+					released = len(lead) // the pause released the lead; the guess is in its last scan
+				}
+				if len(a.beforeStall) < released || !bytes.Equal(a.beforeStall[:released], b.beforeStall[:released]) ||
+					len(a.beforeStall) > released+n || len(b.beforeStall) > released+n {
+					t.Fatalf("before the stall: %d bytes for the right guess, %d for the wrong one, want the %d-byte lead first", len(a.beforeStall), len(b.beforeStall), released)
+				}
+				if !stream && (len(a.beforeStall) != released || len(b.beforeStall) != released) {
+					t.Errorf("Reader released %d/%d bytes before the stall, want %d", len(a.beforeStall), len(b.beforeStall), released)
+				}
+				all := func(o observation) string { return string(o.beforeStall) + string(o.afterStall) }
+				if got := all(b); got != lead+wrong || len(b.hits) != 0 {
+					t.Errorf("wrong guess: %q, hits %v", got[len(lead)-5:], b.hits)
+				}
+				if n < trailingMin {
+					if got := all(a); got != lead+right || len(a.hits) != 0 {
+						t.Errorf("short right guess: %q, hits %v", got[len(lead)-5:], a.hits)
+					}
+				} else if got := all(a); got != lead+Marker || !slices.Equal(a.hits, []int{0}) {
+					t.Errorf("right guess of %d: %q, hits %v; want it redacted and reported", n, got[len(lead)-5:], a.hits)
+				}
+			})
+		}
+	}
+}
+
+// TestRedactStreamReaderNoGoroutineLeak: a StreamReader's reading goroutine
+// ends once the upstream body is closed and the reader released, even while
+// the upstream is stalled mid-body.
+func TestRedactStreamReaderNoGoroutineLeak(t *testing.T) {
+	stall := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "data: hello\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-stall:
+		case <-req.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(stall)
+	r := NewRedactor([][]byte{[]byte("s3cr3t-value-0123456789")})
+	base := runtime.NumGoroutine()
+	for range 10 {
+		resp, err := http.Get(srv.URL)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr := r.StreamReader(resp.Body, 10*time.Millisecond)
+		buf := make([]byte, 100)
+		if n, err := rr.Read(buf); string(buf[:n]) != "data: hello\n\n" || err != nil {
+			t.Fatalf("Read = %q, %v", buf[:n], err)
+		}
+		// As the broker does: close the upstream, then release.
+		resp.Body.Close()
+		rr.Release()
+	}
+	// A source that is only a Closer: Release closes it.
+	pr, _ := io.Pipe()
+	rr := r.StreamReader(pr, time.Millisecond)
+	go rr.Read(make([]byte, 1)) //nolint:errcheck // ends when Release closes pr
+	time.Sleep(20 * time.Millisecond)
+	rr.Release()
+	deadline := time.Now().Add(5 * time.Second)
+	for runtime.NumGoroutine() > base+1 { // +1: the blocked Read above may still be returning
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedactLongValue: a 4 KB PEM key as a secret has forms of up to 16 KB;
+// the windows are strided, the patterns stay bounded, and partial echoes of
+// it are still found.
+func TestRedactLongValue(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	raw := make([]byte, 3000)
+	for i := range raw {
+		raw[i] = byte(rng.Uint32())
+	}
+	b64 := base64.StdEncoding.EncodeToString(raw)
+	var pem strings.Builder
+	pem.WriteString("-----BEGIN PRIVATE KEY-----\n")
+	for i := 0; i < len(b64); i += 64 {
+		pem.WriteString(b64[i:min(i+64, len(b64))] + "\n")
+	}
+	pem.WriteString("-----END PRIVATE KEY-----\n")
+	v := pem.String()
+	r := NewRedactor([][]byte{[]byte(v)})
+	if n := len(r.raw.entries) + len(r.canon.entries); n > 200*(maxWindows+1) {
+		t.Errorf("%d patterns for one value", n)
+	}
+	for _, in := range []string{
+		v,
+		v[:len(v)*3/4],                        // truncated
+		strings.ReplaceAll(v[200:], "\n", ""), // re-wrapped (unwrapped), missing its start
+	} {
+		out, hit := r.String("key: " + in)
+		if !hit || strings.Contains(out, b64[1000:1016]) {
+			t.Errorf("echo of %d bytes not redacted: hit=%v", len(in), hit)
+		}
+	}
+	// The public header alone is not an echo.
+	if _, hit := r.String("-----BEGIN PRIVATE KEY-----\nMII"); hit {
+		t.Error("the PEM header alone was redacted")
 	}
 }
