@@ -173,6 +173,7 @@ type Response struct {
 	upstream       io.Closer
 	body           *RedactReader
 	headerRedacted bool
+	headerHits     []int
 	finish         func(err error) error
 	once           sync.Once
 }
@@ -397,26 +398,64 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	if up.ContentLength > maxResponse {
 		return nil, errcode.Errorf(errcode.TooLarge, "upstream response of %d bytes exceeds the %d-byte cap", up.ContentLength, maxResponse)
 	}
-	redacted := false
+	hits := redactHeader(h, r)
+	// Replacing an echo changes the body's length.
+	h.Del("Content-Length")
+	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
+	stream := up.ContentLength < 0 || mt == "text/event-stream"
+	capped := &capReader{r: body, left: maxResponse}
+	// A streamed body is released after a short quiet period even when the
+	// redactor's fixed hold-back is not full, so events keep flowing; see
+	// RedactReader for why neither reader's timing depends on content.
+	var rr *RedactReader
+	if stream {
+		rr = r.StreamReader(capped, StreamFlushAfter)
+	} else {
+		rr = r.Reader(capped)
+	}
+	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body,
+		headerRedacted: len(hits) > 0, headerHits: hits, Stream: stream}, nil
+}
+
+// redactHeader replaces every echo in the header's names and values, and
+// returns the indexes of the values that echoed. A header sent on several
+// lines is also scanned as the lines joined, so an echo split across them
+// is caught: all of that header's lines are then replaced.
+func redactHeader(h http.Header, r *Redactor) []int {
+	var hits []int
 	for name, vals := range h {
 		if r.ContainsFold(name) {
 			delete(h, name)
-			redacted = true
+			_, hs := r.BytesHits([]byte(strings.ToLower(name)))
+			if len(hs) == 0 {
+				// Matched only ignoring case: every value may have echoed.
+				hs = r.allIndexes()
+			}
+			hits = append(hits, hs...)
 			continue
 		}
+		lineHit := false
 		for i, v := range vals {
-			if nv, hit := r.String(v); hit {
-				vals[i] = nv
-				redacted = true
+			if nv, hs := r.BytesHits([]byte(v)); len(hs) > 0 {
+				vals[i] = string(nv)
+				hits = append(hits, hs...)
+				lineHit = true
+			}
+		}
+		if len(vals) > 1 && !lineHit {
+			for _, sep := range []string{"", ",", ", "} {
+				if _, hs := r.BytesHits([]byte(strings.Join(vals, sep))); len(hs) > 0 {
+					for i := range vals {
+						vals[i] = Marker
+					}
+					hits = append(hits, hs...)
+					break
+				}
 			}
 		}
 	}
-	// Replacing an echo changes the body's length.
-	h.Del("Content-Length")
-	rr := r.Reader(&capReader{r: body, left: maxResponse})
-	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
-	return &Response{Status: up.StatusCode, Header: h, Body: rr, body: rr, upstream: up.Body, headerRedacted: redacted,
-		Stream: up.ContentLength < 0 || mt == "text/event-stream"}, nil
+	slices.Sort(hits)
+	return slices.Compact(hits)
 }
 
 // decodeContent undoes every content coding of a body, read from every

@@ -484,3 +484,50 @@ func TestStackedContentCodings(t *testing.T) {
 		})
 	}
 }
+
+// TestEchoEventsNameTheValueThatEchoed: with two secrets bound to one
+// origin, only the one whose value came back — in the body, in a header,
+// or split across two lines of one header — accrues echo events; the
+// other is never suspended by an echo it did not make.
+func TestEchoEventsNameTheValueThatEchoed(t *testing.T) {
+	cases := []struct {
+		name  string
+		write func(w http.ResponseWriter)
+	}{
+		{"body", func(w http.ResponseWriter) { io.WriteString(w, "stored: "+valB) }},
+		{"header", func(w http.ResponseWriter) { w.Header().Set("X-Stored", valB); w.WriteHeader(200) }},
+		{"header split across lines", func(w http.ResponseWriter) {
+			w.Header().Add("X-Stored", valB[:len(valB)/2])
+			w.Header().Add("X-Stored", valB[len(valB)/2:])
+			w.WriteHeader(200)
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			w := newWorld(t, map[string]string{"A": valA, "B": valB})
+			up := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) { c.write(rw) }))
+			defer up.Close()
+			w.bind("A", up.URL, nil)
+			w.bind("B", up.URL, nil)
+			for i := 0; i < policy.EchoThreshold; i++ {
+				resp, body, err := w.do(w.broker(0), "GET", up.URL+"/v1", nil, nil, bearer("A"))
+				if err != nil {
+					t.Fatalf("request %d: %v", i+1, err)
+				}
+				all := body
+				for _, vs := range resp.Header {
+					all += strings.Join(vs, "")
+				}
+				if !resp.Redacted() || strings.Contains(all, valB) || strings.Contains(all, valB[:len(valB)/2]) {
+					t.Fatalf("request %d: echo of B not redacted: %q", i+1, all)
+				}
+			}
+			if w.binding("A")[0].Suspended() {
+				t.Fatal("A was suspended for B's echo")
+			}
+			if !w.binding("B")[0].Suspended() {
+				t.Fatal("B echoed three times and is not suspended")
+			}
+		})
+	}
+}

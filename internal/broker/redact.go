@@ -133,13 +133,17 @@ type Redactor struct {
 
 	scratch *sync.Pool // *scanScratch for Bytes
 	bufs    *sync.Pool
+
+	// nvalues is how many values NewRedactor was given (hit indexes are
+	// below it).
+	nvalues int
 }
 
 // NewRedactor builds the patterns for values (raw secret values; empty
 // values are ignored but keep their index). A Redactor without values
 // passes everything through.
 func NewRedactor(values [][]byte) *Redactor {
-	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}}
+	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}, nvalues: len(values)}
 	rawSets := map[string][]int{}
 	canonSets := map[string][]int{}
 	addTo := func(m map[string][]int, f string, i int) {
@@ -1372,4 +1376,14 @@ func (r *Redactor) ContainsFold(s string) bool {
 		}
 	}
 	return false
+}
+
+// allIndexes is every value index: the hits of an echo found only in a form
+// that cannot say which value it was (a header name matched ignoring case).
+func (r *Redactor) allIndexes() []int {
+	out := make([]int, r.nvalues)
+	for i := range out {
+		out[i] = i
+	}
+	return out
 }

@@ -28,19 +28,15 @@ import (
 func EchoFile(d home.Dirs) string { return filepath.Join(d.Data, "echoes.json") }
 
 // echoedIndexes is the one place that says which of the redactor's values
-// echoed in a response: indexes into the values given to NewRedactor.
-// The redactor cannot tell yet, so every value counts when anything was
-// redacted; with (*RedactReader).Hits and (*Redactor).BytesHits this
-// becomes the union of the header and body hits.
+// echoed in a response: indexes into the values given to NewRedactor, from
+// the headers and the body read so far.
 func echoedIndexes(resp *Response) []int {
-	if !resp.Redacted() {
-		return nil
+	out := slices.Clone(resp.headerHits)
+	if resp.body != nil {
+		out = append(out, resp.body.Hits()...)
 	}
-	out := make([]int, len(resp.valueNames))
-	for i := range out {
-		out[i] = i
-	}
-	return out
+	slices.Sort(out)
+	return slices.Compact(out)
 }
 
 // echoedSecrets maps redactor value indexes to secret names, once each.
