@@ -33,12 +33,30 @@ import (
 // to a local upstream, and a proxy in front of it, both on 127.0.0.1.
 func benchSetup(b *testing.B) (upstreamURL, proxyURL, token, backend string) {
 	b.Helper()
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`)
-	}))
-	b.Cleanup(up.Close)
-	root := b.TempDir()
+	})
+	p := setupProxy(b, up, "sk_bench_0123456789abcdefghijklmnop")
+	// Init's Argon2id used 64 MiB; return it now, so that the runtime's
+	// scavenger does not do it (and get counted) while requests are timed.
+	runtime.GC()
+	debug.FreeOSMemory()
+	return p.upstream, p.proxy, p.token, p.store.Config.Backend
+}
+
+// testProxy is a proxy in front of one upstream, with the secret KEY bound
+// to it.
+type testProxy struct {
+	upstream, proxy, token string
+	store                  *vault.Store
+}
+
+func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
+	tb.Helper()
+	up := httptest.NewServer(handler)
+	tb.Cleanup(up.Close)
+	root := tb.TempDir()
 	dirs := home.Dirs{Config: root, Data: root, State: root, Explicit: true}
 	want := "file"
 	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
@@ -50,11 +68,11 @@ func benchSetup(b *testing.B) (upstreamURL, proxyURL, token, backend string) {
 	st, _, err := vault.Init(ctx, dirs, vault.InitOptions{Options: opts, Backend: want,
 		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	sel := vault.Selection{Workspace: vault.DefaultName, Project: vault.DefaultName}
-	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: []byte("sk_bench_0123456789abcdefghijklmnop"), Source: "set"}}, vault.Upsert); err != nil {
-		b.Fatal(err)
+	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: []byte(value), Source: "set"}}, vault.Upsert); err != nil {
+		tb.Fatal(err)
 	}
 	hostport := strings.TrimPrefix(up.URL, "http://")
 	tgt, _ := policy.ParseTarget(hostport)
@@ -67,7 +85,7 @@ func benchSetup(b *testing.B) (upstreamURL, proxyURL, token, backend string) {
 		return nil
 	})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	// Audited as `proxy start` does it: through a batching Writer.
 	auditor := audit.Open(filepath.Join(root, "audit"), audit.Options{}).NewWriter()
@@ -75,22 +93,18 @@ func benchSetup(b *testing.B) (upstreamURL, proxyURL, token, backend string) {
 	srv := &Server{Broker: brk, Token: "bench-token", Selection: sel, Version: "bench"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	hs := &http.Server{Handler: srv.Handler()}
 	go hs.Serve(ln)
-	b.Cleanup(func() {
+	tb.Cleanup(func() {
 		hs.Close()
 		srv.Drain()
 		if err := auditor.Close(); err != nil {
-			b.Error(err)
+			tb.Error(err)
 		}
 	})
-	// Init's Argon2id used 64 MiB; return it now, so that the runtime's
-	// scavenger does not do it (and get counted) while requests are timed.
-	runtime.GC()
-	debug.FreeOSMemory()
-	return up.URL, "http://" + ln.Addr().String() + "/proxy", "bench-token", st.Config.Backend
+	return &testProxy{upstream: up.URL, proxy: "http://" + ln.Addr().String() + "/proxy", token: "bench-token", store: st}
 }
 
 func newClient() *http.Client {
