@@ -233,8 +233,14 @@ func TestOutputGuardWithholdsTouchedValues(t *testing.T) {
 			}
 		})
 	}
-	// Untouched output passes unchanged.
+	// A value too short to tell from ordinary text is not looked for.
 	env, out, _ := testEnvErr(t, t.TempDir())
+	env.touch([]byte("v1"))
+	if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "version v1"}); err != nil {
+		t.Fatalf("short value failed the output: %v", err)
+	}
+	// Untouched output passes unchanged.
+	env, out, _ = testEnvErr(t, t.TempDir())
 	env.touch([]byte(canary))
 	if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "fine"}); err != nil || !strings.Contains(out.String(), "fine") {
 		t.Fatalf("clean output: %v %q", err, out)

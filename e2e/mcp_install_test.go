@@ -42,9 +42,10 @@ func newMCPHome(t *testing.T) *mcpHome {
 // "default"), for --workspace/--project, which must name what exists.
 func (h *mcpHome) initVault() {
 	h.t.Helper()
-	pass := filepath.Join(h.root, "pass")
-	must(h.t, os.WriteFile(pass, []byte(adminPassphrase+"\n"), 0o600))
-	h.run("init", "--backend", "file", "--admin-passphrase-file", pass).OK(h.t)
+	must(h.t, os.WriteFile(filepath.Join(h.root, "pass"), []byte("vault passphrase for mcp install\n"), 0o600))
+	admin := filepath.Join(h.root, "admin")
+	must(h.t, os.WriteFile(admin, []byte(adminPassphrase+"\n"), 0o600))
+	h.run("init", "--backend", "file", "--admin-passphrase-file", admin).OK(h.t)
 }
 
 func (h *mcpHome) run(args ...string) *Result {
