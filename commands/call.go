@@ -53,59 +53,19 @@ type CallResult struct {
 	Notes
 }
 
-// parsePairs reads repeated "field=NAME" flags.
-func parsePairs(style, flag string, pairs []string) ([]broker.Injection, error) {
-	var out []broker.Injection
-	for _, p := range pairs {
-		field, name, ok := strings.Cut(p, "=")
-		if !ok || field == "" || name == "" {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--%s wants FIELD=SECRET_NAME", flag),
-				"the right-hand side is a secret's name, e.g. --"+flag+" api_key=STRIPE_KEY")
-		}
-		out = append(out, broker.Injection{Style: style, Field: field, Secret: name})
-	}
-	return out, nil
-}
-
+// injections are the flags' injection specs, parsed by the broker's one
+// translator.
 func (c *CallCmd) injections() ([]broker.Injection, error) {
-	var ins []broker.Injection
-	if c.Bearer != "" {
-		ins = append(ins, broker.Injection{Style: broker.StyleBearer, Secret: c.Bearer})
-	}
-	if c.Basic != "" {
-		ins = append(ins, broker.Injection{Style: broker.StyleBasic, Secret: c.Basic})
-	}
-	for _, g := range []struct {
-		style, flag string
-		pairs       []string
-	}{
-		{broker.StyleHeader, "header", c.Header},
-		{broker.StyleQuery, "query", c.Query},
-		{broker.StyleBody, "body-field", c.BodyField},
-		{broker.StyleForm, "form-field", c.FormField},
-	} {
-		more, err := parsePairs(g.style, g.flag, g.pairs)
-		if err != nil {
-			return nil, err
+	specs := broker.Specs{Bearer: c.Bearer, Basic: c.Basic, Header: c.Header, Query: c.Query, BodyField: c.BodyField, Form: c.FormField}
+	return specs.Injections(func(style string) string {
+		switch style {
+		case broker.StyleBody:
+			return "--body-field"
+		case broker.StyleForm:
+			return "--form-field"
 		}
-		ins = append(ins, more...)
-	}
-	return ins, nil
-}
-
-// plainHeaders parses curl-style -H 'Name: value' flags.
-func plainHeaders(hs []string) (http.Header, error) {
-	h := http.Header{}
-	for _, line := range hs {
-		name, value, ok := strings.Cut(line, ":")
-		name = strings.TrimSpace(name)
-		if !ok || name == "" {
-			return nil, errcode.WithHint(errcode.New(errcode.Usage, "-H wants 'Name: value'"),
-				"to send a secret in a header use --header Name=SECRET_NAME")
-		}
-		h.Add(name, strings.TrimSpace(value))
-	}
-	return h, nil
+		return "--" + style
+	})
 }
 
 func (c *CallCmd) body(env *Env) ([]byte, error) {
@@ -158,7 +118,7 @@ type callExtras struct {
 // request builds the broker request of the flags plus extras, without a
 // project: the caller resolves the scope.
 func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
-	timeout, err := parseTimeout(c.Timeout)
+	timeout, err := broker.ParseTimeout(c.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -167,9 +127,9 @@ func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 		return nil, err
 	}
 	ins = append(ins, extra.Injections...)
-	header, err := plainHeaders(c.RequestHeader)
+	header, err := broker.ParseHeaderLines(c.RequestHeader)
 	if err != nil {
-		return nil, err
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "-H: %v", err), "to send a secret in a header use --header Name=SECRET_NAME")
 	}
 	for k, vs := range extra.Header {
 		for _, v := range vs {
@@ -188,10 +148,7 @@ func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 	}
 	method := c.Method
 	if method == "" {
-		method = http.MethodGet
-		if len(body) > 0 || hasBodyInjection(ins) {
-			method = http.MethodPost
-		}
+		method = broker.DefaultMethod(body, ins)
 	}
 	return &broker.Request{FrontEnd: audit.FrontEndCall, Method: method, URL: c.URL, Header: header, Body: body, Injections: ins, Timeout: timeout}, nil
 }
@@ -232,15 +189,6 @@ func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start ti
 	return res, nil
 }
 
-func hasBodyInjection(ins []broker.Injection) bool {
-	for _, in := range ins {
-		if in.Style == broker.StyleBody || in.Style == broker.StyleForm {
-			return true
-		}
-	}
-	return false
-}
-
 func flattenHeaders(h http.Header) map[string]string {
 	out := make(map[string]string, len(h))
 	keys := make([]string, 0, len(h))
@@ -268,13 +216,4 @@ func decodeBody(contentType string, data []byte) (any, string) {
 		return string(data), "text"
 	}
 	return base64.StdEncoding.EncodeToString(data), "base64"
-}
-
-func parseTimeout(s string) (time.Duration, error) {
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		// Not quoted: a value typed in the wrong place must not come back.
-		return 0, errcode.New(errcode.Usage, "--timeout is not a positive duration like 30s")
-	}
-	return d, nil
 }

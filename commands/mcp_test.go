@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"strings"
 	"sync"
@@ -200,58 +199,8 @@ func TestMcpInProcess(t *testing.T) {
 	}
 }
 
-func TestApiCallInjections(t *testing.T) {
-	cases := []struct {
-		in   string
-		want []broker.Injection
-		err  bool
-	}{
-		{`{"bearer":"A"}`, []broker.Injection{{Style: "bearer", Secret: "A"}}, false},
-		{`{"basic":"B","header:X-Api-Key":"C"}`, []broker.Injection{{Style: "basic", Secret: "B"}, {Style: "header", Field: "X-Api-Key", Secret: "C"}}, false},
-		{`{"query:userId":"Q","body:auth.token":"T","form:client_secret":"F"}`, []broker.Injection{
-			{Style: "body", Field: "auth.token", Secret: "T"}, {Style: "form", Field: "client_secret", Secret: "F"}, {Style: "query", Field: "userId", Secret: "Q"}}, false},
-		{`{"Bearer":"A"}`, []broker.Injection{{Style: "bearer", Secret: "A"}}, false},
-		{`{"bearer:x":"A"}`, nil, true},
-		{`{"header":"A"}`, nil, true},
-		{`{"header:":"A"}`, nil, true},
-		{`{"cookie:sid":"A"}`, nil, true},
-		{`{"bearer":""}`, nil, true},
-		{`{"bearer":5}`, nil, true},
-		{`["bearer"]`, nil, true},
-	}
-	for _, c := range cases {
-		got, err := apiCallInjections([]byte(c.in))
-		if (err != nil) != c.err || !c.err && !reflect.DeepEqual(got, c.want) {
-			t.Errorf("%s: got %v, %v; want %v (error %v)", c.in, got, err, c.want, c.err)
-		}
-	}
-	// A key that could be a pasted value is not echoed.
-	_, err := apiCallInjections([]byte(`{"sk_live_0123456789 abcdef":"A"}`))
-	if err == nil || strings.Contains(err.Error(), "sk_live") {
-		t.Errorf("unprintable key echoed: %v", err)
-	}
-}
-
-func TestApiCallBody(t *testing.T) {
-	for _, c := range []struct {
-		in     string
-		body   string
-		isJSON bool
-	}{
-		{`"a=b&c=d"`, "a=b&c=d", false},
-		{`{"x":1}`, `{"x":1}`, true},
-		{` [1,2] `, `[1,2]`, true},
-		{`null`, "", false},
-	} {
-		b, isJSON, err := apiCallBody([]byte(c.in))
-		if err != nil || string(b) != c.body || isJSON != c.isJSON {
-			t.Errorf("%s: %q %v %v", c.in, b, isJSON, err)
-		}
-	}
-}
-
-// TestCallDefaults: the defaults api_call starts from are what kong gives
-// a bare `call`.
+// TestCallDefaults: the defaults of `call` and `proxy start` that kong
+// applies are the broker's, which api_call uses.
 func TestCallDefaults(t *testing.T) {
 	io, _, _, _ := TestIO()
 	cli := &CLI{}
@@ -260,19 +209,21 @@ func TestCallDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := callDefaults(parser)
-	if err != nil {
-		t.Fatal(err)
+	for _, argv := range [][]string{{"call", "--url", "https://example.invalid/"}, {"proxy", "start"}} {
+		if _, err := parser.Parse(argv); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if _, err := parser.Parse([]string{"call", "--url", "https://example.invalid/"}); err != nil {
-		t.Fatal(err)
-	}
-	want := cli.Call
-	want.URL = ""
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("callDefaults = %+v, kong gives %+v", got, want)
-	}
-	if got.Timeout == "" || got.MaxResponse == 0 {
-		t.Errorf("defaults missing: %+v", got)
+	for _, c := range []struct {
+		what, timeout string
+		maxResponse   int64
+	}{
+		{"call", cli.Call.Timeout, cli.Call.MaxResponse},
+		{"proxy start", cli.Proxy.Start.Timeout, cli.Proxy.Start.MaxResponse},
+	} {
+		d, err := broker.ParseTimeout(c.timeout)
+		if err != nil || d != broker.DefaultTimeout || c.maxResponse != broker.DefaultMaxResponse {
+			t.Errorf("%s defaults: timeout %q, max_response %d; the broker's are %s and %d", c.what, c.timeout, c.maxResponse, broker.DefaultTimeout, broker.DefaultMaxResponse)
+		}
 	}
 }

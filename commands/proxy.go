@@ -1,8 +1,6 @@
 package commands
 
 import (
-	"context"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,9 +17,9 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
-	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/proxy"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -83,7 +81,7 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if c.Port < 0 || c.Port > 65535 {
 		return nil, errcode.Errorf(errcode.Usage, "--port must be 0-65535 (0 picks a free port)")
 	}
-	timeout, err := parseTimeout(c.Timeout)
+	timeout, err := broker.ParseTimeout(c.Timeout)
 	if err != nil {
 		return nil, err
 	}
@@ -97,67 +95,47 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if c.Background {
 		return c.background(env, st)
 	}
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "listen on %s: %v", addr, err), "choose another --port")
-	}
-	token, err := crypto.Random(32)
-	if err != nil {
-		return nil, err
-	}
-	tokenHex := hex.EncodeToString(token)
 	if err := st.Dirs.Ensure(); err != nil {
 		return nil, err
 	}
-	if err := writePrivate(tokenPath(st), []byte(tokenHex+"\n")); err != nil {
+	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }, MaxResponse: c.MaxResponse, Timeout: timeout, Now: env.Now})
+	// A proxy that cannot read the vault's values would listen and fail
+	// every call (a detached one has no terminal to ask on): refuse now.
+	if err := rt.Check(env.ctx()); err != nil {
 		return nil, err
 	}
-	state := proxyState{PID: os.Getpid(), Address: ln.Addr().String(), TokenFile: tokenPath(st), StartedAt: env.Now().UTC(),
+	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
+	ln, err := serve.Listen(addr, "choose another --port", func(string) string { return tokenPath(st) })
+	if err != nil {
+		return nil, err
+	}
+	defer ln.Close()
+	defer os.Remove(ln.TokenFile)
+	state := proxyState{PID: os.Getpid(), Address: ln.Addr().String(), TokenFile: ln.TokenFile, StartedAt: env.Now().UTC(),
 		Workspace: sel.Workspace, Project: sel.Project}
 	b, _ := json.MarshalIndent(state, "", "  ")
-	if err := writePrivate(statePath(st), b); err != nil {
+	if err := serve.WritePrivate(statePath(st), b); err != nil {
 		return nil, err
 	}
-	if err := writePrivate(pidPath(st), []byte(strconv.Itoa(state.PID)+"\n")); err != nil {
+	defer os.Remove(statePath(st))
+	if err := serve.WritePrivate(pidPath(st), []byte(strconv.Itoa(state.PID)+"\n")); err != nil {
 		return nil, err
 	}
 	defer os.Remove(pidPath(st))
-	defer os.Remove(statePath(st))
-	defer os.Remove(tokenPath(st))
 
-	// A long-running proxy writes its audit records in batches, keeping
-	// the log open; Close below writes what is queued and syncs the file.
-	auditor := audit.Open(st.Dirs.State, audit.Options{}).NewWriter()
-	brk := broker.New(broker.Config{Store: st, Audit: auditor, MaxResponse: c.MaxResponse, Timeout: timeout})
-	front := &proxy.Server{Broker: brk, Token: tokenHex, Selection: sel.Selection, Version: Version}
-	srv := &http.Server{
-		Handler:           front.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute,
-		// No WriteTimeout: a server-sent event stream may rightly last
-		// longer than any fixed bound; the broker's timeout covers stalls.
-		IdleTimeout:    2 * time.Minute,
-		MaxHeaderBytes: 1 << 20,
-	}
+	front := &proxy.Server{Runtime: rt, Token: ln.Token, Selection: sel.Selection, Version: Version}
 	fmt.Fprintf(env.IO.Err, "agentsecrets proxy listening on http://%s (token in %s); Ctrl-C stops it\n", state.Address, state.TokenFile)
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	select {
-	case err := <-errc:
-		front.Drain()
-		auditor.Close() // the records queued so far still reach the log
-		return nil, errcode.Errorf(errcode.Internal, "proxy stopped: %v", err)
-	case <-ctx.Done():
+	serr := serve.Serve(ctx, ln, front.Handler(), serve.ServerOptions{ReadTimeout: 2 * time.Minute, ShutdownGrace: 10 * time.Second})
+	// Every record of an answered request reaches the log, whatever ended
+	// the server.
+	cerr := rt.Close()
+	if serr != nil {
+		return nil, serr
 	}
-	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	srv.Shutdown(shutdown)
-	front.Drain()
-	if err := auditor.Close(); err != nil {
-		return nil, err
+	if cerr != nil {
+		return nil, cerr
 	}
 	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
 		Workspace: sel.Workspace, Project: sel.Project}, nil
@@ -177,6 +155,15 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 	}
 	if c.Project != "" {
 		args = append(args, "--project", c.Project)
+	}
+	// The detached child has no terminal: a file vault's passphrase comes
+	// from the same file, passed on as its path (never its contents).
+	if env.globals != nil && env.globals.VaultPassphraseFile != "" {
+		path := env.globals.VaultPassphraseFile
+		if !filepath.IsAbs(path) && env.Cwd != "" {
+			path = filepath.Join(env.Cwd, path)
+		}
+		args = append(args, "--vault-passphrase-file", path)
 	}
 	if err := st.Dirs.Ensure(); err != nil {
 		return nil, err
@@ -210,13 +197,6 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 	}
 	cmd.Process.Kill()
 	return nil, errcode.WithHint(errcode.New(errcode.Timeout, "the proxy did not answer within 10s"), "see "+logPath)
-}
-
-// writePrivate replaces a file in the state directory (0600) through a
-// temp file with a random name created O_EXCL, so a planted symlink at a
-// predictable temp name (proxy.token.tmp) cannot redirect the token.
-func writePrivate(path string, data []byte) error {
-	return atomicfile.Write(path, data, 0o600, "."+filepath.Base(path)+".tmp-", nil)
 }
 
 // probeProxy reads the state file and asks the proxy for /health.

@@ -277,3 +277,122 @@ func secretNames(ins []Injection) []string {
 	}
 	return out
 }
+
+// ParseInjection is the one translator of an injection spec, whichever
+// front end it came from (call flags, X-AS-Inject-* headers, the MCP
+// injections map). style is one of the Style constants, in any case; spec
+// is the secret's name for bearer and basic, and FIELD=NAME for the
+// others. Its errors never quote spec: a value typed where a name belongs
+// must not come back; the front end says which flag, header or key it was.
+func ParseInjection(style, spec string) (Injection, error) {
+	style = strings.ToLower(style)
+	spec = strings.TrimSpace(spec)
+	switch style {
+	case StyleBearer, StyleBasic:
+		if spec == "" || strings.ContainsAny(spec, "= \t\r\n") {
+			return Injection{}, errcode.New(errcode.Usage, "a "+style+" injection names one secret")
+		}
+		return Injection{Style: style, Secret: spec}, nil
+	case StyleHeader, StyleQuery, StyleBody, StyleForm:
+		field, name, ok := strings.Cut(spec, "=")
+		name = strings.TrimSpace(name)
+		if !ok || field == "" || name == "" || strings.ContainsAny(name, "= \t\r\n") {
+			return Injection{}, errcode.New(errcode.Usage, "a "+style+" injection wants FIELD=SECRET_NAME")
+		}
+		return Injection{Style: style, Field: field, Secret: name}, nil
+	}
+	return Injection{}, errcode.New(errcode.Usage, "not an injection style: bearer, basic, header, query, body or form")
+}
+
+// FieldStyle reports whether style takes a FIELD (header, query, body,
+// form) rather than only a name (bearer, basic).
+func FieldStyle(style string) bool {
+	switch strings.ToLower(style) {
+	case StyleHeader, StyleQuery, StyleBody, StyleForm:
+		return true
+	}
+	return false
+}
+
+// ParseHeaderLines reads plain, non-secret headers in curl's form
+// ("Name: value"), as `call -H` and api_call's request_header give them.
+func ParseHeaderLines(lines []string) (http.Header, error) {
+	h := http.Header{}
+	for _, line := range lines {
+		name, value, ok := strings.Cut(line, ":")
+		name = strings.TrimSpace(name)
+		if !ok || name == "" {
+			return nil, errcode.New(errcode.Usage, "a plain header wants 'Name: value'")
+		}
+		h.Add(name, strings.TrimSpace(value))
+	}
+	return h, nil
+}
+
+// DefaultMethod is the method of a request that names none: POST when it
+// has a body or puts a value into one, else GET.
+func DefaultMethod(body []byte, ins []Injection) string {
+	if len(body) > 0 {
+		return http.MethodPost
+	}
+	for _, in := range ins {
+		if in.Style == StyleBody || in.Style == StyleForm {
+			return http.MethodPost
+		}
+	}
+	return http.MethodGet
+}
+
+// ParseTimeout reads a per-call timeout ("" is DefaultTimeout; the
+// commands' kong defaults are tied to DefaultTimeout by a test). Its error
+// does not quote s: a value typed in the wrong place must not come back.
+func ParseTimeout(s string) (time.Duration, error) {
+	if s == "" {
+		return DefaultTimeout, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, errcode.New(errcode.Usage, "timeout is not a positive duration like 30s")
+	}
+	return d, nil
+}
+
+// Specs are injection specs as flags or tool inputs give them: a secret's
+// name for bearer and basic, FIELD=NAME lists for the others.
+type Specs struct {
+	Bearer, Basic                  string
+	Header, Query, BodyField, Form []string
+}
+
+// Injections parses every spec with ParseInjection, in a fixed order.
+// label names the flag or input of a style, for errors.
+func (s Specs) Injections(label func(style string) string) ([]Injection, error) {
+	one := func(v string) []string {
+		if v == "" {
+			return nil
+		}
+		return []string{v}
+	}
+	var ins []Injection
+	for _, g := range []struct {
+		style string
+		specs []string
+	}{
+		{StyleBearer, one(s.Bearer)}, {StyleBasic, one(s.Basic)},
+		{StyleHeader, s.Header}, {StyleQuery, s.Query}, {StyleBody, s.BodyField}, {StyleForm, s.Form},
+	} {
+		for _, spec := range g.specs {
+			in, err := ParseInjection(g.style, spec)
+			if err != nil {
+				example := "STRIPE_KEY"
+				if FieldStyle(g.style) {
+					example = "api_key=STRIPE_KEY"
+				}
+				return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s: %v", label(g.style), err),
+					"the right-hand side is a secret's name, e.g. "+label(g.style)+" "+example)
+			}
+			ins = append(ins, in)
+		}
+	}
+	return ins, nil
+}

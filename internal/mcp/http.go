@@ -2,8 +2,6 @@ package mcp
 
 import (
 	"bytes"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"net"
@@ -13,6 +11,7 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -22,7 +21,7 @@ const (
 	Path = "/mcp"
 	// HeaderToken carries the session token, as on the local proxy;
 	// "Authorization: Bearer TOKEN" works too.
-	HeaderToken = "X-AS-Session-Token"
+	HeaderToken = serve.HeaderToken
 	// statelessVersion is the first protocol revision without sessions:
 	// the SDK serves it only from a stateless handler.
 	statelessVersion = "2026-07-28"
@@ -67,7 +66,7 @@ func (s *Server) HTTPHandler(token string) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc(Path, func(w http.ResponseWriter, r *http.Request) {
 		if !validToken(r, token) {
-			writeError(w, errcode.WithHint(errcode.New(errcode.Unauthorized, "missing or wrong session token"),
+			serve.WriteError(w, errcode.WithHint(errcode.New(errcode.Unauthorized, "missing or wrong session token"),
 				"send Authorization: Bearer TOKEN (or "+HeaderToken+"), TOKEN from the token file `mcp serve --http` printed"))
 			return
 		}
@@ -80,7 +79,7 @@ func (s *Server) HTTPHandler(token string) http.Handler {
 		}
 		stateful.ServeHTTP(w, r)
 	})
-	return loopbackOnly(mux)
+	return serve.LoopbackOnly(mux, "the MCP server", "connect to http://127.0.0.1:PORT"+Path)
 }
 
 // checkBody applies the stdio filter's checks to a POSTed message: a bad
@@ -121,30 +120,5 @@ func validToken(r *http.Request, token string) bool {
 			got = strings.TrimSpace(v)
 		}
 	}
-	return token != "" && got != "" && subtle.ConstantTimeCompare([]byte(got), []byte(token)) == 1
-}
-
-// loopbackOnly rejects requests whose Host is not a loopback name.
-func loopbackOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		host = strings.Trim(strings.ToLower(strings.TrimSuffix(host, ".")), "[]")
-		if ip := net.ParseIP(host); host == "localhost" || ip != nil && ip.IsLoopback() {
-			next.ServeHTTP(w, r)
-			return
-		}
-		writeError(w, errcode.WithHint(errcode.New(errcode.Denied, "the MCP server only answers requests addressed to a loopback name (Host: 127.0.0.1 or localhost)"),
-			"connect to http://127.0.0.1:PORT"+Path))
-	})
-}
-
-func writeError(w http.ResponseWriter, err error) {
-	rep := errcode.Classify(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(errcode.Lookup(rep.Code).HTTP)
-	json.NewEncoder(w).Encode(ErrorReport{rep})
+	return serve.TokenOK(got, token)
 }

@@ -10,7 +10,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -21,10 +20,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/agentsecrets/agentsecrets/internal/audit"
-	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -87,10 +85,10 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// Audited as `proxy start` does it: through a batching Writer.
-	auditor := audit.Open(filepath.Join(root, "audit"), audit.Options{}).NewWriter()
-	brk := broker.New(broker.Config{Store: st, Audit: auditor})
-	srv := &Server{Broker: brk, Token: "bench-token", Selection: sel, Version: "bench"}
+	// Audited as `proxy start` does it: through the runtime's batching
+	// Writer.
+	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }})
+	srv := &Server{Runtime: rt, Token: "bench-token", Selection: sel, Version: "bench"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)
@@ -99,8 +97,7 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 	go hs.Serve(ln)
 	tb.Cleanup(func() {
 		hs.Close()
-		srv.Drain()
-		if err := auditor.Close(); err != nil {
+		if err := rt.Close(); err != nil {
 			tb.Error(err)
 		}
 	})

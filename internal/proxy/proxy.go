@@ -6,11 +6,9 @@
 package proxy
 
 import (
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"sort"
 	"strings"
@@ -18,12 +16,13 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // Header names of the explicit proxy protocol.
 const (
-	HeaderToken     = "X-AS-Session-Token"
+	HeaderToken     = serve.HeaderToken
 	HeaderTargetURL = "X-AS-Target-URL"
 	HeaderMethod    = "X-AS-Method"
 	HeaderWorkspace = "X-AS-Workspace"
@@ -33,50 +32,32 @@ const (
 	injectPrefix    = "X-As-Inject-"
 )
 
-// Server serves /proxy and /health.
+// Server serves /proxy and /health on a serve.Runtime.
 type Server struct {
-	Broker *broker.Broker
-	Token  string
+	Runtime *serve.Runtime
+	Token   string
 	// Selection is the project requests use unless they name another with
 	// X-AS-Workspace / X-AS-Project.
 	Selection vault.Selection
 	Version   string
-
-	// audits counts audit records still being written; Drain waits for them.
-	audits sync.WaitGroup
 }
-
-// Drain waits until every finished request's audit record is written. Call
-// it after http.Server.Shutdown.
-func (s *Server) Drain() { s.audits.Wait() }
 
 // Handler returns the routes, wrapped in the loopback Host check.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/health", s.health)
 	mux.HandleFunc("/proxy", s.proxy)
-	return loopbackOnly(mux)
+	return serve.LoopbackOnly(mux, "the proxy", "send requests to http://127.0.0.1:PORT/proxy")
 }
 
-// loopbackOnly rejects requests whose Host is not a loopback name: a web
-// page that rebinds its own DNS name to 127.0.0.1 still sends its own name.
-func loopbackOnly(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		host := r.Host
-		if h, _, err := net.SplitHostPort(host); err == nil {
-			host = h
-		}
-		switch strings.ToLower(strings.TrimSuffix(host, ".")) {
-		case "localhost", "127.0.0.1", "::1", "[::1]":
-			next.ServeHTTP(w, r)
-		default:
-			writeError(w, errcode.WithHint(errcode.New(errcode.Denied, "the proxy only answers requests addressed to a loopback name (Host: 127.0.0.1 or localhost)"),
-				"send requests to http://127.0.0.1:PORT/proxy"))
-		}
-	})
-}
-
+// health answers 200 only when the vault's values can be read: a proxy
+// whose file vault has no passphrase listens fine and fails every call.
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if err := s.Runtime.Check(r.Context()); err != nil {
+		serve.WriteError(w, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "the proxy cannot open the vault: %s", errcode.Classify(err).Message),
+			"restart it with the vault's passphrase: `agentsecrets proxy start --vault-passphrase-file PATH`"))
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	json.NewEncoder(w).Encode(map[string]string{"status": "ok", "version": s.Version})
 }
@@ -85,19 +66,23 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 var ErrToken = errcode.New(errcode.Unauthorized, "missing or wrong "+HeaderToken)
 
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
-	got := r.Header.Get(HeaderToken)
-	if got == "" || subtle.ConstantTimeCompare([]byte(got), []byte(s.Token)) != 1 {
-		writeError(w, errcode.WithHint(ErrToken, "read the token from the token_file shown by `agentsecrets proxy status`"))
+	if !serve.TokenOK(r.Header.Get(HeaderToken), s.Token) {
+		serve.WriteError(w, errcode.WithHint(ErrToken, "read the token from the token_file shown by `agentsecrets proxy status`"))
 		return
 	}
 	req, err := s.translate(r)
 	if err != nil {
-		writeError(w, err)
+		serve.WriteError(w, err)
 		return
 	}
-	resp, err := s.Broker.Do(r.Context(), req)
+	brk, err := s.Runtime.Broker()
 	if err != nil {
-		writeError(w, err)
+		serve.WriteError(w, err)
+		return
+	}
+	resp, err := brk.Do(r.Context(), req)
+	if err != nil {
+		serve.WriteError(w, err)
 		return
 	}
 	h := w.Header()
@@ -111,11 +96,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	readErr := stream(w, resp.Body, resp.Stream)
 	// The audit record is appended off the response path: the client gets
 	// its last chunk without waiting on the log's lock and write.
-	s.audits.Add(1)
-	go func() {
-		defer s.audits.Done()
-		resp.Close(readErr)
-	}()
+	s.Runtime.Async(func() { resp.Close(readErr) })
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		// A truncated 200 would look complete; abort the connection.
 		panic(http.ErrAbortHandler)
@@ -197,10 +178,11 @@ func (s *Server) translate(r *http.Request) (*broker.Request, error) {
 	return &broker.Request{FrontEnd: "proxy", Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins}, nil
 }
 
-// ParseInjections reads the X-AS-Inject-* headers. Header names reach Go
-// canonicalised (X-As-Inject-Query-Userid), so the suffix form lower-cases
-// query, body and form names; the case-preserving form carries the name in
-// the value: "X-AS-Inject-Query: userId=SECRET_NAME" (repeatable).
+// ParseInjections reads the X-AS-Inject-* headers, each spec through
+// broker.ParseInjection. Header names reach Go canonicalised
+// (X-As-Inject-Query-Userid), so the suffix form lower-cases query, body
+// and form names; the case-preserving form carries the name in the value:
+// "X-AS-Inject-Query: userId=SECRET_NAME" (repeatable, comma-separated).
 func ParseInjections(h http.Header) ([]broker.Injection, error) {
 	var out []broker.Injection
 	keys := make([]string, 0, len(h))
@@ -211,51 +193,33 @@ func ParseInjections(h http.Header) ([]broker.Injection, error) {
 	}
 	sort.Strings(keys)
 	for _, key := range keys {
-		vals := h[key]
-		rest := strings.TrimPrefix(key, injectPrefix)
-		kind, suffix, hasSuffix := strings.Cut(rest, "-")
-		style := strings.ToLower(kind)
-		switch style {
-		case broker.StyleBearer, broker.StyleBasic:
-			if hasSuffix {
-				return nil, errcode.Errorf(errcode.Usage, "unknown proxy header %s", key)
-			}
-			for _, v := range vals {
-				out = append(out, broker.Injection{Style: style, Secret: strings.TrimSpace(v)})
-			}
-		case broker.StyleHeader, broker.StyleQuery, broker.StyleBody, broker.StyleForm:
-			for _, v := range vals {
-				if hasSuffix {
-					field := suffix
-					if style != broker.StyleHeader {
-						field = strings.ToLower(suffix)
-					}
-					out = append(out, broker.Injection{Style: style, Field: field, Secret: strings.TrimSpace(v)})
-					continue
-				}
-				for _, pair := range strings.Split(v, ",") {
-					field, name, ok := strings.Cut(strings.TrimSpace(pair), "=")
-					if !ok || field == "" || name == "" {
-						return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s wants FIELD=SECRET_NAME", key), "e.g. "+key+": userId=API_KEY")
-					}
-					out = append(out, broker.Injection{Style: style, Field: field, Secret: name})
-				}
-			}
-		default:
+		style, suffix, hasSuffix := strings.Cut(strings.TrimPrefix(key, injectPrefix), "-")
+		if hasSuffix && !broker.FieldStyle(style) {
 			return nil, errcode.Errorf(errcode.Usage, "unknown proxy header %s", key)
+		}
+		if style != "" && suffix != "" && !strings.EqualFold(style, broker.StyleHeader) {
+			suffix = strings.ToLower(suffix)
+		}
+		for _, v := range h[key] {
+			specs := []string{v}
+			switch {
+			case hasSuffix:
+				specs = []string{suffix + "=" + v}
+			case broker.FieldStyle(style):
+				specs = strings.Split(v, ",")
+			}
+			for _, spec := range specs {
+				in, err := broker.ParseInjection(style, spec)
+				if err != nil {
+					example := "API_KEY"
+					if broker.FieldStyle(style) {
+						example = "userId=API_KEY"
+					}
+					return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s: %v", key, err), "e.g. "+key+": "+example)
+				}
+				out = append(out, in)
+			}
 		}
 	}
 	return out, nil
-}
-
-// writeError answers with the code's HTTP status and the JSON error shape
-// every front end uses.
-func writeError(w http.ResponseWriter, err error) {
-	rep := errcode.Classify(err)
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(errcode.Lookup(rep.Code).HTTP)
-	json.NewEncoder(w).Encode(struct {
-		Error errcode.Report `json:"error"`
-	}{rep})
 }
