@@ -2,19 +2,23 @@ package commands
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
+	mcpsrv "github.com/agentsecrets/agentsecrets/internal/mcp"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -225,5 +229,32 @@ func TestCallDefaults(t *testing.T) {
 		if err != nil || d != broker.DefaultTimeout || c.maxResponse != broker.DefaultMaxResponse {
 			t.Errorf("%s defaults: timeout %q, max_response %d; the broker's are %s and %d", c.what, c.timeout, c.maxResponse, broker.DefaultTimeout, broker.DefaultMaxResponse)
 		}
+	}
+}
+
+// TestAPICallInputsMatchCall: api_call takes exactly the call command's
+// inputs (but data_file) plus headers, body and injections, so a flag added
+// to call is decoded by api_call too.
+func TestAPICallInputsMatchCall(t *testing.T) {
+	io, _, _, _ := TestIO()
+	schemas, err := (&mcpCommands{base: &Env{IO: io}}).Schemas([]string{"call"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		Properties map[string]json.RawMessage `json:"properties"`
+	}
+	if err := json.Unmarshal(schemas["call"].Input, &s); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"body", "headers", "injections"}
+	for k := range s.Properties {
+		if k != "data_file" {
+			want = append(want, k)
+		}
+	}
+	sort.Strings(want)
+	if got := mcpsrv.APICallKeys(); !reflect.DeepEqual(got, want) {
+		t.Errorf("api_call takes %v; call's schema gives %v", got, want)
 	}
 }

@@ -4,10 +4,14 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // TestHandler drives the /proxy handler through a real vault, broker and
@@ -97,3 +101,22 @@ func TestHandler(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestHealthReportsVault: /health is 200 only when the vault's values can
+// be read; a proxy that cannot open its vault answers unavailable.
+func TestHealthReportsVault(t *testing.T) {
+	p := setupProxy(t, http.NotFoundHandler(), "sk_health_0123456789abcdef")
+	health := strings.TrimSuffix(p.proxy, "/proxy") + "/health"
+	if resp, err := http.Get(health); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("healthy proxy: %v %v", resp, err)
+	}
+	locked := &Server{Runtime: serve.New(serve.Options{Open: func() (*vault.Store, error) {
+		return nil, errcode.New(errcode.Unavailable, "the file vault needs its passphrase")
+	}}), Token: "t"}
+	w := httptest.NewRecorder()
+	locked.Handler().ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1/health", nil))
+	var env serve.ErrorEnvelope
+	if w.Code != 503 || json.Unmarshal(w.Body.Bytes(), &env) != nil || env.Error.Code != errcode.Unavailable || env.Error.Hint == "" {
+		t.Errorf("locked vault: %d %s", w.Code, w.Body)
+	}
+}
