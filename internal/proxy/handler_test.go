@@ -87,7 +87,9 @@ func TestHandler(t *testing.T) {
 				t.Fatalf("status %d, want %d: %s", resp.StatusCode, c.status, body)
 			}
 			if c.code != "" {
-				var env struct{ Error struct{ Code, Message, Hint string } }
+				var env struct {
+					Error struct{ Code, Message, Hint string }
+				}
 				if err := json.Unmarshal(body, &env); err != nil || env.Error.Code != c.code || env.Error.Hint == "" {
 					t.Fatalf("want error %s with a hint: %s", c.code, body)
 				}
