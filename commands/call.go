@@ -57,15 +57,7 @@ type CallResult struct {
 // translator.
 func (c *CallCmd) injections() ([]broker.Injection, error) {
 	specs := broker.Specs{Bearer: c.Bearer, Basic: c.Basic, Header: c.Header, Query: c.Query, BodyField: c.BodyField, Form: c.FormField}
-	return specs.Injections(func(style string) string {
-		switch style {
-		case broker.StyleBody:
-			return "--body-field"
-		case broker.StyleForm:
-			return "--form-field"
-		}
-		return "--" + style
-	})
+	return specs.Injections()
 }
 
 func (c *CallCmd) body(env *Env) ([]byte, error) {
@@ -129,7 +121,7 @@ func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 	ins = append(ins, extra.Injections...)
 	header, err := broker.ParseHeaderLines(c.RequestHeader)
 	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "-H: %v", err), "to send a secret in a header use --header Name=SECRET_NAME")
+		return nil, err
 	}
 	for k, vs := range extra.Header {
 		for _, v := range vs {

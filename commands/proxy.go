@@ -216,8 +216,15 @@ func probeProxy(st *vault.Store) (*ProxyStatusResult, error) {
 		res.warn("a proxy state file exists but nothing answers at %s; it was not stopped cleanly", s.Address)
 		return res, nil
 	}
-	resp.Body.Close()
+	defer resp.Body.Close()
 	res.Running = resp.StatusCode == http.StatusOK
+	if !res.Running {
+		// /health names what is wrong (a vault it cannot open); the
+		// message is the proxy's own, which quotes no value.
+		var env serve.ErrorEnvelope
+		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&env)
+		res.warn("the proxy at %s answers but is not healthy: %s", s.Address, env.Error.Message)
+	}
 	return res, nil
 }
 

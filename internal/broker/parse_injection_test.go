@@ -72,15 +72,19 @@ func FuzzParseInjection(f *testing.F) {
 	})
 }
 
-// TestSpecsInjections: flags in a fixed order, errors naming the flag.
+// TestSpecsInjections: flags in a fixed order, errors naming the call
+// flag (api_call mirrors them), never the spec.
 func TestSpecsInjections(t *testing.T) {
-	label := func(style string) string { return "--" + style }
-	got, err := Specs{Bearer: "A", Header: []string{"X=B"}, Query: []string{"q=C"}, BodyField: []string{"a.b=D"}, Form: []string{"f=E"}}.Injections(label)
+	got, err := Specs{Bearer: "A", Header: []string{"X=B"}, Query: []string{"q=C"}, BodyField: []string{"a.b=D"}, Form: []string{"f=E"}}.Injections()
 	if err != nil || len(got) != 5 || got[0].Style != StyleBearer || got[4].Style != StyleForm {
 		t.Fatalf("%+v %v", got, err)
 	}
-	_, err = Specs{Query: []string{"sk_live_0123456789"}}.Injections(label)
+	_, err = Specs{Query: []string{"sk_live_0123456789"}}.Injections()
 	if err == nil || !strings.Contains(err.Error(), "--query") || strings.Contains(err.Error(), "sk_live") {
 		t.Errorf("bad spec: %v", err)
+	}
+	_, err = Specs{BodyField: []string{"x"}}.Injections()
+	if err == nil || !strings.Contains(err.Error(), "--body-field") {
+		t.Errorf("bad body field: %v", err)
 	}
 }

@@ -315,14 +315,16 @@ func FieldStyle(style string) bool {
 }
 
 // ParseHeaderLines reads plain, non-secret headers in curl's form
-// ("Name: value"), as `call -H` and api_call's request_header give them.
+// ("Name: value"), as `call -H` and api_call's request_header give them;
+// its error names the call flag, which api_call mirrors.
 func ParseHeaderLines(lines []string) (http.Header, error) {
 	h := http.Header{}
 	for _, line := range lines {
 		name, value, ok := strings.Cut(line, ":")
 		name = strings.TrimSpace(name)
 		if !ok || name == "" {
-			return nil, errcode.New(errcode.Usage, "a plain header wants 'Name: value'")
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "-H wants 'Name: value'"),
+				"to send a secret in a header use --header Name=SECRET_NAME")
 		}
 		h.Add(name, strings.TrimSpace(value))
 	}
@@ -352,7 +354,7 @@ func ParseTimeout(s string) (time.Duration, error) {
 	}
 	d, err := time.ParseDuration(s)
 	if err != nil || d <= 0 {
-		return 0, errcode.New(errcode.Usage, "timeout is not a positive duration like 30s")
+		return 0, errcode.New(errcode.Usage, "--timeout is not a positive duration like 30s")
 	}
 	return d, nil
 }
@@ -365,8 +367,18 @@ type Specs struct {
 }
 
 // Injections parses every spec with ParseInjection, in a fixed order.
-// label names the flag or input of a style, for errors.
-func (s Specs) Injections(label func(style string) string) ([]Injection, error) {
+// Errors name the call command's flag (--body-field), which api_call's
+// inputs mirror (body_field): both front ends fail alike.
+func (s Specs) Injections() ([]Injection, error) {
+	label := func(style string) string {
+		switch style {
+		case StyleBody:
+			return "--body-field"
+		case StyleForm:
+			return "--form-field"
+		}
+		return "--" + style
+	}
 	one := func(v string) []string {
 		if v == "" {
 			return nil

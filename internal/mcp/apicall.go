@@ -120,20 +120,13 @@ func (in *callInput) request() (*broker.Request, error) {
 			return nil, errcode.New(errcode.Usage, "api_call: max_response must be a positive number of bytes")
 		}
 	}
+	// Errors of the call command's inputs are the CLI's, word for word.
 	timeout, err := broker.ParseTimeout(in.Timeout)
 	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "api_call: %v", err)
+		return nil, err
 	}
 	specs := broker.Specs{Bearer: in.Bearer, Basic: in.Basic, Header: in.Header, Query: in.Query, BodyField: in.BodyField, Form: in.FormField}
-	ins, err := specs.Injections(func(style string) string {
-		switch style {
-		case broker.StyleBody:
-			return "body_field"
-		case broker.StyleForm:
-			return "form_field"
-		}
-		return style
-	})
+	ins, err := specs.Injections()
 	if err != nil {
 		return nil, err
 	}
@@ -144,7 +137,7 @@ func (in *callInput) request() (*broker.Request, error) {
 	ins = append(ins, more...)
 	header, err := broker.ParseHeaderLines(in.RequestHeader)
 	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "api_call: request_header: %v", err)
+		return nil, err
 	}
 	if in.Headers != nil {
 		m, err := stringMap("headers", in.Headers)
