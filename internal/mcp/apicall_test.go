@@ -100,7 +100,7 @@ func TestAPICallRequest(t *testing.T) {
 		`{"url":"https://x.example/","bearer":["A","B"]}`:                           "bearer",
 		`{"url":"https://x.example/","header":"sk_live_0123456789"}`:                "header",
 		`{"url":"https://x.example/","headers":["sk_live_0123456789"]}`:             "headers",
-		`{"url":"https://x.example/","request_header":"sk_live_0123456789"}`:        "request_header",
+		`{"url":"https://x.example/","request_header":"sk_live_0123456789"}`:        "-H",
 		`{"url":"https://x.example/","injections":{"cookie":"sk_live_0123456789"}}`: "injection key",
 	} {
 		_, err := req(in)
