@@ -85,7 +85,7 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 
 func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	start := env.Now()
-	req, err := c.request(env, callExtras{})
+	req, err := c.request(env)
 	if err != nil {
 		return nil, err
 	}
@@ -98,18 +98,9 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	return c.send(env, b, req, start, nil)
 }
 
-// callExtras are request parts a front end supplies beyond the flags: the
-// MCP api_call tool's headers, body and injections map.
-type callExtras struct {
-	Header     http.Header
-	Body       []byte
-	HasBody    bool
-	Injections []broker.Injection
-}
-
-// request builds the broker request of the flags plus extras, without a
-// project: the caller resolves the scope.
-func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
+// request builds the broker request of the flags, without a project: the
+// caller resolves the scope.
+func (c *CallCmd) request(env *Env) (*broker.Request, error) {
 	timeout, err := broker.ParseTimeout(c.Timeout)
 	if err != nil {
 		return nil, err
@@ -118,25 +109,13 @@ func (c *CallCmd) request(env *Env, extra callExtras) (*broker.Request, error) {
 	if err != nil {
 		return nil, err
 	}
-	ins = append(ins, extra.Injections...)
 	header, err := broker.ParseHeaderLines(c.RequestHeader)
 	if err != nil {
 		return nil, err
 	}
-	for k, vs := range extra.Header {
-		for _, v := range vs {
-			header.Add(k, v)
-		}
-	}
 	body, err := c.body(env)
 	if err != nil {
 		return nil, err
-	}
-	if extra.HasBody {
-		if len(body) > 0 {
-			return nil, errcode.New(errcode.Usage, "give data or body, not both")
-		}
-		body = extra.Body
 	}
 	method := c.Method
 	if method == "" {

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
@@ -175,7 +176,7 @@ func (s *Server) translate(r *http.Request) (*broker.Request, error) {
 			plain[k] = v
 		}
 	}
-	return &broker.Request{FrontEnd: "proxy", Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins}, nil
+	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins}, nil
 }
 
 // ParseInjections reads the X-AS-Inject-* headers, each spec through
