@@ -55,7 +55,7 @@ func readRegular(path string) (data []byte, mode fs.FileMode, exists bool, err e
 		return nil, 0, false, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, 0, false, fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))
+		return nil, 0, false, fmt.Errorf("%w (%s)", ErrNotRegular, atomicfile.KindOf(st.Mode()))
 	}
 	if st.Size() > MaxConfigSize {
 		return nil, 0, false, ErrTooLarge
@@ -69,20 +69,6 @@ func readRegular(path string) (data []byte, mode fs.FileMode, exists bool, err e
 		return nil, 0, false, ErrTooLarge
 	}
 	return data, st.Mode().Perm(), true, nil
-}
-
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a regular file"
 }
 
 // replaceConfig writes data to path (already symlink-resolved) via a temp
