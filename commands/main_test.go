@@ -249,6 +249,10 @@ func TestParseErrorsNeverEchoValues(t *testing.T) {
 		{"secrets", "list", "--select=" + canary},
 		{"--format", canary, "status"},
 		{"secrets", "generate", "X", "--length", canary},
+		// A failing --input must still be scrubbed against the typed
+		// arguments (the error names the --input path).
+		{"secrets", "set", "GOOD=" + canary, "--input", "./" + canary + ".json"},
+		{"secrets", "set", "GOOD=" + canary, "--input=missing/" + canary},
 	} {
 		code, out, errb := run("", args...)
 		if code == 0 {
