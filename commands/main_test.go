@@ -69,7 +69,12 @@ func errorCode(t *testing.T, s string) string {
 	if !ok {
 		t.Fatalf("no error object in %s", s)
 	}
-	if e["hint"] == "" || e["message"] == "" {
+	// hint and message are omitempty: an empty one arrives as a missing
+	// key, so the check is on the string, not on the map entry.
+	if hint, _ := e["hint"].(string); hint == "" {
+		t.Fatalf("error lacks a hint: %s", s)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
 		t.Fatalf("error lacks message or hint: %s", s)
 	}
 	return e["code"].(string)
