@@ -83,15 +83,19 @@ func replaceConfig(path string, data []byte, perm fs.FileMode, expect []byte, ex
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	unchanged := func() error {
-		cur, _, exists, err := readRegular(path)
-		switch {
-		case err != nil:
-			return err
-		case exists != existed || !bytes.Equal(cur, expect):
-			return atomicfile.ErrChanged
-		}
-		return nil
-	}
+	unchanged := func() error { return holds(path, expect, existed) }
 	return atomicfile.Write(path, data, perm, "."+base+".agentsecrets-tmp-", unchanged)
+}
+
+// holds checks that path still holds expect (or is still absent when
+// existed is false): otherwise atomicfile.ErrChanged.
+func holds(path string, expect []byte, existed bool) error {
+	cur, _, exists, err := readRegular(path)
+	switch {
+	case err != nil:
+		return err
+	case exists != existed || !bytes.Equal(cur, expect):
+		return atomicfile.ErrChanged
+	}
+	return nil
 }
