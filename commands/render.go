@@ -173,10 +173,9 @@ func topLevelFields(raw []byte) []string {
 	return fields
 }
 
-// ErrorResult is the JSON shape of every failure.
-type ErrorResult struct {
-	Error errcode.Report `json:"error"`
-}
+// ErrorResult is the JSON shape of every failure (one definition for every
+// front end: errcode.Envelope).
+type ErrorResult = errcode.Envelope
 
 // reportError prints err as {"error":{...}} on stdout in JSON mode, or as
 // "agentsecrets: error: ..." plus a hint on stderr in text mode, and returns

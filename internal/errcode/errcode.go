@@ -139,6 +139,12 @@ type Report struct {
 	Hint    string `json:"hint,omitempty" jsonschema:"description=The next command to run"`
 }
 
+// Envelope is the JSON shape of every failure on every front end: the CLI's
+// output, the proxy's HTTP error body and an MCP tool's error text.
+type Envelope struct {
+	Error Report `json:"error"`
+}
+
 // Classify turns any error into a Report. The message is the full wrapped
 // error text, so context added by fmt.Errorf reaches the user. The code comes
 // from the outermost *Error in the chain; a hint added with WithHint overrides
