@@ -192,7 +192,7 @@ func reportError(env *Env, format string, err error, args []string) int {
 		if rep.Hint != "" {
 			fmt.Fprintf(env.IO.Err, "hint: %s\n", termEscape(rep.Hint))
 		}
-	} else if b, encErr := encodeJSON(ErrorResult{rep}, false); encErr == nil {
+	} else if b, encErr := encodeJSON(ErrorResult{Error: rep}, false); encErr == nil {
 		env.IO.Out.Write(b)
 	}
 	return errcode.Lookup(rep.Code).Exit

@@ -716,6 +716,10 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 	return ix, nil
 }
 
+// ReasonCredentialEcho is the audit reason of a response that echoed an
+// injected value (decision redacted).
+const ReasonCredentialEcho = "credential_echo"
+
 // audit appends the record for one decision and returns the log's error
 // (unavailable): the front end withholds what it can (call does not print
 // the response) and a batching Writer refuses the next requests in Ready.
@@ -726,45 +730,13 @@ func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, 
 	rec.DurationMS = float64(b.cfg.Now().Sub(start).Microseconds()) / 1000
 	switch {
 	case err != nil:
-		rep := errcode.Classify(err)
-		rec.Code = string(rep.Code)
-		rec.Decision = audit.DecisionError
-		if rep.Code == errcode.Denied || rep.Code == errcode.ApprovalRequired {
-			rec.Decision = audit.DecisionBlocked
-		}
-		rec.Reason = reasonOf(err)
+		audit.Fail(rec, err)
 	case redacted:
-		rec.Decision, rec.Reason = audit.DecisionRedacted, "credential_echo"
+		rec.Decision, rec.Reason = audit.DecisionRedacted, ReasonCredentialEcho
 	default:
 		rec.Decision = audit.DecisionAllowed
 	}
 	return b.cfg.Audit.Append(ctx, rec)
-}
-
-// reasonOf names why a request failed, for the audit record.
-func reasonOf(err error) string {
-	if r := policy.DenyReason(err); r != "" {
-		return r
-	}
-	var blocked *BlockedError
-	if errors.As(err, &blocked) {
-		return blocked.Reason
-	}
-	switch errcode.Classify(err).Code {
-	case errcode.NotFound:
-		return "unknown_secret"
-	case errcode.Timeout:
-		return "upstream_timeout"
-	case errcode.Upstream:
-		return "upstream_error"
-	case errcode.TooLarge:
-		return "too_large"
-	case errcode.Usage:
-		return "bad_request"
-	case errcode.Unavailable:
-		return "vault_unavailable"
-	}
-	return "internal"
 }
 
 func newID() string {

@@ -167,7 +167,7 @@ func (s *Server) handle(t Tool) sdk.ToolHandler {
 type ErrorReport = errcode.Envelope
 
 func errorResult(err error) *sdk.CallToolResult {
-	b, _ := encode(ErrorReport{errcode.Classify(err)})
+	b, _ := encode(ErrorReport{Error: errcode.Classify(err)})
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: string(b)}}}
 }
 
