@@ -69,9 +69,17 @@ type Config struct {
 // front end (call), the *audit.Writer of a long-running one (the proxy),
 // which queues records and writes them in batches.
 //
-// No audit record means no request: Ready is asked before any value is
-// read or sent and must fail when a record could not be appended now, and
-// an Append that fails fails the request.
+// No audit record means no request, and the broker fails closed: Ready is
+// asked before any value is read or sent (Do, Release) and fails with
+// unavailable when a record could not be appended now; a failure that
+// cannot be audited is reported as the log's failure; and the error of the
+// final Append (Response.Close, Released.Finish) is returned, so that a
+// front end that still holds the response withholds it (call, env,
+// openclaw resolve). A front end that has already streamed the response
+// (the proxy, MCP) cannot: its Writer remembers the failure and Ready
+// refuses the next requests until a write succeeds. Every such error's
+// hint is `agentsecrets doctor`, whose audit check probes the same
+// conditions as Ready and verifies the chain.
 type Auditor interface {
 	Ready(ctx context.Context) error
 	Append(ctx context.Context, r *audit.Record) error
