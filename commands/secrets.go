@@ -409,34 +409,31 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ix.Secret(sel.Selection, c.Name)
-	if err != nil {
-		return nil, err
-	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}
-	if old := findBinding(s, t); b.Widens(old) {
-		change := []string{"binding:    " + b.Describe()}
+	decide := func(ix *vault.Index) (vault.Change, error) {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return vault.Change{}, err
+		}
+		old := findBinding(s, t)
+		ch := vault.Change{Widens: b.Widens(old), Lines: []string{"binding:    " + b.Describe()}}
 		if old != nil {
-			change = append(change, "replacing:  "+old.Describe())
+			ch.Lines = append(ch.Lines, "replacing:  "+old.Describe())
 			if old.Suspended() {
-				change = append(change, "lifting:    the echo-tripwire suspension ("+old.SuspendReason+")")
+				ch.Lines = append(ch.Lines, "lifting:    the echo-tripwire suspension ("+old.SuspendReason+")")
 			}
 		}
-		if err := c.Approval.approve(env, ix, sel, "binding "+c.Name+" to "+t.String(), change,
-			policy.BindCommand(c.Name, b, sel.Workspace, sel.Project)); err != nil {
-			return nil, err
-		}
-		res.Approved = true
+		return ch, nil
 	}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+	approve := func(ix *vault.Index, ch vault.Change) error {
+		return c.Approval.approve(env, ix, sel, "binding "+c.Name+" to "+t.String(), ch.Lines, policy.BindCommand(c.Name, b, sel.Workspace, sel.Project))
+	}
+	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		s, err := ix.Secret(sel.Selection, c.Name)
 		if err != nil {
 			return err
 		}
 		old := findBinding(s, t)
-		if b.Widens(old) && !res.Approved {
-			return errcode.New(errcode.Conflict, "the binding changed while waiting for approval; retry")
-		}
 		res.Releases = releasesOf(s)
 		switch {
 		case old == nil:
@@ -481,24 +478,24 @@ func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, ix, sel, err := env.openProject(c.Scope)
-	if err != nil {
-		return nil, err
-	}
-	s, err := ix.Secret(sel.Selection, c.Name)
+	st, _, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name, Release: mode}
-	if _, widens := policy.AddRelease(s.Releases, mode); widens {
-		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
-		change := []string{"release:    " + mode + " (the value itself leaves the broker)"}
-		if err := c.Approval.approve(env, ix, sel, what, change, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name)); err != nil {
-			return nil, err
+	decide := func(ix *vault.Index) (vault.Change, error) {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return vault.Change{}, err
 		}
-		res.Approved = true
+		_, widens := policy.AddRelease(s.Releases, mode)
+		return vault.Change{Widens: widens, Lines: []string{"release:    " + mode + " (the value itself leaves the broker)"}}, nil
 	}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+	approve := func(ix *vault.Index, ch vault.Change) error {
+		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
+		return c.Approval.approve(env, ix, sel, what, ch.Lines, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name))
+	}
+	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		s, err := ix.Secret(sel.Selection, c.Name)
 		if err != nil {
 			return err
@@ -508,9 +505,6 @@ func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
 		if !added {
 			res.Action = "unchanged"
 			return vault.ErrUnchanged
-		}
-		if !res.Approved {
-			return errcode.New(errcode.Conflict, "the release flags changed while waiting for approval; retry")
 		}
 		s.Releases = out
 		res.Action = "added"

@@ -524,3 +524,36 @@ func flushUntilOK(t *testing.T, w *Writer, what string) {
 		}
 	}
 }
+
+// TestWriterDirectAppendFailureRefusesNext: a record the Writer writes
+// directly (queue full, or after Close) and cannot write is reported to
+// Ready as well as returned, since a front end appending off the response
+// path (the proxy) cannot act on the error; the next request is refused.
+func TestWriterDirectAppendFailureRefusesNext(t *testing.T) {
+	dir := t.TempDir()
+	l := Open(dir, Options{})
+	w := l.NewWriter()
+	ctx := context.Background()
+	if err := w.Append(ctx, rec("a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	active := filepath.Join(dir, "audit.log")
+	if err := os.Rename(active, active+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(active, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(ctx, rec("b", 0)); errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("direct append to a broken log: %v", err)
+	}
+	if err := w.Ready(ctx); errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("Ready after a failed direct append: %v", err)
+	}
+}

@@ -146,5 +146,5 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(errcode.Lookup(rep.Code).HTTP)
-	json.NewEncoder(w).Encode(ErrorReport{rep})
+	json.NewEncoder(w).Encode(ErrorReport{Error: rep})
 }

@@ -164,12 +164,10 @@ func (s *Server) handle(t Tool) sdk.ToolHandler {
 }
 
 // ErrorReport is the text of a failed call: the CLI's error object.
-type ErrorReport struct {
-	Error errcode.Report `json:"error"`
-}
+type ErrorReport = errcode.Envelope
 
 func errorResult(err error) *sdk.CallToolResult {
-	b, _ := encode(ErrorReport{errcode.Classify(err)})
+	b, _ := encode(ErrorReport{Error: errcode.Classify(err)})
 	return &sdk.CallToolResult{IsError: true, Content: []sdk.Content{&sdk.TextContent{Text: string(b)}}}
 }
 

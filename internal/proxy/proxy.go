@@ -255,7 +255,5 @@ func writeError(w http.ResponseWriter, err error) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(errcode.Lookup(rep.Code).HTTP)
-	json.NewEncoder(w).Encode(struct {
-		Error errcode.Report `json:"error"`
-	}{rep})
+	json.NewEncoder(w).Encode(errcode.Envelope{Error: rep})
 }
