@@ -12,6 +12,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -34,11 +35,11 @@ func CheckRelease(ix *vault.Index, mode string, ref Ref) error {
 	return policy.CheckRelease(s.Releases, mode, ref.Workspace, ref.Project, ref.Name)
 }
 
-// Released holds values handed out by Release (SECRET — never log). Its
-// Format method prints no field, so %v is safe.
+// Released holds values handed out by Release. Its Format method prints no
+// field, and each value is a secret.Value, which prints as a redaction.
 type Released struct {
 	refs     []Ref
-	values   map[Ref][]byte
+	values   map[Ref]secret.Value
 	redactor *Redactor
 }
 
@@ -50,7 +51,7 @@ func Release(ctx context.Context, st *vault.Store, mode string, refs []Ref) (*Re
 	if err != nil {
 		return nil, err
 	}
-	r := &Released{values: make(map[Ref][]byte, len(refs))}
+	r := &Released{values: make(map[Ref]secret.Value, len(refs))}
 	for _, ref := range refs {
 		if err := CheckRelease(ix, mode, ref); err != nil {
 			return nil, err
@@ -70,15 +71,14 @@ func Release(ctx context.Context, st *vault.Store, mode string, refs []Ref) (*Re
 	}
 	all := make([][]byte, 0, len(r.refs))
 	for _, ref := range r.refs {
-		all = append(all, r.values[ref])
+		all = append(all, r.values[ref].Reveal())
 	}
 	r.redactor = NewRedactor(all)
 	return r, nil
 }
 
-// Value is ref's value (nil if it was not released). The caller must not
-// keep it beyond Wipe.
-func (r *Released) Value(ref Ref) []byte { return r.values[ref] }
+// Value is ref's value (empty if it was not released). It is wiped by Wipe.
+func (r *Released) Value(ref Ref) secret.Value { return r.values[ref] }
 
 // Redactor masks every released value and its encodings, for the output of
 // a process the values were given to.
@@ -95,7 +95,7 @@ func (r *Released) Contains(s string) bool {
 // since output may still be flowing.
 func (r *Released) Wipe() {
 	for _, v := range r.values {
-		clear(v)
+		v.Wipe()
 	}
 	clear(r.values)
 }

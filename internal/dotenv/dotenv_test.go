@@ -140,10 +140,10 @@ func TestParse(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				g := got[i]
-				if g.Name != w.name || string(g.Value) != w.value || g.Line != w.line {
-					t.Errorf("entry %d = {%q %q %d}, want {%q %q %d}", i, g.Name, g.Value, g.Line, w.name, w.value, w.line)
+				if g.Name != w.name || string(g.Value.Reveal()) != w.value || g.Line != w.line {
+					t.Errorf("entry %d = {%q %q %d}, want {%q %q %d}", i, g.Name, g.Value.Reveal(), g.Line, w.name, w.value, w.line)
 				}
-				if g.Value == nil {
+				if g.Value.Reveal() == nil {
 					t.Errorf("entry %d: Value is nil, want empty non-nil slice", i)
 				}
 			}
@@ -188,8 +188,8 @@ func TestValuesDoNotAliasInput(t *testing.T) {
 	}
 	want := []string{"plain", "single", "double", "tick"}
 	for i, e := range got {
-		if string(e.Value) != want[i] {
-			t.Errorf("%s = %q after wiping input, want %q", e.Name, e.Value, want[i])
+		if string(e.Value.Reveal()) != want[i] {
+			t.Errorf("%s = %q after wiping input, want %q", e.Name, e.Value.Reveal(), want[i])
 		}
 	}
 }
@@ -300,7 +300,7 @@ func checkRoundTrip(t *testing.T, in []byte) {
 	}
 	var out strings.Builder
 	for _, e := range first {
-		fmt.Fprintf(&out, "%s=%s\n", e.Name, quote(e.Value))
+		fmt.Fprintf(&out, "%s=%s\n", e.Name, quote(e.Value.Reveal()))
 	}
 	if out.Len() > maxSize {
 		return // escaping can push a legal file over the limit
@@ -313,9 +313,9 @@ func checkRoundTrip(t *testing.T, in []byte) {
 		t.Fatalf("re-parse gave %d entries, want %d", len(second), len(first))
 	}
 	for i := range first {
-		if first[i].Name != second[i].Name || !bytes.Equal(first[i].Value, second[i].Value) {
+		if first[i].Name != second[i].Name || !bytes.Equal(first[i].Value.Reveal(), second[i].Value.Reveal()) {
 			t.Fatalf("entry %d: re-parse gave {%q %q}, want {%q %q}",
-				i, second[i].Name, second[i].Value, first[i].Name, first[i].Value)
+				i, second[i].Name, second[i].Value.Reveal(), first[i].Name, first[i].Value.Reveal())
 		}
 	}
 }
@@ -368,7 +368,7 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("duplicate name %q", e.Name)
 			}
 			seen[e.Name] = true
-			if e.Value == nil {
+			if e.Value.Reveal() == nil {
 				t.Fatalf("%s: nil Value", e.Name)
 			}
 		}
