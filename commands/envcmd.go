@@ -115,7 +115,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	defer rel.Wipe()
 	values := make([][]byte, 0, len(refs))
 	for _, ref := range refs {
-		values = append(values, rel.Value(ref))
+		values = append(values, rel.Value(ref).Reveal())
 	}
 	if argvLeaks(c.Command, values, rel.Contains) {
 		return fail(errcode.WithHint(broker.ErrValueInArgv,
@@ -315,7 +315,9 @@ func containsString(list []string, s string) bool {
 func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Released, sel vault.Selection) []string {
 	set := map[string][]byte{}
 	for _, v := range vars {
-		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret})
+		// Revealed for the child's environment: handing values to it is
+		// what env is for.
+		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret}).Reveal()
 	}
 	var extra []string
 	if p, err := probeProxy(st); err == nil && p.Running {

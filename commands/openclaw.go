@@ -167,7 +167,9 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 		} else {
 			defer rel.Wipe()
 			for _, id := range approvedIDs {
-				v := rel.Value(refs[id])
+				// Revealed for OpenClaw: handing values to it is what
+				// resolve is for.
+				v := rel.Value(refs[id]).Reveal()
 				if !utf8.Valid(v) {
 					refuse(id, openclawNotText, errcode.New(errcode.Usage, "the value is not UTF-8 text, which JSON cannot carry unchanged"))
 					continue

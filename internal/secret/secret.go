@@ -9,6 +9,7 @@
 package secret
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"fmt"
 	"io"
@@ -49,6 +50,15 @@ func (v Value) Empty() bool { return v.p == nil || len(v.p.b) == 0 }
 // so that callers can deduplicate values without revealing them.
 func (v Value) Equal(o Value) bool {
 	return subtle.ConstantTimeCompare(v.Reveal(), o.Reveal()) == 1
+}
+
+// Clone returns a Value with its own copy of the bytes, for a holder that
+// must outlive the owner's Wipe.
+func (v Value) Clone() Value {
+	if v.p == nil {
+		return Value{}
+	}
+	return New(bytes.Clone(v.p.b))
 }
 
 // Wipe zeroes the bytes and drops them, for every copy of v.
