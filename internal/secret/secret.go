@@ -21,30 +21,45 @@ import (
 const Redacted = "[secret]"
 
 // Value is a plaintext secret value. Copies share the bytes, so Wipe on any
-// copy wipes them all. The bytes sit behind a pointer: fmt prints a pointer
-// nested in a struct as an address, so even a Value in an unexported field,
-// where fmt cannot call its methods, shows no byte of it.
-type Value struct{ p *holder }
+// copy wipes them all. Compare values with Equal; == does not compile.
+//
+// The bytes are reachable only through a closure. Where fmt cannot call a
+// Value's methods (a Value in an unexported field) it prints the fields by
+// reflection, and with a bad verb it follows a pointer; reflection never
+// sees what a func closes over, so fmt, and reflection-based dumpers such
+// as spew, print an address there, never a byte.
+type Value struct{ get func() *holder }
 
 type holder struct{ b []byte }
 
 // New wraps b, taking ownership: the caller must not use b afterwards
 // (Wipe zeroes it).
-func New(b []byte) Value { return Value{p: &holder{b: b}} }
+func New(b []byte) Value {
+	h := &holder{b: b}
+	return Value{get: func() *holder { return h }}
+}
+
+// h is the holder, nil for the zero Value.
+func (v Value) h() *holder {
+	if v.get == nil {
+		return nil
+	}
+	return v.get()
+}
 
 // Reveal returns the plaintext bytes, not a copy, for the few places that
 // must use them: the vault (to store and check them), the broker (to inject
 // and redact them) and the release path (to hand them to a child process).
 // Any other caller is a finding of the vet-style test in this package.
 func (v Value) Reveal() []byte {
-	if v.p == nil {
-		return nil
+	if h := v.h(); h != nil {
+		return h.b
 	}
-	return v.p.b
+	return nil
 }
 
 // Empty reports whether v holds no bytes (never set, empty, or wiped).
-func (v Value) Empty() bool { return v.p == nil || len(v.p.b) == 0 }
+func (v Value) Empty() bool { return len(v.Reveal()) == 0 }
 
 // Equal compares two values in constant time (for their common length),
 // so that callers can deduplicate values without revealing them.
@@ -55,19 +70,18 @@ func (v Value) Equal(o Value) bool {
 // Clone returns a Value with its own copy of the bytes, for a holder that
 // must outlive the owner's Wipe.
 func (v Value) Clone() Value {
-	if v.p == nil {
+	if v.h() == nil {
 		return Value{}
 	}
-	return New(bytes.Clone(v.p.b))
+	return New(bytes.Clone(v.Reveal()))
 }
 
 // Wipe zeroes the bytes and drops them, for every copy of v.
 func (v Value) Wipe() {
-	if v.p == nil {
-		return
+	if h := v.h(); h != nil {
+		clear(h.b)
+		h.b = nil
 	}
-	clear(v.p.b)
-	v.p.b = nil
 }
 
 // String prints the redaction.
