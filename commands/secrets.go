@@ -117,7 +117,14 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) (secret.Value, error) {
 	}
 }
 
+// writeSecrets stores puts and wipes their values, stored or not: the vault
+// has them now, and the output guard keeps its own copies.
 func writeSecrets(env *Env, scope Scope, puts []vault.Put, mode vault.PutMode, res *SecretsWriteResult) (*SecretsWriteResult, error) {
+	defer func() {
+		for _, p := range puts {
+			p.Value.Wipe()
+		}
+	}()
 	st, _, sel, err := env.openProject(scope)
 	if err != nil {
 		return nil, err

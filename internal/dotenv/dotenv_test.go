@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 type kv struct {
@@ -374,4 +376,26 @@ func FuzzParse(f *testing.F) {
 		}
 		checkRoundTrip(t, in)
 	})
+}
+
+// TestDedupeWipesOverriddenValues: a value overridden by a later assignment
+// is returned to nobody, so dedupe wipes it; the kept ones stay intact.
+func TestDedupeWipesOverriddenValues(t *testing.T) {
+	entry := func(name, v string) (Entry, []byte) {
+		b := []byte(v)
+		return Entry{Name: name, Value: secret.New(b)}, b
+	}
+	a1, a1b := entry("A", "first-a")
+	b1, b1b := entry("B", "only-b")
+	a2, a2b := entry("A", "second-a")
+	out := dedupe([]Entry{a1, b1, a2})
+	if len(out) != 2 || out[0].Name != "B" || out[1].Name != "A" {
+		t.Fatalf("dedupe = %v", out)
+	}
+	if !bytes.Equal(a1b, make([]byte, len(a1b))) || !a1.Value.Empty() {
+		t.Error("the overridden value survives")
+	}
+	if string(b1b) != "only-b" || string(a2b) != "second-a" {
+		t.Error("a kept value was wiped")
+	}
 }
