@@ -108,7 +108,7 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 
 	values := make([][]byte, 0, len(refs))
 	for _, ref := range refs {
-		values = append(values, rel.Value(ref))
+		values = append(values, rel.Value(ref).Reveal())
 	}
 	if argvLeaks(c.Command, values, rel.Contains) {
 		return nil, errcode.WithHint(broker.ErrValueInArgv,
@@ -304,7 +304,9 @@ func containsString(list []string, s string) bool {
 func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Released, sel vault.Selection) []string {
 	set := map[string][]byte{}
 	for _, v := range vars {
-		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret})
+		// Revealed for the child's environment: handing values to it is
+		// what env is for.
+		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret}).Reveal()
 	}
 	var extra []string
 	if p, err := probeProxy(st); err == nil && p.Running {

@@ -173,7 +173,9 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 			defer rel.Wipe()
 			var outcome broker.ReleaseOutcome
 			for _, id := range approvedIDs {
-				v := rel.Value(refs[id])
+				// Revealed for OpenClaw: handing values to it is what
+				// resolve is for.
+				v := rel.Value(refs[id]).Reveal()
 				if !utf8.Valid(v) {
 					outcome.Err = errcode.New(errcode.Usage, "the value is not UTF-8 text, which JSON cannot carry unchanged")
 					refuse(id, openclawNotText, outcome.Err)

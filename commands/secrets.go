@@ -14,6 +14,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -64,7 +65,7 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 			if c.FromStdin || c.FromFile != "" {
 				return nil, errcode.New(errcode.Usage, "give NAME alone with --from-stdin or --from-file")
 			}
-			puts = append(puts, vault.Put{Name: name, Value: []byte(value), Source: "set"})
+			puts = append(puts, vault.Put{Name: name, Value: secret.New([]byte(value)), Source: "set"})
 			continue
 		}
 		prompts = append(prompts, name)
@@ -85,36 +86,45 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	return writeSecrets(env, c.Scope, puts, vault.Upsert, res)
 }
 
-func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
+// readValue reads one value from where --from-stdin, --from-file or the
+// prompt say; it is typed from here on.
+func (c *SecretsSetCmd) readValue(env *Env, name string) (secret.Value, error) {
 	switch {
 	case c.FromStdin:
 		b, err := io.ReadAll(io.LimitReader(env.IO.In, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, fmt.Errorf("read stdin: %w", err)
+			return secret.Value{}, fmt.Errorf("read stdin: %w", err)
 		}
-		return trimNewline(b), nil
+		return secret.New(trimNewline(b)), nil
 	case c.FromFile != "":
 		f, err := os.Open(c.FromFile)
 		if err != nil {
-			return nil, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
+			return secret.Value{}, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
 		}
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, userFileError("--from-file", c.FromFile, err)
+			return secret.Value{}, userFileError("--from-file", c.FromFile, err)
 		}
-		return trimNewline(b), nil
+		return secret.New(trimNewline(b)), nil
 	default:
 		v, err := env.IO.Prompt("Value for "+name+" (hidden): ", false)
 		if err != nil {
-			return nil, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
+			return secret.Value{}, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
 				"pipe it with `--from-stdin`, or use `--from-file PATH`")
 		}
-		return v, nil
+		return secret.New(v), nil
 	}
 }
 
+// writeSecrets stores puts and wipes their values, stored or not: the vault
+// has them now, and the output guard keeps its own copies.
 func writeSecrets(env *Env, scope Scope, puts []vault.Put, mode vault.PutMode, res *SecretsWriteResult) (*SecretsWriteResult, error) {
+	defer func() {
+		for _, p := range puts {
+			p.Value.Wipe()
+		}
+	}()
 	st, _, sel, err := env.openProject(scope)
 	if err != nil {
 		return nil, err
@@ -165,7 +175,7 @@ func (c *SecretsGenerateCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	if c.Overwrite {
 		mode = vault.Upsert
 	}
-	return writeSecrets(env, c.Scope, []vault.Put{{Name: c.Name, Value: v, Source: "generate"}}, mode, &SecretsWriteResult{})
+	return writeSecrets(env, c.Scope, []vault.Put{{Name: c.Name, Value: secret.New(v), Source: "generate"}}, mode, &SecretsWriteResult{})
 }
 
 type SecretsListCmd struct {

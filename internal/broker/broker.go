@@ -39,6 +39,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -111,7 +112,7 @@ type namedRedactor struct {
 type cachedValue struct {
 	version     int
 	fingerprint string
-	value       []byte
+	value       secret.Value
 }
 
 // New builds a broker.
@@ -631,7 +632,9 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 			b.values[key] = c
 			b.mu.Unlock()
 		}
-		out[name] = c.value
+		// Revealed here, inside the broker: outbound and the redactor take
+		// bytes.
+		out[name] = c.value.Reveal()
 	}
 	return out, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -38,11 +39,11 @@ func CheckRelease(ix *vault.Index, mode string, ref Ref) error {
 	return policy.CheckRelease(s.Releases, mode, ref.Workspace, ref.Project, ref.Name)
 }
 
-// Released holds values handed out by Release (SECRET — never log). Its
-// Format method prints no field, so %v is safe.
+// Released holds values handed out by Release. Its Format method prints no
+// field, and each value is a secret.Value, which prints as a redaction.
 type Released struct {
 	refs     []Ref
-	values   map[Ref][]byte
+	values   map[Ref]secret.Value
 	redactor *Redactor
 
 	// fin is the release's audit record, written once by Finish (behind a
@@ -97,7 +98,7 @@ func Release(ctx context.Context, st *vault.Store, req ReleaseRequest) (_ *Relea
 	if err := req.Audit.Ready(ctx); err != nil {
 		return nil, err
 	}
-	r := &Released{values: make(map[Ref][]byte, len(req.Refs)), fin: &releaseRecord{auditor: req.Audit, now: req.Now, start: req.Now(),
+	r := &Released{values: make(map[Ref]secret.Value, len(req.Refs)), fin: &releaseRecord{auditor: req.Audit, now: req.Now, start: req.Now(),
 		rec: &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Secrets: refNames(req.Refs), Styles: []string{}}}}
 	defer func() {
 		if err != nil {
@@ -131,7 +132,7 @@ func Release(ctx context.Context, st *vault.Store, req ReleaseRequest) (_ *Relea
 	}
 	all := make([][]byte, 0, len(r.refs))
 	for _, ref := range r.refs {
-		all = append(all, r.values[ref])
+		all = append(all, r.values[ref].Reveal())
 	}
 	r.redactor = NewRedactor(all)
 	return r, nil
@@ -209,9 +210,8 @@ func refNames(refs []Ref) []string {
 	return out
 }
 
-// Value is ref's value (nil if it was not released). The caller must not
-// keep it beyond Wipe.
-func (r *Released) Value(ref Ref) []byte { return r.values[ref] }
+// Value is ref's value (empty if it was not released). It is wiped by Wipe.
+func (r *Released) Value(ref Ref) secret.Value { return r.values[ref] }
 
 // Redactor masks every released value and its encodings, for the output of
 // a process the values were given to.
@@ -228,7 +228,7 @@ func (r *Released) Contains(s string) bool {
 // since output may still be flowing.
 func (r *Released) Wipe() {
 	for _, v := range r.values {
-		clear(v)
+		v.Wipe()
 	}
 	clear(r.values)
 }

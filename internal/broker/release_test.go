@@ -17,21 +17,21 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
-
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 func TestReleasedHidesAndFindsValues(t *testing.T) {
-	const secret = "rel-value-0123456789abcdef"
+	const value = "rel-value-0123456789abcdef"
 	ref := Ref{Selection: vault.Selection{Workspace: "w", Project: "p"}, Name: "KEY"}
-	v := []byte(secret)
-	r := &Released{refs: []Ref{ref}, values: map[Ref][]byte{ref: v}, redactor: NewRedactor([][]byte{[]byte(secret)})}
+	v := []byte(value)
+	r := &Released{refs: []Ref{ref}, values: map[Ref]secret.Value{ref: secret.New(v)}, redactor: NewRedactor([][]byte{[]byte(value)})}
 	for _, s := range []string{fmt.Sprintf("%v", r), fmt.Sprintf("%+v", *r), fmt.Sprintf("%#v", r), fmt.Sprint(r)} {
 		if strings.Contains(s, "rel-value") {
 			t.Fatalf("formatting leaks the value: %s", s)
 		}
 	}
-	for _, arg := range []string{secret, "--token=" + secret, base64.StdEncoding.EncodeToString([]byte(secret)), "--unrelated-argument"} {
+	for _, arg := range []string{value, "--token=" + value, base64.StdEncoding.EncodeToString([]byte(value)), "--unrelated-argument"} {
 		want := arg != "--unrelated-argument"
 		if got := r.Contains(arg); got != want {
 			t.Errorf("Contains(%q) = %v, want %v", arg, got, want)
@@ -41,10 +41,10 @@ func TestReleasedHidesAndFindsValues(t *testing.T) {
 		t.Errorf("Ref.String() = %q", ref.String())
 	}
 	r.Wipe()
-	if strings.Trim(string(v), "\x00") != "" || r.Value(ref) != nil {
+	if strings.Trim(string(v), "\x00") != "" || !r.Value(ref).Empty() {
 		t.Fatal("Wipe left the value")
 	}
-	if !r.Contains(secret) {
+	if !r.Contains(value) {
 		t.Fatal("Wipe must keep the redactor: output may still be flowing")
 	}
 }
