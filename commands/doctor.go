@@ -210,14 +210,7 @@ func backendCheck(env *Env, st *vault.Store) Check {
 		ch.Detail = "vault.enc present; set AGENTSECRETS_VAULT_PASSPHRASE_FILE to let doctor open it"
 		return ch
 	}
-	b, err := st.Backend(env.ctx())
-	if err == nil {
-		err = b.Probe(env.ctx())
-	}
-	if err == nil {
-		_, err = st.FingerprintCheck(env.ctx())
-	}
-	if err != nil {
+	if err := st.Probe(env.ctx()); err != nil {
 		rep := errcode.Classify(err)
 		ch.Detail, ch.Fix = rep.Message, rep.Hint
 		return ch

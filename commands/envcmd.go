@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"context"
 	"encoding/base32"
 	"encoding/hex"
 	"errors"
@@ -70,7 +69,7 @@ const (
 // exited, while a process it left behind holds the pipe open.
 const maskDrainTimeout = 2 * time.Second
 
-func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
+func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 	vars, err := parseOnly(c.Only)
 	if err != nil {
 		return nil, err
@@ -83,67 +82,61 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The command's name is recorded only once argv is known to hold no
-	// value: before that check it could be anything, a value included.
-	rec := &audit.Record{FrontEnd: audit.FrontEndEnv, Secrets: secretsOf(vars), Styles: []string{}}
-	start := env.Now()
-	log := audit.Open(st.Dirs.State, audit.Options{})
-	// No audit record means no release: the log must be able to take this
-	// command's record before any value is read.
-	if err := log.Ready(env.ctx()); err != nil {
-		return nil, err
-	}
-	fail := func(err error) (*EnvResult, error) {
-		if aerr := auditEnv(env, log, rec, start, err); aerr != nil {
-			return nil, aerr
-		}
-		return nil, err
-	}
-
 	refs := make([]broker.Ref, 0, len(vars))
 	for _, v := range vars {
-		ref := broker.Ref{Selection: sel.Selection, Name: v.Secret}
-		if err := broker.CheckRelease(ix, policy.ReleaseEnv, ref); err != nil {
-			return fail(err)
-		}
-		refs = append(refs, ref)
+		refs = append(refs, broker.Ref{Selection: sel.Selection, Name: v.Secret})
 	}
-	rel, err := broker.Release(env.ctx(), st, policy.ReleaseEnv, refs)
+	// The broker checks the release flags and audits the release: a
+	// refusal here is already recorded, and every later return goes
+	// through Finish (deferred below), so no run goes unrecorded.
+	rel, err := broker.Release(env.ctx(), st, broker.ReleaseRequest{FrontEnd: audit.FrontEndEnv, Mode: policy.ReleaseEnv, Refs: refs,
+		Audit: audit.Open(st.Dirs.State, audit.Options{}), Now: env.Now})
 	if err != nil {
-		return fail(err)
+		return nil, err
 	}
 	defer rel.Wipe()
+	// The command's name is recorded only once argv is known to hold no
+	// value: before that check it could be anything, a value included.
+	var command string
+	var exitCode int
+	defer func() {
+		// The child may have run; what is left to refuse is a success.
+		if ferr := rel.Finish(env.ctx(), broker.ReleaseOutcome{Err: err, Command: command, ExitCode: exitCode}); ferr != nil {
+			res, err = nil, ferr
+		}
+	}()
+
 	values := make([][]byte, 0, len(refs))
 	for _, ref := range refs {
-		values = append(values, rel.Value(ref))
+		values = append(values, rel.Value(ref).Reveal())
 	}
 	if argvLeaks(c.Command, values, rel.Contains) {
-		return fail(errcode.WithHint(broker.ErrValueInArgv,
-			"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'"))
+		return nil, errcode.WithHint(broker.ErrValueInArgv,
+			"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'")
 	}
 	// The error does not name the program: the first word after -- could
 	// be a value of a secret not released here, which nothing can check.
 	path, err := exec.LookPath(c.Command[0])
 	if err != nil {
-		return fail(errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
-			"check the first word after -- (give the program's path, or fix PATH)"))
+		return nil, errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
+			"check the first word after -- (give the program's path, or fix PATH)")
 	}
 
-	rec.Command = filepath.Base(c.Command[0])
+	command = filepath.Base(c.Command[0])
 	if c.NoMasking {
 		// Asked only now: the program's name is shown once argv is known to
 		// hold none of the released values, and its arguments never are
 		// (they could hold anything); their count tells a human whether
 		// this is the command they meant.
-		what := fmt.Sprintf("running %s with the values of %s and its output UNMASKED", rec.Command, strings.Join(secretsOf(vars), ", "))
+		what := fmt.Sprintf("running %s with the values of %s and its output UNMASKED", command, strings.Join(secretsOf(vars), ", "))
 		change := []string{
-			"command:    " + rec.Command + fmt.Sprintf(" with %d argument(s) (not shown: they could hold anything)", len(c.Command)-1),
+			"command:    " + command + fmt.Sprintf(" with %d argument(s) (not shown: they could hold anything)", len(c.Command)-1),
 			"variables:  " + strings.Join(c.Only, ", "),
 			"output:     UNMASKED (values the command prints reach the terminal as they are)",
 		}
 		rerun := fmt.Sprintf("agentsecrets env --only %s --no-masking --workspace %s --project %s -- CMD", strings.Join(c.Only, ","), sel.Workspace, sel.Project)
 		if err := c.Approval.approve(env, ix, sel, what, change, rerun); err != nil {
-			return fail(err)
+			return nil, err
 		}
 	}
 
@@ -152,7 +145,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 	child.Dir = env.Cwd
 	child.Env = childEnv(env, st, vars, rel, sel.Selection)
 	child.Stdin = env.IO.In
-	res := &EnvResult{Workspace: sel.Workspace, Project: sel.Project, Command: rec.Command, Variables: vars, Masked: !c.NoMasking}
+	res = &EnvResult{Workspace: sel.Workspace, Project: sel.Project, Command: command, Variables: vars, Masked: !c.NoMasking}
 
 	var copies sync.WaitGroup
 	var readEnds, writeEnds []*os.File
@@ -167,7 +160,7 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		}{{env.IO.Out, &child.Stdout}, {env.IO.Err, &child.Stderr}} {
 			pr, pw, err := os.Pipe()
 			if err != nil {
-				return fail(errcode.Errorf(errcode.Internal, "create pipe: %w", err))
+				return nil, errcode.Errorf(errcode.Internal, "create pipe: %w", err)
 			}
 			defer pw.Close()
 			defer pr.Close()
@@ -200,8 +193,8 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		defer signal.Stop(pipeSig)
 	}
 	if err := child.Start(); err != nil {
-		return fail(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
-			"check that the first word after -- is an executable program"))
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
+			"check that the first word after -- is an executable program")
 	}
 	// The child holds the values now; this process no longer needs them,
 	// only the redactor's forms.
@@ -238,12 +231,8 @@ func (c *EnvCmd) Run(env *Env) (*EnvResult, error) {
 		<-drained
 	}
 
-	rec.ExitCode = res.ExitCode
-	if err := auditEnv(env, log, rec, start, nil); err != nil {
-		// The child has run; what is left to refuse is a success.
-		return nil, err
-	}
-	res.AuditID = rec.ID
+	exitCode = res.ExitCode
+	res.AuditID = rel.AuditID()
 	return res, nil
 }
 
@@ -315,7 +304,9 @@ func containsString(list []string, s string) bool {
 func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Released, sel vault.Selection) []string {
 	set := map[string][]byte{}
 	for _, v := range vars {
-		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret})
+		// Revealed for the child's environment: handing values to it is
+		// what env is for.
+		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret}).Reveal()
 	}
 	var extra []string
 	if p, err := probeProxy(st); err == nil && p.Running {
@@ -354,46 +345,6 @@ func exitStatus(ps *os.ProcessState, waitErr error) (int, string) {
 		return 1, ""
 	}
 	return 0, ""
-}
-
-// auditEnv appends the run's record: names, the command's base name and
-// its exit code; never argv, which could hold anything.
-func auditEnv(env *Env, log *audit.Log, rec *audit.Record, start time.Time, err error) error {
-	rec.DurationMS = float64(env.Now().Sub(start).Microseconds()) / 1000
-	switch {
-	case err == nil:
-		rec.Decision = audit.DecisionAllowed
-	default:
-		rep := errcode.Classify(err)
-		rec.Code, rec.Decision, rec.Reason = string(rep.Code), audit.DecisionError, releaseReason(err)
-		if rep.Code == errcode.Denied || rep.Code == errcode.ApprovalRequired {
-			rec.Decision = audit.DecisionBlocked
-		}
-	}
-	return log.Append(context.WithoutCancel(env.ctx()), rec)
-}
-
-// releaseReason names why a release was refused, for the audit record.
-func releaseReason(err error) string {
-	switch {
-	case errors.Is(err, policy.ErrNotReleased):
-		return policy.ReasonNotReleased
-	case errors.Is(err, broker.ErrValueInArgv):
-		return "value_in_argv"
-	case errors.Is(err, policy.ErrApprovalRequired):
-		return "approval_required"
-	case errors.Is(err, policy.ErrApprovalDenied):
-		return "approval_denied"
-	}
-	switch errcode.Classify(err).Code {
-	case errcode.NotFound:
-		return "unknown_secret"
-	case errcode.Unavailable:
-		return "vault_unavailable"
-	case errcode.Usage:
-		return "bad_request"
-	}
-	return "internal"
 }
 
 // minArgvForm is the shortest encoded form argvLeaks looks for: shorter

@@ -59,6 +59,12 @@ func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
 		// ParseError carries a line and a reason, never the text.
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "%s: %v", atomicfile.ShowPath(c.Path), err), "fix the file; nothing was imported")
 	}
+	// Every value is wiped on return, the rejected ones included.
+	defer func() {
+		for _, e := range entries {
+			e.Value.Wipe()
+		}
+	}()
 	res := &SecretsImportResult{Results: []ImportEntry{}}
 	var puts []vault.Put
 	lines := map[string]int{}

@@ -73,10 +73,13 @@ func Main(args []string, env *Env) int {
 	}
 	// Errors are reported once, by reportError; kong writes nothing to stderr.
 	parser.Stderr = discard{}
-	args, err = applyInput(parser, args, env)
+	// The expanded arguments replace args only on success: the error path
+	// must still scrub the arguments the user typed.
+	expanded, err := applyInput(parser, args, env)
 	if err != nil {
 		return reportError(env, format, err, args)
 	}
+	args = expanded
 	kctx, err := parser.Parse(args)
 	if exited >= 0 {
 		return exited

@@ -69,7 +69,12 @@ func errorCode(t *testing.T, s string) string {
 	if !ok {
 		t.Fatalf("no error object in %s", s)
 	}
-	if e["hint"] == "" || e["message"] == "" {
+	// hint and message are omitempty: an empty one arrives as a missing
+	// key, so the check is on the string, not on the map entry.
+	if hint, _ := e["hint"].(string); hint == "" {
+		t.Fatalf("error lacks a hint: %s", s)
+	}
+	if msg, _ := e["message"].(string); msg == "" {
 		t.Fatalf("error lacks message or hint: %s", s)
 	}
 	return e["code"].(string)
@@ -249,6 +254,10 @@ func TestParseErrorsNeverEchoValues(t *testing.T) {
 		{"secrets", "list", "--select=" + canary},
 		{"--format", canary, "status"},
 		{"secrets", "generate", "X", "--length", canary},
+		// A failing --input must still be scrubbed against the typed
+		// arguments (the error names the --input path).
+		{"secrets", "set", "GOOD=" + canary, "--input", "./" + canary + ".json"},
+		{"secrets", "set", "GOOD=" + canary, "--input=missing/" + canary},
 	} {
 		code, out, errb := run("", args...)
 		if code == 0 {

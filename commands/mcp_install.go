@@ -145,18 +145,24 @@ func planAll(env *Env, clients []*mcpconfig.Client, scope mcpconfig.Scope, expli
 	return changes, skipped, nil
 }
 
+// applyChanges writes every planned change as one (mcpconfig.WriteAll):
+// a refusal of any file leaves every file as it was, so a result lists
+// backups only of files that were written.
 func applyChanges(env *Env, changes []*mcpconfig.Change, dry bool) ([]McpClientResult, error) {
+	var backups []string
+	if !dry {
+		var err error
+		if backups, err = mcpconfig.WriteAll(changes, env.Now()); err != nil {
+			return nil, err
+		}
+	}
 	var out []McpClientResult
-	for _, ch := range changes {
+	for i, ch := range changes {
 		r := McpClientResult{Client: ch.Client.Name, Title: ch.Client.Title, Path: ch.Path, Action: ch.Action}
 		if dry {
 			r.Entry = ch.Entry
 		} else {
-			backup, err := ch.Write(env.Now())
-			if err != nil {
-				return nil, err
-			}
-			r.Backup = backup
+			r.Backup = backups[i]
 		}
 		out = append(out, r)
 	}

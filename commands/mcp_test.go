@@ -123,6 +123,7 @@ func TestMcpPerCallOptionsShareOneBroker(t *testing.T) {
 // leave the goroutine count flat and that the session ends cleanly when
 // the client closes stdin.
 func TestMcpInProcess(t *testing.T) {
+	const keyValue = "value-of-key-0123456789"
 	root, run := fileVault(t)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -136,7 +137,7 @@ func TestMcpInProcess(t *testing.T) {
 		{"secrets", "bind", "KEY", host, "--passphrase-file", admin},
 	} {
 		if args[1] == "bind" {
-			if code, out, _ := run("value-of-key-0123456789", "secrets", "set", "KEY", "--from-stdin"); code != 0 {
+			if code, out, _ := run(keyValue, "secrets", "set", "KEY", "--from-stdin"); code != 0 {
 				t.Fatalf("set: %s", out)
 			}
 		}
@@ -156,6 +157,9 @@ func TestMcpInProcess(t *testing.T) {
 				if err != nil || res.IsError {
 					t.Fatalf("api_call: %v %+v", err, res)
 				}
+				if err := checkBearerInjected(res, keyValue); err != nil {
+					t.Fatal(err)
+				}
 			}
 			// The first calls arrive together, before anything is cached
 			// or the backend opened (run with -race).
@@ -174,6 +178,8 @@ func TestMcpInProcess(t *testing.T) {
 					res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "api_call", Arguments: map[string]any{"url": up.URL + "/x", "bearer": "KEY"}})
 					if err != nil || res.IsError {
 						t.Errorf("api_call: %v %+v", err, res)
+					} else if err := checkBearerInjected(res, keyValue); err != nil {
+						t.Error(err)
 					}
 				}()
 			}
@@ -257,4 +263,29 @@ func TestAPICallInputsMatchCall(t *testing.T) {
 	if got := mcpsrv.APICallKeys(); !reflect.DeepEqual(got, want) {
 		t.Errorf("api_call takes %v; call's schema gives %v", got, want)
 	}
+}
+
+// checkBearerInjected reads the upstream's {"auth_len":N} echo from an
+// api_call result: N must be the length of "Bearer " plus the value, which
+// proves the bearer was injected (the value itself never comes back).
+func checkBearerInjected(res *mcp.CallToolResult, value string) error {
+	var got struct {
+		Body struct {
+			AuthLen *int `json:"auth_len"`
+		} `json:"body"`
+	}
+	if len(res.Content) == 0 {
+		return fmt.Errorf("api_call returned no content")
+	}
+	text, ok := res.Content[0].(*mcp.TextContent)
+	if !ok {
+		return fmt.Errorf("api_call content is %T, not text", res.Content[0])
+	}
+	if err := json.Unmarshal([]byte(text.Text), &got); err != nil {
+		return fmt.Errorf("api_call result is not JSON: %v", err)
+	}
+	if want := len("Bearer " + value); got.Body.AuthLen == nil || *got.Body.AuthLen != want {
+		return fmt.Errorf("upstream saw no Authorization of length %d (the bearer was not injected): %s", want, text.Text)
+	}
+	return nil
 }

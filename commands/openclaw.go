@@ -115,7 +115,8 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 
 	refs := map[string]broker.Ref{}
 	var approved []broker.Ref
-	var approvedIDs, notApproved, unknown []string
+	var approvedIDs, notApprovedIDs, unknownIDs []string
+	var notApproved, unknown []broker.Ref
 	for _, id := range req.IDs {
 		if _, dup := refs[id]; dup || resp.Errors[id].Code != "" {
 			continue
@@ -128,10 +129,10 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 		if err := broker.CheckRelease(ix, policy.ReleaseOpenClaw, ref); err != nil {
 			if errcode.Classify(err).Code == errcode.NotFound {
 				refuse(id, openclawNotFound, err)
-				unknown = append(unknown, ref.Name)
+				unknown, unknownIDs = append(unknown, ref), append(unknownIDs, id)
 			} else {
 				refuse(id, openclawNotApproved, err)
-				notApproved = append(notApproved, ref.Name)
+				notApproved, notApprovedIDs = append(notApproved, ref), append(notApprovedIDs, id)
 			}
 			continue
 		}
@@ -140,44 +141,56 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 		approvedIDs = append(approvedIDs, id)
 	}
 
-	log := audit.Open(st.Dirs.State, audit.Options{})
-	start := env.Now()
-	record := func(names []string, err error) error {
-		if len(names) == 0 {
-			return nil
-		}
-		return auditEnv(env, log, &audit.Record{FrontEnd: audit.FrontEndOpenClaw, Secrets: names, Styles: []string{}}, start, err)
+	// Every decision is audited by the broker; an id whose record cannot be
+	// written gets UNAVAILABLE, never a value (no record, no release).
+	release := func(refs []broker.Ref) broker.ReleaseRequest {
+		return broker.ReleaseRequest{FrontEnd: audit.FrontEndOpenClaw, Mode: policy.ReleaseOpenClaw, Refs: refs,
+			Audit: audit.Open(st.Dirs.State, audit.Options{}), Now: env.Now}
 	}
-	record(notApproved, policy.ErrNotReleased)
-	record(unknown, vault.ErrNotFound)
+	for _, refused := range []struct {
+		refs []broker.Ref
+		ids  []string
+		why  error
+	}{{notApproved, notApprovedIDs, policy.ErrNotReleased}, {unknown, unknownIDs, vault.ErrNotFound}} {
+		if len(refused.refs) == 0 {
+			continue
+		}
+		if err := broker.RefuseRelease(env.ctx(), release(refused.refs), refused.why); err != nil {
+			for _, id := range refused.ids {
+				refuse(id, openclawUnavailable, err)
+			}
+		}
+	}
 
 	if len(approved) > 0 {
-		// No audit record means no release (see broker.Auditor).
-		err := log.Ready(env.ctx())
-		var rel *broker.Released
-		if err == nil {
-			rel, err = broker.Release(env.ctx(), st, policy.ReleaseOpenClaw, approved)
-		}
-		var released []string
+		rel, err := broker.Release(env.ctx(), st, release(approved))
 		if err != nil {
+			// Already audited by Release.
 			for _, id := range approvedIDs {
 				refuse(id, openclawUnavailable, err)
 			}
-			record(namesOf(approved), err)
 		} else {
 			defer rel.Wipe()
+			var outcome broker.ReleaseOutcome
 			for _, id := range approvedIDs {
-				v := rel.Value(refs[id])
+				// Revealed for OpenClaw: handing values to it is what
+				// resolve is for.
+				v := rel.Value(refs[id]).Reveal()
 				if !utf8.Valid(v) {
-					refuse(id, openclawNotText, errcode.New(errcode.Usage, "the value is not UTF-8 text, which JSON cannot carry unchanged"))
+					outcome.Err = errcode.New(errcode.Usage, "the value is not UTF-8 text, which JSON cannot carry unchanged")
+					refuse(id, openclawNotText, outcome.Err)
+					rel.Withhold(refs[id])
 					continue
 				}
 				resp.Values[id] = string(v)
 				res.Released = append(res.Released, id)
-				released = append(released, refs[id].Name)
 			}
-			if err := record(released, nil); err != nil {
-				for _, id := range res.Released {
+			if len(res.Released) > 0 {
+				// Some values go out: the record is allowed, naming them.
+				outcome.Err = nil
+			}
+			if err := rel.Finish(env.ctx(), outcome); err != nil {
+				for _, id := range approvedIDs {
 					delete(resp.Values, id)
 					refuse(id, openclawUnavailable, err)
 				}
@@ -270,12 +283,4 @@ func parseOpenclawID(id string, def vault.Selection) (broker.Ref, error) {
 		return broker.Ref{}, errcode.New(errcode.Usage, "invalid secret name in id (want NAME or WORKSPACE/PROJECT/NAME)")
 	}
 	return ref, nil
-}
-
-func namesOf(refs []broker.Ref) []string {
-	out := make([]string, 0, len(refs))
-	for _, r := range refs {
-		out = append(out, r.Name)
-	}
-	return out
 }

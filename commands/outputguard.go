@@ -6,6 +6,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // The output guard is the last line of defence of "no value out": whatever
@@ -21,20 +22,20 @@ var errOutputLeak = errcode.WithHint(
 	errcode.New(errcode.Internal, "the command's output contained a secret value it had used; the output was withheld"),
 	"this is a bug in agentsecrets: please report the command you ran (never the value); `agentsecrets proxy logs --last 5` shows the request")
 
-// valueGuard holds the values a process handled (SECRET — never log) and
-// their redactor, built once per set. Long-running servers touch values
-// from concurrent requests, hence the lock.
+// valueGuard holds the values a process handled and their redactor, built
+// once per set (by the broker, which alone reveals the bytes). Long-running
+// servers touch values from concurrent requests, hence the lock.
 type valueGuard struct {
 	mu      sync.Mutex
-	values  [][]byte
+	values  []secret.Value
 	scanner *broker.Redactor
 	scanned int
 }
 
 // touch records a value this process handled, for the output guard. A
 // server reads the same values again as versions change; each is kept once.
-func (e *Env) touch(v []byte) {
-	if len(v) == 0 {
+func (e *Env) touch(v secret.Value) {
+	if v.Empty() {
 		return
 	}
 	if e.guard == nil {
@@ -44,11 +45,13 @@ func (e *Env) touch(v []byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	for _, t := range g.values {
-		if bytes.Equal(t, v) {
+		if t.Equal(v) {
 			return
 		}
 	}
-	g.values = append(g.values, v)
+	// A copy: the owner (a Released, a cache) may wipe its value while
+	// output that could hold it is still to be scanned.
+	g.values = append(g.values, v.Clone())
 }
 
 // guardMinValue is the shortest value the guard looks for. A shorter one
@@ -66,16 +69,7 @@ func (e *Env) outputScanner() *broker.Redactor {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.scanner == nil || g.scanned != len(g.values) {
-		var long [][]byte
-		for _, v := range g.values {
-			if len(v) >= guardMinValue {
-				long = append(long, v)
-			}
-		}
-		g.scanner, g.scanned = nil, len(g.values)
-		if len(long) > 0 {
-			g.scanner = broker.NewRedactor(long)
-		}
+		g.scanner, g.scanned = broker.NewValueRedactor(g.values, guardMinValue), len(g.values)
 	}
 	return g.scanner
 }

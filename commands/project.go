@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -172,23 +173,10 @@ func writeLink(dir string, sel vault.Selection) (string, error) {
 	}
 	b, _ := json.MarshalIndent(sel, "", "  ")
 	path := filepath.Join(linkDir, LinkFile)
-	tmp, err := os.CreateTemp(linkDir, ".project-*.json")
-	if err != nil {
-		return "", errcode.Errorf(errcode.Unavailable, "write %s: %w", path, err)
-	}
-	_, werr := tmp.Write(append(b, '\n'))
-	cerr := tmp.Close()
-	if werr != nil || cerr != nil {
-		os.Remove(tmp.Name())
-		return "", errcode.Errorf(errcode.Unavailable, "write %s failed", path)
-	}
-	// The link names a project, not a secret; it is meant to be committed.
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		os.Remove(tmp.Name())
-		return "", err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
+	// The link names a project, not a secret; it is meant to be committed,
+	// hence 0644. atomicfile fsyncs it, so a crash leaves the old link or
+	// the new one, never an empty file.
+	if err := atomicfile.Write(path, append(b, '\n'), 0o644, ".project-", nil); err != nil {
 		return "", errcode.Errorf(errcode.Unavailable, "write %s: %w", path, err)
 	}
 	return path, nil

@@ -221,7 +221,7 @@ func probeProxy(st *vault.Store) (*ProxyStatusResult, error) {
 	if !res.Running {
 		// /health names what is wrong (a vault it cannot open); the
 		// message is the proxy's own, which quotes no value.
-		var env serve.ErrorEnvelope
+		var env errcode.Envelope
 		json.NewDecoder(io.LimitReader(resp.Body, 64<<10)).Decode(&env)
 		res.warn("the proxy at %s answers but is not healthy: %s", s.Address, env.Error.Message)
 	}

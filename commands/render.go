@@ -173,10 +173,9 @@ func topLevelFields(raw []byte) []string {
 	return fields
 }
 
-// ErrorResult is the JSON shape of every failure.
-type ErrorResult struct {
-	Error errcode.Report `json:"error"`
-}
+// ErrorResult is the JSON shape of every failure (one definition for every
+// front end: errcode.Envelope).
+type ErrorResult = errcode.Envelope
 
 // reportError prints err as {"error":{...}} on stdout in JSON mode, or as
 // "agentsecrets: error: ..." plus a hint on stderr in text mode, and returns
@@ -193,7 +192,7 @@ func reportError(env *Env, format string, err error, args []string) int {
 		if rep.Hint != "" {
 			fmt.Fprintf(env.IO.Err, "hint: %s\n", termEscape(rep.Hint))
 		}
-	} else if b, encErr := encodeJSON(ErrorResult{rep}, false); encErr == nil {
+	} else if b, encErr := encodeJSON(ErrorResult{Error: rep}, false); encErr == nil {
 		env.IO.Out.Write(b)
 	}
 	return errcode.Lookup(rep.Code).Exit

@@ -14,6 +14,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -64,7 +65,7 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 			if c.FromStdin || c.FromFile != "" {
 				return nil, errcode.New(errcode.Usage, "give NAME alone with --from-stdin or --from-file")
 			}
-			puts = append(puts, vault.Put{Name: name, Value: []byte(value), Source: "set"})
+			puts = append(puts, vault.Put{Name: name, Value: secret.New([]byte(value)), Source: "set"})
 			continue
 		}
 		prompts = append(prompts, name)
@@ -85,36 +86,45 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	return writeSecrets(env, c.Scope, puts, vault.Upsert, res)
 }
 
-func (c *SecretsSetCmd) readValue(env *Env, name string) ([]byte, error) {
+// readValue reads one value from where --from-stdin, --from-file or the
+// prompt say; it is typed from here on.
+func (c *SecretsSetCmd) readValue(env *Env, name string) (secret.Value, error) {
 	switch {
 	case c.FromStdin:
 		b, err := io.ReadAll(io.LimitReader(env.IO.In, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, fmt.Errorf("read stdin: %w", err)
+			return secret.Value{}, fmt.Errorf("read stdin: %w", err)
 		}
-		return trimNewline(b), nil
+		return secret.New(trimNewline(b)), nil
 	case c.FromFile != "":
 		f, err := os.Open(c.FromFile)
 		if err != nil {
-			return nil, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
+			return secret.Value{}, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
 		}
 		defer f.Close()
 		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
 		if err != nil {
-			return nil, userFileError("--from-file", c.FromFile, err)
+			return secret.Value{}, userFileError("--from-file", c.FromFile, err)
 		}
-		return trimNewline(b), nil
+		return secret.New(trimNewline(b)), nil
 	default:
 		v, err := env.IO.Prompt("Value for "+name+" (hidden): ", false)
 		if err != nil {
-			return nil, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
+			return secret.Value{}, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
 				"pipe it with `--from-stdin`, or use `--from-file PATH`")
 		}
-		return v, nil
+		return secret.New(v), nil
 	}
 }
 
+// writeSecrets stores puts and wipes their values, stored or not: the vault
+// has them now, and the output guard keeps its own copies.
 func writeSecrets(env *Env, scope Scope, puts []vault.Put, mode vault.PutMode, res *SecretsWriteResult) (*SecretsWriteResult, error) {
+	defer func() {
+		for _, p := range puts {
+			p.Value.Wipe()
+		}
+	}()
 	st, _, sel, err := env.openProject(scope)
 	if err != nil {
 		return nil, err
@@ -165,7 +175,7 @@ func (c *SecretsGenerateCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	if c.Overwrite {
 		mode = vault.Upsert
 	}
-	return writeSecrets(env, c.Scope, []vault.Put{{Name: c.Name, Value: v, Source: "generate"}}, mode, &SecretsWriteResult{})
+	return writeSecrets(env, c.Scope, []vault.Put{{Name: c.Name, Value: secret.New(v), Source: "generate"}}, mode, &SecretsWriteResult{})
 }
 
 type SecretsListCmd struct {
@@ -409,34 +419,31 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := ix.Secret(sel.Selection, c.Name)
-	if err != nil {
-		return nil, err
-	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}
-	if old := findBinding(s, t); b.Widens(old) {
-		change := []string{"binding:    " + b.Describe()}
+	decide := func(ix *vault.Index) (vault.Change, error) {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return vault.Change{}, err
+		}
+		old := findBinding(s, t)
+		ch := vault.Change{Widens: b.Widens(old), Lines: []string{"binding:    " + b.Describe()}}
 		if old != nil {
-			change = append(change, "replacing:  "+old.Describe())
+			ch.Lines = append(ch.Lines, "replacing:  "+old.Describe())
 			if old.Suspended() {
-				change = append(change, "lifting:    the echo-tripwire suspension ("+old.SuspendReason+")")
+				ch.Lines = append(ch.Lines, "lifting:    the echo-tripwire suspension ("+old.SuspendReason+")")
 			}
 		}
-		if err := c.Approval.approve(env, ix, sel, "binding "+c.Name+" to "+t.String(), change,
-			policy.BindCommand(c.Name, b, sel.Workspace, sel.Project)); err != nil {
-			return nil, err
-		}
-		res.Approved = true
+		return ch, nil
 	}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+	approve := func(ix *vault.Index, ch vault.Change) error {
+		return c.Approval.approve(env, ix, sel, "binding "+c.Name+" to "+t.String(), ch.Lines, policy.BindCommand(c.Name, b, sel.Workspace, sel.Project))
+	}
+	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		s, err := ix.Secret(sel.Selection, c.Name)
 		if err != nil {
 			return err
 		}
 		old := findBinding(s, t)
-		if b.Widens(old) && !res.Approved {
-			return errcode.New(errcode.Conflict, "the binding changed while waiting for approval; retry")
-		}
 		res.Releases = releasesOf(s)
 		switch {
 		case old == nil:
@@ -481,24 +488,24 @@ func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, ix, sel, err := env.openProject(c.Scope)
-	if err != nil {
-		return nil, err
-	}
-	s, err := ix.Secret(sel.Selection, c.Name)
+	st, _, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
 	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name, Release: mode}
-	if _, widens := policy.AddRelease(s.Releases, mode); widens {
-		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
-		change := []string{"release:    " + mode + " (the value itself leaves the broker)"}
-		if err := c.Approval.approve(env, ix, sel, what, change, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name)); err != nil {
-			return nil, err
+	decide := func(ix *vault.Index) (vault.Change, error) {
+		s, err := ix.Secret(sel.Selection, c.Name)
+		if err != nil {
+			return vault.Change{}, err
 		}
-		res.Approved = true
+		_, widens := policy.AddRelease(s.Releases, mode)
+		return vault.Change{Widens: widens, Lines: []string{"release:    " + mode + " (the value itself leaves the broker)"}}, nil
 	}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+	approve := func(ix *vault.Index, ch vault.Change) error {
+		what := fmt.Sprintf("releasing the VALUE of %s/%s/%s to %s", sel.Workspace, sel.Project, c.Name, releaseWhat(mode))
+		return c.Approval.approve(env, ix, sel, what, ch.Lines, policy.ReleaseBindCommand(mode, sel.Workspace, sel.Project, c.Name))
+	}
+	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		s, err := ix.Secret(sel.Selection, c.Name)
 		if err != nil {
 			return err
@@ -508,9 +515,6 @@ func (c *SecretsBindCmd) bindRelease(env *Env) (*SecretsBindResult, error) {
 		if !added {
 			res.Action = "unchanged"
 			return vault.ErrUnchanged
-		}
-		if !res.Approved {
-			return errcode.New(errcode.Conflict, "the release flags changed while waiting for approval; retry")
 		}
 		s.Releases = out
 		res.Action = "added"

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // field digs a dotted path out of a decoded JSON result.
@@ -405,5 +407,46 @@ func TestStatusListsEveryRelease(t *testing.T) {
 	_, out, _ = run("", "secrets", "list", "--project", "other", "--select", "secrets.0.releases")
 	if strings.TrimSpace(out) != `["env","openclaw"]` {
 		t.Fatalf("secrets list releases = %s", out)
+	}
+}
+
+// TestWrittenValuesAreWiped: once set, generate or import has stored its
+// values, the plaintext it held is zeroed, the values it rejected too; the
+// output guard still withholds them from the result (it keeps copies).
+func TestWrittenValuesAreWiped(t *testing.T) {
+	root, _ := fileVault(t)
+	cases := []struct {
+		name string
+		mode vault.PutMode
+		puts []string
+		fail bool
+	}{
+		{"stored", vault.Upsert, []string{"wipe-me-0123456789", "wipe-me-too-0123456789"}, false},
+		{"refused", vault.CreateOnly, []string{"wipe-me-0123456789"}, true}, // exists by now
+		{"invalid", vault.Upsert, []string{"bad\x00value"}, true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			env, _, _ := testEnvErr(t, root)
+			var raw [][]byte
+			var puts []vault.Put
+			for i, v := range c.puts {
+				b := []byte(v)
+				raw = append(raw, b)
+				puts = append(puts, vault.Put{Name: fmt.Sprintf("WIPED_%d", i), Value: secret.New(b), Source: "set"})
+			}
+			_, err := writeSecrets(env, Scope{}, puts, c.mode, &SecretsWriteResult{})
+			if (err != nil) != c.fail {
+				t.Fatalf("err = %v, want failure %v", err, c.fail)
+			}
+			for i, b := range raw {
+				if !bytes.Equal(b, make([]byte, len(b))) || !puts[i].Value.Empty() {
+					t.Errorf("value %d survives the write", i)
+				}
+			}
+			if !c.fail && !env.guardOutput([]byte(c.puts[0])) {
+				t.Error("the output guard lost the value with its wipe")
+			}
+		})
 	}
 }

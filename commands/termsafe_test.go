@@ -16,6 +16,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 func TestTermEscape(t *testing.T) {
@@ -217,7 +218,7 @@ func TestOutputGuardWithholdsTouchedValues(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			env, out, errb := testEnvErr(t, t.TempDir())
-			env.touch([]byte(canary))
+			env.touch(secret.New([]byte(canary)))
 			err := renderGuarded(env, c.format, c.sel, c.result)
 			if !errors.Is(err, errOutputLeak) {
 				t.Fatalf("err = %v, want the output-leak error", err)
@@ -235,13 +236,13 @@ func TestOutputGuardWithholdsTouchedValues(t *testing.T) {
 	}
 	// A value too short to tell from ordinary text is not looked for.
 	env, out, _ := testEnvErr(t, t.TempDir())
-	env.touch([]byte("v1"))
-	if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "version v1"}); err != nil {
-		t.Fatalf("short value failed the output: %v", err)
+	env.touch(secret.New([]byte("v1")))
+	if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "version v1"}); err != nil || !strings.Contains(out.String(), "version v1") {
+		t.Fatalf("short value failed the output: %v %q", err, out)
 	}
 	// Untouched output passes unchanged.
 	env, out, _ = testEnvErr(t, t.TempDir())
-	env.touch([]byte(canary))
+	env.touch(secret.New([]byte(canary)))
 	if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "fine"}); err != nil || !strings.Contains(out.String(), "fine") {
 		t.Fatalf("clean output: %v %q", err, out)
 	}
@@ -251,7 +252,7 @@ func TestOutputGuardScansErrors(t *testing.T) {
 	const canary = "ghp_8XkQ2mZr7TtY4vB1nL0sW9cJ3pHa"
 	for _, format := range []string{formatJSON, formatText} {
 		env, out, errb := testEnvErr(t, t.TempDir())
-		env.touch([]byte(canary))
+		env.touch(secret.New([]byte(canary)))
 		code := reportError(env, format, errcode.New(errcode.Upstream, "upstream said "+canary), nil)
 		if code != errcode.Lookup(errcode.Internal).Exit {
 			t.Fatalf("%s: exit %d", format, code)

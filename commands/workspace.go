@@ -218,35 +218,34 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 		return nil, err
 	}
 	entry := policy.AllowEntry{Host: t.Host, Port: t.Port, AllowHTTP: c.AllowHTTP, AllowPrivate: c.AllowPrivate, AddedAt: env.Now().UTC()}
-	// Decide on the current index whether approval is needed, ask for it
-	// before taking the lock, then recheck under the lock.
 	ix, err := st.Index()
 	if err != nil {
 		return nil, err
 	}
-	wsSel, w, err := c.WorkspaceFlag.selected(env, ix)
+	wsSel, _, err := c.WorkspaceFlag.selected(env, ix)
 	if err != nil {
 		return nil, err
 	}
 	wsName := wsSel.Workspace
 	res := &AllowlistResult{Workspace: wsName}
-	if entry.Widens(findAllow(w, t)) {
-		rerun := "agentsecrets workspace allowlist add " + t.String() + flagIf(c.AllowHTTP, " --allow-http") + flagIf(c.AllowPrivate, " --allow-private") + " --workspace " + wsName
-		change := []string{"host:       " + t.String(), "plain http: " + yesNo(c.AllowHTTP), "private:    " + yesNo(c.AllowPrivate)}
-		if err := c.Approval.approve(env, ix, wsSel, "allowlisting "+t.String()+" in workspace "+wsName, change, rerun); err != nil {
-			return nil, err
+	decide := func(ix *vault.Index) (vault.Change, error) {
+		w, err := ix.Workspace(wsName)
+		if err != nil {
+			return vault.Change{}, err
 		}
-		res.Approved = true
+		return vault.Change{Widens: entry.Widens(findAllow(w, t)),
+			Lines: []string{"host:       " + t.String(), "plain http: " + yesNo(c.AllowHTTP), "private:    " + yesNo(c.AllowPrivate)}}, nil
 	}
-	err = st.Update(env.ctx(), func(ix *vault.Index) error {
+	approve := func(ix *vault.Index, ch vault.Change) error {
+		rerun := "agentsecrets workspace allowlist add " + t.String() + flagIf(c.AllowHTTP, " --allow-http") + flagIf(c.AllowPrivate, " --allow-private") + " --workspace " + wsName
+		return c.Approval.approve(env, ix, wsSel, "allowlisting "+t.String()+" in workspace "+wsName, ch.Lines, rerun)
+	}
+	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		w, err := ix.Workspace(wsName)
 		if err != nil {
 			return err
 		}
 		old := findAllow(w, t)
-		if entry.Widens(old) && !res.Approved {
-			return errcode.New(errcode.Conflict, "the allowlist changed while waiting for approval; retry")
-		}
 		switch {
 		case old == nil:
 			w.Allowlist = append(w.Allowlist, entry)
@@ -259,7 +258,7 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 			*old = entry
 			res.Action, res.Entry = "updated", entry
 		}
-		w.AllowlistLog = append(w.AllowlistLog, entry.Change(res.Action, res.Approved, env.Now()))
+		w.AllowlistLog = append(w.AllowlistLog, entry.Change(res.Action, approved, env.Now()))
 		return nil
 	})
 	if err != nil {

@@ -13,11 +13,13 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // openStore opens v's vault in the test process, to play a crashed writer:
-// write a value without its index entry, or the reverse.
+// write a value without its index entry, or the reverse. The backend is
+// opened on its own, as the Store keeps its own unexported.
 func openStore(t *testing.T, v *Vault) (*vault.Store, vault.Backend) {
 	t.Helper()
 	env := map[string]string{}
@@ -31,8 +33,13 @@ func openStore(t *testing.T, v *Vault) (*vault.Store, vault.Backend) {
 	st, err := vault.Open(dirs, vault.Options{Getenv: getenv, Now: time.Now,
 		VaultPassphrase: func(bool) ([]byte, error) { return []byte(vaultPassphrase), nil }})
 	must(t, err)
-	b, err := st.Backend(context.Background())
-	must(t, err)
+	var b vault.Backend
+	if st.Config.Backend == vault.KindFile {
+		b, err = vault.OpenFileVault(dirs.VaultFile(), st.Config.VaultID, []byte(vaultPassphrase))
+		must(t, err)
+	} else {
+		b = vault.NewKeychain(st.Config.VaultID, getenv)
+	}
 	return st, b
 }
 
@@ -78,7 +85,9 @@ func TestCrashWindows(t *testing.T) {
 			v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
 			v.Run("secrets", "bind", "KEY", up.hostport(), "--surface", "header", "--passphrase-file", v.AdminFile).OK(t)
 			_, b := openStore(t, v)
-			crash := func() { must(t, b.Put(ctx, map[string][]byte{"default/default/KEY": []byte(interrupted)})) }
+			crash := func() {
+				must(t, b.Put(ctx, map[string]secret.Value{"default/default/KEY": secret.New([]byte(interrupted))}))
+			}
 
 			// (a) The value of an interrupted set, without its index write.
 			crash()
@@ -160,7 +169,7 @@ func TestCrashWindows(t *testing.T) {
 func TestFileBackendFindsUnjournalledOrphans(t *testing.T) {
 	v := NewVault(t, "file")
 	_, b := openStore(t, v)
-	must(t, b.Put(context.Background(), map[string][]byte{"default/default/STRAY": []byte(randomValue(t, "x_"))}))
+	must(t, b.Put(context.Background(), map[string]secret.Value{"default/default/STRAY": secret.New([]byte(randomValue(t, "x_")))}))
 	healthy, checks := doctorChecks(t, v)
 	if healthy || !strings.Contains(checks["consistency"]["detail"].(string), "orphan default/default/STRAY") {
 		t.Fatalf("doctor: healthy=%v %v", healthy, checks["consistency"])
@@ -207,7 +216,7 @@ func TestFingerprintsAreSaltedAndHidden(t *testing.T) {
 	// Rewrite HUMAN's fingerprint in the first, unsalted scheme.
 	hexKey, err := b.Get(context.Background(), "meta/fingerprint-key")
 	must(t, err)
-	key, _ := hex.DecodeString(string(hexKey))
+	key, _ := hex.DecodeString(string(hexKey.Reveal()))
 	must(t, st.Update(context.Background(), func(ix *vault.Index) error {
 		s := ix.Workspaces["default"].Projects["default"].Secrets["HUMAN"]
 		s.Fingerprint, s.FingerprintScheme = crypto.Fingerprint(key, []byte(guess)), 0

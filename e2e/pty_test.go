@@ -251,7 +251,7 @@ func TestPTYSetPrompt(t *testing.T) {
 	if got := rbSecrets(t, v.rbRun("secrets", "list").OK(t)); got["TYPED"] != 1 {
 		t.Errorf("TYPED not stored with version 1: %v", got)
 	}
-	if got, err := rbStore(t, v).Value(context.Background(), rbDefault(), "TYPED"); err != nil || string(got) != value {
+	if got, err := rbStore(t, v).Value(context.Background(), rbDefault(), "TYPED"); err != nil || string(got.Reveal()) != value {
 		t.Errorf("the vault does not hold the typed value (err %v)", err)
 	}
 }

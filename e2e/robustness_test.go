@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -286,7 +287,7 @@ func TestConcurrentSets(t *testing.T) {
 				val, err := st.Value(context.Background(), rbDefault(), p.name)
 				if err != nil {
 					t.Errorf("%s: value not in the %s backend: %v", p.name, backend, err)
-				} else if string(val) != p.value {
+				} else if !val.Equal(secret.New([]byte(p.value))) {
 					t.Errorf("%s: the backend holds another value than the one set", p.name)
 				}
 			}

@@ -30,7 +30,7 @@ func OpenRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
 		st, err := os.Lstat(path)
 		switch {
 		case err == nil && !st.Mode().IsRegular():
-			return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(st.Mode()))
+			return nil, NotRegular(st.Mode())
 		case err == nil:
 			before = st
 		case !errors.Is(err, fs.ErrNotExist) || flag&os.O_CREATE == 0:
@@ -51,7 +51,7 @@ func OpenRegular(path string, flag int, perm fs.FileMode) (*os.File, error) {
 	}
 	if !st.Mode().IsRegular() || before != nil && !os.SameFile(before, st) {
 		f.Close()
-		return nil, fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(st.Mode()))
+		return nil, NotRegular(st.Mode())
 	}
 	if nonBlock != 0 {
 		// Regular files ignore O_NONBLOCK, but clear it so that nothing
@@ -72,23 +72,23 @@ func CheckRegular(path string) error {
 		return err
 	}
 	if !st.Mode().IsRegular() {
-		return fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(st.Mode()))
+		return NotRegular(st.Mode())
 	}
 	return nil
 }
 
 // NotRegular is ErrNotRegular naming the file type m.
-func NotRegular(m fs.FileMode) error { return fmt.Errorf("%w (%s)", ErrNotRegular, kindOf(m)) }
+func NotRegular(m fs.FileMode) error { return fmt.Errorf("%w (%s)", ErrNotRegular, KindOf(m)) }
 
-// kindOf names a file type for an error message.
-func kindOf(m fs.FileMode) string {
+// KindOf names a file type for an error message.
+func KindOf(m fs.FileMode) string {
 	switch {
 	case m&fs.ModeSymlink != 0:
 		return "symlink"
 	case m.IsDir():
 		return "directory"
 	case m&fs.ModeNamedPipe != 0:
-		return "FIFO"
+		return "named pipe (FIFO)"
 	case m&fs.ModeSocket != 0:
 		return "socket"
 	case m&fs.ModeDevice != 0:

@@ -71,6 +71,22 @@ const (
 	StyleForm   = "form"
 )
 
+// Fail sets r's outcome for err through the one mapping
+// (errcode.AuditOf): its code, blocked when policy or a human refused and
+// error otherwise, and its reason. A function, not a method: Record has
+// none (TestRecordHoldsNoValue).
+func Fail(r *Record, err error) {
+	o := errcode.AuditOf(err)
+	r.Code, r.Reason, r.Decision = string(o.Code), o.Reason, DecisionError
+	if o.Blocked {
+		r.Decision = DecisionBlocked
+	}
+}
+
+// Styles is the closed set of injection style names a record may carry.
+// The broker's Style constants name the same set (its tests tie them).
+func Styles() []string { return slices.Clone(styles) }
+
 // Invalid replaces a field Append was given outside its syntax (a secret
 // name that is not a name, a method that is not a token, ...). It cannot be
 // mistaken for a real name, and it keeps whatever was there out of the log.

@@ -94,7 +94,15 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 	w.mu.Lock()
 	if w.closing || len(w.queue) >= maxQueue {
 		w.mu.Unlock()
-		return Unavailable(w.log.appendNormalised(ctx, &c))
+		err := Unavailable(w.log.appendNormalised(ctx, &c))
+		if err != nil {
+			// A front end that appends off the response path cannot act
+			// on this error; Ready refuses the next requests instead.
+			w.mu.Lock()
+			w.lastErr = err
+			w.mu.Unlock()
+		}
+		return err
 	}
 	w.queue = append(w.queue, &c)
 	w.accepted++

@@ -415,14 +415,9 @@ func TestWriterRetriesFailedBatch(t *testing.T) {
 		t.Fatalf("Flush with an unwritable log = %v, want the write error", err)
 	}
 	os.Remove(active)
-	if err := w.Flush(context.Background()); err != nil {
-		// The failed batch is retried after retryDelay; the first Flush
-		// may still see the old error.
-		time.Sleep(2 * retryDelay)
-		if err := w.Flush(context.Background()); err != nil {
-			t.Fatalf("Flush after the log was fixed: %v", err)
-		}
-	}
+	// The failed batch is retried after retryDelay; a Flush may still see
+	// the old error until then.
+	flushUntilOK(t, w, "Flush after the log was fixed")
 	checkAll(t, dir, idsOf("r", 1, 5))
 
 	// Break it again (the kept descriptor is checked against the path).
@@ -451,11 +446,7 @@ func TestWriterAfterDirectoryRemoved(t *testing.T) {
 		t.Fatal(err)
 	}
 	writeN(t, w, "new", 1, 5)
-	for deadline := time.Now().Add(5 * time.Second); w.Flush(context.Background()) != nil; time.Sleep(retryDelay / 4) {
-		if time.Now().After(deadline) {
-			t.Fatal("the writer never recovered")
-		}
-	}
+	flushUntilOK(t, w, "the writer never recovered")
 	checkAll(t, dir, idsOf("new", 1, 5))
 	// And the lock it now holds is the one other processes take.
 	other := Open(dir, Options{})
@@ -516,4 +507,53 @@ func TestWriterLockFileReplaced(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkAll(t, dir, append(idsOf("a", 1, 3), idsOf("b", 1, 3)...))
+}
+
+// flushUntilOK polls Flush until it succeeds or a deadline passes: a
+// failed batch is retried after retryDelay, so the first Flush after a
+// repair may still report the old error.
+func flushUntilOK(t *testing.T, w *Writer, what string) {
+	t.Helper()
+	var err error
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(retryDelay / 4) {
+		if err = w.Flush(context.Background()); err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+	}
+}
+
+// TestWriterDirectAppendFailureRefusesNext: a record the Writer writes
+// directly (queue full, or after Close) and cannot write is reported to
+// Ready as well as returned, since a front end appending off the response
+// path (the proxy) cannot act on the error; the next request is refused.
+func TestWriterDirectAppendFailureRefusesNext(t *testing.T) {
+	dir := t.TempDir()
+	l := Open(dir, Options{})
+	w := l.NewWriter()
+	ctx := context.Background()
+	if err := w.Append(ctx, rec("a", 0)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	active := filepath.Join(dir, "audit.log")
+	if err := os.Rename(active, active+".moved"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(active, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Append(ctx, rec("b", 0)); errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("direct append to a broken log: %v", err)
+	}
+	if err := w.Ready(ctx); errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("Ready after a failed direct append: %v", err)
+	}
 }

@@ -39,6 +39,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -69,9 +70,17 @@ type Config struct {
 // front end (call), the *audit.Writer of a long-running one (the proxy),
 // which queues records and writes them in batches.
 //
-// No audit record means no request: Ready is asked before any value is
-// read or sent and must fail when a record could not be appended now, and
-// an Append that fails fails the request.
+// No audit record means no request, and the broker fails closed: Ready is
+// asked before any value is read or sent (Do, Release) and fails with
+// unavailable when a record could not be appended now; a failure that
+// cannot be audited is reported as the log's failure; and the error of the
+// final Append (Response.Close, Released.Finish) is returned, so that a
+// front end that still holds the response withholds it (call, env,
+// openclaw resolve). A front end that has already streamed the response
+// (the proxy, MCP) cannot: its Writer remembers the failure and Ready
+// refuses the next requests until a write succeeds. Every such error's
+// hint is `agentsecrets doctor`, whose audit check probes the same
+// conditions as Ready and verifies the chain.
 type Auditor interface {
 	Ready(ctx context.Context) error
 	Append(ctx context.Context, r *audit.Record) error
@@ -103,7 +112,7 @@ type namedRedactor struct {
 type cachedValue struct {
 	version     int
 	fingerprint string
-	value       []byte
+	value       secret.Value
 }
 
 // New builds a broker.
@@ -623,7 +632,9 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 			b.values[key] = c
 			b.mu.Unlock()
 		}
-		out[name] = c.value
+		// Revealed here, inside the broker: outbound and the redactor take
+		// bytes.
+		out[name] = c.value.Reveal()
 	}
 	return out, nil
 }
@@ -716,6 +727,10 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 	return ix, nil
 }
 
+// ReasonCredentialEcho is the audit reason of a response that echoed an
+// injected value (decision redacted).
+const ReasonCredentialEcho = "credential_echo"
+
 // audit appends the record for one decision and returns the log's error
 // (unavailable): the front end withholds what it can (call does not print
 // the response) and a batching Writer refuses the next requests in Ready.
@@ -726,45 +741,13 @@ func (b *Broker) audit(ctx context.Context, rec *audit.Record, start time.Time, 
 	rec.DurationMS = float64(b.cfg.Now().Sub(start).Microseconds()) / 1000
 	switch {
 	case err != nil:
-		rep := errcode.Classify(err)
-		rec.Code = string(rep.Code)
-		rec.Decision = audit.DecisionError
-		if rep.Code == errcode.Denied || rep.Code == errcode.ApprovalRequired {
-			rec.Decision = audit.DecisionBlocked
-		}
-		rec.Reason = reasonOf(err)
+		audit.Fail(rec, err)
 	case redacted:
-		rec.Decision, rec.Reason = audit.DecisionRedacted, "credential_echo"
+		rec.Decision, rec.Reason = audit.DecisionRedacted, ReasonCredentialEcho
 	default:
 		rec.Decision = audit.DecisionAllowed
 	}
 	return b.cfg.Audit.Append(ctx, rec)
-}
-
-// reasonOf names why a request failed, for the audit record.
-func reasonOf(err error) string {
-	if r := policy.DenyReason(err); r != "" {
-		return r
-	}
-	var blocked *BlockedError
-	if errors.As(err, &blocked) {
-		return blocked.Reason
-	}
-	switch errcode.Classify(err).Code {
-	case errcode.NotFound:
-		return "unknown_secret"
-	case errcode.Timeout:
-		return "upstream_timeout"
-	case errcode.Upstream:
-		return "upstream_error"
-	case errcode.TooLarge:
-		return "too_large"
-	case errcode.Usage:
-		return "bad_request"
-	case errcode.Unavailable:
-		return "vault_unavailable"
-	}
-	return "internal"
 }
 
 func newID() string {

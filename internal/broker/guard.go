@@ -61,6 +61,9 @@ func (e *BlockedError) Error() string {
 
 func (e *BlockedError) Unwrap() error { return ErrBlockedAddress }
 
+// AuditReason is the guard's reason (see errcode.AuditOf).
+func (e *BlockedError) AuditReason() string { return e.Reason }
+
 // Guard dials only addresses that pass the address policy, and dials exactly
 // the IP it checked (no DNS-rebinding window). The zero value is ready to use.
 //

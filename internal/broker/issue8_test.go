@@ -20,6 +20,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -53,7 +54,7 @@ func newWorld(t *testing.T, secrets map[string]string) *world {
 		sel: vault.Selection{Workspace: vault.DefaultName, Project: vault.DefaultName}}
 	var puts []vault.Put
 	for n, v := range secrets {
-		puts = append(puts, vault.Put{Name: n, Value: []byte(v), Source: "set"})
+		puts = append(puts, vault.Put{Name: n, Value: secret.New([]byte(v)), Source: "set"})
 	}
 	if _, err := st.PutSecrets(ctx, w.sel, puts, vault.Upsert); err != nil {
 		t.Fatal(err)

@@ -38,6 +38,8 @@ package dotenv
 import (
 	"bytes"
 	"strconv"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // maxSize bounds the input so that a mistaken path (a log, a disk image)
@@ -60,8 +62,9 @@ const (
 
 // Entry is one assignment.
 type Entry struct {
-	Name  string
-	Value []byte
+	Name string
+	// Value is the caller's to wipe.
+	Value secret.Value
 	Line  int // 1-based line where the assignment starts
 }
 
@@ -99,6 +102,9 @@ func Parse(data []byte) ([]Entry, error) {
 	for p.pos < len(p.d) {
 		e, ok, err := p.statement()
 		if err != nil {
+			for _, e := range all {
+				e.Value.Wipe()
+			}
 			return nil, err
 		}
 		if ok {
@@ -125,6 +131,8 @@ func dedupe(all []Entry) []Entry {
 	for i, e := range all {
 		if keep[i] {
 			out = append(out, e)
+		} else {
+			e.Value.Wipe() // overridden by a later assignment
 		}
 	}
 	return out
@@ -200,28 +208,32 @@ func (p *parser) statement() (e Entry, ok bool, err error) {
 		q++
 	}
 	if q == end {
-		e.Value = []byte{}
+		e.Value = secret.New([]byte{})
 		p.advanceLine(next)
 		return e, true, nil
 	}
+	var v []byte
 	switch p.d[q] {
 	case '\'':
-		e.Value, err = p.literal(q, '\'', lineNo, reasonUnterminatedSQ)
+		v, err = p.literal(q, '\'', lineNo, reasonUnterminatedSQ)
 	case '`':
-		e.Value, err = p.literal(q, '`', lineNo, reasonUnterminatedBT)
+		v, err = p.literal(q, '`', lineNo, reasonUnterminatedBT)
 	case '"':
-		e.Value, err = p.doubleQuoted(q, lineNo)
+		v, err = p.doubleQuoted(q, lineNo)
 	default:
-		e.Value = unquoted(p.d[start+eq+1 : end])
+		e.Value = secret.New(unquoted(p.d[start+eq+1 : end]))
 		p.advanceLine(next)
 		return e, true, nil
 	}
 	if err != nil {
+		clear(v)
 		return Entry{}, false, err
 	}
 	if err := p.afterQuote(); err != nil {
+		clear(v)
 		return Entry{}, false, err
 	}
+	e.Value = secret.New(v)
 	return e, true, nil
 }
 

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 type kv struct {
@@ -140,10 +142,10 @@ func TestParse(t *testing.T) {
 			}
 			for i, w := range tc.want {
 				g := got[i]
-				if g.Name != w.name || string(g.Value) != w.value || g.Line != w.line {
-					t.Errorf("entry %d = {%q %q %d}, want {%q %q %d}", i, g.Name, g.Value, g.Line, w.name, w.value, w.line)
+				if g.Name != w.name || string(g.Value.Reveal()) != w.value || g.Line != w.line {
+					t.Errorf("entry %d = {%q %q %d}, want {%q %q %d}", i, g.Name, g.Value.Reveal(), g.Line, w.name, w.value, w.line)
 				}
-				if g.Value == nil {
+				if g.Value.Reveal() == nil {
 					t.Errorf("entry %d: Value is nil, want empty non-nil slice", i)
 				}
 			}
@@ -188,8 +190,8 @@ func TestValuesDoNotAliasInput(t *testing.T) {
 	}
 	want := []string{"plain", "single", "double", "tick"}
 	for i, e := range got {
-		if string(e.Value) != want[i] {
-			t.Errorf("%s = %q after wiping input, want %q", e.Name, e.Value, want[i])
+		if string(e.Value.Reveal()) != want[i] {
+			t.Errorf("%s = %q after wiping input, want %q", e.Name, e.Value.Reveal(), want[i])
 		}
 	}
 }
@@ -300,7 +302,7 @@ func checkRoundTrip(t *testing.T, in []byte) {
 	}
 	var out strings.Builder
 	for _, e := range first {
-		fmt.Fprintf(&out, "%s=%s\n", e.Name, quote(e.Value))
+		fmt.Fprintf(&out, "%s=%s\n", e.Name, quote(e.Value.Reveal()))
 	}
 	if out.Len() > maxSize {
 		return // escaping can push a legal file over the limit
@@ -313,9 +315,9 @@ func checkRoundTrip(t *testing.T, in []byte) {
 		t.Fatalf("re-parse gave %d entries, want %d", len(second), len(first))
 	}
 	for i := range first {
-		if first[i].Name != second[i].Name || !bytes.Equal(first[i].Value, second[i].Value) {
+		if first[i].Name != second[i].Name || !bytes.Equal(first[i].Value.Reveal(), second[i].Value.Reveal()) {
 			t.Fatalf("entry %d: re-parse gave {%q %q}, want {%q %q}",
-				i, second[i].Name, second[i].Value, first[i].Name, first[i].Value)
+				i, second[i].Name, second[i].Value.Reveal(), first[i].Name, first[i].Value.Reveal())
 		}
 	}
 }
@@ -368,10 +370,32 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("duplicate name %q", e.Name)
 			}
 			seen[e.Name] = true
-			if e.Value == nil {
+			if e.Value.Reveal() == nil {
 				t.Fatalf("%s: nil Value", e.Name)
 			}
 		}
 		checkRoundTrip(t, in)
 	})
+}
+
+// TestDedupeWipesOverriddenValues: a value overridden by a later assignment
+// is returned to nobody, so dedupe wipes it; the kept ones stay intact.
+func TestDedupeWipesOverriddenValues(t *testing.T) {
+	entry := func(name, v string) (Entry, []byte) {
+		b := []byte(v)
+		return Entry{Name: name, Value: secret.New(b)}, b
+	}
+	a1, a1b := entry("A", "first-a")
+	b1, b1b := entry("B", "only-b")
+	a2, a2b := entry("A", "second-a")
+	out := dedupe([]Entry{a1, b1, a2})
+	if len(out) != 2 || out[0].Name != "B" || out[1].Name != "A" {
+		t.Fatalf("dedupe = %v", out)
+	}
+	if !bytes.Equal(a1b, make([]byte, len(a1b))) || !a1.Value.Empty() {
+		t.Error("the overridden value survives")
+	}
+	if string(b1b) != "only-b" || string(a2b) != "second-a" {
+		t.Error("a kept value was wiped")
+	}
 }

@@ -88,6 +88,9 @@ type Error struct {
 	Message string
 	Hint    string
 	Err     error
+	// Reason, when set, is the audit reason of this error (see AuditOf):
+	// a sentinel that means one specific refusal names it.
+	Reason string
 }
 
 // Error returns Message; Errorf already folds the wrapped error's text into it.
@@ -100,9 +103,19 @@ func (e *Error) Error() string {
 
 func (e *Error) Unwrap() error { return e.Err }
 
+// AuditReason is the reason set on e ("" lets an error it wraps, or its
+// code, name one).
+func (e *Error) AuditReason() string { return e.Reason }
+
 // New declares a sentinel with a code.
 func New(code Code, message string) *Error {
 	return &Error{Code: code, Message: message}
+}
+
+// NewReason declares a sentinel with a code and the audit reason of the
+// refusal it stands for.
+func NewReason(code Code, reason, message string) *Error {
+	return &Error{Code: code, Message: message, Reason: reason}
 }
 
 // Errorf builds a coded error with a formatted message (wrapping with %w works).
@@ -139,6 +152,12 @@ type Report struct {
 	Hint    string `json:"hint,omitempty" jsonschema:"description=The next command to run"`
 }
 
+// Envelope is the JSON shape of every failure on every front end: the CLI's
+// output, the proxy's HTTP error body and an MCP tool's error text.
+type Envelope struct {
+	Error Report `json:"error"`
+}
+
 // Classify turns any error into a Report. The message is the full wrapped
 // error text, so context added by fmt.Errorf reaches the user. The code comes
 // from the outermost *Error in the chain; a hint added with WithHint overrides
@@ -161,6 +180,80 @@ func Classify(err error) Report {
 		r.Hint = Lookup(r.Code).Hint
 	}
 	return r
+}
+
+// AuditReasoner is an error that names why it refused or failed, for the
+// audit record: a policy denial, an address the SSRF guard blocks, a
+// sentinel declared with NewReason.
+type AuditReasoner interface {
+	AuditReason() string
+}
+
+// Outcome is how a failed operation is audited.
+type Outcome struct {
+	Code Code
+	// Blocked: policy or a human refused (denied, approval_required); any
+	// other failure is an error.
+	Blocked bool
+	// Reason is a short token: the first non-empty AuditReason in the
+	// error's chain, else the code's own reason.
+	Reason string
+}
+
+// codeReasons are the reasons of errors that name none themselves.
+var codeReasons = map[Code]string{
+	NotFound:         "unknown_secret",
+	Timeout:          "upstream_timeout",
+	Upstream:         "upstream_error",
+	TooLarge:         "too_large",
+	Usage:            "bad_request",
+	Unavailable:      "vault_unavailable",
+	Denied:           "denied",
+	ApprovalRequired: "approval_required",
+}
+
+// AuditOf is the one mapping from an error to its audit decision and
+// reason, for every path that audits (the broker's requests and releases).
+// It is nil-safe: a nil error has the zero Outcome.
+func AuditOf(err error) Outcome {
+	if err == nil {
+		return Outcome{}
+	}
+	code := Classify(err).Code
+	o := Outcome{Code: code, Blocked: code == Denied || code == ApprovalRequired, Reason: auditReason(err)}
+	if o.Reason == "" {
+		o.Reason = codeReasons[code]
+	}
+	if o.Reason == "" {
+		o.Reason = "internal"
+	}
+	return o
+}
+
+// auditReason walks err's whole chain (errors.As would stop at the first
+// *Error, whose Reason is usually empty) for the first reason named.
+func auditReason(err error) string {
+	for err != nil {
+		if r, ok := err.(AuditReasoner); ok {
+			if s := r.AuditReason(); s != "" {
+				return s
+			}
+		}
+		switch u := err.(type) {
+		case interface{ Unwrap() []error }:
+			for _, e := range u.Unwrap() {
+				if s := auditReason(e); s != "" {
+					return s
+				}
+			}
+			return ""
+		case interface{ Unwrap() error }:
+			err = u.Unwrap()
+		default:
+			return ""
+		}
+	}
+	return ""
 }
 
 // ExitCode is the process exit status for err (0 for nil).

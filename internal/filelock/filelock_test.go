@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -49,7 +50,9 @@ func TestFileExcludesOtherOpeners(t *testing.T) {
 }
 
 // TestFileWaitsForTheLock: With through a File waits for a holder to let
-// go, rather than failing at once.
+// go, rather than failing at once. The order is asserted, not a duration:
+// the waiter's fn must run after the holder has let go, however the
+// scheduler interleaves the two.
 func TestFileWaitsForTheLock(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "x.lock")
 	kept, err := Open(path)
@@ -58,17 +61,46 @@ func TestFileWaitsForTheLock(t *testing.T) {
 	}
 	defer kept.Close()
 	held := make(chan struct{})
-	go With(context.Background(), path, func() error {
-		close(held)
-		time.Sleep(50 * time.Millisecond)
-		return nil
-	})
+	release := make(chan struct{})
+	var letGo atomic.Bool
+	holder := make(chan error, 1)
+	go func() {
+		holder <- With(context.Background(), path, func() error {
+			close(held)
+			<-release
+			letGo.Store(true)
+			return nil
+		})
+	}()
 	<-held
-	start := time.Now()
-	if err := kept.With(context.Background(), func() error { return nil }); err != nil {
+	waiter := make(chan error, 1)
+	var ranWhileHeld atomic.Bool
+	go func() {
+		waiter <- kept.With(context.Background(), func() error {
+			ranWhileHeld.Store(!letGo.Load())
+			return nil
+		})
+	}()
+	// The waiter must still be waiting while the holder holds: poll
+	// briefly that it has not returned, then let the holder go.
+	select {
+	case err := <-waiter:
+		t.Fatalf("took the lock while another holder had it (err %v)", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	close(release)
+	if err := <-holder; err != nil {
 		t.Fatal(err)
 	}
-	if waited := time.Since(start); waited < 20*time.Millisecond {
-		t.Fatalf("took the lock after %v while another holder had it", waited)
+	select {
+	case err := <-waiter:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiter never took the lock after the holder let go")
+	}
+	if ranWhileHeld.Load() {
+		t.Fatal("the waiter's fn ran before the holder let go")
 	}
 }

@@ -26,6 +26,9 @@ const appName = "agentsecrets"
 
 // Resolve computes the directories from an environment lookup function, so
 // tests and the CLI use the same rules without touching the real process env.
+// A relative AGENTSECRETS_HOME is made absolute against the working
+// directory (the user named it); a relative XDG_* variable is ignored, as
+// the XDG spec says, and a relative $HOME counts as unset.
 func Resolve(getenv func(string) string) (Dirs, error) {
 	if h := getenv("AGENTSECRETS_HOME"); h != "" {
 		abs, err := filepath.Abs(h)
@@ -38,12 +41,18 @@ func Resolve(getenv func(string) string) (Dirs, error) {
 	if runtime.GOOS == "windows" && userHome == "" {
 		userHome = getenv("USERPROFILE")
 	}
+	// A relative home would name different directories from different
+	// working directories (a second vault, a second audit log): it counts
+	// as unset, and only an absolute AGENTSECRETS_HOME is made absolute.
+	if !filepath.IsAbs(userHome) {
+		userHome = ""
+	}
 	switch runtime.GOOS {
 	case "windows":
 		appData := getenv("AppData")
 		local := getenv("LocalAppData")
-		if appData == "" || local == "" {
-			return Dirs{}, errors.New("%AppData% or %LocalAppData% is not set; set AGENTSECRETS_HOME")
+		if !filepath.IsAbs(appData) || !filepath.IsAbs(local) {
+			return Dirs{}, errors.New("%AppData% or %LocalAppData% is not set to an absolute path; set AGENTSECRETS_HOME")
 		}
 		return Dirs{
 			Config: filepath.Join(appData, appName),
@@ -52,7 +61,7 @@ func Resolve(getenv func(string) string) (Dirs, error) {
 		}, nil
 	case "darwin":
 		if userHome == "" {
-			return Dirs{}, errors.New("$HOME is not set; set AGENTSECRETS_HOME")
+			return Dirs{}, errors.New("$HOME is not set to an absolute path; set AGENTSECRETS_HOME")
 		}
 		base := filepath.Join(userHome, "Library", "Application Support", appName)
 		return Dirs{Config: base, Data: base, State: filepath.Join(base, "state")}, nil
@@ -62,7 +71,7 @@ func Resolve(getenv func(string) string) (Dirs, error) {
 				return filepath.Join(v, appName), nil
 			}
 			if userHome == "" {
-				return "", errors.New("$HOME is not set; set AGENTSECRETS_HOME")
+				return "", errors.New("$HOME is not set to an absolute path; set AGENTSECRETS_HOME")
 			}
 			return filepath.Join(userHome, fallback, appName), nil
 		}

@@ -20,7 +20,6 @@ import (
 	"sync/atomic"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
-	"github.com/agentsecrets/agentsecrets/internal/serve"
 	sdk "github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
@@ -165,7 +164,7 @@ func (s *Server) handle(t Tool) sdk.ToolHandler {
 }
 
 // ErrorReport is the text of a failed call: the CLI's error object.
-type ErrorReport = serve.ErrorEnvelope
+type ErrorReport = errcode.Envelope
 
 func errorResult(err error) *sdk.CallToolResult {
 	b, _ := encode(ErrorReport{Error: errcode.Classify(err)})

@@ -157,45 +157,156 @@ func (ch *Change) Pending() bool {
 	return ch.Action == Added || ch.Action == Updated || ch.Action == Removed
 }
 
-// Write applies the change: a backup of the existing file next to it
-// (FILE.agentsecrets-backup-UTCSTAMP, same mode), then an atomic replace
-// that refuses if the file changed since it was read. It returns the
-// backup's path ("" for a new file).
+// Write applies one change; see WriteAll. It returns the backup's path
+// ("" for a new file or no change).
 func (ch *Change) Write(now time.Time) (string, error) {
-	if !ch.Pending() {
+	backups, err := WriteAll([]*Change{ch}, now)
+	if err != nil {
+		return "", err
+	}
+	return backups[0], nil
+}
+
+// WriteAll applies several changes as one: either every file is written
+// or every file is left as it was. It runs in two phases.
+//
+// Stage: every pending file is re-read and must still hold what was
+// planned (a file changed, or swapped for a FIFO, since the plan is
+// refused here, before anything is written), and a backup of each
+// existing file is made next to it (FILE.agentsecrets-backup-UTCSTAMP,
+// same mode). A failure removes the backups made so far.
+//
+// Commit: each file is replaced atomically, refusing if it changed since
+// it was read. If one fails (a change at write time, a full disk), the
+// files already replaced are restored from what was read (the same bytes
+// their backups hold) and their backups removed; the error says so. A
+// file that cannot be restored keeps its backup, and the error names it.
+//
+// It returns the backups' paths, one per change ("" for a new file or no
+// change).
+func WriteAll(changes []*Change, now time.Time) ([]string, error) {
+	return writeAll(changes, now, (*Change).replace)
+}
+
+// writeAll is WriteAll with the commit step given, so a test can make a
+// commit fail after others have succeeded.
+func writeAll(changes []*Change, now time.Time, commit func(*Change) error) ([]string, error) {
+	backups := make([]string, len(changes))
+	removeBackups := func(from int) {
+		for _, b := range backups[from:] {
+			if b != "" {
+				os.Remove(b)
+			}
+		}
+	}
+	for i, ch := range changes {
+		if !ch.Pending() {
+			continue
+		}
+		err := ch.unchanged()
+		if err == nil {
+			backups[i], err = ch.backup(now)
+		}
+		if err != nil {
+			removeBackups(0)
+			return nil, ch.writeError(err)
+		}
+	}
+	for i, ch := range changes {
+		if !ch.Pending() {
+			continue
+		}
+		if err := commit(ch); err != nil {
+			return nil, rollBack(changes[:i], backups[:i], ch.writeError(err), func() { removeBackups(i) })
+		}
+	}
+	return backups, nil
+}
+
+// rollBack restores the files in done (already committed) after cause
+// stopped the commit, and returns cause with what was restored and what
+// was not. dropRest removes the backups of the files never written.
+func rollBack(done []*Change, backups []string, cause error, dropRest func()) error {
+	dropRest()
+	var restored, kept []string
+	for i, ch := range done {
+		if !ch.Pending() {
+			continue
+		}
+		if err := ch.restore(); err != nil {
+			kept = append(kept, fmt.Sprintf("%s (backup %s)", ch.Path, backups[i]))
+			continue
+		}
+		if backups[i] != "" {
+			os.Remove(backups[i])
+		}
+		restored = append(restored, ch.Path)
+	}
+	switch {
+	case len(kept) > 0:
+		return fmt.Errorf("%w; could not restore %s: copy each backup over its file", cause, strings.Join(kept, ", "))
+	case len(restored) > 0:
+		return fmt.Errorf("%w; restored %s, which had already been written: no file was changed", cause, strings.Join(restored, ", "))
+	}
+	return cause
+}
+
+// unchanged checks that the file still holds what the plan read (or is
+// still absent).
+func (ch *Change) unchanged() error { return holds(ch.Real, ch.before, ch.exists) }
+
+// backup copies the file as read to FILE.agentsecrets-backup-UTCSTAMP
+// (a -N suffix when that exists), with the file's mode.
+func (ch *Change) backup(now time.Time) (string, error) {
+	if !ch.exists {
 		return "", nil
 	}
-	backup := ""
-	if ch.exists {
-		stamp := now.UTC().Format("20060102T150405Z")
-		for i := 1; ; i++ {
-			name := ch.Real + ".agentsecrets-backup-" + stamp
-			if i > 1 {
-				name += "-" + strconv.Itoa(i)
-			}
-			err := atomicfile.Create(name, ch.before, ch.mode)
-			if err == nil {
-				backup = name
-				break
-			}
-			if !errors.Is(err, fs.ErrExist) || i > 100 {
-				return "", errcode.Errorf(errcode.Unavailable, "back up %s: %w", ch.Path, err)
-			}
+	stamp := now.UTC().Format("20060102T150405Z")
+	for i := 1; ; i++ {
+		name := ch.Real + ".agentsecrets-backup-" + stamp
+		if i > 1 {
+			name += "-" + strconv.Itoa(i)
+		}
+		err := atomicfile.Create(name, ch.before, ch.mode)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) || i > 100 {
+			return "", errcode.Errorf(errcode.Unavailable, "back up %s: %w", ch.Path, err)
 		}
 	}
-	if err := replaceConfig(ch.Real, ch.after, ch.mode, ch.before, ch.exists); err != nil {
-		if backup != "" {
-			os.Remove(backup)
+}
+
+// replace writes the planned content if the file still holds what was read.
+func (ch *Change) replace() error {
+	return replaceConfig(ch.Real, ch.after, ch.mode, ch.before, ch.exists)
+}
+
+// restore undoes a committed replace, if the file still holds what was
+// written: the content read at plan time goes back, or the file is
+// removed if there was none.
+func (ch *Change) restore() error {
+	if !ch.exists {
+		if err := holds(ch.Real, ch.after, true); err != nil {
+			return err
 		}
-		if errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge) {
-			return "", ch.Client.readError(ch.Path, err)
-		}
-		if errors.Is(err, atomicfile.ErrChanged) {
-			return "", errcode.WithHint(errcode.Errorf(errcode.Conflict, "%s: %w", ch.Path, err), "close "+ch.Client.Title+" or wait for it to finish writing, then rerun the command")
-		}
-		return "", errcode.Errorf(errcode.Unavailable, "write %s: %w", ch.Path, err)
+		return os.Remove(ch.Real)
 	}
-	return backup, nil
+	return replaceConfig(ch.Real, ch.before, ch.mode, ch.after, true)
+}
+
+// writeError explains a failed stage or commit of this change.
+func (ch *Change) writeError(err error) error {
+	var coded *errcode.Error
+	switch {
+	case errors.Is(err, ErrNotRegular) || errors.Is(err, ErrTooLarge):
+		return ch.Client.readError(ch.Path, err)
+	case errors.Is(err, atomicfile.ErrChanged):
+		return errcode.WithHint(errcode.Errorf(errcode.Conflict, "%s: %w", ch.Path, err), "close "+ch.Client.Title+" or wait for it to finish writing, then rerun the command")
+	case errors.As(err, &coded):
+		return err
+	}
+	return errcode.Errorf(errcode.Unavailable, "write %s: %w", ch.Path, err)
 }
 
 // NameList is the client names joined for messages.

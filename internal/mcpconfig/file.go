@@ -55,7 +55,7 @@ func readRegular(path string) (data []byte, mode fs.FileMode, exists bool, err e
 		return nil, 0, false, err
 	}
 	if !st.Mode().IsRegular() {
-		return nil, 0, false, fmt.Errorf("%w (%s)", ErrNotRegular, kind(st.Mode()))
+		return nil, 0, false, fmt.Errorf("%w (%s)", ErrNotRegular, atomicfile.KindOf(st.Mode()))
 	}
 	if st.Size() > MaxConfigSize {
 		return nil, 0, false, ErrTooLarge
@@ -71,20 +71,6 @@ func readRegular(path string) (data []byte, mode fs.FileMode, exists bool, err e
 	return data, st.Mode().Perm(), true, nil
 }
 
-func kind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	}
-	return "not a regular file"
-}
-
 // replaceConfig writes data to path (already symlink-resolved) via a temp
 // file and a rename, with mode perm, if the file still holds expect (or
 // is still absent): otherwise atomicfile.ErrChanged and nothing is
@@ -97,15 +83,19 @@ func replaceConfig(path string, data []byte, perm fs.FileMode, expect []byte, ex
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
-	unchanged := func() error {
-		cur, _, exists, err := readRegular(path)
-		switch {
-		case err != nil:
-			return err
-		case exists != existed || !bytes.Equal(cur, expect):
-			return atomicfile.ErrChanged
-		}
-		return nil
-	}
+	unchanged := func() error { return holds(path, expect, existed) }
 	return atomicfile.Write(path, data, perm, "."+base+".agentsecrets-tmp-", unchanged)
+}
+
+// holds checks that path still holds expect (or is still absent when
+// existed is false): otherwise atomicfile.ErrChanged.
+func holds(path string, expect []byte, existed bool) error {
+	cur, _, exists, err := readRegular(path)
+	switch {
+	case err != nil:
+		return err
+	case exists != existed || !bytes.Equal(cur, expect):
+		return atomicfile.ErrChanged
+	}
+	return nil
 }

@@ -15,6 +15,9 @@ type Approval struct {
 	Hash []byte           `json:"hash"`
 }
 
+// ReasonApprovalDenied is the audit reason of a wrong admin passphrase.
+const ReasonApprovalDenied = "approval_denied"
+
 // MinPassphraseLen is the shortest admin or vault passphrase accepted.
 const MinPassphraseLen = 8
 
@@ -23,7 +26,7 @@ var (
 	// given. Callers surface code approval_required with a hint a human runs.
 	ErrApprovalRequired = errcode.New(errcode.ApprovalRequired, "this change widens what a secret can reach and needs the admin passphrase")
 	// ErrApprovalDenied: a passphrase was given and it is wrong.
-	ErrApprovalDenied = errcode.New(errcode.Denied, "wrong admin passphrase")
+	ErrApprovalDenied = errcode.NewReason(errcode.Denied, ReasonApprovalDenied, "wrong admin passphrase")
 	// ErrWeakPassphrase: shorter than MinPassphraseLen.
 	ErrWeakPassphrase = errcode.New(errcode.Usage, fmt.Sprintf("passphrase must be at least %d characters", MinPassphraseLen))
 )

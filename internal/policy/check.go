@@ -81,6 +81,9 @@ type DenyError struct {
 func (e *DenyError) Error() string { return "policy denied the request: " + e.Detail }
 func (e *DenyError) Unwrap() error { return ErrDenied }
 
+// AuditReason is the denial's reason (see errcode.AuditOf).
+func (e *DenyError) AuditReason() string { return e.Reason }
+
 // DenyReason extracts the reason of a policy denial ("" if err is not one).
 func DenyReason(err error) string {
 	var d *DenyError

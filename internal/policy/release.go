@@ -71,7 +71,7 @@ func normaliseReleases(rs []string) []string {
 // ErrNotReleased: the secret exists but no human approved releasing its
 // value this way. Callers surface approval_required with the bind command
 // as the hint (ReleaseError builds it).
-var ErrNotReleased = errcode.New(errcode.ApprovalRequired, "the secret's value may not be released to another process")
+var ErrNotReleased = errcode.NewReason(errcode.ApprovalRequired, ReasonNotReleased, "the secret's value may not be released to another process")
 
 // CheckRelease decides, from names and stored flags only, whether the value
 // of workspace/project/name may be released in mode. Both release front ends

@@ -23,6 +23,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -69,7 +70,7 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 		tb.Fatal(err)
 	}
 	sel := vault.Selection{Workspace: vault.DefaultName, Project: vault.DefaultName}
-	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: []byte(value), Source: "set"}}, vault.Upsert); err != nil {
+	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: secret.New([]byte(value)), Source: "set"}}, vault.Upsert); err != nil {
 		tb.Fatal(err)
 	}
 	hostport := strings.TrimPrefix(up.URL, "http://")

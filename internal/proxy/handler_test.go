@@ -117,7 +117,7 @@ func TestHealthReportsVault(t *testing.T) {
 	}}), Token: "t"}
 	w := httptest.NewRecorder()
 	locked.Handler().ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1/health", nil))
-	var env serve.ErrorEnvelope
+	var env errcode.Envelope
 	if w.Code != 503 || json.Unmarshal(w.Body.Bytes(), &env) != nil || env.Error.Code != errcode.Unavailable || env.Error.Hint == "" {
 		t.Errorf("locked vault: %d %s", w.Code, w.Body)
 	}

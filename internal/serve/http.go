@@ -20,19 +20,14 @@ import (
 // HeaderToken carries the session token on every loopback front end.
 const HeaderToken = "X-AS-Session-Token"
 
-// ErrorEnvelope is the JSON body of every error a front end answers with:
-// the CLI's error object.
-type ErrorEnvelope struct {
-	Error errcode.Report `json:"error"`
-}
-
-// WriteError answers with the code's HTTP status and the error envelope.
+// WriteError answers with the code's HTTP status and the error envelope
+// every front end uses (errcode.Envelope).
 func WriteError(w http.ResponseWriter, err error) {
 	rep := errcode.Classify(err)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(errcode.Lookup(rep.Code).HTTP)
-	json.NewEncoder(w).Encode(ErrorEnvelope{Error: rep})
+	json.NewEncoder(w).Encode(errcode.Envelope{Error: rep})
 }
 
 // LoopbackHost reports whether a request's Host names this machine:

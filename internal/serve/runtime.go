@@ -88,15 +88,14 @@ func (r *Runtime) Index() (*vault.Index, error) {
 }
 
 // Check proves the vault's values can be read: the backend opens (a file
-// vault has its passphrase) and holds the fingerprint key. A server whose
+// vault has its passphrase), answers, and holds the fingerprint key. A server whose
 // vault cannot be opened is not healthy, however well it listens.
 func (r *Runtime) Check(ctx context.Context) error {
 	st, err := r.Store()
 	if err != nil {
 		return err
 	}
-	_, err = st.FingerprintCheck(ctx)
-	return err
+	return st.Probe(ctx)
 }
 
 // Async runs f (closing a response, which appends its audit record) off

@@ -63,7 +63,7 @@ func TestLoopbackOnly(t *testing.T) {
 			t.Errorf("%s: status %d, want %d", host, w.Code, status)
 		}
 		if status != 204 {
-			var env ErrorEnvelope
+			var env errcode.Envelope
 			if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || env.Error.Code != errcode.Denied || env.Error.Hint != "use 127.0.0.1" {
 				t.Errorf("%s: body %s", host, w.Body)
 			}

@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // Backend stores values by key. Keys are "workspace/project/NAME" for
@@ -15,10 +16,12 @@ type Backend interface {
 	Kind() string
 	// Probe checks that the backend answers, without changing anything.
 	Probe(ctx context.Context) error
-	// Get returns ErrValueMissing when key has no value.
-	Get(ctx context.Context, key string) ([]byte, error)
-	// Put stores every item; callers hold the store lock.
-	Put(ctx context.Context, items map[string][]byte) error
+	// Get returns ErrValueMissing when key has no value. The Value is the
+	// caller's own: wiping it changes nothing stored.
+	Get(ctx context.Context, key string) (secret.Value, error)
+	// Put stores every item; callers hold the store lock. It keeps no
+	// reference to the values.
+	Put(ctx context.Context, items map[string]secret.Value) error
 	// Delete removes keys; a missing key is not an error.
 	Delete(ctx context.Context, keys []string) error
 }
@@ -47,7 +50,8 @@ const MaxValueSize = 64 << 10
 
 // CheckValue validates a value before it is stored. Values are text because
 // they end up in HTTP headers, query strings and environment variables.
-func CheckValue(v []byte) error {
+func CheckValue(value secret.Value) error {
+	v := value.Reveal()
 	switch {
 	case len(v) == 0:
 		return ErrEmptyValue

@@ -1,11 +1,14 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // Kinds of Problem.
@@ -37,7 +40,7 @@ type Problem struct {
 // once, and finds orphans by listing. A keychain cannot be listed
 // portably: for it, orphans are found through Index.Pending only.
 type snapshotter interface {
-	All(ctx context.Context) (map[string][]byte, error)
+	All(ctx context.Context) (map[string]secret.Value, error)
 }
 
 // Consistency compares every index entry with the value the backend holds
@@ -80,7 +83,7 @@ func (s *Store) Repair(ctx context.Context) (fixed, left []Problem, err error) {
 			return err
 		}
 		changed := len(ix.Pending) > 0
-		problems, err := s.problems(ctx, b, fpKey, ix, func(sel Selection, name string, sec *Secret, value []byte) {
+		problems, err := s.problems(ctx, b, fpKey, ix, func(sel Selection, name string, sec *Secret, value secret.Value) {
 			fp := fingerprintOf(fpKey, sel, name, value)
 			if !holds(fpKey, sel, name, sec, value) {
 				sec.Version++
@@ -121,7 +124,7 @@ func (s *Store) Repair(ctx context.Context) (fixed, left []Problem, err error) {
 }
 
 func (s *Store) backendAndKey(ctx context.Context) (Backend, []byte, error) {
-	b, err := s.Backend(ctx)
+	b, err := s.openBackend(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -135,7 +138,7 @@ func (s *Store) backendAndKey(ctx context.Context) (Backend, []byte, error) {
 // problems checks ix against b. visit, if set, sees every indexed secret
 // with its stored value (to repair it) before the value is wiped.
 func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index,
-	visit func(sel Selection, name string, sec *Secret, value []byte)) ([]Problem, error) {
+	visit func(sel Selection, name string, sec *Secret, value secret.Value)) ([]Problem, error) {
 	get, keys, done := bulkGetter(b)
 	defer done()
 	var candidates []string
@@ -169,7 +172,7 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 				if visit != nil {
 					visit(sel, name, secrets[name], v)
 				}
-				clear(v)
+				v.Wipe()
 			}
 		}
 	}
@@ -186,7 +189,7 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 		if err != nil {
 			return nil, err
 		}
-		clear(v)
+		v.Wipe()
 		kind := ProblemOrphan
 		if slices.Contains(ix.Pending, key) {
 			kind = ProblemLeftover
@@ -197,19 +200,27 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 }
 
 // All reads every item of the file vault in one decryption.
-func (v *FileVault) All(context.Context) (map[string][]byte, error) {
-	return v.read()
+func (v *FileVault) All(context.Context) (map[string]secret.Value, error) {
+	items, err := v.read()
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]secret.Value, len(items))
+	for k, b := range items {
+		out[k] = secret.New(b)
+	}
+	return out, nil
 }
 
 // bulkGetter is a Get for reading many keys. For a snapshotter it reads all
 // items once, on first use, and keys lists them; otherwise it is the
 // backend's Get and keys is nil. done wipes what was read.
-func bulkGetter(b Backend) (get func(context.Context, string) ([]byte, error), keys func(context.Context) ([]string, error), done func()) {
+func bulkGetter(b Backend) (get func(context.Context, string) (secret.Value, error), keys func(context.Context) ([]string, error), done func()) {
 	sn, ok := b.(snapshotter)
 	if !ok {
 		return b.Get, nil, func() {}
 	}
-	var all map[string][]byte
+	var all map[string]secret.Value
 	load := func(ctx context.Context) error {
 		if all != nil {
 			return nil
@@ -218,15 +229,16 @@ func bulkGetter(b Backend) (get func(context.Context, string) ([]byte, error), k
 		all, err = sn.All(ctx)
 		return err
 	}
-	get = func(ctx context.Context, key string) ([]byte, error) {
+	get = func(ctx context.Context, key string) (secret.Value, error) {
 		if err := load(ctx); err != nil {
-			return nil, err
+			return secret.Value{}, err
 		}
 		v, ok := all[key]
 		if !ok {
-			return nil, ErrValueMissing
+			return secret.Value{}, ErrValueMissing
 		}
-		return append([]byte(nil), v...), nil
+		// A copy, as Backend.Get returns: the caller wipes it.
+		return secret.New(bytes.Clone(v.Reveal())), nil
 	}
 	keys = func(ctx context.Context) ([]string, error) {
 		if err := load(ctx); err != nil {
@@ -236,7 +248,7 @@ func bulkGetter(b Backend) (get func(context.Context, string) ([]byte, error), k
 	}
 	done = func() {
 		for _, v := range all {
-			clear(v)
+			v.Wipe()
 		}
 	}
 	return get, keys, done

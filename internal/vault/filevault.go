@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // FileVault keeps values in one AES-256-GCM sealed file for machines without
@@ -67,8 +69,10 @@ func createFileVault(path, vaultID string, passphrase []byte) (*FileVault, error
 	return v, nil
 }
 
-// openFileVault derives the key and proves it by opening the file once.
-func openFileVault(path, vaultID string, passphrase []byte) (*FileVault, error) {
+// OpenFileVault derives the key and proves it by opening the file once.
+// The Store opens its own backend; this is exported for tests that play a
+// crashed writer, which need a backend without the Store's checks.
+func OpenFileVault(path, vaultID string, passphrase []byte) (*FileVault, error) {
 	env, err := readEnvelope(path)
 	if err != nil {
 		return nil, err
@@ -108,7 +112,9 @@ func (v *FileVault) open(env fileEnvelope) (map[string][]byte, error) {
 		return nil, errcode.WithHint(ErrWrongPassphrase, "check the passphrase or the file named by --vault-passphrase-file")
 	}
 	items := map[string][]byte{}
-	if err := json.Unmarshal(plain, &items); err != nil {
+	err = json.Unmarshal(plain, &items)
+	clear(plain)
+	if err != nil {
 		return nil, ErrCorruptVault
 	}
 	return items, nil
@@ -129,6 +135,7 @@ func (v *FileVault) write(items map[string][]byte) error {
 	}
 	env := fileEnvelope{Format: fileVaultFormat, Cipher: "aes-256-gcm", KDF: v.kdf}
 	env.Sealed, err = crypto.Seal(v.key, plain, env.ad(v.vaultID))
+	clear(plain)
 	if err != nil {
 		return err
 	}
@@ -146,27 +153,37 @@ func (v *FileVault) Probe(context.Context) error {
 	return err
 }
 
-func (v *FileVault) Get(_ context.Context, key string) ([]byte, error) {
+func (v *FileVault) Get(_ context.Context, key string) (secret.Value, error) {
 	items, err := v.read()
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
+	defer wipeItems(items)
 	val, ok := items[key]
 	if !ok {
-		return nil, ErrValueMissing
+		return secret.Value{}, ErrValueMissing
 	}
-	return val, nil
+	return secret.New(bytes.Clone(val)), nil
 }
 
-func (v *FileVault) Put(_ context.Context, put map[string][]byte) error {
+func (v *FileVault) Put(_ context.Context, put map[string]secret.Value) error {
 	items, err := v.read()
 	if err != nil {
 		return err
 	}
+	defer wipeItems(items)
 	for k, val := range put {
-		items[k] = val
+		// A copy: wiping items afterwards must not wipe the caller's value.
+		items[k] = bytes.Clone(val.Reveal())
 	}
 	return v.write(items)
+}
+
+// wipeItems zeroes the plaintext of a decrypted vault once it is used.
+func wipeItems(items map[string][]byte) {
+	for _, v := range items {
+		clear(v)
+	}
 }
 
 func (v *FileVault) Delete(_ context.Context, keys []string) error {
@@ -174,6 +191,7 @@ func (v *FileVault) Delete(_ context.Context, keys []string) error {
 	if err != nil {
 		return err
 	}
+	defer wipeItems(items)
 	changed := false
 	for _, k := range keys {
 		if _, ok := items[k]; ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // InitOptions choose how a vault is created.
@@ -154,7 +155,7 @@ func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, cre
 		} else {
 			st.backend = NewKeychain(cfg.VaultID, opts.Getenv)
 		}
-		if err := st.backend.Put(ctx, map[string][]byte{fingerprintKeyItem: []byte(hex.EncodeToString(fpKey))}); err != nil {
+		if err := st.backend.Put(ctx, map[string]secret.Value{fingerprintKeyItem: secret.New([]byte(hex.EncodeToString(fpKey)))}); err != nil {
 			return fmt.Errorf("store fingerprint key: %w", err)
 		}
 		ix := newIndex(cfg.CreatedAt)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/zalando/go-keyring"
 )
 
@@ -92,14 +93,15 @@ func (k *Keychain) call(ctx context.Context, op string, fn func() error) error {
 // Probe reads an item that need not exist: "not found" proves the keychain
 // answers and is unlocked enough to search.
 func (k *Keychain) Probe(ctx context.Context) error {
-	_, err := k.Get(ctx, "meta/probe")
+	v, err := k.Get(ctx, "meta/probe")
+	v.Wipe()
 	if errors.Is(err, ErrValueMissing) {
 		return nil
 	}
 	return err
 }
 
-func (k *Keychain) Get(ctx context.Context, key string) ([]byte, error) {
+func (k *Keychain) Get(ctx context.Context, key string) (secret.Value, error) {
 	var v string
 	err := k.call(ctx, "read", func() error {
 		var err error
@@ -107,17 +109,17 @@ func (k *Keychain) Get(ctx context.Context, key string) ([]byte, error) {
 		return err
 	})
 	if errors.Is(err, keyring.ErrNotFound) {
-		return nil, ErrValueMissing
+		return secret.Value{}, ErrValueMissing
 	}
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
-	return []byte(v), nil
+	return secret.New([]byte(v)), nil
 }
 
-func (k *Keychain) Put(ctx context.Context, items map[string][]byte) error {
+func (k *Keychain) Put(ctx context.Context, items map[string]secret.Value) error {
 	for _, key := range SortedKeys(items) {
-		v := string(items[key])
+		v := string(items[key].Reveal())
 		if err := k.call(ctx, "write", func() error { return keyring.Set(k.service, key, v) }); err != nil {
 			return err
 		}

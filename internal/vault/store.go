@@ -24,6 +24,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 // Config is the vault's identity and backend choice, written once by Init.
@@ -47,7 +48,7 @@ type Options struct {
 	// OnValue, if set, sees every value this Store hands to a caller or
 	// stores for one: the CLI scans its own output for them before
 	// printing (the output guard). It must not log or copy them out.
-	OnValue func(value []byte)
+	OnValue func(value secret.Value)
 }
 
 // Store is an opened vault.
@@ -91,9 +92,11 @@ func (s *Store) Index() (*Index, error) {
 	return readIndex(s.Dirs.IndexFile())
 }
 
-// Backend opens the value backend on first use. The file backend asks for
-// its passphrase here, before any lock is taken.
-func (s *Store) Backend(ctx context.Context) (Backend, error) {
+// openBackend opens the value backend on first use. The file backend asks
+// for its passphrase here, before any lock is taken. It is unexported so
+// that nothing outside the vault reads or writes values around the index
+// and its fingerprint checks; doctor uses Probe.
+func (s *Store) openBackend(ctx context.Context) (Backend, error) {
 	s.backendMu.Lock()
 	defer s.backendMu.Unlock()
 	if s.backend != nil {
@@ -114,7 +117,7 @@ func (s *Store) Backend(ctx context.Context) (Backend, error) {
 		if err != nil {
 			return nil, err
 		}
-		fv, err := openFileVault(s.Dirs.VaultFile(), s.Config.VaultID, pass)
+		fv, err := OpenFileVault(s.Dirs.VaultFile(), s.Config.VaultID, pass)
 		if err != nil {
 			return nil, err
 		}
@@ -129,7 +132,7 @@ func (s *Store) fingerprintKey(ctx context.Context) ([]byte, error) {
 	if s.fpKey != nil {
 		return s.fpKey, nil
 	}
-	b, err := s.Backend(ctx)
+	b, err := s.openBackend(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -140,7 +143,8 @@ func (s *Store) fingerprintKey(ctx context.Context) ([]byte, error) {
 		}
 		return nil, err
 	}
-	key, err := hex.DecodeString(string(hexKey))
+	defer hexKey.Wipe()
+	key, err := hex.DecodeString(string(hexKey.Reveal()))
 	if err != nil || len(key) != crypto.KeySize {
 		return nil, errcode.Errorf(errcode.Internal, "the vault's fingerprint key is malformed")
 	}
@@ -228,17 +232,17 @@ func without(keys, drop []string) []string {
 // Secret.FingerprintScheme).
 const fingerprintScheme = 2
 
-func fingerprintOf(key []byte, sel Selection, name string, value []byte) string {
-	return crypto.SecretFingerprint(key, sel.Workspace, sel.Project, name, value)
+func fingerprintOf(key []byte, sel Selection, name string, value secret.Value) string {
+	return crypto.SecretFingerprint(key, sel.Workspace, sel.Project, name, value.Reveal())
 }
 
 // holds reports whether value is the value sec describes, under the scheme
 // its fingerprint was written with.
-func holds(key []byte, sel Selection, name string, sec *Secret, value []byte) bool {
+func holds(key []byte, sel Selection, name string, sec *Secret, value secret.Value) bool {
 	if sec.FingerprintScheme == fingerprintScheme {
 		return crypto.FingerprintEqual(sec.Fingerprint, fingerprintOf(key, sel, name, value))
 	}
-	return crypto.FingerprintEqual(sec.Fingerprint, crypto.Fingerprint(key, value))
+	return crypto.FingerprintEqual(sec.Fingerprint, crypto.Fingerprint(key, value.Reveal()))
 }
 
 func (s *Store) writeIndex(ix *Index) error {
@@ -263,7 +267,7 @@ func (s *Store) now() time.Time {
 // Put is one value to store.
 type Put struct {
 	Name   string
-	Value  []byte
+	Value  secret.Value
 	Source string
 }
 
@@ -306,7 +310,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 	}
 	// Open the backend and read the fingerprint key before locking: the
 	// file backend may prompt for its passphrase.
-	backend, err := s.Backend(ctx)
+	backend, err := s.openBackend(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -333,7 +337,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 			return err
 		}
 		now := s.now()
-		items := map[string][]byte{}
+		items := map[string]secret.Value{}
 		var created []string
 		migrated := false
 		for _, p := range puts {
@@ -355,7 +359,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 					return err
 				}
 				same := err == nil && holds(fpKey, sel, p.Name, old, cur)
-				clear(cur)
+				cur.Wipe()
 				if same {
 					if old.FingerprintScheme != fingerprintScheme {
 						old.Fingerprint, old.FingerprintScheme = fp, fingerprintScheme
@@ -413,7 +417,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 // DeleteSecrets removes names from the index and their values from the
 // backend. Every name must exist; otherwise nothing is deleted.
 func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string) error {
-	backend, err := s.Backend(ctx)
+	backend, err := s.openBackend(ctx)
 	if err != nil {
 		return err
 	}
@@ -453,7 +457,7 @@ func (s *Store) DeleteProject(ctx context.Context, sel Selection) (int, error) {
 	}
 	var backend Backend
 	if p := ix.Workspaces[sel.Workspace].Projects[sel.Project]; len(p.Secrets) > 0 {
-		if backend, err = s.Backend(ctx); err != nil {
+		if backend, err = s.openBackend(ctx); err != nil {
 			return 0, err
 		}
 	}
@@ -497,18 +501,18 @@ const repairHint = "run `agentsecrets doctor --repair`"
 // one place where values are held in memory. The value must be the one the
 // index describes: after a crash between a value write and its index write
 // it is not, and sending it would send a value nobody saw stored.
-func (s *Store) Value(ctx context.Context, sel Selection, name string) ([]byte, error) {
-	b, err := s.Backend(ctx)
+func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.Value, error) {
+	b, err := s.openBackend(ctx)
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	fpKey, err := s.fingerprintKey(ctx)
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	v, ok, err := s.checkedValue(ctx, b, fpKey, sel, name)
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	if ok {
 		s.observe(v)
@@ -522,16 +526,16 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) ([]byte, 
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	if !ok {
-		return nil, errcode.WithHint(fmt.Errorf("%w: secret %s in %s/%s", ErrDisagreement, name, sel.Workspace, sel.Project), repairHint)
+		return secret.Value{}, errcode.WithHint(fmt.Errorf("%w: secret %s in %s/%s", ErrDisagreement, name, sel.Workspace, sel.Project), repairHint)
 	}
 	s.observe(v)
 	return v, nil
 }
 
-func (s *Store) observe(v []byte) {
+func (s *Store) observe(v secret.Value) {
 	if s.opts.OnValue != nil {
 		s.opts.OnValue(v)
 	}
@@ -539,31 +543,41 @@ func (s *Store) observe(v []byte) {
 
 // checkedValue reads the index entry and the value; ok reports whether
 // they agree.
-func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel Selection, name string) ([]byte, bool, error) {
+func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel Selection, name string) (secret.Value, bool, error) {
 	ix, err := s.Index()
 	if err != nil {
-		return nil, false, err
+		return secret.Value{}, false, err
 	}
 	sec, err := ix.Secret(sel, name)
 	if err != nil {
-		return nil, false, err
+		return secret.Value{}, false, err
 	}
 	v, err := b.Get(ctx, itemKey(sel, name))
 	if errors.Is(err, ErrValueMissing) {
-		return nil, false, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
+		return secret.Value{}, false, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
 	}
 	if err != nil {
-		return nil, false, err
+		return secret.Value{}, false, err
 	}
 	if !holds(fpKey, sel, name, sec, v) {
-		clear(v)
-		return nil, false, nil
+		v.Wipe()
+		return secret.Value{}, false, nil
 	}
 	return v, true, nil
 }
 
-// FingerprintCheck proves the backend holds the vault's fingerprint key.
-func (s *Store) FingerprintCheck(ctx context.Context) (bool, error) {
-	_, err := s.fingerprintKey(ctx)
-	return err == nil, err
+// Probe opens the backend (the file backend asks for its passphrase), checks
+// that it answers without changing anything, and that it holds the vault's
+// fingerprint key: what doctor reports as a healthy backend. It reads no
+// secret's value.
+func (s *Store) Probe(ctx context.Context) error {
+	b, err := s.openBackend(ctx)
+	if err != nil {
+		return err
+	}
+	if err := b.Probe(ctx); err != nil {
+		return err
+	}
+	_, err = s.fingerprintKey(ctx)
+	return err
 }

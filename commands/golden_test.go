@@ -1,0 +1,204 @@
+package commands
+
+import (
+	"flag"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+var updateGolden = flag.Bool("update-golden", false, "rewrite commands/testdata/golden/ from the text renderers")
+
+const goldenDir = "testdata/golden"
+
+// ctrl is appended to one field of each result: an ANSI colour escape, a
+// carriage return, a C1 control and a bidi override, which text output
+// must show escaped, never send to the terminal.
+const ctrl = "\x1b[31mred\r\u009b\u202eevil"
+
+// goldenTime is the one timestamp every result uses.
+var goldenTime = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+
+// goldenResults holds a representative result of every type with a text
+// form, keyed by type name (the golden file is NAME.txt). Lists mix the
+// states a renderer distinguishes.
+func goldenResults() map[string]TextWriter {
+	suspended := goldenTime
+	bound := policy.Binding{Host: "api.example.com", Port: 8443, PathPrefix: "/v1", Methods: []string{"GET"}, Surfaces: []string{"header"}, CreatedAt: goldenTime}
+	susp := bound
+	susp.SuspendedAt, susp.SuspendReason = &suspended, "echoed 3 times"
+	return map[string]TextWriter{
+		"DoctorResult": &DoctorResult{Healthy: false, Checks: []Check{
+			{Name: "backend", OK: true, Detail: "file vault, unlocked"},
+			{Name: "index", OK: false, Detail: "index.json is group-readable" + ctrl, Fix: "chmod 600 index.json"},
+		}},
+		"SecretsImportResult": &SecretsImportResult{Workspace: "default", Project: "web", Imported: 1, Rejected: 1, Results: []ImportEntry{
+			{Name: "STRIPE_KEY", Line: 1, Version: 1, Action: "created"},
+			{Name: "BAD", Line: 2, Action: "rejected", Reason: "not a valid name" + ctrl},
+		}},
+		"InitResult": &InitResult{Created: true, Backend: "file", BackendReason: "no keychain" + ctrl, VaultID: "v-123",
+			Paths:     Paths{Config: "/home/u/.config/agentsecrets", Data: "/home/u/.local/share/agentsecrets", State: "/home/u/.local/state/agentsecrets"},
+			Workspace: "default", Project: "default", Next: []string{"agentsecrets secrets set NAME", "agentsecrets status"},
+			AgentFiles: []agentfiles.Result{{Path: "AGENTS.md", Action: "created"}},
+			Notes:      Notes{Warnings: []string{"the file vault's passphrase file is group-readable" + ctrl}}},
+		"McpInstallResult": &McpInstallResult{Command: "/usr/local/bin/agentsecrets", Args: []string{"mcp", "serve"}, Scope: "user", Clients: []McpClientResult{
+			{Client: "cursor", Title: "Cursor", Path: "/home/u/.cursor/mcp.json", Action: "updated", Backup: "/home/u/.cursor/mcp.json.agentsecrets-backup-20260102T030405Z"},
+			{Client: "zed", Title: "Zed", Path: "/home/u/.config/zed/settings.json", Action: "added"},
+			{Client: "codex", Title: "Codex", Action: "skipped", Reason: "not installed" + ctrl},
+		}, Next: []string{"restart the client so it starts `agentsecrets mcp serve`"}},
+		"McpServeResult": &McpServeResult{Transport: "stdio" + ctrl, Calls: 42},
+		"ProjectListResult": &ProjectListResult{Workspace: "default", Projects: []ProjectInfo{
+			{Workspace: "default", Name: "default", Current: true, Secrets: 3, CreatedAt: goldenTime},
+			{Workspace: "default", Name: "web" + ctrl, Secrets: 0, CreatedAt: goldenTime},
+		}},
+		"ProxyStatusResult": &ProxyStatusResult{Running: true, Address: "127.0.0.1:8765", TokenFile: "/home/u/.local/state/agentsecrets/proxy.token" + ctrl,
+			PID: 4242, StartedAt: goldenTime, Workspace: "default", Project: "web"},
+		"ProxyLogsResult": &ProxyLogsResult{Records: []audit.Record{
+			{ID: "a1", Time: goldenTime, FrontEnd: "call", Method: "GET", Host: "api.example.com", Path: "/v1/charges", Secrets: []string{"STRIPE_KEY"}, Styles: []string{"bearer"}, Status: 200, DurationMS: 12.3, Decision: audit.DecisionAllowed},
+			{ID: "a2", Time: goldenTime, FrontEnd: "proxy", Method: "POST", Host: "evil.example", Path: "/x" + ctrl, Secrets: []string{"STRIPE_KEY"}, Styles: []string{"header"}, DurationMS: 0.4, Decision: audit.DecisionBlocked, Reason: "not_allowlisted", Code: "denied"},
+		}},
+		"AuditVerifyResult": &AuditVerifyResult{audit.Verification{OK: false, Records: 10, Dir: "/state", Files: []string{"audit.log"},
+			Problem: &audit.Problem{File: "audit.log", Line: 7, Kind: "chain", Detail: "prev hash does not match" + ctrl}}},
+		"SchemaResult": &SchemaResult{Commands: []CommandSchema{{Command: "secrets set"}, {Command: "call" + ctrl}}},
+		"SecretsWriteResult": &SecretsWriteResult{Workspace: "default", Project: "web", Secrets: []vault.PutResult{
+			{Name: "STRIPE_KEY", Version: 2, Action: "updated"}, {Name: "NEW" + ctrl, Version: 1, Action: "created"},
+		}},
+		"SecretsListResult": &SecretsListResult{Workspace: "default", Project: "web", Secrets: []SecretInfo{
+			{Name: "STRIPE_KEY", Version: 2, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "set", Bindings: []policy.Binding{bound, susp}, Releases: []string{"env"}},
+			{Name: "UNBOUND" + ctrl, Version: 1, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "generate"},
+		}},
+		"StatusResult": &StatusResult{Initialised: true, Version: "0.0.0-golden", VaultID: "v-123",
+			Paths:     Paths{Config: "/c", Data: "/home/u/.local/share/agentsecrets", State: "/s"},
+			Backend:   &BackendStatus{Kind: "keychain", Reason: "Secret Service", Reachable: false, Detail: "dbus: no reply" + ctrl},
+			Workspace: "default", Project: "web", ProjectSource: "link", LinkFile: "/w/.agentsecrets", Secrets: 2, Workspaces: 1, Projects: 2, Allowlist: 3,
+			ValueRelease:  []ReleaseEntry{{Workspace: "default", Project: "web", Name: "DB_URL", Modes: []string{"env", "openclaw"}}},
+			Suspended:     []SuspendedEntry{{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Binding: susp, Reapprove: "agentsecrets secrets bind STRIPE_KEY api.example.com:8443/v1"}},
+			IndexRevision: 9},
+		"WorkspaceListResult": &WorkspaceListResult{Workspaces: []WorkspaceInfo{
+			{Name: "default", Current: true, Projects: []string{"default", "web"}, Allowlist: 2, CreatedAt: goldenTime},
+			{Name: "acme" + ctrl, Projects: []string{"default"}, CreatedAt: goldenTime},
+		}},
+		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
+			{Host: "api.example.com", AddedAt: goldenTime},
+			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},
+		}},
+		"AllowlistLogResult": &AllowlistLogResult{Workspace: "default", Changes: []policy.AllowlistChange{
+			{At: goldenTime, Action: "add", Host: "api.example.com", Approved: true},
+			{At: goldenTime, Action: "remove" + ctrl, Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true},
+		}},
+	}
+}
+
+// TestGoldenText renders each result in text mode through the path Main
+// uses (renderGuarded) and compares stdout and stderr with its golden
+// file; -update-golden rewrites the files.
+func TestGoldenText(t *testing.T) {
+	for name, result := range goldenResults() {
+		t.Run(name, func(t *testing.T) {
+			env, out, errb := testEnvErr(t, t.TempDir())
+			if err := renderGuarded(env, formatText, "", result); err != nil {
+				t.Fatal(err)
+			}
+			got := out.String()
+			if errb.Len() > 0 {
+				got += "--- stderr ---\n" + errb.String()
+			}
+			// status names the platform it runs on.
+			got = strings.ReplaceAll(got, "("+runtime.GOOS+"/"+runtime.GOARCH+")", "(GOOS/GOARCH)")
+			if strings.ContainsAny(got, "\x1b\r\u009b\u202e") {
+				t.Errorf("raw control characters reached the terminal:\n%q", got)
+			}
+			path := filepath.Join(goldenDir, name+".txt")
+			if *updateGolden {
+				if err := os.MkdirAll(goldenDir, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run go test ./commands -run TestGoldenText -update-golden)", err)
+			}
+			if got != string(want) {
+				t.Errorf("text output of %s differs from %s (rerun with -update-golden if intended)\ngot:\n%s\nwant:\n%s", name, path, got, want)
+			}
+		})
+	}
+}
+
+// TestGoldenCoversEveryTextWriter finds every type with a WriteText
+// method in this package's sources: each must have a result in
+// goldenResults and a golden file, and every golden file a type.
+func TestGoldenCoversEveryTextWriter(t *testing.T) {
+	fset := token.NewFileSet()
+	sources, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writers := map[string]bool{}
+	for _, src := range sources {
+		if strings.HasSuffix(src, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(fset, src, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			fn, ok := d.(*ast.FuncDecl)
+			if !ok || fn.Recv == nil || fn.Name.Name != "WriteText" {
+				continue
+			}
+			typ := fn.Recv.List[0].Type
+			if star, ok := typ.(*ast.StarExpr); ok {
+				typ = star.X
+			}
+			if id, ok := typ.(*ast.Ident); ok {
+				writers[id.Name] = true
+			}
+		}
+	}
+	if len(writers) == 0 {
+		t.Fatal("found no WriteText methods")
+	}
+	results := goldenResults()
+	var problems []string
+	for name := range writers {
+		if _, ok := results[name]; !ok {
+			problems = append(problems, name+" has no result in goldenResults")
+		}
+		if _, err := os.Stat(filepath.Join(goldenDir, name+".txt")); err != nil {
+			problems = append(problems, name+" has no golden file (run with -update-golden)")
+		}
+	}
+	for name := range results {
+		if !writers[name] {
+			problems = append(problems, name+" in goldenResults has no WriteText method")
+		}
+	}
+	files, _ := filepath.Glob(filepath.Join(goldenDir, "*.txt"))
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".txt"); !writers[name] {
+			problems = append(problems, f+" is the golden file of no TextWriter")
+		}
+	}
+	sort.Strings(problems)
+	if len(problems) > 0 {
+		t.Error(strings.Join(problems, "\n"))
+	}
+}

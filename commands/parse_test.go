@@ -1,0 +1,161 @@
+package commands
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/alecthomas/kong"
+)
+
+// f is the expected value of a command struct's fields after parsing,
+// by Go field name (promoted fields of Scope, WorkspaceFlag and Approval
+// included). Fields not named are not checked.
+type f map[string]any
+
+// parseCases is argv → populated struct for every command path. Each
+// command has at least one case; TestParseCoversEveryCommand fails when a
+// command is added without one.
+var parseCases = []struct {
+	argv []string
+	want f
+}{
+	{[]string{"init"}, f{"Backend": "auto", "AgentFiles": false}},
+	{[]string{"init", "--backend", "file", "--admin-passphrase-file", "a.pass", "--agent-files"}, f{"Backend": "file", "AdminPassphraseFile": "a.pass", "AgentFiles": true}},
+	{[]string{"status", "--workspace", "w", "--project", "p"}, f{"Workspace": "w", "Project": "p"}},
+	{[]string{"doctor", "--repair"}, f{"Repair": true}},
+	{[]string{"workspace", "create", "acme", "--switch"}, f{"Name": "acme", "Switch": true}},
+	{[]string{"workspace", "list"}, f{}},
+	{[]string{"workspace", "switch", "acme"}, f{"Name": "acme"}},
+	{[]string{"workspace", "allowlist", "add", "api.example.com:8443", "--allow-http", "--allow-private", "--workspace", "w", "--passphrase-file", "p"},
+		f{"Target": "api.example.com:8443", "AllowHTTP": true, "AllowPrivate": true, "Workspace": "w", "PassphraseFile": "p"}},
+	{[]string{"workspace", "allowlist", "remove", "api.example.com", "--workspace", "w"}, f{"Target": "api.example.com", "Workspace": "w"}},
+	{[]string{"workspace", "allowlist", "list"}, f{"Workspace": ""}},
+	{[]string{"workspace", "allowlist", "log", "--last", "5"}, f{"Last": 5}},
+	{[]string{"project", "create", "web", "--use", "--workspace", "w"}, f{"Name": "web", "Use": true, "Workspace": "w"}},
+	{[]string{"project", "list", "--workspace", "w"}, f{"Workspace": "w"}},
+	{[]string{"project", "use", "web", "--link"}, f{"Name": "web", "Link": true}},
+	{[]string{"project", "delete", "web", "--force"}, f{"Name": "web", "Force": true}},
+	{[]string{"secrets", "set", "A", "B", "--from-stdin", "--project", "p"}, f{"Names": []string{"A", "B"}, "FromStdin": true, "FromFile": "", "Project": "p"}},
+	{[]string{"secrets", "set", "A", "--from-file", "v.txt"}, f{"Names": []string{"A"}, "FromFile": "v.txt"}},
+	{[]string{"secrets", "generate", "TOKEN"}, f{"Name": "TOKEN", "Length": 32, "Charset": "alnum", "Overwrite": false}},
+	{[]string{"secrets", "generate", "TOKEN", "--length", "64", "--charset", "hex", "--overwrite"}, f{"Name": "TOKEN", "Length": 64, "Charset": "hex", "Overwrite": true}},
+	{[]string{"secrets", "list", "--workspace", "w"}, f{"Workspace": "w", "Project": ""}},
+	{[]string{"secrets", "delete", "A", "B"}, f{"Names": []string{"A", "B"}}},
+	{[]string{"secrets", "import", ".env", "--skip-existing"}, f{"Path": ".env", "SkipExisting": true}},
+	{[]string{"secrets", "bind", "KEY", "api.example.com/v1", "--method", "GET", "--method", "POST", "--surface", "header", "--header-name", "X-Api-Key", "--allow-range", "--allow-echo", "--passphrase-file", "p"},
+		f{"Name": "KEY", "Target": "api.example.com/v1", "Method": []string{"GET", "POST"}, "Surface": []string{"header"}, "HeaderName": []string{"X-Api-Key"}, "AllowRange": true, "AllowEcho": true, "PassphraseFile": "p"}},
+	{[]string{"secrets", "unbind", "KEY", "api.example.com"}, f{"Name": "KEY", "Target": "api.example.com"}},
+	{[]string{"secrets", "unbind", "KEY"}, f{"Name": "KEY", "Target": ""}},
+	{[]string{"call", "--url", "https://api.example.com/v1", "--bearer", "KEY"},
+		f{"URL": "https://api.example.com/v1", "Bearer": "KEY", "Timeout": "30s", "MaxResponse": int64(268435456), "Fail": false}},
+	{[]string{"call", "--url", "https://x.test", "--method", "POST", "--request-header", "Accept: text/plain", "--data", "{}", "--basic", "U",
+		"--header", "X-Api-Key=K", "--query", "key=Q", "--body-field", "auth.token=B", "--form-field", "secret=F", "--timeout", "5s", "--max-response", "100", "--fail"},
+		f{"Method": "POST", "RequestHeader": []string{"Accept: text/plain"}, "Data": "{}", "Basic": "U", "Header": []string{"X-Api-Key=K"}, "Query": []string{"key=Q"},
+			"BodyField": []string{"auth.token=B"}, "FormField": []string{"secret=F"}, "Timeout": "5s", "MaxResponse": int64(100), "Fail": true}},
+	{[]string{"proxy", "start"}, f{"Port": 8765, "Background": false, "MaxResponse": int64(268435456), "Timeout": "30s"}},
+	{[]string{"proxy", "start", "--port", "0", "--background", "--timeout", "1m"}, f{"Port": 0, "Background": true, "Timeout": "1m"}},
+	{[]string{"proxy", "stop"}, f{}},
+	{[]string{"proxy", "status"}, f{}},
+	{[]string{"proxy", "logs"}, f{"Last": 50, "Decision": ""}},
+	{[]string{"proxy", "logs", "--last", "0", "--secret", "KEY", "--host", "api.example.com", "--decision", "blocked", "--since", "1h"},
+		f{"Last": 0, "Secret": "KEY", "Host": "api.example.com", "Decision": "blocked", "Since": "1h"}},
+	{[]string{"audit", "verify"}, f{}},
+	{[]string{"mcp", "serve", "--workspace", "w"}, f{"HTTP": "", "Workspace": "w"}},
+	{[]string{"mcp", "install", "--client", "cursor", "--client", "zed", "--print", "--scope", "project"},
+		f{"Client": []string{"cursor", "zed"}, "All": false, "Print": true, "Scope": "project"}},
+	{[]string{"mcp", "install", "--all"}, f{"All": true, "Scope": "user"}},
+	{[]string{"mcp", "uninstall", "--all", "--print"}, f{"All": true, "Print": true, "Scope": "user"}},
+	{[]string{"schema", "secrets", "set"}, f{"Command": []string{"secrets", "set"}}},
+	{[]string{"env", "--only", "A", "--", "printenv", "A"}, f{"Only": []string{"A"}, "NoMasking": false, "Command": []string{"--", "printenv", "A"}}},
+	{[]string{"env", "--only", "A=KEY", "--no-masking", "printenv"}, f{"Only": []string{"A=KEY"}, "NoMasking": true, "Command": []string{"printenv"}}},
+	{[]string{"openclaw", "resolve", "--project", "p"}, f{"Project": "p"}},
+}
+
+// parseArgs parses argv with the parser Main builds, without running the
+// command, and returns the selected command's path and struct, and the
+// globals.
+func parseArgs(t *testing.T, argv []string) (string, reflect.Value, *CLI) {
+	t.Helper()
+	env, _ := testEnv(t)
+	cli := &CLI{}
+	exited := -1
+	parser, err := newParser(cli, env, &exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kctx, err := parser.Parse(argv)
+	if err != nil || exited >= 0 {
+		t.Fatalf("parse %q: %v (exit %d)", argv, err, exited)
+	}
+	node := kctx.Selected()
+	if node == nil {
+		t.Fatalf("parse %q selected no command", argv)
+	}
+	return commandWords(node.Path()), node.Target, cli
+}
+
+// TestParse checks that every case's argv fills the command's struct as
+// expected: names, repeated flags, positionals, defaults and enums.
+func TestParse(t *testing.T) {
+	for _, c := range parseCases {
+		t.Run(strings.Join(c.argv, " "), func(t *testing.T) {
+			_, target, _ := parseArgs(t, c.argv)
+			for name, want := range c.want {
+				got := target.FieldByName(name)
+				if !got.IsValid() {
+					t.Fatalf("%s has no field %s", target.Type(), name)
+				}
+				if !reflect.DeepEqual(got.Interface(), want) {
+					t.Errorf("%s.%s = %#v, want %#v", target.Type(), name, got.Interface(), want)
+				}
+			}
+		})
+	}
+}
+
+// TestParseGlobals: the global flags land in Globals wherever they are
+// given on the line.
+func TestParseGlobals(t *testing.T) {
+	_, _, cli := parseArgs(t, []string{"--format", "text", "secrets", "list", "--select", "secrets.#.name", "--vault-passphrase-file", "v.pass"})
+	want := Globals{Format: "text", Select: "secrets.#.name", VaultPassphraseFile: "v.pass"}
+	if cli.Globals != want {
+		t.Errorf("globals %+v, want %+v", cli.Globals, want)
+	}
+	_, _, cli = parseArgs(t, []string{"status", "--json"})
+	if !cli.JSON || cli.Format != "auto" {
+		t.Errorf("--json: %+v", cli.Globals)
+	}
+}
+
+// TestParseCoversEveryCommand walks the kong model: every runnable
+// command must have a case in parseCases.
+func TestParseCoversEveryCommand(t *testing.T) {
+	covered := map[string]bool{}
+	for _, c := range parseCases {
+		path, _, _ := parseArgs(t, c.argv)
+		covered[path] = true
+	}
+	env, _ := testEnv(t)
+	exited := -1
+	parser, err := newParser(&CLI{}, env, &exited)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var missing []string
+	var walk func(n *kong.Node)
+	walk = func(n *kong.Node) {
+		if n.Type == kong.CommandNode && len(n.Children) == 0 && !covered[commandWords(n.Path())] {
+			missing = append(missing, commandWords(n.Path()))
+		}
+		for _, c := range n.Children {
+			walk(c)
+		}
+	}
+	walk(parser.Model.Node)
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("commands without a parse case in parseCases: %s", strings.Join(missing, ", "))
+	}
+}
