@@ -22,8 +22,8 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
-	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
