@@ -101,6 +101,11 @@ type Broker struct {
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
 	redactors map[string]namedRedactor
+
+	// echoMu guards unrecorded: echo events a response produced but the
+	// tripwire's state file could not take (see recordEchoes).
+	echoMu     sync.Mutex
+	unrecorded []echoBatch
 }
 
 // namedRedactor is a redactor and the secret name of each of its values.
@@ -219,6 +224,12 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		if err := b.cfg.Audit.Ready(ctx); err != nil {
 			return nil, err
 		}
+	}
+	// Nor does an echo the tripwire has not counted: a long-running front
+	// end streamed that response before the count failed, so the count is
+	// retried here and no request goes out until it is in.
+	if err := b.recordUnrecorded(ctx); err != nil {
+		return nil, err
 	}
 	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method,
 		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}

@@ -3,6 +3,7 @@ package broker
 import (
 	"bytes"
 	"compress/gzip"
+	"encoding/json"
 	"context"
 	"io"
 	"net/http"
@@ -530,5 +531,47 @@ func TestEchoEventsNameTheValueThatEchoed(t *testing.T) {
 				t.Fatal("B echoed three times and is not suspended")
 			}
 		})
+	}
+}
+
+// TestUnrecordedEchoBlocksUntilCounted: when the tripwire's state file
+// cannot take an echo event, the response's Close reports unavailable, the
+// event is kept, and every later request fails unavailable, before any
+// value is read, until the event is written.
+func TestUnrecordedEchoBlocksUntilCounted(t *testing.T) {
+	w := newWorld(t, map[string]string{"A": valA})
+	up := echoServer(t)
+	w.bind("A", up.URL, nil)
+	b := w.broker(0)
+	if err := os.Mkdir(EchoFile(w.dirs), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := b.Do(context.Background(), &Request{FrontEnd: "proxy", Selection: w.sel, Method: "GET", URL: up.URL, Injections: []Injection{bearer("A")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, rerr := io.ReadAll(resp.Body)
+	if strings.Contains(string(body), valA) {
+		t.Fatal("echo not redacted")
+	}
+	if err := resp.Close(rerr); errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("Close with an unwritable echo log: %v", err)
+	}
+	_, _, err = w.do(b, "GET", up.URL+"/again", nil, nil)
+	if errcode.Classify(err).Code != errcode.Unavailable {
+		t.Fatalf("request after an uncounted echo: %v", err)
+	}
+	if err := os.Remove(EchoFile(w.dirs)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := w.do(b, "GET", up.URL+"/plain", nil, nil); err != nil {
+		t.Fatalf("after repair: %v", err)
+	}
+	log, err := ReadEchoLog(w.dirs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := json.Marshal(log); !bytes.Contains(got, []byte(`"secret":"A"`)) {
+		t.Fatalf("the kept event was not written: %s", got)
 	}
 }

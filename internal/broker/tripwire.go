@@ -69,12 +69,49 @@ func tripwired(proj *vault.Project, secrets []string, origin target) []string {
 	return out
 }
 
-// recordEchoes records one echo event per secret from origin t and
+// echoBatch is one response's echo events, kept until the state file has
+// them.
+type echoBatch struct {
+	sel     vault.Selection
+	secrets []string
+	t       target
+}
+
+// recordEchoes is recordEcho, keeping the events of a failed write for
+// recordUnrecorded: the proxy and MCP have already streamed the response
+// when it fails, so the count must not be lost with the error.
+func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets []string, t target) error {
+	err := b.recordEcho(ctx, sel, secrets, t)
+	if err != nil {
+		b.echoMu.Lock()
+		b.unrecorded = append(b.unrecorded, echoBatch{sel, secrets, t})
+		b.echoMu.Unlock()
+	}
+	return err
+}
+
+// recordUnrecorded writes the echo events earlier failures kept, oldest
+// first; it fails (unavailable) while the state file still cannot take
+// them.
+func (b *Broker) recordUnrecorded(ctx context.Context) error {
+	b.echoMu.Lock()
+	defer b.echoMu.Unlock()
+	for len(b.unrecorded) > 0 {
+		e := b.unrecorded[0]
+		if err := b.recordEcho(ctx, e.sel, e.secrets, e.t); err != nil {
+			return err
+		}
+		b.unrecorded = b.unrecorded[1:]
+	}
+	return nil
+}
+
+// recordEcho records one echo event per secret from origin t and
 // suspends every binding that reached the threshold. The tripwire is the
 // boundary redaction is not, so an event that cannot be recorded fails the
 // front end as an unwritable audit log does (`unavailable`): `call` then
 // prints nothing, and the next request's check finds the same fault.
-func (b *Broker) recordEchoes(ctx context.Context, sel vault.Selection, secrets []string, t target) error {
+func (b *Broker) recordEcho(ctx context.Context, sel vault.Selection, secrets []string, t target) error {
 	if len(secrets) == 0 {
 		return nil
 	}
