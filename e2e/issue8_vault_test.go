@@ -84,8 +84,15 @@ func TestCrashWindows(t *testing.T) {
 			v.RunIn([]byte(orig), "secrets", "set", "KEY", "--from-stdin").OK(t)
 			v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
 			v.Run("secrets", "bind", "KEY", up.hostport(), "--surface", "header", "--passphrase-file", v.AdminFile).OK(t)
-			_, b := openStore(t, v)
+			st, b := openStore(t, v)
+			// What `secrets set` does before it is killed: journal the key
+			// in the index, then write the value; the final index write
+			// (new fingerprint, key cleared) never happens.
 			crash := func() {
+				must(t, st.Update(ctx, func(ix *vault.Index) error {
+					ix.Pending = append(ix.Pending, "default/default/KEY")
+					return nil
+				}))
 				must(t, b.Put(ctx, map[string]secret.Value{"default/default/KEY": secret.New([]byte(interrupted))}))
 			}
 

@@ -255,26 +255,32 @@ func bulkGetter(b Backend) (get func(context.Context, string) (secret.Value, err
 }
 
 // settlePending removes what an interrupted write left: the values of
-// journalled keys that no index entry names, then the journal itself. The
-// caller holds the lock, so no write in progress owns those keys; a key
-// that is indexed again (deleted, then stored anew) keeps its value.
+// journalled keys that no index entry names, and their journal entries.
+// The caller holds the lock, so no write in progress owns those keys.
 func (s *Store) settlePending(ctx context.Context, b Backend) error {
 	ix, err := s.Index()
 	if err != nil || len(ix.Pending) == 0 {
 		return err
 	}
-	var orphans []string
+	// A journalled key with an index entry is an interrupted update: its
+	// value may disagree with the entry, so it stays journalled (Value
+	// checks it, doctor reports it) until a write of that secret or
+	// `doctor --repair` settles it.
+	var orphans, keep []string
 	for _, key := range ix.Pending {
-		if !ix.names(key) {
+		if ix.names(key) {
+			keep = append(keep, key)
+		} else {
 			orphans = append(orphans, key)
 		}
 	}
-	if len(orphans) > 0 {
-		if err := b.Delete(ctx, orphans); err != nil {
-			return err
-		}
+	if len(orphans) == 0 {
+		return nil
 	}
-	ix.Pending = nil
+	if err := b.Delete(ctx, orphans); err != nil {
+		return err
+	}
+	ix.Pending = keep
 	return s.writeIndex(ix)
 }
 

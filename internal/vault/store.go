@@ -338,7 +338,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 		}
 		now := s.now()
 		items := map[string]secret.Value{}
-		var created []string
+		var created, updated, settled []string
 		migrated := false
 		for _, p := range puts {
 			key := itemKey(sel, p.Name)
@@ -361,6 +361,9 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 				same := err == nil && holds(fpKey, sel, p.Name, old, cur)
 				cur.Wipe()
 				if same {
+					// An interrupted update journalled the key; the value
+					// turned out to be the indexed one after all.
+					settled = append(settled, key)
 					if old.FingerprintScheme != fingerprintScheme {
 						old.Fingerprint, old.FingerprintScheme = fp, fingerprintScheme
 						migrated = true
@@ -376,24 +379,26 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 					Fingerprint: fp, FingerprintScheme: fingerprintScheme, Source: p.Source, Bindings: []policy.Binding{}}
 				results = append(results, PutResult{p.Name, 1, "created"})
 			} else {
+				updated = append(updated, key)
 				old.Version++
 				old.UpdatedAt, old.Fingerprint, old.FingerprintScheme, old.Source = now, fp, fingerprintScheme, p.Source
 				results = append(results, PutResult{p.Name, old.Version, "updated"})
 			}
 		}
 		if len(items) == 0 {
-			if migrated {
+			if migrated || slices.ContainsFunc(settled, func(k string) bool { return slices.Contains(ix.Pending, k) }) {
+				ix.Pending = without(ix.Pending, settled)
 				return s.writeIndex(ix)
 			}
 			return nil
 		}
-		// Journal the keys of new secrets before writing their values, so
-		// that a crash before the final index write leaves a key doctor
-		// can find, not an orphan nobody knows about.
-		if len(created) > 0 {
-			if err := s.journal(created, nil); err != nil {
-				return err
-			}
+		// Journal the keys before writing their values, so that a crash
+		// before the final index write leaves a key doctor can find: for a
+		// new secret an orphan, for an updated one a value its index entry
+		// may not describe (Value checks journalled keys only).
+		journalled := append(created, updated...)
+		if err := s.journal(journalled, nil); err != nil {
+			return err
 		}
 		// Values first, then the index: a crash in between leaves the old
 		// metadata describing another value, which Value refuses and
@@ -405,7 +410,7 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 		if err != nil {
 			return err
 		}
-		ix.Revision, ix.Pending = cur.Revision, without(cur.Pending, created)
+		ix.Revision, ix.Pending = cur.Revision, without(cur.Pending, append(journalled, settled...))
 		return s.writeIndex(ix)
 	})
 	if err != nil {
@@ -500,11 +505,30 @@ const repairHint = "run `agentsecrets doctor --repair`"
 // Value returns a secret's value. Only the broker may call it: it is the
 // one place where values are held in memory. The value must be the one the
 // index describes: after a crash between a value write and its index write
-// it is not, and sending it would send a value nobody saw stored.
+// it is not, and sending it would send a value nobody saw stored. Every
+// write journals its key (Index.Pending) before the value and clears it
+// with the index, so only a journalled key can disagree: those are checked
+// against their fingerprint, and the others cost no read of the
+// fingerprint key (a keychain round trip on every `call`).
 func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.Value, error) {
 	b, err := s.openBackend(ctx)
 	if err != nil {
 		return secret.Value{}, err
+	}
+	ix, err := s.Index()
+	if err != nil {
+		return secret.Value{}, err
+	}
+	if _, err := ix.Secret(sel, name); err != nil {
+		return secret.Value{}, err
+	}
+	if !slices.Contains(ix.Pending, itemKey(sel, name)) {
+		v, err := getValue(ctx, b, sel, name)
+		if err != nil {
+			return secret.Value{}, err
+		}
+		s.observe(v)
+		return v, nil
 	}
 	fpKey, err := s.fingerprintKey(ctx)
 	if err != nil {
@@ -535,6 +559,15 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.V
 	return v, nil
 }
 
+// getValue reads a secret's value from the backend.
+func getValue(ctx context.Context, b Backend, sel Selection, name string) (secret.Value, error) {
+	v, err := b.Get(ctx, itemKey(sel, name))
+	if errors.Is(err, ErrValueMissing) {
+		return secret.Value{}, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
+	}
+	return v, err
+}
+
 func (s *Store) observe(v secret.Value) {
 	if s.opts.OnValue != nil {
 		s.opts.OnValue(v)
@@ -552,10 +585,7 @@ func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel S
 	if err != nil {
 		return secret.Value{}, false, err
 	}
-	v, err := b.Get(ctx, itemKey(sel, name))
-	if errors.Is(err, ErrValueMissing) {
-		return secret.Value{}, false, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
-	}
+	v, err := getValue(ctx, b, sel, name)
 	if err != nil {
 		return secret.Value{}, false, err
 	}
