@@ -121,18 +121,8 @@ func TestResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
-	ss, err := s.sdk.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ss.Close()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := connectInMemory(t, s)
 	text := func(r *sdk.CallToolResult) string { return r.Content[0].(*sdk.TextContent).Text }
 
 	r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "ok"})
@@ -254,4 +244,23 @@ func TestHTTPBothRevisions(t *testing.T) {
 		wg.Wait()
 		cs.Close()
 	}
+}
+
+// connectInMemory connects an SDK client to s over in-memory transports;
+// both ends close when the test ends.
+func connectInMemory(t *testing.T, s *Server) *sdk.ClientSession {
+	t.Helper()
+	st, ct := sdk.NewInMemoryTransports()
+	ctx := context.Background()
+	ss, err := s.sdk.Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ss.Close() })
+	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, ct, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cs.Close() })
+	return cs
 }

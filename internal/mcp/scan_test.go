@@ -58,18 +58,8 @@ func TestFinalScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, ct := sdk.NewInMemoryTransports()
 	ctx := context.Background()
-	ss, err := s.sdk.Connect(ctx, st, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ss.Close()
-	cs, err := sdk.NewClient(&sdk.Implementation{Name: "c", Version: "1"}, nil).Connect(ctx, ct, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cs.Close()
+	cs := connectInMemory(t, s)
 	for shape := range shapes {
 		t.Run(shape, func(t *testing.T) {
 			r, err := cs.CallTool(ctx, &sdk.CallToolParams{Name: "t", Arguments: map[string]any{"shape": shape, "touch": true}})
