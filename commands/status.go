@@ -125,37 +125,27 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 // use, so it is not limited to the selected project.
 func valueReleases(ix *vault.Index) []ReleaseEntry {
 	out := []ReleaseEntry{}
-	for _, wn := range vault.SortedKeys(ix.Workspaces) {
-		w := ix.Workspaces[wn]
-		for _, pn := range vault.SortedKeys(w.Projects) {
-			p := w.Projects[pn]
-			for _, sn := range vault.SortedKeys(p.Secrets) {
-				if rs := p.Secrets[sn].Releases; len(rs) > 0 {
-					out = append(out, ReleaseEntry{Workspace: wn, Project: pn, Name: sn, Modes: rs})
-				}
-			}
+	ix.EachSecret(func(sel vault.Selection, name string, s *vault.Secret) bool {
+		if len(s.Releases) > 0 {
+			out = append(out, ReleaseEntry{Workspace: sel.Workspace, Project: sel.Project, Name: name, Modes: s.Releases})
 		}
-	}
+		return true
+	})
 	return out
 }
 
 // suspendedBindings lists every suspended binding of the vault.
 func suspendedBindings(ix *vault.Index) []SuspendedEntry {
 	out := []SuspendedEntry{}
-	for _, wn := range vault.SortedKeys(ix.Workspaces) {
-		w := ix.Workspaces[wn]
-		for _, pn := range vault.SortedKeys(w.Projects) {
-			p := w.Projects[pn]
-			for _, sn := range vault.SortedKeys(p.Secrets) {
-				for _, b := range p.Secrets[sn].Bindings {
-					if b.Suspended() {
-						out = append(out, SuspendedEntry{Workspace: wn, Project: pn, Name: sn, Binding: b,
-							Reapprove: policy.BindCommand(sn, unsuspended(b), wn, pn)})
-					}
-				}
+	ix.EachSecret(func(sel vault.Selection, name string, s *vault.Secret) bool {
+		for _, b := range s.Bindings {
+			if b.Suspended() {
+				out = append(out, SuspendedEntry{Workspace: sel.Workspace, Project: sel.Project, Name: name, Binding: b,
+					Reapprove: policy.BindCommand(name, unsuspended(b), sel.Workspace, sel.Project)})
 			}
 		}
-	}
+		return true
+	})
 	return out
 }
 

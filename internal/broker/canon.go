@@ -8,6 +8,7 @@ package broker
 import (
 	"bytes"
 	"slices"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -256,25 +257,11 @@ func decodeEscape(s []byte, out *[utf8.UTFMax]byte) (int, int) {
 		if len(s) < 2 {
 			return 0, 0
 		}
+		if i := strings.IndexByte("\"\\/nrtbf", s[1]); i >= 0 {
+			out[0] = "\"\\/\n\r\t\b\f"[i]
+			return 2, 1
+		}
 		switch s[1] {
-		case '"', '\\', '/':
-			out[0] = s[1]
-			return 2, 1
-		case 'n':
-			out[0] = '\n'
-			return 2, 1
-		case 'r':
-			out[0] = '\r'
-			return 2, 1
-		case 't':
-			out[0] = '\t'
-			return 2, 1
-		case 'b':
-			out[0] = '\b'
-			return 2, 1
-		case 'f':
-			out[0] = '\f'
-			return 2, 1
 		case 'u':
 			r, ok := hex4(s[2:])
 			if !ok {

@@ -286,14 +286,10 @@ func (s *Store) settlePending(ctx context.Context, b Backend) error {
 
 // names reports whether an index entry has backend key key.
 func (ix *Index) names(key string) bool {
-	for wn, w := range ix.Workspaces {
-		for pn, p := range w.Projects {
-			for sn := range p.Secrets {
-				if itemKey(Selection{wn, pn}, sn) == key {
-					return true
-				}
-			}
-		}
-	}
-	return false
+	found := false
+	ix.EachSecret(func(sel Selection, name string, _ *Secret) bool {
+		found = itemKey(sel, name) == key
+		return !found
+	})
+	return found
 }

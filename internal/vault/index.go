@@ -269,6 +269,22 @@ func (ix *Index) Secret(sel Selection, name string) (*Secret, error) {
 	return s, nil
 }
 
+// EachSecret calls fn for every secret of every workspace and project, in
+// sorted order, until fn returns false.
+func (ix *Index) EachSecret(fn func(sel Selection, name string, s *Secret) bool) {
+	for _, wn := range SortedKeys(ix.Workspaces) {
+		w := ix.Workspaces[wn]
+		for _, pn := range SortedKeys(w.Projects) {
+			p := w.Projects[pn]
+			for _, sn := range SortedKeys(p.Secrets) {
+				if !fn(Selection{Workspace: wn, Project: pn}, sn, p.Secrets[sn]) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // SortedKeys returns a map's keys in order, for stable output.
 func SortedKeys[V any](m map[string]V) []string {
 	out := make([]string, 0, len(m))
