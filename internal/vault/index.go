@@ -34,6 +34,8 @@ type Index struct {
 	// a key still listed means a crash, and doctor checks it for an
 	// orphaned value (a keychain cannot be listed).
 	Pending []string `json:"pending,omitempty"`
+	// Account is the sync account this vault is signed in to, if any.
+	Account *Account `json:"account,omitempty"`
 }
 
 // Selection names a workspace and project.
@@ -50,12 +52,17 @@ type Workspace struct {
 	// same index update as the change itself.
 	AllowlistLog []policy.AllowlistChange `json:"allowlist_log,omitempty"`
 	Projects     map[string]*Project      `json:"projects"`
+	// Remote links the workspace to a workspace on a sync server; nil for a
+	// local-only workspace.
+	Remote *RemoteWorkspace `json:"remote,omitempty"`
 }
 
 // Project groups secrets.
 type Project struct {
 	CreatedAt time.Time          `json:"created_at"`
 	Secrets   map[string]*Secret `json:"secrets"`
+	// Sync is the project's sync state in a remote workspace.
+	Sync *ProjectSync `json:"sync,omitempty"`
 }
 
 // Secret is the metadata of one stored value.
@@ -79,6 +86,8 @@ type Secret struct {
 	// another process (policy.ReleaseEnv, policy.ReleaseOpenClaw); empty
 	// for almost every secret, and then left out of the file.
 	Releases []string `json:"releases,omitempty"`
+	// Synced is the remote version this secret last matched (pull or push).
+	Synced *SecretSync `json:"synced,omitempty"`
 }
 
 // validSecretName: a letter or '_' then up to 127 letters, digits or '_'.

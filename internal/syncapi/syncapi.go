@@ -1,0 +1,299 @@
+// Package syncapi is the wire contract between the sync client
+// (internal/sync) and the sync server (internal/server): every request and
+// response body of the HTTP JSON API under /v1, and the error envelope.
+// schema/server holds the JSON Schemas generated from these types.
+//
+// Nothing here is ever a secret value. What crosses the wire is names needed
+// for routing, public keys, signatures, opaque ciphertext (envelopes, sealed
+// and wrapped keys), the authentication key (a derivation of the password,
+// never the password; the server keeps only a slow hash of it) and session
+// tokens. Byte fields are base64 (standard, padded) in JSON, as encoding/json
+// does for []byte.
+package syncapi
+
+import (
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
+)
+
+// Version is the API version, the first segment of every path.
+const Version = "v1"
+
+// Limits the server enforces and the client respects.
+const (
+	// MaxBody is the largest request body the server reads.
+	MaxBody = 8 << 20
+	// MaxEnvelope is the largest single secret or allowlist envelope.
+	MaxEnvelope = 256 << 10
+	// MaxPushChanges is the most secrets one push may change.
+	MaxPushChanges = 1000
+)
+
+// Paths. {ws} is a workspace id, {project} a project name, {name} a secret
+// name, {id} a device id.
+const (
+	PathHealth         = "/healthz"
+	PathReady          = "/readyz"
+	PathPrelogin       = "/v1/prelogin"                                                  // POST PreloginRequest → PreloginResponse
+	PathAccounts       = "/v1/accounts"                                                  // POST CreateAccountRequest → SessionResponse
+	PathSessions       = "/v1/sessions"                                                  // POST LoginRequest → SessionResponse
+	PathRefresh        = "/v1/sessions/refresh"                                          // POST RefreshRequest → SessionResponse
+	PathSessionCurrent = "/v1/sessions/current"                                          // DELETE: logout (ends this device's session)
+	PathAccount        = "/v1/account"                                                   // GET → Account
+	PathDevices        = "/v1/devices"                                                   // GET → DeviceList
+	PathDevice         = "/v1/devices/{id}"                                              // DELETE: revoke a device and its sessions
+	PathWorkspaces     = "/v1/workspaces"                                                // GET → WorkspaceList; POST CreateWorkspaceRequest → Workspace
+	PathWorkspace      = "/v1/workspaces/{ws}"                                           // GET → WorkspaceDetail
+	PathProjects       = "/v1/workspaces/{ws}/projects"                                  // POST CreateProjectRequest → Project
+	PathPull           = "/v1/workspaces/{ws}/projects/{project}/pull"                   // POST PullRequest → PullResponse
+	PathPush           = "/v1/workspaces/{ws}/projects/{project}/push"                   // POST PushRequest → PushResponse
+	PathHistory        = "/v1/workspaces/{ws}/projects/{project}/secrets/{name}/history" // GET → History
+	PathAllowlist      = "/v1/workspaces/{ws}/allowlist"                                 // GET ?since=N → AllowlistVersions; POST AllowlistPushRequest → AllowlistVersion
+)
+
+// Error is the body of every non-2xx response.
+type Error struct {
+	Error ErrorBody `json:"error"`
+}
+
+// ErrorBody carries one of the CLI's error codes (internal/errcode), so the
+// client reports a server error the way it reports its own.
+type ErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Names lists the secrets a conflict is about.
+	Names []string `json:"names,omitempty"`
+}
+
+// PreloginRequest asks for the password KDF parameters of an account.
+type PreloginRequest struct {
+	Email string `json:"email"`
+}
+
+// PreloginResponse gives them. For an unknown email the server answers with
+// parameters derived from the email under a server-held key, the same every
+// time, so the answer does not reveal whether an account exists.
+type PreloginResponse struct {
+	KDF crypto.KDFParams `json:"kdf"`
+}
+
+// PublicKeys are an account's (or later a service identity's) public keys.
+type PublicKeys struct {
+	Seal []byte `json:"seal"` // X25519, 32 bytes
+	Sign []byte `json:"sign"` // Ed25519, 32 bytes
+}
+
+// CreateAccountRequest registers an account. AuthKey is derived from the
+// password and the account key; the server stores only a slow hash of it.
+// WrappedPrivateKeys is sealed under a key the server cannot derive.
+type CreateAccountRequest struct {
+	Email              string           `json:"email"`
+	KDF                crypto.KDFParams `json:"kdf"`
+	AuthKey            []byte           `json:"auth_key"`
+	PublicKeys         PublicKeys       `json:"public_keys"`
+	WrappedPrivateKeys []byte           `json:"wrapped_private_keys"`
+	DeviceName         string           `json:"device_name"`
+}
+
+// LoginRequest opens a session on a new or returning device.
+type LoginRequest struct {
+	Email      string `json:"email"`
+	AuthKey    []byte `json:"auth_key"`
+	DeviceName string `json:"device_name"`
+}
+
+// RefreshRequest trades a refresh token for a new session; the old refresh
+// token stops working (rotation).
+type RefreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// Session is a pair of bearer tokens. The client keeps both in the local
+// vault; the server keeps only their SHA-256.
+type Session struct {
+	AccessToken      string    `json:"access_token"`
+	AccessExpiresAt  time.Time `json:"access_expires_at"`
+	RefreshToken     string    `json:"refresh_token"`
+	RefreshExpiresAt time.Time `json:"refresh_expires_at"`
+	DeviceID         string    `json:"device_id"`
+}
+
+// SessionResponse answers account creation, login and refresh.
+type SessionResponse struct {
+	Session Session `json:"session"`
+	Account Account `json:"account"`
+}
+
+// Account is what the server holds about an account, all of it safe for the
+// server to see.
+type Account struct {
+	ID                 string           `json:"id"`
+	Email              string           `json:"email"`
+	CreatedAt          time.Time        `json:"created_at"`
+	KDF                crypto.KDFParams `json:"kdf"`
+	PublicKeys         PublicKeys       `json:"public_keys"`
+	WrappedPrivateKeys []byte           `json:"wrapped_private_keys"`
+}
+
+// Device is one signed-in device (one session lineage).
+type Device struct {
+	ID         string     `json:"id"`
+	Name       string     `json:"name"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastSeenAt time.Time  `json:"last_seen_at"`
+	RevokedAt  *time.Time `json:"revoked_at,omitempty"`
+	Current    bool       `json:"current"`
+}
+
+// DeviceList answers GET /v1/devices.
+type DeviceList struct {
+	Devices []Device `json:"devices"`
+}
+
+// Member is one account's membership of a workspace: the workspace key
+// sealed to the member's X25519 key, and a membership record signed by the
+// admin who added them (the creator signs their own). The server stores and
+// returns both as they were sent; clients verify them.
+type Member struct {
+	AccountID string `json:"account_id"`
+	Email     string `json:"email"`
+	Role      string `json:"role"` // admin, member, reader
+	// Record is the signed membership record (internal/sync encodes and
+	// verifies it); SealedKey is the workspace key sealed to the member.
+	Record    []byte    `json:"record"`
+	SealedKey []byte    `json:"sealed_key"`
+	AddedBy   string    `json:"added_by"`
+	AddedAt   time.Time `json:"added_at"`
+}
+
+// Workspace is a remote workspace as listed.
+type Workspace struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Role      string    `json:"role"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// WorkspaceList answers GET /v1/workspaces: the workspaces the caller is a
+// member of.
+type WorkspaceList struct {
+	Workspaces []Workspace `json:"workspaces"`
+}
+
+// CreateWorkspaceRequest creates a workspace with the caller as its first
+// admin. The id is chosen by the client (32 lowercase hex digits) because it
+// is bound into the associated data of everything under it before the
+// server sees any of it.
+type CreateWorkspaceRequest struct {
+	ID        string `json:"id"`
+	Name      string `json:"name"`
+	Record    []byte `json:"record"`
+	SealedKey []byte `json:"sealed_key"`
+}
+
+// Project is a project's routing name and its key, wrapped under the
+// workspace key (AES-256-GCM, opaque to the server).
+type Project struct {
+	Name       string    `json:"name"`
+	WrappedKey []byte    `json:"wrapped_key"`
+	KeyVersion int       `json:"key_version"`
+	CreatedBy  string    `json:"created_by"`
+	CreatedAt  time.Time `json:"created_at"`
+}
+
+// CreateProjectRequest adds a project; a project that exists is a conflict.
+type CreateProjectRequest struct {
+	Name       string `json:"name"`
+	WrappedKey []byte `json:"wrapped_key"`
+	KeyVersion int    `json:"key_version"`
+}
+
+// WorkspaceDetail answers GET /v1/workspaces/{ws}.
+type WorkspaceDetail struct {
+	Workspace Workspace `json:"workspace"`
+	Members   []Member  `json:"members"`
+	Projects  []Project `json:"projects"`
+	// AllowlistVersion is the newest allowlist version (0: none yet).
+	AllowlistVersion int `json:"allowlist_version"`
+}
+
+// SecretVersion is one stored version of one secret. Envelope is opaque to
+// the server: internal/sync seals, signs and verifies it. Version numbers
+// start at 1 and increase by one per name; Deleted marks a tombstone
+// version as the author declared it (the envelope says the same, signed).
+type SecretVersion struct {
+	Name      string    `json:"name"`
+	Version   int       `json:"version"`
+	Envelope  []byte    `json:"envelope"`
+	AuthorID  string    `json:"author_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// PullRequest names the version the client already holds of each secret;
+// the server returns every newer version of those names and all versions of
+// any other name in the project, oldest first per name, so the client can
+// check the hash chain from what it knows.
+type PullRequest struct {
+	Known map[string]int `json:"known"`
+}
+
+// PullResponse carries the versions and the head (newest version) of every
+// name in the project.
+type PullResponse struct {
+	Versions []SecretVersion `json:"versions"`
+	Heads    map[string]int  `json:"heads"`
+}
+
+// PushChange is one new version. BaseVersion is the head the author built
+// on (0 for a new name); the server refuses the whole push with a conflict
+// naming every secret whose head moved.
+type PushChange struct {
+	Name        string `json:"name"`
+	BaseVersion int    `json:"base_version"`
+	Envelope    []byte `json:"envelope"`
+}
+
+// PushRequest is all or nothing.
+type PushRequest struct {
+	Changes []PushChange `json:"changes"`
+}
+
+// PushResponse lists the stored versions.
+type PushResponse struct {
+	Versions []SecretVersion `json:"versions"`
+}
+
+// HistoryEntry is one version's metadata.
+type HistoryEntry struct {
+	Version   int       `json:"version"`
+	AuthorID  string    `json:"author_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// History answers GET …/secrets/{name}/history, oldest first.
+type History struct {
+	Name     string         `json:"name"`
+	Versions []HistoryEntry `json:"versions"`
+}
+
+// AllowlistVersion is one signed, encrypted, hash-linked version of a
+// workspace's allowlist document, opaque to the server.
+type AllowlistVersion struct {
+	Version   int       `json:"version"`
+	Document  []byte    `json:"document"`
+	AuthorID  string    `json:"author_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// AllowlistVersions answers GET …/allowlist?since=N, oldest first.
+type AllowlistVersions struct {
+	Versions []AllowlistVersion `json:"versions"`
+}
+
+// AllowlistPushRequest stores version BaseVersion+1.
+type AllowlistPushRequest struct {
+	BaseVersion int    `json:"base_version"`
+	Document    []byte `json:"document"`
+}
