@@ -82,7 +82,13 @@ func (s *Store) Repair(ctx context.Context) (fixed, left []Problem, err error) {
 		if err != nil {
 			return err
 		}
-		changed := len(ix.Pending) > 0
+		// An interrupted pull is finished, not repaired: its stored
+		// values are the pulled versions.
+		settled, err := s.settleIncoming(ctx, b, ix)
+		if err != nil {
+			return err
+		}
+		changed := settled || len(ix.Pending) > 0
 		problems, err := s.problems(ctx, b, fpKey, ix, func(sel Selection, name string, sec *Secret, value secret.Value) {
 			fp := fingerprintOf(fpKey, sel, name, value)
 			if !holds(fpKey, sel, name, sec, value) {
@@ -166,7 +172,9 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 				if err != nil {
 					return nil, err
 				}
-				if !holds(fpKey, sel, name, secrets[name], v) {
+				// A value an interrupted pull stored is the pulled
+				// version: the next write adopts its metadata.
+				if !holds(fpKey, sel, name, secrets[name], v) && !ix.holdsIncoming(fpKey, sel, name, v) {
 					out = append(out, Problem{ProblemMismatch, key})
 				}
 				if visit != nil {
@@ -189,7 +197,11 @@ func (s *Store) problems(ctx context.Context, b Backend, fpKey []byte, ix *Index
 		if err != nil {
 			return nil, err
 		}
+		pulled := holdsIncomingKey(ix, fpKey, key, v)
 		v.Wipe()
+		if pulled {
+			continue // a new secret an interrupted pull stored
+		}
 		kind := ProblemOrphan
 		if slices.Contains(ix.Pending, key) {
 			kind = ProblemLeftover
@@ -262,6 +274,10 @@ func (s *Store) settlePending(ctx context.Context, b Backend) error {
 	if err != nil || len(ix.Pending) == 0 {
 		return err
 	}
+	settled, err := s.settleIncoming(ctx, b, ix)
+	if err != nil {
+		return err
+	}
 	// A journalled key with an index entry is an interrupted update: its
 	// value may disagree with the entry, so it stays journalled (Value
 	// checks it, doctor reports it) until a write of that secret or
@@ -275,6 +291,9 @@ func (s *Store) settlePending(ctx context.Context, b Backend) error {
 		}
 	}
 	if len(orphans) == 0 {
+		if settled {
+			return s.writeIndex(ix)
+		}
 		return nil
 	}
 	if err := b.Delete(ctx, orphans); err != nil {

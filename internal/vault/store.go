@@ -439,6 +439,7 @@ func (s *Store) DeleteSecrets(ctx context.Context, sel Selection, names []string
 			keys = append(keys, itemKey(sel, n))
 		}
 		for _, n := range names {
+			recordTombstone(proj, n)
 			delete(proj.Secrets, n)
 		}
 		ix.Pending = append(ix.Pending, keys...)
@@ -589,7 +590,7 @@ func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel S
 	if err != nil {
 		return secret.Value{}, false, err
 	}
-	if !holds(fpKey, sel, name, sec, v) {
+	if !holds(fpKey, sel, name, sec, v) && !ix.holdsIncoming(fpKey, sel, name, v) {
 		v.Wipe()
 		return secret.Value{}, false, nil
 	}
