@@ -305,6 +305,9 @@ func (s *Store) settlePending(ctx context.Context, b Backend) error {
 
 // names reports whether an index entry has backend key key.
 func (ix *Index) names(key string) bool {
+	if named, ok := ix.namedAccountItem(key); ok {
+		return named
+	}
 	found := false
 	ix.EachSecret(func(sel Selection, name string, _ *Secret) bool {
 		found = itemKey(sel, name) == key

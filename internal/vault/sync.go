@@ -17,7 +17,15 @@ type Account struct {
 	Email      string    `json:"email"`
 	ID         string    `json:"id"`
 	DeviceID   string    `json:"device_id"`
+	DeviceName string    `json:"device_name,omitempty"`
 	SignedInAt time.Time `json:"signed_in_at"`
+	// SignedOutAt is set by logout, which keeps the account key and the
+	// identity (a later login needs only the password); nil while signed in.
+	SignedOutAt *time.Time `json:"signed_out_at,omitempty"`
+	// SealKey and SignKey are the fingerprints of the account's public
+	// keys (crypto.KeyFingerprint), for people to compare across devices.
+	SealKey string `json:"seal_key_fingerprint,omitempty"`
+	SignKey string `json:"sign_key_fingerprint,omitempty"`
 }
 
 // RemoteWorkspace links a local workspace to its copy on a sync server.
