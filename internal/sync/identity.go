@@ -215,6 +215,7 @@ const (
 	CheckGap           Check = "gap"            // a version is missing
 	CheckReorder       Check = "reorder"        // versions out of order
 	CheckContent       Check = "content"        // the decrypted body is malformed
+	CheckMetadata      Check = "metadata"       // the server's listing contradicts the signed bytes
 )
 
 // VerifyError is a failed verification: what was being verified (names,
