@@ -121,6 +121,11 @@ func LocalOf(p *vault.Project, name string) Local {
 			tomb = &t
 		}
 	}
+	if _, ok := p.Secrets[name]; !ok && tomb != nil && tomb.Deleted {
+		// The deletion this device matched is the server's own: nothing
+		// changed here since.
+		return Local{Base: tomb}
+	}
 	if s, ok := p.Secrets[name]; ok {
 		l := Local{Exists: true, Changed: s.ChangedSinceSync(), Base: s.Synced, Version: s.Version}
 		if l.Base == nil {
@@ -175,8 +180,8 @@ func DiffProject(p *vault.Project, heads map[string]Remote, names []string, same
 		if err != nil {
 			return nil, err
 		}
-		if state == "" {
-			continue
+		if state == "" || state == InSync && !l.Exists && !r.live() {
+			continue // deleted on both sides
 		}
 		d := NameDiff{Name: n, State: state, LocalVersion: l.Version, RemoteVersion: r.Head}
 		switch {

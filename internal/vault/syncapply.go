@@ -3,7 +3,11 @@ package vault
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
 
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
@@ -20,7 +24,15 @@ type Pulled struct {
 	// Version and Hash are the remote version and its envelope hash.
 	Version int
 	Hash    string
+	// Expect is the local version the caller decided from (0: not
+	// stored). A secret changed here since is refused as a conflict, so a
+	// pull never overwrites a local change it did not see.
+	Expect int
 }
+
+// ErrChangedDuringPull: a secret changed locally between a pull's
+// decision and its write.
+var ErrChangedDuringPull = errcode.New(errcode.Conflict, "secrets changed locally while the pull was running")
 
 // PullResult reports what a pull did to one name.
 type PullResult struct {
@@ -85,7 +97,15 @@ func (s *Store) ApplyPull(ctx context.Context, sel Selection, pulls []Pulled, co
 		now := s.now()
 		items := map[string]secret.Value{}
 		adopt := map[string]*Secret{}
-		var written, deleted []string
+		var written, deleted, moved []string
+		for _, p := range pulls {
+			if old := proj.Secrets[p.Name]; old == nil && p.Expect != 0 || old != nil && old.Version != p.Expect {
+				moved = append(moved, p.Name)
+			}
+		}
+		if len(moved) > 0 {
+			return errcode.WithHint(fmt.Errorf("%w: %s", ErrChangedDuringPull, strings.Join(moved, ", ")), "run `agentsecrets secrets diff`, then pull again")
+		}
 		for _, p := range pulls {
 			key := itemKey(sel, p.Name)
 			old := proj.Secrets[p.Name]
@@ -143,15 +163,25 @@ func (s *Store) ApplyPull(ctx context.Context, sel Selection, pulls []Pulled, co
 				return err
 			}
 		}
-		for name, ns := range adopt {
-			if ns == nil {
-				delete(proj.Secrets, name)
-			} else {
-				proj.Secrets[name] = ns
+		for _, p := range pulls {
+			ns := adopt[p.Name]
+			if ns != nil {
+				proj.Secrets[p.Name] = ns
+				if proj.Sync != nil {
+					delete(proj.Sync.Tombstones, p.Name)
+				}
+				continue
 			}
-			if proj.Sync != nil {
-				delete(proj.Sync.Tombstones, name)
+			// A remote deletion is remembered as matched, so the next
+			// pull asks only for what comes after it.
+			delete(proj.Secrets, p.Name)
+			if proj.Sync == nil {
+				proj.Sync = &ProjectSync{}
 			}
+			if proj.Sync.Tombstones == nil {
+				proj.Sync.Tombstones = map[string]SecretSync{}
+			}
+			proj.Sync.Tombstones[p.Name] = SecretSync{Version: p.Version, Hash: p.Hash, Deleted: true}
 		}
 		if proj.Sync != nil {
 			proj.Sync.Incoming = nil

@@ -57,9 +57,11 @@ func TestApplyPull(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	keep, change := pulled("KEEP", "same-value-1", 3), pulled("CHANGE", "new-value-44", 2)
+	keep.Expect, change.Expect = 1, 1
 	res, err := st.ApplyPull(ctx, pullSel, []Pulled{
-		pulled("KEEP", "same-value-1", 3), pulled("CHANGE", "new-value-44", 2), pulled("NEW", "fresh-value-5", 1),
-		{Name: "GONE", Deleted: true, Version: 4, Hash: "h"},
+		keep, change, pulled("NEW", "fresh-value-5", 1),
+		{Name: "GONE", Deleted: true, Version: 4, Hash: "h", Expect: 1},
 	}, func(ix *Index) error {
 		p, _ := ix.Project(pullSel)
 		now := time.Now()
@@ -138,7 +140,9 @@ func TestApplyPullInterrupted(t *testing.T) {
 			t.Fatal(err)
 		}
 		st.backend = &partialBackend{Backend: b, n: n}
-		_, err = st.ApplyPull(ctx, pullSel, []Pulled{pulled("A", "new-a-value", 1), pulled("B", "new-b-value", 1), pulled("C", "new-c-value", 1)}, nil)
+		a, b2 := pulled("A", "new-a-value", 1), pulled("B", "new-b-value", 1)
+		a.Expect, b2.Expect = 1, 1
+		_, err = st.ApplyPull(ctx, pullSel, []Pulled{a, b2, pulled("C", "new-c-value", 1)}, nil)
 		if !errors.Is(err, errKilled) {
 			t.Fatalf("n=%d: err %v", n, err)
 		}
@@ -197,5 +201,26 @@ func TestDeleteRecordsTombstone(t *testing.T) {
 	p, _ := ix.Project(pullSel)
 	if len(p.Sync.Tombstones) != 1 || p.Sync.Tombstones["SYNCED"].Version != 3 {
 		t.Errorf("tombstones %+v", p.Sync.Tombstones)
+	}
+}
+
+// TestApplyPullRefusesLocalChange: a secret stored here after the pull
+// decided is not overwritten; nothing is written.
+func TestApplyPullRefusesLocalChange(t *testing.T) {
+	ctx := context.Background()
+	st := newTestStore(t)
+	putValues(t, st, map[string]string{"A": "local-a-value"})
+	for _, p := range []Pulled{pulled("A", "remote-a-value", 1), func() Pulled { p := pulled("A", "remote-a-value", 1); p.Expect = 7; return p }()} {
+		_, err := st.ApplyPull(ctx, pullSel, []Pulled{p, pulled("B", "remote-b-value", 1)}, nil)
+		if !errors.Is(err, ErrChangedDuringPull) {
+			t.Fatalf("err %v", err)
+		}
+	}
+	if got := valueOf(t, st, "A"); got != "local-a-value" {
+		t.Error("local value overwritten")
+	}
+	ix, _ := st.Index()
+	if _, ok := ix.Workspaces[DefaultName].Projects[DefaultName].Secrets["B"]; ok {
+		t.Error("a refused pull wrote B")
 	}
 }
