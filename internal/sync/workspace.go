@@ -9,6 +9,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -223,4 +224,338 @@ func (c *Conn) createProject(ctx context.Context, wsID string, wsKey []byte, nam
 		return nil, nil, err
 	}
 	return &vault.ProjectSync{KeyVersion: keyVersion}, pk, nil
+}
+
+// PublishResult reports a workspace made remote.
+type PublishResult struct {
+	Workspace string `json:"workspace"`
+	ID        string `json:"id"`
+	Server    string `json:"server"`
+	// Created is false when the workspace was already remote (publish
+	// then only creates missing projects and pushes).
+	Created  bool          `json:"created"`
+	Projects []*PushResult `json:"projects"`
+}
+
+// Publish makes a local workspace remote: a random workspace key, sealed
+// to the account and vouched for by a membership record it signs; each
+// project created with its own key wrapped under the workspace key; then
+// the allowlist document and every secret pushed. Each step is recorded
+// in the index as soon as the server has it, so a publish that fails
+// half-way is finished by running it again.
+func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, error) {
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	w, err := ix.Workspace(wsName)
+	if err != nil {
+		return nil, err
+	}
+	res := &PublishResult{Workspace: wsName, Server: c.Account.Server, Projects: []*PushResult{}}
+	id, err := c.identity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var wsKey []byte
+	if w.Remote == nil {
+		wsID, err := newWorkspaceID()
+		if err != nil {
+			return nil, err
+		}
+		if wsKey, err = c.createWorkspace(ctx, id, wsID, wsName); err != nil {
+			return nil, err
+		}
+		res.Created = true
+		err = c.Store.Update(ctx, func(ix *vault.Index) error {
+			w, err := ix.Workspace(wsName)
+			if err != nil {
+				return err
+			}
+			if w.Remote != nil {
+				return errcode.Errorf(errcode.Conflict, "workspace %s was published by another process meanwhile", wsName)
+			}
+			w.Remote = &vault.RemoteWorkspace{Server: c.Account.Server, ID: wsID, Name: wsName}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		if err := c.checkServer(w.Remote); err != nil {
+			return nil, err
+		}
+		k, err := c.workspaceKeys(ctx, w.Remote.ID)
+		if err != nil {
+			return nil, err
+		}
+		wsKey = k.Workspace
+	}
+	defer clear(wsKey)
+	ix, err = c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	w = ix.Workspaces[wsName]
+	res.ID = w.Remote.ID
+	for _, pn := range vault.SortedKeys(w.Projects) {
+		if w.Projects[pn].Sync != nil {
+			continue
+		}
+		if err := c.linkProject(ctx, w.Remote.ID, wsKey, wsName, pn, nil); err != nil {
+			return nil, err
+		}
+	}
+	for _, pn := range vault.SortedKeys(w.Projects) {
+		pr, err := c.Push(ctx, vault.Selection{Workspace: wsName, Project: pn}, nil, false)
+		if err != nil {
+			return nil, err
+		}
+		res.Projects = append(res.Projects, pr)
+	}
+	return res, nil
+}
+
+// createWorkspace creates a workspace on the server with this account as
+// its admin and returns the new workspace key.
+func (c *Conn) createWorkspace(ctx context.Context, id Identity, wsID, name string) ([]byte, error) {
+	wsKey, err := crypto.Random(crypto.KeySize)
+	if err != nil {
+		return nil, err
+	}
+	sealed, err := SealWorkspaceKey(id.Public(), wsKey)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := SignMembership(id, MembershipRecord{WorkspaceID: wsID, AccountID: c.Account.ID, Email: c.Account.Email, Role: "admin",
+		PublicKeys: id.Public(), KeyVersion: 1, AddedBy: c.Account.ID, AddedAt: c.now().UTC()}, sealed)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := c.Client.CreateWorkspace(ctx, syncapi.CreateWorkspaceRequest{ID: wsID, Name: name, Record: rec, SealedKey: sealed}); err != nil {
+		return nil, err
+	}
+	return wsKey, nil
+}
+
+// linkProject creates a project on the server (or adopts the one there)
+// and records its sync state; autoPush, if set, is the new setting.
+func (c *Conn) linkProject(ctx context.Context, wsID string, wsKey []byte, wsName, project string, autoPush *bool) error {
+	ps, pk, err := c.createProject(ctx, wsID, wsKey, project)
+	if err != nil {
+		return err
+	}
+	clear(pk)
+	return c.Store.Update(ctx, func(ix *vault.Index) error {
+		p, err := ix.Project(vault.Selection{Workspace: wsName, Project: project})
+		if err != nil {
+			return err
+		}
+		if p.Sync == nil {
+			p.Sync = ps
+		}
+		if autoPush != nil {
+			p.Sync.AutoPush = *autoPush
+		}
+		return nil
+	})
+}
+
+// LinkResult reports `project link`.
+type LinkResult struct {
+	Workspace string `json:"workspace"`
+	Project   string `json:"project"`
+	// Created is true when the project was created on the server now.
+	Created  bool `json:"created"`
+	AutoPush bool `json:"auto_push"`
+}
+
+// Link makes sure a project of a remote workspace exists on the server
+// and sets its auto-push flag (nil: unchanged).
+func (c *Conn) Link(ctx context.Context, sel vault.Selection, autoPush *bool) (*LinkResult, error) {
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	p, err := ix.Project(sel)
+	if err != nil {
+		return nil, err
+	}
+	w := ix.Workspaces[sel.Workspace]
+	if w.Remote == nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only", sel.Workspace),
+			"run `agentsecrets workspace publish "+sel.Workspace+"` first")
+	}
+	if err := c.checkServer(w.Remote); err != nil {
+		return nil, err
+	}
+	res := &LinkResult{Workspace: sel.Workspace, Project: sel.Project}
+	if p.Sync == nil {
+		k, err := c.workspaceKeys(ctx, w.Remote.ID)
+		if err != nil {
+			return nil, err
+		}
+		defer k.Wipe()
+		if err := c.linkProject(ctx, w.Remote.ID, k.Workspace, sel.Workspace, sel.Project, autoPush); err != nil {
+			return nil, err
+		}
+		res.Created = true
+	} else if autoPush != nil {
+		err := c.Store.Update(ctx, func(ix *vault.Index) error {
+			p, err := ix.Project(sel)
+			if err != nil {
+				return err
+			}
+			if p.Sync == nil {
+				return errcode.Errorf(errcode.Conflict, "project %s changed meanwhile; retry", sel.Project)
+			}
+			p.Sync.AutoPush = *autoPush
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	ix, err = c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	if p, err := ix.Project(sel); err == nil && p.Sync != nil {
+		res.AutoPush = p.Sync.AutoPush
+	}
+	return res, nil
+}
+
+// AdoptWorkspace makes a remote workspace named name known locally, with
+// its projects (metadata only: secrets come with `secrets pull`). Its key
+// must open through this account's verified membership record.
+func (c *Conn) AdoptWorkspace(ctx context.Context, name string) error {
+	list, err := c.RemoteWorkspaces(ctx)
+	if err != nil {
+		return err
+	}
+	var found []syncapi.Workspace
+	for _, w := range list {
+		if w.Name == name {
+			found = append(found, w)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return errcode.WithHint(errcode.Errorf(errcode.NotFound, "no workspace %s here or on the server", name),
+			"run `agentsecrets workspace list`, or `agentsecrets workspace create "+name+"`")
+	case 1:
+	default:
+		return errcode.Errorf(errcode.Conflict, "%d workspaces on the server are named %s", len(found), name)
+	}
+	k, err := c.workspaceKeys(ctx, found[0].ID)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	now := c.now().UTC()
+	return c.Store.Update(ctx, func(ix *vault.Index) error {
+		if _, ok := ix.Workspaces[name]; ok {
+			return errcode.WithHint(errcode.Errorf(errcode.Conflict, "a local workspace %s exists", name), "switch to it, or publish it under another name")
+		}
+		w := &vault.Workspace{CreatedAt: found[0].CreatedAt, Allowlist: []policy.AllowEntry{}, Projects: map[string]*vault.Project{},
+			Remote: &vault.RemoteWorkspace{Server: c.Account.Server, ID: found[0].ID, Name: name}}
+		if w.CreatedAt.IsZero() {
+			w.CreatedAt = now
+		}
+		for _, p := range k.Detail.Projects {
+			if vault.CheckSpaceName("project", p.Name) != nil {
+				continue
+			}
+			np := vault.NewProject(p.CreatedAt)
+			np.Sync = &vault.ProjectSync{KeyVersion: p.KeyVersion}
+			w.Projects[p.Name] = np
+		}
+		ix.Workspaces[name] = w
+		return nil
+	})
+}
+
+// AdoptProject makes a project of a remote workspace known locally.
+func (c *Conn) AdoptProject(ctx context.Context, sel vault.Selection) error {
+	ix, err := c.Store.Index()
+	if err != nil {
+		return err
+	}
+	w, err := ix.Workspace(sel.Workspace)
+	if err != nil {
+		return err
+	}
+	if w.Remote == nil {
+		return errcode.WithHint(errcode.Errorf(errcode.NotFound, "no project %q in workspace %s", sel.Project, sel.Workspace),
+			"run `agentsecrets project create "+sel.Project+" --workspace "+sel.Workspace+"`")
+	}
+	if err := c.checkServer(w.Remote); err != nil {
+		return err
+	}
+	k, err := c.projectKeys(ctx, w.Remote.ID, sel.Project)
+	if err != nil {
+		return err
+	}
+	defer k.Wipe()
+	return c.Store.Update(ctx, func(ix *vault.Index) error {
+		w, err := ix.Workspace(sel.Workspace)
+		if err != nil {
+			return err
+		}
+		if _, ok := w.Projects[sel.Project]; ok {
+			return vault.ErrUnchanged
+		}
+		np := vault.NewProject(c.now())
+		np.Sync = &vault.ProjectSync{KeyVersion: k.KeyVersion}
+		w.Projects[sel.Project] = np
+		return nil
+	})
+}
+
+// HistoryEntry is one version's metadata.
+type HistoryEntry struct {
+	Version int `json:"version"`
+	// Author is the author's email when this device knows it, else the
+	// account id.
+	Author    string    `json:"author"`
+	AuthorID  string    `json:"author_id"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// HistoryResult lists a secret's versions, oldest first.
+type HistoryResult struct {
+	Workspace string         `json:"workspace"`
+	Project   string         `json:"project"`
+	Name      string         `json:"name"`
+	Versions  []HistoryEntry `json:"versions"`
+}
+
+// History lists a secret's versions (metadata only: no envelope is
+// fetched).
+func (c *Conn) History(ctx context.Context, sel vault.Selection, name string) (*HistoryResult, error) {
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	remote, _, err := remoteOf(ix, sel)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.checkServer(remote); err != nil {
+		return nil, err
+	}
+	h, err := c.Client.History(ctx, remote.ID, sel.Project, name)
+	if err != nil {
+		return nil, err
+	}
+	res := &HistoryResult{Workspace: sel.Workspace, Project: sel.Project, Name: name, Versions: []HistoryEntry{}}
+	for _, v := range h.Versions {
+		author := v.AuthorID
+		if v.AuthorID == c.Account.ID {
+			author = c.Account.Email
+		}
+		res.Versions = append(res.Versions, HistoryEntry{Version: v.Version, Author: author, AuthorID: v.AuthorID, CreatedAt: v.CreatedAt})
+	}
+	return res, nil
 }
