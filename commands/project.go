@@ -19,6 +19,7 @@ type ProjectCmd struct {
 	List   ProjectListCmd   `cmd:"" help:"List projects of a workspace."`
 	Use    ProjectUseCmd    `cmd:"" help:"Make a project current (for the user, or with --link for this directory)."`
 	Delete ProjectDeleteCmd `cmd:"" help:"Delete a project and every secret value in it."`
+	Link   ProjectLinkCmd   `cmd:"" help:"Create a project of a remote workspace on its server, and set auto-push."`
 }
 
 // ProjectInfo describes one project.
@@ -48,6 +49,8 @@ type ProjectResult struct {
 	Created bool        `json:"created"`
 	// LinkFile is set when `project use --link` wrote a directory link.
 	LinkFile string `json:"link_file,omitempty"`
+	// Fetched is true when a remote project was fetched on first use.
+	Fetched bool `json:"fetched,omitempty"`
 	Notes
 }
 
@@ -60,6 +63,7 @@ func (c *ProjectCreateCmd) Run(env *Env) (*ProjectResult, error) {
 		return nil, err
 	}
 	res := &ProjectResult{}
+	remote := false
 	err = st.Update(env.ctx(), func(ix *vault.Index) error {
 		wsName, w, err := c.WorkspaceFlag.resolve(env, ix)
 		if err != nil {
@@ -73,12 +77,25 @@ func (c *ProjectCreateCmd) Run(env *Env) (*ProjectResult, error) {
 			ix.Current = vault.Selection{Workspace: wsName, Project: c.Name}
 		}
 		res.Project = projectInfo(ix, wsName, c.Name)
+		remote = w.Remote != nil && w.Projects[c.Name].Sync == nil
 		if !res.Created && !c.Use {
 			return vault.ErrUnchanged
 		}
 		return nil
 	})
-	return res, err
+	if err != nil || !remote {
+		return res, err
+	}
+	// In a remote workspace the project is created on the server too; if
+	// that fails the local project stays and `project link` finishes.
+	conn, err := env.syncConn()
+	if err == nil {
+		_, err = conn.Link(env.ctx(), vault.Selection{Workspace: res.Project.Workspace, Project: c.Name}, nil)
+	}
+	if err != nil {
+		return nil, errcode.WithHint(err, "the project exists locally; run `agentsecrets project link "+c.Name+" --workspace "+res.Project.Workspace+"` once the server is reachable")
+	}
+	return res, nil
 }
 
 type ProjectListCmd struct {
@@ -128,12 +145,28 @@ func (c *ProjectUseCmd) Run(env *Env) (*ProjectResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	fetched := false
+	if _, ok := w.Projects[c.Name]; !ok && w.Remote != nil {
+		// A project of a remote workspace is fetched on first use.
+		conn, err := env.syncConn()
+		if err != nil {
+			return nil, err
+		}
+		if err := conn.AdoptProject(env.ctx(), vault.Selection{Workspace: wsName, Project: c.Name}); err != nil {
+			return nil, err
+		}
+		if ix, err = st.Index(); err != nil {
+			return nil, err
+		}
+		w = ix.Workspaces[wsName]
+		fetched = true
+	}
 	if _, ok := w.Projects[c.Name]; !ok {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "no project %q in workspace %s", c.Name, wsName),
 			"run `agentsecrets project create "+c.Name+" --workspace "+wsName+"`")
 	}
 	sel := vault.Selection{Workspace: wsName, Project: c.Name}
-	res := &ProjectResult{}
+	res := &ProjectResult{Fetched: fetched}
 	if c.Link {
 		path, err := writeLink(env.Cwd, sel)
 		if err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
+	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -28,6 +29,10 @@ type SecretsCmd struct {
 	Import   SecretsImportCmd   `cmd:"" help:"Import a .env file (values go to the vault, names to the index)."`
 	Bind     SecretsBindCmd     `cmd:"" help:"Let a secret be injected into requests to a host (needs the admin passphrase)."`
 	Unbind   SecretsUnbindCmd   `cmd:"" help:"Remove a secret's bindings (no approval needed)."`
+	Diff     SecretsDiffCmd     `cmd:"" help:"Compare the project with its sync server, per name (versions and keyed fingerprints, never values)."`
+	Pull     SecretsPullCmd     `cmd:"" help:"Bring the server's newer versions into the local vault (verified; values never printed)."`
+	Push     SecretsPushCmd     `cmd:"" help:"Store local changes on the sync server in one transaction."`
+	History  SecretsHistoryCmd  `cmd:"" help:"List a secret's versions on the server (version, author, time)."`
 }
 
 // SecretsWriteResult reports per-name outcomes of a write.
@@ -35,12 +40,20 @@ type SecretsWriteResult struct {
 	Workspace string            `json:"workspace"`
 	Project   string            `json:"project"`
 	Secrets   []vault.PutResult `json:"secrets"`
+	// Push is the push `secrets set` made by itself, in a project linked
+	// with --auto-push; PushError why that push failed (the values are
+	// stored locally either way).
+	Push      *agsync.PushResult `json:"push,omitempty"`
+	PushError *errcode.Report    `json:"push_error,omitempty"`
 	Notes
 }
 
 func (r *SecretsWriteResult) WriteText(w io.Writer) error {
 	for _, s := range r.Secrets {
 		fmt.Fprintf(w, "%-9s %s (version %d) in %s/%s\n", s.Action, s.Name, s.Version, r.Workspace, r.Project)
+	}
+	if r.Push != nil {
+		fmt.Fprintf(w, "auto-push: Synced %d secrets\n", r.Push.Synced)
 	}
 	return nil
 }
@@ -83,7 +96,11 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 		}
 		puts = append(puts, vault.Put{Name: name, Value: v, Source: "set"})
 	}
-	return writeSecrets(env, c.Scope, puts, vault.Upsert, res)
+	if _, err := writeSecrets(env, c.Scope, puts, vault.Upsert, res); err != nil {
+		return nil, err
+	}
+	autoPush(env, res)
+	return res, nil
 }
 
 // readValue reads one value from where --from-stdin, --from-file or the

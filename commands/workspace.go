@@ -13,10 +13,11 @@ import (
 
 // WorkspaceCmd groups workspace commands.
 type WorkspaceCmd struct {
-	Create    WorkspaceCreateCmd `cmd:"" help:"Create a workspace (with a 'default' project)."`
-	List      WorkspaceListCmd   `cmd:"" help:"List workspaces."`
-	Switch    WorkspaceSwitchCmd `cmd:"" help:"Make a workspace the current one."`
-	Allowlist AllowlistCmd       `cmd:"" help:"Hosts that secrets in this workspace may be sent to."`
+	Create    WorkspaceCreateCmd  `cmd:"" help:"Create a workspace (with a 'default' project)."`
+	List      WorkspaceListCmd    `cmd:"" help:"List workspaces."`
+	Switch    WorkspaceSwitchCmd  `cmd:"" help:"Make a workspace the current one (a remote one is fetched on first use)."`
+	Publish   WorkspacePublishCmd `cmd:"" help:"Sync a local workspace to the account's server: keys, projects, allowlist and every secret."`
+	Allowlist AllowlistCmd        `cmd:"" help:"Hosts that secrets in this workspace may be sent to."`
 }
 
 // WorkspaceInfo describes one workspace.
@@ -26,23 +27,44 @@ type WorkspaceInfo struct {
 	Projects  []string  `json:"projects"`
 	Allowlist int       `json:"allowlist"`
 	CreatedAt time.Time `json:"created_at"`
+	// Location is local (this device only), remote (synced, known here)
+	// or remote_only (on the server, not used on this device yet).
+	Location string `json:"location" jsonschema:"enum=local,enum=remote,enum=remote_only"`
+	// Server and ID name the remote copy.
+	Server string `json:"server,omitempty"`
+	ID     string `json:"id,omitempty"`
 }
+
+// Workspace locations.
+const (
+	locationLocal      = "local"
+	locationRemote     = "remote"
+	locationRemoteOnly = "remote_only"
+)
 
 func workspaceInfo(ix *vault.Index, name string) WorkspaceInfo {
 	w := ix.Workspaces[name]
-	return WorkspaceInfo{Name: name, Current: ix.Current.Workspace == name, Projects: vault.SortedKeys(w.Projects),
-		Allowlist: len(w.Allowlist), CreatedAt: w.CreatedAt}
+	info := WorkspaceInfo{Name: name, Current: ix.Current.Workspace == name, Projects: vault.SortedKeys(w.Projects),
+		Allowlist: len(w.Allowlist), CreatedAt: w.CreatedAt, Location: locationLocal}
+	if w.Remote != nil {
+		info.Location, info.Server, info.ID = locationRemote, w.Remote.Server, w.Remote.ID
+	}
+	return info
 }
 
 type WorkspaceCreateCmd struct {
 	Name   string `arg:"" help:"Workspace name." json:"name"`
 	Switch bool   `help:"Also make it the current workspace." json:"switch,omitempty"`
+	Remote bool   `help:"Also publish it to the account's sync server (see 'workspace publish')." json:"remote,omitempty"`
 }
 
 // WorkspaceResult reports the workspace a command created or selected.
 type WorkspaceResult struct {
 	Workspace WorkspaceInfo `json:"workspace"`
 	Created   bool          `json:"created"`
+	// Fetched is true when a remote workspace was fetched from the server
+	// on first use.
+	Fetched bool `json:"fetched,omitempty"`
 }
 
 func (c *WorkspaceCreateCmd) Run(env *Env) (*WorkspaceResult, error) {
@@ -68,7 +90,24 @@ func (c *WorkspaceCreateCmd) Run(env *Env) (*WorkspaceResult, error) {
 		}
 		return nil
 	})
-	return res, err
+	if err != nil || !c.Remote {
+		return res, err
+	}
+	// Publishing talks to the server; the local workspace stays if it
+	// fails, and `workspace publish NAME` finishes the job.
+	conn, err := env.syncConn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Publish(env.ctx(), c.Name); err != nil {
+		return nil, errcode.WithHint(err, "the workspace exists locally; run `agentsecrets workspace publish "+c.Name+"` once the server is reachable")
+	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	res.Workspace = workspaceInfo(ix, c.Name)
+	return res, nil
 }
 
 type WorkspaceListCmd struct{}
@@ -76,6 +115,9 @@ type WorkspaceListCmd struct{}
 // WorkspaceListResult lists workspaces.
 type WorkspaceListResult struct {
 	Workspaces []WorkspaceInfo `json:"workspaces"`
+	// RemoteUnavailable says why the server's list is missing (signed in,
+	// but the server could not be asked); the local list is complete.
+	RemoteUnavailable string `json:"remote_unavailable,omitempty"`
 }
 
 func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
@@ -88,9 +130,42 @@ func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
 		return nil, err
 	}
 	res := &WorkspaceListResult{Workspaces: []WorkspaceInfo{}}
+	known := map[string]bool{}
 	for _, name := range vault.SortedKeys(ix.Workspaces) {
 		res.Workspaces = append(res.Workspaces, workspaceInfo(ix, name))
+		if r := ix.Workspaces[name].Remote; r != nil {
+			known[r.ID] = true
+		}
 	}
+	if !ix.Account.SignedIn() {
+		return res, nil
+	}
+	// The server's list is a bonus: a failure to reach it never fails
+	// the command.
+	remote, err := func() ([]WorkspaceInfo, error) {
+		conn, err := env.syncConn()
+		if err != nil {
+			return nil, err
+		}
+		list, err := conn.RemoteWorkspaces(env.ctx())
+		if err != nil {
+			return nil, err
+		}
+		var out []WorkspaceInfo
+		for _, w := range list {
+			if !known[w.ID] {
+				out = append(out, WorkspaceInfo{Name: w.Name, Projects: []string{}, CreatedAt: w.CreatedAt, Location: locationRemoteOnly,
+					Server: ix.Account.Server, ID: w.ID})
+			}
+		}
+		return out, nil
+	}()
+	if err != nil {
+		rep := errcode.Classify(err)
+		res.RemoteUnavailable = string(rep.Code) + ": " + rep.Message
+		return res, nil
+	}
+	res.Workspaces = append(res.Workspaces, remote...)
 	return res, nil
 }
 
@@ -100,7 +175,14 @@ func (r *WorkspaceListResult) WriteText(w io.Writer) error {
 		if ws.Current {
 			mark = "*"
 		}
-		fmt.Fprintf(w, "%s %-24s %d projects, %d allowlisted hosts\n", mark, ws.Name, len(ws.Projects), ws.Allowlist)
+		if ws.Location == locationRemoteOnly {
+			fmt.Fprintf(w, "%s %-24s on the server only (workspace switch %s fetches it)\n", mark, ws.Name, ws.Name)
+			continue
+		}
+		fmt.Fprintf(w, "%s %-24s %-6s %d projects, %d allowlisted hosts\n", mark, ws.Name, ws.Location, len(ws.Projects), ws.Allowlist)
+	}
+	if r.RemoteUnavailable != "" {
+		fmt.Fprintf(w, "remote list unavailable: %s\n", r.RemoteUnavailable)
 	}
 	return nil
 }
@@ -118,6 +200,21 @@ func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
 		return nil, err
 	}
 	res := &WorkspaceResult{}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := ix.Workspaces[c.Name]; !ok && ix.Account.SignedIn() {
+		// Not here: a remote workspace is fetched on first use.
+		conn, err := env.syncConn()
+		if err != nil {
+			return nil, err
+		}
+		if err := conn.AdoptWorkspace(env.ctx(), c.Name); err != nil {
+			return nil, err
+		}
+		res.Fetched = true
+	}
 	err = st.Update(env.ctx(), func(ix *vault.Index) error {
 		w, err := ix.Workspace(c.Name)
 		if err != nil {
