@@ -138,6 +138,12 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 		return nil, err
 	}
 	defer clear(pt)
+	return sealEnvelope(author, h, projectKey, pt)
+}
+
+// sealEnvelope encrypts a body plaintext and signs the envelope; tests use
+// it to build validly signed envelopes with malformed bodies.
+func sealEnvelope(author Identity, h SecretHeader, projectKey, pt []byte) ([]byte, error) {
 	ct, err := crypto.Seal(projectKey, pt, secretBodyAD(h.SecretRef, h.Version, h.KeyVersion))
 	if err != nil {
 		return nil, err
