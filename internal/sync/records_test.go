@@ -116,3 +116,27 @@ func TestProjectKeyWrap(t *testing.T) {
 		}
 	}
 }
+
+// FuzzVerifyMembership: the record parser never panics, refusals are
+// coded, and an accepted record is one alice signed for this sealed key.
+func FuzzVerifyMembership(f *testing.F) {
+	fx := fixedFixture(f)
+	sealed := bytes.Repeat([]byte{9}, 80)
+	m := fx.member(f, fx.alice, aliceID, nil, sealed)
+	f.Add(m.Record)
+	f.Add(fx.member(f, fx.mallory, malloryID, nil, sealed).Record)
+	f.Add(m.Record[:40])
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		got, err := VerifyMembership(rec, sealed, fx.lookup)
+		if err != nil {
+			if CheckOf(err) == "" || errcode.Classify(err).Code != errcode.Conflict {
+				t.Fatalf("uncoded refusal: %v", err)
+			}
+			return
+		}
+		if got.WorkspaceID != testWS || got.AccountID != aliceID || got.AddedBy != aliceID || got.Role != RoleAdmin ||
+			!bytes.Equal(got.PublicKeys.Sign, fx.alice.Public().Sign) || !got.AddedAt.Equal(t0) {
+			t.Fatalf("accepted a record alice did not sign: %+v", got)
+		}
+	})
+}
