@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -167,6 +168,13 @@ func (f *fixture) secretRefusals(t testing.TB, c SecretContent) []refusalCase {
 	fork := f.seal(t, f.alice, aliceID, r, 2, strings.Repeat("00", 32), f.pk, c)
 	flip := func(b []byte, i int) []byte { b = bytes.Clone(b); b[i] ^= 1; return b }
 	otherKey := key32(t)
+	body := func(b secretBody) string {
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(j)
+	}
 	bodyOnly := func(pt string) []byte {
 		env, err := sealEnvelope(f.alice, SecretHeader{SecretRef: r, Version: 2, Prev: h1, AuthorID: aliceID, KeyVersion: 1, CreatedAt: t0}, f.pk, []byte(pt))
 		if err != nil {
@@ -195,8 +203,10 @@ func (f *fixture) secretRefusals(t testing.TB, c SecretContent) []refusalCase {
 		{"sealed under another project key", f.seal(t, f.alice, aliceID, r, 2, h1, otherKey, c), expect(2, h1), f.pk, CheckDecrypt},
 		{"opened with another project key", v2, expect(2, h1), otherKey, CheckDecrypt},
 		{"body not JSON", bodyOnly("not json"), expect(2, h1), f.pk, CheckContent},
-		{"fingerprint does not match", bodyOnly(`{"value":"eA==","bindings":[],"updated_at":"2026-01-01T00:00:00Z","fingerprint":"00"}`), expect(2, h1), f.pk, CheckContent},
-		{"tombstone with a value", bodyOnly(`{"value":"eA==","deleted":true,"bindings":[],"updated_at":"2026-01-01T00:00:00Z"}`), expect(2, h1), f.pk, CheckContent},
+		{"fingerprint does not match", bodyOnly(body(secretBody{Value: c.Value.Reveal(), Fingerprint: strings.Repeat("00", 32)})), expect(2, h1), f.pk, CheckContent},
+		{"no fingerprint", bodyOnly(body(secretBody{Value: c.Value.Reveal()})), expect(2, h1), f.pk, CheckContent},
+		{"tombstone with a value", bodyOnly(body(secretBody{Value: c.Value.Reveal(), Deleted: true})), expect(2, h1), f.pk, CheckContent},
+		{"tombstone with bindings", bodyOnly(body(secretBody{Deleted: true, Bindings: c.Bindings})), expect(2, h1), f.pk, CheckContent},
 	}
 }
 
