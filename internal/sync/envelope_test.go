@@ -106,8 +106,10 @@ func TestSealOpenSecret(t *testing.T) {
 		t.Fatal("SealSecret changed the caller's bindings")
 	}
 	want, _ := crypto.SyncFingerprint(f.pk, testWS, testProj, testSecret, []byte("sk_live_1"))
-	if got.Fingerprint != want {
-		t.Fatal("fingerprint is not the sync fingerprint of the value")
+	local, _ := SyncFingerprint(f.pk, ref(testSecret), secret.New([]byte("sk_live_1")))
+	other, _ := SyncFingerprint(f.pk, ref("OTHER_KEY"), secret.New([]byte("sk_live_1")))
+	if got.Fingerprint != want || local != want || other == want {
+		t.Fatal("fingerprint is not the sync fingerprint of the value and name")
 	}
 	tomb := f.seal(t, f.alice, aliceID, ref(testSecret), 2, EnvelopeHash(env), f.pk, SecretContent{Deleted: true, UpdatedAt: t0})
 	_, got, err = OpenSecret(tomb, expect(2, EnvelopeHash(env)), f.pk, f.lookup)
