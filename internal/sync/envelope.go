@@ -127,7 +127,7 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 		}
 	} else {
 		body.Value = c.Value.Reveal()
-		fp, err := crypto.SyncFingerprint(projectKey, h.WorkspaceID, h.Project, h.Name, body.Value)
+		fp, err := SyncFingerprint(projectKey, h.SecretRef, c.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -138,6 +138,12 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 		return nil, err
 	}
 	defer clear(pt)
+	return sealEnvelope(author, h, projectKey, pt)
+}
+
+// sealEnvelope encrypts a body plaintext and signs the envelope; tests use
+// it to build validly signed envelopes with malformed bodies.
+func sealEnvelope(author Identity, h SecretHeader, projectKey, pt []byte) ([]byte, error) {
 	ct, err := crypto.Seal(projectKey, pt, secretBodyAD(h.SecretRef, h.Version, h.KeyVersion))
 	if err != nil {
 		return nil, err
@@ -151,6 +157,13 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 		return nil, err
 	}
 	return crypto.AppendField(signed, sig), nil
+}
+
+// SyncFingerprint is the sync fingerprint of a value of r under the
+// project key: what SealSecret puts in the envelope, so diff compares a
+// local value with a remote version without putting values side by side.
+func SyncFingerprint(projectKey []byte, r SecretRef, v secret.Value) (string, error) {
+	return crypto.SyncFingerprint(projectKey, r.WorkspaceID, r.Project, r.Name, v.Reveal())
 }
 
 // stripLocal copies bindings without the fields that stay on one device.
