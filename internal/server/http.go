@@ -105,7 +105,9 @@ type handler func(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, e
 
 func (s *Server) routes() {
 	m := http.NewServeMux()
-	m.HandleFunc("GET "+syncapi.PathHealth, func(w http.ResponseWriter, r *http.Request) { writeJSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	m.HandleFunc("GET "+syncapi.PathHealth, func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	m.HandleFunc("GET "+syncapi.PathReady, s.ready)
 	pub := func(pattern string, h handler) { m.Handle(pattern, s.endpoint(h, false)) }
 	auth := func(pattern string, h handler) { m.Handle(pattern, s.endpoint(h, true)) }
