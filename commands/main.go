@@ -43,6 +43,7 @@ type CLI struct {
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
 	Env       EnvCmd       `cmd:"" help:"Run a command with approved secrets' values in its environment, masking them in its output (value mode)."`
 	Openclaw  OpenclawCmd  `cmd:"" name:"openclaw" help:"OpenClaw integration: the exec SecretRef provider."`
+	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 }
 
 // newParser builds the kong parser. exited records a help/--version exit.
