@@ -13,7 +13,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -155,12 +154,7 @@ func Fingerprint(key, value []byte) string {
 func SecretFingerprint(key []byte, workspace, project, name string, value []byte) string {
 	m := hmac.New(sha256.New, key)
 	m.Write([]byte(fingerprintDomain))
-	for _, f := range []string{workspace, project, name} {
-		var n [4]byte
-		binary.BigEndian.PutUint32(n[:], uint32(len(f)))
-		m.Write(n[:])
-		m.Write([]byte(f))
-	}
+	m.Write(Fields([]byte(workspace), []byte(project), []byte(name)))
 	m.Write(value)
 	return hex.EncodeToString(m.Sum(nil))
 }
