@@ -518,7 +518,7 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s is invalid (expired or not yet valid, or not for serving)", host), tlsHintText)
 	case errors.As(err, &verify):
 		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s could not be verified", host), tlsHintText)
-	case errors.As(err, &recordHdr):
+	case errors.As(err, &recordHdr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
 		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: %s does not speak TLS", host),
 			"use http:// for a loopback server started without --tls-cert, or the server's https:// port")
 	case errors.As(err, &dnsErr):
