@@ -8,15 +8,40 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
-// StatusCmd shows the state of the vault without reading any value.
+// StatusCmd shows the state of the vault without reading any value. It
+// makes no network call, unless --check asks for a diff.
 type StatusCmd struct {
+	Check bool `help:"Compare the selected project with its sync server first (a diff), so drift is current." json:"check,omitempty"`
 	Scope `embed:""`
+}
+
+// AccountStatus is the sync account this vault is signed in to.
+type AccountStatus struct {
+	Email    string `json:"email"`
+	Server   string `json:"server"`
+	SignedIn bool   `json:"signed_in"`
+}
+
+// ProjectSyncStatus is one remote project's sync state as last recorded:
+// no request is made to show it.
+type ProjectSyncStatus struct {
+	Workspace string     `json:"workspace"`
+	Project   string     `json:"project"`
+	Server    string     `json:"server"`
+	AutoPush  bool       `json:"auto_push"`
+	LastPull  *time.Time `json:"last_pull,omitempty"`
+	LastPush  *time.Time `json:"last_push,omitempty"`
+	// CheckedAt is when the drift was last found (diff, pull or push).
+	CheckedAt *time.Time `json:"checked_at,omitempty"`
+	// Drift lists the names that were out of sync then.
+	Drift []vault.Drift `json:"drift"`
 }
 
 // BackendStatus says which backend holds values and why.
@@ -65,9 +90,14 @@ type StatusResult struct {
 	ValueRelease []ReleaseEntry `json:"value_release"`
 	// Suspended lists every binding the echo tripwire suspended, in every
 	// workspace and project, with the command that re-approves it.
-	Suspended     []SuspendedEntry `json:"suspended"`
-	IndexRevision uint64           `json:"index_revision"`
-	Next          []string         `json:"next,omitempty"`
+	Suspended []SuspendedEntry `json:"suspended"`
+	// Account is the sync account, if the vault has one.
+	Account *AccountStatus `json:"account,omitempty"`
+	// Sync lists every project of a remote workspace with its last pull,
+	// push and drift.
+	Sync          []ProjectSyncStatus `json:"sync,omitempty"`
+	IndexRevision uint64              `json:"index_revision"`
+	Next          []string            `json:"next,omitempty"`
 	Notes
 }
 
@@ -92,6 +122,12 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	if c.Check {
+		if ix, err = c.check(env, st, ix, res); err != nil {
+			return nil, err
+		}
+	}
+	res.Account, res.Sync = syncStatus(ix)
 	res.IndexRevision = ix.Revision
 	res.Workspaces = len(ix.Workspaces)
 	for _, w := range ix.Workspaces {
@@ -118,6 +154,60 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 		res.Next = append(res.Next, "agentsecrets doctor")
 	}
 	return res, nil
+}
+
+// check runs a diff of the selected project, which records its drift, and
+// returns the index as it is after.
+func (c *StatusCmd) check(env *Env, st *vault.Store, ix *vault.Index, res *StatusResult) (*vault.Index, error) {
+	sel, err := c.Scope.resolve(env, ix.Current)
+	if err != nil {
+		return nil, err
+	}
+	if err := needProject(sel); err != nil {
+		return nil, err
+	}
+	p, err := ix.Project(sel.Selection)
+	if err != nil {
+		return nil, err
+	}
+	if ix.Workspaces[sel.Workspace].Remote == nil || p.Sync == nil {
+		res.warn("--check: %s/%s is not synced to a server; nothing to compare", sel.Workspace, sel.Project)
+		return ix, nil
+	}
+	conn, err := env.syncConn()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := conn.Diff(env.ctx(), sel.Selection, nil); err != nil {
+		return nil, err
+	}
+	return st.Index()
+}
+
+// syncStatus reads the account and every remote project's recorded sync
+// state from the index.
+func syncStatus(ix *vault.Index) (*AccountStatus, []ProjectSyncStatus) {
+	var acct *AccountStatus
+	if ix.Account != nil {
+		acct = &AccountStatus{Email: ix.Account.Email, Server: ix.Account.Server, SignedIn: ix.Account.SignedIn()}
+	}
+	var out []ProjectSyncStatus
+	for _, wn := range vault.SortedKeys(ix.Workspaces) {
+		w := ix.Workspaces[wn]
+		if w.Remote == nil {
+			continue
+		}
+		for _, pn := range vault.SortedKeys(w.Projects) {
+			ps := w.Projects[pn].Sync
+			if ps == nil {
+				continue
+			}
+			drift := append([]vault.Drift{}, ps.Drift...)
+			out = append(out, ProjectSyncStatus{Workspace: wn, Project: pn, Server: w.Remote.Server, AutoPush: ps.AutoPush,
+				LastPull: ps.LastPull, LastPush: ps.LastPush, CheckedAt: ps.CheckedAt, Drift: drift})
+		}
+	}
+	return acct, out
 }
 
 // valueReleases lists every secret, in every workspace and project, whose
@@ -200,6 +290,33 @@ func (r *StatusResult) WriteText(w io.Writer) error {
 	for _, e := range r.Suspended {
 		fmt.Fprintf(w, "SUSPENDED:  %s/%s/%s → %s (%s); re-approve: %s\n", e.Workspace, e.Project, e.Name, e.Binding.Target(), e.Binding.SuspendReason, e.Reapprove)
 	}
+	if r.Account != nil {
+		signed := "signed in"
+		if !r.Account.SignedIn {
+			signed = "signed out"
+		}
+		fmt.Fprintf(w, "Account:    %s on %s (%s)\n", r.Account.Email, r.Account.Server, signed)
+	}
+	for _, p := range r.Sync {
+		fmt.Fprintf(w, "Sync:       %s/%s: last pull %s, last push %s, checked %s\n", p.Workspace, p.Project,
+			timeOrNever(p.LastPull), timeOrNever(p.LastPush), timeOrNever(p.CheckedAt))
+		if p.Workspace != r.Workspace || p.Project != r.Project {
+			if len(p.Drift) > 0 {
+				fmt.Fprintf(w, "            %d out of sync\n", len(p.Drift))
+			}
+			continue
+		}
+		for _, d := range p.Drift {
+			fmt.Fprintln(w, driftLine(d.Name, d.State))
+		}
+	}
 	fmt.Fprintf(w, "Version:    %s (%s/%s)\n", r.Version, runtime.GOOS, runtime.GOARCH)
 	return nil
+}
+
+func timeOrNever(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -164,7 +164,7 @@ func (c *Conn) same(ctx context.Context, st *state) func(name string) (bool, err
 			return false, err
 		}
 		defer v.Wipe()
-		fp, err := crypto.SyncFingerprint(st.keys.Project, st.remote.ID, st.sel.Project, name, v.Reveal())
+		fp, err := SyncFingerprint(st.keys.Project, SecretRef{WorkspaceID: st.remote.ID, Project: st.sel.Project, Name: name}, v)
 		if err != nil {
 			return false, err
 		}
