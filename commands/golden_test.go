@@ -16,6 +16,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -85,11 +86,44 @@ func goldenResults() map[string]TextWriter {
 			Workspace: "default", Project: "web", ProjectSource: "link", LinkFile: "/w/.agentsecrets", Secrets: 2, Workspaces: 1, Projects: 2, Allowlist: 3,
 			ValueRelease:  []ReleaseEntry{{Workspace: "default", Project: "web", Name: "DB_URL", Modes: []string{"env", "openclaw"}}},
 			Suspended:     []SuspendedEntry{{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Binding: susp, Reapprove: "agentsecrets secrets bind STRIPE_KEY api.example.com:8443/v1"}},
+			Account:       &AccountStatus{Email: "dev@example.com", Server: "https://sync.example.com" + ctrl, SignedIn: true},
+			Sync: []ProjectSyncStatus{
+				{Workspace: "default", Project: "web", Server: "https://sync.example.com", LastPull: &suspended, CheckedAt: &suspended,
+					Drift: []vault.Drift{{Name: "STRIPE_KEY", State: "remote_newer"}, {Name: "PAYSTACK_TEST_KEY", State: "local_only"}, {Name: "X" + ctrl, State: "conflict"}}},
+				{Workspace: "default", Project: "api", Server: "https://sync.example.com", Drift: []vault.Drift{{Name: "A", State: "local_newer"}}},
+			},
 			IndexRevision: 9},
 		"WorkspaceListResult": &WorkspaceListResult{Workspaces: []WorkspaceInfo{
-			{Name: "default", Current: true, Projects: []string{"default", "web"}, Allowlist: 2, CreatedAt: goldenTime},
-			{Name: "acme" + ctrl, Projects: []string{"default"}, CreatedAt: goldenTime},
-		}},
+			{Name: "default", Current: true, Projects: []string{"default", "web"}, Allowlist: 2, CreatedAt: goldenTime, Location: "local"},
+			{Name: "acme" + ctrl, Projects: []string{"default"}, CreatedAt: goldenTime, Location: "remote", Server: "https://sync.example.com", ID: "0123"},
+			{Name: "team", Projects: []string{}, CreatedAt: goldenTime, Location: "remote_only", Server: "https://sync.example.com", ID: "4567"},
+		}, RemoteUnavailable: "unavailable: connection refused" + ctrl},
+		"SecretsDiffResult": diffResult(&agsync.DiffResult{Workspace: "default", Project: "web", CheckedAt: goldenTime, Secrets: []agsync.NameDiff{
+			{Name: "STRIPE_KEY", State: "remote_newer", LocalVersion: 1, RemoteVersion: 2},
+			{Name: "PAYSTACK_TEST_KEY", State: "local_only", LocalVersion: 1},
+			{Name: "MINE", State: "local_newer", LocalVersion: 3, RemoteVersion: 1},
+			{Name: "BOTH" + ctrl, State: "conflict", LocalVersion: 2, RemoteVersion: 2},
+			{Name: "NEW", State: "remote_only", RemoteVersion: 1},
+			{Name: "SAME", State: "in_sync", LocalVersion: 1, RemoteVersion: 1},
+		}}),
+		"SecretsPullResult": &SecretsPullResult{agsync.PullResult{Workspace: "default", Project: "web", Synced: 2, Allowlist: 3, Secrets: []agsync.PullEntry{
+			{Name: "STRIPE_KEY", State: "remote_newer", Action: "updated", Version: 2, RemoteVersion: 2},
+			{Name: "OLD" + ctrl, State: "remote_newer", Action: "deleted", RemoteVersion: 4},
+			{Name: "MINE", State: "local_newer", Action: "skipped", Version: 3, RemoteVersion: 1},
+			{Name: "SAME", State: "in_sync", Action: "unchanged", Version: 1, RemoteVersion: 1},
+		}}},
+		"SecretsPushResult": &SecretsPushResult{agsync.PushResult{Workspace: "default", Project: "web", Synced: 2, Allowlist: 2, Secrets: []agsync.PushEntry{
+			{Name: "MINE", State: "local_newer", Action: "pushed", RemoteVersion: 2},
+			{Name: "GONE" + ctrl, State: "local_newer", Action: "deleted", RemoteVersion: 3},
+			{Name: "STRIPE_KEY", State: "remote_newer", Action: "skipped", RemoteVersion: 2},
+		}}},
+		"SecretsHistoryResult": &SecretsHistoryResult{agsync.HistoryResult{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Versions: []agsync.HistoryEntry{
+			{Version: 1, Author: "dev@example.com", AuthorID: "a1", CreatedAt: goldenTime},
+			{Version: 2, Author: "b2" + ctrl, AuthorID: "b2", CreatedAt: goldenTime},
+		}}},
+		"ProjectLinkResult": &ProjectLinkResult{agsync.LinkResult{Workspace: "default", Project: "web" + ctrl, Created: true, AutoPush: true}},
+		"WorkspacePublishResult": &WorkspacePublishResult{agsync.PublishResult{Workspace: "acme" + ctrl, ID: "0123", Server: "https://sync.example.com", Created: true,
+			Projects: []*agsync.PushResult{{Workspace: "acme", Project: "default", Synced: 2}}}},
 		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},

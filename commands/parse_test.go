@@ -71,6 +71,19 @@ var parseCases = []struct {
 	{[]string{"env", "--only", "A", "--", "printenv", "A"}, f{"Only": []string{"A"}, "NoMasking": false, "Command": []string{"--", "printenv", "A"}}},
 	{[]string{"env", "--only", "A=KEY", "--no-masking", "printenv"}, f{"Only": []string{"A=KEY"}, "NoMasking": true, "Command": []string{"printenv"}}},
 	{[]string{"openclaw", "resolve", "--project", "p"}, f{"Project": "p"}},
+	{[]string{"status", "--check"}, f{"Check": true}},
+	{[]string{"workspace", "create", "acme", "--remote"}, f{"Name": "acme", "Remote": true}},
+	{[]string{"workspace", "publish"}, f{"Name": ""}},
+	{[]string{"workspace", "publish", "acme"}, f{"Name": "acme"}},
+	{[]string{"project", "link"}, f{"Name": "", "AutoPush": false, "NoAutoPush": false}},
+	{[]string{"project", "link", "web", "--auto-push", "--workspace", "w"}, f{"Name": "web", "AutoPush": true, "Workspace": "w"}},
+	{[]string{"project", "link", "web", "--no-auto-push"}, f{"Name": "web", "NoAutoPush": true}},
+	{[]string{"secrets", "diff"}, f{"Names": []string(nil)}},
+	{[]string{"secrets", "diff", "A", "B", "--project", "p"}, f{"Names": []string{"A", "B"}, "Project": "p"}},
+	{[]string{"secrets", "pull", "A"}, f{"Names": []string{"A"}}},
+	{[]string{"secrets", "push"}, f{"Names": []string(nil), "Force": false}},
+	{[]string{"secrets", "push", "A", "--force"}, f{"Names": []string{"A"}, "Force": true}},
+	{[]string{"secrets", "history", "A", "--workspace", "w"}, f{"Name": "A", "Workspace": "w"}},
 }
 
 // parseArgs parses argv with the parser Main builds, without running the
