@@ -31,7 +31,7 @@ import (
 var mcpVersions = []string{"2025-11-25", "2026-07-28"}
 
 // mcpToolNames is the tool set, sorted.
-var mcpToolNames = []string{"api_call", "audit_verify", "list_secrets", "project_list", "project_use", "proxy_logs", "secrets_generate", "status"}
+var mcpToolNames = []string{"api_call", "audit_verify", "list_secrets", "project_list", "project_use", "proxy_logs", "secrets_diff", "secrets_generate", "secrets_pull", "secrets_push", "status"}
 
 // mcpServer is one running `mcp serve` subprocess with a connected client.
 type mcpServer struct {
@@ -219,7 +219,8 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 	res, err := s.session.ListTools(context.Background(), nil)
 	must(t, err)
 	files := map[string]string{"api_call": "call", "list_secrets": "secrets_list", "status": "status", "proxy_logs": "proxy_logs",
-		"audit_verify": "audit_verify", "secrets_generate": "secrets_generate", "project_list": "project_list", "project_use": "project_use"}
+		"audit_verify": "audit_verify", "secrets_generate": "secrets_generate", "project_list": "project_list", "project_use": "project_use",
+		"secrets_diff": "secrets_diff", "secrets_pull": "secrets_pull", "secrets_push": "secrets_push"}
 	var names []string
 	for _, tool := range res.Tools {
 		names = append(names, tool.Name)
@@ -241,6 +242,10 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 			// An agent creates generated secrets, never replaces one.
 			delete(wantIn.(map[string]any)["properties"].(map[string]any), "overwrite")
 		}
+		if tool.Name == "secrets_push" {
+			// Overwriting the server's newer content is a human's --force.
+			delete(wantIn.(map[string]any)["properties"].(map[string]any), "force")
+		}
 		// Nothing through MCP can be approved: no tool takes a passphrase file.
 		if props := asJSON(t, tool.InputSchema).(map[string]any)["properties"].(map[string]any); props["passphrase_file"] != nil {
 			t.Errorf("%s takes a passphrase file: an approval could be scripted through MCP", tool.Name)
@@ -256,11 +261,12 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 			t.Errorf("%s: annotations incomplete: %+v", tool.Name, a)
 			continue
 		}
-		readOnly := map[string]bool{"list_secrets": true, "status": true, "proxy_logs": true, "audit_verify": true, "project_list": true}[tool.Name]
+		readOnly := map[string]bool{"list_secrets": true, "status": true, "proxy_logs": true, "audit_verify": true, "project_list": true, "secrets_diff": true}[tool.Name]
 		if a.ReadOnlyHint != readOnly {
 			t.Errorf("%s: readOnlyHint %v, want %v", tool.Name, a.ReadOnlyHint, readOnly)
 		}
-		if *a.OpenWorldHint != (tool.Name == "api_call") {
+		// The sync tools talk to the sync server.
+		if *a.OpenWorldHint != (tool.Name == "api_call" || strings.HasPrefix(tool.Name, "secrets_") && tool.Name != "secrets_generate") {
 			t.Errorf("%s: openWorldHint %v", tool.Name, *a.OpenWorldHint)
 		}
 		if *a.DestructiveHint {

@@ -83,7 +83,11 @@ type ToolSpec struct {
 // ToolSpecs is the tool set. None can widen policy, release a value or
 // replace one: there is no bind, allowlist, env, import, set, delete or
 // openclaw tool, secrets_generate only creates, and nothing reaches a
-// terminal to approve with.
+// terminal to approve with. The sync tools move verified versions the
+// account signed: secrets_pull replaces a value only with a newer version
+// of it and never over a local change (a conflict), secrets_push adds
+// versions on top of the server's head and never forces, so neither loses
+// a value (every version stays in the server's history).
 func ToolSpecs() []ToolSpec {
 	ro := Annotations{ReadOnly: true, Idempotent: true}
 	return []ToolSpec{
@@ -101,11 +105,37 @@ func ToolSpecs() []ToolSpec {
 		{"project_use", "project use", "Use a project",
 			"Make a project the user's current one; this server's later calls use it too.",
 			Annotations{Idempotent: true}},
+		{"secrets_diff", "secrets diff", "Compare with the sync server",
+			"Compare the project with its sync server, per name: in_sync, local_only, remote_only, local_newer, remote_newer or conflict. Decided from versions and keyed fingerprints; no value is shown. Records the drift that status shows.",
+			Annotations{ReadOnly: true, Idempotent: true, OpenWorld: true}},
+		{"secrets_pull", "secrets pull", "Pull from the sync server",
+			"Write the server's newer versions (signatures and hash chains verified) into the local vault; values are never returned. A name changed both here and on the server is a conflict and nothing is written.",
+			Annotations{Idempotent: true, OpenWorld: true}},
+		{"secrets_push", "secrets push", "Push to the sync server",
+			"Store local changes on the sync server in one transaction. A name the server changed since this device last synced is a conflict naming it: run secrets_diff, then secrets_pull. It never overwrites the server's newer content (that is the CLI's --force, for a human).",
+			Annotations{Idempotent: true, OpenWorld: true}},
 	}
 }
 
+// pushDropped is the push flag secrets_push does not take: overwriting
+// what another device stored is a human's decision, on a terminal.
+const pushDropped = "force"
+
+// secretsPush runs `secrets push` without --force.
+func secretsPush(ctx context.Context, args json.RawMessage, run Handler) (any, error) {
+	obj, err := inputObject(args)
+	if err != nil {
+		return nil, err
+	}
+	if _, ok := obj[pushDropped]; ok {
+		return nil, errcode.WithHint(errcode.New(errcode.ApprovalRequired, "secrets_push has no force input: overwriting the server's newer content is a human's decision"),
+			"run secrets_diff and secrets_pull, or ask the user to run `agentsecrets secrets push --force` in a terminal")
+	}
+	return run(ctx, args)
+}
+
 // Instructions tell a client's model how to start.
-const Instructions = "agentsecrets lets you call APIs with credentials you never see: name a secret, and its value is injected into the request and redacted from the response. Start with status and list_secrets; use api_call for requests."
+const Instructions = "agentsecrets lets you call APIs with credentials you never see: name a secret, and its value is injected into the request and redacted from the response. Start with status and list_secrets; use api_call for requests. With a sync server: status shows drift, secrets_diff compares, secrets_pull brings newer versions in."
 
 // generateDropped is the generate flag secrets_generate does not take: an
 // agent may create generated secrets, never replace one a human stored.
@@ -146,6 +176,11 @@ func (s *Session) Server(name, version string) (*Server, error) {
 				return nil, err
 			}
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return secretsGenerate(ctx, args, run) }
+		case "secrets_push":
+			if t.Input, err = toolSchema(cs.Input, []string{pushDropped}, nil); err != nil {
+				return nil, err
+			}
+			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return secretsPush(ctx, args, run) }
 		case "project_use":
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
 				out, err := run(ctx, args)
