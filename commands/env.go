@@ -30,6 +30,9 @@ type IO struct {
 	StdoutTTY bool
 	// Prompt reads a line from the controlling terminal with echo off.
 	Prompt func(prompt string, confirm bool) ([]byte, error)
+	// Show writes to the controlling terminal, never to Out or Err: for
+	// what only a human may see (the recovery kit).
+	Show func(text string) error
 }
 
 // TestIO returns streams backed by buffers, every TTY flag false and no
@@ -39,6 +42,7 @@ func TestIO() (*IO, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 	return &IO{
 		In: in, Out: out, Err: errb,
 		Prompt: func(string, bool) ([]byte, error) { return nil, term.ErrNoTerminal },
+		Show:   func(string) error { return term.ErrNoTerminal },
 	}, in, out, errb
 }
 
@@ -80,6 +84,7 @@ func SystemEnv() *Env {
 				}
 				return term.ReadSecret(prompt)
 			},
+			Show: term.Show,
 		},
 		Getenv:  os.Getenv,
 		Environ: os.Environ,

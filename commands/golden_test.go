@@ -128,6 +128,15 @@ func goldenResults() map[string]TextWriter {
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},
 		}},
+		"AccountResult": &AccountResult{Linked: true, SignedIn: true, Server: "https://sync.example.com", Email: "ada@example.com" + ctrl,
+			AccountID: "acct-1", DeviceID: "dev-1", DeviceName: "laptop", SignedInAt: &goldenTime,
+			SealKey: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", SignKey: "1111 2222 3333 4444 5555 6666 7777 8888", Checked: true,
+			RecoveryKit: "/home/u/kit.txt", ServerNotified: new(bool), Next: []string{"agentsecrets account devices"},
+			Notes: Notes{Warnings: []string{"the sync server could not be reached"}}},
+		"AccountDevicesResult": &AccountDevicesResult{Revoked: "dev-2", Devices: []DeviceInfo{
+			{ID: "dev-1", Name: "laptop", Current: true, CreatedAt: goldenTime, LastSeenAt: goldenTime},
+			{ID: "dev-2", Name: "old" + ctrl, CreatedAt: goldenTime, LastSeenAt: goldenTime, RevokedAt: &goldenTime},
+		}},
 		"AllowlistLogResult": &AllowlistLogResult{Workspace: "default", Changes: []policy.AllowlistChange{
 			{At: goldenTime, Action: "add", Host: "api.example.com", Approved: true},
 			{At: goldenTime, Action: "remove" + ctrl, Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true},

@@ -84,6 +84,16 @@ var parseCases = []struct {
 	{[]string{"secrets", "push"}, f{"Names": []string(nil), "Force": false}},
 	{[]string{"secrets", "push", "A", "--force"}, f{"Names": []string{"A"}, "Force": true}},
 	{[]string{"secrets", "history", "A", "--workspace", "w"}, f{"Name": "A", "Workspace": "w"}},
+	{[]string{"account", "create", "--server", "https://sync.example.com", "--email", "ada@example.com", "--password-file", "p", "--recovery-kit-file", "kit.txt", "--device-name", "laptop"},
+		f{"Server": "https://sync.example.com", "Email": "ada@example.com", "PasswordFile": "p", "RecoveryKitFile": "kit.txt", "DeviceName": "laptop"}},
+	{[]string{"account", "show"}, f{"Check": false}},
+	{[]string{"account", "show", "--check"}, f{"Check": true}},
+	{[]string{"account", "devices"}, f{"Revoke": ""}},
+	{[]string{"account", "devices", "--revoke", "dev1"}, f{"Revoke": "dev1"}},
+	{[]string{"login", "--server", "http://127.0.0.1:8787", "--email", "ada@example.com", "--password-file", "p", "--account-key-file", "kit.txt", "--device-name", "ci"},
+		f{"Server": "http://127.0.0.1:8787", "Email": "ada@example.com", "PasswordFile": "p", "AccountKeyFile": "kit.txt", "DeviceName": "ci"}},
+	{[]string{"logout"}, f{"ForgetDevice": false}},
+	{[]string{"logout", "--forget-device"}, f{"ForgetDevice": true}},
 }
 
 // parseArgs parses argv with the parser Main builds, without running the

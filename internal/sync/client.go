@@ -1,7 +1,7 @@
-// Package sync is the client half of zero-knowledge sync: the HTTP client
-// of the /v1 API (client.go, session.go), the account flows (account.go),
-// and the key hierarchy, envelopes and records that keep the server blind.
 package sync
+
+// The HTTP client of the /v1 API. Session tokens are in session.go, the
+// account flows (create, login, recovery kit) in account.go.
 
 import (
 	"bytes"
@@ -510,32 +510,48 @@ func (c *Client) transportError(ctx context.Context, err error) error {
 	)
 	switch {
 	case errors.As(err, &unknownCA):
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s is signed by an unknown authority", host), tlsHintText)
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s is signed by an unknown authority", host), tlsHintText))
 	case errors.As(err, &hostname):
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server is not valid for %s", c.base.Hostname()),
-			"use the host name the certificate was issued for in --server")
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server is not valid for %s", c.base.Hostname()),
+			"use the host name the certificate was issued for in --server"))
 	case errors.As(err, &invalid):
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s is invalid (expired or not yet valid, or not for serving)", host), tlsHintText)
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s is invalid (expired or not yet valid, or not for serving)", host), tlsHintText))
 	case errors.As(err, &verify):
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s could not be verified", host), tlsHintText)
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: the certificate of the sync server at %s could not be verified", host), tlsHintText))
 	case errors.As(err, &recordHdr), strings.Contains(err.Error(), "server gave HTTP response to HTTPS client"):
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: %s does not speak TLS", host),
-			"use http:// for a loopback server started without --tls-cert, or the server's https:// port")
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS: %s does not speak TLS", host),
+			"use http:// for a loopback server started without --tls-cert, or the server's https:// port"))
 	case errors.As(err, &dnsErr):
-		return &transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot resolve the sync server's host %s", c.base.Hostname()), c.reachHint())}
+		return unsent(&transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot resolve the sync server's host %s", c.base.Hostname()), c.reachHint())})
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr) && netErr.Timeout():
 		return &transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "the sync server at %s did not answer in time", host), c.reachHint())}
 	}
 	var opErr *net.OpError
 	if errors.As(err, &opErr) && opErr.Op == "dial" {
-		return &transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot connect to the sync server at %s: %v", host, errors.Unwrap(opErr.Err)), c.reachHint())}
+		return unsent(&transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot connect to the sync server at %s: %v", host, errors.Unwrap(opErr.Err)), c.reachHint())})
 	}
 	if strings.Contains(err.Error(), "tls:") {
-		return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS handshake with the sync server at %s failed", host), tlsHintText)
+		return unsent(errcode.WithHint(errcode.Errorf(errcode.Unavailable, "TLS handshake with the sync server at %s failed", host), tlsHintText))
 	}
 	// A connection reset or closed mid-request (EOF): the server went
 	// away; a read may retry.
 	return &transient{err: errcode.WithHint(errcode.Errorf(errcode.Unavailable, "the connection to the sync server at %s failed", host), c.reachHint())}
+}
+
+// notSent marks a failure before the request reached the server (no
+// connection, no name, a refused TLS handshake): the server did nothing.
+type notSent struct{ err error }
+
+func (n *notSent) Error() string { return n.err.Error() }
+func (n *notSent) Unwrap() error { return n.err }
+
+func unsent(err error) error { return &notSent{err: err} }
+
+// NotSent reports whether err is a failure before the request reached the
+// server, so a write certainly did not happen.
+func NotSent(err error) bool {
+	var n *notSent
+	return errors.As(err, &n)
 }
 
 func (c *Client) reachHint() string {

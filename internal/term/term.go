@@ -60,3 +60,22 @@ func IsTerminal(f *os.File) bool {
 }
 
 var errNoTTY = errors.New("cannot open the controlling terminal")
+
+// Show writes text to the controlling terminal, never to stdout or
+// stderr: for what only the human at the terminal may see (the account's
+// recovery kit), which a program capturing the output must not get.
+func Show(text string) error {
+	in, out, err := openTerminal()
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrNoTerminal, err)
+	}
+	defer in.Close()
+	if out != in {
+		defer out.Close()
+	}
+	if !xterm.IsTerminal(int(out.Fd())) {
+		return ErrNoTerminal
+	}
+	_, err = fmt.Fprint(out, text)
+	return err
+}

@@ -22,10 +22,12 @@ type Account struct {
 	// SignedOutAt is set by logout, which keeps the account key and the
 	// identity (a later login needs only the password); nil while signed in.
 	SignedOutAt *time.Time `json:"signed_out_at,omitempty"`
-	// SealKey and SignKey are the fingerprints of the account's public
-	// keys (crypto.KeyFingerprint), for people to compare across devices.
-	SealKey string `json:"seal_key_fingerprint,omitempty"`
-	SignKey string `json:"sign_key_fingerprint,omitempty"`
+	// SealPublic and SignPublic are the account's public keys (X25519,
+	// Ed25519), as the server published them when this device signed in:
+	// the stored private keys are checked against them on every use, and
+	// their fingerprints are what people compare across devices.
+	SealPublic []byte `json:"seal_public_key,omitempty"`
+	SignPublic []byte `json:"sign_public_key,omitempty"`
 }
 
 // RemoteWorkspace links a local workspace to its copy on a sync server.
