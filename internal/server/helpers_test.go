@@ -140,8 +140,9 @@ type testServer struct {
 }
 
 // startServer runs a server on spec until the test ends. opts.Store and
-// opts.Logger are filled in.
-func startServer(t *testing.T, spec string, opts Options) *testServer {
+// opts.Logger are filled in. wrap, if given, sees each request first (a
+// test's probe; the server's handler still answers).
+func startServer(t *testing.T, spec string, opts Options, wrap ...func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st, err := Open(ctx, spec)
@@ -164,7 +165,11 @@ func startServer(t *testing.T, spec string, opts Options) *testServer {
 	}
 	sctx, stop := context.WithCancel(ctx)
 	ts := &testServer{URL: "http://" + ln.Addr().String(), Store: st, Log: logs, stop: stop, done: make(chan error, 1)}
-	go func() { ts.done <- Serve(sctx, ln, srv, nil) }()
+	var h http.Handler = srv
+	for _, w := range wrap {
+		h = w(h)
+	}
+	go func() { ts.done <- Serve(sctx, ln, h, nil) }()
 	t.Cleanup(func() { ts.Shutdown(t) })
 	return ts
 }
@@ -305,4 +310,27 @@ func (ts *testServer) workspace(t *testing.T, u *user, project string) string {
 	call[syncapi.Project](t, "POST", ts.URL+path(syncapi.PathProjects, "ws", id), u.Session.AccessToken,
 		syncapi.CreateProjectRequest{Name: project, WrappedKey: randomBytes(t, 60), KeyVersion: 1})
 	return id
+}
+
+func mustJSON(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func ioPipe() (*io.PipeReader, *io.PipeWriter) { return io.Pipe() }
+
+// waitFor polls cond for up to five seconds.
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not met in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }

@@ -311,15 +311,16 @@ func bodyError(err error) error {
 	return errcode.WithHint(errcode.New(errcode.Usage, msg), "see schema/server for the request bodies")
 }
 
-// printableField echoes an unknown field name only when it is short and
-// plain: a value pasted as a key must not come back.
+// printableField echoes an unknown field name only when it is shaped like
+// the API's own (short snake_case): a value pasted as a key must not come
+// back.
 func printableField(quoted string) string {
 	name, err := strconv.Unquote(quoted)
-	if err != nil || len(name) > 40 {
+	if err != nil || len(name) > 32 {
 		return "<" + strconv.Itoa(len(quoted)) + " bytes>"
 	}
 	for _, c := range name {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+		if !(c == '_' || c >= 'a' && c <= 'z') {
 			return "<" + strconv.Itoa(len(name)) + " bytes>"
 		}
 	}
