@@ -53,24 +53,12 @@ func Connect(st *vault.Store, getenv func(string) string, now func() time.Time) 
 }
 
 // identity loads the account's private keys from the vault backend,
-// checked against the account's public keys.
+// checked against the public keys recorded at sign-in.
 func (c *Conn) identity(ctx context.Context) (Identity, error) {
 	if c.id.Valid() {
 		return c.id, nil
 	}
-	m, err := c.Store.AccountMaterial(ctx)
-	if err != nil {
-		return Identity{}, err
-	}
-	defer m.Key.Wipe()
-	defer m.Identity.Wipe()
-	// The server's copy of the public keys can only make the import fail:
-	// ImportIdentity checks that the stored private keys derive them.
-	acct, err := c.Client.Account(ctx)
-	if err != nil {
-		return Identity{}, err
-	}
-	id, err := ImportIdentity(m.Identity, acct.PublicKeys)
+	id, err := LoadIdentity(ctx, c.Store)
 	if err != nil {
 		return Identity{}, err
 	}
