@@ -79,6 +79,14 @@ func knownOf(p *vault.Project) map[string]Known {
 // needKeys, or when anything new came back, it loads the project's keys;
 // a diff that finds nothing moved costs one request and no key.
 func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*state, error) {
+	if needKeys {
+		// A pull or push decides from the index: an interrupted pull's
+		// stored values are adopted first, or they would look like local
+		// changes made behind the decision's back.
+		if err := c.Store.SettleInterrupted(ctx); err != nil {
+			return nil, err
+		}
+	}
 	ix, err := c.Store.Index()
 	if err != nil {
 		return nil, err

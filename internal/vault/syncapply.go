@@ -309,3 +309,19 @@ func recordTombstone(proj *Project, name string) {
 	}
 	proj.Sync.Tombstones[name] = *sec.Synced
 }
+
+// SettleInterrupted finishes what an interrupted write left (a pull's
+// incoming metadata above all), so a caller that decides from the index
+// decides from the settled state. Without anything to settle it only
+// reads the index.
+func (s *Store) SettleInterrupted(ctx context.Context) error {
+	ix, err := s.Index()
+	if err != nil || len(ix.Pending) == 0 {
+		return err
+	}
+	b, err := s.openBackend(ctx)
+	if err != nil {
+		return err
+	}
+	return s.withLock(ctx, func() error { return s.settlePending(ctx, b) })
+}

@@ -1,0 +1,254 @@
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// indexBytes is a device's index.json, to prove a failed command changed
+// nothing.
+func indexBytes(t *testing.T, v *Vault) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(v.Home, "index.json"))
+	must(t, err)
+	return b
+}
+
+// publishedPair is two signed-in devices sharing workspace acme, where B
+// has pulled STRIPE_KEY once.
+func publishedPair(t *testing.T, backend string) (*SyncServer, *SyncAccount, *Vault, *Vault) {
+	t.Helper()
+	srv, acct, a, b := TwoDevices(t, backend)
+	a.Run("workspace", "create", "acme", "--switch").OK(t)
+	a.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	a.Run("workspace", "publish").OK(t)
+	b.Run("workspace", "switch", "acme").OK(t)
+	b.Run("secrets", "pull").OK(t)
+	return srv, acct, a, b
+}
+
+// TestSyncServerDown: with the server stopped every remote command fails
+// `unavailable` and changes nothing; status and workspace list still work.
+func TestSyncServerDown(t *testing.T) {
+	srv, _, a, b := publishedPair(t, "file")
+	a.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	a.Run("secrets", "push").OK(t)
+	srv.Stop()
+	for _, d := range []*Vault{a, b} {
+		before := indexBytes(t, d)
+		for _, args := range [][]string{
+			{"secrets", "diff"}, {"secrets", "pull"}, {"secrets", "push"}, {"secrets", "history", "STRIPE_KEY"},
+			{"status", "--check"}, {"project", "create", "web"},
+		} {
+			e := d.Run(args...).ErrorCode(t, "unavailable", 7)
+			if args[0] == "project" && args[1] == "create" {
+				// The local project stays; the hint says how to finish.
+				if !strings.Contains(e["hint"].(string), "project link web") {
+					t.Errorf("project create hint: %v", e)
+				}
+				d.Run("project", "delete", "web").OK(t)
+			}
+		}
+		if after := indexBytes(t, d); !bytes.Equal(before, after) && !onlyRevision(before, after) {
+			t.Errorf("a failed command changed the index:\nbefore %s\nafter  %s", before, after)
+		}
+		l := d.Run("workspace", "list").OK(t)
+		if !strings.Contains(field(t, l, "remote_unavailable"), "unavailable") {
+			t.Errorf("workspace list without a server: %s", l.Stdout)
+		}
+		d.Run("status").OK(t)
+	}
+}
+
+// onlyRevision: the two indexes differ at most in their revision counter
+// (project create + delete bumps it and leaves the rest as it was).
+func onlyRevision(a, b []byte) bool {
+	strip := func(x []byte) string {
+		s := string(x)
+		i := strings.Index(s, `"revision":`)
+		if i < 0 {
+			return s
+		}
+		j := strings.IndexByte(s[i:], ',')
+		return s[:i] + s[i+j:]
+	}
+	return strip(a) == strip(b)
+}
+
+// TestSyncSessionRevoked: a device whose session the account revoked gets
+// `unauthorized` with the login hint on every remote command, and nothing
+// changes; a second login brings it back.
+func TestSyncSessionRevoked(t *testing.T) {
+	_, acct, a, b := publishedPair(t, "file")
+	id := field(t, b.Run("account", "show").OK(t), "device_id")
+	a.Run("account", "devices", "--revoke", strings.Trim(id, `"`)).OK(t)
+	before := indexBytes(t, b)
+	for _, args := range [][]string{{"secrets", "diff"}, {"secrets", "pull"}, {"secrets", "push"}, {"status", "--check"}} {
+		e := b.Run(args...).ErrorCode(t, "unauthorized", 11)
+		if !strings.Contains(e["hint"].(string), "agentsecrets login") {
+			t.Errorf("%v: hint %v", args, e["hint"])
+		}
+	}
+	if !bytes.Equal(before, indexBytes(t, b)) && !onlyRevision(before, indexBytes(t, b)) {
+		t.Error("a refused command changed the index")
+	}
+	acct.Login(t, b, "device-b-again").OK(t)
+	b.Run("secrets", "diff").OK(t)
+}
+
+// TestSyncUnknownNames: unknown workspaces, projects and secrets are
+// not_found with a hint, locally and on the server; a local-only
+// workspace is a usage error naming `workspace publish`.
+func TestSyncUnknownNames(t *testing.T) {
+	_, _, a, b := publishedPair(t, "file")
+	b.Run("workspace", "switch", "nope").ErrorCode(t, "not_found", 3)
+	b.Run("project", "use", "nope").ErrorCode(t, "not_found", 3)
+	b.Run("secrets", "diff", "--project", "nope").ErrorCode(t, "not_found", 3)
+	b.Run("secrets", "diff", "NOPE").ErrorCode(t, "not_found", 3)
+	b.Run("secrets", "history", "NOPE").ErrorCode(t, "not_found", 3)
+	e := a.Run("secrets", "diff", "--workspace", "default").ErrorCode(t, "usage", 2)
+	if !strings.Contains(e["hint"].(string), "workspace publish") {
+		t.Errorf("local workspace hint: %v", e)
+	}
+	// A project only this device has, in a remote workspace.
+	a.Run("project", "create", "web").OK(t)
+	b.Run("project", "create", "local-only").OK(t)
+	b.Run("workspace", "publish").OK(t) // creates it on the server now
+}
+
+// TestSyncPushRace: two devices push changes of the same secret at once;
+// the server's transaction lets exactly one through and the other gets a
+// conflict naming the secret. History gains one version.
+func TestSyncPushRace(t *testing.T) {
+	_, _, a, b := publishedPair(t, "file")
+	for round := 0; round < 3; round++ {
+		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+		before := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
+		var wg sync.WaitGroup
+		results := make([]*Result, 2)
+		for i, d := range []*Vault{a, b} {
+			wg.Add(1)
+			go func(i int, d *Vault) {
+				defer wg.Done()
+				cmd := exec.Command(binary, "secrets", "push")
+				cmd.Env, cmd.Dir = d.Env(), d.Dir
+				var out, errb bytes.Buffer
+				cmd.Stdout, cmd.Stderr = &out, &errb
+				err := cmd.Run()
+				code := 0
+				if ee, ok := err.(*exec.ExitError); ok {
+					code = ee.ExitCode()
+				}
+				results[i] = &Result{Args: []string{"secrets", "push"}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+			}(i, d)
+		}
+		wg.Wait()
+		ok, conflicts := 0, 0
+		for _, r := range results {
+			switch r.Code {
+			case 0:
+				ok++
+			case 6:
+				conflicts++
+				if !strings.Contains(string(r.Stdout), "STRIPE_KEY") || !strings.Contains(string(r.Stdout), "secrets diff") {
+					t.Errorf("conflict does not name the secret or the next step: %s", r.Stdout)
+				}
+			default:
+				t.Fatalf("push: exit %d: %s %s", r.Code, r.Stdout, r.Stderr)
+			}
+		}
+		if ok != 1 || conflicts != 1 {
+			t.Fatalf("round %d: %d pushes succeeded, %d conflicted", round, ok, conflicts)
+		}
+		after := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
+		if after != before+1 {
+			t.Fatalf("round %d: history went from %d to %d versions", round, before, after)
+		}
+		// Settle: the loser drops its change by taking the winner's value.
+		loser := b
+		if results[1].Code == 0 {
+			loser = a
+		}
+		loser.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+		loser.Run("secrets", "pull").ErrorCode(t, "conflict", 6) // deleted here, changed there
+		loser.Run("secrets", "push", "STRIPE_KEY").ErrorCode(t, "conflict", 6)
+		winner := a
+		if loser == a {
+			winner = b
+		}
+		winner.Run("secrets", "push").OK(t)
+		return
+	}
+}
+
+// TestSyncPullKilled: a pull killed with SIGKILL at any moment leaves each
+// secret at its old or its new version: doctor is healthy at once, every
+// secret still reads, and the next pull completes.
+func TestSyncPullKilled(t *testing.T) {
+	for _, backend := range []string{"file", "keychain"} {
+		t.Run(backend, func(t *testing.T) { runSyncPullKilled(t, backend) })
+	}
+}
+
+func runSyncPullKilled(t *testing.T, backend string) {
+	_, _, a, b := TwoDevices(t, backend)
+	a.Run("workspace", "create", "acme", "--switch").OK(t)
+	const n = 40
+	write := func(round int) {
+		var env strings.Builder
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&env, "KEY_%02d=%s\n", i, randomValue(t, fmt.Sprintf("r%d_", round)))
+		}
+		p := filepath.Join(a.Dir, "round.env")
+		must(t, os.WriteFile(p, []byte(env.String()), 0o600))
+		a.Run("secrets", "import", p).OK(t)
+		must(t, os.Remove(p))
+	}
+	write(0)
+	a.Run("workspace", "publish").OK(t)
+	b.Run("workspace", "switch", "acme").OK(t)
+	b.Run("secrets", "pull").OK(t)
+	killed := 0
+	for round, delay := range []time.Duration{20, 60, 100, 150, 200, 300, 450, 700} {
+		write(round + 1)
+		a.Run("secrets", "push").OK(t)
+		cmd := exec.Command(binary, "secrets", "pull")
+		cmd.Env, cmd.Dir = b.Env(), b.Dir
+		must(t, cmd.Start())
+		time.Sleep(delay * time.Millisecond)
+		if cmd.Process.Signal(syscall.SIGKILL) == nil {
+			killed++
+		}
+		cmd.Wait()
+		doc := b.Run("doctor").OK(t)
+		if field(t, doc, "healthy") != "true" {
+			t.Fatalf("round %d (killed after %v): doctor: %s", round, delay*time.Millisecond, doc.Stdout)
+		}
+		b.Run("secrets", "list").OK(t)
+	}
+	if killed == 0 {
+		t.Fatal("no pull was killed: the test proved nothing")
+	}
+	b.Run("secrets", "pull").OK(t)
+	st := secretStates(t, b.Run("secrets", "diff"))
+	for name, s := range st {
+		if s != "in_sync" {
+			t.Errorf("%s is %s after the final pull", name, s)
+		}
+	}
+	if len(st) != n {
+		t.Errorf("%d names after the final pull, want %d", len(st), n)
+	}
+	if doc := b.Run("doctor").OK(t); field(t, doc, "healthy") != "true" {
+		t.Fatalf("doctor after the final pull: %s", doc.Stdout)
+	}
+}
