@@ -260,4 +260,3 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 	}
 	return &allowlistPush{req: syncapi.AllowlistPushRequest{BaseVersion: head, Document: doc}, hash: EnvelopeHash(doc), digest: digest}, nil
 }
-
