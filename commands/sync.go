@@ -19,17 +19,17 @@ func (e *Env) syncConn() (*agsync.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agsync.Connect(st, e.Getenv, e.Now)
+	return agsync.Connect(st, nil, e.Getenv, e.Now)
 }
 
 // remoteProject resolves the scope to an existing project and opens the
-// connection.
+// connection, from one read of the index.
 func (e *Env) remoteProject(s Scope) (*agsync.Conn, Selected, error) {
-	_, _, sel, err := e.openProject(s)
+	st, ix, sel, err := e.openProject(s)
 	if err != nil {
 		return nil, sel, err
 	}
-	c, err := e.syncConn()
+	c, err := agsync.Connect(st, ix, e.Getenv, e.Now)
 	return c, sel, err
 }
 

@@ -216,7 +216,10 @@ func runSyncPullKilled(t *testing.T, backend string) {
 	write(0)
 	a.Run("workspace", "publish").OK(t)
 	b.Run("workspace", "switch", "acme").OK(t)
-	b.Run("secrets", "pull").OK(t)
+	first := b.Run("secrets", "pull").OK(t)
+	if got := strings.Count(string(first.Stdout), `"action":"created"`); got != n || field(t, first, "synced") != fmt.Sprint(n) {
+		t.Fatalf("first pull reports %d created of %d: %s", got, n, first.Stdout)
+	}
 	killed := 0
 	for round, delay := range []time.Duration{20, 60, 100, 150, 200, 300, 450, 700} {
 		write(round + 1)
