@@ -311,8 +311,9 @@ func (e *namedConflict) Unwrap() error { return e.err }
 // Pull brings a project to the server's state: every verified newer
 // version is written into the local vault in one store update
 // (vault.ApplyPull), the allowlist document chain too. A name changed on
-// both sides is a conflict and nothing is written.
-func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*PullResult, error) {
+// both sides is a conflict and nothing is written, unless force (a human
+// on a terminal) takes the server's version over the local change.
+func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, force bool) (*PullResult, error) {
 	st, err := c.fetch(ctx, sel, true)
 	if err != nil {
 		return nil, err
@@ -324,13 +325,13 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 	}
 	var conflicts []string
 	for _, d := range diffs {
-		if d.State == Conflict {
+		if d.State == Conflict && !force {
 			conflicts = append(conflicts, d.Name)
 		}
 	}
 	if len(conflicts) > 0 {
 		return nil, conflictError(ErrPullConflict, conflicts,
-			"nothing was pulled; `agentsecrets secrets diff` lists them: pull the other names with `agentsecrets secrets pull NAME…`, or keep this device's values with `agentsecrets secrets push --force` (a human, on a terminal)")
+			"nothing was pulled; `agentsecrets secrets diff` lists them: pull the other names with `agentsecrets secrets pull NAME…`, keep this device's values with `agentsecrets secrets push --force`, or take the server's with `agentsecrets secrets pull --force` (a human, on a terminal)")
 	}
 	allow, err := c.pullAllowlist(ctx, st)
 	if err != nil {
@@ -343,7 +344,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 		e := PullEntry{Name: d.Name, State: d.State, Action: "skipped", Version: d.LocalVersion, RemoteVersion: d.RemoteVersion}
 		h := st.head(d.Name)
 		local := st.proj.Secrets[d.Name]
-		adopt := d.State == RemoteNewer || d.State == RemoteOnly ||
+		adopt := d.State == RemoteNewer || d.State == RemoteOnly || d.State == Conflict && force ||
 			d.State == InSync && h != nil && local != nil // same value reached on both sides: match it
 		if d.State == InSync && h == nil {
 			e.Action = "unchanged"
@@ -376,7 +377,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 		}
 		after := make([]NameDiff, 0, len(diffs))
 		for _, d := range diffs {
-			if d.State != RemoteNewer && d.State != RemoteOnly {
+			if d.State != RemoteNewer && d.State != RemoteOnly && !(d.State == Conflict && force) {
 				after = append(after, d)
 			}
 		}
