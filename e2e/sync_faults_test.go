@@ -118,28 +118,37 @@ func TestSyncUnknownNames(t *testing.T) {
 	if !strings.Contains(e["hint"].(string), "workspace publish") {
 		t.Errorf("local workspace hint: %v", e)
 	}
-	// A project only this device has, in a remote workspace.
-	a.Run("project", "create", "web").OK(t)
-	b.Run("project", "create", "local-only").OK(t)
-	b.Run("workspace", "publish").OK(t) // creates it on the server now
+	// workspace create --remote publishes at once; the other device sees it.
+	r := a.Run("workspace", "create", "team", "--remote").OK(t)
+	if !strings.Contains(string(r.Stdout), `"location":"remote"`) {
+		t.Errorf("workspace create --remote: %s", r.Stdout)
+	}
+	if l := b.Run("workspace", "list").OK(t); !strings.Contains(string(l.Stdout), `"name":"team"`) {
+		t.Errorf("B does not see the new remote workspace: %s", l.Stdout)
+	}
+	// Publishing an already remote workspace only finishes what is missing.
+	r = b.Run("workspace", "publish").OK(t)
+	if field(t, r, "created") != "false" {
+		t.Errorf("republish: %s", r.Stdout)
+	}
 }
 
-// TestSyncPushRace: two devices push changes of the same secret at once;
-// the server's transaction lets exactly one through and the other gets a
-// conflict naming the secret. History gains one version.
+// TestSyncPushRace: two devices push a change of the same secret at
+// once; the server's transaction lets exactly one through and the other
+// gets a conflict naming the secret. History gains one version.
 func TestSyncPushRace(t *testing.T) {
-	_, _, a, b := publishedPair(t, "file")
-	for round := 0; round < 3; round++ {
-		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
-		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
-		before := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
+	srv, _, a, b := publishedPair(t, "file")
+	for round := 0; round < 4; round++ {
+		name := fmt.Sprintf("RACE_%d", round)
+		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", name, "--from-stdin").OK(t)
+		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", name, "--from-stdin").OK(t)
 		var wg sync.WaitGroup
 		results := make([]*Result, 2)
 		for i, d := range []*Vault{a, b} {
 			wg.Add(1)
 			go func(i int, d *Vault) {
 				defer wg.Done()
-				cmd := exec.Command(binary, "secrets", "push")
+				cmd := exec.Command(binary, "secrets", "push", name)
 				cmd.Env, cmd.Dir = d.Env(), d.Dir
 				var out, errb bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &out, &errb
@@ -148,7 +157,7 @@ func TestSyncPushRace(t *testing.T) {
 				if ee, ok := err.(*exec.ExitError); ok {
 					code = ee.ExitCode()
 				}
-				results[i] = &Result{Args: []string{"secrets", "push"}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+				results[i] = &Result{Args: []string{"secrets", "push", name}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
 			}(i, d)
 		}
 		wg.Wait()
@@ -159,7 +168,7 @@ func TestSyncPushRace(t *testing.T) {
 				ok++
 			case 6:
 				conflicts++
-				if !strings.Contains(string(r.Stdout), "STRIPE_KEY") || !strings.Contains(string(r.Stdout), "secrets diff") {
+				if !strings.Contains(string(r.Stdout), name) || !strings.Contains(string(r.Stdout), "secrets diff") {
 					t.Errorf("conflict does not name the secret or the next step: %s", r.Stdout)
 				}
 			default:
@@ -169,25 +178,14 @@ func TestSyncPushRace(t *testing.T) {
 		if ok != 1 || conflicts != 1 {
 			t.Fatalf("round %d: %d pushes succeeded, %d conflicted", round, ok, conflicts)
 		}
-		after := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
-		if after != before+1 {
-			t.Fatalf("round %d: history went from %d to %d versions", round, before, after)
+		hist := a.Run("secrets", "history", name).OK(t)
+		if n := strings.Count(string(hist.Stdout), `"version":`); n != 1 {
+			t.Fatalf("round %d: %d versions stored, want 1: %s", round, n, hist.Stdout)
 		}
-		// Settle: the loser drops its change by taking the winner's value.
-		loser := b
-		if results[1].Code == 0 {
-			loser = a
-		}
-		loser.Run("secrets", "delete", "STRIPE_KEY").OK(t)
-		loser.Run("secrets", "pull").ErrorCode(t, "conflict", 6) // deleted here, changed there
-		loser.Run("secrets", "push", "STRIPE_KEY").ErrorCode(t, "conflict", 6)
-		winner := a
-		if loser == a {
-			winner = b
-		}
-		winner.Run("secrets", "push").OK(t)
-		return
 	}
+	// How many losers the server itself refused (the others saw the
+	// winner's version already in their diff): both paths are conflicts.
+	t.Logf("server-side push conflicts: %d of 4", strings.Count(string(srv.Logs.Bytes()), `/push","status":409`))
 }
 
 // TestSyncPullKilled: a pull killed with SIGKILL at any moment leaves each
