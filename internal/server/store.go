@@ -540,6 +540,12 @@ func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[str
 		}
 	}
 	sort.Strings(names)
+	if len(names) > pullChunk/10 {
+		// Most of the project: one scan in key order is cheaper than a
+		// long OR of conditions, and the filter is the same.
+		err = s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", wsID, project)
+		return res, err
+	}
 	for len(names) > 0 {
 		chunk := names[:min(pullChunk, len(names))]
 		names = names[len(chunk):]
@@ -549,28 +555,38 @@ func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[str
 			conds = append(conds, "(name = ? AND version > ? AND version <= ?)")
 			args = append(args, name, max(known[name], 0), heads[name])
 		}
-		rows, err := s.query(ctx, s.db, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
-			strings.Join(conds, " OR ")+") ORDER BY name, version", args...)
-		if err != nil {
-			return res, dbError("read versions", err)
-		}
-		for rows.Next() {
-			var v syncapi.SecretVersion
-			var created int64
-			if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
-				rows.Close()
-				return res, dbError("read versions", err)
-			}
-			v.CreatedAt = fromMicro(created)
-			res.Versions = append(res.Versions, v)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return res, dbError("read versions", err)
+		if err := s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
+			strings.Join(conds, " OR ")+") ORDER BY name, version", args...); err != nil {
+			return res, err
 		}
 	}
 	return res, nil
+}
+
+// collect appends the rows of a versions query that lie after the known
+// version and at or below the head read before it.
+func (s *SQLStore) collect(ctx context.Context, res *syncapi.PullResponse, known, heads map[string]int, query string, args ...any) error {
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return dbError("read versions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v syncapi.SecretVersion
+		var created int64
+		if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
+			return dbError("read versions", err)
+		}
+		if v.Version <= known[v.Name] || v.Version > heads[v.Name] {
+			continue
+		}
+		v.CreatedAt = fromMicro(created)
+		res.Versions = append(res.Versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		return dbError("read versions", err)
+	}
+	return nil
 }
 
 // Push stores every change as version base+1 in one transaction, or none.

@@ -18,7 +18,7 @@ func pushReq(changes ...syncapi.PushChange) syncapi.PushRequest {
 	return syncapi.PushRequest{Changes: changes}
 }
 
-func change(t *testing.T, name string, base int) syncapi.PushChange {
+func change(t testing.TB, name string, base int) syncapi.PushChange {
 	return syncapi.PushChange{Name: name, BaseVersion: base, Envelope: randomBytes(t, 64)}
 }
 
