@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -175,7 +176,7 @@ func TestSignupClosed(t *testing.T) {
 // bucket, one from one IP on many accounts by the per-IP bucket; both
 // answer 429 rate_limited with Retry-After and log a line saying which.
 func TestRateLimit(t *testing.T) {
-	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 3, Every: time.Hour}, IPLimit: Limit{Burst: 7, Every: time.Hour}})
+	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 3, Every: time.Hour}, IPLimit: Limit{Burst: 7, Every: time.Hour}, LimitLoopback: true})
 	// Signing up takes a token from both buckets; a refused attempt still
 	// takes one from the IP's.
 	u := ts.signup(t, "dave@example.com")
@@ -219,6 +220,19 @@ func TestRateLimit(t *testing.T) {
 	if !scopes["account"] || !scopes["ip"] {
 		t.Fatalf("rate-limit log lines by scope: %v\n%s", scopes, ts.Log.String())
 	}
+}
+
+// TestLoopbackExemptFromIPLimit: by default clients on loopback (all of
+// them, behind a local TLS proxy) share no IP bucket; each account still
+// has its own.
+func TestLoopbackExemptFromIPLimit(t *testing.T) {
+	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 2, Every: time.Hour}, IPLimit: Limit{Burst: 2, Every: time.Hour}})
+	for i := 0; i < 4; i++ {
+		ts.signup(t, fmt.Sprintf("user%d@example.com", i))
+	}
+	u := ts.signup(t, "kim@example.com")
+	ts.login(t, u, "second")
+	apiError(t, "POST", ts.URL+syncapi.PathSessions, "", syncapi.LoginRequest{Email: u.Email, AuthKey: u.AuthKey, DeviceName: "x"}, 429, "rate_limited")
 }
 
 func TestLimiterRefills(t *testing.T) {

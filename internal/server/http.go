@@ -31,6 +31,11 @@ type Options struct {
 	// account email and per client IP (zero values: the defaults).
 	AccountLimit Limit
 	IPLimit      Limit
+	// LimitLoopback applies IPLimit to loopback clients too. By default
+	// they are exempt: behind a TLS-terminating proxy on the same host
+	// every client is 127.0.0.1, and one shared bucket would lock all of
+	// them out together. The per-account limit applies to everyone.
+	LimitLoopback bool
 	AccessTTL    time.Duration
 	RefreshTTL   time.Duration
 }
