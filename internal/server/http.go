@@ -36,8 +36,8 @@ type Options struct {
 	// every client is 127.0.0.1, and one shared bucket would lock all of
 	// them out together. The per-account limit applies to everyone.
 	LimitLoopback bool
-	AccessTTL    time.Duration
-	RefreshTTL   time.Duration
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
 }
 
 // Defaults of Options.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -108,13 +109,51 @@ type principal struct {
 type SQLStore struct {
 	db *sql.DB
 	d  dialect
+
+	// stmts caches prepared statements of the queries run outside a
+	// transaction (every request runs a few of the same ones; SQLite
+	// would parse each every time). Bounded: a query past the bound runs
+	// unprepared.
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+const maxStmts = 64
+
+// prepared returns the cached statement of query, preparing it once.
+func (s *SQLStore) prepared(ctx context.Context, query string) *sql.Stmt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st
+	}
+	if len(s.stmts) >= maxStmts {
+		return nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared path reports the error
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st
 }
 
 // Backend names the database kind ("sqlite" or "postgres").
 func (s *SQLStore) Backend() string { return s.d.name }
 
 func (s *SQLStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-func (s *SQLStore) Close() error                   { return s.db.Close() }
+func (s *SQLStore) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 func micro(t time.Time) int64      { return t.UnixMicro() }
 func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
@@ -130,10 +169,22 @@ func (s *SQLStore) exec(ctx context.Context, q querier, query string, args ...an
 	return q.ExecContext(ctx, s.d.rebind(query), args...)
 }
 func (s *SQLStore) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if q == querier(s.db) {
+		if st := s.prepared(ctx, query); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+	}
+	return q.QueryContext(ctx, query, args...)
 }
 func (s *SQLStore) row(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if q == querier(s.db) {
+		if st := s.prepared(ctx, query); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return q.QueryRowContext(ctx, query, args...)
 }
 
 // tx runs f in one transaction: committed if f returns nil, rolled back
