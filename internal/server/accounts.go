@@ -122,7 +122,7 @@ func (s *Server) prelogin(w http.ResponseWriter, r *http.Request, info *reqInfo)
 	return syncapi.PreloginResponse{KDF: a.KDF}, nil
 }
 
-// session makes a device's first token pair.
+// newSession makes a fresh token pair for a device.
 func (s *Server) newSession(deviceID string, now time.Time) (syncapi.Session, []tokenRow, error) {
 	at, atHash, err := newToken(AccessPrefix)
 	if err != nil {

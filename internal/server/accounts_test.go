@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -252,5 +253,36 @@ func TestLimiterRefills(t *testing.T) {
 	}
 	if ok, _ := l.allow("other"); !ok {
 		t.Fatal("buckets are shared between keys")
+	}
+}
+
+// TestClosedSignupRace: first signups racing on two replicas of one
+// PostgreSQL database create exactly one account.
+func TestClosedSignupRace(t *testing.T) {
+	spec := pgDatabase(t)
+	replicas := []*testServer{startServer(t, spec, Options{Signup: "closed"}), startServer(t, spec, Options{Signup: "closed"})}
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses[i], _ = do(t, "POST", replicas[i%2].URL+syncapi.PathAccounts, "", createAccountRequest(t, fmt.Sprintf("first%d@example.com", i), randomBytes(t, 32)))
+		}(i)
+	}
+	wg.Wait()
+	created := 0
+	for _, s := range statuses {
+		switch s {
+		case 200:
+			created++
+		case 403:
+		default:
+			t.Fatalf("status %d", s)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d first accounts created (%v)", created, statuses)
 	}
 }

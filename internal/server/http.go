@@ -235,7 +235,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	json.NewEncoder(w).Encode(body)
 }
 
-// errRateLimited carries how long the client should wait.
+// rateLimitedError carries how long the client should wait.
 type rateLimitedError struct {
 	retry time.Duration
 }

@@ -261,6 +261,16 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRo
 			if n > 0 {
 				return errSignupClosed
 			}
+			// Two first signups racing on two replicas both count zero;
+			// only one can insert this row (the other waits for it and
+			// then inserts nothing).
+			res, err := s.exec(ctx, tx, "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", firstAccountKey, []byte(a.ID))
+			if err != nil {
+				return dbError("claim the first account", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return errSignupClosed
+			}
 		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO accounts (id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Email, string(kdf), a.AuthSalt, a.AuthHash, a.PublicKeys.Seal, a.PublicKeys.Sign, a.Wrapped, micro(a.CreatedAt)); err != nil {
@@ -272,6 +282,10 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRo
 		return s.insertDevice(ctx, tx, dev, toks)
 	})
 }
+
+// firstAccountKey is the server_keys row the first account of a closed
+// server claims.
+const firstAccountKey = "first-account"
 
 const accountCols = "id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at"
 
