@@ -31,8 +31,13 @@ type Options struct {
 	// account email and per client IP (zero values: the defaults).
 	AccountLimit Limit
 	IPLimit      Limit
-	AccessTTL    time.Duration
-	RefreshTTL   time.Duration
+	// LimitLoopback applies IPLimit to loopback clients too. By default
+	// they are exempt: behind a TLS-terminating proxy on the same host
+	// every client is 127.0.0.1, and one shared bucket would lock all of
+	// them out together. The per-account limit applies to everyone.
+	LimitLoopback bool
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
 }
 
 // Defaults of Options.
@@ -230,7 +235,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	json.NewEncoder(w).Encode(body)
 }
 
-// errRateLimited carries how long the client should wait.
+// rateLimitedError carries how long the client should wait.
 type rateLimitedError struct {
 	retry time.Duration
 }
