@@ -533,6 +533,9 @@ func (c *AccountDevicesCmd) Run(env *Env) (*AccountDevicesResult, error) {
 	res := &AccountDevicesResult{Devices: []DeviceInfo{}}
 	if c.Revoke != "" {
 		if err := client.RevokeDevice(env.ctx(), c.Revoke); err != nil {
+			if errcode.Classify(err).Code == errcode.NotFound {
+				err = errcode.WithHint(err, "run `agentsecrets account devices` to see the device ids")
+			}
 			return nil, err
 		}
 		res.Revoked = c.Revoke

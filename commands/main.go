@@ -46,6 +46,7 @@ type CLI struct {
 	Account   AccountCmd   `cmd:"" help:"The sync account: create one, show it, list and revoke its devices."`
 	Login     LoginCmd     `cmd:"" help:"Sign this device in to a sync account (human-only: password from the terminal or --password-file)."`
 	Logout    LogoutCmd    `cmd:"" help:"Sign this device out (ends the session on the server; keeps the account key unless --forget-device)."`
+	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 }
 
 // newParser builds the kong parser. exited records a help/--version exit.

@@ -30,6 +30,7 @@ const (
 	Timeout          Code = "timeout"
 	TooLarge         Code = "too_large"
 	Unauthorized     Code = "unauthorized"
+	RateLimited      Code = "rate_limited"
 )
 
 // Spec is the fixed meaning of a code.
@@ -53,6 +54,7 @@ var table = []Spec{
 	{Timeout, 9, http.StatusGatewayTimeout, "an operation did not finish in time", "retry, or raise --timeout"},
 	{TooLarge, 10, http.StatusRequestEntityTooLarge, "an input or response exceeds a size limit", "send a smaller input"},
 	{Unauthorized, 11, http.StatusUnauthorized, "a session token is missing or wrong", "use the token from `agentsecrets proxy status`"},
+	{RateLimited, 12, http.StatusTooManyRequests, "too many attempts: the sync server is limiting authentication", "wait a minute and retry"},
 }
 
 // Specs returns the table, ordered by exit status, for documentation and schemas.

@@ -12,7 +12,7 @@ import (
 
 var allCodes = []Code{
 	Internal, Usage, NotFound, Denied, ApprovalRequired, Conflict,
-	Unavailable, Upstream, Timeout, TooLarge, Unauthorized,
+	Unavailable, Upstream, Timeout, TooLarge, Unauthorized, RateLimited,
 }
 
 func TestSpecsTable(t *testing.T) {

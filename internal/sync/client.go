@@ -420,7 +420,7 @@ func (c *Client) statusError(resp *http.Response) error {
 		err = errcode.WithHint(err, "run `agentsecrets secrets diff`, then pull or push again")
 	case resp.StatusCode >= 500:
 		err = errcode.WithHint(err, "the server failed; check its logs (`agentsecrets server` writes JSON logs to stderr) and retry")
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case code == errcode.RateLimited:
 		err = errcode.WithHint(err, "too many attempts: wait a minute and retry")
 	}
 	if resp.StatusCode >= 500 {
@@ -462,7 +462,9 @@ func codeOfStatus(status int) errcode.Code {
 		return errcode.Conflict
 	case status == http.StatusRequestEntityTooLarge:
 		return errcode.TooLarge
-	case status == http.StatusTooManyRequests, status >= 500:
+	case status == http.StatusTooManyRequests:
+		return errcode.RateLimited
+	case status >= 500:
 		return errcode.Unavailable
 	case status >= 400:
 		return errcode.Usage

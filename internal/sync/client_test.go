@@ -166,7 +166,7 @@ func TestErrorMapping(t *testing.T) {
 		}, code: errcode.Unauthorized, hint: "agentsecrets login --server http://127.0.0.1", readHits: 1},
 		{name: "rate limited", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(429)
-		}, code: errcode.Unavailable, hint: "wait", readHits: 1},
+		}, code: errcode.RateLimited, hint: "wait", readHits: 1},
 		{name: "redirect is not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
 		}, code: errcode.Unavailable, msg: "302", readHits: 1},

@@ -1,0 +1,695 @@
+package server
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
+)
+
+// Store is what the HTTP layer needs from a database. SQLStore implements
+// it over database/sql for SQLite and PostgreSQL; a backend is a dialect
+// (see db.go), not a second copy of the queries.
+type Store interface {
+	Ping(ctx context.Context) error
+	Close() error
+	// ServerKey returns the key named name, storing fresh the first time;
+	// every replica on one database gets the same key.
+	ServerKey(ctx context.Context, name string, fresh []byte) ([]byte, error)
+
+	CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, onlyIfEmpty bool) error
+	AccountByEmail(ctx context.Context, email string) (accountRow, error)
+	AccountByID(ctx context.Context, id string) (accountRow, error)
+	CreateDevice(ctx context.Context, dev deviceRow, toks []tokenRow) error
+	Authenticate(ctx context.Context, accessHash []byte, now time.Time) (principal, error)
+	Refresh(ctx context.Context, refreshHash []byte, now time.Time, fresh []tokenRow) (principal, error)
+	EndDevice(ctx context.Context, accountID, deviceID string, now time.Time) error
+	Devices(ctx context.Context, accountID string) ([]deviceRow, error)
+
+	CreateWorkspace(ctx context.Context, ws syncapi.Workspace, m syncapi.Member) error
+	Workspaces(ctx context.Context, accountID string) ([]syncapi.Workspace, error)
+	Role(ctx context.Context, wsID, accountID string) (string, error)
+	WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error)
+	CreateProject(ctx context.Context, wsID string, p syncapi.Project) error
+	ProjectExists(ctx context.Context, wsID, project string) (bool, error)
+	Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error)
+	Push(ctx context.Context, wsID, project, author string, changes []syncapi.PushChange, now time.Time) ([]syncapi.SecretVersion, error)
+	History(ctx context.Context, wsID, project, name string) ([]syncapi.HistoryEntry, error)
+	Allowlist(ctx context.Context, wsID string, since int) ([]syncapi.AllowlistVersion, error)
+	PushAllowlist(ctx context.Context, wsID string, base int, doc []byte, author string, now time.Time) (syncapi.AllowlistVersion, error)
+}
+
+var _ Store = (*SQLStore)(nil)
+
+// Store-level outcomes the HTTP layer turns into codes.
+var (
+	errMissing      = errors.New("no such row")
+	errExists       = errors.New("already exists")
+	errSignupClosed = errors.New("signup is closed")
+	// errTokenReuse: a rotated refresh token came back; its device is
+	// revoked (a copy of the token is in someone else's hands).
+	errTokenReuse = errors.New("refresh token reused")
+	errBadToken   = errors.New("unknown, expired or revoked token")
+)
+
+// conflictError names every secret whose head moved under a push.
+type conflictError struct{ names []string }
+
+func (e *conflictError) Error() string { return "changed concurrently: " + strings.Join(e.names, ", ") }
+
+type accountRow struct {
+	ID         string
+	Email      string
+	KDF        crypto.KDFParams
+	AuthSalt   []byte
+	AuthHash   []byte
+	PublicKeys syncapi.PublicKeys
+	Wrapped    []byte
+	CreatedAt  time.Time
+}
+
+func (a accountRow) api() syncapi.Account {
+	return syncapi.Account{ID: a.ID, Email: a.Email, CreatedAt: a.CreatedAt, KDF: a.KDF, PublicKeys: a.PublicKeys, WrappedPrivateKeys: a.Wrapped}
+}
+
+type deviceRow struct {
+	ID         string
+	AccountID  string
+	Name       string
+	CreatedAt  time.Time
+	LastSeenAt time.Time
+	RevokedAt  *time.Time
+}
+
+const (
+	kindAccess  = "access"
+	kindRefresh = "refresh"
+)
+
+type tokenRow struct {
+	Hash      []byte
+	Kind      string
+	ExpiresAt time.Time
+}
+
+// principal is the caller a valid access token names.
+type principal struct {
+	AccountID string
+	DeviceID  string
+}
+
+// SQLStore is the Store over database/sql.
+type SQLStore struct {
+	db *sql.DB
+	d  dialect
+}
+
+// Backend names the database kind ("sqlite" or "postgres").
+func (s *SQLStore) Backend() string { return s.d.name }
+
+func (s *SQLStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
+func (s *SQLStore) Close() error                   { return s.db.Close() }
+
+func micro(t time.Time) int64      { return t.UnixMicro() }
+func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// querier is a *sql.DB or a *sql.Tx.
+type querier interface {
+	ExecContext(ctx context.Context, q string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, q string, args ...any) (*sql.Rows, error)
+	QueryRowContext(ctx context.Context, q string, args ...any) *sql.Row
+}
+
+func (s *SQLStore) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, s.d.rebind(query), args...)
+}
+func (s *SQLStore) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
+	return q.QueryContext(ctx, s.d.rebind(query), args...)
+}
+func (s *SQLStore) row(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+}
+
+// tx runs f in one transaction: committed if f returns nil, rolled back
+// otherwise (and if the process dies half-way, the database rolls it back).
+// A commitErr result from f is committed and still returned: a revocation
+// must stick although the request fails.
+func (s *SQLStore) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return dbError("begin", err)
+	}
+	ferr := f(tx)
+	var ce commitErr
+	if ferr != nil && !errors.As(ferr, &ce) {
+		tx.Rollback()
+		return ferr
+	}
+	if err := tx.Commit(); err != nil {
+		if s.d.unique(err) {
+			return errExists
+		}
+		return dbError("commit", err)
+	}
+	if ferr != nil {
+		return ce.err
+	}
+	return nil
+}
+
+type commitErr struct{ err error }
+
+func (c commitErr) Error() string { return c.err.Error() }
+
+func (s *SQLStore) ServerKey(ctx context.Context, name string, fresh []byte) ([]byte, error) {
+	if _, err := s.exec(ctx, s.db, "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", name, fresh); err != nil {
+		return nil, dbError("server key", err)
+	}
+	var key []byte
+	if err := s.row(ctx, s.db, "SELECT key FROM server_keys WHERE name = ?", name).Scan(&key); err != nil {
+		return nil, dbError("server key", err)
+	}
+	return key, nil
+}
+
+func (s *SQLStore) insertDevice(ctx context.Context, tx *sql.Tx, dev deviceRow, toks []tokenRow) error {
+	if _, err := s.exec(ctx, tx, "INSERT INTO devices (id, account_id, name, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)",
+		dev.ID, dev.AccountID, dev.Name, micro(dev.CreatedAt), micro(dev.LastSeenAt)); err != nil {
+		return dbError("insert device", err)
+	}
+	return s.insertTokens(ctx, tx, dev.ID, toks)
+}
+
+func (s *SQLStore) insertTokens(ctx context.Context, tx *sql.Tx, deviceID string, toks []tokenRow) error {
+	for _, t := range toks {
+		if _, err := s.exec(ctx, tx, "INSERT INTO tokens (hash, device_id, kind, expires_at) VALUES (?, ?, ?, ?)",
+			t.Hash, deviceID, t.Kind, micro(t.ExpiresAt)); err != nil {
+			return dbError("insert token", err)
+		}
+	}
+	return nil
+}
+
+func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, onlyIfEmpty bool) error {
+	kdf, err := json.Marshal(a.KDF)
+	if err != nil {
+		return err
+	}
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if onlyIfEmpty {
+			var n int
+			if err := s.row(ctx, tx, "SELECT COUNT(*) FROM accounts").Scan(&n); err != nil {
+				return dbError("count accounts", err)
+			}
+			if n > 0 {
+				return errSignupClosed
+			}
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO accounts (id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Email, string(kdf), a.AuthSalt, a.AuthHash, a.PublicKeys.Seal, a.PublicKeys.Sign, a.Wrapped, micro(a.CreatedAt)); err != nil {
+			if s.d.unique(err) {
+				return errExists
+			}
+			return dbError("insert account", err)
+		}
+		return s.insertDevice(ctx, tx, dev, toks)
+	})
+}
+
+const accountCols = "id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at"
+
+func (s *SQLStore) scanAccount(r *sql.Row) (accountRow, error) {
+	var a accountRow
+	var kdf string
+	var created int64
+	if err := r.Scan(&a.ID, &a.Email, &kdf, &a.AuthSalt, &a.AuthHash, &a.PublicKeys.Seal, &a.PublicKeys.Sign, &a.Wrapped, &created); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return a, errMissing
+		}
+		return a, dbError("read account", err)
+	}
+	if err := json.Unmarshal([]byte(kdf), &a.KDF); err != nil {
+		return a, dbError("read account kdf", err)
+	}
+	a.CreatedAt = fromMicro(created)
+	return a, nil
+}
+
+func (s *SQLStore) AccountByEmail(ctx context.Context, email string) (accountRow, error) {
+	return s.scanAccount(s.row(ctx, s.db, "SELECT "+accountCols+" FROM accounts WHERE email = ?", email))
+}
+
+func (s *SQLStore) AccountByID(ctx context.Context, id string) (accountRow, error) {
+	return s.scanAccount(s.row(ctx, s.db, "SELECT "+accountCols+" FROM accounts WHERE id = ?", id))
+}
+
+func (s *SQLStore) CreateDevice(ctx context.Context, dev deviceRow, toks []tokenRow) error {
+	return s.tx(ctx, func(tx *sql.Tx) error { return s.insertDevice(ctx, tx, dev, toks) })
+}
+
+// lastSeenEvery bounds how often an access updates a device's last_seen_at:
+// a pull should not be a write.
+const lastSeenEvery = time.Minute
+
+func (s *SQLStore) Authenticate(ctx context.Context, hash []byte, now time.Time) (principal, error) {
+	var p principal
+	var expires, lastSeen int64
+	var revoked sql.NullInt64
+	err := s.row(ctx, s.db, `SELECT d.id, d.account_id, t.expires_at, d.revoked_at, d.last_seen_at
+		FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ? AND t.kind = ?`, hash, kindAccess).
+		Scan(&p.DeviceID, &p.AccountID, &expires, &revoked, &lastSeen)
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, errBadToken
+	}
+	if err != nil {
+		return p, dbError("read token", err)
+	}
+	if revoked.Valid || micro(now) >= expires {
+		return p, errBadToken
+	}
+	if micro(now)-lastSeen > lastSeenEvery.Microseconds() {
+		if _, err := s.exec(ctx, s.db, "UPDATE devices SET last_seen_at = ? WHERE id = ?", micro(now), p.DeviceID); err != nil {
+			return p, dbError("touch device", err)
+		}
+	}
+	return p, nil
+}
+
+func (s *SQLStore) Refresh(ctx context.Context, hash []byte, now time.Time, fresh []tokenRow) (principal, error) {
+	var p principal
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var expires int64
+		var rotated, revoked sql.NullInt64
+		err := s.row(ctx, tx, `SELECT d.id, d.account_id, t.expires_at, t.rotated_at, d.revoked_at
+			FROM tokens t JOIN devices d ON d.id = t.device_id WHERE t.hash = ? AND t.kind = ?`, hash, kindRefresh).
+			Scan(&p.DeviceID, &p.AccountID, &expires, &rotated, &revoked)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errBadToken
+		}
+		if err != nil {
+			return dbError("read token", err)
+		}
+		if revoked.Valid || micro(now) >= expires {
+			return errBadToken
+		}
+		if !rotated.Valid {
+			// Only one of two racing refreshes can rotate the token; the
+			// other sees no row and is treated as the reuse it is.
+			res, err := s.exec(ctx, tx, "UPDATE tokens SET rotated_at = ? WHERE hash = ? AND rotated_at IS NULL", micro(now), hash)
+			if err != nil {
+				return dbError("rotate token", err)
+			}
+			if n, _ := res.RowsAffected(); n == 1 {
+				if _, err := s.exec(ctx, tx, "DELETE FROM tokens WHERE device_id = ? AND (kind = ? OR expires_at <= ?)", p.DeviceID, kindAccess, micro(now)); err != nil {
+					return dbError("drop old tokens", err)
+				}
+				if _, err := s.exec(ctx, tx, "UPDATE devices SET last_seen_at = ? WHERE id = ?", micro(now), p.DeviceID); err != nil {
+					return dbError("touch device", err)
+				}
+				return s.insertTokens(ctx, tx, p.DeviceID, fresh)
+			}
+		}
+		if err := s.endDevice(ctx, tx, p.DeviceID, now); err != nil {
+			return err
+		}
+		return commitErr{errTokenReuse}
+	})
+	return p, err
+}
+
+func (s *SQLStore) endDevice(ctx context.Context, tx *sql.Tx, deviceID string, now time.Time) error {
+	if _, err := s.exec(ctx, tx, "UPDATE devices SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL", micro(now), deviceID); err != nil {
+		return dbError("revoke device", err)
+	}
+	if _, err := s.exec(ctx, tx, "DELETE FROM tokens WHERE device_id = ?", deviceID); err != nil {
+		return dbError("revoke tokens", err)
+	}
+	return nil
+}
+
+func (s *SQLStore) EndDevice(ctx context.Context, accountID, deviceID string, now time.Time) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		var id string
+		if err := s.row(ctx, tx, "SELECT id FROM devices WHERE id = ? AND account_id = ?", deviceID, accountID).Scan(&id); err != nil {
+			if errors.Is(err, sql.ErrNoRows) {
+				return errMissing
+			}
+			return dbError("read device", err)
+		}
+		return s.endDevice(ctx, tx, deviceID, now)
+	})
+}
+
+func (s *SQLStore) Devices(ctx context.Context, accountID string) ([]deviceRow, error) {
+	rows, err := s.query(ctx, s.db, "SELECT id, name, created_at, last_seen_at, revoked_at FROM devices WHERE account_id = ? ORDER BY created_at, id", accountID)
+	if err != nil {
+		return nil, dbError("list devices", err)
+	}
+	defer rows.Close()
+	var out []deviceRow
+	for rows.Next() {
+		d := deviceRow{AccountID: accountID}
+		var created, seen int64
+		var revoked sql.NullInt64
+		if err := rows.Scan(&d.ID, &d.Name, &created, &seen, &revoked); err != nil {
+			return nil, dbError("list devices", err)
+		}
+		d.CreatedAt, d.LastSeenAt = fromMicro(created), fromMicro(seen)
+		if revoked.Valid {
+			t := fromMicro(revoked.Int64)
+			d.RevokedAt = &t
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLStore) CreateWorkspace(ctx context.Context, ws syncapi.Workspace, m syncapi.Member) error {
+	return s.tx(ctx, func(tx *sql.Tx) error {
+		if _, err := s.exec(ctx, tx, "INSERT INTO workspaces (id, name, created_by, created_at) VALUES (?, ?, ?, ?)",
+			ws.ID, ws.Name, ws.CreatedBy, micro(ws.CreatedAt)); err != nil {
+			if s.d.unique(err) {
+				return errExists
+			}
+			return dbError("insert workspace", err)
+		}
+		return s.insertMember(ctx, tx, ws.ID, m)
+	})
+}
+
+func (s *SQLStore) insertMember(ctx context.Context, tx *sql.Tx, wsID string, m syncapi.Member) error {
+	if _, err := s.exec(ctx, tx, `INSERT INTO members (workspace_id, account_id, role, record, sealed_key, added_by, added_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)`, wsID, m.AccountID, m.Role, m.Record, m.SealedKey, m.AddedBy, micro(m.AddedAt)); err != nil {
+		if s.d.unique(err) {
+			return errExists
+		}
+		return dbError("insert member", err)
+	}
+	return nil
+}
+
+func (s *SQLStore) Workspaces(ctx context.Context, accountID string) ([]syncapi.Workspace, error) {
+	rows, err := s.query(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at FROM workspaces w
+		JOIN members m ON m.workspace_id = w.id WHERE m.account_id = ? ORDER BY w.name, w.id`, accountID)
+	if err != nil {
+		return nil, dbError("list workspaces", err)
+	}
+	defer rows.Close()
+	out := []syncapi.Workspace{}
+	for rows.Next() {
+		var w syncapi.Workspace
+		var created int64
+		if err := rows.Scan(&w.ID, &w.Name, &w.Role, &w.CreatedBy, &created); err != nil {
+			return nil, dbError("list workspaces", err)
+		}
+		w.CreatedAt = fromMicro(created)
+		out = append(out, w)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLStore) Role(ctx context.Context, wsID, accountID string) (string, error) {
+	var role string
+	err := s.row(ctx, s.db, "SELECT role FROM members WHERE workspace_id = ? AND account_id = ?", wsID, accountID).Scan(&role)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", errMissing
+	}
+	if err != nil {
+		return "", dbError("read membership", err)
+	}
+	return role, nil
+}
+
+func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error) {
+	var d syncapi.WorkspaceDetail
+	var created int64
+	err := s.row(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at FROM workspaces w
+		JOIN members m ON m.workspace_id = w.id WHERE w.id = ? AND m.account_id = ?`, wsID, accountID).
+		Scan(&d.Workspace.ID, &d.Workspace.Name, &d.Workspace.Role, &d.Workspace.CreatedBy, &created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, errMissing
+	}
+	if err != nil {
+		return d, dbError("read workspace", err)
+	}
+	d.Workspace.CreatedAt = fromMicro(created)
+	rows, err := s.query(ctx, s.db, `SELECT m.account_id, a.email, m.role, m.record, m.sealed_key, m.added_by, m.added_at
+		FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.workspace_id = ? ORDER BY m.added_at, m.account_id`, wsID)
+	if err != nil {
+		return d, dbError("list members", err)
+	}
+	defer rows.Close()
+	d.Members = []syncapi.Member{}
+	for rows.Next() {
+		var m syncapi.Member
+		var added int64
+		if err := rows.Scan(&m.AccountID, &m.Email, &m.Role, &m.Record, &m.SealedKey, &m.AddedBy, &added); err != nil {
+			return d, dbError("list members", err)
+		}
+		m.AddedAt = fromMicro(added)
+		d.Members = append(d.Members, m)
+	}
+	if err := rows.Err(); err != nil {
+		return d, dbError("list members", err)
+	}
+	prow, err := s.query(ctx, s.db, "SELECT name, wrapped_key, key_version, created_by, created_at FROM projects WHERE workspace_id = ? ORDER BY name", wsID)
+	if err != nil {
+		return d, dbError("list projects", err)
+	}
+	defer prow.Close()
+	d.Projects = []syncapi.Project{}
+	for prow.Next() {
+		var p syncapi.Project
+		var created int64
+		if err := prow.Scan(&p.Name, &p.WrappedKey, &p.KeyVersion, &p.CreatedBy, &created); err != nil {
+			return d, dbError("list projects", err)
+		}
+		p.CreatedAt = fromMicro(created)
+		d.Projects = append(d.Projects, p)
+	}
+	if err := prow.Err(); err != nil {
+		return d, dbError("list projects", err)
+	}
+	if err := s.row(ctx, s.db, "SELECT COALESCE(MAX(version), 0) FROM allowlist_versions WHERE workspace_id = ?", wsID).Scan(&d.AllowlistVersion); err != nil {
+		return d, dbError("read allowlist head", err)
+	}
+	return d, nil
+}
+
+func (s *SQLStore) CreateProject(ctx context.Context, wsID string, p syncapi.Project) error {
+	_, err := s.exec(ctx, s.db, "INSERT INTO projects (workspace_id, name, wrapped_key, key_version, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+		wsID, p.Name, p.WrappedKey, p.KeyVersion, p.CreatedBy, micro(p.CreatedAt))
+	if s.d.unique(err) {
+		return errExists
+	}
+	if err != nil {
+		return dbError("insert project", err)
+	}
+	return nil
+}
+
+func (s *SQLStore) ProjectExists(ctx context.Context, wsID, project string) (bool, error) {
+	var n int
+	if err := s.row(ctx, s.db, "SELECT COUNT(*) FROM projects WHERE workspace_id = ? AND name = ?", wsID, project).Scan(&n); err != nil {
+		return false, dbError("read project", err)
+	}
+	return n > 0, nil
+}
+
+func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (map[string]int, error) {
+	rows, err := s.query(ctx, q, "SELECT name, MAX(version) FROM secret_versions WHERE workspace_id = ? AND project = ? GROUP BY name", wsID, project)
+	if err != nil {
+		return nil, dbError("read heads", err)
+	}
+	defer rows.Close()
+	heads := map[string]int{}
+	for rows.Next() {
+		var name string
+		var v int
+		if err := rows.Scan(&name, &v); err != nil {
+			return nil, dbError("read heads", err)
+		}
+		heads[name] = v
+	}
+	return heads, rows.Err()
+}
+
+// pullChunk bounds the names per versions query (two placeholders each):
+// far below SQLite's and PostgreSQL's parameter limits.
+const pullChunk = 200
+
+// Pull reads the heads first, then the versions each name needs, bounded by
+// those heads: versions are never changed once written, so the answer is
+// consistent without a transaction even while pushes land.
+func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error) {
+	heads, err := s.heads(ctx, s.db, wsID, project)
+	if err != nil {
+		return syncapi.PullResponse{}, err
+	}
+	res := syncapi.PullResponse{Versions: []syncapi.SecretVersion{}, Heads: heads}
+	var names []string
+	for name, head := range heads {
+		if head > known[name] {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	for len(names) > 0 {
+		chunk := names[:min(pullChunk, len(names))]
+		names = names[len(chunk):]
+		args := []any{wsID, project}
+		conds := make([]string, 0, len(chunk))
+		for _, name := range chunk {
+			conds = append(conds, "(name = ? AND version > ? AND version <= ?)")
+			args = append(args, name, max(known[name], 0), heads[name])
+		}
+		rows, err := s.query(ctx, s.db, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
+			strings.Join(conds, " OR ")+") ORDER BY name, version", args...)
+		if err != nil {
+			return res, dbError("read versions", err)
+		}
+		for rows.Next() {
+			var v syncapi.SecretVersion
+			var created int64
+			if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
+				rows.Close()
+				return res, dbError("read versions", err)
+			}
+			v.CreatedAt = fromMicro(created)
+			res.Versions = append(res.Versions, v)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return res, dbError("read versions", err)
+		}
+	}
+	return res, nil
+}
+
+// Push stores every change as version base+1 in one transaction, or none.
+// A head that moved is a conflict naming every such secret. Two replicas
+// that both read the same head race on the primary key: the loser's commit
+// (or insert) fails as a unique violation and is answered the same way.
+func (s *SQLStore) Push(ctx context.Context, wsID, project, author string, changes []syncapi.PushChange, now time.Time) ([]syncapi.SecretVersion, error) {
+	var out []syncapi.SecretVersion
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		out = out[:0]
+		var moved []string
+		for _, c := range changes {
+			var head int
+			if err := s.row(ctx, tx, "SELECT COALESCE(MAX(version), 0) FROM secret_versions WHERE workspace_id = ? AND project = ? AND name = ?",
+				wsID, project, c.Name).Scan(&head); err != nil {
+				return dbError("read head", err)
+			}
+			if head != c.BaseVersion {
+				moved = append(moved, c.Name)
+			}
+		}
+		if len(moved) > 0 {
+			return &conflictError{names: moved}
+		}
+		for _, c := range changes {
+			v := syncapi.SecretVersion{Name: c.Name, Version: c.BaseVersion + 1, Envelope: c.Envelope, AuthorID: author, CreatedAt: now.UTC().Truncate(time.Microsecond)}
+			if _, err := s.exec(ctx, tx, "INSERT INTO secret_versions (workspace_id, project, name, version, envelope, author_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+				wsID, project, v.Name, v.Version, v.Envelope, v.AuthorID, micro(v.CreatedAt)); err != nil {
+				if s.d.unique(err) {
+					return errExists
+				}
+				return dbError("insert version", err)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if errors.Is(err, errExists) {
+		// Lost a race: say which heads moved, as read now.
+		heads, herr := s.heads(ctx, s.db, wsID, project)
+		if herr != nil {
+			return nil, herr
+		}
+		var moved []string
+		for _, c := range changes {
+			if heads[c.Name] != c.BaseVersion {
+				moved = append(moved, c.Name)
+			}
+		}
+		if len(moved) == 0 {
+			for _, c := range changes {
+				moved = append(moved, c.Name)
+			}
+		}
+		return nil, &conflictError{names: moved}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (s *SQLStore) History(ctx context.Context, wsID, project, name string) ([]syncapi.HistoryEntry, error) {
+	rows, err := s.query(ctx, s.db, "SELECT version, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND name = ? ORDER BY version",
+		wsID, project, name)
+	if err != nil {
+		return nil, dbError("read history", err)
+	}
+	defer rows.Close()
+	out := []syncapi.HistoryEntry{}
+	for rows.Next() {
+		var h syncapi.HistoryEntry
+		var created int64
+		if err := rows.Scan(&h.Version, &h.AuthorID, &created); err != nil {
+			return nil, dbError("read history", err)
+		}
+		h.CreatedAt = fromMicro(created)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLStore) Allowlist(ctx context.Context, wsID string, since int) ([]syncapi.AllowlistVersion, error) {
+	rows, err := s.query(ctx, s.db, "SELECT version, document, author_id, created_at FROM allowlist_versions WHERE workspace_id = ? AND version > ? ORDER BY version", wsID, since)
+	if err != nil {
+		return nil, dbError("read allowlist", err)
+	}
+	defer rows.Close()
+	out := []syncapi.AllowlistVersion{}
+	for rows.Next() {
+		var v syncapi.AllowlistVersion
+		var created int64
+		if err := rows.Scan(&v.Version, &v.Document, &v.AuthorID, &created); err != nil {
+			return nil, dbError("read allowlist", err)
+		}
+		v.CreatedAt = fromMicro(created)
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+func (s *SQLStore) PushAllowlist(ctx context.Context, wsID string, base int, doc []byte, author string, now time.Time) (syncapi.AllowlistVersion, error) {
+	v := syncapi.AllowlistVersion{Version: base + 1, Document: doc, AuthorID: author, CreatedAt: now.UTC().Truncate(time.Microsecond)}
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var head int
+		if err := s.row(ctx, tx, "SELECT COALESCE(MAX(version), 0) FROM allowlist_versions WHERE workspace_id = ?", wsID).Scan(&head); err != nil {
+			return dbError("read allowlist head", err)
+		}
+		if head != base {
+			return &conflictError{}
+		}
+		if _, err := s.exec(ctx, tx, "INSERT INTO allowlist_versions (workspace_id, version, document, author_id, created_at) VALUES (?, ?, ?, ?, ?)",
+			wsID, v.Version, v.Document, v.AuthorID, micro(v.CreatedAt)); err != nil {
+			if s.d.unique(err) {
+				return &conflictError{}
+			}
+			return dbError("insert allowlist", err)
+		}
+		return nil
+	})
+	return v, err
+}

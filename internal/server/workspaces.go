@@ -1,0 +1,300 @@
+package server
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// Roles of a workspace member.
+const (
+	RoleAdmin  = "admin"
+	RoleMember = "member"
+	RoleReader = "reader"
+)
+
+// maxSealed bounds a membership record, a sealed key or a wrapped key:
+// each is a few hundred bytes of ciphertext and signature.
+const maxSealed = 16 << 10
+
+func checkWorkspaceID(id string) error {
+	ok := len(id) == 32
+	for i := 0; ok && i < len(id); i++ {
+		ok = id[i] >= '0' && id[i] <= '9' || id[i] >= 'a' && id[i] <= 'f'
+	}
+	if !ok {
+		return errcode.WithHint(errcode.New(errcode.Usage, "a workspace id is 32 lowercase hex digits"), "run `agentsecrets workspace list`")
+	}
+	return nil
+}
+
+var errNoWorkspace = errcode.WithHint(errcode.New(errcode.NotFound, "no such workspace on this server (or you are not a member)"),
+	"run `agentsecrets workspace list`")
+
+// member checks that the caller belongs to the path's workspace and, when
+// roles are given, has one of them. Not being a member reads exactly like
+// a workspace that does not exist.
+func (s *Server) member(r *http.Request, info *reqInfo, roles ...string) (string, error) {
+	ws := r.PathValue("ws")
+	if err := checkWorkspaceID(ws); err != nil {
+		return "", err
+	}
+	role, err := s.store.Role(r.Context(), ws, info.account)
+	if errors.Is(err, errMissing) {
+		return "", errNoWorkspace
+	}
+	if err != nil {
+		return "", err
+	}
+	if len(roles) == 0 {
+		return ws, nil
+	}
+	for _, want := range roles {
+		if role == want {
+			return ws, nil
+		}
+	}
+	return "", errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) cannot change it", role), "ask a workspace admin")
+}
+
+// project resolves the path's project within a workspace the caller may
+// use.
+func (s *Server) project(r *http.Request, ws string) (string, error) {
+	name := r.PathValue("project")
+	if err := vault.CheckSpaceName("project", name); err != nil {
+		return "", err
+	}
+	ok, err := s.store.ProjectExists(r.Context(), ws, name)
+	if err != nil {
+		return "", err
+	}
+	if !ok {
+		return "", errcode.WithHint(errcode.Errorf(errcode.NotFound, "no project %q in this workspace on the server", name), "run `agentsecrets project link` to publish it")
+	}
+	return name, nil
+}
+
+func (s *Server) workspaces(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	list, err := s.store.Workspaces(r.Context(), info.account)
+	if err != nil {
+		return nil, err
+	}
+	return syncapi.WorkspaceList{Workspaces: list}, nil
+}
+
+func (s *Server) createWorkspace(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	var req syncapi.CreateWorkspaceRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	for _, c := range []error{
+		checkWorkspaceID(req.ID),
+		vault.CheckSpaceName("workspace", req.Name),
+		checkBytes("record", req.Record, 1, maxSealed),
+		checkBytes("sealed_key", req.SealedKey, 1, maxSealed),
+	} {
+		if c != nil {
+			return nil, c
+		}
+	}
+	a, err := s.store.AccountByID(r.Context(), info.account)
+	if err != nil {
+		return nil, err
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	ws := syncapi.Workspace{ID: req.ID, Name: req.Name, Role: RoleAdmin, CreatedBy: info.account, CreatedAt: now}
+	m := syncapi.Member{AccountID: info.account, Email: a.Email, Role: RoleAdmin, Record: req.Record, SealedKey: req.SealedKey, AddedBy: info.account, AddedAt: now}
+	if err := s.store.CreateWorkspace(r.Context(), ws, m); errors.Is(err, errExists) {
+		return nil, errcode.WithHint(errcode.New(errcode.Conflict, "a workspace with this id exists"), "generate a new workspace id")
+	} else if err != nil {
+		return nil, err
+	}
+	return ws, nil
+}
+
+func (s *Server) workspace(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info)
+	if err != nil {
+		return nil, err
+	}
+	d, err := s.store.WorkspaceDetail(r.Context(), ws, info.account)
+	if errors.Is(err, errMissing) {
+		return nil, errNoWorkspace
+	}
+	return d, err
+}
+
+func (s *Server) createProject(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info, RoleAdmin, RoleMember)
+	if err != nil {
+		return nil, err
+	}
+	var req syncapi.CreateProjectRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	if err := vault.CheckSpaceName("project", req.Name); err != nil {
+		return nil, err
+	}
+	if err := checkBytes("wrapped_key", req.WrappedKey, 1, maxSealed); err != nil {
+		return nil, err
+	}
+	if req.KeyVersion < 1 {
+		return nil, errcode.New(errcode.Usage, "key_version must be 1 or more")
+	}
+	p := syncapi.Project{Name: req.Name, WrappedKey: req.WrappedKey, KeyVersion: req.KeyVersion, CreatedBy: info.account, CreatedAt: s.now().UTC().Truncate(time.Microsecond)}
+	if err := s.store.CreateProject(r.Context(), ws, p); errors.Is(err, errExists) {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "project %q exists in this workspace", req.Name), "run `agentsecrets project use "+req.Name+"`")
+	} else if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// maxKnown bounds the names a pull may list.
+const maxKnown = 100_000
+
+func (s *Server) pull(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info)
+	if err != nil {
+		return nil, err
+	}
+	project, err := s.project(r, ws)
+	if err != nil {
+		return nil, err
+	}
+	var req syncapi.PullRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Known) > maxKnown {
+		return nil, errcode.Errorf(errcode.TooLarge, "known lists more than %d names", maxKnown)
+	}
+	for name, v := range req.Known {
+		if err := vault.CheckSecretName(name); err != nil {
+			return nil, err
+		}
+		if v < 0 {
+			return nil, errcode.Errorf(errcode.Usage, "known version of %s is negative", name)
+		}
+	}
+	return s.store.Pull(r.Context(), ws, project, req.Known)
+}
+
+func (s *Server) push(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info, RoleAdmin, RoleMember)
+	if err != nil {
+		return nil, err
+	}
+	project, err := s.project(r, ws)
+	if err != nil {
+		return nil, err
+	}
+	var req syncapi.PushRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	if len(req.Changes) == 0 {
+		return nil, errcode.New(errcode.Usage, "a push needs at least one change")
+	}
+	if len(req.Changes) > syncapi.MaxPushChanges {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.TooLarge, "a push may change at most %d secrets", syncapi.MaxPushChanges), "push fewer secrets at a time")
+	}
+	seen := map[string]bool{}
+	for _, c := range req.Changes {
+		if err := vault.CheckSecretName(c.Name); err != nil {
+			return nil, err
+		}
+		if seen[c.Name] {
+			return nil, errcode.Errorf(errcode.Usage, "%s appears twice in one push", c.Name)
+		}
+		seen[c.Name] = true
+		if c.BaseVersion < 0 {
+			return nil, errcode.Errorf(errcode.Usage, "base_version of %s is negative", c.Name)
+		}
+		if len(c.Envelope) == 0 {
+			return nil, errcode.Errorf(errcode.Usage, "envelope of %s is empty", c.Name)
+		}
+		if len(c.Envelope) > syncapi.MaxEnvelope {
+			return nil, errcode.Errorf(errcode.TooLarge, "envelope of %s exceeds %d bytes", c.Name, syncapi.MaxEnvelope)
+		}
+	}
+	versions, err := s.store.Push(r.Context(), ws, project, info.account, req.Changes, s.now())
+	if err != nil {
+		return nil, err
+	}
+	return syncapi.PushResponse{Versions: versions}, nil
+}
+
+func (s *Server) history(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info)
+	if err != nil {
+		return nil, err
+	}
+	project, err := s.project(r, ws)
+	if err != nil {
+		return nil, err
+	}
+	name := r.PathValue("name")
+	if err := vault.CheckSecretName(name); err != nil {
+		return nil, err
+	}
+	versions, err := s.store.History(r.Context(), ws, project, name)
+	if err != nil {
+		return nil, err
+	}
+	if len(versions) == 0 {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "no secret %s in project %s on the server", name, project), "run `agentsecrets secrets diff`")
+	}
+	return syncapi.History{Name: name, Versions: versions}, nil
+}
+
+func (s *Server) allowlist(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info)
+	if err != nil {
+		return nil, err
+	}
+	since := 0
+	if v := r.URL.Query().Get("since"); v != "" {
+		if since, err = strconv.Atoi(v); err != nil || since < 0 {
+			return nil, errcode.New(errcode.Usage, "since must be a version number (0 or more)")
+		}
+	}
+	versions, err := s.store.Allowlist(r.Context(), ws, since)
+	if err != nil {
+		return nil, err
+	}
+	return syncapi.AllowlistVersions{Versions: versions}, nil
+}
+
+// pushAllowlist needs an admin: the allowlist is policy, and widening it
+// is what the local admin passphrase guards.
+func (s *Server) pushAllowlist(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, err := s.member(r, info, RoleAdmin)
+	if err != nil {
+		return nil, err
+	}
+	var req syncapi.AllowlistPushRequest
+	if err := decode(w, r, &req); err != nil {
+		return nil, err
+	}
+	if req.BaseVersion < 0 {
+		return nil, errcode.New(errcode.Usage, "base_version is negative")
+	}
+	if err := checkBytes("document", req.Document, 1, syncapi.MaxEnvelope); err != nil {
+		return nil, err
+	}
+	v, err := s.store.PushAllowlist(r.Context(), ws, req.BaseVersion, req.Document, info.account, s.now())
+	if errors.Is(err, errExists) {
+		err = &conflictError{}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v, nil
+}
