@@ -355,7 +355,7 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer clear(key)
+	defer key.Wipe()
 	password, err := env.password(c.PasswordFile, c.Email, rerun, false)
 	if err != nil {
 		return nil, err
@@ -381,37 +381,36 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 
 // accountKey is the account key from --account-key-file, else the one
 // this device kept from an earlier sign-in.
-func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server string) ([]byte, error) {
+func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server string) (secret.Value, error) {
 	if c.AccountKeyFile != "" {
 		data, err := readPassphraseFile(c.AccountKeyFile, "--account-key-file")
 		if err != nil {
-			return nil, err
+			return secret.Value{}, err
 		}
 		defer clear(data)
 		kit, err := agentsync.ParseKit(data)
 		if err != nil {
-			return nil, err
+			return secret.Value{}, err
 		}
+		key := secret.New(kit.Key)
 		if kit.Email != "" && !strings.EqualFold(kit.Email, c.Email) || kit.Server != "" && kit.Server != server {
-			clear(kit.Key)
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "the recovery kit is for %s on %s", kit.Email, kit.Server),
+			key.Wipe()
+			return secret.Value{}, errcode.WithHint(errcode.Errorf(errcode.Usage, "the recovery kit is for %s on %s", kit.Email, kit.Server),
 				"pass the --server and --email the kit names, or the kit of this account")
 		}
-		env.touch(secret.New(kit.Key))
-		return kit.Key, nil
+		env.touch(key)
+		return key, nil
 	}
 	if ix.Account == nil {
-		return nil, errcode.WithHint(errcode.New(errcode.Usage, "this device has not signed in to the account before, so it needs the account key"),
+		return secret.Value{}, errcode.WithHint(errcode.New(errcode.Usage, "this device has not signed in to the account before, so it needs the account key"),
 			"pass the recovery kit from `account create`: --account-key-file KIT")
 	}
 	m, err := st.AccountMaterial(env.ctx())
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	m.Identity.Wipe()
-	key := append([]byte(nil), m.Key.Reveal()...)
-	m.Key.Wipe()
-	return key, nil
+	return m.Key, nil
 }
 
 func (c *LogoutCmd) Run(env *Env) (*AccountResult, error) {

@@ -277,11 +277,9 @@ func (c *Client) backoff(i int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil)) + 1)
 }
 
-// transient marks an error a read may retry; retryAfter is the server's
-// Retry-After, if any.
+// transient marks an error a read may retry.
 type transient struct {
-	err        error
-	retryAfter time.Duration
+	err error
 }
 
 func (t *transient) Error() string { return t.err.Error() }

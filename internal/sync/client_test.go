@@ -195,6 +195,9 @@ func TestErrorMapping(t *testing.T) {
 				}
 			}
 			check(err)
+			if agentsync.NotSent(err) {
+				t.Errorf("an answered request is marked as never sent: %v", err)
+			}
 			if got := srv.hits.Load(); got != c.readHits {
 				t.Errorf("a read was sent %d times, want %d", got, c.readHits)
 			}
@@ -272,6 +275,11 @@ func TestTransportErrors(t *testing.T) {
 			rep := errcode.Classify(err)
 			if rep.Code != errcode.Unavailable || !strings.Contains(rep.Message, c.msg) || !strings.Contains(rep.Hint, c.hint) {
 				t.Fatalf("got %+v", rep)
+			}
+			// None of these reached the server: a write certainly did
+			// not happen (account create relies on it).
+			if !agentsync.NotSent(err) {
+				t.Errorf("not marked as unsent: %v", err)
 			}
 		})
 	}
