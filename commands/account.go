@@ -33,7 +33,7 @@ type AccountCmd struct {
 
 // AccountCreateCmd creates an account.
 type AccountCreateCmd struct {
-	Server          string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback)." json:"server"`
+	Server          string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
 	Email           string `required:"" help:"Account email." json:"email"`
 	PasswordFile    string `placeholder:"PATH" help:"File holding the new account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	RecoveryKitFile string `placeholder:"PATH" help:"Write the recovery kit to this new file (mode 600) instead of showing it on the terminal." json:"recovery_kit_file,omitempty"`
@@ -42,7 +42,7 @@ type AccountCreateCmd struct {
 
 // LoginCmd signs this device in.
 type LoginCmd struct {
-	Server         string `required:"" placeholder:"URL" help:"Sync server base URL." json:"server"`
+	Server         string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
 	Email          string `required:"" help:"Account email." json:"email"`
 	PasswordFile   string `placeholder:"PATH" help:"File holding the account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	AccountKeyFile string `placeholder:"PATH" help:"Recovery kit file, or a file holding only the account key (mode 600); needed on a device that has not signed in before." json:"account_key_file,omitempty"`
