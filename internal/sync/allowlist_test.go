@@ -99,3 +99,25 @@ func TestAllowlistDocument(t *testing.T) {
 		})
 	}
 }
+
+// FuzzOpenAllowlist: as FuzzOpenSecret, for allowlist documents.
+func FuzzOpenAllowlist(f *testing.F) {
+	fx := fixedFixture(f)
+	want := AllowlistExpect{WorkspaceID: testWS, Version: 1}
+	doc := fx.allowDoc(f, 1, "", fx.alice, aliceID, testWS, entries("api.stripe.com"))
+	f.Add(doc)
+	f.Add(fx.allowDoc(f, 1, "", fx.mallory, malloryID, testWS, entries("evil.example")))
+	f.Add(doc[:len(doc)-3])
+	f.Fuzz(func(t *testing.T, d []byte) {
+		h, es, err := OpenAllowlist(d, want, fx.wsKey, fx.lookup)
+		if err != nil {
+			if CheckOf(err) == "" || errcode.Classify(err).Code != errcode.Conflict {
+				t.Fatalf("uncoded refusal: %v", err)
+			}
+			return
+		}
+		if h.WorkspaceID != testWS || h.Version != 1 || h.AuthorID != aliceID || len(es) != 1 || es[0].Host != "api.stripe.com" {
+			t.Fatalf("accepted a document alice did not sign: %+v %+v", h, es)
+		}
+	})
+}

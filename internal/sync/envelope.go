@@ -127,7 +127,7 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 		}
 	} else {
 		body.Value = c.Value.Reveal()
-		fp, err := crypto.SyncFingerprint(projectKey, h.WorkspaceID, h.Project, h.Name, body.Value)
+		fp, err := SyncFingerprint(projectKey, h.SecretRef, c.Value)
 		if err != nil {
 			return nil, err
 		}
@@ -157,6 +157,13 @@ func sealEnvelope(author Identity, h SecretHeader, projectKey, pt []byte) ([]byt
 		return nil, err
 	}
 	return crypto.AppendField(signed, sig), nil
+}
+
+// SyncFingerprint is the sync fingerprint of a value of r under the
+// project key: what SealSecret puts in the envelope, so diff compares a
+// local value with a remote version without putting values side by side.
+func SyncFingerprint(projectKey []byte, r SecretRef, v secret.Value) (string, error) {
+	return crypto.SyncFingerprint(projectKey, r.WorkspaceID, r.Project, r.Name, v.Reveal())
 }
 
 // stripLocal copies bindings without the fields that stay on one device.

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/ed25519"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -105,8 +106,10 @@ func TestSealOpenSecret(t *testing.T) {
 		t.Fatal("SealSecret changed the caller's bindings")
 	}
 	want, _ := crypto.SyncFingerprint(f.pk, testWS, testProj, testSecret, []byte("sk_live_1"))
-	if got.Fingerprint != want {
-		t.Fatal("fingerprint is not the sync fingerprint of the value")
+	local, _ := SyncFingerprint(f.pk, ref(testSecret), secret.New([]byte("sk_live_1")))
+	other, _ := SyncFingerprint(f.pk, ref("OTHER_KEY"), secret.New([]byte("sk_live_1")))
+	if got.Fingerprint != want || local != want || other == want {
+		t.Fatal("fingerprint is not the sync fingerprint of the value and name")
 	}
 	tomb := f.seal(t, f.alice, aliceID, ref(testSecret), 2, EnvelopeHash(env), f.pk, SecretContent{Deleted: true, UpdatedAt: t0})
 	_, got, err = OpenSecret(tomb, expect(2, EnvelopeHash(env)), f.pk, f.lookup)
@@ -167,6 +170,13 @@ func (f *fixture) secretRefusals(t testing.TB, c SecretContent) []refusalCase {
 	fork := f.seal(t, f.alice, aliceID, r, 2, strings.Repeat("00", 32), f.pk, c)
 	flip := func(b []byte, i int) []byte { b = bytes.Clone(b); b[i] ^= 1; return b }
 	otherKey := key32(t)
+	body := func(b secretBody) string {
+		j, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(j)
+	}
 	bodyOnly := func(pt string) []byte {
 		env, err := sealEnvelope(f.alice, SecretHeader{SecretRef: r, Version: 2, Prev: h1, AuthorID: aliceID, KeyVersion: 1, CreatedAt: t0}, f.pk, []byte(pt))
 		if err != nil {
@@ -195,8 +205,10 @@ func (f *fixture) secretRefusals(t testing.TB, c SecretContent) []refusalCase {
 		{"sealed under another project key", f.seal(t, f.alice, aliceID, r, 2, h1, otherKey, c), expect(2, h1), f.pk, CheckDecrypt},
 		{"opened with another project key", v2, expect(2, h1), otherKey, CheckDecrypt},
 		{"body not JSON", bodyOnly("not json"), expect(2, h1), f.pk, CheckContent},
-		{"fingerprint does not match", bodyOnly(`{"value":"eA==","bindings":[],"updated_at":"2026-01-01T00:00:00Z","fingerprint":"00"}`), expect(2, h1), f.pk, CheckContent},
-		{"tombstone with a value", bodyOnly(`{"value":"eA==","deleted":true,"bindings":[],"updated_at":"2026-01-01T00:00:00Z"}`), expect(2, h1), f.pk, CheckContent},
+		{"fingerprint does not match", bodyOnly(body(secretBody{Value: c.Value.Reveal(), Fingerprint: strings.Repeat("00", 32)})), expect(2, h1), f.pk, CheckContent},
+		{"no fingerprint", bodyOnly(body(secretBody{Value: c.Value.Reveal()})), expect(2, h1), f.pk, CheckContent},
+		{"tombstone with a value", bodyOnly(body(secretBody{Value: c.Value.Reveal(), Deleted: true})), expect(2, h1), f.pk, CheckContent},
+		{"tombstone with bindings", bodyOnly(body(secretBody{Deleted: true, Bindings: c.Bindings})), expect(2, h1), f.pk, CheckContent},
 	}
 }
 
@@ -336,4 +348,46 @@ func TestEnvelopeCanary(t *testing.T) {
 			}
 		}
 	}
+}
+
+// fixedFixture has fixed keys, so the seeds a fuzz run's coordinator makes
+// verify in its workers too (each builds its own fixture).
+func fixedFixture(t testing.TB) *fixture {
+	t.Helper()
+	ident := func(b byte) Identity {
+		id, err := identityFrom(bytes.Repeat([]byte{b}, 32), bytes.Repeat([]byte{b + 1}, 32), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	return &fixture{alice: ident(1), mallory: ident(3), wsKey: bytes.Repeat([]byte{5}, 32), pk: bytes.Repeat([]byte{6}, 32)}
+}
+
+// FuzzOpenSecret: the envelope parser never panics, every refusal is a
+// coded VerifyError, and whatever it accepts is exactly what alice sealed
+// for the expected secret and version (a modified envelope would need a
+// forged signature).
+func FuzzOpenSecret(f *testing.F) {
+	fx := fixedFixture(f)
+	sealed := value("sk_live_1")
+	v1 := fx.seal(f, fx.alice, aliceID, ref(testSecret), 1, "", fx.pk, sealed)
+	want := expect(2, EnvelopeHash(v1))
+	f.Add(fx.seal(f, fx.alice, aliceID, ref(testSecret), 2, want.Prev, fx.pk, sealed))
+	for _, tt := range fx.secretRefusals(f, sealed) {
+		f.Add(tt.env)
+	}
+	f.Fuzz(func(t *testing.T, env []byte) {
+		h, c, err := OpenSecret(env, want, fx.pk, fx.lookup)
+		if err != nil {
+			if CheckOf(err) == "" || errcode.Classify(err).Code != errcode.Conflict {
+				t.Fatalf("uncoded refusal: %v", err)
+			}
+			return
+		}
+		if h.SecretRef != want.SecretRef || h.Version != 2 || h.Prev != want.Prev || h.AuthorID != aliceID ||
+			string(c.Value.Reveal()) != "sk_live_1" || len(c.Bindings) != 1 || c.Bindings[0].Host != "api.stripe.com" {
+			t.Fatalf("accepted an envelope alice did not seal: %+v", h)
+		}
+	})
 }

@@ -170,7 +170,7 @@ func identityFromPlaintext(pt []byte, want syncapi.PublicKeys, subject string) (
 		return Identity{}, refuse(subject, CheckFormat, "wrong length")
 	}
 	id, err := identityFrom(pt[:crypto.X25519KeySize:crypto.X25519KeySize], pt[crypto.X25519KeySize:], want.Seal)
-	if err != nil || !bytes.Equal(id.signPub, want.Sign) {
+	if err != nil || !bytes.Equal(id.sealPub, want.Seal) || !bytes.Equal(id.signPub, want.Sign) {
 		clear(pt)
 		return Identity{}, refuse(subject, CheckKeys, "the private keys do not match the published public keys")
 	}

@@ -59,6 +59,17 @@ func TestWrapIdentityRoundTrip(t *testing.T) {
 	if err != nil || !bytes.Equal(imported.signPub, id.signPub) {
 		t.Fatalf("import: %v", err)
 	}
+	other := newIdentity(t).Public()
+	for name, want := range map[string]syncapi.PublicKeys{
+		"other keys":        other,
+		"other seal key":    {Seal: other.Seal, Sign: id.Public().Sign},
+		"other sign key":    {Seal: id.Public().Seal, Sign: other.Sign},
+		"no published keys": {},
+	} {
+		if _, err := ImportIdentity(ExportIdentity(id), want); CheckOf(err) != CheckKeys {
+			t.Errorf("import with %s: %v", name, err)
+		}
+	}
 }
 
 // TestUnwrapIdentityRefusals: a wrapped key replaced, a wrong wrap key,

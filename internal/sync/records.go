@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -49,6 +50,9 @@ const membershipFields = 12
 func SignMembership(signer Identity, rec MembershipRecord, sealedKey []byte) ([]byte, error) {
 	if rec.WorkspaceID == "" || rec.AccountID == "" || rec.AddedBy == "" || rec.KeyVersion < 1 || rec.AddedAt.IsZero() {
 		return nil, errors.New("membership record needs a workspace, an account, added_by, a key version and added_at")
+	}
+	if len(rec.PublicKeys.Seal) != crypto.X25519KeySize || len(rec.PublicKeys.Sign) != ed25519.PublicKeySize {
+		return nil, errors.New("membership record needs the member's two public keys")
 	}
 	if len(sealedKey) == 0 {
 		return nil, errors.New("membership record needs the sealed workspace key")

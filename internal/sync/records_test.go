@@ -2,6 +2,7 @@ package sync
 
 import (
 	"bytes"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -113,6 +114,71 @@ func TestProjectKeyWrap(t *testing.T) {
 	} {
 		if k, err := UnwrapProjectKey(tt.key, tt.ws, tt.proj, tt.kv, tt.blob); CheckOf(err) != CheckDecrypt || k != nil {
 			t.Errorf("%s: err = %v", tt.name, err)
+		}
+	}
+}
+
+// FuzzVerifyMembership: the record parser never panics, refusals are
+// coded, and an accepted record is one alice signed for this sealed key.
+func FuzzVerifyMembership(f *testing.F) {
+	fx := fixedFixture(f)
+	sealed := bytes.Repeat([]byte{9}, 80)
+	m := fx.member(f, fx.alice, aliceID, nil, sealed)
+	f.Add(m.Record)
+	f.Add(fx.member(f, fx.mallory, malloryID, nil, sealed).Record)
+	f.Add(m.Record[:40])
+	f.Fuzz(func(t *testing.T, rec []byte) {
+		got, err := VerifyMembership(rec, sealed, fx.lookup)
+		if err != nil {
+			if CheckOf(err) == "" || errcode.Classify(err).Code != errcode.Conflict {
+				t.Fatalf("uncoded refusal: %v", err)
+			}
+			return
+		}
+		if got.WorkspaceID != testWS || got.AccountID != aliceID || got.AddedBy != aliceID || got.Role != RoleAdmin ||
+			!bytes.Equal(got.PublicKeys.Sign, fx.alice.Public().Sign) || !got.AddedAt.Equal(t0) {
+			t.Fatalf("accepted a record alice did not sign: %+v", got)
+		}
+	})
+}
+
+// TestProtocolVectors pins the layouts docs/protocol.md describes: the
+// public keys of fixed private keys, every associated data, a membership
+// record (Ed25519 is deterministic, so the whole record is fixed) and the
+// clear, signed header of an envelope and of an allowlist document (their
+// ciphertext has a random nonce, so the vector stops before it).
+func TestProtocolVectors(t *testing.T) {
+	fx := fixedFixture(t)
+	pub := fx.alice.Public()
+	sealed := bytes.Repeat([]byte{9}, 80)
+	m := fx.member(t, fx.alice, aliceID, nil, sealed)
+	env := fx.seal(t, fx.alice, aliceID, ref(testSecret), 2, strings.Repeat("ab", 32), fx.pk, value("v"))
+	envFields, _, _, err := parseSigned(env, envelopeFields, domainEnvelope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	envHeader := env[:len(env)-(4+len(envFields[9]))-(4+len(envFields[10]))]
+	doc := fx.allowDoc(t, 1, "", fx.alice, aliceID, testWS, nil)
+	docFields, _, _, err := parseSigned(doc, allowlistFields, domainAllowlist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	docHeader := doc[:len(doc)-(4+len(docFields[6]))-(4+len(docFields[7]))]
+	sum := func(b []byte) string { return EnvelopeHash(b) }
+	tests := []struct{ name, got, want string }{
+		{"seal public key (X25519 of 32 x 0x01)", hex.EncodeToString(pub.Seal), "a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209"},
+		{"sign public key (Ed25519 seed 32 x 0x02)", hex.EncodeToString(pub.Sign), "8139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"},
+		{"private keys AD", hex.EncodeToString(privateKeysAD(pub)), "0000001c6167656e74736563726574732076312070726976617465206b65797300000020a4e09292b651c278b9772c569f5fa9bb13d906b46ab68c9df9dc2b4409f8a209000000208139770ea87d175f56a35466c34c7ecccb8d8a91b4ee37a25df60f5b8fc9b394"},
+		{"project key AD", hex.EncodeToString(projectKeyAD(testWS, testProj, 1)), "0000001b6167656e74736563726574732076312070726f6a656374206b657900000020303031313232333334343535363637373838393961616262636364646565666600000003617069000000080000000000000001"},
+		{"secret body AD", hex.EncodeToString(secretBodyAD(ref(testSecret), 2, 1)), "0000001b6167656e74736563726574732076312073656372657420626f6479000000203030313132323333343435353636373738383939616162626363646465656666000000036170690000000a5354524950455f4b4559000000080000000000000002000000080000000000000001"},
+		{"allowlist body AD", hex.EncodeToString(allowlistBodyAD(testWS, 1)), "0000001e6167656e747365637265747320763120616c6c6f776c69737420626f6479000000203030313132323333343435353636373738383939616162626363646465656666000000080000000000000001"},
+		{"membership record SHA-256", sum(m.Record), "80aa8da02ca3a8be2747fdea1e6e00acd13f97fb5890aa17ddbb214e0dcb6b32"},
+		{"envelope header", hex.EncodeToString(envHeader), "0000001f6167656e74736563726574732076312073656372657420656e76656c6f7065000000203030313132323333343435353636373738383939616162626363646465656666000000036170690000000a5354524950455f4b455900000008000000000000000200000040616261626162616261626162616261626162616261626162616261626162616261626162616261626162616261626162616261626162616261626162616261620000000a616363742d616c696365000000080000000000000001000000081886caf21c963206"},
+		{"allowlist header", hex.EncodeToString(docHeader), "000000226167656e747365637265747320763120616c6c6f776c69737420646f63756d656e74000000203030313132323333343435353636373738383939616162626363646465656666000000080000000000000001000000000000000a616363742d616c696365000000081886caf21c963206"},
+	}
+	for _, tt := range tests {
+		if tt.got != tt.want {
+			t.Errorf("%s = %s, want %s", tt.name, tt.got, tt.want)
 		}
 	}
 }
