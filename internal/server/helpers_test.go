@@ -250,7 +250,7 @@ func apiError(t *testing.T, method, u, token string, body any, status int, code 
 	return e.Error
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b, err := crypto.Random(n)
 	if err != nil {
@@ -267,7 +267,7 @@ type user struct {
 	Account syncapi.Account
 }
 
-func testKDF(t *testing.T) crypto.KDFParams {
+func testKDF(t testing.TB) crypto.KDFParams {
 	kdf, err := crypto.DefaultKDF()
 	if err != nil {
 		t.Fatal(err)
@@ -275,7 +275,7 @@ func testKDF(t *testing.T) crypto.KDFParams {
 	return kdf
 }
 
-func createAccountRequest(t *testing.T, email string, authKey []byte) syncapi.CreateAccountRequest {
+func createAccountRequest(t testing.TB, email string, authKey []byte) syncapi.CreateAccountRequest {
 	return syncapi.CreateAccountRequest{Email: email, KDF: testKDF(t), AuthKey: authKey,
 		PublicKeys: syncapi.PublicKeys{Seal: randomBytes(t, 32), Sign: randomBytes(t, 32)}, WrappedPrivateKeys: randomBytes(t, 120), DeviceName: "laptop"}
 }

@@ -14,7 +14,9 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 )
 
-func pushReq(changes ...syncapi.PushChange) syncapi.PushRequest { return syncapi.PushRequest{Changes: changes} }
+func pushReq(changes ...syncapi.PushChange) syncapi.PushRequest {
+	return syncapi.PushRequest{Changes: changes}
+}
 
 func change(t *testing.T, name string, base int) syncapi.PushChange {
 	return syncapi.PushChange{Name: name, BaseVersion: base, Envelope: randomBytes(t, 64)}
