@@ -76,7 +76,9 @@ type Options struct {
 	MaxResponse int64
 }
 
-// Client talks to one sync server. It is safe for concurrent use.
+// Client talks to one sync server. It is safe for concurrent use. Never
+// call it inside a vault.Store update: refreshing a token takes the
+// store's lock, which the update already holds.
 type Client struct {
 	base     *url.URL
 	email    string
@@ -128,9 +130,10 @@ func NewClient(opts Options) (*Client, error) {
 		timeout = DefaultTimeout
 	}
 	tr := &http.Transport{
-		// No proxy from the environment: the bearer token and the auth key
-		// go to the server the user named and nowhere else.
-		Proxy:                 nil,
+		// HTTPS_PROXY is honoured: an https server is reached through a
+		// CONNECT tunnel, so the proxy sees no token or auth key, and Go
+		// never proxies loopback addresses (the only plain-http servers).
+		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   dialTimeout,

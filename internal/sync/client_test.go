@@ -300,6 +300,24 @@ func TestTransportErrors(t *testing.T) {
 	if _, err := cl.Prelogin(context.Background(), "a@b.c"); err != nil {
 		t.Fatalf("with %s: %v", agentsync.CAFileEnv, err)
 	}
+	// A trusted certificate for another name: the test certificate names
+	// 127.0.0.1 and example.com, not localhost.
+	cl = newClient(t, strings.Replace(tlsSrv.URL, "127.0.0.1", "localhost", 1), func(o *agentsync.Options) {
+		o.Getenv = func(string) string { return caFile }
+	})
+	_, err = cl.Prelogin(context.Background(), "a@b.c")
+	if rep := errcode.Classify(err); rep.Code != errcode.Unavailable || !strings.Contains(rep.Message, "not valid for localhost") || !agentsync.NotSent(err) {
+		t.Fatalf("hostname mismatch: %+v", rep)
+	}
+	// A CA file that is not PEM is a usage error at construction.
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = agentsync.NewClient(agentsync.Options{Server: tlsSrv.URL, Getenv: func(string) string { return bad }})
+	if rep := errcode.Classify(err); rep.Code != errcode.Usage || !strings.Contains(rep.Hint, agentsync.CAFileEnv) {
+		t.Fatalf("bad CA file: %+v", rep)
+	}
 }
 
 // signedInStore is a real file vault signed in with tokens "as_at_0" and
