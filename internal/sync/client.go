@@ -76,7 +76,9 @@ type Options struct {
 	MaxResponse int64
 }
 
-// Client talks to one sync server. It is safe for concurrent use.
+// Client talks to one sync server. It is safe for concurrent use. Never
+// call it inside a vault.Store update: refreshing a token takes the
+// store's lock, which the update already holds.
 type Client struct {
 	base     *url.URL
 	email    string
@@ -132,9 +134,10 @@ func NewClient(opts Options) (*Client, error) {
 		timeout = DefaultTimeout
 	}
 	tr := &http.Transport{
-		// No proxy from the environment: the bearer token and the auth key
-		// go to the server the user named and nowhere else.
-		Proxy:                 nil,
+		// HTTPS_PROXY is honoured: an https server is reached through a
+		// CONNECT tunnel, so the proxy sees no token or auth key, and Go
+		// never proxies loopback addresses (the only plain-http servers).
+		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   dialTimeout,
@@ -281,11 +284,9 @@ func (c *Client) backoff(i int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil)) + 1)
 }
 
-// transient marks an error a read may retry; retryAfter is the server's
-// Retry-After, if any.
+// transient marks an error a read may retry.
 type transient struct {
-	err        error
-	retryAfter time.Duration
+	err error
 }
 
 func (t *transient) Error() string { return t.err.Error() }
@@ -424,7 +425,7 @@ func (c *Client) statusError(resp *http.Response) error {
 		err = errcode.WithHint(err, "run `agentsecrets secrets diff`, then pull or push again")
 	case resp.StatusCode >= 500:
 		err = errcode.WithHint(err, "the server failed; check its logs (`agentsecrets server` writes JSON logs to stderr) and retry")
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case code == errcode.RateLimited:
 		err = errcode.WithHint(err, "too many attempts: wait a minute and retry")
 	}
 	if resp.StatusCode >= 500 {
@@ -466,7 +467,9 @@ func codeOfStatus(status int) errcode.Code {
 		return errcode.Conflict
 	case status == http.StatusRequestEntityTooLarge:
 		return errcode.TooLarge
-	case status == http.StatusTooManyRequests, status >= 500:
+	case status == http.StatusTooManyRequests:
+		return errcode.RateLimited
+	case status >= 500:
 		return errcode.Unavailable
 	case status >= 400:
 		return errcode.Usage
