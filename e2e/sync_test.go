@@ -183,6 +183,10 @@ func runSyncOperatorFlow(t *testing.T, backend string) {
 	}
 	s.run(b, "project", "use", "default").OK(t)
 
+	// A value-release approval stays on the device that gave it.
+	s.run(a, "secrets", "bind", "STRIPE_KEY", "--release", "env", "--passphrase-file", a.AdminFile).OK(t)
+	s.run(a, "secrets", "push").OK(t)
+
 	// A changes the value with auto-push on; B sees the drift.
 	s.run(a, "project", "link", "--auto-push").OK(t)
 	v2 := s.canary("STRIPE_KEY.v2")
@@ -204,6 +208,9 @@ func runSyncOperatorFlow(t *testing.T, backend string) {
 		t.Fatalf("B's diff after A's change: %v", st)
 	}
 	s.run(b, "secrets", "pull").OK(t)
+	if rel := field(t, s.run(b, "status").OK(t), "value_release"); rel != "[]" {
+		t.Errorf("a release approval travelled to B: %s", rel)
+	}
 	if st := secretStates(t, s.run(b, "secrets", "diff")); st["STRIPE_KEY"] != "in_sync" {
 		t.Fatalf("B's diff after the pull: %v", st)
 	}
