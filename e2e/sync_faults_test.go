@@ -253,3 +253,34 @@ func runSyncPullKilled(t *testing.T, backend string) {
 		t.Fatalf("doctor after the final pull: %s", doc.Stdout)
 	}
 }
+
+// TestSyncBothSides: what both devices did alike settles without a
+// conflict: a project both created is one project (the second adopts the
+// first's key), and a secret both deleted stays deleted and unlisted.
+func TestSyncBothSides(t *testing.T) {
+	_, _, a, b := publishedPair(t, "file")
+	a.Run("project", "create", "web").OK(t)
+	r := b.Run("project", "create", "web").OK(t)
+	if !strings.Contains(string(r.Stdout), `"created":true`) {
+		t.Errorf("B's project create: %s", r.Stdout)
+	}
+	b.Run("secrets", "diff", "--project", "web").OK(t)
+
+	a.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	a.Run("secrets", "push").OK(t)
+	b.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	if st := secretStates(t, b.Run("secrets", "diff")); len(st) != 0 {
+		t.Errorf("a deletion made on both sides is listed: %v", st)
+	}
+	p := b.Run("secrets", "pull").OK(t)
+	if field(t, p, "synced") != "0" {
+		t.Errorf("pull after both deleted: %s", p.Stdout)
+	}
+	if r := b.Run("secrets", "push").OK(t); field(t, r, "synced") != "0" {
+		t.Errorf("push after both deleted: %s", r.Stdout)
+	}
+	idx := string(indexBytes(t, b))
+	if !strings.Contains(idx, `"STRIPE_KEY":{"version":2`) || !strings.Contains(idx, `"deleted":true`) {
+		t.Errorf("B's tombstone does not match the server's deletion: %s", idx)
+	}
+}

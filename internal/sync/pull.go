@@ -363,6 +363,13 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, fo
 		entries[d.Name] = len(res.Secrets)
 		res.Secrets = append(res.Secrets, e)
 	}
+	// A deletion made on both sides is matched too (DiffProject does not
+	// list it), so later fetches start after it.
+	for n, t := range st.proj.Sync.Tombstones {
+		if h := st.head(n); h != nil && h.Content.Deleted && !t.Deleted && (len(names) == 0 || contains(names, n)) {
+			pulls = append(pulls, vault.Pulled{Name: n, Deleted: true, Version: h.Header.Version, Hash: h.Hash})
+		}
+	}
 	now := c.now().UTC()
 	results, err := c.Store.ApplyPull(ctx, sel, pulls, func(ix *vault.Index) error {
 		p, err := ix.Project(sel)

@@ -251,15 +251,17 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 	if err != nil {
 		return nil, err
 	}
-	var wsKey []byte
+	var k *Keys
 	if w.Remote == nil {
 		wsID, err := newWorkspaceID()
 		if err != nil {
 			return nil, err
 		}
-		if wsKey, err = c.createWorkspace(ctx, id, wsID, wsName); err != nil {
+		wsKey, err := c.createWorkspace(ctx, id, wsID, wsName)
+		if err != nil {
 			return nil, err
 		}
+		k = &Keys{WorkspaceID: wsID, Workspace: wsKey}
 		res.Created = true
 		err = c.Store.Update(ctx, func(ix *vault.Index) error {
 			w, err := ix.Workspace(wsName)
@@ -279,13 +281,11 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 		if err := c.checkServer(w.Remote); err != nil {
 			return nil, err
 		}
-		k, err := c.workspaceKeys(ctx, w.Remote.ID)
-		if err != nil {
+		if k, err = c.workspaceKeys(ctx, w.Remote.ID); err != nil {
 			return nil, err
 		}
-		wsKey = k.Workspace
 	}
-	defer clear(wsKey)
+	defer k.Wipe()
 	ix, err = c.Store.Index()
 	if err != nil {
 		return nil, err
@@ -296,7 +296,7 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 		if w.Projects[pn].Sync != nil {
 			continue
 		}
-		if err := c.linkProject(ctx, w.Remote.ID, wsKey, wsName, pn, nil); err != nil {
+		if err := c.linkProject(ctx, k, wsName, pn, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -332,14 +332,29 @@ func (c *Conn) createWorkspace(ctx context.Context, id Identity, wsID, name stri
 	return wsKey, nil
 }
 
-// linkProject creates a project on the server (or adopts the one there)
-// and records its sync state; autoPush, if set, is the new setting.
-func (c *Conn) linkProject(ctx context.Context, wsID string, wsKey []byte, wsName, project string, autoPush *bool) error {
-	ps, pk, err := c.createProject(ctx, wsID, wsKey, project)
-	if err != nil {
-		return err
+// linkProject creates a project on the server, or adopts the one another
+// device created there (its key must unwrap), and records its sync state;
+// autoPush, if set, is the new setting.
+func (c *Conn) linkProject(ctx context.Context, k *Keys, wsName, project string, autoPush *bool) error {
+	var ps *vault.ProjectSync
+	for _, p := range k.Detail.Projects {
+		if p.Name == project {
+			pk, err := UnwrapProjectKey(k.Workspace, k.WorkspaceID, project, p.KeyVersion, p.WrappedKey)
+			if err != nil {
+				return err
+			}
+			clear(pk)
+			ps = &vault.ProjectSync{KeyVersion: p.KeyVersion}
+		}
 	}
-	clear(pk)
+	if ps == nil {
+		var pk []byte
+		var err error
+		if ps, pk, err = c.createProject(ctx, k.WorkspaceID, k.Workspace, project); err != nil {
+			return err
+		}
+		clear(pk)
+	}
 	return c.Store.Update(ctx, func(ix *vault.Index) error {
 		p, err := ix.Project(vault.Selection{Workspace: wsName, Project: project})
 		if err != nil {
@@ -390,7 +405,7 @@ func (c *Conn) Link(ctx context.Context, sel vault.Selection, autoPush *bool) (*
 			return nil, err
 		}
 		defer k.Wipe()
-		if err := c.linkProject(ctx, w.Remote.ID, k.Workspace, sel.Workspace, sel.Project, autoPush); err != nil {
+		if err := c.linkProject(ctx, k, sel.Workspace, sel.Project, autoPush); err != nil {
 			return nil, err
 		}
 		res.Created = true
