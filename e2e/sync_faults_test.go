@@ -126,6 +126,12 @@ func TestSyncUnknownNames(t *testing.T) {
 	if l := b.Run("workspace", "list").OK(t); !strings.Contains(string(l.Stdout), `"name":"team"`) {
 		t.Errorf("B does not see the new remote workspace: %s", l.Stdout)
 	}
+	// B uses it and pushes before any pull: its empty allowlist is no change.
+	b.Run("workspace", "switch", "team").OK(t)
+	b.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "TEAM_KEY", "--from-stdin").OK(t)
+	if r := b.Run("secrets", "push").OK(t); field(t, r, "synced") != "1" || strings.Contains(string(r.Stdout), "allowlist_version") {
+		t.Errorf("B's first push: %s", r.Stdout)
+	}
 	// Publishing an already remote workspace only finishes what is missing.
 	r = b.Run("workspace", "publish").OK(t)
 	if field(t, r, "created") != "false" {

@@ -467,8 +467,11 @@ func (c *Conn) AdoptWorkspace(ctx context.Context, name string) error {
 		if _, ok := ix.Workspaces[name]; ok {
 			return errcode.WithHint(errcode.Errorf(errcode.Conflict, "a local workspace %s exists", name), "switch to it, or publish it under another name")
 		}
+		// The empty allowlist is no local change: the first pull brings
+		// the workspace's, and a push before it pushes none.
 		w := &vault.Workspace{CreatedAt: found[0].CreatedAt, Allowlist: []policy.AllowEntry{}, Projects: map[string]*vault.Project{},
-			Remote: &vault.RemoteWorkspace{Server: c.Account.Server, ID: found[0].ID, Name: name}}
+			Remote: &vault.RemoteWorkspace{Server: c.Account.Server, ID: found[0].ID, Name: name,
+				AllowlistDigest: vault.AllowlistDigest([]policy.AllowEntry{})}}
 		if w.CreatedAt.IsZero() {
 			w.CreatedAt = now
 		}
