@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -51,11 +52,32 @@ func Connect(st *vault.Store, ix *vault.Index, getenv func(string) string, now f
 	if now == nil {
 		now = time.Now
 	}
-	c, err := NewClient(Options{Server: ix.Account.Server, Email: ix.Account.Email, Sessions: st, Getenv: getenv, Now: now})
+	c, err := NewClient(Options{Server: ix.Account.Server, Email: ix.Account.Email, Sessions: newFirstSession(st, ix), Getenv: getenv, Now: now})
 	if err != nil {
 		return nil, err
 	}
 	return &Conn{Client: c, Store: st, Account: *ix.Account, now: now, ix: ix}, nil
+}
+
+// firstSession is the vault as the client's session store, answering the
+// first Session from the index Connect read (one decode of the index per
+// command, not two); later ones, and every update, go to the vault.
+type firstSession struct {
+	*vault.Store
+	ix atomic.Pointer[vault.Index]
+}
+
+func newFirstSession(st *vault.Store, ix *vault.Index) *firstSession {
+	f := &firstSession{Store: st}
+	f.ix.Store(ix)
+	return f
+}
+
+func (f *firstSession) Session(ctx context.Context) (vault.Session, error) {
+	if ix := f.ix.Swap(nil); ix != nil {
+		return f.Store.SessionOf(ctx, ix)
+	}
+	return f.Store.Session(ctx)
 }
 
 // identity loads the account's private keys from the vault backend,
