@@ -37,8 +37,10 @@ func publishedPair(t *testing.T, backend string) (*SyncServer, *SyncAccount, *Va
 
 // TestSyncServerDown: with the server stopped every remote command fails
 // `unavailable` and changes nothing; status and workspace list still work.
-func TestSyncServerDown(t *testing.T) {
-	srv, _, a, b := publishedPair(t, "file")
+func TestSyncServerDown(t *testing.T) { forSyncBackends(t, runSyncServerDown) }
+
+func runSyncServerDown(t *testing.T, backend string) {
+	srv, _, a, b := publishedPair(t, backend)
 	a.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
 	a.Run("secrets", "push").OK(t)
 	srv.Stop()
@@ -86,8 +88,10 @@ func onlyRevision(a, b []byte) bool {
 // TestSyncSessionRevoked: a device whose session the account revoked gets
 // `unauthorized` with the login hint on every remote command, and nothing
 // changes; a second login brings it back.
-func TestSyncSessionRevoked(t *testing.T) {
-	_, acct, a, b := publishedPair(t, "file")
+func TestSyncSessionRevoked(t *testing.T) { forSyncBackends(t, runSyncSessionRevoked) }
+
+func runSyncSessionRevoked(t *testing.T, backend string) {
+	_, acct, a, b := publishedPair(t, backend)
 	id := field(t, b.Run("account", "show").OK(t), "device_id")
 	a.Run("account", "devices", "--revoke", strings.Trim(id, `"`)).OK(t)
 	before := indexBytes(t, b)
@@ -107,8 +111,10 @@ func TestSyncSessionRevoked(t *testing.T) {
 // TestSyncUnknownNames: unknown workspaces, projects and secrets are
 // not_found with a hint, locally and on the server; a local-only
 // workspace is a usage error naming `workspace publish`.
-func TestSyncUnknownNames(t *testing.T) {
-	_, _, a, b := publishedPair(t, "file")
+func TestSyncUnknownNames(t *testing.T) { forSyncBackends(t, runSyncUnknownNames) }
+
+func runSyncUnknownNames(t *testing.T, backend string) {
+	_, _, a, b := publishedPair(t, backend)
 	b.Run("workspace", "switch", "nope").ErrorCode(t, "not_found", 3)
 	b.Run("project", "use", "nope").ErrorCode(t, "not_found", 3)
 	b.Run("secrets", "diff", "--project", "nope").ErrorCode(t, "not_found", 3)
@@ -142,8 +148,10 @@ func TestSyncUnknownNames(t *testing.T) {
 // TestSyncPushRace: two devices push a change of the same secret at
 // once; the server's transaction lets exactly one through and the other
 // gets a conflict naming the secret. History gains one version.
-func TestSyncPushRace(t *testing.T) {
-	srv, _, a, b := publishedPair(t, "file")
+func TestSyncPushRace(t *testing.T) { forSyncBackends(t, runSyncPushRace) }
+
+func runSyncPushRace(t *testing.T, backend string) {
+	srv, _, a, b := publishedPair(t, backend)
 	for round := 0; round < 4; round++ {
 		name := fmt.Sprintf("RACE_%d", round)
 		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", name, "--from-stdin").OK(t)
@@ -197,11 +205,7 @@ func TestSyncPushRace(t *testing.T) {
 // TestSyncPullKilled: a pull killed with SIGKILL at any moment leaves each
 // secret at its old or its new version: doctor is healthy at once, every
 // secret still reads, and the next pull completes.
-func TestSyncPullKilled(t *testing.T) {
-	for _, backend := range []string{"file", "keychain"} {
-		t.Run(backend, func(t *testing.T) { runSyncPullKilled(t, backend) })
-	}
-}
+func TestSyncPullKilled(t *testing.T) { forSyncBackends(t, runSyncPullKilled) }
 
 func runSyncPullKilled(t *testing.T, backend string) {
 	_, _, a, b := TwoDevices(t, backend)
@@ -263,8 +267,10 @@ func runSyncPullKilled(t *testing.T, backend string) {
 // TestSyncBothSides: what both devices did alike settles without a
 // conflict: a project both created is one project (the second adopts the
 // first's key), and a secret both deleted stays deleted and unlisted.
-func TestSyncBothSides(t *testing.T) {
-	_, _, a, b := publishedPair(t, "file")
+func TestSyncBothSides(t *testing.T) { forSyncBackends(t, runSyncBothSides) }
+
+func runSyncBothSides(t *testing.T, backend string) {
+	_, _, a, b := publishedPair(t, backend)
 	a.Run("project", "create", "web").OK(t)
 	r := b.Run("project", "create", "web").OK(t)
 	if !strings.Contains(string(r.Stdout), `"created":true`) {
@@ -288,5 +294,14 @@ func TestSyncBothSides(t *testing.T) {
 	idx := string(indexBytes(t, b))
 	if !strings.Contains(idx, `"STRIPE_KEY":{"version":2`) || !strings.Contains(idx, `"deleted":true`) {
 		t.Errorf("B's tombstone does not match the server's deletion: %s", idx)
+	}
+}
+
+// forSyncBackends runs a sync test on the file backend and on the real
+// Secret Service (skipped without a D-Bus session, failed under
+// AGENTSECRETS_TEST_REQUIRE_KEYCHAIN=1).
+func forSyncBackends(t *testing.T, run func(t *testing.T, backend string)) {
+	for _, backend := range []string{"file", "keychain"} {
+		t.Run(backend, func(t *testing.T) { run(t, backend) })
 	}
 }

@@ -10,8 +10,10 @@ import (
 // secrets_push stores a local change, and neither sync tool takes force
 // (approval_required). No value is in any tool result or in the server's
 // log.
-func TestSyncMCP(t *testing.T) {
-	srv, _, a, b := publishedPair(t, "file")
+func TestSyncMCP(t *testing.T) { forSyncBackends(t, runSyncMCP) }
+
+func runSyncMCP(t *testing.T, backend string) {
+	srv, _, a, b := publishedPair(t, backend)
 	v2 := newCanary(t, "mcp.v2", "")
 	a.RunIn(v2, "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
 	a.Run("secrets", "push").OK(t)

@@ -122,11 +122,7 @@ func (s *syncRun) scan(srv *SyncServer, devices ...*Vault) {
 // logs in, switches, uses, pulls, lists and calls an upstream with the
 // pulled secret; A changes it, B sees the drift, diffs, pulls; both change
 // it and get a conflict. No value reaches any output, file or the server.
-func TestSyncOperatorFlow(t *testing.T) {
-	for _, backend := range []string{"file", "keychain"} {
-		t.Run(backend, func(t *testing.T) { runSyncOperatorFlow(t, backend) })
-	}
-}
+func TestSyncOperatorFlow(t *testing.T) { forSyncBackends(t, runSyncOperatorFlow) }
 
 func runSyncOperatorFlow(t *testing.T, backend string) {
 	srv, acct, a, b := TwoDevices(t, backend)
