@@ -68,6 +68,12 @@ func runSyncServerDown(t *testing.T, backend string) {
 		}
 		d.Run("status").OK(t)
 	}
+	// Back up: both devices carry on where they were.
+	srv.Start()
+	b.Run("secrets", "pull").OK(t)
+	if st := secretStates(t, b.Run("secrets", "diff")); st["STRIPE_KEY"] != "in_sync" {
+		t.Errorf("after the server came back: %v", st)
+	}
 }
 
 // onlyRevision: the two indexes differ at most in their revision counter
