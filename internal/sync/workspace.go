@@ -528,6 +528,9 @@ func (c *Conn) AdoptProject(ctx context.Context, sel vault.Selection) error {
 		return err
 	}
 	k, err := c.projectKeys(ctx, w.Remote.ID, sel.Project)
+	if errcode.Classify(err).Code == errcode.NotFound {
+		return errcode.WithHint(err, "run `agentsecrets project list`, or `agentsecrets project create "+sel.Project+"` to create it here and on the server")
+	}
 	if err != nil {
 		return err
 	}
