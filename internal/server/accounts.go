@@ -98,16 +98,24 @@ func checkBytes(field string, b []byte, minLen, maxLen int) error {
 	return nil
 }
 
+// decodeAuth reads the body of an authentication route into v, checks
+// and normalises the email it carries, and takes an attempt from the rate
+// limits: the common start of prelogin, account creation and login.
+func (s *Server) decodeAuth(w http.ResponseWriter, r *http.Request, info *reqInfo, v any, email *string) (string, error) {
+	if err := decode(w, r, v); err != nil {
+		return "", err
+	}
+	norm, err := normEmail(*email)
+	if err != nil {
+		return "", err
+	}
+	return norm, s.limit(r, info, norm)
+}
+
 func (s *Server) prelogin(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.PreloginRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	// Both paths do one lookup and no slow work, so their timing matches.
@@ -148,14 +156,8 @@ func (s *Server) newDevice(accountID, name string, now time.Time) (deviceRow, sy
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.CreateAccountRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	if err := req.KDF.Validate(); err != nil {
@@ -206,14 +208,8 @@ var dummySalt = make([]byte, 16)
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.LoginRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	if err := checkDeviceName(req.DeviceName); err != nil {

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -51,11 +52,37 @@ func assertNoLeak(t *testing.T, where string, data []byte, secrets map[string][]
 // a wrong key, refresh, reuse, push, pull, allowlist, logout) and scans the
 // server's whole log for every token, auth key, envelope, wrapped or
 // sealed key and allowlist document it saw, in every encoding; and the
-// SQLite files for every token and auth key (the server keeps only hashes
-// of them).
+// database (the SQLite files, a pg_dump) for every token and auth key (the
+// server keeps only hashes of them).
 func TestNoSecretInLogsOrDatabase(t *testing.T) {
-	dir := t.TempDir()
-	ts := startServer(t, "sqlite:"+filepath.Join(dir, "server.db"), Options{})
+	forEachBackend(t, testNoSecretInLogsOrDatabase)
+}
+
+// databaseBytes is everything the database holds: the SQLite files, or a
+// pg_dump of the PostgreSQL database.
+func databaseBytes(t *testing.T, spec string) map[string][]byte {
+	out := map[string][]byte{}
+	if path, ok := strings.CutPrefix(spec, "sqlite:"); ok {
+		files, _ := filepath.Glob(path + "*")
+		for _, f := range files {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			out[filepath.Base(f)] = data
+		}
+		return out
+	}
+	dump, err := exec.Command("pg_dump", "--dbname", spec).Output()
+	if err != nil {
+		t.Fatalf("pg_dump: %v", err)
+	}
+	out["pg_dump"] = dump
+	return out
+}
+
+func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
+	ts := startServer(t, spec, Options{})
 	secrets := map[string][]byte{}
 	keep := func(name string, b []byte) { secrets[name] = b }
 
@@ -91,6 +118,10 @@ func TestNoSecretInLogsOrDatabase(t *testing.T) {
 	keep("allowlist document", doc)
 	call[syncapi.AllowlistVersion](t, "POST", ts.URL+path(syncapi.PathAllowlist, "ws", ws), second.Session.AccessToken, syncapi.AllowlistPushRequest{Document: doc})
 
+	// The database while sessions are live (a pg_dump shows only live
+	// rows; logout and reuse below delete them).
+	live := databaseBytes(t, spec)
+
 	fresh := call[syncapi.SessionResponse](t, "POST", ts.URL+syncapi.PathRefresh, "", syncapi.RefreshRequest{RefreshToken: u.Session.RefreshToken})
 	keep("access token 3", []byte(fresh.Session.AccessToken))
 	keep("refresh token 3", []byte(fresh.Session.RefreshToken))
@@ -106,19 +137,18 @@ func TestNoSecretInLogsOrDatabase(t *testing.T) {
 	ts.Log.lines(t) // every line is JSON
 	assertNoLeak(t, "server log", []byte(logs), secrets)
 
-	files, _ := filepath.Glob(filepath.Join(dir, "server.db*"))
-	if len(files) == 0 {
-		t.Fatal("no database file")
-	}
-	for _, f := range files {
-		data, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for name, s := range secrets {
-			if strings.Contains(name, "token") || strings.Contains(name, "auth key") {
-				assertNoLeak(t, filepath.Base(f), data, map[string][]byte{name: s})
+	for when, snapshot := range map[string]map[string][]byte{"sessions live": live, "at the end": databaseBytes(t, spec)} {
+		var all []byte
+		for where, data := range snapshot {
+			all = append(all, data...)
+			for name, s := range secrets {
+				if strings.Contains(name, "token") || strings.Contains(name, "auth key") {
+					assertNoLeak(t, where+" ("+when+")", data, map[string][]byte{name: s})
+				}
 			}
+		}
+		if !bytes.Contains(all, []byte("ivan@example.com")) {
+			t.Fatalf("the database (%s) does not hold the account: the scan would prove nothing", when)
 		}
 	}
 }

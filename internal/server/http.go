@@ -20,8 +20,8 @@ import (
 // Options configure a Server.
 type Options struct {
 	Store Store
-	// Signup "closed" refuses account creation except the first account
-	// of an empty server; "open" lets anyone create one.
+	// Signup "closed" (the default) refuses account creation except the
+	// first account of an empty server; "open" lets anyone create one.
 	Signup string
 	// Logger receives one JSON line per request and per auth event; it
 	// never receives a token, auth key, ciphertext or body.
@@ -86,6 +86,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.RefreshTTL == 0 {
 		opts.RefreshTTL = DefaultRefreshTTL
+	}
+	if opts.Signup == "" {
+		opts.Signup = "closed"
 	}
 	if opts.Signup != "open" && opts.Signup != "closed" {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--signup must be open or closed"), "use --signup closed (only the first account) or --signup open")
