@@ -112,6 +112,18 @@ func runSyncSessionRevoked(t *testing.T, backend string) {
 	}
 	acct.Login(t, b, "device-b-again").OK(t)
 	b.Run("secrets", "diff").OK(t)
+
+	// Signed out: what would need the server is refused before anything
+	// is created locally.
+	b.Run("logout").OK(t)
+	before = indexBytes(t, b)
+	b.Run("workspace", "create", "other", "--remote").ErrorCode(t, "unauthorized", 11)
+	b.Run("project", "create", "web").ErrorCode(t, "unauthorized", 11)
+	b.Run("secrets", "pull").ErrorCode(t, "unauthorized", 11)
+	if !bytes.Equal(before, indexBytes(t, b)) {
+		t.Error("a refused command changed the index")
+	}
+	b.Run("status").OK(t)
 }
 
 // TestSyncUnknownNames: unknown workspaces, projects and secrets are
