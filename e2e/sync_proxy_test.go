@@ -1,9 +1,10 @@
 package e2e
 
-// A loopback reverse proxy in front of a real `agentsecrets server`: it
-// records every request and response byte (for the canary scan), can edit
-// responses (to play a malicious server) and times each round trip (for
-// the benchmarks' network share).
+// A loopback reverse proxy in front of a real `agentsecrets server` (or
+// several replicas, as a round-robin load balancer): it records every
+// request and response byte (for the canary scan), can edit responses (to
+// play a malicious server) and times each round trip (for the benchmarks'
+// network share).
 
 import (
 	"bytes"
@@ -12,6 +13,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 // Exchange is one recorded request and its response.
 type Exchange struct {
 	Method, Path string
+	Target       string // the server that answered
 	Request      []byte // request line, headers and body as sent on
 	Response     []byte // status line, headers and body as returned
 	ReqBody      []byte
@@ -34,12 +37,23 @@ type ResponseEdit func(t testing.TB, method, path string, body []byte) []byte
 // TrafficProxy is the recording proxy.
 type TrafficProxy struct {
 	*httptest.Server
-	t      testing.TB
-	target string
+	t       testing.TB
+	targets []string
 
 	mu        sync.Mutex
 	exchanges []Exchange
 	edit      ResponseEdit
+	turns     map[string]int // per path: the next target's turn
+	gate      *gate
+}
+
+// gate holds requests to paths ending in suffix until n of them wait,
+// then lets them all go at once: a race the test does not leave to luck.
+type gate struct {
+	suffix  string
+	n       int
+	waiting int
+	open    chan struct{}
 }
 
 // RecordTraffic puts a recording proxy in front of srv and points srv.URL
@@ -52,9 +66,11 @@ func RecordTraffic(t testing.TB, srv *SyncServer) *TrafficProxy {
 	return p
 }
 
-// NewTrafficProxy starts a recording proxy for the server at target.
-func NewTrafficProxy(t testing.TB, target string) *TrafficProxy {
-	p := &TrafficProxy{t: t, target: target}
+// NewTrafficProxy starts a recording proxy for the servers at targets.
+// With several, each path's requests go to them in turn (so two pushes of
+// one project in a row reach two different replicas).
+func NewTrafficProxy(t testing.TB, targets ...string) *TrafficProxy {
+	p := &TrafficProxy{t: t, targets: targets, turns: map[string]int{}}
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}, Timeout: 60 * time.Second}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		reqBody, err := io.ReadAll(r.Body)
@@ -62,7 +78,26 @@ func NewTrafficProxy(t testing.TB, target string) *TrafficProxy {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
 		}
-		out, err := http.NewRequest(r.Method, p.target+r.URL.RequestURI(), bytes.NewReader(reqBody))
+		p.mu.Lock()
+		target := p.targets[p.turns[r.URL.Path]%len(p.targets)]
+		p.turns[r.URL.Path]++
+		var wait chan struct{}
+		if g := p.gate; g != nil && strings.HasSuffix(r.URL.Path, g.suffix) {
+			wait = g.open
+			if g.waiting++; g.waiting == g.n {
+				close(g.open)
+				g.open, g.waiting = make(chan struct{}), 0
+			}
+		}
+		p.mu.Unlock()
+		if wait != nil {
+			select {
+			case <-wait:
+			case <-time.After(20 * time.Second):
+				t.Errorf("gate %s: the other requests never came", r.URL.Path)
+			}
+		}
+		out, err := http.NewRequest(r.Method, target+r.URL.RequestURI(), bytes.NewReader(reqBody))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusBadGateway)
 			return
@@ -97,7 +132,7 @@ func NewTrafficProxy(t testing.TB, target string) *TrafficProxy {
 		respRec.WriteString("\r\n")
 		respRec.Write(body)
 		p.mu.Lock()
-		p.exchanges = append(p.exchanges, Exchange{Method: r.Method, Path: r.URL.Path, Request: reqRec.Bytes(), Response: respRec.Bytes(),
+		p.exchanges = append(p.exchanges, Exchange{Method: r.Method, Path: r.URL.Path, Target: target, Request: reqRec.Bytes(), Response: respRec.Bytes(),
 			ReqBody: reqBody, RespBody: body, Took: took})
 		p.mu.Unlock()
 		for k, v := range resp.Header {
@@ -117,6 +152,17 @@ func (p *TrafficProxy) Edit(e ResponseEdit) {
 	p.mu.Lock()
 	p.edit = e
 	p.mu.Unlock()
+}
+
+// Gate makes requests to paths ending in suffix wait for each other in
+// groups of n (n = 0 removes the gate).
+func (p *TrafficProxy) Gate(suffix string, n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gate = nil
+	if n > 0 {
+		p.gate = &gate{suffix: suffix, n: n, open: make(chan struct{})}
+	}
 }
 
 // Exchanges returns what was recorded so far.
