@@ -210,3 +210,36 @@ func scanTraffic(t testing.TB, p *TrafficProxy, canaries [][]byte) {
 	}
 	t.Logf("scanned %d exchanges (%d base64 fields decoded) for %d canaries", len(ex), decoded, len(canaries))
 }
+
+// TestSyncTrafficScanDetector proves the traffic scan sees a value that
+// crosses the recording proxy only inside a base64 field at an offset
+// where its own base64 spelling does not appear (as a cleartext envelope
+// header would carry it), and stays quiet on clean traffic.
+func TestSyncTrafficScanDetector(t *testing.T) {
+	c := newCanary(t, "traffic", "")
+	var payload []byte
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"envelope":%q}`, base64.StdEncoding.EncodeToString(payload))
+	}))
+	t.Cleanup(backend.Close)
+	p := NewTrafficProxy(t, backend.URL)
+	for _, leak := range []bool{true, false} {
+		p.Reset()
+		payload = []byte("hdr:" + randomB64(t, 16))
+		if leak {
+			payload = append([]byte("x:"), c...) // 2 bytes in: off the 3-byte grid
+		}
+		resp, err := http.Get(p.URL + "/v1/anything")
+		must(t, err)
+		resp.Body.Close()
+		rec := &leakRecorder{TB: t}
+		scanTraffic(rec, p, [][]byte{c})
+		switch {
+		case leak && !strings.Contains(strings.Join(rec.msgs, "\n"), "base64-decoded field"):
+			t.Errorf("a value inside a base64 field was not found: %q", rec.msgs)
+		case !leak && len(rec.msgs) > 0:
+			t.Errorf("false positives: %q", rec.msgs)
+		}
+	}
+}
