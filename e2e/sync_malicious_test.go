@@ -27,7 +27,7 @@ type evilRig struct {
 	// cur is the STRIPE_KEY value B holds, which its calls must inject.
 	cur, pendingStripe []byte
 	accountID          string
-	wsID      string
+	wsID               string
 }
 
 func newEvilRig(t *testing.T, kind string) *evilRig {

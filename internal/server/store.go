@@ -520,56 +520,70 @@ func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (
 	return heads, rows.Err()
 }
 
-// pullChunk bounds the names per versions query (two placeholders each):
-// far below SQLite's and PostgreSQL's parameter limits.
+// pullChunk bounds the names per versions query: far below SQLite's and
+// PostgreSQL's parameter limits.
 const pullChunk = 200
 
 // Pull reads the heads first, then the versions each name needs, bounded by
 // those heads: versions are never changed once written, so the answer is
 // consistent without a transaction even while pushes land.
+//
+// Names are queried in groups that share a known version, as
+// `version > known AND name IN (...)`: one query for a new device's full
+// pull, a few for an incremental one. (One OR term per name made SQLite
+// evaluate hundreds of terms per row: 25 ms for a 200-name pull.)
 func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error) {
 	heads, err := s.heads(ctx, s.db, wsID, project)
 	if err != nil {
 		return syncapi.PullResponse{}, err
 	}
 	res := syncapi.PullResponse{Versions: []syncapi.SecretVersion{}, Heads: heads}
-	var names []string
+	byKnown := map[int][]string{}
 	for name, head := range heads {
-		if head > known[name] {
-			names = append(names, name)
+		if k := max(known[name], 0); head > k {
+			byKnown[k] = append(byKnown[k], name)
 		}
 	}
-	sort.Strings(names)
-	for len(names) > 0 {
-		chunk := names[:min(pullChunk, len(names))]
-		names = names[len(chunk):]
-		args := []any{wsID, project}
-		conds := make([]string, 0, len(chunk))
-		for _, name := range chunk {
-			conds = append(conds, "(name = ? AND version > ? AND version <= ?)")
-			args = append(args, name, max(known[name], 0), heads[name])
-		}
-		rows, err := s.query(ctx, s.db, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
-			strings.Join(conds, " OR ")+") ORDER BY name, version", args...)
-		if err != nil {
-			return res, dbError("read versions", err)
-		}
-		for rows.Next() {
-			var v syncapi.SecretVersion
-			var created int64
-			if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
-				rows.Close()
+	for k, names := range byKnown {
+		for len(names) > 0 {
+			chunk := names[:min(pullChunk, len(names))]
+			names = names[len(chunk):]
+			top := 0
+			args := []any{wsID, project, k}
+			for _, name := range chunk {
+				top = max(top, heads[name])
+				args = append(args, name)
+			}
+			args = append(args, top)
+			rows, err := s.query(ctx, s.db, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND version > ? AND name IN (?"+
+				strings.Repeat(", ?", len(chunk)-1)+") AND version <= ?", args...)
+			if err != nil {
 				return res, dbError("read versions", err)
 			}
-			v.CreatedAt = fromMicro(created)
-			res.Versions = append(res.Versions, v)
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return res, dbError("read versions", err)
+			for rows.Next() {
+				var v syncapi.SecretVersion
+				var created int64
+				if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
+					rows.Close()
+					return res, dbError("read versions", err)
+				}
+				if v.Version > heads[v.Name] {
+					continue // pushed after the heads were read
+				}
+				v.CreatedAt = fromMicro(created)
+				res.Versions = append(res.Versions, v)
+			}
+			err = rows.Err()
+			rows.Close()
+			if err != nil {
+				return res, dbError("read versions", err)
+			}
 		}
 	}
+	sort.Slice(res.Versions, func(i, j int) bool {
+		a, b := res.Versions[i], res.Versions[j]
+		return a.Name < b.Name || a.Name == b.Name && a.Version < b.Version
+	})
 	return res, nil
 }
 
