@@ -97,14 +97,13 @@ func (d *benchDev) importRound(round int) {
 // benchAccount is a published 200-secret project on a real server behind
 // the recording proxy: device A (file backend) created the account.
 type benchAccount struct {
-	srv     *SyncServer
-	direct  string // the server's own URL, bypassing the proxy
-	proxy   *TrafficProxy
-	a       *benchDev
-	email   string
-	pass    string
-	kit     string
-	project string
+	srv    *SyncServer
+	direct string // the server's own URL, bypassing the proxy
+	proxy  *TrafficProxy
+	a      *benchDev
+	email  string
+	pass   string
+	kit    string
 }
 
 func newBenchAccount(b *testing.B, db string) *benchAccount {
@@ -183,7 +182,7 @@ func benchSeconds(name string, def float64) time.Duration {
 // BenchmarkSyncServerLoad: SYNC_LOAD_CLIENTS (50) concurrent clients, each
 // on its own keep-alive connection, pull the whole 200-secret project
 // (the request a new device sends: nothing known) from a real server
-// process for SYNC_LOAD_SECONDS (2 s here; scripts/bench sets 60), on
+// process for SYNC_LOAD_SECONDS (1 s here; scripts/bench sets 60), on
 // SQLite and on PostgreSQL (scripts/with-postgres). Reports throughput,
 // errors (any non-200 or transport failure; target 0), p50/p99 per
 // request (target p99 <= 50 ms on loopback) and the server's RSS from
@@ -217,7 +216,7 @@ func BenchmarkSyncServerLoad(b *testing.B) {
 			if n, err := strconv.Atoi(os.Getenv("SYNC_LOAD_CLIENTS")); err == nil && n > 0 {
 				clients = n
 			}
-			dur := benchSeconds("SYNC_LOAD_SECONDS", 2)
+			dur := benchSeconds("SYNC_LOAD_SECONDS", 1)
 			pid := ba.srv.cmd.Process.Pid
 			var all []time.Duration
 			errs, elapsed := 0, time.Duration(0)
