@@ -17,7 +17,7 @@ demo: build
 	scripts/demo $(BIN)
 
 schema:
-	$(GO) test ./commands -run '^TestSchemaFiles$$' -count=1 -update-schema
+	$(GO) test ./commands -run '^TestSchemaFiles(Server)?$$' -count=1 -update-schema
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -33,7 +33,7 @@ type AccountCmd struct {
 
 // AccountCreateCmd creates an account.
 type AccountCreateCmd struct {
-	Server          string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback)." json:"server"`
+	Server          string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
 	Email           string `required:"" help:"Account email." json:"email"`
 	PasswordFile    string `placeholder:"PATH" help:"File holding the new account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	RecoveryKitFile string `placeholder:"PATH" help:"Write the recovery kit to this new file (mode 600) instead of showing it on the terminal." json:"recovery_kit_file,omitempty"`
@@ -42,7 +42,7 @@ type AccountCreateCmd struct {
 
 // LoginCmd signs this device in.
 type LoginCmd struct {
-	Server         string `required:"" placeholder:"URL" help:"Sync server base URL." json:"server"`
+	Server         string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
 	Email          string `required:"" help:"Account email." json:"email"`
 	PasswordFile   string `placeholder:"PATH" help:"File holding the account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	AccountKeyFile string `placeholder:"PATH" help:"Recovery kit file, or a file holding only the account key (mode 600); needed on a device that has not signed in before." json:"account_key_file,omitempty"`
@@ -355,7 +355,7 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer clear(key)
+	defer key.Wipe()
 	password, err := env.password(c.PasswordFile, c.Email, rerun, false)
 	if err != nil {
 		return nil, err
@@ -381,37 +381,36 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 
 // accountKey is the account key from --account-key-file, else the one
 // this device kept from an earlier sign-in.
-func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server string) ([]byte, error) {
+func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server string) (secret.Value, error) {
 	if c.AccountKeyFile != "" {
 		data, err := readPassphraseFile(c.AccountKeyFile, "--account-key-file")
 		if err != nil {
-			return nil, err
+			return secret.Value{}, err
 		}
 		defer clear(data)
 		kit, err := agentsync.ParseKit(data)
 		if err != nil {
-			return nil, err
+			return secret.Value{}, err
 		}
+		key := secret.New(kit.Key)
 		if kit.Email != "" && !strings.EqualFold(kit.Email, c.Email) || kit.Server != "" && kit.Server != server {
-			clear(kit.Key)
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "the recovery kit is for %s on %s", kit.Email, kit.Server),
+			key.Wipe()
+			return secret.Value{}, errcode.WithHint(errcode.Errorf(errcode.Usage, "the recovery kit is for %s on %s", kit.Email, kit.Server),
 				"pass the --server and --email the kit names, or the kit of this account")
 		}
-		env.touch(secret.New(kit.Key))
-		return kit.Key, nil
+		env.touch(key)
+		return key, nil
 	}
 	if ix.Account == nil {
-		return nil, errcode.WithHint(errcode.New(errcode.Usage, "this device has not signed in to the account before, so it needs the account key"),
+		return secret.Value{}, errcode.WithHint(errcode.New(errcode.Usage, "this device has not signed in to the account before, so it needs the account key"),
 			"pass the recovery kit from `account create`: --account-key-file KIT")
 	}
 	m, err := st.AccountMaterial(env.ctx())
 	if err != nil {
-		return nil, err
+		return secret.Value{}, err
 	}
 	m.Identity.Wipe()
-	key := append([]byte(nil), m.Key.Reveal()...)
-	m.Key.Wipe()
-	return key, nil
+	return m.Key, nil
 }
 
 func (c *LogoutCmd) Run(env *Env) (*AccountResult, error) {
@@ -533,6 +532,9 @@ func (c *AccountDevicesCmd) Run(env *Env) (*AccountDevicesResult, error) {
 	res := &AccountDevicesResult{Devices: []DeviceInfo{}}
 	if c.Revoke != "" {
 		if err := client.RevokeDevice(env.ctx(), c.Revoke); err != nil {
+			if errcode.Classify(err).Code == errcode.NotFound {
+				err = errcode.WithHint(err, "run `agentsecrets account devices` to see the device ids")
+			}
 			return nil, err
 		}
 		res.Revoked = c.Revoke

@@ -60,6 +60,8 @@ func goldenResults() map[string]TextWriter {
 			{Client: "codex", Title: "Codex", Action: "skipped", Reason: "not installed" + ctrl},
 		}, Next: []string{"restart the client so it starts `agentsecrets mcp serve`"}},
 		"McpServeResult": &McpServeResult{Transport: "stdio" + ctrl, Calls: 42},
+		"ServerResult": &ServerResult{Address: "127.0.0.1:8787", Backend: "sqlite", DB: "sqlite:/home/u/.local/state/agentsecrets/server.db" + ctrl,
+			Signup: "closed", StartedAt: goldenTime, StoppedAt: goldenTime},
 		"ProjectListResult": &ProjectListResult{Workspace: "default", Projects: []ProjectInfo{
 			{Workspace: "default", Name: "default", Current: true, Secrets: 3, CreatedAt: goldenTime},
 			{Workspace: "default", Name: "web" + ctrl, Secrets: 0, CreatedAt: goldenTime},

@@ -43,10 +43,10 @@ type CLI struct {
 	Schema    SchemaCmd    `cmd:"" help:"Print the JSON Schemas of commands' input and output."`
 	Env       EnvCmd       `cmd:"" help:"Run a command with approved secrets' values in its environment, masking them in its output (value mode)."`
 	Openclaw  OpenclawCmd  `cmd:"" name:"openclaw" help:"OpenClaw integration: the exec SecretRef provider."`
-	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 	Account   AccountCmd   `cmd:"" help:"The sync account: create one, show it, list and revoke its devices."`
 	Login     LoginCmd     `cmd:"" help:"Sign this device in to a sync account (human-only: password from the terminal or --password-file)."`
 	Logout    LogoutCmd    `cmd:"" help:"Sign this device out (ends the session on the server; keeps the account key unless --forget-device)."`
+	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 }
 
 // newParser builds the kong parser. exited records a help/--version exit.

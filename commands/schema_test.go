@@ -34,37 +34,45 @@ func TestSchemaFiles(t *testing.T) {
 		want[s.FileName()+".input.json"] = append(append([]byte{}, s.Input...), '\n')
 		want[s.FileName()+".output.json"] = append(append([]byte{}, s.Output...), '\n')
 	}
+	checkSchemaDir(t, schemaDir, want)
+}
+
+// checkSchemaDir compares dir's *.json with want, or rewrites dir from
+// want under -update-schema (make schema).
+func checkSchemaDir(t *testing.T, dir string, want map[string][]byte) {
+	t.Helper()
+	label := strings.TrimPrefix(dir, "../")
 	if *updateSchema {
-		if err := os.MkdirAll(schemaDir, 0o755); err != nil {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		old, _ := filepath.Glob(filepath.Join(schemaDir, "*.json"))
+		old, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 		for _, p := range old {
 			if _, ok := want[filepath.Base(p)]; !ok {
 				os.Remove(p)
 			}
 		}
 		for name, b := range want {
-			if err := os.WriteFile(filepath.Join(schemaDir, name), b, 0o644); err != nil {
+			if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
 				t.Fatal(err)
 			}
 		}
 		return
 	}
-	have, _ := filepath.Glob(filepath.Join(schemaDir, "*.json"))
+	have, _ := filepath.Glob(filepath.Join(dir, "*.json"))
 	for _, p := range have {
 		if _, ok := want[filepath.Base(p)]; !ok {
-			t.Errorf("schema/%s belongs to no command; run `make schema`", filepath.Base(p))
+			t.Errorf("%s/%s belongs to nothing that has a schema; run `make schema`", label, filepath.Base(p))
 		}
 	}
 	for name, b := range want {
-		got, err := os.ReadFile(filepath.Join(schemaDir, name))
+		got, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			t.Errorf("schema/%s missing; run `make schema`", name)
+			t.Errorf("%s/%s missing; run `make schema`", label, name)
 			continue
 		}
 		if !bytes.Equal(got, b) {
-			t.Errorf("schema/%s is stale; run `make schema`", name)
+			t.Errorf("%s/%s is stale; run `make schema`", label, name)
 		}
 	}
 }

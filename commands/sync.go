@@ -19,17 +19,17 @@ func (e *Env) syncConn() (*agsync.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agsync.Connect(st, e.Getenv, e.Now)
+	return agsync.Connect(st, nil, e.Getenv, e.Now)
 }
 
 // remoteProject resolves the scope to an existing project and opens the
-// connection.
+// connection, from one read of the index.
 func (e *Env) remoteProject(s Scope) (*agsync.Conn, Selected, error) {
-	_, _, sel, err := e.openProject(s)
+	st, ix, sel, err := e.openProject(s)
 	if err != nil {
 		return nil, sel, err
 	}
-	c, err := e.syncConn()
+	c, err := agsync.Connect(st, ix, e.Getenv, e.Now)
 	return c, sel, err
 }
 
@@ -133,6 +133,7 @@ func (r *SecretsDiffResult) WriteText(w io.Writer) error {
 
 type SecretsPullCmd struct {
 	Names []string `arg:"" optional:"" name:"names" help:"Secrets to pull (default: all)." json:"names,omitempty"`
+	Force bool     `help:"Take the server's version of secrets changed here too, dropping the local change (a human on a terminal only)." json:"force,omitempty"`
 	Scope
 }
 
@@ -150,7 +151,12 @@ func (c *SecretsPullCmd) Run(env *Env) (*SecretsPullResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	r, err := conn.Pull(env.ctx(), sel.Selection, c.Names)
+	if c.Force {
+		if err := confirmForce(env, sel, "pull --force replaces this device's changes with the server's versions", "secrets pull --force"); err != nil {
+			return nil, err
+		}
+	}
+	r, err := conn.Pull(env.ctx(), sel.Selection, c.Names, c.Force)
 	if err != nil {
 		return nil, err
 	}
@@ -195,7 +201,7 @@ func (c *SecretsPushCmd) Run(env *Env) (*SecretsPushResult, error) {
 		return nil, err
 	}
 	if c.Force {
-		if err := confirmForce(env, sel); err != nil {
+		if err := confirmForce(env, sel, "push --force overwrites newer content on the server with this device's", "secrets push --force"); err != nil {
 			return nil, err
 		}
 	}
@@ -206,20 +212,20 @@ func (c *SecretsPushCmd) Run(env *Env) (*SecretsPushResult, error) {
 	return &SecretsPushResult{*r}, nil
 }
 
-// confirmForce asks a human on the controlling terminal: --force
-// overwrites what another device stored, so an agent (no terminal) gets
+// confirmForce asks a human on the controlling terminal: --force drops
+// what one device or the other stored, so an agent (no terminal) gets
 // approval_required.
-func confirmForce(env *Env, sel Selected) error {
-	prompt := "agentsecrets: push --force overwrites newer content on the server with this device's\n" +
+func confirmForce(env *Env, sel Selected, what, command string) error {
+	prompt := "agentsecrets: " + what + "\n" +
 		"  workspace:  " + sel.Workspace + "\n  project:    " + sel.Project + "\n  chosen by:  " + sel.Describe() + "\n" +
 		"Type force to confirm: "
 	answer, err := env.IO.Prompt(prompt, false)
 	if err != nil {
-		return errcode.WithHint(fmt.Errorf("%w (push --force)", policy.ErrApprovalRequired),
-			"a human runs `agentsecrets secrets push --force` on a terminal; an agent runs `agentsecrets secrets diff` and `agentsecrets secrets pull`")
+		return errcode.WithHint(fmt.Errorf("%w (%s)", policy.ErrApprovalRequired, command),
+			"a human runs `agentsecrets "+command+"` on a terminal; an agent runs `agentsecrets secrets diff` and asks the human")
 	}
 	if strings.TrimSpace(string(answer)) != "force" {
-		return errcode.New(errcode.Denied, "push --force was not confirmed")
+		return errcode.Errorf(errcode.Denied, "%s was not confirmed", command)
 	}
 	return nil
 }

@@ -242,7 +242,7 @@ func TestMcpToolsMatchSchemas(t *testing.T) {
 			// An agent creates generated secrets, never replaces one.
 			delete(wantIn.(map[string]any)["properties"].(map[string]any), "overwrite")
 		}
-		if tool.Name == "secrets_push" {
+		if tool.Name == "secrets_push" || tool.Name == "secrets_pull" {
 			// Overwriting the server's newer content is a human's --force.
 			delete(wantIn.(map[string]any)["properties"].(map[string]any), "force")
 		}

@@ -37,8 +37,10 @@ func publishedPair(t *testing.T, backend string) (*SyncServer, *SyncAccount, *Va
 
 // TestSyncServerDown: with the server stopped every remote command fails
 // `unavailable` and changes nothing; status and workspace list still work.
-func TestSyncServerDown(t *testing.T) {
-	srv, _, a, b := publishedPair(t, "file")
+func TestSyncServerDown(t *testing.T) { forSyncBackends(t, runSyncServerDown) }
+
+func runSyncServerDown(t *testing.T, backend string) {
+	srv, _, a, b := publishedPair(t, backend)
 	a.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
 	a.Run("secrets", "push").OK(t)
 	srv.Stop()
@@ -66,6 +68,12 @@ func TestSyncServerDown(t *testing.T) {
 		}
 		d.Run("status").OK(t)
 	}
+	// Back up: both devices carry on where they were.
+	srv.Start()
+	b.Run("secrets", "pull").OK(t)
+	if st := secretStates(t, b.Run("secrets", "diff")); st["STRIPE_KEY"] != "in_sync" {
+		t.Errorf("after the server came back: %v", st)
+	}
 }
 
 // onlyRevision: the two indexes differ at most in their revision counter
@@ -86,8 +94,10 @@ func onlyRevision(a, b []byte) bool {
 // TestSyncSessionRevoked: a device whose session the account revoked gets
 // `unauthorized` with the login hint on every remote command, and nothing
 // changes; a second login brings it back.
-func TestSyncSessionRevoked(t *testing.T) {
-	_, acct, a, b := publishedPair(t, "file")
+func TestSyncSessionRevoked(t *testing.T) { forSyncBackends(t, runSyncSessionRevoked) }
+
+func runSyncSessionRevoked(t *testing.T, backend string) {
+	_, acct, a, b := publishedPair(t, backend)
 	id := field(t, b.Run("account", "show").OK(t), "device_id")
 	a.Run("account", "devices", "--revoke", strings.Trim(id, `"`)).OK(t)
 	before := indexBytes(t, b)
@@ -107,8 +117,10 @@ func TestSyncSessionRevoked(t *testing.T) {
 // TestSyncUnknownNames: unknown workspaces, projects and secrets are
 // not_found with a hint, locally and on the server; a local-only
 // workspace is a usage error naming `workspace publish`.
-func TestSyncUnknownNames(t *testing.T) {
-	_, _, a, b := publishedPair(t, "file")
+func TestSyncUnknownNames(t *testing.T) { forSyncBackends(t, runSyncUnknownNames) }
+
+func runSyncUnknownNames(t *testing.T, backend string) {
+	_, _, a, b := publishedPair(t, backend)
 	b.Run("workspace", "switch", "nope").ErrorCode(t, "not_found", 3)
 	b.Run("project", "use", "nope").ErrorCode(t, "not_found", 3)
 	b.Run("secrets", "diff", "--project", "nope").ErrorCode(t, "not_found", 3)
@@ -118,28 +130,45 @@ func TestSyncUnknownNames(t *testing.T) {
 	if !strings.Contains(e["hint"].(string), "workspace publish") {
 		t.Errorf("local workspace hint: %v", e)
 	}
-	// A project only this device has, in a remote workspace.
-	a.Run("project", "create", "web").OK(t)
-	b.Run("project", "create", "local-only").OK(t)
-	b.Run("workspace", "publish").OK(t) // creates it on the server now
+	// workspace create --remote publishes at once; the other device sees it.
+	r := a.Run("workspace", "create", "team", "--remote").OK(t)
+	if !strings.Contains(string(r.Stdout), `"location":"remote"`) {
+		t.Errorf("workspace create --remote: %s", r.Stdout)
+	}
+	if l := b.Run("workspace", "list").OK(t); !strings.Contains(string(l.Stdout), `"name":"team"`) {
+		t.Errorf("B does not see the new remote workspace: %s", l.Stdout)
+	}
+	// B uses it and pushes before any pull: its empty allowlist is no change.
+	b.Run("workspace", "switch", "team").OK(t)
+	b.RunIn([]byte(randomValue(t, "sk_")), "secrets", "set", "TEAM_KEY", "--from-stdin").OK(t)
+	if r := b.Run("secrets", "push").OK(t); field(t, r, "synced") != "1" || strings.Contains(string(r.Stdout), "allowlist_version") {
+		t.Errorf("B's first push: %s", r.Stdout)
+	}
+	// Publishing an already remote workspace only finishes what is missing.
+	r = b.Run("workspace", "publish").OK(t)
+	if field(t, r, "created") != "false" {
+		t.Errorf("republish: %s", r.Stdout)
+	}
 }
 
-// TestSyncPushRace: two devices push changes of the same secret at once;
-// the server's transaction lets exactly one through and the other gets a
-// conflict naming the secret. History gains one version.
-func TestSyncPushRace(t *testing.T) {
-	_, _, a, b := publishedPair(t, "file")
-	for round := 0; round < 3; round++ {
-		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
-		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
-		before := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
+// TestSyncPushRace: two devices push a change of the same secret at
+// once; the server's transaction lets exactly one through and the other
+// gets a conflict naming the secret. History gains one version.
+func TestSyncPushRace(t *testing.T) { forSyncBackends(t, runSyncPushRace) }
+
+func runSyncPushRace(t *testing.T, backend string) {
+	srv, _, a, b := publishedPair(t, backend)
+	for round := 0; round < 4; round++ {
+		name := fmt.Sprintf("RACE_%d", round)
+		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", name, "--from-stdin").OK(t)
+		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", name, "--from-stdin").OK(t)
 		var wg sync.WaitGroup
 		results := make([]*Result, 2)
 		for i, d := range []*Vault{a, b} {
 			wg.Add(1)
 			go func(i int, d *Vault) {
 				defer wg.Done()
-				cmd := exec.Command(binary, "secrets", "push")
+				cmd := exec.Command(binary, "secrets", "push", name)
 				cmd.Env, cmd.Dir = d.Env(), d.Dir
 				var out, errb bytes.Buffer
 				cmd.Stdout, cmd.Stderr = &out, &errb
@@ -148,7 +177,7 @@ func TestSyncPushRace(t *testing.T) {
 				if ee, ok := err.(*exec.ExitError); ok {
 					code = ee.ExitCode()
 				}
-				results[i] = &Result{Args: []string{"secrets", "push"}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
+				results[i] = &Result{Args: []string{"secrets", "push", name}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
 			}(i, d)
 		}
 		wg.Wait()
@@ -159,7 +188,7 @@ func TestSyncPushRace(t *testing.T) {
 				ok++
 			case 6:
 				conflicts++
-				if !strings.Contains(string(r.Stdout), "STRIPE_KEY") || !strings.Contains(string(r.Stdout), "secrets diff") {
+				if !strings.Contains(string(r.Stdout), name) || !strings.Contains(string(r.Stdout), "secrets diff") {
 					t.Errorf("conflict does not name the secret or the next step: %s", r.Stdout)
 				}
 			default:
@@ -169,35 +198,20 @@ func TestSyncPushRace(t *testing.T) {
 		if ok != 1 || conflicts != 1 {
 			t.Fatalf("round %d: %d pushes succeeded, %d conflicted", round, ok, conflicts)
 		}
-		after := len(strings.Split(string(a.Run("secrets", "history", "STRIPE_KEY").OK(t).Stdout), `"version":`)) - 1
-		if after != before+1 {
-			t.Fatalf("round %d: history went from %d to %d versions", round, before, after)
+		hist := a.Run("secrets", "history", name).OK(t)
+		if n := strings.Count(string(hist.Stdout), `"version":`); n != 1 {
+			t.Fatalf("round %d: %d versions stored, want 1: %s", round, n, hist.Stdout)
 		}
-		// Settle: the loser drops its change by taking the winner's value.
-		loser := b
-		if results[1].Code == 0 {
-			loser = a
-		}
-		loser.Run("secrets", "delete", "STRIPE_KEY").OK(t)
-		loser.Run("secrets", "pull").ErrorCode(t, "conflict", 6) // deleted here, changed there
-		loser.Run("secrets", "push", "STRIPE_KEY").ErrorCode(t, "conflict", 6)
-		winner := a
-		if loser == a {
-			winner = b
-		}
-		winner.Run("secrets", "push").OK(t)
-		return
 	}
+	// How many losers the server itself refused (the others saw the
+	// winner's version already in their diff): both paths are conflicts.
+	t.Logf("server-side push conflicts: %d of 4", strings.Count(string(srv.Logs.Bytes()), `/push","status":409`))
 }
 
 // TestSyncPullKilled: a pull killed with SIGKILL at any moment leaves each
 // secret at its old or its new version: doctor is healthy at once, every
 // secret still reads, and the next pull completes.
-func TestSyncPullKilled(t *testing.T) {
-	for _, backend := range []string{"file", "keychain"} {
-		t.Run(backend, func(t *testing.T) { runSyncPullKilled(t, backend) })
-	}
-}
+func TestSyncPullKilled(t *testing.T) { forSyncBackends(t, runSyncPullKilled) }
 
 func runSyncPullKilled(t *testing.T, backend string) {
 	_, _, a, b := TwoDevices(t, backend)
@@ -216,7 +230,10 @@ func runSyncPullKilled(t *testing.T, backend string) {
 	write(0)
 	a.Run("workspace", "publish").OK(t)
 	b.Run("workspace", "switch", "acme").OK(t)
-	b.Run("secrets", "pull").OK(t)
+	first := b.Run("secrets", "pull").OK(t)
+	if got := strings.Count(string(first.Stdout), `"action":"created"`); got != n || field(t, first, "synced") != fmt.Sprint(n) {
+		t.Fatalf("first pull reports %d created of %d: %s", got, n, first.Stdout)
+	}
 	killed := 0
 	for round, delay := range []time.Duration{20, 60, 100, 150, 200, 300, 450, 700} {
 		write(round + 1)
@@ -250,5 +267,47 @@ func runSyncPullKilled(t *testing.T, backend string) {
 	}
 	if doc := b.Run("doctor").OK(t); field(t, doc, "healthy") != "true" {
 		t.Fatalf("doctor after the final pull: %s", doc.Stdout)
+	}
+}
+
+// TestSyncBothSides: what both devices did alike settles without a
+// conflict: a project both created is one project (the second adopts the
+// first's key), and a secret both deleted stays deleted and unlisted.
+func TestSyncBothSides(t *testing.T) { forSyncBackends(t, runSyncBothSides) }
+
+func runSyncBothSides(t *testing.T, backend string) {
+	_, _, a, b := publishedPair(t, backend)
+	a.Run("project", "create", "web").OK(t)
+	r := b.Run("project", "create", "web").OK(t)
+	if !strings.Contains(string(r.Stdout), `"created":true`) {
+		t.Errorf("B's project create: %s", r.Stdout)
+	}
+	b.Run("secrets", "diff", "--project", "web").OK(t)
+
+	a.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	a.Run("secrets", "push").OK(t)
+	b.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	if st := secretStates(t, b.Run("secrets", "diff")); len(st) != 0 {
+		t.Errorf("a deletion made on both sides is listed: %v", st)
+	}
+	p := b.Run("secrets", "pull").OK(t)
+	if field(t, p, "synced") != "0" {
+		t.Errorf("pull after both deleted: %s", p.Stdout)
+	}
+	if r := b.Run("secrets", "push").OK(t); field(t, r, "synced") != "0" {
+		t.Errorf("push after both deleted: %s", r.Stdout)
+	}
+	idx := string(indexBytes(t, b))
+	if !strings.Contains(idx, `"STRIPE_KEY":{"version":2`) || !strings.Contains(idx, `"deleted":true`) {
+		t.Errorf("B's tombstone does not match the server's deletion: %s", idx)
+	}
+}
+
+// forSyncBackends runs a sync test on the file backend and on the real
+// Secret Service (skipped without a D-Bus session, failed under
+// AGENTSECRETS_TEST_REQUIRE_KEYCHAIN=1).
+func forSyncBackends(t *testing.T, run func(t *testing.T, backend string)) {
+	for _, backend := range []string{"file", "keychain"} {
+		t.Run(backend, func(t *testing.T) { run(t, backend) })
 	}
 }

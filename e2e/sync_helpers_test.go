@@ -27,8 +27,11 @@ type SyncServer struct {
 	Path string // the SQLite file, "" for PostgreSQL
 	Home string // the server process's AGENTSECRETS_HOME
 	Logs *lockedBuffer
-	cmd  *exec.Cmd
-	done chan struct{}
+	// Listen is the address it listens on: 127.0.0.1:0 until the first
+	// start picks a port, which a restart keeps (devices keep the URL).
+	Listen string
+	cmd    *exec.Cmd
+	done   chan struct{}
 }
 
 // StartSyncServer starts a server on 127.0.0.1 (a free port) with open
@@ -37,7 +40,7 @@ type SyncServer struct {
 func StartSyncServer(t testing.TB, db string, extra ...string) *SyncServer {
 	t.Helper()
 	root := t.TempDir()
-	s := &SyncServer{t: t, DB: db, Home: filepath.Join(root, "server-home"), Logs: &lockedBuffer{}}
+	s := &SyncServer{t: t, DB: db, Home: filepath.Join(root, "server-home"), Logs: &lockedBuffer{}, Listen: "127.0.0.1:0"}
 	if s.DB == "" {
 		s.Path = filepath.Join(root, "server.db")
 		s.DB = "sqlite:" + s.Path
@@ -49,7 +52,7 @@ func StartSyncServer(t testing.TB, db string, extra ...string) *SyncServer {
 
 func (s *SyncServer) start(extra ...string) {
 	s.t.Helper()
-	args := append([]string{"server", "--listen", "127.0.0.1:0", "--db", s.DB, "--signup", "open"}, extra...)
+	args := append([]string{"server", "--listen", s.Listen, "--db", s.DB, "--signup", "open"}, extra...)
 	cmd := exec.Command(binary, args...)
 	cmd.Env = []string{"AGENTSECRETS_HOME=" + s.Home, "PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(s.Home)}
 	pr, pw, err := os.Pipe()
@@ -85,6 +88,7 @@ func (s *SyncServer) start(extra ...string) {
 	go func() { cmd.Wait(); close(s.done) }()
 	select {
 	case s.URL = <-url:
+		s.Listen = strings.TrimPrefix(s.URL, "http://")
 	case <-s.done:
 		s.t.Fatalf("agentsecrets server exited before listening:\n%s", s.Logs.Bytes())
 	case <-time.After(30 * time.Second):
@@ -107,13 +111,12 @@ func (s *SyncServer) Stop() {
 	s.cmd = nil
 }
 
-// Restart starts the server again on the same database (a new port: the
-// devices keep the old URL, so use it for down-then-up faults only through
-// a fresh account, or stop for good).
-func (s *SyncServer) Restart() {
+// Start starts a stopped server again, on the same address and database.
+func (s *SyncServer) Start() {
 	s.t.Helper()
-	s.Stop()
-	s.start()
+	if s.cmd == nil {
+		s.start()
+	}
 }
 
 // SyncAccount is an account on a SyncServer: its email, password file and
@@ -159,11 +162,18 @@ func (a *SyncAccount) Login(t *testing.T, dev *Vault, name string) *Result {
 		"--account-key-file", a.KitFile, "--device-name", name)
 }
 
-// TwoDevices is the usual sync setup: a server, an account, device A
-// (which created it) and device B (signed in with the recovery kit).
+// TwoDevices is the usual sync setup: a server on a new SQLite file, an
+// account, device A (which created it) and device B (signed in with the
+// recovery kit).
 func TwoDevices(t *testing.T, backend string) (*SyncServer, *SyncAccount, *Vault, *Vault) {
 	t.Helper()
-	srv := StartSyncServer(t, "")
+	return TwoDevicesOn(t, StartSyncServer(t, ""), backend)
+}
+
+// TwoDevicesOn is TwoDevices against a server the caller started (another
+// database, a replica, a recording or tampering proxy in front).
+func TwoDevicesOn(t *testing.T, srv *SyncServer, backend string) (*SyncServer, *SyncAccount, *Vault, *Vault) {
+	t.Helper()
 	acct := NewSyncAccount(t, srv, backend)
 	b := acct.NewDevice(t, backend, "device-b")
 	return srv, acct, acct.First, b

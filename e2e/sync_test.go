@@ -194,6 +194,10 @@ func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
 	}
 	s.run(b, "project", "use", "default").OK(t)
 
+	// A value-release approval stays on the device that gave it.
+	s.run(a, "secrets", "bind", "STRIPE_KEY", "--release", "env", "--passphrase-file", a.AdminFile).OK(t)
+	s.run(a, "secrets", "push").OK(t)
+
 	// A changes the value with auto-push on; B sees the drift.
 	s.run(a, "project", "link", "--auto-push").OK(t)
 	v2 := s.canary("STRIPE_KEY.v2")
@@ -215,6 +219,9 @@ func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
 		t.Fatalf("B's diff after A's change: %v", st)
 	}
 	s.run(b, "secrets", "pull").OK(t)
+	if rel := field(t, s.run(b, "status").OK(t), "value_release"); rel != "[]" {
+		t.Errorf("a release approval travelled to B: %s", rel)
+	}
 	if st := secretStates(t, s.run(b, "secrets", "diff")); st["STRIPE_KEY"] != "in_sync" {
 		t.Fatalf("B's diff after the pull: %v", st)
 	}
@@ -237,6 +244,7 @@ func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
 		t.Errorf("push conflict: %v", e)
 	}
 	s.run(b, "secrets", "push", "--force").ErrorCode(t, "approval_required", 5)
+	s.run(b, "secrets", "pull", "--force").ErrorCode(t, "approval_required", 5)
 
 	// Both change another secret to the same value: in sync by the keyed
 	// fingerprint, without either value shown.
@@ -246,6 +254,28 @@ func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
 	if st := secretStates(t, s.run(b, "secrets", "diff", "SHARED")); st["SHARED"] != "in_sync" {
 		t.Errorf("same value on both sides: %v", st)
 	}
+
+	s.run(b, "secrets", "pull", "SHARED").OK(t) // adopts the common version
+
+	// A deletes a secret and narrows the allowlist; B's pull follows both.
+	s.run(a, "secrets", "delete", "SHARED").OK(t)
+	s.run(a, "workspace", "allowlist", "remove", up.hostport()).OK(t)
+	push := s.run(a, "secrets", "push").OK(t)
+	if field(t, push, "allowlist_version") != "2" || !strings.Contains(string(push.Stdout), `"action":"deleted"`) {
+		t.Errorf("push of a deletion and an allowlist change: %s", push.Stdout)
+	}
+	d := s.run(b, "secrets", "diff", "SHARED").OK(t)
+	if !strings.Contains(string(d.Stdout), `"deleted":"remote"`) || secretStates(t, d)["SHARED"] != "remote_newer" {
+		t.Errorf("diff of a remote deletion: %s", d.Stdout)
+	}
+	s.run(b, "secrets", "pull", "SHARED").OK(t)
+	if ls := s.run(b, "secrets", "list").OK(t); strings.Contains(string(ls.Stdout), `"SHARED"`) {
+		t.Errorf("SHARED survived its deletion: %s", ls.Stdout)
+	}
+	if al := s.run(b, "workspace", "allowlist", "list").OK(t); strings.Contains(string(al.Stdout), up.hostport()) {
+		t.Errorf("the pulled allowlist still allows the removed host: %s", al.Stdout)
+	}
+	s.run(b, "call", "--url", up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").ErrorCode(t, "denied", 4)
 
 	hist := s.run(a, "secrets", "history", "STRIPE_KEY").OK(t)
 	if !strings.Contains(string(hist.Stdout), acct.Email) || !strings.Contains(string(hist.Stdout), `"version":3`) {

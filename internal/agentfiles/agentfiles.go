@@ -53,16 +53,18 @@ const Instructions = `## Credentials: agentsecrets
 This project's API credentials live in agentsecrets, never in files, the
 environment or the chat. You use them by *name*; you never see a value.
 
-1. ` + "`agentsecrets status --select '{initialised,workspace,project,secrets}'`" + ` — is there a vault and which project is current.
-2. ` + "`agentsecrets secrets diff`" + ` — compare with the team copy (only once sync exists; skip if the command is unknown).
-3. ` + "`agentsecrets secrets list --select 'secrets.#.name'`" + ` — the names you can use.
-4. ` + "`agentsecrets call --url URL --bearer NAME --select body.FIELD`" + ` — send the request; also ` + "`--basic`, `--header H=NAME`, `--query p=NAME`, `--body-field path=NAME`, `--form-field f=NAME`" + `. The response is redacted.
-5. ` + "`agentsecrets proxy logs --last 5`" + ` — what was sent where (names and decisions, never values).
+1. ` + "`agentsecrets status --select '{initialised,workspace,project,secrets,sync}'`" + ` — is there a vault, which project is current, and (synced projects) the drift last found.
+2. ` + "`agentsecrets secrets diff`" + ` — compare a synced project with its server: ` + "`remote_newer`/`remote_only`" + ` mean pull, ` + "`local_newer`/`local_only`" + ` mean push, ` + "`conflict`" + ` means ask the human. A local-only project answers ` + "`usage`" + `: skip steps 2 and 3.
+3. ` + "`agentsecrets secrets pull`" + ` — bring newer versions into the local vault (verified; no value is shown). ` + "`agentsecrets secrets push`" + ` stores local changes; never ` + "`--force`" + `.
+4. ` + "`agentsecrets secrets list --select 'secrets.#.name'`" + ` — the names you can use.
+5. ` + "`agentsecrets call --url URL --bearer NAME --select body.FIELD`" + ` — send the request; also ` + "`--basic`, `--header H=NAME`, `--query p=NAME`, `--body-field path=NAME`, `--form-field f=NAME`" + `. The response is redacted.
+6. ` + "`agentsecrets proxy logs --last 5`" + ` — what was sent where (names and decisions, never values).
 
 Output is JSON; errors are ` + "`{\"error\":{\"code\",\"message\",\"hint\"}}`" + ` and the hint is the next command to run.
 ` + "`denied` or `approval_required`" + ` means a human must approve: ask them to run the hinted
 ` + "`agentsecrets workspace allowlist add HOST` or `agentsecrets secrets bind NAME HOST`" + `. Ask a human to
-store a missing value with ` + "`agentsecrets secrets set NAME`" + `. Never ask for, print, or write a value
+store a missing value with ` + "`agentsecrets secrets set NAME`" + `, and to sign in (` + "`agentsecrets login`" + `) when a
+sync command answers ` + "`unauthorized`" + `. Never ask for, print, or write a value, a password
 or the admin passphrase.
 `
 

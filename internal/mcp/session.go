@@ -117,19 +117,20 @@ func ToolSpecs() []ToolSpec {
 	}
 }
 
-// pushDropped is the push flag secrets_push does not take: overwriting
-// what another device stored is a human's decision, on a terminal.
-const pushDropped = "force"
+// forceDropped is the flag secrets_push and secrets_pull do not take:
+// dropping what one device or the other stored is a human's decision, on
+// a terminal.
+const forceDropped = "force"
 
-// secretsPush runs `secrets push` without --force.
-func secretsPush(ctx context.Context, args json.RawMessage, run Handler) (any, error) {
+// withoutForce runs `secrets push` or `secrets pull` without --force.
+func withoutForce(ctx context.Context, args json.RawMessage, run Handler) (any, error) {
 	obj, err := inputObject(args)
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := obj[pushDropped]; ok {
-		return nil, errcode.WithHint(errcode.New(errcode.ApprovalRequired, "secrets_push has no force input: overwriting the server's newer content is a human's decision"),
-			"run secrets_diff and secrets_pull, or ask the user to run `agentsecrets secrets push --force` in a terminal")
+	if _, ok := obj[forceDropped]; ok {
+		return nil, errcode.WithHint(errcode.New(errcode.ApprovalRequired, "the sync tools have no force input: dropping a change made here or on the server is a human's decision"),
+			"run secrets_diff, and ask the user to settle the conflict in a terminal (`agentsecrets secrets push --force NAME` or `agentsecrets secrets pull --force NAME`)")
 	}
 	return run(ctx, args)
 }
@@ -176,11 +177,11 @@ func (s *Session) Server(name, version string) (*Server, error) {
 				return nil, err
 			}
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return secretsGenerate(ctx, args, run) }
-		case "secrets_push":
-			if t.Input, err = toolSchema(cs.Input, []string{pushDropped}, nil); err != nil {
+		case "secrets_push", "secrets_pull":
+			if t.Input, err = toolSchema(cs.Input, []string{forceDropped}, nil); err != nil {
 				return nil, err
 			}
-			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return secretsPush(ctx, args, run) }
+			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return withoutForce(ctx, args, run) }
 		case "project_use":
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
 				out, err := run(ctx, args)

@@ -27,9 +27,12 @@ var (
 // set, from the account's; an empty bucket is a rate_limited answer and a
 // log line that says which.
 func (s *Server) limit(r *http.Request, info *reqInfo, email string) error {
-	if ok, wait := s.byIP.allow("ip:" + info.ip); !ok {
-		s.log.Warn("rate limited", slog.String("scope", "ip"), slog.String("route", r.Pattern), slog.String("ip", info.ip))
-		return &rateLimitedError{retry: wait}
+	// Loopback clients share no IP bucket unless asked (Options.LimitLoopback).
+	if s.opts.LimitLoopback || !isLoopback(info.ip) {
+		if ok, wait := s.byIP.allow("ip:" + info.ip); !ok {
+			s.log.Warn("rate limited", slog.String("scope", "ip"), slog.String("route", r.Pattern), slog.String("ip", info.ip))
+			return &rateLimitedError{retry: wait}
+		}
 	}
 	if email == "" {
 		return nil
@@ -95,16 +98,24 @@ func checkBytes(field string, b []byte, minLen, maxLen int) error {
 	return nil
 }
 
+// decodeAuth reads the body of an authentication route into v, checks
+// and normalises the email it carries, and takes an attempt from the rate
+// limits: the common start of prelogin, account creation and login.
+func (s *Server) decodeAuth(w http.ResponseWriter, r *http.Request, info *reqInfo, v any, email *string) (string, error) {
+	if err := decode(w, r, v); err != nil {
+		return "", err
+	}
+	norm, err := normEmail(*email)
+	if err != nil {
+		return "", err
+	}
+	return norm, s.limit(r, info, norm)
+}
+
 func (s *Server) prelogin(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.PreloginRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	// Both paths do one lookup and no slow work, so their timing matches.
@@ -119,7 +130,7 @@ func (s *Server) prelogin(w http.ResponseWriter, r *http.Request, info *reqInfo)
 	return syncapi.PreloginResponse{KDF: a.KDF}, nil
 }
 
-// session makes a device's first token pair.
+// newSession makes a fresh token pair for a device.
 func (s *Server) newSession(deviceID string, now time.Time) (syncapi.Session, []tokenRow, error) {
 	at, atHash, err := newToken(AccessPrefix)
 	if err != nil {
@@ -145,14 +156,8 @@ func (s *Server) newDevice(accountID, name string, now time.Time) (deviceRow, sy
 
 func (s *Server) createAccount(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.CreateAccountRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	if err := req.KDF.Validate(); err != nil {
@@ -203,14 +208,8 @@ var dummySalt = make([]byte, 16)
 
 func (s *Server) login(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
 	var req syncapi.LoginRequest
-	if err := decode(w, r, &req); err != nil {
-		return nil, err
-	}
-	email, err := normEmail(req.Email)
+	email, err := s.decodeAuth(w, r, info, &req, &req.Email)
 	if err != nil {
-		return nil, err
-	}
-	if err := s.limit(r, info, email); err != nil {
 		return nil, err
 	}
 	if err := checkDeviceName(req.DeviceName); err != nil {

@@ -3,9 +3,11 @@ package server
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -175,7 +177,7 @@ func TestSignupClosed(t *testing.T) {
 // bucket, one from one IP on many accounts by the per-IP bucket; both
 // answer 429 rate_limited with Retry-After and log a line saying which.
 func TestRateLimit(t *testing.T) {
-	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 3, Every: time.Hour}, IPLimit: Limit{Burst: 7, Every: time.Hour}})
+	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 3, Every: time.Hour}, IPLimit: Limit{Burst: 7, Every: time.Hour}, LimitLoopback: true})
 	// Signing up takes a token from both buckets; a refused attempt still
 	// takes one from the IP's.
 	u := ts.signup(t, "dave@example.com")
@@ -221,6 +223,19 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestLoopbackExemptFromIPLimit: by default clients on loopback (all of
+// them, behind a local TLS proxy) share no IP bucket; each account still
+// has its own.
+func TestLoopbackExemptFromIPLimit(t *testing.T) {
+	ts := startServer(t, backends()[0].spec(t), Options{AccountLimit: Limit{Burst: 2, Every: time.Hour}, IPLimit: Limit{Burst: 2, Every: time.Hour}})
+	for i := 0; i < 4; i++ {
+		ts.signup(t, fmt.Sprintf("user%d@example.com", i))
+	}
+	u := ts.signup(t, "kim@example.com")
+	ts.login(t, u, "second")
+	apiError(t, "POST", ts.URL+syncapi.PathSessions, "", syncapi.LoginRequest{Email: u.Email, AuthKey: u.AuthKey, DeviceName: "x"}, 429, "rate_limited")
+}
+
 func TestLimiterRefills(t *testing.T) {
 	clk := &clock{t: time.Unix(0, 0)}
 	l := newLimiter(Limit{Burst: 2, Every: time.Second}, clk.Now)
@@ -238,5 +253,36 @@ func TestLimiterRefills(t *testing.T) {
 	}
 	if ok, _ := l.allow("other"); !ok {
 		t.Fatal("buckets are shared between keys")
+	}
+}
+
+// TestClosedSignupRace: first signups racing on two replicas of one
+// PostgreSQL database create exactly one account.
+func TestClosedSignupRace(t *testing.T) {
+	spec := pgDatabase(t)
+	replicas := []*testServer{startServer(t, spec, Options{Signup: "closed"}), startServer(t, spec, Options{Signup: "closed"})}
+	const n = 8
+	statuses := make([]int, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			statuses[i], _ = do(t, "POST", replicas[i%2].URL+syncapi.PathAccounts, "", createAccountRequest(t, fmt.Sprintf("first%d@example.com", i), randomBytes(t, 32)))
+		}(i)
+	}
+	wg.Wait()
+	created := 0
+	for _, s := range statuses {
+		switch s {
+		case 200:
+			created++
+		case 403:
+		default:
+			t.Fatalf("status %d", s)
+		}
+	}
+	if created != 1 {
+		t.Fatalf("%d first accounts created (%v)", created, statuses)
 	}
 }

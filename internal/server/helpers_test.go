@@ -28,7 +28,7 @@ import (
 type backend struct {
 	name string
 	// spec makes a fresh, empty database and returns its --db value.
-	spec func(t *testing.T) string
+	spec func(t testing.TB) string
 }
 
 // backends lists SQLite (a real file) and PostgreSQL (a fresh database on
@@ -36,7 +36,7 @@ type backend struct {
 // PostgreSQL runs skip, or fail under AGENTSECRETS_TEST_REQUIRE_POSTGRES=1.
 func backends() []backend {
 	return []backend{
-		{"sqlite", func(t *testing.T) string { return "sqlite:" + filepath.Join(t.TempDir(), "server.db") }},
+		{"sqlite", func(t testing.TB) string { return "sqlite:" + filepath.Join(t.TempDir(), "server.db") }},
 		{"postgres", pgDatabase},
 	}
 }
@@ -48,7 +48,7 @@ func forEachBackend(t *testing.T, f func(t *testing.T, spec string)) {
 }
 
 // pgDatabase creates a database of its own for one test and drops it after.
-func pgDatabase(t *testing.T) string {
+func pgDatabase(t testing.TB) string {
 	t.Helper()
 	base := os.Getenv("DATABASE_URL")
 	if base == "" {
@@ -142,7 +142,7 @@ type testServer struct {
 // startServer runs a server on spec until the test ends. opts.Store and
 // opts.Logger are filled in. wrap, if given, sees each request first (a
 // test's probe; the server's handler still answers).
-func startServer(t *testing.T, spec string, opts Options, wrap ...func(http.Handler) http.Handler) *testServer {
+func startServer(t testing.TB, spec string, opts Options, wrap ...func(http.Handler) http.Handler) *testServer {
 	t.Helper()
 	ctx := context.Background()
 	st, err := Open(ctx, spec)
@@ -175,7 +175,7 @@ func startServer(t *testing.T, spec string, opts Options, wrap ...func(http.Hand
 }
 
 // Shutdown stops the server gracefully and closes its store; once only.
-func (ts *testServer) Shutdown(t *testing.T) {
+func (ts *testServer) Shutdown(t testing.TB) {
 	if ts.stop == nil {
 		return
 	}
@@ -189,7 +189,7 @@ func (ts *testServer) Shutdown(t *testing.T) {
 
 // do sends one request; body may be nil, a []byte (sent as is) or a value
 // (sent as JSON).
-func do(t *testing.T, method, u, token string, body any) (int, []byte) {
+func do(t testing.TB, method, u, token string, body any) (int, []byte) {
 	t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
@@ -223,7 +223,7 @@ func do(t *testing.T, method, u, token string, body any) (int, []byte) {
 }
 
 // call sends a request that must succeed with 200 and decodes the answer.
-func call[T any](t *testing.T, method, u, token string, body any) T {
+func call[T any](t testing.TB, method, u, token string, body any) T {
 	t.Helper()
 	status, raw := do(t, method, u, token, body)
 	var out T
@@ -250,7 +250,7 @@ func apiError(t *testing.T, method, u, token string, body any, status int, code 
 	return e.Error
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b, err := crypto.Random(n)
 	if err != nil {
@@ -267,7 +267,7 @@ type user struct {
 	Account syncapi.Account
 }
 
-func testKDF(t *testing.T) crypto.KDFParams {
+func testKDF(t testing.TB) crypto.KDFParams {
 	kdf, err := crypto.DefaultKDF()
 	if err != nil {
 		t.Fatal(err)
@@ -275,12 +275,12 @@ func testKDF(t *testing.T) crypto.KDFParams {
 	return kdf
 }
 
-func createAccountRequest(t *testing.T, email string, authKey []byte) syncapi.CreateAccountRequest {
+func createAccountRequest(t testing.TB, email string, authKey []byte) syncapi.CreateAccountRequest {
 	return syncapi.CreateAccountRequest{Email: email, KDF: testKDF(t), AuthKey: authKey,
 		PublicKeys: syncapi.PublicKeys{Seal: randomBytes(t, 32), Sign: randomBytes(t, 32)}, WrappedPrivateKeys: randomBytes(t, 120), DeviceName: "laptop"}
 }
 
-func (ts *testServer) signup(t *testing.T, email string) *user {
+func (ts *testServer) signup(t testing.TB, email string) *user {
 	t.Helper()
 	u := &user{Email: email, AuthKey: randomBytes(t, 32)}
 	res := call[syncapi.SessionResponse](t, "POST", ts.URL+syncapi.PathAccounts, "", createAccountRequest(t, email, u.AuthKey))
@@ -302,7 +302,7 @@ func path(tmpl string, kv ...string) string {
 }
 
 // workspace creates a workspace with one project for u and returns its id.
-func (ts *testServer) workspace(t *testing.T, u *user, project string) string {
+func (ts *testServer) workspace(t testing.TB, u *user, project string) string {
 	t.Helper()
 	id := hex.EncodeToString(randomBytes(t, 16))
 	call[syncapi.Workspace](t, "POST", ts.URL+syncapi.PathWorkspaces, u.Session.AccessToken,

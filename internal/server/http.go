@@ -20,8 +20,8 @@ import (
 // Options configure a Server.
 type Options struct {
 	Store Store
-	// Signup "closed" refuses account creation except the first account
-	// of an empty server; "open" lets anyone create one.
+	// Signup "closed" (the default) refuses account creation except the
+	// first account of an empty server; "open" lets anyone create one.
 	Signup string
 	// Logger receives one JSON line per request and per auth event; it
 	// never receives a token, auth key, ciphertext or body.
@@ -31,8 +31,13 @@ type Options struct {
 	// account email and per client IP (zero values: the defaults).
 	AccountLimit Limit
 	IPLimit      Limit
-	AccessTTL    time.Duration
-	RefreshTTL   time.Duration
+	// LimitLoopback applies IPLimit to loopback clients too. By default
+	// they are exempt: behind a TLS-terminating proxy on the same host
+	// every client is 127.0.0.1, and one shared bucket would lock all of
+	// them out together. The per-account limit applies to everyone.
+	LimitLoopback bool
+	AccessTTL     time.Duration
+	RefreshTTL    time.Duration
 }
 
 // Defaults of Options.
@@ -81,6 +86,9 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 	}
 	if opts.RefreshTTL == 0 {
 		opts.RefreshTTL = DefaultRefreshTTL
+	}
+	if opts.Signup == "" {
+		opts.Signup = "closed"
 	}
 	if opts.Signup != "open" && opts.Signup != "closed" {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "--signup must be open or closed"), "use --signup closed (only the first account) or --signup open")
@@ -230,7 +238,7 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	json.NewEncoder(w).Encode(body)
 }
 
-// errRateLimited carries how long the client should wait.
+// rateLimitedError carries how long the client should wait.
 type rateLimitedError struct {
 	retry time.Duration
 }

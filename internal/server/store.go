@@ -7,6 +7,7 @@ import (
 	"errors"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -108,13 +109,51 @@ type principal struct {
 type SQLStore struct {
 	db *sql.DB
 	d  dialect
+
+	// stmts caches prepared statements of the queries run outside a
+	// transaction (every request runs a few of the same ones; SQLite
+	// would parse each every time). Bounded: a query past the bound runs
+	// unprepared.
+	mu    sync.Mutex
+	stmts map[string]*sql.Stmt
+}
+
+const maxStmts = 64
+
+// prepared returns the cached statement of query, preparing it once.
+func (s *SQLStore) prepared(ctx context.Context, query string) *sql.Stmt {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if st, ok := s.stmts[query]; ok {
+		return st
+	}
+	if len(s.stmts) >= maxStmts {
+		return nil
+	}
+	st, err := s.db.PrepareContext(ctx, query)
+	if err != nil {
+		return nil // the unprepared path reports the error
+	}
+	if s.stmts == nil {
+		s.stmts = map[string]*sql.Stmt{}
+	}
+	s.stmts[query] = st
+	return st
 }
 
 // Backend names the database kind ("sqlite" or "postgres").
 func (s *SQLStore) Backend() string { return s.d.name }
 
 func (s *SQLStore) Ping(ctx context.Context) error { return s.db.PingContext(ctx) }
-func (s *SQLStore) Close() error                   { return s.db.Close() }
+func (s *SQLStore) Close() error {
+	s.mu.Lock()
+	for _, st := range s.stmts {
+		st.Close()
+	}
+	s.stmts = nil
+	s.mu.Unlock()
+	return s.db.Close()
+}
 
 func micro(t time.Time) int64      { return t.UnixMicro() }
 func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
@@ -130,10 +169,22 @@ func (s *SQLStore) exec(ctx context.Context, q querier, query string, args ...an
 	return q.ExecContext(ctx, s.d.rebind(query), args...)
 }
 func (s *SQLStore) query(ctx context.Context, q querier, query string, args ...any) (*sql.Rows, error) {
-	return q.QueryContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if q == querier(s.db) {
+		if st := s.prepared(ctx, query); st != nil {
+			return st.QueryContext(ctx, args...)
+		}
+	}
+	return q.QueryContext(ctx, query, args...)
 }
 func (s *SQLStore) row(ctx context.Context, q querier, query string, args ...any) *sql.Row {
-	return q.QueryRowContext(ctx, s.d.rebind(query), args...)
+	query = s.d.rebind(query)
+	if q == querier(s.db) {
+		if st := s.prepared(ctx, query); st != nil {
+			return st.QueryRowContext(ctx, args...)
+		}
+	}
+	return q.QueryRowContext(ctx, query, args...)
 }
 
 // tx runs f in one transaction: committed if f returns nil, rolled back
@@ -210,6 +261,16 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRo
 			if n > 0 {
 				return errSignupClosed
 			}
+			// Two first signups racing on two replicas both count zero;
+			// only one can insert this row (the other waits for it and
+			// then inserts nothing).
+			res, err := s.exec(ctx, tx, "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", firstAccountKey, []byte(a.ID))
+			if err != nil {
+				return dbError("claim the first account", err)
+			}
+			if n, _ := res.RowsAffected(); n != 1 {
+				return errSignupClosed
+			}
 		}
 		if _, err := s.exec(ctx, tx, `INSERT INTO accounts (id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Email, string(kdf), a.AuthSalt, a.AuthHash, a.PublicKeys.Seal, a.PublicKeys.Sign, a.Wrapped, micro(a.CreatedAt)); err != nil {
@@ -221,6 +282,10 @@ func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRo
 		return s.insertDevice(ctx, tx, dev, toks)
 	})
 }
+
+// firstAccountKey is the server_keys row the first account of a closed
+// server claims.
+const firstAccountKey = "first-account"
 
 const accountCols = "id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at"
 
@@ -520,71 +585,73 @@ func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (
 	return heads, rows.Err()
 }
 
-// pullChunk bounds the names per versions query: far below SQLite's and
-// PostgreSQL's parameter limits.
+// pullChunk bounds the names per versions query (two placeholders each):
+// far below SQLite's and PostgreSQL's parameter limits.
 const pullChunk = 200
 
 // Pull reads the heads first, then the versions each name needs, bounded by
 // those heads: versions are never changed once written, so the answer is
 // consistent without a transaction even while pushes land.
-//
-// Names are queried in groups that share a known version, as
-// `version > known AND name IN (...)`: one query for a new device's full
-// pull, a few for an incremental one. (One OR term per name made SQLite
-// evaluate hundreds of terms per row: 25 ms for a 200-name pull.)
 func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error) {
 	heads, err := s.heads(ctx, s.db, wsID, project)
 	if err != nil {
 		return syncapi.PullResponse{}, err
 	}
 	res := syncapi.PullResponse{Versions: []syncapi.SecretVersion{}, Heads: heads}
-	byKnown := map[int][]string{}
+	var names []string
 	for name, head := range heads {
-		if k := max(known[name], 0); head > k {
-			byKnown[k] = append(byKnown[k], name)
+		if head > known[name] {
+			names = append(names, name)
 		}
 	}
-	for k, names := range byKnown {
-		for len(names) > 0 {
-			chunk := names[:min(pullChunk, len(names))]
-			names = names[len(chunk):]
-			top := 0
-			args := []any{wsID, project, k}
-			for _, name := range chunk {
-				top = max(top, heads[name])
-				args = append(args, name)
-			}
-			args = append(args, top)
-			rows, err := s.query(ctx, s.db, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND version > ? AND name IN (?"+
-				strings.Repeat(", ?", len(chunk)-1)+") AND version <= ?", args...)
-			if err != nil {
-				return res, dbError("read versions", err)
-			}
-			for rows.Next() {
-				var v syncapi.SecretVersion
-				var created int64
-				if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
-					rows.Close()
-					return res, dbError("read versions", err)
-				}
-				if v.Version > heads[v.Name] {
-					continue // pushed after the heads were read
-				}
-				v.CreatedAt = fromMicro(created)
-				res.Versions = append(res.Versions, v)
-			}
-			err = rows.Err()
-			rows.Close()
-			if err != nil {
-				return res, dbError("read versions", err)
-			}
+	sort.Strings(names)
+	if len(names) > pullChunk/10 {
+		// Most of the project: one scan in key order is cheaper than a
+		// long OR of conditions, and the filter is the same.
+		err = s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", wsID, project)
+		return res, err
+	}
+	for len(names) > 0 {
+		chunk := names[:min(pullChunk, len(names))]
+		names = names[len(chunk):]
+		args := []any{wsID, project}
+		conds := make([]string, 0, len(chunk))
+		for _, name := range chunk {
+			conds = append(conds, "(name = ? AND version > ? AND version <= ?)")
+			args = append(args, name, max(known[name], 0), heads[name])
+		}
+		if err := s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
+			strings.Join(conds, " OR ")+") ORDER BY name, version", args...); err != nil {
+			return res, err
 		}
 	}
-	sort.Slice(res.Versions, func(i, j int) bool {
-		a, b := res.Versions[i], res.Versions[j]
-		return a.Name < b.Name || a.Name == b.Name && a.Version < b.Version
-	})
 	return res, nil
+}
+
+// collect appends the rows of a versions query that lie after the known
+// version and at or below the head read before it.
+func (s *SQLStore) collect(ctx context.Context, res *syncapi.PullResponse, known, heads map[string]int, query string, args ...any) error {
+	rows, err := s.query(ctx, s.db, query, args...)
+	if err != nil {
+		return dbError("read versions", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var v syncapi.SecretVersion
+		var created int64
+		if err := rows.Scan(&v.Name, &v.Version, &v.Envelope, &v.AuthorID, &created); err != nil {
+			return dbError("read versions", err)
+		}
+		if v.Version <= known[v.Name] || v.Version > heads[v.Name] {
+			continue
+		}
+		v.CreatedAt = fromMicro(created)
+		res.Versions = append(res.Versions, v)
+	}
+	if err := rows.Err(); err != nil {
+		return dbError("read versions", err)
+	}
+	return nil
 }
 
 // Push stores every change as version base+1 in one transaction, or none.

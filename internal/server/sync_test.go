@@ -18,7 +18,7 @@ func pushReq(changes ...syncapi.PushChange) syncapi.PushRequest {
 	return syncapi.PushRequest{Changes: changes}
 }
 
-func change(t *testing.T, name string, base int) syncapi.PushChange {
+func change(t testing.TB, name string, base int) syncapi.PushChange {
 	return syncapi.PushChange{Name: name, BaseVersion: base, Envelope: randomBytes(t, 64)}
 }
 
@@ -404,4 +404,91 @@ func TestCheckListen(t *testing.T) {
 			t.Errorf("CheckListen(%q, tls=%v) = %v, want ok=%v", c.addr, c.tls, err, c.ok)
 		}
 	}
+}
+
+// TestHealthAndReady: /healthz answers while the process is up, /readyz
+// only while the database is reachable.
+func TestHealthAndReady(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, spec string) {
+		ts := startServer(t, spec, Options{})
+		if status, _ := do(t, "GET", ts.URL+syncapi.PathReady, "", nil); status != 200 {
+			t.Fatalf("readyz: %d", status)
+		}
+		ts.Store.Close()
+		apiError(t, "GET", ts.URL+syncapi.PathReady, "", nil, 503, "unavailable")
+		if status, _ := do(t, "GET", ts.URL+syncapi.PathHealth, "", nil); status != 200 {
+			t.Fatalf("healthz: %d", status)
+		}
+	})
+}
+
+// TestRequestLog: one JSON line per request with the route template (not
+// the path), status, duration, client IP and, once authenticated, the
+// account and device.
+func TestRequestLog(t *testing.T) {
+	ts := startServer(t, backends()[0].spec(t), Options{})
+	u := ts.signup(t, "judy@example.com")
+	ws := ts.workspace(t, u, "app")
+	call[syncapi.PullResponse](t, "POST", ts.URL+path(syncapi.PathPull, "ws", ws, "project", "app"), u.Session.AccessToken, syncapi.PullRequest{})
+	var found bool
+	for _, l := range ts.Log.lines(t) {
+		if l["msg"] != "request" || l["route"] != "POST "+syncapi.PathPull {
+			continue
+		}
+		found = true
+		if l["status"] != float64(200) || l["account"] != u.Account.ID || l["device"] != u.Session.DeviceID || l["ip"] != "127.0.0.1" || l["method"] != "POST" {
+			t.Fatalf("pull log line %v", l)
+		}
+		if _, ok := l["duration_ms"].(float64); !ok {
+			t.Fatalf("no duration: %v", l)
+		}
+	}
+	if !found {
+		t.Fatalf("no pull line in\n%s", ts.Log)
+	}
+	if strings.Contains(ts.Log.String(), ws) {
+		t.Fatal("the log carries a raw path (workspace id) instead of the route template")
+	}
+}
+
+// TestRoles: a reader may read but not push, add a project or change the
+// allowlist; a member may push and add projects but not change the
+// allowlist, which is policy and needs an admin. (Members are added by a
+// follow-up issue's API; here the rows are written directly.)
+func TestRoles(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, spec string) {
+		ts := startServer(t, spec, Options{})
+		admin := ts.signup(t, "admin@example.com")
+		ws := ts.workspace(t, admin, "app")
+		for _, c := range []struct {
+			role                        string
+			push, project, allowlistPut int
+		}{
+			{RoleReader, 403, 403, 403},
+			{RoleMember, 200, 200, 403},
+		} {
+			u := ts.signup(t, c.role+"@example.com")
+			if _, err := ts.Store.db.Exec(ts.Store.d.rebind("INSERT INTO members (workspace_id, account_id, role, record, sealed_key, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
+				ws, u.Account.ID, c.role, []byte{1}, []byte{1}, admin.Account.ID, int64(1)); err != nil {
+				t.Fatal(err)
+			}
+			tok := u.Session.AccessToken
+			call[syncapi.PullResponse](t, "POST", ts.URL+path(syncapi.PathPull, "ws", ws, "project", "app"), tok, syncapi.PullRequest{})
+			call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", ws), tok, nil)
+			head := call[syncapi.PullResponse](t, "POST", ts.URL+path(syncapi.PathPull, "ws", ws, "project", "app"), tok, syncapi.PullRequest{}).Heads["A"]
+			for _, r := range []struct {
+				url  string
+				body any
+				want int
+			}{
+				{path(syncapi.PathPush, "ws", ws, "project", "app"), pushReq(change(t, "A", head)), c.push},
+				{path(syncapi.PathProjects, "ws", ws), syncapi.CreateProjectRequest{Name: "p-" + c.role, WrappedKey: []byte{1}, KeyVersion: 1}, c.project},
+				{path(syncapi.PathAllowlist, "ws", ws), syncapi.AllowlistPushRequest{Document: []byte{1}}, c.allowlistPut},
+			} {
+				if status, raw := do(t, "POST", ts.URL+r.url, tok, r.body); status != r.want {
+					t.Errorf("%s POST %s: %d %s, want %d", c.role, r.url, status, raw, r.want)
+				}
+			}
+		}
+	})
 }

@@ -62,21 +62,24 @@ func (s *Server) member(r *http.Request, info *reqInfo, roles ...string) (string
 	return "", errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) cannot change it", role), "ask a workspace admin")
 }
 
-// project resolves the path's project within a workspace the caller may
-// use.
-func (s *Server) project(r *http.Request, ws string) (string, error) {
+// project resolves the path's workspace and project, checking that the
+// caller is a member (with one of roles, when given).
+func (s *Server) project(r *http.Request, info *reqInfo, roles ...string) (ws, project string, err error) {
+	if ws, err = s.member(r, info, roles...); err != nil {
+		return "", "", err
+	}
 	name := r.PathValue("project")
 	if err := vault.CheckSpaceName("project", name); err != nil {
-		return "", err
+		return "", "", err
 	}
 	ok, err := s.store.ProjectExists(r.Context(), ws, name)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
 	if !ok {
-		return "", errcode.WithHint(errcode.Errorf(errcode.NotFound, "no project %q in this workspace on the server", name), "run `agentsecrets project link` to publish it")
+		return "", "", errcode.WithHint(errcode.Errorf(errcode.NotFound, "no project %q in this workspace on the server", name), "run `agentsecrets project link` to publish it")
 	}
-	return name, nil
+	return ws, name, nil
 }
 
 func (s *Server) workspaces(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
@@ -160,11 +163,7 @@ func (s *Server) createProject(w http.ResponseWriter, r *http.Request, info *req
 const maxKnown = 100_000
 
 func (s *Server) pull(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
-	ws, err := s.member(r, info)
-	if err != nil {
-		return nil, err
-	}
-	project, err := s.project(r, ws)
+	ws, project, err := s.project(r, info)
 	if err != nil {
 		return nil, err
 	}
@@ -187,11 +186,7 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, info *reqInfo) (an
 }
 
 func (s *Server) push(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
-	ws, err := s.member(r, info, RoleAdmin, RoleMember)
-	if err != nil {
-		return nil, err
-	}
-	project, err := s.project(r, ws)
+	ws, project, err := s.project(r, info, RoleAdmin, RoleMember)
 	if err != nil {
 		return nil, err
 	}
@@ -232,11 +227,7 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, info *reqInfo) (an
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
-	ws, err := s.member(r, info)
-	if err != nil {
-		return nil, err
-	}
-	project, err := s.project(r, ws)
+	ws, project, err := s.project(r, info)
 	if err != nil {
 		return nil, err
 	}

@@ -249,7 +249,7 @@ func NewAccountKey() ([]byte, error) { return crypto.Random(crypto.AccountKeySiz
 // private keys unwrapped and checked against the published public keys.
 // A server that swapped either is refused, and the session it opened is
 // ended.
-func Login(ctx context.Context, c *Client, email, deviceName string, password, accountKey []byte) (*SignedIn, error) {
+func Login(ctx context.Context, c *Client, email, deviceName string, password []byte, accountKey secret.Value) (*SignedIn, error) {
 	pre, err := c.Prelogin(ctx, email)
 	if err != nil {
 		return nil, err
@@ -258,7 +258,7 @@ func Login(ctx context.Context, c *Client, email, deviceName string, password, a
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "the sync server sent password KDF parameters that are not acceptable: %v", err),
 			"check that --server names your agentsecrets server")
 	}
-	authKey, wrapKey, err := crypto.AccountKeys(password, accountKey, pre.KDF)
+	authKey, wrapKey, err := crypto.AccountKeys(password, accountKey.Reveal(), pre.KDF)
 	if err != nil {
 		return nil, err
 	}
@@ -281,7 +281,7 @@ func Login(ctx context.Context, c *Client, email, deviceName string, password, a
 		c.endSession(ctx, resp.Session.AccessToken)
 		return nil, err
 	}
-	return &SignedIn{Account: resp.Account, Session: resp.Session, AccountKey: bytes.Clone(accountKey), Identity: id}, nil
+	return &SignedIn{Account: resp.Account, Session: resp.Session, AccountKey: bytes.Clone(accountKey.Reveal()), Identity: id}, nil
 }
 
 // endSession ends a session the client refuses to keep, best effort: the

@@ -47,7 +47,7 @@ func TestAccountKeyRefusals(t *testing.T) {
 		return string(b)
 	}
 	cases := map[string]string{
-		"one character mistyped": flip(good, 10),
+		"one character mistyped":  flip(good, 10),
 		"last character mistyped": flip(good, len(good)-1),
 		"a group missing":         good[:len(good)-5],
 		"no prefix":               strings.TrimPrefix(good, "AS1-"),

@@ -76,7 +76,9 @@ type Options struct {
 	MaxResponse int64
 }
 
-// Client talks to one sync server. It is safe for concurrent use.
+// Client talks to one sync server. It is safe for concurrent use. Never
+// call it inside a vault.Store update: refreshing a token takes the
+// store's lock, which the update already holds.
 type Client struct {
 	base     *url.URL
 	email    string
@@ -106,12 +108,13 @@ func NewClient(opts Options) (*Client, error) {
 	if c.maxBody <= 0 {
 		c.maxBody = MaxResponse
 	}
-	// nil RootCAs: Go loads the system roots at the first TLS handshake.
-	// Loading them here parsed every certificate on the machine (about
-	// 20 ms) in every command, TLS or not.
+	// nil RootCAs is the system roots, loaded on the first TLS handshake:
+	// reading them costs ~13 ms, which a loopback http server (and a
+	// `secrets diff` that must stay close to `status`) never needs.
 	var roots *x509.CertPool
 	if opts.Getenv != nil {
 		if c.caFile = opts.Getenv(CAFileEnv); c.caFile != "" {
+			var err error
 			if roots, err = x509.SystemCertPool(); err != nil {
 				roots = x509.NewCertPool()
 			}
@@ -131,9 +134,10 @@ func NewClient(opts Options) (*Client, error) {
 		timeout = DefaultTimeout
 	}
 	tr := &http.Transport{
-		// No proxy from the environment: the bearer token and the auth key
-		// go to the server the user named and nowhere else.
-		Proxy:                 nil,
+		// HTTPS_PROXY is honoured: an https server is reached through a
+		// CONNECT tunnel, so the proxy sees no token or auth key, and Go
+		// never proxies loopback addresses (the only plain-http servers).
+		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}).DialContext,
 		TLSClientConfig:       &tls.Config{RootCAs: roots, MinVersion: tls.VersionTLS12},
 		TLSHandshakeTimeout:   dialTimeout,
@@ -280,11 +284,9 @@ func (c *Client) backoff(i int) time.Duration {
 	return time.Duration(rand.Int64N(int64(ceil)) + 1)
 }
 
-// transient marks an error a read may retry; retryAfter is the server's
-// Retry-After, if any.
+// transient marks an error a read may retry.
 type transient struct {
-	err        error
-	retryAfter time.Duration
+	err error
 }
 
 func (t *transient) Error() string { return t.err.Error() }
@@ -423,7 +425,7 @@ func (c *Client) statusError(resp *http.Response) error {
 		err = errcode.WithHint(err, "run `agentsecrets secrets diff`, then pull or push again")
 	case resp.StatusCode >= 500:
 		err = errcode.WithHint(err, "the server failed; check its logs (`agentsecrets server` writes JSON logs to stderr) and retry")
-	case resp.StatusCode == http.StatusTooManyRequests:
+	case code == errcode.RateLimited:
 		err = errcode.WithHint(err, "too many attempts: wait a minute and retry")
 	}
 	if resp.StatusCode >= 500 {
@@ -465,7 +467,9 @@ func codeOfStatus(status int) errcode.Code {
 		return errcode.Conflict
 	case status == http.StatusRequestEntityTooLarge:
 		return errcode.TooLarge
-	case status == http.StatusTooManyRequests, status >= 500:
+	case status == http.StatusTooManyRequests:
+		return errcode.RateLimited
+	case status >= 500:
 		return errcode.Unavailable
 	case status >= 400:
 		return errcode.Usage

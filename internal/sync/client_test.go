@@ -166,7 +166,7 @@ func TestErrorMapping(t *testing.T) {
 		}, code: errcode.Unauthorized, hint: "agentsecrets login --server http://127.0.0.1", readHits: 1},
 		{name: "rate limited", handler: func(w http.ResponseWriter, r *http.Request) {
 			w.WriteHeader(429)
-		}, code: errcode.Unavailable, hint: "wait", readHits: 1},
+		}, code: errcode.RateLimited, hint: "wait", readHits: 1},
 		{name: "redirect is not followed", handler: func(w http.ResponseWriter, r *http.Request) {
 			http.Redirect(w, r, "http://127.0.0.1:1/elsewhere", http.StatusFound)
 		}, code: errcode.Unavailable, msg: "302", readHits: 1},
@@ -195,6 +195,9 @@ func TestErrorMapping(t *testing.T) {
 				}
 			}
 			check(err)
+			if agentsync.NotSent(err) {
+				t.Errorf("an answered request is marked as never sent: %v", err)
+			}
 			if got := srv.hits.Load(); got != c.readHits {
 				t.Errorf("a read was sent %d times, want %d", got, c.readHits)
 			}
@@ -273,6 +276,11 @@ func TestTransportErrors(t *testing.T) {
 			if rep.Code != errcode.Unavailable || !strings.Contains(rep.Message, c.msg) || !strings.Contains(rep.Hint, c.hint) {
 				t.Fatalf("got %+v", rep)
 			}
+			// None of these reached the server: a write certainly did
+			// not happen (account create relies on it).
+			if !agentsync.NotSent(err) {
+				t.Errorf("not marked as unsent: %v", err)
+			}
 		})
 	}
 	// The CA file makes the private CA trusted.
@@ -291,6 +299,24 @@ func TestTransportErrors(t *testing.T) {
 	})
 	if _, err := cl.Prelogin(context.Background(), "a@b.c"); err != nil {
 		t.Fatalf("with %s: %v", agentsync.CAFileEnv, err)
+	}
+	// A trusted certificate for another name: the test certificate names
+	// 127.0.0.1 and example.com, not localhost.
+	cl = newClient(t, strings.Replace(tlsSrv.URL, "127.0.0.1", "localhost", 1), func(o *agentsync.Options) {
+		o.Getenv = func(string) string { return caFile }
+	})
+	_, err = cl.Prelogin(context.Background(), "a@b.c")
+	if rep := errcode.Classify(err); rep.Code != errcode.Unavailable || !strings.Contains(rep.Message, "not valid for localhost") || !agentsync.NotSent(err) {
+		t.Fatalf("hostname mismatch: %+v", rep)
+	}
+	// A CA file that is not PEM is a usage error at construction.
+	bad := filepath.Join(t.TempDir(), "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = agentsync.NewClient(agentsync.Options{Server: tlsSrv.URL, Getenv: func(string) string { return bad }})
+	if rep := errcode.Classify(err); rep.Code != errcode.Usage || !strings.Contains(rep.Hint, agentsync.CAFileEnv) {
+		t.Fatalf("bad CA file: %+v", rep)
 	}
 }
 

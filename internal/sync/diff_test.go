@@ -129,3 +129,32 @@ func TestDiffProject(t *testing.T) {
 		t.Errorf("unknown name: %v", err)
 	}
 }
+
+// TestDiffProjectDeletions: a deletion both sides agree on is not listed;
+// a name the server recreated after it is remote_newer; a local deletion
+// of a synced secret is local_newer marked deleted locally.
+func TestDiffProjectDeletions(t *testing.T) {
+	p := vault.NewProject(time.Time{})
+	p.Sync = &vault.ProjectSync{Tombstones: map[string]vault.SecretSync{
+		"GONE":     {Version: 3, Deleted: true},
+		"REBORN":   {Version: 2, Deleted: true},
+		"MINE_DEL": {Version: 4},
+	}}
+	heads := map[string]Remote{"GONE": {Head: 3, Deleted: true}, "REBORN": {Head: 3}, "MINE_DEL": {Head: 4}}
+	got, err := DiffProject(p, heads, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []NameDiff{
+		{Name: "MINE_DEL", State: LocalNewer, RemoteVersion: 4, Deleted: "local"},
+		{Name: "REBORN", State: RemoteNewer, RemoteVersion: 3},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("got %+v, want %+v", got[i], want[i])
+		}
+	}
+}

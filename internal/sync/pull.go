@@ -79,18 +79,20 @@ func knownOf(p *vault.Project) map[string]Known {
 // needKeys, or when anything new came back, it loads the project's keys;
 // a diff that finds nothing moved costs one request and no key.
 func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*state, error) {
-	if needKeys {
+	ix := c.ix
+	if needKeys || ix == nil {
 		// A pull or push decides from the index: an interrupted pull's
 		// stored values are adopted first, or they would look like local
 		// changes made behind the decision's back.
 		if err := c.Store.SettleInterrupted(ctx); err != nil {
 			return nil, err
 		}
+		var err error
+		if ix, err = c.Store.Index(); err != nil {
+			return nil, err
+		}
 	}
-	ix, err := c.Store.Index()
-	if err != nil {
-		return nil, err
-	}
+	c.ix = nil // used once: later steps read the index as it is then
 	remote, proj, err := remoteOf(ix, sel)
 	if err != nil {
 		return nil, err
@@ -202,6 +204,11 @@ func (c *Conn) Diff(ctx context.Context, sel vault.Selection, names []string) (*
 		return nil, err
 	}
 	now := c.now().UTC()
+	if ps := st.proj.Sync; ps.CheckedAt != nil && now.Sub(*ps.CheckedAt) < recheckWrite && sameDrift(ps, diffs, names, now) {
+		// Nothing new to record: skipping the locked index write keeps a
+		// diff close to the cost of `status`.
+		return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now}, nil
+	}
 	err = c.Store.Update(ctx, func(ix *vault.Index) error {
 		p, err := ix.Project(sel)
 		if err != nil || p.Sync == nil {
@@ -214,6 +221,27 @@ func (c *Conn) Diff(ctx context.Context, sel vault.Selection, names []string) (*
 		return nil, err
 	}
 	return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now}, nil
+}
+
+// recheckWrite is how long a diff that finds the drift unchanged may
+// leave the recorded check time alone.
+const recheckWrite = time.Minute
+
+// sameDrift reports whether recording diffs would change nothing but the
+// check time.
+func sameDrift(ps *vault.ProjectSync, diffs []NameDiff, names []string, now time.Time) bool {
+	next := *ps
+	next.Drift = append([]vault.Drift(nil), ps.Drift...)
+	recordDrift(&next, diffs, names, now)
+	if len(next.Drift) != len(ps.Drift) {
+		return false
+	}
+	for i := range next.Drift {
+		if next.Drift[i] != ps.Drift[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // recordDrift stores what diffs found out of sync; with names, only those
@@ -283,8 +311,9 @@ func (e *namedConflict) Unwrap() error { return e.err }
 // Pull brings a project to the server's state: every verified newer
 // version is written into the local vault in one store update
 // (vault.ApplyPull), the allowlist document chain too. A name changed on
-// both sides is a conflict and nothing is written.
-func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*PullResult, error) {
+// both sides is a conflict and nothing is written, unless force (a human
+// on a terminal) takes the server's version over the local change.
+func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, force bool) (*PullResult, error) {
 	st, err := c.fetch(ctx, sel, true)
 	if err != nil {
 		return nil, err
@@ -296,13 +325,13 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 	}
 	var conflicts []string
 	for _, d := range diffs {
-		if d.State == Conflict {
+		if d.State == Conflict && !force {
 			conflicts = append(conflicts, d.Name)
 		}
 	}
 	if len(conflicts) > 0 {
 		return nil, conflictError(ErrPullConflict, conflicts,
-			"nothing was pulled; `agentsecrets secrets diff` lists them: pull the other names with `agentsecrets secrets pull NAME…`, or keep this device's values with `agentsecrets secrets push --force` (a human, on a terminal)")
+			"nothing was pulled; `agentsecrets secrets diff` lists them: pull the other names with `agentsecrets secrets pull NAME…`, keep this device's values with `agentsecrets secrets push --force`, or take the server's with `agentsecrets secrets pull --force` (a human, on a terminal)")
 	}
 	allow, err := c.pullAllowlist(ctx, st)
 	if err != nil {
@@ -310,12 +339,12 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 	}
 	res := &PullResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: []PullEntry{}}
 	var pulls []vault.Pulled
-	entries := map[string]*PullEntry{}
+	entries := map[string]int{} // name → index in res.Secrets
 	for _, d := range diffs {
 		e := PullEntry{Name: d.Name, State: d.State, Action: "skipped", Version: d.LocalVersion, RemoteVersion: d.RemoteVersion}
 		h := st.head(d.Name)
 		local := st.proj.Secrets[d.Name]
-		adopt := d.State == RemoteNewer || d.State == RemoteOnly ||
+		adopt := d.State == RemoteNewer || d.State == RemoteOnly || d.State == Conflict && force ||
 			d.State == InSync && h != nil && local != nil // same value reached on both sides: match it
 		if d.State == InSync && h == nil {
 			e.Action = "unchanged"
@@ -331,8 +360,15 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 			}
 			pulls = append(pulls, p)
 		}
+		entries[d.Name] = len(res.Secrets)
 		res.Secrets = append(res.Secrets, e)
-		entries[d.Name] = &res.Secrets[len(res.Secrets)-1]
+	}
+	// A deletion made on both sides is matched too (DiffProject does not
+	// list it), so later fetches start after it.
+	for n, t := range st.proj.Sync.Tombstones {
+		if h := st.head(n); h != nil && h.Content.Deleted && !t.Deleted && (len(names) == 0 || contains(names, n)) {
+			pulls = append(pulls, vault.Pulled{Name: n, Deleted: true, Version: h.Header.Version, Hash: h.Hash})
+		}
 	}
 	now := c.now().UTC()
 	results, err := c.Store.ApplyPull(ctx, sel, pulls, func(ix *vault.Index) error {
@@ -348,7 +384,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 		}
 		after := make([]NameDiff, 0, len(diffs))
 		for _, d := range diffs {
-			if d.State != RemoteNewer && d.State != RemoteOnly {
+			if d.State != RemoteNewer && d.State != RemoteOnly && !(d.State == Conflict && force) {
 				after = append(after, d)
 			}
 		}
@@ -363,7 +399,8 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string) (*
 		return nil, err
 	}
 	for _, r := range results {
-		if e := entries[r.Name]; e != nil {
+		if i, ok := entries[r.Name]; ok {
+			e := &res.Secrets[i]
 			e.Action, e.Version, e.RemoteVersion = r.Action, r.Version, r.RemoteVersion
 			if r.Action != "unchanged" {
 				res.Synced++

@@ -232,8 +232,8 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 		return nil, err
 	}
 	digest := vault.AllowlistDigest(w.Allowlist)
-	if digest == st.remote.AllowlistDigest && st.remote.AllowlistVersion > 0 {
-		return nil, nil
+	if digest == st.remote.AllowlistDigest {
+		return nil, nil // unchanged since the last sync (or adoption)
 	}
 	head := st.keys.Detail.AllowlistVersion
 	prev := st.remote.AllowlistHash

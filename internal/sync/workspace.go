@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"encoding/hex"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
@@ -25,6 +26,9 @@ type Conn struct {
 	now     func() time.Time
 
 	id Identity
+	// ix is the index as read at Connect, which a diff decides from (a
+	// 200-secret index costs ~2 ms to decode); writers read it afresh.
+	ix *vault.Index
 }
 
 // notSignedIn is the error of every remote operation without a session.
@@ -34,10 +38,13 @@ func notSignedIn() error {
 }
 
 // Connect builds the connection of a signed-in vault. It makes no request.
-func Connect(st *vault.Store, getenv func(string) string, now func() time.Time) (*Conn, error) {
-	ix, err := st.Index()
-	if err != nil {
-		return nil, err
+// ix is the index the caller just read, or nil to read it.
+func Connect(st *vault.Store, ix *vault.Index, getenv func(string) string, now func() time.Time) (*Conn, error) {
+	if ix == nil {
+		var err error
+		if ix, err = st.Index(); err != nil {
+			return nil, err
+		}
 	}
 	if !ix.Account.SignedIn() {
 		return nil, notSignedIn()
@@ -45,11 +52,32 @@ func Connect(st *vault.Store, getenv func(string) string, now func() time.Time) 
 	if now == nil {
 		now = time.Now
 	}
-	c, err := NewClient(Options{Server: ix.Account.Server, Email: ix.Account.Email, Sessions: st, Getenv: getenv, Now: now})
+	c, err := NewClient(Options{Server: ix.Account.Server, Email: ix.Account.Email, Sessions: newFirstSession(st, ix), Getenv: getenv, Now: now})
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{Client: c, Store: st, Account: *ix.Account, now: now}, nil
+	return &Conn{Client: c, Store: st, Account: *ix.Account, now: now, ix: ix}, nil
+}
+
+// firstSession is the vault as the client's session store, answering the
+// first Session from the index Connect read (one decode of the index per
+// command, not two); later ones, and every update, go to the vault.
+type firstSession struct {
+	*vault.Store
+	ix atomic.Pointer[vault.Index]
+}
+
+func newFirstSession(st *vault.Store, ix *vault.Index) *firstSession {
+	f := &firstSession{Store: st}
+	f.ix.Store(ix)
+	return f
+}
+
+func (f *firstSession) Session(ctx context.Context) (vault.Session, error) {
+	if ix := f.ix.Swap(nil); ix != nil {
+		return f.Store.SessionOf(ctx, ix)
+	}
+	return f.Store.Session(ctx)
 }
 
 // identity loads the account's private keys from the vault backend,
@@ -245,15 +273,17 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 	if err != nil {
 		return nil, err
 	}
-	var wsKey []byte
+	var k *Keys
 	if w.Remote == nil {
 		wsID, err := newWorkspaceID()
 		if err != nil {
 			return nil, err
 		}
-		if wsKey, err = c.createWorkspace(ctx, id, wsID, wsName); err != nil {
+		wsKey, err := c.createWorkspace(ctx, id, wsID, wsName)
+		if err != nil {
 			return nil, err
 		}
+		k = &Keys{WorkspaceID: wsID, Workspace: wsKey}
 		res.Created = true
 		err = c.Store.Update(ctx, func(ix *vault.Index) error {
 			w, err := ix.Workspace(wsName)
@@ -273,13 +303,11 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 		if err := c.checkServer(w.Remote); err != nil {
 			return nil, err
 		}
-		k, err := c.workspaceKeys(ctx, w.Remote.ID)
-		if err != nil {
+		if k, err = c.workspaceKeys(ctx, w.Remote.ID); err != nil {
 			return nil, err
 		}
-		wsKey = k.Workspace
 	}
-	defer clear(wsKey)
+	defer k.Wipe()
 	ix, err = c.Store.Index()
 	if err != nil {
 		return nil, err
@@ -290,7 +318,7 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 		if w.Projects[pn].Sync != nil {
 			continue
 		}
-		if err := c.linkProject(ctx, w.Remote.ID, wsKey, wsName, pn, nil); err != nil {
+		if err := c.linkProject(ctx, k, wsName, pn, nil); err != nil {
 			return nil, err
 		}
 	}
@@ -326,14 +354,29 @@ func (c *Conn) createWorkspace(ctx context.Context, id Identity, wsID, name stri
 	return wsKey, nil
 }
 
-// linkProject creates a project on the server (or adopts the one there)
-// and records its sync state; autoPush, if set, is the new setting.
-func (c *Conn) linkProject(ctx context.Context, wsID string, wsKey []byte, wsName, project string, autoPush *bool) error {
-	ps, pk, err := c.createProject(ctx, wsID, wsKey, project)
-	if err != nil {
-		return err
+// linkProject creates a project on the server, or adopts the one another
+// device created there (its key must unwrap), and records its sync state;
+// autoPush, if set, is the new setting.
+func (c *Conn) linkProject(ctx context.Context, k *Keys, wsName, project string, autoPush *bool) error {
+	var ps *vault.ProjectSync
+	for _, p := range k.Detail.Projects {
+		if p.Name == project {
+			pk, err := UnwrapProjectKey(k.Workspace, k.WorkspaceID, project, p.KeyVersion, p.WrappedKey)
+			if err != nil {
+				return err
+			}
+			clear(pk)
+			ps = &vault.ProjectSync{KeyVersion: p.KeyVersion}
+		}
 	}
-	clear(pk)
+	if ps == nil {
+		var pk []byte
+		var err error
+		if ps, pk, err = c.createProject(ctx, k.WorkspaceID, k.Workspace, project); err != nil {
+			return err
+		}
+		clear(pk)
+	}
 	return c.Store.Update(ctx, func(ix *vault.Index) error {
 		p, err := ix.Project(vault.Selection{Workspace: wsName, Project: project})
 		if err != nil {
@@ -384,7 +427,7 @@ func (c *Conn) Link(ctx context.Context, sel vault.Selection, autoPush *bool) (*
 			return nil, err
 		}
 		defer k.Wipe()
-		if err := c.linkProject(ctx, w.Remote.ID, k.Workspace, sel.Workspace, sel.Project, autoPush); err != nil {
+		if err := c.linkProject(ctx, k, sel.Workspace, sel.Project, autoPush); err != nil {
 			return nil, err
 		}
 		res.Created = true
@@ -446,8 +489,11 @@ func (c *Conn) AdoptWorkspace(ctx context.Context, name string) error {
 		if _, ok := ix.Workspaces[name]; ok {
 			return errcode.WithHint(errcode.Errorf(errcode.Conflict, "a local workspace %s exists", name), "switch to it, or publish it under another name")
 		}
+		// The empty allowlist is no local change: the first pull brings
+		// the workspace's, and a push before it pushes none.
 		w := &vault.Workspace{CreatedAt: found[0].CreatedAt, Allowlist: []policy.AllowEntry{}, Projects: map[string]*vault.Project{},
-			Remote: &vault.RemoteWorkspace{Server: c.Account.Server, ID: found[0].ID, Name: name}}
+			Remote: &vault.RemoteWorkspace{Server: c.Account.Server, ID: found[0].ID, Name: name,
+				AllowlistDigest: vault.AllowlistDigest([]policy.AllowEntry{})}}
 		if w.CreatedAt.IsZero() {
 			w.CreatedAt = now
 		}
@@ -482,6 +528,9 @@ func (c *Conn) AdoptProject(ctx context.Context, sel vault.Selection) error {
 		return err
 	}
 	k, err := c.projectKeys(ctx, w.Remote.ID, sel.Project)
+	if errcode.Classify(err).Code == errcode.NotFound {
+		return errcode.WithHint(err, "run `agentsecrets project list`, or `agentsecrets project create "+sel.Project+"` to create it here and on the server")
+	}
 	if err != nil {
 		return err
 	}

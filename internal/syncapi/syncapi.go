@@ -32,6 +32,17 @@ const (
 
 // Paths. {ws} is a workspace id, {project} a project name, {name} a secret
 // name, {id} a device id.
+//
+// Answers: 200 with the JSON body named below, except the two DELETEs,
+// which answer 204 with no body. Every failure is an Error with an errcode
+// code and that code's HTTP status: 401 unauthorized for a missing, expired
+// or revoked access token (or a wrong login), 404 not_found for an unknown
+// workspace or project and equally for a workspace the caller is not a
+// member of, 409 conflict (with Names on a push), 400 usage for a malformed
+// body (unknown fields and trailing data included), 413 too_large, and 429
+// rate_limited with a Retry-After header (seconds) on the authentication
+// routes (prelogin, accounts, sessions, refresh). Authenticated routes take
+// "Authorization: Bearer <access token>".
 const (
 	PathHealth         = "/healthz"
 	PathReady          = "/readyz"
