@@ -331,8 +331,12 @@ func runSyncMaliciousServer(t *testing.T, kind string) {
 			}
 		}, "unknown_signer", []string{"membership record"}, false},
 	}
+	editsResponses := map[string]bool{"swapped envelopes of two secrets": true, "old version replayed as the head": true}
 	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			if kind != dbSQLite && editsResponses[c.name] {
+				t.Skip("edits responses, not the database: run once, on SQLite")
+			}
 			r.t = t
 			undo := c.lie(t)
 			r.refused(c.check, c.naming, "secrets", "pull")
