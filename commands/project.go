@@ -62,6 +62,17 @@ func (c *ProjectCreateCmd) Run(env *Env) (*ProjectResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	ix, err := st.Index()
+	if err != nil {
+		return nil, err
+	}
+	if _, w, err := c.WorkspaceFlag.resolve(env, ix); err == nil && w.Remote != nil {
+		// A project of a remote workspace is created on the server too:
+		// signed in, or nothing is created.
+		if _, err := env.syncConn(); err != nil {
+			return nil, err
+		}
+	}
 	res := &ProjectResult{}
 	remote := false
 	err = st.Update(env.ctx(), func(ix *vault.Index) error {

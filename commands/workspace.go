@@ -8,6 +8,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -75,6 +76,13 @@ func (c *WorkspaceCreateCmd) Run(env *Env) (*WorkspaceResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	var conn *agsync.Conn
+	if c.Remote {
+		// Signed in, or nothing is created.
+		if conn, err = env.syncConn(); err != nil {
+			return nil, err
+		}
+	}
 	res := &WorkspaceResult{}
 	err = st.Update(env.ctx(), func(ix *vault.Index) error {
 		if _, ok := ix.Workspaces[c.Name]; !ok {
@@ -95,10 +103,6 @@ func (c *WorkspaceCreateCmd) Run(env *Env) (*WorkspaceResult, error) {
 	}
 	// Publishing talks to the server; the local workspace stays if it
 	// fails, and `workspace publish NAME` finishes the job.
-	conn, err := env.syncConn()
-	if err != nil {
-		return nil, err
-	}
 	if _, err := conn.Publish(env.ctx(), c.Name); err != nil {
 		return nil, errcode.WithHint(err, "the workspace exists locally; run `agentsecrets workspace publish "+c.Name+"` once the server is reachable")
 	}

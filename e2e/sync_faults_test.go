@@ -112,6 +112,18 @@ func runSyncSessionRevoked(t *testing.T, backend string) {
 	}
 	acct.Login(t, b, "device-b-again").OK(t)
 	b.Run("secrets", "diff").OK(t)
+
+	// Signed out: what would need the server is refused before anything
+	// is created locally.
+	b.Run("logout").OK(t)
+	before = indexBytes(t, b)
+	b.Run("workspace", "create", "other", "--remote").ErrorCode(t, "unauthorized", 11)
+	b.Run("project", "create", "web").ErrorCode(t, "unauthorized", 11)
+	b.Run("secrets", "pull").ErrorCode(t, "unauthorized", 11)
+	if !bytes.Equal(before, indexBytes(t, b)) {
+		t.Error("a refused command changed the index")
+	}
+	b.Run("status").OK(t)
 }
 
 // TestSyncUnknownNames: unknown workspaces, projects and secrets are
@@ -309,5 +321,47 @@ func runSyncBothSides(t *testing.T, backend string) {
 func forSyncBackends(t *testing.T, run func(t *testing.T, backend string)) {
 	for _, backend := range []string{"file", "keychain"} {
 		t.Run(backend, func(t *testing.T) { run(t, backend) })
+	}
+}
+
+// TestSyncForcePTY: a human on a terminal settles a conflict either way.
+// push --force builds on the server's head (the other device's pull
+// verifies the chain through it); pull --force takes the server's version
+// over the local change. A wrong confirmation changes nothing.
+func TestSyncForcePTY(t *testing.T) {
+	_, _, a, b := publishedPair(t, "file")
+	conflict := func() {
+		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+		a.Run("secrets", "push").OK(t)
+		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+		if st := secretStates(t, b.Run("secrets", "diff")); st["STRIPE_KEY"] != "conflict" {
+			t.Fatalf("no conflict: %v", st)
+		}
+	}
+	conflict()
+	before := indexBytes(t, b)
+	r, _ := ptyRun(t, b.Env(), b.Dir, []ptyStep{{"Type force to confirm:", "no"}}, "secrets", "push", "--force")
+	r.ErrorCode(t, "denied", 4)
+	if !bytes.Equal(before, indexBytes(t, b)) {
+		t.Error("an unconfirmed push --force changed the index")
+	}
+	r, tty := ptyRun(t, b.Env(), b.Dir, []ptyStep{{"Type force to confirm:", "force"}}, "secrets", "push", "--force")
+	if !strings.Contains(string(r.OK(t).Stdout), `"action":"pushed"`) || !strings.Contains(tty, "overwrites newer content on the server") {
+		t.Errorf("push --force: %s / %q", r.Stdout, tty)
+	}
+	if st := secretStates(t, a.Run("secrets", "diff")); st["STRIPE_KEY"] != "remote_newer" {
+		t.Fatalf("A after B's forced push: %v", st)
+	}
+	a.Run("secrets", "pull").OK(t) // verifies the chain through B's version
+
+	conflict()
+	r, _ = ptyRun(t, b.Env(), b.Dir, []ptyStep{{"Type force to confirm:", "force"}}, "secrets", "pull", "--force")
+	if !strings.Contains(string(r.OK(t).Stdout), `"action":"updated"`) {
+		t.Errorf("pull --force: %s", r.Stdout)
+	}
+	for _, d := range []*Vault{a, b} {
+		if st := secretStates(t, d.Run("secrets", "diff")); st["STRIPE_KEY"] != "in_sync" {
+			t.Errorf("after pull --force: %v", st)
+		}
 	}
 }

@@ -35,6 +35,9 @@ func runSyncMCP(t *testing.T, backend string) {
 	if p["synced"] != float64(1) {
 		t.Errorf("secrets_pull: %s", mustJSON(p))
 	}
+	if r := call("status", map[string]any{"check": true}); r.Error == nil || r.Error["code"] != "usage" {
+		t.Errorf("status with check over MCP: %s", r.Text)
+	}
 	for _, tool := range []string{"secrets_pull", "secrets_push"} {
 		r := call(tool, map[string]any{"force": true})
 		if r.Error == nil || r.Error["code"] != "approval_required" {

@@ -95,7 +95,7 @@ func ToolSpecs() []ToolSpec {
 			"Send an HTTP request with secrets injected by name (bearer, basic, header:NAME, query:PARAM, body:PATH, form:FIELD); returns the upstream's response with every echo of a value redacted. The host must be allowlisted and the secret bound to it.",
 			Annotations{OpenWorld: true}},
 		{"list_secrets", "secrets list", "List secrets", "List the project's secrets: names, versions and bindings, never values or fingerprints.", ro},
-		{"status", "status", "Show status", "Show the vault, backend, current project and what can release values.", ro},
+		{"status", "status", "Show status", "Show the vault, backend, current project, what can release values, and the sync account and drift last recorded (no network call).", ro},
 		{"proxy_logs", "proxy logs", "Read the audit log", "Show audit records: hosts, secret names, decisions, never values.", ro},
 		{"audit_verify", "audit verify", "Verify the audit log", "Check the audit log's hash chain and report the first broken link.", ro},
 		{"secrets_generate", "secrets generate", "Generate a secret",
@@ -116,6 +116,9 @@ func ToolSpecs() []ToolSpec {
 			Annotations{Idempotent: true, OpenWorld: true}},
 	}
 }
+
+// statusDropped is the status flag the status tool does not take.
+const statusDropped = "check"
 
 // forceDropped is the flag secrets_push and secrets_pull do not take:
 // dropping what one device or the other stored is a human's decision, on
@@ -177,6 +180,23 @@ func (s *Session) Server(name, version string) (*Server, error) {
 				return nil, err
 			}
 			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) { return secretsGenerate(ctx, args, run) }
+		case "status":
+			// The status tool never reaches the network (its annotations
+			// say closed world): secrets_diff is the check.
+			if t.Input, err = toolSchema(cs.Input, []string{statusDropped}, nil); err != nil {
+				return nil, err
+			}
+			t.Handler = func(ctx context.Context, args json.RawMessage) (any, error) {
+				obj, err := inputObject(args)
+				if err != nil {
+					return nil, err
+				}
+				if _, ok := obj[statusDropped]; ok {
+					return nil, errcode.WithHint(errcode.New(errcode.Usage, "the status tool has no check input: it makes no network call"),
+						"call secrets_diff to compare with the sync server; status then shows the drift it recorded")
+				}
+				return run(ctx, args)
+			}
 		case "secrets_push", "secrets_pull":
 			if t.Input, err = toolSchema(cs.Input, []string{forceDropped}, nil); err != nil {
 				return nil, err
