@@ -121,11 +121,26 @@ func (s *syncRun) scan(srv *SyncServer, devices ...*Vault) {
 // of one account against a real server: A creates, sets and publishes; B
 // logs in, switches, uses, pulls, lists and calls an upstream with the
 // pulled secret; A changes it, B sees the drift, diffs, pulls; both change
-// it and get a conflict. No value reaches any output, file or the server.
-func TestSyncOperatorFlow(t *testing.T) { forSyncBackends(t, runSyncOperatorFlow) }
+// it and get a conflict. It runs on SQLite and on PostgreSQL, with every
+// request going through a recording proxy. No value reaches any output,
+// file, HTTP request or response, the server's database or its log.
+func TestSyncOperatorFlow(t *testing.T) {
+	for _, c := range []struct{ backend, db string }{
+		{"file", dbSQLite}, {"keychain", dbSQLite}, {"keychain", dbPostgres},
+	} {
+		t.Run(c.backend+"/"+c.db, func(t *testing.T) { runSyncOperatorFlow(t, c.backend, c.db) })
+	}
+}
 
-func runSyncOperatorFlow(t *testing.T, backend string) {
-	srv, acct, a, b := TwoDevices(t, backend)
+func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
+	if backend == "keychain" {
+		requireKeychain(t)
+	}
+	db := NewSyncDB(t, dbKind)
+	srv := StartSyncServer(t, db.Spec)
+	traffic := RecordTraffic(t, srv)
+	acct := NewSyncAccount(t, srv, backend)
+	a, b := acct.First, acct.NewDevice(t, backend, "device-b")
 	s := &syncRun{t: t}
 	up := newTokenUpstream(t)
 	v1 := s.canary("STRIPE_KEY.v1")
@@ -272,4 +287,5 @@ func runSyncOperatorFlow(t *testing.T, backend string) {
 		}
 	}
 	s.scan(srv, a, b)
+	s.scanServer(db, traffic)
 }

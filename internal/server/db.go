@@ -104,6 +104,11 @@ func ParseDB(spec string) (backend, display string, err error) {
 	return "", "", errcode.WithHint(errcode.New(errcode.Usage, "--db must be sqlite:PATH or a postgres:// URL"), "use --db sqlite:/path/to/server.db or --db postgres://USER@HOST:5432/DB")
 }
 
+// poolSize bounds the connections a server process keeps, and keeps them
+// open: database/sql's default of 2 idle connections made every request
+// beyond the second open (and for SQLite, configure) a new connection.
+const poolSize = 16
+
 // Open connects to the database named by spec (see ParseDB), runs the
 // embedded migrations and returns the store.
 func Open(ctx context.Context, spec string) (*SQLStore, error) {
@@ -140,6 +145,8 @@ func Open(ctx context.Context, spec string) (*SQLStore, error) {
 		db = stdlib.OpenDB(*cfg)
 		d = postgresDialect
 	}
+	db.SetMaxIdleConns(poolSize)
+	db.SetMaxOpenConns(poolSize)
 	s := &SQLStore{db: db, d: d}
 	if err := db.PingContext(ctx); err != nil {
 		db.Close()
