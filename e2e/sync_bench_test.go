@@ -9,6 +9,7 @@ package e2e
 //   BenchmarkStartVsBase        `--version` start-up of this binary vs a base build
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -187,30 +188,30 @@ func benchSeconds(name string, def float64) time.Duration {
 // errors (any non-200 or transport failure; target 0), p50/p99 per
 // request (target p99 <= 50 ms on loopback) and the server's RSS from
 // /proc (at the end, and its peak).
+//
+// The same load then runs against the floor (e2e/testdata/pullfloor): a
+// bare net/http process answering with the bytes of that same full pull
+// from memory after one header check. The floor is what this machine can
+// show at all with the load generator on the same cores, so the target is
+// reported beside it, with our/floor ratios of throughput and p99.
 func BenchmarkSyncServerLoad(b *testing.B) {
+	floorBin := filepath.Join(b.TempDir(), "pullfloor")
+	if out, err := exec.Command("go", "build", "-o", floorBin, "./testdata/pullfloor").CombinedOutput(); err != nil {
+		b.Fatalf("build the floor server: %v\n%s", err, out)
+	}
 	for _, kind := range []string{dbSQLite, dbPostgres} {
 		b.Run(kind, func(b *testing.B) {
 			db := NewSyncDB(b, kind)
 			ba := newBenchAccount(b, db.Spec)
 			path, auth := ba.pullRequest(b)
-			url := ba.direct + path
-			body := []byte(`{"known":{}}`)
-			pull := func(c *http.Client) (int, []byte, error) {
-				req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(string(body)))
-				req.Header.Set("Authorization", auth)
-				req.Header.Set("Content-Type", "application/json")
-				resp, err := c.Do(req)
-				if err != nil {
-					return 0, nil, err
-				}
-				defer resp.Body.Close()
-				out, err := io.ReadAll(resp.Body)
-				return resp.StatusCode, out, err
-			}
-			code, out, err := pull(http.DefaultClient)
+			code, out, err := loadPull(http.DefaultClient, ba.direct+path, auth)
 			var pr syncapi.PullResponse
 			if err != nil || code != 200 || json.Unmarshal(out, &pr) != nil || len(pr.Versions) != benchSecrets {
 				b.Fatalf("a full pull: %d %v, %d versions: %.300s", code, err, len(pr.Versions), out)
+			}
+			floorURL, floorPID := startPullFloor(b, floorBin, out, auth)
+			if code, fout, err := loadPull(http.DefaultClient, floorURL+path, auth); err != nil || code != 200 || string(fout) != string(out) {
+				b.Fatalf("the floor's pull: %d %v, %d bytes, want the server's %d", code, err, len(fout), len(out))
 			}
 			clients := 50
 			if n, err := strconv.Atoi(os.Getenv("SYNC_LOAD_CLIENTS")); err == nil && n > 0 {
@@ -218,55 +219,128 @@ func BenchmarkSyncServerLoad(b *testing.B) {
 			}
 			dur := benchSeconds("SYNC_LOAD_SECONDS", 1)
 			pid := ba.srv.cmd.Process.Pid
-			var all []time.Duration
-			errs, elapsed := 0, time.Duration(0)
+			var ours, floor loadResult
 			b.ResetTimer()
 			for range b.N {
-				var mu sync.Mutex
-				var wg sync.WaitGroup
-				start := time.Now()
-				deadline := start.Add(dur)
-				for range clients {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
-						defer c.CloseIdleConnections()
-						var mine []time.Duration
-						bad := 0
-						for time.Now().Before(deadline) {
-							t0 := time.Now()
-							code, out, err := pull(c)
-							d := time.Since(t0)
-							if err != nil || code != 200 || len(out) < 1000 {
-								bad++
-								continue
-							}
-							mine = append(mine, d)
-						}
-						mu.Lock()
-						all, errs = append(all, mine...), errs+bad
-						mu.Unlock()
-					}()
-				}
-				wg.Wait()
-				elapsed += time.Since(start)
+				ours.add(runPullLoad(ba.direct+path, auth, clients, dur))
+				floor.add(runPullLoad(floorURL+path, auth, clients, dur))
 			}
 			b.StopTimer()
-			if len(all) == 0 {
-				b.Fatalf("no pull succeeded (%d errors)", errs)
+			if len(ours.lat) == 0 || len(floor.lat) == 0 {
+				b.Fatalf("no pull succeeded (%d errors; floor %d errors)", ours.errs, floor.errs)
 			}
-			slices.Sort(all)
-			pct := func(p float64) float64 { return float64(all[int(p*float64(len(all)-1))].Microseconds()) / 1000 }
-			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "pulls/s")
-			b.ReportMetric(float64(errs), "errors")
-			b.ReportMetric(pct(0.50), "p50_ms")
-			b.ReportMetric(pct(0.99), "p99_ms")
+			b.ReportMetric(ours.rate(), "pulls/s")
+			b.ReportMetric(float64(ours.errs), "errors")
+			b.ReportMetric(ours.pct(0.50), "p50_ms")
+			b.ReportMetric(ours.pct(0.99), "p99_ms")
 			b.ReportMetric(procStatus(pid, "VmRSS"), "rss_MB")
 			b.ReportMetric(procStatus(pid, "VmHWM"), "peak_rss_MB")
+			b.ReportMetric(floor.rate(), "floor_pulls/s")
+			b.ReportMetric(float64(floor.errs), "floor_errors")
+			b.ReportMetric(floor.pct(0.50), "floor_p50_ms")
+			b.ReportMetric(floor.pct(0.99), "floor_p99_ms")
+			b.ReportMetric(procStatus(floorPID, "VmHWM"), "floor_peak_rss_MB")
+			b.ReportMetric(ours.rate()/floor.rate(), "pulls/floor")
+			b.ReportMetric(ours.pct(0.99)/floor.pct(0.99), "p99/floor")
 			b.ReportMetric(float64(clients), "clients")
 		})
 	}
+}
+
+// loadPull sends one pull of the whole project.
+func loadPull(c *http.Client, url, auth string) (int, []byte, error) {
+	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(`{"known":{}}`))
+	req.Header.Set("Authorization", auth)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	out, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, out, err
+}
+
+// loadResult is the outcome of runPullLoad: the latency of every
+// successful pull (sorted after add), the failures and the wall time.
+type loadResult struct {
+	lat     []time.Duration
+	errs    int
+	elapsed time.Duration
+}
+
+func (r *loadResult) add(o loadResult) {
+	r.lat, r.errs, r.elapsed = append(r.lat, o.lat...), r.errs+o.errs, r.elapsed+o.elapsed
+	slices.Sort(r.lat)
+}
+
+func (r *loadResult) rate() float64 { return float64(len(r.lat)) / r.elapsed.Seconds() }
+
+func (r *loadResult) pct(p float64) float64 {
+	return float64(r.lat[int(p*float64(len(r.lat)-1))].Microseconds()) / 1000
+}
+
+// runPullLoad runs clients closed-loop clients, each on its own keep-alive
+// connection, pulling url until dur has passed. A non-200, a transport
+// failure or a short body is an error.
+func runPullLoad(url, auth string, clients int, dur time.Duration) loadResult {
+	var res loadResult
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	deadline := start.Add(dur)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
+			defer c.CloseIdleConnections()
+			var mine []time.Duration
+			bad := 0
+			for time.Now().Before(deadline) {
+				t0 := time.Now()
+				code, out, err := loadPull(c, url, auth)
+				d := time.Since(t0)
+				if err != nil || code != 200 || len(out) < 1000 {
+					bad++
+					continue
+				}
+				mine = append(mine, d)
+			}
+			mu.Lock()
+			res.lat, res.errs = append(res.lat, mine...), res.errs+bad
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	return res
+}
+
+// startPullFloor starts the floor server answering with resp to requests
+// bearing auth; it returns its base URL and pid, and stops it at cleanup.
+func startPullFloor(b *testing.B, bin string, resp []byte, auth string) (string, int) {
+	b.Helper()
+	file := filepath.Join(b.TempDir(), "pull.json")
+	if err := os.WriteFile(file, resp, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin, file)
+	cmd.Env = []string{"PULLFLOOR_AUTH=" + auth}
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("the floor server printed no address: %v", err)
+	}
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
 }
 
 // BenchmarkSync200 runs on one published 200-secret project (SQLite
