@@ -61,6 +61,7 @@ type Server struct {
 	now       func() time.Time
 	serverKey []byte
 	hasher    *hasher
+	pulls     *pullCache
 	byAccount *limiter
 	byIP      *limiter
 	mux       *http.ServeMux
@@ -102,7 +103,7 @@ func New(ctx context.Context, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, store: opts.Store, log: opts.Logger, now: opts.Now, serverKey: key,
-		hasher: newHasher(4), byAccount: newLimiter(opts.AccountLimit, opts.Now), byIP: newLimiter(opts.IPLimit, opts.Now)}
+		hasher: newHasher(4), pulls: newPullCache(pullCacheBudget), byAccount: newLimiter(opts.AccountLimit, opts.Now), byIP: newLimiter(opts.IPLimit, opts.Now)}
 	s.routes()
 	return s, nil
 }
@@ -232,10 +233,32 @@ func (s *Server) endpoint(h handler, authed bool) http.Handler {
 	})
 }
 
+// rawJSON is an answer already encoded by encodeJSON, sent as it is.
+type rawJSON []byte
+
+// encodeJSON is the bytes writeJSON sends for body: its JSON and a newline.
+func encodeJSON(body any) (rawJSON, error) {
+	b, err := json.Marshal(body)
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "encode the answer: %v", err)
+	}
+	return append(b, '\n'), nil
+}
+
+// writeJSON encodes the whole answer before the status goes out, so it
+// can send a Content-Length and a failure can still be a 500.
 func writeJSON(w http.ResponseWriter, status int, body any) {
+	raw, ok := body.(rawJSON)
+	if !ok {
+		var err error
+		if raw, err = encodeJSON(body); err != nil {
+			status, raw = http.StatusInternalServerError, rawJSON(`{"error":{"code":"internal","message":"the server failed (internal); see its log"}}`+"\n")
+		}
+	}
 	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(raw)))
 	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(body)
+	w.Write(raw)
 }
 
 // rateLimitedError carries how long the client should wait.

@@ -182,7 +182,35 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, info *reqInfo) (an
 			return nil, errcode.Errorf(errcode.Usage, "known version of %s is negative", name)
 		}
 	}
-	return s.store.Pull(r.Context(), ws, project, req.Known)
+	heads, err := s.store.Heads(r.Context(), ws, project)
+	if err != nil {
+		return nil, err
+	}
+	// A full pull (nothing known, as a new device sends) is the same
+	// answer for everyone at the same heads: see pullCache.
+	full := true
+	for _, v := range req.Known {
+		full = full && v == 0
+	}
+	if full {
+		if body, ok := s.pulls.get(ws, project, heads); ok {
+			return rawJSON(body), nil
+		}
+	}
+	versions, err := s.store.Pull(r.Context(), ws, project, req.Known, heads)
+	if err != nil {
+		return nil, err
+	}
+	res := syncapi.PullResponse{Versions: versions, Heads: heads}
+	if !full {
+		return res, nil
+	}
+	body, err := encodeJSON(res)
+	if err != nil {
+		return nil, err
+	}
+	s.pulls.put(ws, project, heads, body)
+	return body, nil
 }
 
 func (s *Server) push(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
