@@ -1,19 +1,18 @@
 package server
 
-import (
-	"maps"
-	"sync"
-)
+import "sync"
 
 // pullCache keeps, per project, the encoded answer to a full pull (nothing
-// known) at the heads it was built from. Versions are never changed once
-// written, so the heads determine that answer exactly: a request that read
-// the same heads from the database may send the cached bytes instead of
-// reading and encoding every version again. The heads are still read on
-// every request, so a push through any replica (a new head) is a miss and
-// nothing stale is served; authentication and membership are checked
-// before the cache is consulted, so a revocation takes effect at once.
-// The cache holds only ciphertext the caller is entitled to.
+// known) and the number of versions in it. Versions are only ever added,
+// never changed or deleted, and a full pull holds every version up to the
+// heads it read, so an equal version count in the database means exactly
+// the versions of the cached answer: a request that counts the same
+// number may send the cached bytes instead of reading and encoding every
+// version again. The count is read on every request, so a push through
+// any replica is a miss and nothing stale is served; authentication and
+// membership are checked before the cache is consulted, so a revocation
+// takes effect at once. The cache holds only ciphertext, sent only to
+// members.
 type pullCache struct {
 	mu      sync.Mutex
 	entries map[pullKey]pullEntry
@@ -24,8 +23,8 @@ type pullCache struct {
 type pullKey struct{ ws, project string }
 
 type pullEntry struct {
-	heads map[string]int
-	body  []byte
+	versions int
+	body     []byte
 }
 
 // pullCacheBudget bounds the bytes of cached answers: a 200-secret
@@ -36,21 +35,21 @@ func newPullCache(budget int) *pullCache {
 	return &pullCache{entries: map[pullKey]pullEntry{}, budget: budget}
 }
 
-// get returns the cached answer for the project at exactly these heads.
-func (c *pullCache) get(ws, project string, heads map[string]int) ([]byte, bool) {
+// get returns the cached answer for the project holding versions versions.
+func (c *pullCache) get(ws, project string, versions int) ([]byte, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[pullKey{ws, project}]
-	if !ok || !maps.Equal(e.heads, heads) {
+	if !ok || e.versions != versions {
 		return nil, false
 	}
 	return e.body, true
 }
 
-// put stores the answer built at heads, replacing the project's older one
-// and evicting others while over budget. The caller must not change heads
-// or body afterwards.
-func (c *pullCache) put(ws, project string, heads map[string]int, body []byte) {
+// put stores the answer holding versions versions, replacing the project's
+// older one and evicting others while over budget. The caller must not
+// change body afterwards.
+func (c *pullCache) put(ws, project string, versions int, body []byte) {
 	if len(body) > c.budget {
 		return
 	}
@@ -68,6 +67,6 @@ func (c *pullCache) put(ws, project string, heads map[string]int, body []byte) {
 		c.size -= len(e.body)
 		delete(c.entries, k2)
 	}
-	c.entries[k] = pullEntry{heads: heads, body: body}
+	c.entries[k] = pullEntry{versions: versions, body: body}
 	c.size += len(body)
 }

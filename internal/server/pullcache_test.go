@@ -91,9 +91,9 @@ func TestFullPullCache(t *testing.T) {
 // one answer per project, and skips an answer larger than the budget.
 func TestPullCacheBudget(t *testing.T) {
 	c := newPullCache(10)
-	h := map[string]int{"A": 1}
+	const h = 1
 	c.put("w", "p1", h, []byte("123456"))
-	c.put("w", "p1", map[string]int{"A": 2}, []byte("1234"))
+	c.put("w", "p1", h+1, []byte("1234"))
 	if _, ok := c.get("w", "p1", h); ok || c.size != 4 || len(c.entries) != 1 {
 		t.Fatalf("a new answer for p1 did not replace the old one: size %d, %d entries", c.size, len(c.entries))
 	}

@@ -39,11 +39,11 @@ type Store interface {
 	WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error)
 	CreateProject(ctx context.Context, wsID string, p syncapi.Project) error
 	ProjectExists(ctx context.Context, wsID, project string) (bool, error)
-	// Heads maps each secret of the project to its newest version.
-	Heads(ctx context.Context, wsID, project string) (map[string]int, error)
-	// Pull returns the versions after known up to heads (read before by
-	// Heads), in name and version order.
-	Pull(ctx context.Context, wsID, project string, known, heads map[string]int) ([]syncapi.SecretVersion, error)
+	Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error)
+	// VersionCount is the number of versions the project holds. Versions
+	// are only ever added, never changed or deleted, so an equal count
+	// means the very same versions: pullCache relies on it.
+	VersionCount(ctx context.Context, wsID, project string) (int, error)
 	Push(ctx context.Context, wsID, project, author string, changes []syncapi.PushChange, now time.Time) ([]syncapi.SecretVersion, error)
 	History(ctx context.Context, wsID, project, name string) ([]syncapi.HistoryEntry, error)
 	Allowlist(ctx context.Context, wsID string, since int) ([]syncapi.AllowlistVersion, error)
@@ -571,10 +571,6 @@ func (s *SQLStore) ProjectExists(ctx context.Context, wsID, project string) (boo
 	return n > 0, nil
 }
 
-func (s *SQLStore) Heads(ctx context.Context, wsID, project string) (map[string]int, error) {
-	return s.heads(ctx, s.db, wsID, project)
-}
-
 func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (map[string]int, error) {
 	rows, err := s.query(ctx, q, "SELECT name, MAX(version) FROM secret_versions WHERE workspace_id = ? AND project = ? GROUP BY name", wsID, project)
 	if err != nil {
@@ -593,15 +589,27 @@ func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (
 	return heads, rows.Err()
 }
 
+func (s *SQLStore) VersionCount(ctx context.Context, wsID, project string) (int, error) {
+	var n int
+	if err := s.row(ctx, s.db, "SELECT COUNT(*) FROM secret_versions WHERE workspace_id = ? AND project = ?", wsID, project).Scan(&n); err != nil {
+		return 0, dbError("count versions", err)
+	}
+	return n, nil
+}
+
 // pullChunk bounds the names per versions query (two placeholders each):
 // far below SQLite's and PostgreSQL's parameter limits.
 const pullChunk = 200
 
-// Pull reads the versions each name needs, bounded by the heads the caller
-// read first: versions are never changed once written, so the answer is
+// Pull reads the heads first, then the versions each name needs, bounded by
+// those heads: versions are never changed once written, so the answer is
 // consistent without a transaction even while pushes land.
-func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known, heads map[string]int) ([]syncapi.SecretVersion, error) {
-	res := syncapi.PullResponse{Versions: []syncapi.SecretVersion{}}
+func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error) {
+	heads, err := s.heads(ctx, s.db, wsID, project)
+	if err != nil {
+		return syncapi.PullResponse{}, err
+	}
+	res := syncapi.PullResponse{Versions: []syncapi.SecretVersion{}, Heads: heads}
 	var names []string
 	for name, head := range heads {
 		if head > known[name] {
@@ -612,8 +620,8 @@ func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known, heads 
 	if len(names) > pullChunk/10 {
 		// Most of the project: one scan in key order is cheaper than a
 		// long OR of conditions, and the filter is the same.
-		err := s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", wsID, project)
-		return res.Versions, err
+		err = s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", wsID, project)
+		return res, err
 	}
 	for len(names) > 0 {
 		chunk := names[:min(pullChunk, len(names))]
@@ -626,10 +634,10 @@ func (s *SQLStore) Pull(ctx context.Context, wsID, project string, known, heads 
 		}
 		if err := s.collect(ctx, &res, known, heads, "SELECT name, version, envelope, author_id, created_at FROM secret_versions WHERE workspace_id = ? AND project = ? AND ("+
 			strings.Join(conds, " OR ")+") ORDER BY name, version", args...); err != nil {
-			return res.Versions, err
+			return res, err
 		}
 	}
-	return res.Versions, nil
+	return res, nil
 }
 
 // collect appends the rows of a versions query that lie after the known

@@ -182,34 +182,34 @@ func (s *Server) pull(w http.ResponseWriter, r *http.Request, info *reqInfo) (an
 			return nil, errcode.Errorf(errcode.Usage, "known version of %s is negative", name)
 		}
 	}
-	heads, err := s.store.Heads(r.Context(), ws, project)
-	if err != nil {
-		return nil, err
-	}
 	// A full pull (nothing known, as a new device sends) is the same
-	// answer for everyone at the same heads: see pullCache.
+	// answer for everyone while the project holds the same versions: see
+	// pullCache.
 	full := true
 	for _, v := range req.Known {
 		full = full && v == 0
 	}
-	if full {
-		if body, ok := s.pulls.get(ws, project, heads); ok {
-			return rawJSON(body), nil
-		}
+	if !full {
+		return s.store.Pull(r.Context(), ws, project, req.Known)
 	}
-	versions, err := s.store.Pull(r.Context(), ws, project, req.Known, heads)
+	count, err := s.store.VersionCount(r.Context(), ws, project)
 	if err != nil {
 		return nil, err
 	}
-	res := syncapi.PullResponse{Versions: versions, Heads: heads}
-	if !full {
-		return res, nil
+	if body, ok := s.pulls.get(ws, project, count); ok {
+		return rawJSON(body), nil
+	}
+	res, err := s.store.Pull(r.Context(), ws, project, nil)
+	if err != nil {
+		return nil, err
 	}
 	body, err := encodeJSON(res)
 	if err != nil {
 		return nil, err
 	}
-	s.pulls.put(ws, project, heads, body)
+	// Keyed by what it holds, not by count: a push may have landed
+	// between the two reads, and this answer is then the newer one.
+	s.pulls.put(ws, project, len(res.Versions), body)
 	return body, nil
 }
 
