@@ -38,7 +38,9 @@ type Store interface {
 	Role(ctx context.Context, wsID, accountID string) (string, error)
 	WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error)
 	CreateProject(ctx context.Context, wsID string, p syncapi.Project) error
-	ProjectExists(ctx context.Context, wsID, project string) (bool, error)
+	// ProjectRole is the account's role in the workspace (errMissing if
+	// not a member) and whether the project exists, in one query.
+	ProjectRole(ctx context.Context, wsID, project, accountID string) (role string, exists bool, err error)
 	Pull(ctx context.Context, wsID, project string, known map[string]int) (syncapi.PullResponse, error)
 	// VersionCount is the number of versions the project holds. Versions
 	// are only ever added, never changed or deleted, so an equal count
@@ -563,12 +565,18 @@ func (s *SQLStore) CreateProject(ctx context.Context, wsID string, p syncapi.Pro
 	return nil
 }
 
-func (s *SQLStore) ProjectExists(ctx context.Context, wsID, project string) (bool, error) {
-	var n int
-	if err := s.row(ctx, s.db, "SELECT COUNT(*) FROM projects WHERE workspace_id = ? AND name = ?", wsID, project).Scan(&n); err != nil {
-		return false, dbError("read project", err)
+func (s *SQLStore) ProjectRole(ctx context.Context, wsID, project, accountID string) (string, bool, error) {
+	var role string
+	var exists bool
+	err := s.row(ctx, s.db, `SELECT m.role, EXISTS (SELECT 1 FROM projects p WHERE p.workspace_id = m.workspace_id AND p.name = ?)
+		FROM members m WHERE m.workspace_id = ? AND m.account_id = ?`, project, wsID, accountID).Scan(&role, &exists)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, errMissing
 	}
-	return n > 0, nil
+	if err != nil {
+		return "", false, dbError("read membership", err)
+	}
+	return role, exists, nil
 }
 
 func (s *SQLStore) heads(ctx context.Context, q querier, wsID, project string) (map[string]int, error) {

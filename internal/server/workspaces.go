@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -45,35 +46,43 @@ func (s *Server) member(r *http.Request, info *reqInfo, roles ...string) (string
 		return "", err
 	}
 	role, err := s.store.Role(r.Context(), ws, info.account)
-	if errors.Is(err, errMissing) {
-		return "", errNoWorkspace
-	}
-	if err != nil {
+	if err := checkRole(role, err, roles); err != nil {
 		return "", err
 	}
-	if len(roles) == 0 {
-		return ws, nil
+	return ws, nil
+}
+
+// checkRole turns a membership lookup into the answer member and project
+// give: not a member, a role not among roles (when given), or nil.
+func checkRole(role string, err error, roles []string) error {
+	if errors.Is(err, errMissing) {
+		return errNoWorkspace
 	}
-	for _, want := range roles {
-		if role == want {
-			return ws, nil
-		}
+	if err != nil || len(roles) == 0 || slices.Contains(roles, role) {
+		return err
 	}
-	return "", errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) cannot change it", role), "ask a workspace admin")
+	return errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) cannot change it", role), "ask a workspace admin")
 }
 
 // project resolves the path's workspace and project, checking that the
 // caller is a member (with one of roles, when given).
 func (s *Server) project(r *http.Request, info *reqInfo, roles ...string) (ws, project string, err error) {
-	if ws, err = s.member(r, info, roles...); err != nil {
-		return "", "", err
-	}
 	name := r.PathValue("project")
 	if err := vault.CheckSpaceName("project", name); err != nil {
+		// Membership is answered first, as for a valid name.
+		if _, merr := s.member(r, info, roles...); merr != nil {
+			return "", "", merr
+		}
 		return "", "", err
 	}
-	ok, err := s.store.ProjectExists(r.Context(), ws, name)
-	if err != nil {
+	ws = r.PathValue("ws")
+	if err := checkWorkspaceID(ws); err != nil {
+		return "", "", err
+	}
+	// Membership and the project in one query: every sync request
+	// runs this.
+	role, ok, err := s.store.ProjectRole(r.Context(), ws, name, info.account)
+	if err := checkRole(role, err, roles); err != nil {
 		return "", "", err
 	}
 	if !ok {
