@@ -221,29 +221,28 @@ func (e *Env) password(file, email, rerun string, isNew bool) ([]byte, error) {
 	return p, nil
 }
 
-// syncStore opens the vault and reads its index.
-func (e *Env) syncStore() (*vault.Store, *vault.Index, error) {
-	st, err := e.Store()
+// signInTarget is what account create and login check before anything
+// is asked or sent: the server URL (returned normalised), the email and
+// this device's name; then it opens the vault and reads its index.
+func (e *Env) signInTarget(rawServer, email, device string) (server, name string, st *vault.Store, ix *vault.Index, err error) {
+	u, err := agentsync.CheckServerURL(rawServer)
 	if err != nil {
-		return nil, nil, err
+		return "", "", nil, nil, err
 	}
-	ix, err := st.Index()
-	return st, ix, err
+	if err := checkEmail(email); err != nil {
+		return "", "", nil, nil, err
+	}
+	if name, err = deviceName(device); err != nil {
+		return "", "", nil, nil, err
+	}
+	if st, ix, err = e.openIndex(); err != nil {
+		return "", "", nil, nil, err
+	}
+	return u.String(), name, st, ix, nil
 }
 
 func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
-	server, err := agentsync.CheckServerURL(c.Server)
-	if err != nil {
-		return nil, err
-	}
-	if err := checkEmail(c.Email); err != nil {
-		return nil, err
-	}
-	name, err := deviceName(c.DeviceName)
-	if err != nil {
-		return nil, err
-	}
-	st, ix, err := env.syncStore()
+	server, name, st, ix, err := env.signInTarget(c.Server, c.Email, c.DeviceName)
 	if err != nil {
 		return nil, err
 	}
@@ -251,7 +250,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 		return nil, errcode.WithHint(fmt.Errorf("%w (%s on %s)", vault.ErrOtherAccount, ix.Account.Email, ix.Account.Server),
 			"this vault already has an account: `agentsecrets account show`; to start over, `agentsecrets logout --forget-device` first")
 	}
-	rerun := "agentsecrets account create --server " + server.String() + " --email " + c.Email
+	rerun := "agentsecrets account create --server " + server + " --email " + c.Email
 	// The kit goes to a new file or the terminal, never stdout: decide
 	// before anything is asked or created.
 	if c.RecoveryKitFile == "" && !env.IO.StdoutTTY {
@@ -269,7 +268,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	}
 	defer clear(key)
 	env.touch(secret.New(key))
-	kit := agentsync.Kit{Email: c.Email, Server: server.String(), Key: key, CreatedAt: env.Now()}
+	kit := agentsync.Kit{Email: c.Email, Server: server, Key: key, CreatedAt: env.Now()}
 	var kitFile *os.File
 	if c.RecoveryKitFile != "" {
 		// Created exclusively (never over an existing file or through a
@@ -291,7 +290,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 			return nil, errcode.Errorf(errcode.Unavailable, "--recovery-kit-file %s: write: %v", atomicfile.ShowPath(c.RecoveryKitFile), werr)
 		}
 	}
-	client, err := agentsync.NewClient(agentsync.Options{Server: server.String(), Email: c.Email, Getenv: env.Getenv})
+	client, err := agentsync.NewClient(agentsync.Options{Server: server, Email: c.Email, Getenv: env.Getenv})
 	if err != nil {
 		os.Remove(c.RecoveryKitFile)
 		return nil, err
@@ -307,7 +306,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 		}
 		// The answer was lost: the account may exist, with this key.
 		return nil, errcode.WithHint(err, "keep "+atomicfile.ShowPath(c.RecoveryKitFile)+": the account may have been created; try `agentsecrets login --server "+
-			server.String()+" --email "+c.Email+" --account-key-file "+atomicfile.ShowPath(c.RecoveryKitFile)+"`")
+			server+" --email "+c.Email+" --account-key-file "+atomicfile.ShowPath(c.RecoveryKitFile)+"`")
 	}
 	defer signed.Wipe()
 	if kitFile == nil {
@@ -315,8 +314,8 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 			return nil, errcode.Errorf(errcode.Internal, "the account was created but the recovery kit could not be shown on the terminal: %v", err)
 		}
 	}
-	if err := signed.Save(env.ctx(), st, server.String(), name, env.Now()); err != nil {
-		return nil, errcode.WithHint(err, "the account was created; keep the recovery kit and sign in with `agentsecrets login --server "+server.String()+" --email "+c.Email+" --account-key-file KIT`")
+	if err := signed.Save(env.ctx(), st, server, name, env.Now()); err != nil {
+		return nil, errcode.WithHint(err, "the account was created; keep the recovery kit and sign in with `agentsecrets login --server "+server+" --email "+c.Email+" --account-key-file KIT`")
 	}
 	ix, err = st.Index()
 	if err != nil {
@@ -327,31 +326,20 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	if kitFile != nil {
 		res.RecoveryKit = c.RecoveryKitFile
 	}
-	res.Next = []string{"on another device: agentsecrets login --server " + server.String() + " --email " + c.Email + " --account-key-file KIT"}
+	res.Next = []string{"on another device: agentsecrets login --server " + server + " --email " + c.Email + " --account-key-file KIT"}
 	return res, nil
 }
 
 func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
-	server, err := agentsync.CheckServerURL(c.Server)
+	server, name, st, ix, err := env.signInTarget(c.Server, c.Email, c.DeviceName)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkEmail(c.Email); err != nil {
+	if err := vault.CheckAccount(ix.Account, server, c.Email); err != nil {
 		return nil, err
 	}
-	name, err := deviceName(c.DeviceName)
-	if err != nil {
-		return nil, err
-	}
-	st, ix, err := env.syncStore()
-	if err != nil {
-		return nil, err
-	}
-	if err := vault.CheckAccount(ix.Account, server.String(), c.Email); err != nil {
-		return nil, err
-	}
-	rerun := "agentsecrets login --server " + server.String() + " --email " + c.Email
-	key, err := c.accountKey(env, st, ix, server.String())
+	rerun := "agentsecrets login --server " + server + " --email " + c.Email
+	key, err := c.accountKey(env, st, ix, server)
 	if err != nil {
 		return nil, err
 	}
@@ -361,7 +349,7 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 		return nil, err
 	}
 	defer clear(password)
-	client, err := agentsync.NewClient(agentsync.Options{Server: server.String(), Email: c.Email, Getenv: env.Getenv})
+	client, err := agentsync.NewClient(agentsync.Options{Server: server, Email: c.Email, Getenv: env.Getenv})
 	if err != nil {
 		return nil, err
 	}
@@ -370,7 +358,7 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 		return nil, err
 	}
 	defer signed.Wipe()
-	if err := signed.Save(env.ctx(), st, server.String(), name, env.Now()); err != nil {
+	if err := signed.Save(env.ctx(), st, server, name, env.Now()); err != nil {
 		return nil, err
 	}
 	if ix, err = st.Index(); err != nil {
@@ -414,7 +402,7 @@ func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server
 }
 
 func (c *LogoutCmd) Run(env *Env) (*AccountResult, error) {
-	st, ix, err := env.syncStore()
+	st, ix, err := env.openIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -452,7 +440,7 @@ func (c *LogoutCmd) Run(env *Env) (*AccountResult, error) {
 }
 
 func (c *AccountShowCmd) Run(env *Env) (*AccountResult, error) {
-	st, ix, err := env.syncStore()
+	st, ix, err := env.openIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -521,7 +509,7 @@ func (r *AccountDevicesResult) WriteText(w io.Writer) error {
 }
 
 func (c *AccountDevicesCmd) Run(env *Env) (*AccountDevicesResult, error) {
-	st, ix, err := env.syncStore()
+	st, ix, err := env.openIndex()
 	if err != nil {
 		return nil, err
 	}

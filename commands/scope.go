@@ -196,14 +196,20 @@ func (a Approval) approve(env *Env, ix *vault.Index, sel Selected, what string, 
 	return nil
 }
 
+// openIndex opens the vault and reads its index.
+func (e *Env) openIndex() (*vault.Store, *vault.Index, error) {
+	st, err := e.Store()
+	if err != nil {
+		return nil, nil, err
+	}
+	ix, err := st.Index()
+	return st, ix, err
+}
+
 // openProject opens the vault, reads the index and resolves the scope to an
 // existing project: the first three steps of every project command.
 func (e *Env) openProject(s Scope) (*vault.Store, *vault.Index, Selected, error) {
-	st, err := e.Store()
-	if err != nil {
-		return nil, nil, Selected{}, err
-	}
-	ix, err := st.Index()
+	st, ix, err := e.openIndex()
 	if err != nil {
 		return nil, nil, Selected{}, err
 	}

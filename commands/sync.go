@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"strings"
@@ -144,19 +145,8 @@ type SecretsPullResult struct {
 }
 
 func (c *SecretsPullCmd) Run(env *Env) (*SecretsPullResult, error) {
-	if err := checkSecretNames(c.Names); err != nil {
-		return nil, err
-	}
-	conn, sel, err := env.remoteProject(c.Scope)
-	if err != nil {
-		return nil, err
-	}
-	if c.Force {
-		if err := confirmForce(env, sel, "pull --force replaces this device's changes with the server's versions", "secrets pull --force"); err != nil {
-			return nil, err
-		}
-	}
-	r, err := conn.Pull(env.ctx(), sel.Selection, c.Names, c.Force)
+	r, err := transfer(env, c.Scope, c.Names, c.Force, (*agsync.Conn).Pull,
+		"pull --force replaces this device's changes with the server's versions", "secrets pull --force")
 	if err != nil {
 		return nil, err
 	}
@@ -193,23 +183,33 @@ type SecretsPushResult struct {
 }
 
 func (c *SecretsPushCmd) Run(env *Env) (*SecretsPushResult, error) {
-	if err := checkSecretNames(c.Names); err != nil {
-		return nil, err
-	}
-	conn, sel, err := env.remoteProject(c.Scope)
-	if err != nil {
-		return nil, err
-	}
-	if c.Force {
-		if err := confirmForce(env, sel, "push --force overwrites newer content on the server with this device's", "secrets push --force"); err != nil {
-			return nil, err
-		}
-	}
-	r, err := conn.Push(env.ctx(), sel.Selection, c.Names, c.Force)
+	r, err := transfer(env, c.Scope, c.Names, c.Force, (*agsync.Conn).Push,
+		"push --force overwrites newer content on the server with this device's", "secrets push --force")
 	if err != nil {
 		return nil, err
 	}
 	return &SecretsPushResult{*r}, nil
+}
+
+// transfer is a pull or a push (op) of names in the scope's project:
+// names are checked before anything is opened, and --force is confirmed
+// by a human on the terminal (what it drops, and the command) before op
+// touches the server.
+func transfer[R any](env *Env, s Scope, names []string, force bool,
+	op func(*agsync.Conn, context.Context, vault.Selection, []string, bool) (*R, error), what, command string) (*R, error) {
+	if err := checkSecretNames(names); err != nil {
+		return nil, err
+	}
+	conn, sel, err := env.remoteProject(s)
+	if err != nil {
+		return nil, err
+	}
+	if force {
+		if err := confirmForce(env, sel, what, command); err != nil {
+			return nil, err
+		}
+	}
+	return op(conn, env.ctx(), sel.Selection, names, force)
 }
 
 // confirmForce asks a human on the controlling terminal: --force drops
@@ -342,11 +342,7 @@ type WorkspacePublishResult struct {
 }
 
 func (c *WorkspacePublishCmd) Run(env *Env) (*WorkspacePublishResult, error) {
-	st, err := env.Store()
-	if err != nil {
-		return nil, err
-	}
-	ix, err := st.Index()
+	_, ix, err := env.openIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -393,11 +389,7 @@ func (r *WorkspacePublishResult) WriteText(w io.Writer) error {
 // with --auto-push, and reports the outcome in res. Nothing is pushed
 // otherwise: a set never reaches the network by surprise.
 func autoPush(env *Env, res *SecretsWriteResult) {
-	st, err := env.Store()
-	if err != nil {
-		return
-	}
-	ix, err := st.Index()
+	_, ix, err := env.openIndex()
 	if err != nil {
 		return
 	}
