@@ -12,6 +12,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // SecretRef names a secret: routing names the server sees.
@@ -120,7 +121,7 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 	if h.WorkspaceID == "" || h.Project == "" || h.Name == "" || h.KeyVersion < 1 {
 		return nil, errors.New("envelope needs a workspace, project, name and key version")
 	}
-	body := secretBody{Deleted: c.Deleted, Bindings: stripLocal(c.Bindings), Source: c.Source, UpdatedAt: c.UpdatedAt.UTC()}
+	body := secretBody{Deleted: c.Deleted, Bindings: vault.SyncedBindings(c.Bindings), Source: c.Source, UpdatedAt: c.UpdatedAt.UTC()}
 	if c.Deleted {
 		if !c.Value.Empty() || len(c.Bindings) > 0 {
 			return nil, errors.New("a tombstone carries no value and no bindings")
@@ -164,16 +165,6 @@ func sealEnvelope(author Identity, h SecretHeader, projectKey, pt []byte) ([]byt
 // local value with a remote version without putting values side by side.
 func SyncFingerprint(projectKey []byte, r SecretRef, v secret.Value) (string, error) {
 	return crypto.SyncFingerprint(projectKey, r.WorkspaceID, r.Project, r.Name, v.Reveal())
-}
-
-// stripLocal copies bindings without the fields that stay on one device.
-func stripLocal(bs []policy.Binding) []policy.Binding {
-	out := make([]policy.Binding, len(bs))
-	for i, b := range bs {
-		b.SuspendedAt, b.SuspendReason = nil, ""
-		out[i] = b
-	}
-	return out
 }
 
 // OpenSecret verifies an envelope against what the caller expected and

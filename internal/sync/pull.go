@@ -159,6 +159,22 @@ func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*
 	return st, nil
 }
 
+// fetchDiff fetches sel (fetch) and compares it with the index for
+// names: the first step of a diff, a pull and a push. The caller wipes
+// the state.
+func (c *Conn) fetchDiff(ctx context.Context, sel vault.Selection, names []string, needKeys bool) (*state, []NameDiff, error) {
+	st, err := c.fetch(ctx, sel, needKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	diffs, err := DiffProject(st.proj, st.heads, names, c.same(ctx, st))
+	if err != nil {
+		st.wipe()
+		return nil, nil, err
+	}
+	return st, diffs, nil
+}
+
 // same compares the local value of name with the remote head by the keyed
 // sync fingerprint, and their bindings: the one place a diff reads a
 // value, for a name both sides changed.
@@ -194,15 +210,11 @@ type DiffResult struct {
 // Diff compares a project with the server and records what is out of sync
 // in the index (what `status` shows as drift).
 func (c *Conn) Diff(ctx context.Context, sel vault.Selection, names []string) (*DiffResult, error) {
-	st, err := c.fetch(ctx, sel, false)
+	st, diffs, err := c.fetchDiff(ctx, sel, names, false)
 	if err != nil {
 		return nil, err
 	}
 	defer st.wipe()
-	diffs, err := DiffProject(st.proj, st.heads, names, c.same(ctx, st))
-	if err != nil {
-		return nil, err
-	}
 	now := c.now().UTC()
 	if ps := st.proj.Sync; ps.CheckedAt != nil && now.Sub(*ps.CheckedAt) < recheckWrite && sameDrift(ps, diffs, names, now) {
 		// Nothing new to record: skipping the locked index write keeps a
@@ -314,15 +326,11 @@ func (e *namedConflict) Unwrap() error { return e.err }
 // both sides is a conflict and nothing is written, unless force (a human
 // on a terminal) takes the server's version over the local change.
 func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, force bool) (*PullResult, error) {
-	st, err := c.fetch(ctx, sel, true)
+	st, diffs, err := c.fetchDiff(ctx, sel, names, true)
 	if err != nil {
 		return nil, err
 	}
 	defer st.wipe()
-	diffs, err := DiffProject(st.proj, st.heads, names, c.same(ctx, st))
-	if err != nil {
-		return nil, err
-	}
 	var conflicts []string
 	for _, d := range diffs {
 		if d.State == Conflict && !force {

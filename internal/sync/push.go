@@ -55,15 +55,11 @@ type pushed struct {
 // never. Local deletions are pushed as deletion versions; a changed
 // allowlist as its next version.
 func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, force bool) (*PushResult, error) {
-	st, err := c.fetch(ctx, sel, true)
+	st, diffs, err := c.fetchDiff(ctx, sel, names, true)
 	if err != nil {
 		return nil, err
 	}
 	defer st.wipe()
-	diffs, err := DiffProject(st.proj, st.heads, names, c.same(ctx, st))
-	if err != nil {
-		return nil, err
-	}
 	res := &PushResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: []PushEntry{}, Forced: force}
 	var blocked []string
 	var send []NameDiff

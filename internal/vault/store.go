@@ -197,6 +197,36 @@ func (s *Store) updateWith(ctx context.Context, backend Backend, fn func(ix *Ind
 	})
 }
 
+// writeProject is the frame of a write of sel's secrets. The backend is
+// opened and the fingerprint key read before locking (the file backend
+// may prompt for its passphrase); under the lock, interrupted writes are
+// settled first and fn gets the index and sel's project as they are now.
+// fn writes the index itself.
+func (s *Store) writeProject(ctx context.Context, sel Selection, fn func(backend Backend, fpKey []byte, ix *Index, proj *Project) error) error {
+	backend, err := s.openBackend(ctx)
+	if err != nil {
+		return err
+	}
+	fpKey, err := s.fingerprintKey(ctx)
+	if err != nil {
+		return err
+	}
+	return s.withLock(ctx, func() error {
+		if err := s.settlePending(ctx, backend); err != nil {
+			return err
+		}
+		ix, err := s.Index()
+		if err != nil {
+			return err
+		}
+		proj, err := ix.Project(sel)
+		if err != nil {
+			return err
+		}
+		return fn(backend, fpKey, ix, proj)
+	})
+}
+
 // withLock runs fn under the store's lock, after removing what a crashed
 // writer left behind.
 func (s *Store) withLock(ctx context.Context, fn func() error) error {
@@ -308,34 +338,13 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 			return nil, fmt.Errorf("secret %s: %w", p.Name, err)
 		}
 	}
-	// Open the backend and read the fingerprint key before locking: the
-	// file backend may prompt for its passphrase.
-	backend, err := s.openBackend(ctx)
-	if err != nil {
-		return nil, err
-	}
-	fpKey, err := s.fingerprintKey(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var results []PutResult
-	err = s.withLock(ctx, func() error {
+	err := s.writeProject(ctx, sel, func(backend Backend, fpKey []byte, ix *Index, proj *Project) error {
 		results = results[:0]
-		if err := s.settlePending(ctx, backend); err != nil {
-			return err
-		}
 		// Read under the lock: the unchanged check must see the values
 		// as they are now. The file vault is read once, not per name.
 		get, _, done := bulkGetter(backend)
 		defer done()
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
-		proj, err := ix.Project(sel)
-		if err != nil {
-			return err
-		}
 		now := s.now()
 		items := map[string]secret.Value{}
 		var created, updated, settled []string

@@ -72,28 +72,9 @@ func (s *Store) ApplyPull(ctx context.Context, sel Selection, pulls []Pulled, co
 			return nil, err
 		}
 	}
-	backend, err := s.openBackend(ctx)
-	if err != nil {
-		return nil, err
-	}
-	fpKey, err := s.fingerprintKey(ctx)
-	if err != nil {
-		return nil, err
-	}
 	var results []PullResult
-	err = s.withLock(ctx, func() error {
+	err := s.writeProject(ctx, sel, func(backend Backend, fpKey []byte, ix *Index, proj *Project) error {
 		results = results[:0]
-		if err := s.settlePending(ctx, backend); err != nil {
-			return err
-		}
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
-		proj, err := ix.Project(sel)
-		if err != nil {
-			return err
-		}
 		now := s.now()
 		items := map[string]secret.Value{}
 		adopt := map[string]*Secret{}
