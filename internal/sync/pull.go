@@ -450,20 +450,30 @@ func (c *Conn) pullAllowlist(ctx context.Context, st *state) (*allowlistPull, er
 		return nil, nil
 	}
 	last := opened[len(opened)-1]
-	ix, err := c.Store.Index()
+	local, err := c.localAllowlist(st.sel.Workspace)
 	if err != nil {
 		return nil, err
 	}
-	w, err := ix.Workspace(st.sel.Workspace)
-	if err != nil {
-		return nil, err
-	}
-	localDigest := vault.AllowlistDigest(w.Allowlist)
+	localDigest := vault.AllowlistDigest(local)
 	if localDigest != st.remote.AllowlistDigest && localDigest != vault.AllowlistDigest(last.Entries) && st.remote.AllowlistVersion > 0 {
 		return nil, conflictError(ErrPullConflict, []string{"allowlist"},
 			"the workspace allowlist changed here and on the server; compare `agentsecrets workspace allowlist list` with the other device, then push from the one to keep (`agentsecrets secrets push --force`, a human on a terminal)")
 	}
 	return &allowlistPull{version: last.Header.Version, hash: last.Hash, entries: last.Entries}, nil
+}
+
+// localAllowlist is the workspace's allowlist as the index holds it now,
+// what a pull and a push compare with the server's.
+func (c *Conn) localAllowlist(workspace string) ([]policy.AllowEntry, error) {
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	w, err := ix.Workspace(workspace)
+	if err != nil {
+		return nil, err
+	}
+	return w.Allowlist, nil
 }
 
 // apply replaces the workspace's allowlist with the pulled one, logging

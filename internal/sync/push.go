@@ -219,15 +219,11 @@ type allowlistPush struct {
 // changed since the last sync. A remote change since is a conflict unless
 // force.
 func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, force bool, now time.Time) (*allowlistPush, error) {
-	ix, err := c.Store.Index()
+	local, err := c.localAllowlist(st.sel.Workspace)
 	if err != nil {
 		return nil, err
 	}
-	w, err := ix.Workspace(st.sel.Workspace)
-	if err != nil {
-		return nil, err
-	}
-	digest := vault.AllowlistDigest(w.Allowlist)
+	digest := vault.AllowlistDigest(local)
 	if digest == st.remote.AllowlistDigest {
 		return nil, nil // unchanged since the last sync (or adoption)
 	}
@@ -250,7 +246,7 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 		}
 	}
 	doc, err := SealAllowlist(id, AllowlistHeader{WorkspaceID: st.remote.ID, Version: head + 1, Prev: prev, AuthorID: c.Account.ID, CreatedAt: now},
-		st.keys.Workspace, w.Allowlist)
+		st.keys.Workspace, local)
 	if err != nil {
 		return nil, err
 	}

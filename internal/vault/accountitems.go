@@ -121,14 +121,7 @@ func (s *Store) SignIn(ctx context.Context, acct Account, m AccountMaterial, ses
 	if err != nil {
 		return err
 	}
-	return s.withLock(ctx, func() error {
-		if err := s.settlePending(ctx, backend); err != nil {
-			return err
-		}
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
+	return s.lockedIndex(ctx, backend, func(ix *Index) error {
 		if err := checkSameAccount(ix.Account, acct); err != nil {
 			return err
 		}
@@ -222,14 +215,7 @@ func (s *Store) Session(ctx context.Context) (Session, error) {
 	if err != nil {
 		return Session{}, err
 	}
-	if !ix.Account.SignedIn() {
-		return Session{}, ErrSignedOut
-	}
-	b, err := s.openBackend(ctx)
-	if err != nil {
-		return Session{}, err
-	}
-	return s.readSession(ctx, b)
+	return s.SessionOf(ctx, ix)
 }
 
 func (s *Store) readSession(ctx context.Context, b Backend) (Session, error) {
@@ -261,11 +247,7 @@ func (s *Store) UpdateSession(ctx context.Context, fn func(cur Session) (Session
 		return Session{}, err
 	}
 	var out Session
-	err = s.withLock(ctx, func() error {
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
+	err = s.lockedIndex(ctx, nil, func(ix *Index) error {
 		if !ix.Account.SignedIn() {
 			return ErrSignedOut
 		}

@@ -171,16 +171,7 @@ func (s *Store) updateThen(ctx context.Context, fn func(ix *Index) error, then f
 // updateWith is updateThen for a caller that opened the backend: what an
 // interrupted write left is settled first (see settlePending).
 func (s *Store) updateWith(ctx context.Context, backend Backend, fn func(ix *Index) error, then func() error) error {
-	return s.withLock(ctx, func() error {
-		if backend != nil {
-			if err := s.settlePending(ctx, backend); err != nil {
-				return err
-			}
-		}
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
+	return s.lockedIndex(ctx, backend, func(ix *Index) error {
 		if err := fn(ix); err != nil {
 			if errors.Is(err, ErrUnchanged) {
 				return nil
@@ -211,19 +202,30 @@ func (s *Store) writeProject(ctx context.Context, sel Selection, fn func(backend
 	if err != nil {
 		return err
 	}
-	return s.withLock(ctx, func() error {
-		if err := s.settlePending(ctx, backend); err != nil {
-			return err
-		}
-		ix, err := s.Index()
-		if err != nil {
-			return err
-		}
+	return s.lockedIndex(ctx, backend, func(ix *Index) error {
 		proj, err := ix.Project(sel)
 		if err != nil {
 			return err
 		}
 		return fn(backend, fpKey, ix, proj)
+	})
+}
+
+// lockedIndex runs fn under the lock with the index as it is then; with
+// a backend, what an interrupted write left is settled first (see
+// settlePending).
+func (s *Store) lockedIndex(ctx context.Context, backend Backend, fn func(ix *Index) error) error {
+	return s.withLock(ctx, func() error {
+		if backend != nil {
+			if err := s.settlePending(ctx, backend); err != nil {
+				return err
+			}
+		}
+		ix, err := s.Index()
+		if err != nil {
+			return err
+		}
+		return fn(ix)
 	})
 }
 
