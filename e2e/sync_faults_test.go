@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -174,25 +173,7 @@ func runSyncPushRace(t *testing.T, backend string) {
 		name := fmt.Sprintf("RACE_%d", round)
 		a.RunIn([]byte(randomValue(t, "sk_a_")), "secrets", "set", name, "--from-stdin").OK(t)
 		b.RunIn([]byte(randomValue(t, "sk_b_")), "secrets", "set", name, "--from-stdin").OK(t)
-		var wg sync.WaitGroup
-		results := make([]*Result, 2)
-		for i, d := range []*Vault{a, b} {
-			wg.Add(1)
-			go func(i int, d *Vault) {
-				defer wg.Done()
-				cmd := exec.Command(binary, "secrets", "push", name)
-				cmd.Env, cmd.Dir = d.Env(), d.Dir
-				var out, errb bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &errb
-				err := cmd.Run()
-				code := 0
-				if ee, ok := err.(*exec.ExitError); ok {
-					code = ee.ExitCode()
-				}
-				results[i] = &Result{Args: []string{"secrets", "push", name}, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}
-			}(i, d)
-		}
-		wg.Wait()
+		results := runAll(t, []*Vault{a, b}, "secrets", "push", name)
 		ok, conflicts := 0, 0
 		for _, r := range results {
 			switch r.Code {
