@@ -196,53 +196,123 @@ func (b *ssBatch) get(ctx context.Context, service, key string) (secret.Value, e
 	return secret.New(s.Value), nil
 }
 
-// put overwrites the value of every item that already has the key
-// (SetSecret costs gnome-keyring one save; CreateItem with replace costs a
-// search on top) and creates the item go-keyring creates otherwise.
-// replace stays true on create so that a concurrent writer of the same key
-// cannot leave two items.
-func (b *ssBatch) put(ctx context.Context, service, key string, value []byte) error {
-	s := ssSecret{Session: b.session, Parameters: []byte{}, Value: value, ContentType: ssContentType}
-	items, err := b.find(ctx, service, key)
-	if err != nil {
-		return err
-	}
-	for _, item := range items {
-		if err := b.call(ctx, item, ssItem+".SetSecret", s).Err; err != nil {
-			return err
-		}
-	}
-	if len(items) > 0 {
-		return nil
-	}
-	props := map[string]dbus.Variant{
-		ssItem + ".Label":      dbus.MakeVariant(fmt.Sprintf("Password for '%s' on '%s'", key, service)),
-		ssItem + ".Attributes": dbus.MakeVariant(map[string]string{"service": service, "username": key}),
-	}
-	var item, prompt dbus.ObjectPath
-	if err := b.call(ctx, b.collection, ssCollection+".CreateItem", props, s, true).Store(&item, &prompt); err != nil {
-		return err
-	}
-	_, _, err = b.prompt(ctx, prompt)
-	return err
-}
+// pipelineWindow is how many calls of a batch are in flight at once, so
+// that gnome-keyring never waits for the next request; few enough that
+// each call's KeychainTimeout still bounds that call.
+const pipelineWindow = 8
 
-// delete removes every item with the key; none is not an error.
-func (b *ssBatch) delete(ctx context.Context, service, key string) error {
-	items, err := b.find(ctx, service, key)
-	if err != nil {
-		return err
-	}
-	for _, item := range items {
-		var prompt dbus.ObjectPath
-		if err := b.call(ctx, item, ssItem+".Delete").Store(&prompt); err != nil {
-			return err
+// pipeline makes n calls, sent by send with the channel godbus answers on,
+// at most pipelineWindow in flight, and hands each answer to done in order.
+// It stops at the first error; calls already sent still complete.
+func (b *ssBatch) pipeline(ctx context.Context, n int, send func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call, done func(i int, c *dbus.Call) error) error {
+	calls := make([]*dbus.Call, n)
+	cancels := make([]context.CancelFunc, n)
+	defer func() {
+		for _, cancel := range cancels {
+			if cancel != nil {
+				cancel()
+			}
 		}
-		if _, _, err := b.prompt(ctx, prompt); err != nil {
+	}()
+	sent := 0
+	for i := 0; i < n; i++ {
+		for ; sent < n && sent < i+pipelineWindow; sent++ {
+			var cctx context.Context
+			cctx, cancels[sent] = context.WithTimeout(ctx, KeychainTimeout)
+			calls[sent] = send(cctx, sent, make(chan *dbus.Call, 1))
+		}
+		c := <-calls[i].Done
+		if err := done(i, c); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// findAll returns, for every key, the items go-keyring would find for it.
+func (b *ssBatch) findAll(ctx context.Context, service string, keys []string) ([][]dbus.ObjectPath, error) {
+	found := make([][]dbus.ObjectPath, len(keys))
+	collection := b.conn.Object(ssName, b.collection)
+	err := b.pipeline(ctx, len(keys), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+		return collection.GoWithContext(ctx, ssCollection+".SearchItems", 0, ch, map[string]string{"service": service, "username": keys[i]})
+	}, func(i int, c *dbus.Call) error {
+		return c.Store(&found[i])
+	})
+	return found, err
+}
+
+// ssWrite is one write of a batch: SetSecret on an existing item, or
+// CreateItem when item is empty.
+type ssWrite struct {
+	key  string
+	item dbus.ObjectPath
+}
+
+// putAll overwrites the value of every item that already has a key
+// (SetSecret costs gnome-keyring one save of the keyring file; CreateItem
+// with replace costs two and a search) and creates the item go-keyring
+// creates for the others. replace stays true on create so that a
+// concurrent writer of the same key cannot leave two items.
+func (b *ssBatch) putAll(ctx context.Context, service string, items map[string]secret.Value) error {
+	keys := SortedKeys(items)
+	found, err := b.findAll(ctx, service, keys)
+	if err != nil {
+		return err
+	}
+	var writes []ssWrite
+	for i, key := range keys {
+		if len(found[i]) == 0 {
+			writes = append(writes, ssWrite{key: key})
+		}
+		for _, item := range found[i] {
+			writes = append(writes, ssWrite{key, item})
+		}
+	}
+	collection := b.conn.Object(ssName, b.collection)
+	return b.pipeline(ctx, len(writes), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+		w := writes[i]
+		s := ssSecret{Session: b.session, Parameters: []byte{}, Value: items[w.key].Reveal(), ContentType: ssContentType}
+		if w.item != "" {
+			return b.conn.Object(ssName, w.item).GoWithContext(ctx, ssItem+".SetSecret", 0, ch, s)
+		}
+		props := map[string]dbus.Variant{
+			ssItem + ".Label":      dbus.MakeVariant(fmt.Sprintf("Password for '%s' on '%s'", w.key, service)),
+			ssItem + ".Attributes": dbus.MakeVariant(map[string]string{"service": service, "username": w.key}),
+		}
+		return collection.GoWithContext(ctx, ssCollection+".CreateItem", 0, ch, props, s, true)
+	}, func(i int, c *dbus.Call) error {
+		if writes[i].item != "" {
+			return c.Err
+		}
+		var item, prompt dbus.ObjectPath
+		if err := c.Store(&item, &prompt); err != nil {
+			return err
+		}
+		_, _, err := b.prompt(ctx, prompt)
+		return err
+	})
+}
+
+// deleteAll removes every item with one of keys; none is not an error.
+func (b *ssBatch) deleteAll(ctx context.Context, service string, keys []string) error {
+	found, err := b.findAll(ctx, service, keys)
+	if err != nil {
+		return err
+	}
+	var items []dbus.ObjectPath
+	for _, f := range found {
+		items = append(items, f...)
+	}
+	return b.pipeline(ctx, len(items), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+		return b.conn.Object(ssName, items[i]).GoWithContext(ctx, ssItem+".Delete", 0, ch)
+	}, func(i int, c *dbus.Call) error {
+		var prompt dbus.ObjectPath
+		if err := c.Store(&prompt); err != nil {
+			return err
+		}
+		_, _, err := b.prompt(ctx, prompt)
+		return err
+	})
 }
 
 // batch runs fn on one open session and maps its error.
@@ -274,25 +344,11 @@ func (k *Keychain) Get(ctx context.Context, key string) (secret.Value, error) {
 }
 
 func (k *Keychain) Put(ctx context.Context, items map[string]secret.Value) error {
-	return k.batch(ctx, "write", func(b *ssBatch) error {
-		for _, key := range SortedKeys(items) {
-			if err := b.put(ctx, k.service, key, items[key].Reveal()); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return k.batch(ctx, "write", func(b *ssBatch) error { return b.putAll(ctx, k.service, items) })
 }
 
 func (k *Keychain) Delete(ctx context.Context, keys []string) error {
-	return k.batch(ctx, "delete", func(b *ssBatch) error {
-		for _, key := range keys {
-			if err := b.delete(ctx, k.service, key); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	return k.batch(ctx, "delete", func(b *ssBatch) error { return b.deleteAll(ctx, k.service, keys) })
 }
 
 // openReader opens one session for reading many keys (bulkGetter): each
