@@ -31,9 +31,10 @@ func keychainReachable(getenv func(string) string) error {
 // go-keyring opens a session, looks up and unlocks the collection for every
 // single item, and overwrites with CreateItem(replace=true); a pull of 200
 // secrets spent seconds on that. Here one connection, session and unlock
-// serve a whole batch, and an existing item is overwritten with SetSecret.
-// gnome-keyring rewrites its keyring file on every change, so each write
-// still costs one save: that is the floor.
+// serve a whole batch, its calls are pipelined, and an existing item is
+// overwritten with SetSecret. gnome-keyring rewrites its whole keyring file
+// on every change (two saves for a new item, one for SetSecret): that cost,
+// which grows with the collection, is the floor.
 const (
 	ssName            = "org.freedesktop.secrets"
 	ssPath            = dbus.ObjectPath("/org/freedesktop/secrets")
@@ -173,19 +174,12 @@ func (b *ssBatch) prompt(ctx context.Context, prompt dbus.ObjectPath) (dismissed
 	}
 }
 
-// find returns the items go-keyring would find for key; go-keyring's Get
-// reads the first.
-func (b *ssBatch) find(ctx context.Context, service, key string) ([]dbus.ObjectPath, error) {
-	var items []dbus.ObjectPath
-	err := b.call(ctx, b.collection, ssCollection+".SearchItems", map[string]string{"service": service, "username": key}).Store(&items)
-	return items, err
-}
-
 func (b *ssBatch) get(ctx context.Context, service, key string) (secret.Value, error) {
-	items, err := b.find(ctx, service, key)
+	found, err := b.findAll(ctx, service, []string{key})
 	if err != nil {
 		return secret.Value{}, err
 	}
+	items := found[0] // go-keyring's Get reads the first
 	if len(items) == 0 {
 		return secret.Value{}, ErrValueMissing
 	}
@@ -229,7 +223,8 @@ func (b *ssBatch) pipeline(ctx context.Context, n int, send func(ctx context.Con
 	return nil
 }
 
-// findAll returns, for every key, the items go-keyring would find for it.
+// findAll returns, for every key, the items go-keyring would find for it
+// (one, unless something else wrote a duplicate).
 func (b *ssBatch) findAll(ctx context.Context, service string, keys []string) ([][]dbus.ObjectPath, error) {
 	found := make([][]dbus.ObjectPath, len(keys))
 	collection := b.conn.Object(ssName, b.collection)
@@ -315,14 +310,23 @@ func (b *ssBatch) deleteAll(ctx context.Context, service string, keys []string) 
 	})
 }
 
+// open is openSS with its error mapped for op.
+func (k *Keychain) open(ctx context.Context, op string) (*ssBatch, error) {
+	b, err := k.openSS(ctx)
+	if errors.Is(err, ErrKeychainUnavailable) {
+		return nil, err // Available's own, already mapped
+	}
+	if err != nil {
+		return nil, keychainError(op, err)
+	}
+	return b, nil
+}
+
 // batch runs fn on one open session and maps its error.
 func (k *Keychain) batch(ctx context.Context, op string, fn func(*ssBatch) error) error {
-	b, err := k.openSS(ctx)
+	b, err := k.open(ctx, op)
 	if err != nil {
-		if errors.Is(err, ErrKeychainUnavailable) {
-			return err // Available's own, already mapped
-		}
-		return keychainError(op, err)
+		return err
 	}
 	defer b.close()
 	if err := fn(b); err != nil {
@@ -354,12 +358,9 @@ func (k *Keychain) Delete(ctx context.Context, keys []string) error {
 // openReader opens one session for reading many keys (bulkGetter): each
 // read is then a search and a GetSecret, not a whole session.
 func (k *Keychain) openReader(ctx context.Context) (keyReader, error) {
-	b, err := k.openSS(ctx)
+	b, err := k.open(ctx, "read")
 	if err != nil {
-		if errors.Is(err, ErrKeychainUnavailable) {
-			return nil, err
-		}
-		return nil, keychainError("read", err)
+		return nil, err
 	}
 	return &ssReader{b: b, service: k.service}, nil
 }
