@@ -43,6 +43,19 @@ type snapshotter interface {
 	All(ctx context.Context) (map[string]secret.Value, error)
 }
 
+// sessionReader is a backend that reads many keys faster through one open
+// session (the Secret Service: one connection, session and unlock instead
+// of one per key).
+type sessionReader interface {
+	openReader(ctx context.Context) (keyReader, error)
+}
+
+// keyReader is an open session of a sessionReader. Close ends it.
+type keyReader interface {
+	Get(ctx context.Context, key string) (secret.Value, error)
+	Close()
+}
+
 // Consistency compares every index entry with the value the backend holds
 // (by keyed fingerprint) and looks for orphaned values. It reads every
 // value once and keeps none.
@@ -225,9 +238,29 @@ func (v *FileVault) All(context.Context) (map[string]secret.Value, error) {
 }
 
 // bulkGetter is a Get for reading many keys. For a snapshotter it reads all
-// items once, on first use, and keys lists them; otherwise it is the
-// backend's Get and keys is nil. done wipes what was read.
+// items once, on first use, and keys lists them; for a sessionReader it
+// opens one session on first use; otherwise it is the backend's Get. keys
+// is nil unless b is a snapshotter. done wipes what was read and ends the
+// session.
 func bulkGetter(b Backend) (get func(context.Context, string) (secret.Value, error), keys func(context.Context) ([]string, error), done func()) {
+	if sr, ok := b.(sessionReader); ok {
+		var r keyReader
+		get = func(ctx context.Context, key string) (secret.Value, error) {
+			if r == nil {
+				var err error
+				if r, err = sr.openReader(ctx); err != nil {
+					return secret.Value{}, err
+				}
+			}
+			return r.Get(ctx, key)
+		}
+		done = func() {
+			if r != nil {
+				r.Close()
+			}
+		}
+		return get, nil, done
+	}
 	sn, ok := b.(snapshotter)
 	if !ok {
 		return b.Get, nil, func() {}

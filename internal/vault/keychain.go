@@ -8,16 +8,16 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
-	"github.com/agentsecrets/agentsecrets/internal/secret"
-	"github.com/zalando/go-keyring"
 )
 
 // KeychainTimeout bounds every keychain call. A locked keychain that waits
 // for a desktop prompt nobody can answer must not hang an agent.
 const KeychainTimeout = 5 * time.Second
 
-// Keychain stores values in the OS keychain (macOS Keychain, Windows
-// Credential Manager, the freedesktop Secret Service) through go-keyring.
+// Keychain stores values in the OS keychain: macOS Keychain and Windows
+// Credential Manager through go-keyring (keychain_other.go), the
+// freedesktop Secret Service through its D-Bus API with one session per
+// batch (keychain_linux.go), writing the very items go-keyring writes.
 // Items are named service "agentsecrets/<vault id>", account = item key, so
 // two vaults (two AGENTSECRETS_HOME directories) never see each other.
 type Keychain struct {
@@ -65,29 +65,20 @@ func (k *Keychain) Available() error {
 	return nil
 }
 
-func (k *Keychain) call(ctx context.Context, op string, fn func() error) error {
-	if err := k.Available(); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, KeychainTimeout)
-	defer cancel()
-	done := make(chan error, 1)
-	// go-keyring calls cannot be cancelled. On timeout the goroutine is
-	// abandoned; it ends when the keychain finally answers or the process exits.
-	go func() { done <- fn() }()
-	select {
-	case err := <-done:
-		if err == nil || errors.Is(err, keyring.ErrNotFound) {
-			return err
-		}
-		// go-keyring errors name the service and account, never the value.
-		if isLockedError(err) {
-			return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainLocked, op, err), unlockHint)
-		}
-		return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainUnavailable, op, err), fileBackendHint)
-	case <-ctx.Done():
+// keychainError maps a failed keychain operation to the vault's errors.
+// Errors from go-keyring and the Secret Service name the service and
+// account, never the value. A context that ended means the keychain did
+// not answer in time.
+func keychainError(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
 		return errcode.WithHint(fmt.Errorf("%w: keychain %s after %s", ErrKeychainTimeout, op, KeychainTimeout), fileBackendHint)
+	case isLockedError(err):
+		return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainLocked, op, err), unlockHint)
 	}
+	return errcode.WithHint(fmt.Errorf("%w: keychain %s: %v", ErrKeychainUnavailable, op, err), fileBackendHint)
 }
 
 // Probe reads an item that need not exist: "not found" proves the keychain
@@ -99,40 +90,4 @@ func (k *Keychain) Probe(ctx context.Context) error {
 		return nil
 	}
 	return err
-}
-
-func (k *Keychain) Get(ctx context.Context, key string) (secret.Value, error) {
-	var v string
-	err := k.call(ctx, "read", func() error {
-		var err error
-		v, err = keyring.Get(k.service, key)
-		return err
-	})
-	if errors.Is(err, keyring.ErrNotFound) {
-		return secret.Value{}, ErrValueMissing
-	}
-	if err != nil {
-		return secret.Value{}, err
-	}
-	return secret.New([]byte(v)), nil
-}
-
-func (k *Keychain) Put(ctx context.Context, items map[string]secret.Value) error {
-	for _, key := range SortedKeys(items) {
-		v := string(items[key].Reveal())
-		if err := k.call(ctx, "write", func() error { return keyring.Set(k.service, key, v) }); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (k *Keychain) Delete(ctx context.Context, keys []string) error {
-	for _, key := range keys {
-		err := k.call(ctx, "delete", func() error { return keyring.Delete(k.service, key) })
-		if err != nil && !errors.Is(err, keyring.ErrNotFound) {
-			return err
-		}
-	}
-	return nil
 }

@@ -1,0 +1,289 @@
+package vault
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
+	dbus "github.com/godbus/dbus/v5"
+	"github.com/zalando/go-keyring"
+)
+
+// These tests use the real Secret Service: run them under
+// scripts/with-secret-service (a throwaway gnome-keyring).
+
+// testKeychain returns a Keychain on a vault id of its own, or skips (fails
+// under AGENTSECRETS_TEST_REQUIRE_KEYCHAIN) without a session bus.
+func testKeychain(t testing.TB) *Keychain {
+	t.Helper()
+	if err := keychainReachable(os.Getenv); err != nil {
+		if os.Getenv("AGENTSECRETS_TEST_REQUIRE_KEYCHAIN") != "" {
+			t.Fatal("no Secret Service: run under scripts/with-secret-service")
+		}
+		t.Skip("no D-Bus session: run under scripts/with-secret-service")
+	}
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name())
+	return NewKeychain(fmt.Sprintf("test-%s-%d", name, time.Now().UnixNano()), os.Getenv)
+}
+
+// itemCount counts the items go-keyring would match for key.
+func itemCount(t testing.TB, k *Keychain, key string) int {
+	t.Helper()
+	b, err := k.openSS(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.close()
+	found, err := b.findAll(context.Background(), k.service, []string{key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(found[0])
+}
+
+func putOne(t testing.TB, k *Keychain, key, value string) {
+	t.Helper()
+	if err := k.Put(context.Background(), map[string]secret.Value{key: secret.New([]byte(value))}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getOne(t testing.TB, k *Keychain, key string) string {
+	t.Helper()
+	v, err := k.Get(context.Background(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer v.Wipe()
+	return string(v.Reveal())
+}
+
+// TestSecretServiceMatchesGoKeyring: every way of writing (the batch path,
+// go-keyring) is read back by every way of reading, a first write and an
+// overwrite alike, and an overwrite never leaves a second item: vaults
+// written before the batch path stay readable and are overwritten in place.
+func TestSecretServiceMatchesGoKeyring(t *testing.T) {
+	writers := map[string]func(t testing.TB, k *Keychain, key, value string){
+		"batch": putOne,
+		"go-keyring": func(t testing.TB, k *Keychain, key, value string) {
+			if err := keyring.Set(k.service, key, value); err != nil {
+				t.Fatal(err)
+			}
+		},
+	}
+	readers := map[string]func(t testing.TB, k *Keychain, key string) string{
+		"batch": getOne,
+		"go-keyring": func(t testing.TB, k *Keychain, key string) string {
+			v, err := keyring.Get(k.service, key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		},
+	}
+	for first := range writers {
+		for second := range writers {
+			for reader := range readers {
+				t.Run(first+"-then-"+second+"-read-by-"+reader, func(t *testing.T) {
+					k := testKeychain(t)
+					const key = "ws/proj/API_KEY"
+					writers[first](t, k, key, "first value")
+					if got := readers[reader](t, k, key); got != "first value" {
+						t.Fatalf("after the first write read %q", got)
+					}
+					writers[second](t, k, key, "second value")
+					if got := readers[reader](t, k, key); got != "second value" {
+						t.Fatalf("after the overwrite read %q", got)
+					}
+					if n := itemCount(t, k, key); n != 1 {
+						t.Fatalf("%d items for one key", n)
+					}
+				})
+			}
+		}
+	}
+}
+
+// TestSecretServiceBatch: one Put of new keys and keys go-keyring wrote
+// stores every value, one item each; Delete removes what either wrote and
+// ignores a missing key; the session reader bulkGetter uses reads them.
+func TestSecretServiceBatch(t *testing.T) {
+	k := testKeychain(t)
+	ctx := context.Background()
+	items := map[string]secret.Value{}
+	for i := 0; i < 6; i++ {
+		key := fmt.Sprintf("ws/proj/K%d", i)
+		if i%2 == 0 {
+			if err := keyring.Set(k.service, key, "old"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		items[key] = secret.New([]byte("new " + key))
+	}
+	if err := k.Put(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	get, keys, done := bulkGetter(k)
+	if keys != nil {
+		t.Fatal("a keychain cannot be listed: keys must be nil")
+	}
+	for key := range items {
+		if v, err := keyring.Get(k.service, key); err != nil || v != "new "+key {
+			t.Fatalf("go-keyring reads %s as %q, %v", key, v, err)
+		}
+		v, err := get(ctx, key)
+		if err != nil || string(v.Reveal()) != "new "+key {
+			t.Fatalf("the session reader reads %s as %q, %v", key, v.Reveal(), err)
+		}
+		v.Wipe()
+		if n := itemCount(t, k, key); n != 1 {
+			t.Fatalf("%d items for %s", n, key)
+		}
+	}
+	if _, err := get(ctx, "ws/proj/NONE"); !errors.Is(err, ErrValueMissing) {
+		t.Fatalf("a missing key read as %v, want ErrValueMissing", err)
+	}
+	done()
+	if _, err := k.Get(ctx, "ws/proj/NONE"); !errors.Is(err, ErrValueMissing) {
+		t.Fatalf("Get of a missing key: %v, want ErrValueMissing", err)
+	}
+	if err := k.Delete(ctx, append(SortedKeys(items), "ws/proj/NONE")); err != nil {
+		t.Fatal(err)
+	}
+	for key := range items {
+		if _, err := keyring.Get(k.service, key); !errors.Is(err, keyring.ErrNotFound) {
+			t.Fatalf("%s after Delete: %v", key, err)
+		}
+		if n := itemCount(t, k, key); n != 0 {
+			t.Fatalf("%d items for %s after Delete", n, key)
+		}
+	}
+}
+
+// lockLogin locks go-keyring's collection through the Secret Service and
+// returns a function that unlocks it again without a prompt, through
+// gnome-keyring's master-password call (the password is the one
+// scripts/with-secret-service gives its throwaway keyring).
+func lockLogin(t *testing.T) (unlock func()) {
+	t.Helper()
+	conn, err := dbus.ConnectSessionBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	service := conn.Object(ssName, ssPath)
+	var locked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	if err := service.Call(ssService+".Lock", 0, []dbus.ObjectPath{ssLoginCollection}).Store(&locked, &prompt); err != nil {
+		t.Fatalf("lock the keyring: %v", err)
+	}
+	unlock = func() {
+		var output dbus.Variant
+		var session dbus.ObjectPath
+		if err := service.Call(ssService+".OpenSession", 0, "plain", dbus.MakeVariant("")).Store(&output, &session); err != nil {
+			t.Fatalf("open a session: %v", err)
+		}
+		s := ssSecret{session, []byte{}, []byte("throwaway-password"), "text/plain"}
+		if err := service.Call("org.gnome.keyring.InternalUnsupportedGuiltRiddenInterface.UnlockWithMasterPassword", 0, ssLoginCollection, s).Err; err != nil {
+			t.Fatalf("unlock the keyring: %v", err)
+		}
+	}
+	t.Cleanup(func() { unlock(); conn.Close() })
+	return unlock
+}
+
+// TestSecretServiceLocked: with the collection locked every operation
+// fails fast with ErrKeychainLocked and the unlock hint, and no error
+// carries the value being written (canary).
+func TestSecretServiceLocked(t *testing.T) {
+	k := testKeychain(t)
+	ctx := context.Background()
+	putOne(t, k, "ws/proj/BEFORE", "before")
+	const canary = "canary-7f3a9c1e-value-in-error"
+	unlock := lockLogin(t)
+	ops := map[string]func() error{
+		"put": func() error {
+			return k.Put(ctx, map[string]secret.Value{"ws/proj/NEW": secret.New([]byte(canary)), "ws/proj/BEFORE": secret.New([]byte(canary))})
+		},
+		"get":    func() error { _, err := k.Get(ctx, "ws/proj/BEFORE"); return err },
+		"delete": func() error { return k.Delete(ctx, []string{"ws/proj/BEFORE"}) },
+		"bulk-get": func() error {
+			get, _, done := bulkGetter(k)
+			defer done()
+			_, err := get(ctx, "ws/proj/BEFORE")
+			return err
+		},
+	}
+	for name, op := range ops {
+		t.Run(name, func(t *testing.T) {
+			start := time.Now()
+			err := op()
+			if !errors.Is(err, ErrKeychainLocked) {
+				t.Fatalf("err = %v, want ErrKeychainLocked", err)
+			}
+			if d := time.Since(start); d > KeychainTimeout/2 {
+				t.Fatalf("took %s to report", d)
+			}
+			if msg := fmt.Sprintf("%v %+v", err, err); strings.Contains(msg, canary) || !strings.Contains(msg, "locked") {
+				t.Fatalf("error %q: must say locked and never carry the value", msg)
+			}
+		})
+	}
+	unlock()
+	if got := getOne(t, k, "ws/proj/BEFORE"); got != "before" {
+		t.Fatalf("after unlock read %q", got)
+	}
+}
+
+// BenchmarkKeychainPut200 writes 200 items in one Put, into an empty
+// service ("new") and over the same keys again ("overwrite"), through the
+// batch path and through go-keyring's per-item Set (the path before it).
+// Run: scripts/with-secret-service go test ./internal/vault -run '^$' -bench KeychainPut200 -benchtime 3x
+func BenchmarkKeychainPut200(b *testing.B) {
+	ctx := context.Background()
+	items := map[string]secret.Value{}
+	for i := 0; i < 200; i++ {
+		items[fmt.Sprintf("ws/proj/KEY_%03d", i)] = secret.New([]byte(fmt.Sprintf("value-%03d-%d", i, time.Now().UnixNano())))
+	}
+	paths := map[string]func(k *Keychain) error{
+		"batch": func(k *Keychain) error { return k.Put(ctx, items) },
+		"go-keyring": func(k *Keychain) error {
+			for _, key := range SortedKeys(items) {
+				if err := keyring.Set(k.service, key, string(items[key].Reveal())); err != nil {
+					return err
+				}
+			}
+			return nil
+		},
+	}
+	for _, path := range []string{"go-keyring", "batch"} {
+		for _, mode := range []string{"new", "overwrite"} {
+			b.Run(path+"/"+mode, func(b *testing.B) {
+				for i := 0; i < b.N; i++ {
+					b.StopTimer()
+					k := testKeychain(b)
+					if mode == "overwrite" {
+						if err := paths[path](k); err != nil {
+							b.Fatal(err)
+						}
+					}
+					b.StartTimer()
+					if err := paths[path](k); err != nil {
+						b.Fatal(err)
+					}
+					b.StopTimer()
+					// Keep the collection the same size for every run:
+					// gnome-keyring's cost per write grows with it.
+					if err := k.Delete(ctx, SortedKeys(items)); err != nil {
+						b.Fatal(err)
+					}
+					b.StartTimer()
+				}
+			})
+		}
+	}
+}
