@@ -31,22 +31,26 @@ type AccountCmd struct {
 	Devices AccountDevicesCmd `cmd:"" help:"List the account's devices, or revoke one with --revoke ID."`
 }
 
+// SignInTarget names the account and device that account create and
+// login work on.
+type SignInTarget struct {
+	Server     string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
+	Email      string `required:"" help:"Account email." json:"email"`
+	DeviceName string `placeholder:"NAME" help:"Name of this device (default: the host name)." json:"device_name,omitempty"`
+}
+
 // AccountCreateCmd creates an account.
 type AccountCreateCmd struct {
-	Server          string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
-	Email           string `required:"" help:"Account email." json:"email"`
+	SignInTarget
 	PasswordFile    string `placeholder:"PATH" help:"File holding the new account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	RecoveryKitFile string `placeholder:"PATH" help:"Write the recovery kit to this new file (mode 600) instead of showing it on the terminal." json:"recovery_kit_file,omitempty"`
-	DeviceName      string `placeholder:"NAME" help:"Name of this device (default: the host name)." json:"device_name,omitempty"`
 }
 
 // LoginCmd signs this device in.
 type LoginCmd struct {
-	Server         string `required:"" placeholder:"URL" help:"Sync server base URL (https://HOST[:PORT]; http only on loopback). A server with a private CA: set AGENTSECRETS_SERVER_CA_FILE to its CA certificate (PEM)." json:"server"`
-	Email          string `required:"" help:"Account email." json:"email"`
+	SignInTarget
 	PasswordFile   string `placeholder:"PATH" help:"File holding the account password (mode 600); default: ask on the terminal." json:"password_file,omitempty"`
 	AccountKeyFile string `placeholder:"PATH" help:"Recovery kit file, or a file holding only the account key (mode 600); needed on a device that has not signed in before." json:"account_key_file,omitempty"`
-	DeviceName     string `placeholder:"NAME" help:"Name of this device (default: the host name)." json:"device_name,omitempty"`
 }
 
 // LogoutCmd signs this device out.
@@ -221,18 +225,18 @@ func (e *Env) password(file, email, rerun string, isNew bool) ([]byte, error) {
 	return p, nil
 }
 
-// signInTarget is what account create and login check before anything
-// is asked or sent: the server URL (returned normalised), the email and
-// this device's name; then it opens the vault and reads its index.
-func (e *Env) signInTarget(rawServer, email, device string) (server, name string, st *vault.Store, ix *vault.Index, err error) {
-	u, err := agentsync.CheckServerURL(rawServer)
+// open is what account create and login check before anything is asked
+// or sent: the server URL (returned normalised), the email and this
+// device's name; then it opens the vault and reads its index.
+func (t SignInTarget) open(e *Env) (server, name string, st *vault.Store, ix *vault.Index, err error) {
+	u, err := agentsync.CheckServerURL(t.Server)
 	if err != nil {
 		return "", "", nil, nil, err
 	}
-	if err := checkEmail(email); err != nil {
+	if err := checkEmail(t.Email); err != nil {
 		return "", "", nil, nil, err
 	}
-	if name, err = deviceName(device); err != nil {
+	if name, err = deviceName(t.DeviceName); err != nil {
 		return "", "", nil, nil, err
 	}
 	if st, ix, err = e.openIndex(); err != nil {
@@ -242,7 +246,7 @@ func (e *Env) signInTarget(rawServer, email, device string) (server, name string
 }
 
 func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
-	server, name, st, ix, err := env.signInTarget(c.Server, c.Email, c.DeviceName)
+	server, name, st, ix, err := c.SignInTarget.open(env)
 	if err != nil {
 		return nil, err
 	}
@@ -331,7 +335,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 }
 
 func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
-	server, name, st, ix, err := env.signInTarget(c.Server, c.Email, c.DeviceName)
+	server, name, st, ix, err := c.SignInTarget.open(env)
 	if err != nil {
 		return nil, err
 	}
