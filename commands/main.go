@@ -49,9 +49,14 @@ type CLI struct {
 	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 }
 
-// newParser builds the kong parser. exited records a help/--version exit.
+// newParser builds the kong parser of the whole grammar. exited records a
+// help/--version exit.
 func newParser(cli *CLI, env *Env, exited *int) (*kong.Kong, error) {
-	return kong.New(cli,
+	return kong.New(cli, parserOptions(env, exited)...)
+}
+
+func parserOptions(env *Env, exited *int) []kong.Option {
+	return []kong.Option{
 		kong.Name("agentsecrets"),
 		kong.Description("Let AI agents use API credentials without ever holding them."),
 		kong.Writers(env.IO.Out, env.IO.Err),
@@ -59,7 +64,7 @@ func newParser(cli *CLI, env *Env, exited *int) (*kong.Kong, error) {
 		kong.Bind(env),
 		kong.Vars{"version": "agentsecrets " + Version},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
-	)
+	}
 }
 
 // Main runs one command and returns the process exit status. It never exits
@@ -71,7 +76,7 @@ func Main(args []string, env *Env) int {
 	format := prescanFormat(args, env)
 	cli := &CLI{}
 	exited := -1
-	parser, err := newParser(cli, env, &exited)
+	parser, err := newParserFor(cli, env, &exited, args)
 	if err != nil {
 		return reportError(env, format, errcode.Errorf(errcode.Internal, "build parser: %w", err), args)
 	}

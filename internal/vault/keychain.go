@@ -23,6 +23,7 @@ const KeychainTimeout = 5 * time.Second
 type Keychain struct {
 	service string
 	getenv  func(string) string
+	bus     keychainConn
 }
 
 // ErrKeychainUnavailable: no usable keychain on this machine or session.

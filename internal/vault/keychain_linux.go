@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 
 	"github.com/agentsecrets/agentsecrets/internal/secret"
 	dbus "github.com/godbus/dbus/v5"
@@ -57,7 +58,8 @@ type ssSecret struct {
 	ContentType string
 }
 
-// ssBatch is one open connection, plain session and unlocked collection.
+// ssBatch is one plain session and unlocked collection on the Keychain's
+// connection.
 type ssBatch struct {
 	conn       *dbus.Conn
 	session    dbus.ObjectPath
@@ -72,24 +74,63 @@ func (b *ssBatch) call(ctx context.Context, path dbus.ObjectPath, method string,
 	return b.conn.Object(ssName, path).CallWithContext(ctx, method, 0, args...)
 }
 
-// openSS connects to the session bus (Available has ruled out autolaunch),
-// opens a plain session (the bus is private to the user's session; this is
-// what go-keyring does) and unlocks go-keyring's collection: "login" when
-// it exists, else the default alias.
+// keychainConn is the one session-bus connection a Keychain makes, kept
+// for the Keychain's life the way go-keyring keeps its shared one.
+//
+// Why not a connection per batch: gnome-keyring (42 through 50 at least)
+// registers a caller in an idle callback scheduled by its message filter,
+// and a method call can be dispatched before that callback ran. An
+// OpenSession handled for a caller it does not know yet aborts the whole
+// daemon (GNOME gnome-keyring#144, Debian #1147303; the log shows
+// "gkd_secret_service_get_pkcs11_session: assertion 'client' failed"). A
+// long-running proxy that connected per request crashed it within
+// minutes. So each connection is made once, and its first message to the
+// daemon is a Ping, which GDBus answers itself without touching the
+// daemon's handlers: by the time OpenSession arrives the caller is known.
+type keychainConn struct {
+	mu   sync.Mutex
+	conn *dbus.Conn
+}
+
+// get returns the open connection, connecting (and greeting the daemon)
+// when there is none or the bus closed it.
+func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil && c.conn.Connected() {
+		return c.conn, nil
+	}
+	// A private connection: a context given to ConnectSessionBus would
+	// bound the connection's life, not the dial.
+	conn, err := dbus.ConnectSessionBus()
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, KeychainTimeout)
+	defer cancel()
+	if err := conn.Object(ssName, ssPath).CallWithContext(ctx, "org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
+		_ = conn.Close()
+		return nil, err
+	}
+	c.conn = conn
+	return conn, nil
+}
+
+// openSS opens a plain session on the Keychain's connection (Available
+// has ruled out autolaunch; the bus is private to the user's session, and
+// plain is what go-keyring does) and unlocks go-keyring's collection:
+// "login" when it exists, else the default alias.
 func (k *Keychain) openSS(ctx context.Context) (*ssBatch, error) {
 	if err := k.Available(); err != nil {
 		return nil, err
 	}
-	// A private connection, closed at the end: a context given to
-	// ConnectSessionBus would bound the connection's life, not the dial.
-	conn, err := dbus.ConnectSessionBus()
+	conn, err := k.bus.get(ctx)
 	if err != nil {
 		return nil, err
 	}
 	b := &ssBatch{conn: conn, collection: ssDefaultAlias}
 	var output dbus.Variant
 	if err := b.call(ctx, ssPath, ssService+".OpenSession", "plain", dbus.MakeVariant("")).Store(&output, &b.session); err != nil {
-		b.close()
 		return nil, err
 	}
 	var collections []dbus.ObjectPath
@@ -107,13 +148,13 @@ func (k *Keychain) openSS(ctx context.Context) (*ssBatch, error) {
 	return b, nil
 }
 
-// close ends the session and the connection; the daemon would end both
-// when the connection drops anyway, so errors change nothing.
+// close ends the session; the connection stays for the next batch. The
+// daemon ends a session when its connection drops anyway, so an error
+// changes nothing.
 func (b *ssBatch) close() {
 	if b.session != "" {
 		_ = b.call(context.Background(), b.session, "org.freedesktop.Secret.Session.Close").Err
 	}
-	_ = b.conn.Close()
 }
 
 // errSSLocked says "locked" so keychainError maps it to ErrKeychainLocked.
@@ -150,6 +191,7 @@ func (b *ssBatch) prompt(ctx context.Context, prompt dbus.ObjectPath) (dismissed
 	if err := b.conn.AddMatchSignalContext(ctx, match...); err != nil {
 		return false, dbus.Variant{}, err
 	}
+	defer func() { _ = b.conn.RemoveMatchSignalContext(context.Background(), match...) }()
 	signals := make(chan *dbus.Signal, 1)
 	b.conn.Signal(signals)
 	defer b.conn.RemoveSignal(signals)

@@ -287,3 +287,51 @@ func BenchmarkKeychainPut200(b *testing.B) {
 		}
 	}
 }
+
+// TestSecretServiceOneConnection: many batches from many goroutines, the
+// way a running proxy reads values, all succeed over one D-Bus connection.
+// A connection per batch, each opening with OpenSession, is what aborted
+// gnome-keyring (see keychainConn); this load crashed it within seconds.
+func TestSecretServiceOneConnection(t *testing.T) {
+	k := testKeychain(t)
+	ctx := context.Background()
+	putOne(t, k, "ws/proj/READ", "value")
+	if err := k.Delete(ctx, []string{"ws/proj/ABSENT"}); err != nil {
+		t.Fatal(err)
+	}
+	first := k.bus.conn
+	if first == nil {
+		t.Fatal("no connection kept after a batch")
+	}
+	const workers, rounds = 8, 40
+	errs := make(chan error, workers*rounds)
+	done := make(chan struct{})
+	for w := 0; w < workers; w++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < rounds; i++ {
+				v, err := k.Get(ctx, "ws/proj/READ")
+				if err == nil && string(v.Reveal()) != "value" {
+					err = fmt.Errorf("read %q", v.Reveal())
+				}
+				v.Wipe()
+				if err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for w := 0; w < workers; w++ {
+		<-done
+	}
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if k.bus.conn != first {
+		t.Fatal("the Keychain connected again: batches must share one connection")
+	}
+	if got := getOne(t, k, "ws/proj/READ"); got != "value" {
+		t.Fatalf("after the load read %q", got)
+	}
+}

@@ -14,6 +14,9 @@ import (
 // always present; failures surface from the call itself.
 func keychainReachable(func(string) string) error { return nil }
 
+// keychainConn is Linux's D-Bus connection; go-keyring keeps its own here.
+type keychainConn struct{}
+
 func (k *Keychain) call(ctx context.Context, op string, fn func() error) error {
 	if err := k.Available(); err != nil {
 		return err

@@ -1,0 +1,100 @@
+package commands
+
+import (
+	"reflect"
+	"strings"
+	"unicode"
+
+	"github.com/alecthomas/kong"
+)
+
+// kong builds its model of the grammar, tags parsed and help interpolated,
+// on every start, and for the whole CLI that is most of a command's start-up
+// work that is not the Go runtime's. A command line that names its command
+// needs only that command's subtree and the global flags, so that is all
+// newParserFor builds; help, unknown words, `schema` and `mcp` (which
+// enumerate the grammar) get the whole of it.
+
+// wholeGrammar lists the top-level commands that read the whole model.
+func wholeGrammar(name string) bool { return name == "schema" || name == "mcp" }
+
+// flagName is kong's name for a field: its name tag, else the field name
+// in kebab case.
+func flagName(f reflect.StructField) string {
+	if n := f.Tag.Get("name"); n != "" {
+		return n
+	}
+	var b strings.Builder
+	for i, r := range f.Name {
+		if unicode.IsUpper(r) {
+			if i > 0 {
+				b.WriteByte('-')
+			}
+			r = unicode.ToLower(r)
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// commandField finds, in args as typed, the top-level command they name:
+// the first word that is not a global flag or a global flag's value. It
+// reports ok=false when the whole grammar is needed, and field=-1 with
+// ok=true for a bare --version.
+func commandField(args []string) (field int, ok bool) {
+	globals := reflect.TypeFor[Globals]()
+	takesValue := map[string]bool{}
+	for i := range globals.NumField() {
+		if f := globals.Field(i); f.Type.Kind() != reflect.Bool {
+			takesValue["--"+flagName(f)] = true
+		}
+	}
+	for _, a := range args {
+		if a == "--" {
+			break
+		}
+		if a == "-h" || a == "--help" {
+			return 0, false
+		}
+	}
+	version := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return 0, false
+		case a == "--version":
+			version = true
+		case takesValue[a]:
+			i++
+		case strings.HasPrefix(a, "-"):
+		default:
+			cli := reflect.TypeFor[CLI]()
+			for j := range cli.NumField() {
+				f := cli.Field(j)
+				if _, isCmd := f.Tag.Lookup("cmd"); isCmd && flagName(f) == a {
+					return j, !wholeGrammar(a)
+				}
+			}
+			return 0, false
+		}
+	}
+	return -1, version
+}
+
+// newParserFor builds the parser args need: the global flags and the one
+// command they name when that is enough, else the whole grammar. Parsing
+// with either gives the same result, help text and errors for those args.
+func newParserFor(cli *CLI, env *Env, exited *int, args []string) (*kong.Kong, error) {
+	field, ok := commandField(args)
+	if !ok {
+		return newParser(cli, env, exited)
+	}
+	opts := parserOptions(env, exited)
+	if field >= 0 {
+		f := reflect.TypeFor[CLI]().Field(field)
+		target := reflect.ValueOf(cli).Elem().Field(field).Addr().Interface()
+		opts = append(opts, kong.DynamicCommand(flagName(f), f.Tag.Get("help"), "", target, string(f.Tag)))
+	}
+	return kong.New(&cli.Globals, opts...)
+}
