@@ -21,7 +21,8 @@ import (
 type Options struct {
 	Store Store
 	// Signup "closed" (the default) refuses account creation except the
-	// first account of an empty server; "open" lets anyone create one.
+	// first account of an empty server and an email with an open invite;
+	// "open" lets anyone create one.
 	Signup string
 	// Logger receives one JSON line per request and per auth event; it
 	// never receives a token, auth key, ciphertext or body.
