@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -245,4 +246,62 @@ func TestInviteBounds(t *testing.T) {
 		call[syncapi.Invite](t, "POST", ts.URL+path(syncapi.PathInviteAccept, "invite", inv.ID), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)})
 	}
 	apiError(t, "POST", ts.URL+path(syncapi.PathInviteAccept, "invite", inv.ID), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, 429, "rate_limited")
+}
+
+// TestInviteReplicasRace: two replicas on one PostgreSQL database; racing
+// invites of one email leave exactly one pending (the database's unique
+// index decides, not a read), and racing completions add the member once.
+func TestInviteReplicasRace(t *testing.T) {
+	spec := pgDatabase(t)
+	huge := Limit{Burst: 1 << 20, Every: time.Nanosecond}
+	replicas := []*testServer{startServer(t, spec, Options{AccountLimit: huge}), startServer(t, spec, Options{AccountLimit: huge})}
+	admin := replicas[0].signup(t, "admin@example.com")
+	ws := replicas[1].workspace(t, admin, "app")
+	bob := replicas[0].signup(t, "bob@example.com")
+	const racers = 8
+	race := func(send func(i int) int) (won int) {
+		var wg sync.WaitGroup
+		statuses := make([]int, racers)
+		for i := range statuses {
+			wg.Add(1)
+			go func(i int) {
+				defer wg.Done()
+				statuses[i] = send(i)
+			}(i)
+		}
+		wg.Wait()
+		for _, s := range statuses {
+			switch s {
+			case http.StatusOK:
+				won++
+			case http.StatusConflict, http.StatusNotFound:
+			default:
+				t.Fatalf("status %d (%v)", s, statuses)
+			}
+		}
+		return won
+	}
+	rel := path(syncapi.PathInvites, "ws", ws)
+	if won := race(func(i int) int {
+		status, _ := do(t, "POST", replicas[i%2].URL+rel, admin.Session.AccessToken, inviteReq(t, "bob@example.com", RoleMember))
+		return status
+	}); won != 1 {
+		t.Fatalf("%d racing invites of one email succeeded, want 1", won)
+	}
+	list := call[syncapi.InviteList](t, "GET", replicas[0].URL+syncapi.PathMyInvites, bob.Session.AccessToken, nil)
+	if len(list.Invites) != 1 {
+		t.Fatalf("bob has %d pending invites", len(list.Invites))
+	}
+	id := list.Invites[0].ID
+	call[syncapi.Invite](t, "POST", replicas[1].URL+path(syncapi.PathInviteAccept, "invite", id), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)})
+	if won := race(func(i int) int {
+		status, _ := do(t, "POST", replicas[i%2].URL+path(syncapi.PathInviteComplete, "ws", ws, "invite", id), admin.Session.AccessToken,
+			syncapi.CompleteInviteRequest{Record: randomBytes(t, 100), SealedKey: randomBytes(t, 80)})
+		return status
+	}); won != 1 {
+		t.Fatalf("%d racing completions succeeded, want 1", won)
+	}
+	if d := call[syncapi.WorkspaceDetail](t, "GET", replicas[0].URL+path(syncapi.PathWorkspace, "ws", ws), bob.Session.AccessToken, nil); len(d.Members) != 2 {
+		t.Fatalf("%d members, want 2", len(d.Members))
+	}
 }
