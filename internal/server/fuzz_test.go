@@ -63,10 +63,6 @@ func mustJSONF(f *testing.F, v any) []byte {
 	return b
 }
 
-func (fx *fuzzFixture) serve(route string, body []byte) *httptest.ResponseRecorder {
-	return fx.serveAs(fx.token, route, body)
-}
-
 func (fx *fuzzFixture) serveAs(token, route string, body []byte) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", route, bytes.NewReader(body))
 	req.Header.Set("Authorization", "Bearer "+token)
@@ -185,6 +181,8 @@ func FuzzDecodeAcceptInvite(f *testing.F) {
 }
 
 func FuzzDecodeCompleteInvite(f *testing.F) {
-	fuzzBody(f, func(fx *fuzzFixture) string { return path(syncapi.PathInviteComplete, "ws", fx.ws, "invite", fx.invite) },
+	fuzzBody(f, func(fx *fuzzFixture) string {
+		return path(syncapi.PathInviteComplete, "ws", fx.ws, "invite", fx.invite)
+	},
 		syncapi.CompleteInviteRequest{Record: []byte("record"), SealedKey: []byte("sealed")})
 }
