@@ -176,4 +176,4 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 	}
 }
 
-func hexID(t *testing.T) string { return hex.EncodeToString(randomBytes(t, 16)) }
+func hexID(t testing.TB) string { return hex.EncodeToString(randomBytes(t, 16)) }

@@ -12,17 +12,7 @@ import (
 )
 
 func inviteReq(t testing.TB, email, role string) syncapi.CreateInviteRequest {
-	return syncapi.CreateInviteRequest{ID: hexIDTB(t), Email: email, Role: role, Statement: randomBytes(t, 300)}
-}
-
-func hexIDTB(t testing.TB) string {
-	id := randomBytes(t, 16)
-	const digits = "0123456789abcdef"
-	out := make([]byte, 0, 32)
-	for _, b := range id {
-		out = append(out, digits[b>>4], digits[b&15])
-	}
-	return string(out)
+	return syncapi.CreateInviteRequest{ID: hexID(t), Email: email, Role: role, Statement: randomBytes(t, 300)}
 }
 
 // invite creates an invite of email to ws as admin, through the API.
@@ -173,10 +163,10 @@ func TestInviteRefusals(t *testing.T) {
 			{"the admin", inviteReq(t, admin.Email, RoleAdmin), 409, "conflict"},
 			{"same id", syncapi.CreateInviteRequest{ID: inv.ID, Email: "x@example.com", Role: RoleMember, Statement: []byte{1}}, 409, "conflict"},
 			{"bad id", syncapi.CreateInviteRequest{ID: "ABC", Email: "x@example.com", Role: RoleMember, Statement: []byte{1}}, 400, "usage"},
-			{"bad email", syncapi.CreateInviteRequest{ID: hexIDTB(t), Email: "x", Role: RoleMember, Statement: []byte{1}}, 400, "usage"},
-			{"bad role", syncapi.CreateInviteRequest{ID: hexIDTB(t), Email: "x@example.com", Role: "owner", Statement: []byte{1}}, 400, "usage"},
-			{"no statement", syncapi.CreateInviteRequest{ID: hexIDTB(t), Email: "x@example.com", Role: RoleMember}, 400, "usage"},
-			{"statement too long", syncapi.CreateInviteRequest{ID: hexIDTB(t), Email: "x@example.com", Role: RoleMember, Statement: make([]byte, maxStatement+1)}, 400, "usage"},
+			{"bad email", syncapi.CreateInviteRequest{ID: hexID(t), Email: "x", Role: RoleMember, Statement: []byte{1}}, 400, "usage"},
+			{"bad role", syncapi.CreateInviteRequest{ID: hexID(t), Email: "x@example.com", Role: "owner", Statement: []byte{1}}, 400, "usage"},
+			{"no statement", syncapi.CreateInviteRequest{ID: hexID(t), Email: "x@example.com", Role: RoleMember}, 400, "usage"},
+			{"statement too long", syncapi.CreateInviteRequest{ID: hexID(t), Email: "x@example.com", Role: RoleMember, Statement: make([]byte, maxStatement+1)}, 400, "usage"},
 		} {
 			t.Run(c.name, func(t *testing.T) { apiError(t, "POST", invitesURL, adminTok, c.req, c.status, c.code) })
 		}
@@ -186,14 +176,14 @@ func TestInviteRefusals(t *testing.T) {
 		apiError(t, "POST", acceptURL, admin.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, 404, "not_found")
 		apiError(t, "POST", acceptURL, bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 31)}, 400, "usage")
 		apiError(t, "POST", ts.URL+path(syncapi.PathInviteAccept, "invite", "nothex"), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, 400, "usage")
-		apiError(t, "POST", ts.URL+path(syncapi.PathInviteAccept, "invite", hexIDTB(t)), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, 404, "not_found")
+		apiError(t, "POST", ts.URL+path(syncapi.PathInviteAccept, "invite", hexID(t)), bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, 404, "not_found")
 
 		// Complete: not before acceptance; then not without a record.
 		apiError(t, "POST", completeURL, adminTok, complete, 409, "conflict")
 		call[syncapi.Invite](t, "POST", acceptURL, bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)})
 		apiError(t, "POST", completeURL, adminTok, syncapi.CompleteInviteRequest{SealedKey: []byte{1}}, 400, "usage")
 		apiError(t, "POST", completeURL, adminTok, syncapi.CompleteInviteRequest{Record: []byte{1}, SealedKey: make([]byte, maxSealed+1)}, 400, "usage")
-		apiError(t, "POST", ts.URL+path(syncapi.PathInviteComplete, "ws", ws, "invite", hexIDTB(t)), adminTok, complete, 404, "not_found")
+		apiError(t, "POST", ts.URL+path(syncapi.PathInviteComplete, "ws", ws, "invite", hexID(t)), adminTok, complete, 404, "not_found")
 
 		// Cancel an accepted invite: gone from the listings, cannot be
 		// accepted or completed; the email may be invited again.
