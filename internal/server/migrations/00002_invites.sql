@@ -27,6 +27,7 @@ CREATE INDEX invites_email ON invites (email);
 CREATE INDEX invites_workspace ON invites (workspace_id);
 -- One pending invite per workspace and email, enforced by the database so
 -- that two replicas creating the same invite at once cannot both succeed.
+-- The literals are syncapi.InviteOpen and syncapi.InviteAccepted.
 CREATE UNIQUE INDEX invites_pending ON invites (workspace_id, email) WHERE state IN ('open', 'accepted');
 
 -- +goose Down
