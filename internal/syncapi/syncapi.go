@@ -31,7 +31,7 @@ const (
 )
 
 // Paths. {ws} is a workspace id, {project} a project name, {name} a secret
-// name, {id} a device id.
+// name, {id} a device id, {invite} an invite id.
 //
 // Answers: 200 with the JSON body named below, except the two DELETEs,
 // which answer 204 with no body. Every failure is an Error with an errcode
@@ -61,6 +61,11 @@ const (
 	PathPush           = "/v1/workspaces/{ws}/projects/{project}/push"                   // POST PushRequest → PushResponse
 	PathHistory        = "/v1/workspaces/{ws}/projects/{project}/secrets/{name}/history" // GET → History
 	PathAllowlist      = "/v1/workspaces/{ws}/allowlist"                                 // GET ?since=N → AllowlistVersions; POST AllowlistPushRequest → AllowlistVersion
+	PathInvites        = "/v1/workspaces/{ws}/invites"                                   // GET → InviteList (admins: the workspace's open and accepted invites); POST CreateInviteRequest → Invite (admins)
+	PathInvite         = "/v1/workspaces/{ws}/invites/{invite}"                          // DELETE: cancel an open or accepted invite (admins)
+	PathInviteComplete = "/v1/workspaces/{ws}/invites/{invite}/complete"                 // POST CompleteInviteRequest → Member (admins; the invite must be accepted)
+	PathMyInvites      = "/v1/invites"                                                   // GET → InviteList: open and accepted invites addressed to the caller's email
+	PathInviteAccept   = "/v1/invites/{invite}/accept"                                   // POST AcceptInviteRequest → Invite (the invitee)
 )
 
 // Error is the body of every non-2xx response.
@@ -307,4 +312,66 @@ type AllowlistVersions struct {
 type AllowlistPushRequest struct {
 	BaseVersion int    `json:"base_version"`
 	Document    []byte `json:"document"`
+}
+
+// Invite states. An invite is created open; the invitee's client accepts
+// it with a proof of their public keys made with the invite code (which
+// the server never sees); the inviting admin's client then checks the
+// proof, seals the workspace key to those keys and completes it, which
+// adds the member. Canceled and completed invites are not listed.
+const (
+	InviteOpen      = "open"
+	InviteAccepted  = "accepted"
+	InviteCompleted = "completed"
+	InviteCanceled  = "canceled"
+)
+
+// Invite is an invitation of an email to a workspace with a role.
+// Statement is signed by the inviter and authenticated under the invite
+// code (internal/sync makes and checks it); the server stores it as sent.
+type Invite struct {
+	ID             string    `json:"id"`
+	WorkspaceID    string    `json:"workspace_id"`
+	WorkspaceName  string    `json:"workspace_name"`
+	Email          string    `json:"email"`
+	Role           string    `json:"role"`
+	InvitedBy      string    `json:"invited_by"`
+	InvitedByEmail string    `json:"invited_by_email"`
+	CreatedAt      time.Time `json:"created_at"`
+	Statement      []byte    `json:"statement"`
+	State          string    `json:"state"`
+	// Set once the invitee accepted: their account and public keys, as the
+	// server has them, and the proof their client made of those keys.
+	AccountID  string      `json:"account_id,omitempty"`
+	PublicKeys *PublicKeys `json:"public_keys,omitempty"`
+	Proof      []byte      `json:"proof,omitempty"`
+	AcceptedAt *time.Time  `json:"accepted_at,omitempty"`
+}
+
+// CreateInviteRequest invites Email with Role. The id (32 lowercase hex
+// digits) is the client's, because the signed statement names it.
+type CreateInviteRequest struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	Role      string `json:"role"`
+	Statement []byte `json:"statement"`
+}
+
+// AcceptInviteRequest carries the invitee's proof; the server adds the
+// caller's account id and public keys to the invite.
+type AcceptInviteRequest struct {
+	Proof []byte `json:"proof"`
+}
+
+// CompleteInviteRequest adds the accepted invitee as a member with the
+// invite's role: the membership record, signed by the caller, and the
+// workspace key sealed to the invitee.
+type CompleteInviteRequest struct {
+	Record    []byte `json:"record"`
+	SealedKey []byte `json:"sealed_key"`
+}
+
+// InviteList answers the invite listings, oldest first.
+type InviteList struct {
+	Invites []Invite `json:"invites"`
 }
