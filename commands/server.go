@@ -22,7 +22,7 @@ type ServerCmd struct {
 	DB      string `name:"db" placeholder:"sqlite:PATH|postgres://..." help:"Database: sqlite:PATH (default: server.db in the state directory) or a postgres:// URL." json:"db,omitempty"`
 	TLSCert string `name:"tls-cert" placeholder:"FILE" help:"PEM certificate (chain) to serve HTTPS with." json:"tls_cert,omitempty"`
 	TLSKey  string `name:"tls-key" placeholder:"FILE" help:"PEM private key of --tls-cert." json:"tls_key,omitempty"`
-	Signup  string `enum:"open,closed" default:"closed" help:"closed: only the first account of an empty server can be created; open: anyone can create an account." json:"signup,omitempty"`
+	Signup  string `enum:"open,closed" default:"closed" help:"closed: only the first account of an empty server, and emails with an open workspace invite, can create an account; open: anyone can." json:"signup,omitempty"`
 }
 
 // ServerResult describes a server that has stopped.

@@ -122,13 +122,22 @@ func (s *Server) listInvites(w http.ResponseWriter, r *http.Request, info *reqIn
 	return syncapi.InviteList{Invites: list}, nil
 }
 
-func (s *Server) cancelInvite(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
-	ws, err := s.member(r, info, RoleAdmin)
-	if err != nil {
-		return nil, err
+// adminInvite checks the caller administers the workspace and the path
+// names a well-formed invite id.
+func (s *Server) adminInvite(r *http.Request, info *reqInfo) (ws, id string, err error) {
+	if ws, err = s.member(r, info, RoleAdmin); err != nil {
+		return "", "", err
 	}
-	id := r.PathValue("invite")
+	id = r.PathValue("invite")
 	if err := checkInviteID(id); err != nil {
+		return "", "", err
+	}
+	return ws, id, nil
+}
+
+func (s *Server) cancelInvite(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
+	ws, id, err := s.adminInvite(r, info)
+	if err != nil {
 		return nil, err
 	}
 	if err := s.store.CancelInvite(r.Context(), ws, id, s.now()); err != nil {
@@ -139,12 +148,8 @@ func (s *Server) cancelInvite(w http.ResponseWriter, r *http.Request, info *reqI
 }
 
 func (s *Server) completeInvite(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {
-	ws, err := s.member(r, info, RoleAdmin)
+	ws, id, err := s.adminInvite(r, info)
 	if err != nil {
-		return nil, err
-	}
-	id := r.PathValue("invite")
-	if err := checkInviteID(id); err != nil {
 		return nil, err
 	}
 	var req syncapi.CompleteInviteRequest
