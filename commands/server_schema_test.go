@@ -39,6 +39,12 @@ var serverBodies = []struct {
 	{"allowlist_versions", &syncapi.AllowlistVersions{}, "GET " + syncapi.PathAllowlist + "?since=N response"},
 	{"allowlist_push_request", &syncapi.AllowlistPushRequest{}, "POST " + syncapi.PathAllowlist + " request"},
 	{"allowlist_version", &syncapi.AllowlistVersion{}, "POST " + syncapi.PathAllowlist + " response"},
+	{"create_invite_request", &syncapi.CreateInviteRequest{}, "POST " + syncapi.PathInvites + " request"},
+	{"invite", &syncapi.Invite{}, "POST " + syncapi.PathInvites + " and POST " + syncapi.PathInviteAccept + " response"},
+	{"invite_list", &syncapi.InviteList{}, "GET " + syncapi.PathInvites + " and GET " + syncapi.PathMyInvites + " response"},
+	{"accept_invite_request", &syncapi.AcceptInviteRequest{}, "POST " + syncapi.PathInviteAccept + " request"},
+	{"complete_invite_request", &syncapi.CompleteInviteRequest{}, "POST " + syncapi.PathInviteComplete + " request"},
+	{"member", &syncapi.Member{}, "POST " + syncapi.PathInviteComplete + " response"},
 	{"error", &syncapi.Error{}, "every non-2xx response"},
 }
 

@@ -31,7 +31,7 @@ func (s *Server) limit(r *http.Request, info *reqInfo, email string) error {
 	if s.opts.LimitLoopback || !isLoopback(info.ip) {
 		if ok, wait := s.byIP.allow("ip:" + info.ip); !ok {
 			s.log.Warn("rate limited", slog.String("scope", "ip"), slog.String("route", r.Pattern), slog.String("ip", info.ip))
-			return &rateLimitedError{retry: wait}
+			return &rateLimitedError{retry: wait, what: "authentication attempts"}
 		}
 	}
 	if email == "" {
@@ -39,7 +39,7 @@ func (s *Server) limit(r *http.Request, info *reqInfo, email string) error {
 	}
 	if ok, wait := s.byAccount.allow("account:" + email); !ok {
 		s.log.Warn("rate limited", slog.String("scope", "account"), slog.String("route", r.Pattern), slog.String("ip", info.ip), slog.String("email", email))
-		return &rateLimitedError{retry: wait}
+		return &rateLimitedError{retry: wait, what: "authentication attempts"}
 	}
 	return nil
 }

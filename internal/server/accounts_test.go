@@ -166,11 +166,19 @@ func TestExpiry(t *testing.T) {
 }
 
 // TestSignupClosed: a closed server takes its first account and refuses
-// the next.
+// the next, except an email with an open invite (in any case); a canceled
+// invite lets no one in.
 func TestSignupClosed(t *testing.T) {
 	ts := startServer(t, backends()[0].spec(t), Options{Signup: "closed"})
-	ts.signup(t, "first@example.com")
+	first := ts.signup(t, "first@example.com")
 	apiError(t, "POST", ts.URL+syncapi.PathAccounts, "", createAccountRequest(t, "second@example.com", randomBytes(t, 32)), 403, "denied")
+	ws := ts.workspace(t, first, "app")
+	canceled := ts.invite(t, first, ws, "second@example.com", RoleMember)
+	do(t, "DELETE", ts.URL+path(syncapi.PathInvite, "ws", ws, "invite", canceled.ID), first.Session.AccessToken, nil)
+	apiError(t, "POST", ts.URL+syncapi.PathAccounts, "", createAccountRequest(t, "second@example.com", randomBytes(t, 32)), 403, "denied")
+	ts.invite(t, first, ws, "Third@Example.com", RoleReader)
+	ts.signup(t, "third@EXAMPLE.com")
+	apiError(t, "POST", ts.URL+syncapi.PathAccounts, "", createAccountRequest(t, "fourth@example.com", randomBytes(t, 32)), 403, "denied")
 }
 
 // TestRateLimit: a brute force on one account is cut off by the per-account

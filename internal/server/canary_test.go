@@ -49,9 +49,10 @@ func assertNoLeak(t *testing.T, where string, data []byte, secrets map[string][]
 }
 
 // TestNoSecretInLogsOrDatabase drives every kind of request (signup, login,
-// a wrong key, refresh, reuse, push, pull, allowlist, logout) and scans the
-// server's whole log for every token, auth key, envelope, wrapped or
-// sealed key and allowlist document it saw, in every encoding; and the
+// a wrong key, refresh, reuse, push, pull, allowlist, invites, logout) and
+// scans the server's whole log for every token, auth key, envelope,
+// wrapped or sealed key, allowlist document, invite statement, proof and
+// membership record it saw, in every encoding; and the
 // database (the SQLite files, a pg_dump) for every token and auth key (the
 // server keeps only hashes of them).
 func TestNoSecretInLogsOrDatabase(t *testing.T) {
@@ -118,6 +119,27 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 	keep("allowlist document", doc)
 	call[syncapi.AllowlistVersion](t, "POST", ts.URL+path(syncapi.PathAllowlist, "ws", ws), second.Session.AccessToken, syncapi.AllowlistPushRequest{Document: doc})
 
+	// An invite through every step, each payload a canary pattern, and
+	// refusals that carry one (too long, unknown field, a wrong size).
+	canary := func(what string, n int) []byte {
+		b := append([]byte("CANARY-"+what+"-"), randomBytes(t, n)...)
+		keep(what, b)
+		return b
+	}
+	bob := ts.signup(t, "bob@example.com")
+	keep("access token bob", []byte(bob.Session.AccessToken))
+	invURL := ts.URL + path(syncapi.PathInvites, "ws", ws)
+	apiError(t, "POST", invURL, second.Session.AccessToken, syncapi.CreateInviteRequest{ID: hexID(t), Email: bob.Email, Role: RoleMember, Statement: canary("oversized statement", maxStatement)}, 400, "usage")
+	inv := call[syncapi.Invite](t, "POST", invURL, second.Session.AccessToken, syncapi.CreateInviteRequest{ID: hexID(t), Email: bob.Email, Role: RoleMember, Statement: canary("statement", 300)})
+	call[syncapi.InviteList](t, "GET", invURL, second.Session.AccessToken, nil)
+	call[syncapi.InviteList](t, "GET", ts.URL+syncapi.PathMyInvites, bob.Session.AccessToken, nil)
+	acceptURL := ts.URL + path(syncapi.PathInviteAccept, "invite", inv.ID)
+	apiError(t, "POST", acceptURL, bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: canary("short proof", 8)}, 400, "usage")
+	apiError(t, "POST", acceptURL, bob.Session.AccessToken, []byte(`{"proof":"`+base64.StdEncoding.EncodeToString(canary("proof in a bad body", 24))+`","x":1}`), 400, "usage")
+	call[syncapi.Invite](t, "POST", acceptURL, bob.Session.AccessToken, syncapi.AcceptInviteRequest{Proof: canary("proof", 32-len("CANARY-proof-"))})
+	call[syncapi.Member](t, "POST", ts.URL+path(syncapi.PathInviteComplete, "ws", ws, "invite", inv.ID), second.Session.AccessToken,
+		syncapi.CompleteInviteRequest{Record: canary("invitee record", 200), SealedKey: canary("invitee sealed key", 80)})
+
 	// The database while sessions are live (a pg_dump shows only live
 	// rows; logout and reuse below delete them).
 	live := databaseBytes(t, spec)
@@ -131,7 +153,8 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 	ts.Shutdown(t)
 
 	logs := ts.Log.String()
-	if !strings.Contains(logs, `"msg":"auth failure"`) || !strings.Contains(logs, `"route":"POST /v1/workspaces/{ws}/projects/{project}/push"`) {
+	if !strings.Contains(logs, `"msg":"auth failure"`) || !strings.Contains(logs, `"route":"POST /v1/workspaces/{ws}/projects/{project}/push"`) ||
+		!strings.Contains(logs, `"event":"completed"`) || !strings.Contains(logs, `"invite":"`+inv.ID+`"`) {
 		t.Fatalf("the log lacks the lines this test drove:\n%s", logs)
 	}
 	ts.Log.lines(t) // every line is JSON
@@ -153,4 +176,4 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 	}
 }
 
-func hexID(t *testing.T) string { return hex.EncodeToString(randomBytes(t, 16)) }
+func hexID(t testing.TB) string { return hex.EncodeToString(randomBytes(t, 16)) }

@@ -16,12 +16,14 @@ import (
 )
 
 // fuzzFixture is a real server (handler and SQLite store) with an account,
-// a workspace and a project, for feeding request bodies straight to the
-// handler.
+// a workspace and a project, and a second account invited to it (the
+// invite accepted), for feeding request bodies straight to the handler.
 type fuzzFixture struct {
-	srv   *Server
-	token string
-	ws    string
+	srv          *Server
+	token        string
+	ws           string
+	inviteeToken string
+	invite       string
 }
 
 func newFuzzFixture(f *testing.F) *fuzzFixture {
@@ -45,6 +47,11 @@ func newFuzzFixture(f *testing.F) *fuzzFixture {
 	fx.ws = "0123456789abcdef0123456789abcdef"
 	fx.post(f, syncapi.PathWorkspaces, mustJSONF(f, syncapi.CreateWorkspaceRequest{ID: fx.ws, Name: "w", Record: []byte{1}, SealedKey: []byte{1}}), nil)
 	fx.post(f, path(syncapi.PathProjects, "ws", fx.ws), mustJSONF(f, syncapi.CreateProjectRequest{Name: "app", WrappedKey: []byte{1}, KeyVersion: 1}), nil)
+	fx.post(f, syncapi.PathAccounts, mustJSONF(f, createAccountRequest(f, "invitee@example.com", make([]byte, 32))), &res)
+	fx.inviteeToken = res.Session.AccessToken
+	fx.invite = "00000000000000000000000000000002"
+	fx.post(f, path(syncapi.PathInvites, "ws", fx.ws), mustJSONF(f, syncapi.CreateInviteRequest{ID: fx.invite, Email: "invitee@example.com", Role: RoleMember, Statement: []byte{1}}), nil)
+	fx.postAs(f, fx.inviteeToken, path(syncapi.PathInviteAccept, "invite", fx.invite), mustJSONF(f, syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}), nil)
 	return fx
 }
 
@@ -56,16 +63,20 @@ func mustJSONF(f *testing.F, v any) []byte {
 	return b
 }
 
-func (fx *fuzzFixture) serve(route string, body []byte) *httptest.ResponseRecorder {
+func (fx *fuzzFixture) serveAs(token, route string, body []byte) *httptest.ResponseRecorder {
 	req := httptest.NewRequest("POST", route, bytes.NewReader(body))
-	req.Header.Set("Authorization", "Bearer "+fx.token)
+	req.Header.Set("Authorization", "Bearer "+token)
 	rec := httptest.NewRecorder()
 	fx.srv.ServeHTTP(rec, req)
 	return rec
 }
 
 func (fx *fuzzFixture) post(f *testing.F, route string, body []byte, out any) {
-	rec := fx.serve(route, body)
+	fx.postAs(f, fx.token, route, body, out)
+}
+
+func (fx *fuzzFixture) postAs(f *testing.F, token, route string, body []byte, out any) {
+	rec := fx.serveAs(token, route, body)
 	if rec.Code != http.StatusOK {
 		f.Fatalf("%s: %d %s", route, rec.Code, rec.Body)
 	}
@@ -80,6 +91,11 @@ func (fx *fuzzFixture) post(f *testing.F, route string, body []byte, out any) {
 // never fail with a 5xx, and every refusal must be a syncapi.Error with a
 // documented code and the code's HTTP status.
 func fuzzBody(f *testing.F, route func(fx *fuzzFixture) string, seeds ...any) {
+	fuzzBodyAs(f, func(fx *fuzzFixture) string { return fx.token }, route, seeds...)
+}
+
+// fuzzBodyAs is fuzzBody with the token who gives.
+func fuzzBodyAs(f *testing.F, who func(fx *fuzzFixture) string, route func(fx *fuzzFixture) string, seeds ...any) {
 	fx := newFuzzFixture(f)
 	for _, s := range seeds {
 		f.Add(mustJSONF(f, s))
@@ -90,7 +106,7 @@ func fuzzBody(f *testing.F, route func(fx *fuzzFixture) string, seeds ...any) {
 	f.Add([]byte(`{"changes": [{"name": "A", "base_version": -1, "envelope": ""}]}`))
 	codes := errcode.Codes()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		rec := fx.serve(route(fx), body)
+		rec := fx.serveAs(who(fx), route(fx), body)
 		if rec.Code >= 500 {
 			t.Fatalf("status %d: %s", rec.Code, rec.Body)
 		}
@@ -152,4 +168,21 @@ func FuzzDecodePush(f *testing.F) {
 func FuzzDecodeAllowlistPush(f *testing.F) {
 	fuzzBody(f, func(fx *fuzzFixture) string { return path(syncapi.PathAllowlist, "ws", fx.ws) },
 		syncapi.AllowlistPushRequest{BaseVersion: 0, Document: []byte("doc")})
+}
+
+func FuzzDecodeCreateInvite(f *testing.F) {
+	fuzzBody(f, func(fx *fuzzFixture) string { return path(syncapi.PathInvites, "ws", fx.ws) },
+		syncapi.CreateInviteRequest{ID: "00000000000000000000000000000003", Email: "new@example.com", Role: RoleReader, Statement: []byte("statement")})
+}
+
+func FuzzDecodeAcceptInvite(f *testing.F) {
+	fuzzBodyAs(f, func(fx *fuzzFixture) string { return fx.inviteeToken }, func(fx *fuzzFixture) string { return path(syncapi.PathInviteAccept, "invite", fx.invite) },
+		syncapi.AcceptInviteRequest{Proof: make([]byte, 32)})
+}
+
+func FuzzDecodeCompleteInvite(f *testing.F) {
+	fuzzBody(f, func(fx *fuzzFixture) string {
+		return path(syncapi.PathInviteComplete, "ws", fx.ws, "invite", fx.invite)
+	},
+		syncapi.CompleteInviteRequest{Record: []byte("record"), SealedKey: []byte("sealed")})
 }

@@ -21,7 +21,8 @@ import (
 type Options struct {
 	Store Store
 	// Signup "closed" (the default) refuses account creation except the
-	// first account of an empty server; "open" lets anyone create one.
+	// first account of an empty server and an email with an open invite;
+	// "open" lets anyone create one.
 	Signup string
 	// Logger receives one JSON line per request and per auth event; it
 	// never receives a token, auth key, ciphertext or body.
@@ -137,6 +138,12 @@ func (s *Server) routes() {
 	auth("GET "+syncapi.PathHistory, s.history)
 	auth("GET "+syncapi.PathAllowlist, s.allowlist)
 	auth("POST "+syncapi.PathAllowlist, s.pushAllowlist)
+	auth("GET "+syncapi.PathInvites, s.listInvites)
+	auth("POST "+syncapi.PathInvites, s.createInvite)
+	auth("DELETE "+syncapi.PathInvite, s.cancelInvite)
+	auth("POST "+syncapi.PathInviteComplete, s.completeInvite)
+	auth("GET "+syncapi.PathMyInvites, s.myInvites)
+	auth("POST "+syncapi.PathInviteAccept, s.acceptInvite)
 	// Everything else, a wrong method included, is a JSON not_found.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errcode.WithHint(errcode.New(errcode.NotFound, "no such endpoint"), "check the server URL; the API lives under /"+syncapi.Version))
@@ -261,9 +268,11 @@ func writeJSON(w http.ResponseWriter, status int, body any) {
 	w.Write(raw)
 }
 
-// rateLimitedError carries how long the client should wait.
+// rateLimitedError carries how long the client should wait and what it
+// did too often ("authentication attempts").
 type rateLimitedError struct {
 	retry time.Duration
+	what  string
 }
 
 func (e *rateLimitedError) Error() string { return "too many attempts" }
@@ -277,7 +286,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ce *conflictError
 	switch {
 	case errors.As(err, &rl):
-		body.Code, body.Message = string(errcode.RateLimited), "too many authentication attempts; retry after "+strconv.Itoa(int(rl.retry.Seconds())+1)+"s"
+		body.Code, body.Message = string(errcode.RateLimited), "too many "+rl.what+"; retry after "+strconv.Itoa(int(rl.retry.Seconds())+1)+"s"
 		w.Header().Set("Retry-After", strconv.Itoa(int(rl.retry.Seconds())+1))
 	case errors.As(err, &ce):
 		body.Code, body.Names = string(errcode.Conflict), ce.names

@@ -24,7 +24,9 @@ type Store interface {
 	// every replica on one database gets the same key.
 	ServerKey(ctx context.Context, name string, fresh []byte) ([]byte, error)
 
-	CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, onlyIfEmpty bool) error
+	// CreateAccount with closed set (signup closed) takes only the first
+	// account of an empty server or an email with an open invite.
+	CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, closed bool) error
 	AccountByEmail(ctx context.Context, email string) (accountRow, error)
 	AccountByID(ctx context.Context, id string) (accountRow, error)
 	CreateDevice(ctx context.Context, dev deviceRow, toks []tokenRow) error
@@ -50,6 +52,22 @@ type Store interface {
 	History(ctx context.Context, wsID, project, name string) ([]syncapi.HistoryEntry, error)
 	Allowlist(ctx context.Context, wsID string, since int) ([]syncapi.AllowlistVersion, error)
 	PushAllowlist(ctx context.Context, wsID string, base int, doc []byte, author string, now time.Time) (syncapi.AllowlistVersion, error)
+
+	// CreateInvite stores an open invite; at most maxPending invites of a
+	// workspace may be open or accepted at once.
+	CreateInvite(ctx context.Context, inv syncapi.Invite, maxPending int) (syncapi.Invite, error)
+	// Invites lists the open and accepted invites of a workspace,
+	// InvitesFor those addressed to an email, oldest first.
+	Invites(ctx context.Context, wsID string) ([]syncapi.Invite, error)
+	InvitesFor(ctx context.Context, email string) ([]syncapi.Invite, error)
+	// AcceptInvite records a's account, public keys and proof on the
+	// open or accepted invite id addressed to a's email.
+	AcceptInvite(ctx context.Context, id string, a accountRow, proof []byte, now time.Time) (syncapi.Invite, error)
+	// CompleteInvite adds the accepted invite's account as a member with
+	// the invite's role (m gives the record, sealed key and adder) and
+	// marks the invite completed, in one transaction.
+	CompleteInvite(ctx context.Context, wsID, id string, m syncapi.Member, now time.Time) (syncapi.Member, error)
+	CancelInvite(ctx context.Context, wsID, id string, now time.Time) error
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -63,6 +81,11 @@ var (
 	// revoked (a copy of the token is in someone else's hands).
 	errTokenReuse = errors.New("refresh token reused")
 	errBadToken   = errors.New("unknown, expired or revoked token")
+	// Invite outcomes.
+	errAlreadyMember  = errors.New("already a member")
+	errInvitePending  = errors.New("an invite for this email is pending")
+	errNotAccepted    = errors.New("invite not accepted yet")
+	errTooManyInvites = errors.New("too many pending invites")
 )
 
 // conflictError names every secret whose head moved under a push.
@@ -253,40 +276,54 @@ func (s *SQLStore) insertTokens(ctx context.Context, tx *sql.Tx, deviceID string
 	return nil
 }
 
-func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, onlyIfEmpty bool) error {
+func (s *SQLStore) CreateAccount(ctx context.Context, a accountRow, dev deviceRow, toks []tokenRow, closed bool) error {
 	kdf, err := json.Marshal(a.KDF)
 	if err != nil {
 		return err
 	}
 	return s.tx(ctx, func(tx *sql.Tx) error {
-		if onlyIfEmpty {
+		if closed {
 			var n int
 			if err := s.row(ctx, tx, "SELECT COUNT(*) FROM accounts").Scan(&n); err != nil {
 				return dbError("count accounts", err)
 			}
-			if n > 0 {
-				return errSignupClosed
-			}
-			// Two first signups racing on two replicas both count zero;
-			// only one can insert this row (the other waits for it and
-			// then inserts nothing).
-			res, err := s.exec(ctx, tx, "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", firstAccountKey, []byte(a.ID))
-			if err != nil {
-				return dbError("claim the first account", err)
-			}
-			if n, _ := res.RowsAffected(); n != 1 {
-				return errSignupClosed
+			switch {
+			case n > 0:
+				// An invited email may still sign up: that is how a
+				// team member gets an account on a closed server.
+				var invited int
+				if err := s.row(ctx, tx, "SELECT COUNT(*) FROM invites WHERE email = ? AND state = ?", a.Email, syncapi.InviteOpen).Scan(&invited); err != nil {
+					return dbError("look up invites", err)
+				}
+				if invited == 0 {
+					return errSignupClosed
+				}
+			default:
+				// Two first signups racing on two replicas both count
+				// zero; only one can insert this row (the other waits for
+				// it and then inserts nothing).
+				res, err := s.exec(ctx, tx, "INSERT INTO server_keys (name, key) VALUES (?, ?) ON CONFLICT (name) DO NOTHING", firstAccountKey, []byte(a.ID))
+				if err != nil {
+					return dbError("claim the first account", err)
+				}
+				if n, _ := res.RowsAffected(); n != 1 {
+					return errSignupClosed
+				}
 			}
 		}
-		if _, err := s.exec(ctx, tx, `INSERT INTO accounts (id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Email, string(kdf), a.AuthSalt, a.AuthHash, a.PublicKeys.Seal, a.PublicKeys.Sign, a.Wrapped, micro(a.CreatedAt)); err != nil {
-			if s.d.unique(err) {
-				return errExists
-			}
-			return dbError("insert account", err)
-		}
-		return s.insertDevice(ctx, tx, dev, toks)
+		return s.insertAccount(ctx, tx, a, kdf, dev, toks)
 	})
+}
+
+func (s *SQLStore) insertAccount(ctx context.Context, tx *sql.Tx, a accountRow, kdf []byte, dev deviceRow, toks []tokenRow) error {
+	if _, err := s.exec(ctx, tx, `INSERT INTO accounts (id, email, kdf, auth_salt, auth_hash, seal_pub, sign_pub, wrapped_keys, created_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, a.ID, a.Email, string(kdf), a.AuthSalt, a.AuthHash, a.PublicKeys.Seal, a.PublicKeys.Sign, a.Wrapped, micro(a.CreatedAt)); err != nil {
+		if s.d.unique(err) {
+			return errExists
+		}
+		return dbError("insert account", err)
+	}
+	return s.insertDevice(ctx, tx, dev, toks)
 }
 
 // firstAccountKey is the server_keys row the first account of a closed
@@ -793,4 +830,174 @@ func (s *SQLStore) PushAllowlist(ctx context.Context, wsID string, base int, doc
 		return nil
 	})
 	return v, err
+}
+
+// inviteSelect reads invites with their workspace name and inviter email;
+// callers add the WHERE conditions after it. Only pending (open or
+// accepted) invites are ever listed: the last two arguments are their
+// states.
+const inviteSelect = `SELECT i.id, i.workspace_id, w.name, i.email, i.role, i.invited_by, a.email, i.created_at, i.statement, i.state,
+	i.account_id, i.seal_pub, i.sign_pub, i.proof, i.accepted_at
+	FROM invites i JOIN workspaces w ON w.id = i.workspace_id JOIN accounts a ON a.id = i.invited_by
+	WHERE i.state IN (?, ?) AND `
+
+func (s *SQLStore) invites(ctx context.Context, q querier, cond string, args ...any) ([]syncapi.Invite, error) {
+	rows, err := s.query(ctx, q, inviteSelect+cond+" ORDER BY i.created_at, i.id", append([]any{syncapi.InviteOpen, syncapi.InviteAccepted}, args...)...)
+	if err != nil {
+		return nil, dbError("list invites", err)
+	}
+	defer rows.Close()
+	out := []syncapi.Invite{}
+	for rows.Next() {
+		var inv syncapi.Invite
+		var created int64
+		var account sql.NullString
+		var accepted sql.NullInt64
+		var seal, sign []byte
+		if err := rows.Scan(&inv.ID, &inv.WorkspaceID, &inv.WorkspaceName, &inv.Email, &inv.Role, &inv.InvitedBy, &inv.InvitedByEmail, &created,
+			&inv.Statement, &inv.State, &account, &seal, &sign, &inv.Proof, &accepted); err != nil {
+			return nil, dbError("list invites", err)
+		}
+		inv.CreatedAt = fromMicro(created)
+		if account.Valid {
+			inv.AccountID = account.String
+			inv.PublicKeys = &syncapi.PublicKeys{Seal: seal, Sign: sign}
+		}
+		if accepted.Valid {
+			t := fromMicro(accepted.Int64)
+			inv.AcceptedAt = &t
+		}
+		out = append(out, inv)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("list invites", err)
+	}
+	return out, nil
+}
+
+func (s *SQLStore) CreateInvite(ctx context.Context, inv syncapi.Invite, maxPending int) (syncapi.Invite, error) {
+	var out syncapi.Invite
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var n int
+		if err := s.row(ctx, tx, `SELECT COUNT(*) FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.workspace_id = ? AND a.email = ?`,
+			inv.WorkspaceID, inv.Email).Scan(&n); err != nil {
+			return dbError("look up members", err)
+		}
+		if n > 0 {
+			return errAlreadyMember
+		}
+		var pending, sameEmail, sameID int
+		if err := s.row(ctx, tx, `SELECT COUNT(*), COALESCE(SUM(CASE WHEN email = ? THEN 1 ELSE 0 END), 0) FROM invites WHERE workspace_id = ? AND state IN (?, ?)`,
+			inv.Email, inv.WorkspaceID, syncapi.InviteOpen, syncapi.InviteAccepted).Scan(&pending, &sameEmail); err != nil {
+			return dbError("count invites", err)
+		}
+		if sameEmail > 0 {
+			return errInvitePending
+		}
+		if pending >= maxPending {
+			return errTooManyInvites
+		}
+		if err := s.row(ctx, tx, "SELECT COUNT(*) FROM invites WHERE id = ?", inv.ID).Scan(&sameID); err != nil {
+			return dbError("look up invite", err)
+		}
+		if sameID > 0 {
+			return errExists
+		}
+		if _, err := s.exec(ctx, tx, `INSERT INTO invites (id, workspace_id, email, role, invited_by, statement, state, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+			inv.ID, inv.WorkspaceID, inv.Email, inv.Role, inv.InvitedBy, inv.Statement, syncapi.InviteOpen, micro(inv.CreatedAt)); err != nil {
+			if s.d.unique(err) {
+				// Checked above: only a concurrent invite of the same
+				// email (the invites_pending index) gets here.
+				return errInvitePending
+			}
+			return dbError("insert invite", err)
+		}
+		var err error
+		out, err = s.invite(ctx, tx, inv.ID)
+		return err
+	})
+	return out, err
+}
+
+// invite reads one pending invite back, as the listings show it.
+func (s *SQLStore) invite(ctx context.Context, tx *sql.Tx, id string) (syncapi.Invite, error) {
+	list, err := s.invites(ctx, tx, "i.id = ?", id)
+	if err != nil {
+		return syncapi.Invite{}, err
+	}
+	if len(list) != 1 {
+		return syncapi.Invite{}, errMissing
+	}
+	return list[0], nil
+}
+
+func (s *SQLStore) Invites(ctx context.Context, wsID string) ([]syncapi.Invite, error) {
+	return s.invites(ctx, s.db, "i.workspace_id = ?", wsID)
+}
+
+func (s *SQLStore) InvitesFor(ctx context.Context, email string) ([]syncapi.Invite, error) {
+	return s.invites(ctx, s.db, "i.email = ?", email)
+}
+
+func (s *SQLStore) AcceptInvite(ctx context.Context, id string, a accountRow, proof []byte, now time.Time) (syncapi.Invite, error) {
+	var out syncapi.Invite
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		// Accepting again (a retry) replaces the proof and keys.
+		res, err := s.exec(ctx, tx, `UPDATE invites SET state = ?, account_id = ?, seal_pub = ?, sign_pub = ?, proof = ?, accepted_at = ?
+			WHERE id = ? AND email = ? AND state IN (?, ?)`, syncapi.InviteAccepted, a.ID, a.PublicKeys.Seal, a.PublicKeys.Sign, proof, micro(now),
+			id, a.Email, syncapi.InviteOpen, syncapi.InviteAccepted)
+		if err != nil {
+			return dbError("accept invite", err)
+		}
+		if n, _ := res.RowsAffected(); n != 1 {
+			return errMissing
+		}
+		out, err = s.invite(ctx, tx, id)
+		return err
+	})
+	return out, err
+}
+
+func (s *SQLStore) CompleteInvite(ctx context.Context, wsID, id string, m syncapi.Member, now time.Time) (syncapi.Member, error) {
+	err := s.tx(ctx, func(tx *sql.Tx) error {
+		var state string
+		var account sql.NullString
+		err := s.row(ctx, tx, "SELECT state, role, account_id FROM invites WHERE id = ? AND workspace_id = ?", id, wsID).Scan(&state, &m.Role, &account)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			return errMissing
+		case err != nil:
+			return dbError("read invite", err)
+		case state == syncapi.InviteOpen:
+			return errNotAccepted
+		case state != syncapi.InviteAccepted || !account.Valid:
+			return errMissing
+		}
+		m.AccountID = account.String
+		if err := s.row(ctx, tx, "SELECT email FROM accounts WHERE id = ?", m.AccountID).Scan(&m.Email); err != nil {
+			return dbError("read account", err)
+		}
+		if err := s.insertMember(ctx, tx, wsID, m); errors.Is(err, errExists) {
+			return errAlreadyMember
+		} else if err != nil {
+			return err
+		}
+		if _, err := s.exec(ctx, tx, "UPDATE invites SET state = ?, completed_at = ? WHERE id = ?", syncapi.InviteCompleted, micro(now), id); err != nil {
+			return dbError("complete invite", err)
+		}
+		return nil
+	})
+	return m, err
+}
+
+func (s *SQLStore) CancelInvite(ctx context.Context, wsID, id string, now time.Time) error {
+	res, err := s.exec(ctx, s.db, "UPDATE invites SET state = ?, completed_at = ? WHERE id = ? AND workspace_id = ? AND state IN (?, ?)",
+		syncapi.InviteCanceled, micro(now), id, wsID, syncapi.InviteOpen, syncapi.InviteAccepted)
+	if err != nil {
+		return dbError("cancel invite", err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		return errMissing
+	}
+	return nil
 }

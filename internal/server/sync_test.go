@@ -117,7 +117,7 @@ type endpoint struct {
 	perWorkspace bool
 }
 
-func authedEndpoints(t *testing.T, ws, device string) []endpoint {
+func authedEndpoints(t *testing.T, ws, device, invite string) []endpoint {
 	return []endpoint{
 		{"DELETE", syncapi.PathSessionCurrent, nil, false},
 		{"GET", syncapi.PathAccount, nil, false},
@@ -132,6 +132,13 @@ func authedEndpoints(t *testing.T, ws, device string) []endpoint {
 		{"GET", path(syncapi.PathHistory, "ws", ws, "project", "app", "name", "A"), nil, true},
 		{"GET", path(syncapi.PathAllowlist, "ws", ws), nil, true},
 		{"POST", path(syncapi.PathAllowlist, "ws", ws), syncapi.AllowlistPushRequest{Document: []byte{1}}, true},
+		{"GET", path(syncapi.PathInvites, "ws", ws), nil, true},
+		{"POST", path(syncapi.PathInvites, "ws", ws), inviteReq(t, "invitee@example.com", RoleMember), true},
+		{"DELETE", path(syncapi.PathInvite, "ws", ws, "invite", invite), nil, true},
+		{"POST", path(syncapi.PathInviteComplete, "ws", ws, "invite", invite), syncapi.CompleteInviteRequest{Record: []byte{1}, SealedKey: []byte{1}}, true},
+		{"GET", syncapi.PathMyInvites, nil, false},
+		// Addressed to a third email: other's token finds nothing.
+		{"POST", path(syncapi.PathInviteAccept, "invite", invite), syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, true},
 	}
 }
 
@@ -146,7 +153,10 @@ func TestEveryEndpointNeedsItsOwner(t *testing.T) {
 		ws := ts.workspace(t, owner, "app")
 		call[syncapi.PushResponse](t, "POST", ts.URL+path(syncapi.PathPush, "ws", ws, "project", "app"), owner.Session.AccessToken, pushReq(change(t, "A", 0)))
 		other := ts.signup(t, "other@example.com")
-		eps := authedEndpoints(t, ws, owner.Session.DeviceID)
+		// An invite of a third email, so that other's token (not the
+		// invitee) is refused by accept too.
+		invite := ts.invite(t, owner, ws, "invitee@example.com", RoleMember).ID
+		eps := authedEndpoints(t, ws, owner.Session.DeviceID, invite)
 		for _, ep := range eps {
 			for _, tok := range []string{"", "garbage", AccessPrefix + strings.Repeat("A", 43), owner.Session.RefreshToken} {
 				apiError(t, ep.method, ts.URL+ep.path, tok, ep.body, 401, "unauthorized")
@@ -177,7 +187,8 @@ func TestMalformedBodies(t *testing.T) {
 	const marker = "MARKER-d2e3f"
 	routes := []string{syncapi.PathPrelogin, syncapi.PathAccounts, syncapi.PathSessions, syncapi.PathRefresh, syncapi.PathWorkspaces,
 		path(syncapi.PathProjects, "ws", ws), path(syncapi.PathPull, "ws", ws, "project", "app"),
-		path(syncapi.PathPush, "ws", ws, "project", "app"), path(syncapi.PathAllowlist, "ws", ws)}
+		path(syncapi.PathPush, "ws", ws, "project", "app"), path(syncapi.PathAllowlist, "ws", ws),
+		path(syncapi.PathInvites, "ws", ws), path(syncapi.PathInviteComplete, "ws", ws, "invite", hexID(t)), path(syncapi.PathInviteAccept, "invite", hexID(t))}
 	cases := []struct {
 		name   string
 		body   []byte
@@ -451,44 +462,64 @@ func TestRequestLog(t *testing.T) {
 	}
 }
 
-// TestRoles: a reader may read but not push, add a project or change the
-// allowlist; a member may push and add projects but not change the
-// allowlist, which is policy and needs an admin. (Members are added by a
-// follow-up issue's API; here the rows are written directly.)
+// TestRoles: a reader may read but not push, add a project, change the
+// allowlist or manage invites; a member may push and add projects but not
+// change the allowlist, which is policy, nor manage invites: both need an
+// admin. Members join through the invite endpoints, as clients add them.
 func TestRoles(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, spec string) {
 		ts := startServer(t, spec, Options{})
 		admin := ts.signup(t, "admin@example.com")
 		ws := ts.workspace(t, admin, "app")
+		pending := ts.invite(t, admin, ws, "pending@example.com", RoleMember)
 		for _, c := range []struct {
-			role                        string
-			push, project, allowlistPut int
+			role                                 string
+			push, project, allowlistPut, invites int
 		}{
-			{RoleReader, 403, 403, 403},
-			{RoleMember, 200, 200, 403},
+			{RoleReader, 403, 403, 403, 403},
+			{RoleMember, 200, 200, 403, 403},
+			{RoleAdmin, 200, 200, 200, 200},
 		} {
-			u := ts.signup(t, c.role+"@example.com")
-			if _, err := ts.Store.db.Exec(ts.Store.d.rebind("INSERT INTO members (workspace_id, account_id, role, record, sealed_key, added_by, added_at) VALUES (?, ?, ?, ?, ?, ?, ?)"),
-				ws, u.Account.ID, c.role, []byte{1}, []byte{1}, admin.Account.ID, int64(1)); err != nil {
-				t.Fatal(err)
+			u := ts.signup(t, "as-"+c.role+"@example.com")
+			if m := ts.addMember(t, admin, ws, u, c.role); m.Role != c.role {
+				t.Fatalf("added as %q, want %q", m.Role, c.role)
 			}
 			tok := u.Session.AccessToken
 			call[syncapi.PullResponse](t, "POST", ts.URL+path(syncapi.PathPull, "ws", ws, "project", "app"), tok, syncapi.PullRequest{})
-			call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", ws), tok, nil)
+			if d := call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", ws), tok, nil); d.Workspace.Role != c.role {
+				t.Fatalf("%s: detail role %q", c.role, d.Workspace.Role)
+			}
+			call[syncapi.AllowlistVersions](t, "GET", ts.URL+path(syncapi.PathAllowlist, "ws", ws), tok, nil)
 			head := call[syncapi.PullResponse](t, "POST", ts.URL+path(syncapi.PathPull, "ws", ws, "project", "app"), tok, syncapi.PullRequest{}).Heads["A"]
+			if head > 0 {
+				call[syncapi.History](t, "GET", ts.URL+path(syncapi.PathHistory, "ws", ws, "project", "app", "name", "A"), tok, nil)
+			}
+			alHead := call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", ws), tok, nil).AllowlistVersion
 			for _, r := range []struct {
-				url  string
-				body any
-				want int
+				method, url string
+				body        any
+				want        int
 			}{
-				{path(syncapi.PathPush, "ws", ws, "project", "app"), pushReq(change(t, "A", head)), c.push},
-				{path(syncapi.PathProjects, "ws", ws), syncapi.CreateProjectRequest{Name: "p-" + c.role, WrappedKey: []byte{1}, KeyVersion: 1}, c.project},
-				{path(syncapi.PathAllowlist, "ws", ws), syncapi.AllowlistPushRequest{Document: []byte{1}}, c.allowlistPut},
+				{"POST", path(syncapi.PathPush, "ws", ws, "project", "app"), pushReq(change(t, "A", head)), c.push},
+				{"POST", path(syncapi.PathProjects, "ws", ws), syncapi.CreateProjectRequest{Name: "p-" + c.role, WrappedKey: []byte{1}, KeyVersion: 1}, c.project},
+				{"POST", path(syncapi.PathAllowlist, "ws", ws), syncapi.AllowlistPushRequest{BaseVersion: alHead, Document: []byte{1}}, c.allowlistPut},
+				{"GET", path(syncapi.PathInvites, "ws", ws), nil, c.invites},
+				{"POST", path(syncapi.PathInvites, "ws", ws), inviteReq(t, "new-"+c.role+"@example.com", RoleReader), c.invites},
+				{"POST", path(syncapi.PathInviteComplete, "ws", ws, "invite", pending.ID), syncapi.CompleteInviteRequest{Record: []byte{1}, SealedKey: []byte{1}}, map[int]int{403: 403, 200: 409}[c.invites]},
 			} {
-				if status, raw := do(t, "POST", ts.URL+r.url, tok, r.body); status != r.want {
-					t.Errorf("%s POST %s: %d %s, want %d", c.role, r.url, status, raw, r.want)
+				status, raw := do(t, r.method, ts.URL+r.url, tok, r.body)
+				if status != r.want {
+					t.Errorf("%s %s %s: %d %s, want %d", c.role, r.method, r.url, status, raw, r.want)
+				}
+				if status == 403 && !strings.Contains(string(raw), `"code":"denied"`) {
+					t.Errorf("%s %s %s: 403 without code denied: %s", c.role, r.method, r.url, raw)
 				}
 			}
+		}
+		// The admin-invited admin could cancel: last, so the pending
+		// invite stayed for the rows above.
+		if status, raw := do(t, "DELETE", ts.URL+path(syncapi.PathInvite, "ws", ws, "invite", pending.ID), admin.Session.AccessToken, nil); status != 204 {
+			t.Fatalf("cancel: %d %s", status, raw)
 		}
 	})
 }

@@ -24,12 +24,18 @@ const (
 const maxSealed = 16 << 10
 
 func checkWorkspaceID(id string) error {
+	return checkHexID("a workspace id", id, "run `agentsecrets workspace list`")
+}
+
+// checkHexID checks a client-made id (a workspace or an invite): 32
+// lowercase hex digits.
+func checkHexID(what, id, hint string) error {
 	ok := len(id) == 32
 	for i := 0; ok && i < len(id); i++ {
 		ok = id[i] >= '0' && id[i] <= '9' || id[i] >= 'a' && id[i] <= 'f'
 	}
 	if !ok {
-		return errcode.WithHint(errcode.New(errcode.Usage, "a workspace id is 32 lowercase hex digits"), "run `agentsecrets workspace list`")
+		return errcode.WithHint(errcode.New(errcode.Usage, what+" is 32 lowercase hex digits"), hint)
 	}
 	return nil
 }
@@ -61,7 +67,7 @@ func checkRole(role string, err error, roles []string) error {
 	if err != nil || len(roles) == 0 || slices.Contains(roles, role) {
 		return err
 	}
-	return errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) cannot change it", role), "ask a workspace admin")
+	return errcode.WithHint(errcode.Errorf(errcode.Denied, "your role in this workspace (%s) does not allow this", role), "ask a workspace admin")
 }
 
 // project resolves the path's workspace and project, checking that the
