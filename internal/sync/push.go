@@ -160,6 +160,7 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 		}
 		res.Secrets = append(res.Secrets, e)
 	}
+	res.TeamNotes = c.notes
 	return res, nil
 }
 

@@ -269,6 +269,12 @@ func (c *Conn) Invites(ctx context.Context) (*InvitesResult, error) {
 	return res, c.completeErr
 }
 
+// holdsInvites reports whether this device holds invite codes of wsID.
+func holdsInvites(ix *vault.Index, wsID string) bool {
+	t := ix.Teams[wsID]
+	return t != nil && len(t.Invites) > 0
+}
+
 func heldIn(ix *vault.Index, wsID, inviteID string) bool {
 	t := ix.Teams[wsID]
 	return t != nil && t.Invites[inviteID] != nil
@@ -298,10 +304,10 @@ func (c *Conn) completeHeld(ctx context.Context, k *Keys) int {
 		c.warn(err)
 		return 0
 	}
-	t := ix.Teams[k.WorkspaceID]
-	if t == nil || len(t.Invites) == 0 {
+	if !holdsInvites(ix, k.WorkspaceID) {
 		return 0
 	}
+	t := ix.Teams[k.WorkspaceID]
 	if k.roster.Role(c.Account.ID) != RoleAdmin {
 		c.notes.Warnings = append(c.notes.Warnings, fmt.Sprintf("this device holds invite codes of workspace %s, but this account is no longer an admin there", k.Detail.Workspace.Name))
 		return 0
