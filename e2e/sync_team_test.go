@@ -324,7 +324,7 @@ func runSyncTeamMaliciousServer(t *testing.T, kind string) {
 		name, check string
 		do, undo    func()
 	}{
-		{"a row for carol that no admin signed", "retarget", func() {
+		{"a row for carol that no admin signed", "unknown_signer", func() {
 			r.db.Exec(t, 1, "INSERT INTO members (workspace_id, account_id, role, record, sealed_key, added_by, added_at) VALUES (?, ?, 'admin', ?, ?, ?, 0)",
 				r.wsID, carolID, evilRecord, evilSealed, carolID)
 		}, func() { r.db.Exec(t, 1, "DELETE FROM members WHERE workspace_id = ? AND account_id = ?", r.wsID, carolID) }},

@@ -343,16 +343,6 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 		if err != nil {
 			return nil, err
 		}
-		rec := p.rec
-		subj := p.subject()
-		switch {
-		case rec.WorkspaceID != wsID || rec.AccountID != m.AccountID:
-			return nil, refuse(subj, CheckRetarget, fmt.Sprintf("it names account %s in workspace %s, listed as account %s", rec.AccountID, rec.WorkspaceID, m.AccountID))
-		case m.Role != rec.Role || m.AddedBy != rec.AddedBy || !strings.EqualFold(m.Email, rec.Email):
-			return nil, refuse(subj, CheckMetadata, "the server's listing differs from the signed record")
-		case !checkRole(rec.Role) || !validKeys(rec.PublicKeys):
-			return nil, refuse(subj, CheckFormat, "malformed role or keys")
-		}
 		parsed[m.AccountID] = p
 		listed[m.AccountID] = m
 	}
@@ -405,6 +395,20 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 			p := parsed[id]
 			return nil, refuse(p.subject(), CheckUnknownSigner,
 				fmt.Sprintf("account %q, its signer, is not an admin of the workspace whose record traces back to the creator", p.rec.AddedBy))
+		}
+	}
+	// The signatures verified (the documented order: signature, then
+	// routing and listing), each record must say what the listing says.
+	for id, m := range r.Members {
+		rec, l := m.Record, m.Listing
+		subj := parsed[id].subject()
+		switch {
+		case rec.WorkspaceID != wsID || rec.AccountID != l.AccountID:
+			return nil, refuse(subj, CheckRetarget, fmt.Sprintf("it names account %s in workspace %s, listed as account %s", rec.AccountID, rec.WorkspaceID, l.AccountID))
+		case l.Role != rec.Role || l.AddedBy != rec.AddedBy || !strings.EqualFold(l.Email, rec.Email):
+			return nil, refuse(subj, CheckMetadata, "the server's listing differs from the signed record")
+		case !checkRole(rec.Role) || !validKeys(rec.PublicKeys):
+			return nil, refuse(subj, CheckFormat, "malformed role or keys")
 		}
 	}
 	for id, m := range r.Members {
