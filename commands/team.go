@@ -39,13 +39,17 @@ func (c *WorkspaceInviteCmd) Run(env *Env) (*WorkspaceInviteResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	sel, _, err := c.WorkspaceFlag.selected(env, ix)
+	sel, w, err := c.WorkspaceFlag.selected(env, ix)
 	if err != nil {
 		return nil, err
 	}
 	conn, err := agsync.Connect(st, ix, env.Getenv, env.Now)
 	if err != nil {
 		return nil, err
+	}
+	if w.Remote == nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: nobody else can be invited into it", sel.Workspace),
+			"run `agentsecrets workspace publish "+sel.Workspace+"` first")
 	}
 	// Inviting widens who can read every value of the workspace: the
 	// same local human approval as widening the allowlist.

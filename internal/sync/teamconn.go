@@ -28,14 +28,6 @@ type TeamNotes struct {
 // WarningList implements the commands' Warner.
 func (n TeamNotes) WarningList() []string { return n.Warnings }
 
-// Notes returns what this connection's invite completions reported so far.
-func (c *Conn) Notes() TeamNotes { return c.notes }
-
-// CompletionError is the first refusal of an invitee's keys met while
-// completing invites (nil if none): loud on the team commands, a warning
-// elsewhere.
-func (c *Conn) CompletionError() error { return c.completeErr }
-
 // InviteInfo is one invite as the commands show it.
 type InviteInfo struct {
 	ID          string    `json:"id"`
@@ -65,11 +57,7 @@ func inviteInfo(inv syncapi.Invite, held bool) InviteInfo {
 
 // verifyRoster verifies a workspace's members against this device's pins
 // and pins the members seen for the first time.
-func (c *Conn) verifyRoster(ctx context.Context, detail syncapi.WorkspaceDetail, id Identity) (*Roster, error) {
-	ix, err := c.Store.Index()
-	if err != nil {
-		return nil, err
-	}
+func (c *Conn) verifyRoster(ctx context.Context, ix *vault.Index, detail syncapi.WorkspaceDetail, id Identity) (*Roster, error) {
 	var pins map[string]*vault.Pin
 	if t := ix.Teams[detail.Workspace.ID]; t != nil {
 		pins = t.Pins
@@ -280,17 +268,6 @@ func heldIn(ix *vault.Index, wsID, inviteID string) bool {
 	return t != nil && t.Invites[inviteID] != nil
 }
 
-// CompletePending completes the accepted invites of a workspace whose code
-// this device holds; see completeHeld.
-func (c *Conn) CompletePending(ctx context.Context, wsID string) (TeamNotes, error) {
-	k, err := c.workspaceKeys(ctx, wsID)
-	if err != nil {
-		return TeamNotes{}, err
-	}
-	k.Wipe()
-	return c.notes, c.completeErr
-}
-
 // completeHeld completes each accepted invite of k's workspace whose code
 // this device holds: the invitee's proof is checked against the keys the
 // server lists (a mismatch seals nothing, leaves the invite as it is and
@@ -299,15 +276,18 @@ func (c *Conn) CompletePending(ctx context.Context, wsID string) (TeamNotes, err
 // forgotten. Other failures become warnings: they must not break the
 // command that triggered the completion. It returns how many it completed.
 func (c *Conn) completeHeld(ctx context.Context, k *Keys) int {
+	if !k.held {
+		return 0
+	}
 	ix, err := c.Store.Index()
 	if err != nil {
 		c.warn(err)
 		return 0
 	}
-	if !holdsInvites(ix, k.WorkspaceID) {
+	t := ix.Teams[k.WorkspaceID]
+	if t == nil {
 		return 0
 	}
-	t := ix.Teams[k.WorkspaceID]
 	if k.roster.Role(c.Account.ID) != RoleAdmin {
 		c.notes.Warnings = append(c.notes.Warnings, fmt.Sprintf("this device holds invite codes of workspace %s, but this account is no longer an admin there", k.Detail.Workspace.Name))
 		return 0
@@ -449,8 +429,12 @@ func (c *Conn) Join(ctx context.Context, name, codeText string) (*JoinResult, er
 	case 0:
 		// Completed meanwhile (a completed invite is not listed): a
 		// member already, so the workspace is fetched.
-		if res, err := c.joined(ctx, name, ""); err == nil {
+		res, err := c.joined(ctx, name, "")
+		if err == nil {
 			return res, nil
+		}
+		if !errors.Is(err, errNotMember) {
+			return nil, err
 		}
 		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "no invite to workspace %s for %s", name, c.Account.Email),
 			"run `agentsecrets workspace invites`, or ask an admin of the workspace to run `agentsecrets workspace invite "+c.Account.Email+"`")
@@ -505,6 +489,9 @@ func (c *Conn) Join(ctx context.Context, name, codeText string) (*JoinResult, er
 	if err == nil {
 		res.InviteID, res.Role, res.InvitedBy = inv.ID, inv.Role, inv.InvitedByEmail
 		return res, nil
+	}
+	if !errors.Is(err, errNotMember) {
+		return nil, errcode.WithHint(err, "the invite is accepted; once this is fixed, run `agentsecrets workspace join "+inv.WorkspaceName+" --code CODE` again")
 	}
 	return &JoinResult{Workspace: inv.WorkspaceName, WorkspaceID: inv.WorkspaceID, InviteID: inv.ID, Role: inv.Role, InvitedBy: inv.InvitedByEmail,
 		State: JoinAccepted, Next: "waiting for " + inv.InvitedByEmail + " to complete the invite: it happens on their device the next time they run a workspace command (e.g. `agentsecrets workspace members`); then run `agentsecrets workspace switch " + inv.WorkspaceName + "`"}, nil

@@ -108,6 +108,8 @@ type Keys struct {
 	// lookup trusts the signers of secret envelopes (admins and members),
 	// admins the signers of allowlist documents.
 	lookup, admins SignerLookup
+	// held: this device holds invite codes of the workspace.
+	held bool
 }
 
 // Wipe clears the keys.
@@ -145,7 +147,11 @@ func (c *Conn) openWorkspace(ctx context.Context, wsID string) (*Keys, error) {
 	if detail.Workspace.ID != wsID {
 		return nil, refuse("workspace "+wsID, CheckRetarget, "the server answered with another workspace")
 	}
-	roster, err := c.verifyRoster(ctx, detail, id)
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	roster, err := c.verifyRoster(ctx, ix, detail, id)
 	if err != nil {
 		return nil, err
 	}
@@ -154,7 +160,8 @@ func (c *Conn) openWorkspace(ctx context.Context, wsID string) (*Keys, error) {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "this account is not a member of workspace %s on the server", wsID),
 			"run `agentsecrets workspace list`")
 	}
-	k := &Keys{WorkspaceID: wsID, Detail: detail, id: id, roster: roster, lookup: roster.SecretSigners(), admins: roster.AdminSigners()}
+	k := &Keys{WorkspaceID: wsID, Detail: detail, id: id, roster: roster, lookup: roster.SecretSigners(), admins: roster.AdminSigners(),
+		held: holdsInvites(ix, wsID)}
 	_, wsKey, err := OpenMembership(id, c.Account.ID, wsID, m.Listing, k.admins)
 	if err != nil {
 		return nil, err
