@@ -408,3 +408,30 @@ func TestAccountFingerprint(t *testing.T) {
 		t.Fatal("normalisation")
 	}
 }
+
+// FuzzOpenInviteStatement: no input panics the statement decoder, and
+// whatever it accepts under the code is exactly what the code's holder
+// signed: the accepted statement re-signs to the same bytes.
+func FuzzOpenInviteStatement(f *testing.F) {
+	st, inviter, code := vectorStatement(f)
+	good, err := SignInviteStatement(inviter, st, code)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		got, err := OpenInviteStatement(b, code)
+		if err != nil {
+			if errcode.Classify(err).Code != errcode.Conflict || CheckOf(err) == "" {
+				t.Fatalf("a refusal that is not a verification conflict: %v", err)
+			}
+			return
+		}
+		again, err := SignInviteStatement(inviter, got, code)
+		if err != nil || !bytes.Equal(again, b) {
+			t.Fatalf("accepted bytes that are not the signed statement: %v", err)
+		}
+	})
+}
