@@ -327,10 +327,14 @@ func runSyncTeamMaliciousServer(t *testing.T, kind string) {
 		{"a row for carol that no admin signed", "unknown_signer", func() {
 			r.db.Exec(t, 1, "INSERT INTO members (workspace_id, account_id, role, record, sealed_key, added_by, added_at) VALUES (?, ?, 'admin', ?, ?, ?, 0)",
 				r.wsID, carolID, evilRecord, evilSealed, carolID)
-		}, func() { r.db.Exec(t, 1, "DELETE FROM members WHERE workspace_id = ? AND account_id = ?", r.wsID, carolID) }},
+		}, func() {
+			r.db.Exec(t, 1, "DELETE FROM members WHERE workspace_id = ? AND account_id = ?", r.wsID, carolID)
+		}},
 		{"bob listed as admin", "metadata", func() {
 			r.db.Exec(t, 1, "UPDATE members SET role = 'admin' WHERE workspace_id = ? AND account_id = ?", r.wsID, bobID)
-		}, func() { r.db.Exec(t, 1, "UPDATE members SET role = ? WHERE workspace_id = ? AND account_id = ?", bobRole, r.wsID, bobID) }},
+		}, func() {
+			r.db.Exec(t, 1, "UPDATE members SET role = ? WHERE workspace_id = ? AND account_id = ?", bobRole, r.wsID, bobID)
+		}},
 	} {
 		tc.do()
 		for _, dev := range []*Vault{a, b} {
