@@ -223,9 +223,11 @@ func runSyncTeamOnboarding(t *testing.T, backend, dbKind string) {
 // make a client accept it. Substituted invitee keys fail the invite
 // proof (nothing is sealed: no member row), a forged statement fails its
 // MAC, a member row no admin signed or a listing that contradicts its
-// record fails the roster on every client, and a version a reader pushed
-// (the server's role check bypassed in the database) fails the role
-// check. Each lie is undone afterwards, and the honest data is accepted.
+// record fails the roster on every client, another account named as the
+// creator fails it too, and a version a reader pushed or an allowlist
+// document a member pushed (the server's role check bypassed in the
+// database) fails the role check. Each lie is undone afterwards, and the
+// honest data is accepted.
 func TestSyncTeamMaliciousServer(t *testing.T) {
 	for _, kind := range []string{dbSQLite, dbPostgres} {
 		t.Run(kind, func(t *testing.T) { runSyncTeamMaliciousServer(t, kind) })
@@ -362,22 +364,12 @@ func runSyncTeamMaliciousServer(t *testing.T, kind string) {
 	s.runIn(c, s.canary("STRIPE_KEY.reader"), "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
 	s.run(c, "secrets", "push").ErrorCode(t, "denied", 4)
 	r.db.Exec(t, 1, "UPDATE members SET role = 'member' WHERE workspace_id = ? AND account_id = ?", r.wsID, carolID)
-	r.proxy.Edit(func(t testing.TB, method, path string, body []byte) []byte {
-		if method != "GET" || path != "/v1/workspaces/"+r.wsID {
-			return body
-		}
-		var d syncapi.WorkspaceDetail
-		if err := json.Unmarshal(body, &d); err != nil {
-			t.Errorf("detail: %v", err)
-			return body
-		}
+	r.editDetail(func(d *syncapi.WorkspaceDetail) {
 		for i := range d.Members {
 			if d.Members[i].AccountID == carolID {
 				d.Members[i].Role = "reader"
 			}
 		}
-		out, _ := json.Marshal(d)
-		return out
 	})
 	s.run(c, "secrets", "push").OK(t)
 	r.proxy.Edit(nil)
@@ -394,6 +386,60 @@ func runSyncTeamMaliciousServer(t *testing.T, kind string) {
 	r.up.expect(r.stripe)
 	s.run(b, "call", "--url", r.up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").OK(t)
 
+	// The server names someone else as the creator: every client refuses
+	// the roster (the creator's record must be self-signed and anchored).
+	r.editDetail(func(d *syncapi.WorkspaceDetail) { d.Workspace.CreatedBy = bobID })
+	for _, dev := range []*Vault{a, b} {
+		e := s.run(dev, "workspace", "members").ErrorCode(t, "conflict", 6)
+		if msg := e["message"].(string); !strings.Contains(msg, "failed the unknown_signer check") {
+			t.Errorf("another creator: %v", msg)
+		}
+	}
+	r.proxy.Edit(nil)
+
+	// A member's allowlist document, the server's admin check bypassed in
+	// the database while the proxy shows bob his honest listing: the
+	// admin refuses it (admins only sign the allowlist). Last: bob keeps a
+	// version the server no longer holds once it is undone (as carol
+	// does since her reader's version was deleted).
+	r.db.Exec(t, 1, "UPDATE members SET role = 'admin' WHERE workspace_id = ? AND account_id = ?", r.wsID, bobID)
+	r.editDetail(func(d *syncapi.WorkspaceDetail) {
+		for i := range d.Members {
+			if d.Members[i].AccountID == bobID {
+				d.Members[i].Role = bobRole
+			}
+		}
+	})
+	s.run(b, "workspace", "allowlist", "add", "api.example.com", "--passphrase-file", b.AdminFile).OK(t)
+	s.run(b, "secrets", "push").OK(t)
+	r.proxy.Edit(nil)
+	r.db.Exec(t, 1, "UPDATE members SET role = ? WHERE workspace_id = ? AND account_id = ?", bobRole, r.wsID, bobID)
+	e = s.run(a, "secrets", "pull").ErrorCode(t, "conflict", 6)
+	if msg := e["message"].(string); !strings.Contains(msg, "failed the role check") || !strings.Contains(msg, "allowlist") {
+		t.Errorf("member's allowlist: %v", msg)
+	}
+
 	s.scan(r.srv, a, b, c)
 	s.scanServer(r.db, r.proxy)
+}
+
+// editDetail makes the proxy rewrite every answer of GET the workspace.
+func (r *teamRig) editDetail(f func(d *syncapi.WorkspaceDetail)) {
+	r.proxy.Edit(func(t testing.TB, method, path string, body []byte) []byte {
+		if method != "GET" || path != "/v1/workspaces/"+r.wsID {
+			return body
+		}
+		var d syncapi.WorkspaceDetail
+		if err := json.Unmarshal(body, &d); err != nil {
+			t.Errorf("detail: %v", err)
+			return body
+		}
+		f(&d)
+		out, err := json.Marshal(d)
+		if err != nil {
+			t.Errorf("detail: %v", err)
+			return body
+		}
+		return out
+	})
 }
