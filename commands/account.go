@@ -83,6 +83,9 @@ type AccountResult struct {
 	// keys: the same on every device of the account.
 	SealKey string `json:"seal_key_fingerprint,omitempty"`
 	SignKey string `json:"sign_key_fingerprint,omitempty"`
+	// Fingerprint covers both keys: what a workspace admin compares in
+	// person (`workspace members --verify EMAIL --fingerprint FP`).
+	Fingerprint string `json:"fingerprint,omitempty"`
 	// Checked is set by --check: the server answered and publishes the
 	// same public keys.
 	Checked bool `json:"checked,omitempty"`
@@ -108,6 +111,9 @@ func accountResult(a *vault.Account) *AccountResult {
 	if len(a.SignPublic) > 0 {
 		r.SignKey = crypto.KeyFingerprint(a.SignPublic)
 	}
+	if len(a.SealPublic) > 0 && len(a.SignPublic) > 0 {
+		r.Fingerprint = agentsync.AccountFingerprint(syncapi.PublicKeys{Seal: a.SealPublic, Sign: a.SignPublic})
+	}
 	if !r.SignedIn {
 		r.DeviceID, r.SignedInAt = "", nil
 		r.Next = []string{"agentsecrets login --server " + a.Server + " --email " + a.Email}
@@ -132,6 +138,9 @@ func (r *AccountResult) WriteText(w io.Writer) error {
 		if r.SealKey != "" {
 			fmt.Fprintf(w, "Sealing key:  %s\n", r.SealKey)
 			fmt.Fprintf(w, "Signing key:  %s\n", r.SignKey)
+		}
+		if r.Fingerprint != "" {
+			fmt.Fprintf(w, "Fingerprint:  %s (read it to a workspace admin who verifies you in person)\n", r.Fingerprint)
 		}
 		if r.Checked {
 			fmt.Fprintln(w, "Server check: ok (the server publishes these keys)")

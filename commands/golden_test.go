@@ -126,13 +126,29 @@ func goldenResults() map[string]TextWriter {
 		"ProjectLinkResult": &ProjectLinkResult{agsync.LinkResult{Workspace: "default", Project: "web" + ctrl, Created: true, AutoPush: true}},
 		"WorkspacePublishResult": &WorkspacePublishResult{agsync.PublishResult{Workspace: "acme" + ctrl, ID: "0123", Server: "https://sync.example.com", Created: true,
 			Projects: []*agsync.PushResult{{Workspace: "acme", Project: "default", Synced: 2}}}},
+		"WorkspaceInviteResult": &WorkspaceInviteResult{InviteResult: agsync.InviteResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", Email: "bob@example.com" + ctrl,
+			Role: "member", InviteID: "89ab", Code: "asinv-aaaq-eaye-auda-ocaj-bifq-ydio-b4ib-ceqt", State: "open"}, Approved: true},
+		"WorkspaceInvitesResult": &WorkspaceInvitesResult{agsync.InvitesResult{
+			Mine: []agsync.InviteInfo{{ID: "1", Workspace: "acme" + ctrl, Email: "ada@example.com", Role: "reader", State: "open", InvitedBy: "bob@example.com" + ctrl, CreatedAt: goldenTime}},
+			Sent: []agsync.InviteInfo{
+				{ID: "2", Workspace: "team", Email: "eve@example.com" + ctrl, Role: "member", State: "accepted", InvitedBy: "ada@example.com", CreatedAt: goldenTime, Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9"},
+				{ID: "3", Workspace: "team", Email: "dan@example.com", Role: "admin", State: "open", InvitedBy: "ada@example.com", CreatedAt: goldenTime, CodeHere: true},
+			},
+			TeamNotes: agsync.TeamNotes{Completed: []agsync.InviteInfo{{ID: "4", Workspace: "team", Email: "cy@example.com", Role: "member", State: "completed"}}},
+		}},
+		"WorkspaceJoinResult": &WorkspaceJoinResult{agsync.JoinResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", InviteID: "89ab", Role: "member",
+			InvitedBy: "ada@example.com", State: "accepted", Next: "waiting for ada@example.com to complete the invite"}},
+		"WorkspaceMembersResult": &WorkspaceMembersResult{agsync.MembersResult{Workspace: "acme", WorkspaceID: "0123", Verified: "bob@example.com" + ctrl, Members: []agsync.MemberInfo{
+			{Email: "ada@example.com", AccountID: "a1", Role: "admin", Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, Verification: "self"},
+			{Email: "bob@example.com" + ctrl, AccountID: "b2", Role: "reader", Fingerprint: "1111 2222 3333 4444 5555 6666 7777 8888", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, VerifiedAt: &goldenTime, Verification: "verified"},
+		}}},
 		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},
 		}},
 		"AccountResult": &AccountResult{Linked: true, SignedIn: true, Server: "https://sync.example.com", Email: "ada@example.com" + ctrl,
 			AccountID: "acct-1", DeviceID: "dev-1", DeviceName: "laptop", SignedInAt: &goldenTime,
-			SealKey: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", SignKey: "1111 2222 3333 4444 5555 6666 7777 8888", Checked: true,
+			SealKey: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", SignKey: "1111 2222 3333 4444 5555 6666 7777 8888", Fingerprint: "9999 aaaa bbbb cccc dddd eeee ffff 0000", Checked: true,
 			RecoveryKit: "/home/u/kit.txt", ServerNotified: new(bool), Next: []string{"agentsecrets account devices"},
 			Notes: Notes{Warnings: []string{"the sync server could not be reached"}}},
 		"AccountDevicesResult": &AccountDevicesResult{Revoked: "dev-2", Devices: []DeviceInfo{

@@ -19,6 +19,10 @@ type WorkspaceCmd struct {
 	Switch    WorkspaceSwitchCmd  `cmd:"" help:"Make a workspace the current one (a remote one is fetched on first use)."`
 	Publish   WorkspacePublishCmd `cmd:"" help:"Sync a local workspace to the account's server: keys, projects, allowlist and every secret."`
 	Allowlist AllowlistCmd        `cmd:"" help:"Hosts that secrets in this workspace may be sent to."`
+	Invite    WorkspaceInviteCmd  `cmd:"" help:"Invite someone into a remote workspace with a role (needs the admin passphrase; shows an invite code once)."`
+	Invites   WorkspaceInvitesCmd `cmd:"" help:"List invites to this account, and the invites of workspaces it administers (completes accepted ones)."`
+	Join      WorkspaceJoinCmd    `cmd:"" help:"Accept an invite with the code the inviting admin gave you."`
+	Members   WorkspaceMembersCmd `cmd:"" help:"List a remote workspace's verified members and key fingerprints, or mark one checked in person."`
 }
 
 // WorkspaceInfo describes one workspace.

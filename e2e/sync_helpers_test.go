@@ -136,14 +136,24 @@ const syncPassword = "orbit lantern quietly seventeen harbour"
 // account on srv from it and returns the account; First is that device.
 func NewSyncAccount(t *testing.T, srv *SyncServer, backend string) *SyncAccount {
 	t.Helper()
+	a, r := CreateSyncAccount(t, srv, backend, "dev-"+strings.ToLower(randomB64(t, 6))+"@example.com")
+	r.OK(t)
+	return a
+}
+
+// CreateSyncAccount runs `account create` for email on a new vault and
+// returns the account with the command's result (which may be an error:
+// a closed server refuses an email nobody invited).
+func CreateSyncAccount(t *testing.T, srv *SyncServer, backend, email string) (*SyncAccount, *Result) {
+	t.Helper()
 	dev := NewVault(t, backend)
 	root := filepath.Dir(dev.Home)
-	a := &SyncAccount{Server: srv, Email: "dev-" + strings.ToLower(randomB64(t, 6)) + "@example.com",
+	a := &SyncAccount{Server: srv, Email: email,
 		PasswordFile: filepath.Join(root, "account.pass"), KitFile: filepath.Join(root, "recovery-kit.txt"), First: dev}
 	must(t, os.WriteFile(a.PasswordFile, []byte(syncPassword+"\n"), 0o600))
-	dev.Run("account", "create", "--server", srv.URL, "--email", a.Email, "--password-file", a.PasswordFile,
-		"--recovery-kit-file", a.KitFile, "--device-name", "device-a").OK(t)
-	return a
+	r := dev.Run("account", "create", "--server", srv.URL, "--email", a.Email, "--password-file", a.PasswordFile,
+		"--recovery-kit-file", a.KitFile, "--device-name", "device-a")
+	return a, r
 }
 
 // NewDevice creates another vault and signs it in to the account with the

@@ -36,6 +36,8 @@ const (
 	domainSecretBody  = "agentsecrets v1 secret body"
 	domainAllowlist   = "agentsecrets v1 allowlist document"
 	domainAllowBody   = "agentsecrets v1 allowlist body"
+	domainStatement   = "agentsecrets v1 invite statement"
+	domainAcceptance  = "agentsecrets v1 invite acceptance"
 )
 
 // Identity is an account's private keys: X25519 for opening sealed
@@ -216,6 +218,9 @@ const (
 	CheckReorder       Check = "reorder"        // versions out of order
 	CheckContent       Check = "content"        // the decrypted body is malformed
 	CheckMetadata      Check = "metadata"       // the server's listing contradicts the signed bytes
+	CheckRole          Check = "role"           // signed by a member whose role may not sign it
+	CheckPin           Check = "pin"            // a member's keys differ from the ones this device pinned
+	CheckInviteCode    Check = "invite_code"    // not authenticated under the invite code
 )
 
 // VerifyError is a failed verification: what was being verified (names,

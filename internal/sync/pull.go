@@ -109,7 +109,9 @@ func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*
 	if err != nil {
 		return nil, err
 	}
-	if needKeys || len(resp.Versions) > 0 {
+	// An admin device holding invite codes of this workspace opens its
+	// keys anyway: that is where accepted invites get completed.
+	if needKeys || len(resp.Versions) > 0 || holdsInvites(ix, remote.ID) {
 		if st.keys, err = c.projectKeys(ctx, remote.ID, sel.Project); err != nil {
 			return nil, err
 		}
@@ -205,6 +207,7 @@ type DiffResult struct {
 	Project   string     `json:"project"`
 	Secrets   []NameDiff `json:"secrets"`
 	CheckedAt time.Time  `json:"checked_at"`
+	TeamNotes
 }
 
 // Diff compares a project with the server and records what is out of sync
@@ -219,7 +222,7 @@ func (c *Conn) Diff(ctx context.Context, sel vault.Selection, names []string) (*
 	if ps := st.proj.Sync; ps.CheckedAt != nil && now.Sub(*ps.CheckedAt) < recheckWrite && sameDrift(ps, diffs, names, now) {
 		// Nothing new to record: skipping the locked index write keeps a
 		// diff close to the cost of `status`.
-		return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now}, nil
+		return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now, TeamNotes: c.notes}, nil
 	}
 	err = c.Store.Update(ctx, func(ix *vault.Index) error {
 		p, err := ix.Project(sel)
@@ -232,7 +235,7 @@ func (c *Conn) Diff(ctx context.Context, sel vault.Selection, names []string) (*
 	if err != nil {
 		return nil, err
 	}
-	return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now}, nil
+	return &DiffResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: diffs, CheckedAt: now, TeamNotes: c.notes}, nil
 }
 
 // recheckWrite is how long a diff that finds the drift unchanged may
@@ -301,6 +304,7 @@ type PullResult struct {
 	// Allowlist is the allowlist version now applied, when the pull
 	// changed it.
 	Allowlist int `json:"allowlist_version,omitempty"`
+	TeamNotes
 }
 
 // ErrPullConflict: names changed both here and on the server.
@@ -415,6 +419,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, fo
 			}
 		}
 	}
+	res.TeamNotes = c.notes
 	return res, nil
 }
 
@@ -442,7 +447,7 @@ func (c *Conn) pullAllowlist(ctx context.Context, st *state) (*allowlistPull, er
 		}
 		versions = got.Versions
 	}
-	opened, err := VerifyAllowlistChain(st.remote.ID, known, head, versions, st.keys.Workspace, st.keys.lookup)
+	opened, err := VerifyAllowlistChain(st.remote.ID, known, head, versions, st.keys.Workspace, st.keys.admins)
 	if err != nil {
 		return nil, err
 	}

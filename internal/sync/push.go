@@ -31,6 +31,7 @@ type PushResult struct {
 	Forced bool `json:"forced,omitempty"`
 	// Allowlist is the allowlist version pushed, if the push stored one.
 	Allowlist int `json:"allowlist_version,omitempty"`
+	TeamNotes
 }
 
 // ErrPushConflict: the server holds versions this push did not build on.
@@ -159,6 +160,7 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 		}
 		res.Secrets = append(res.Secrets, e)
 	}
+	res.TeamNotes = c.notes
 	return res, nil
 }
 
@@ -237,7 +239,7 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 		if err != nil {
 			return nil, err
 		}
-		opened, err := VerifyAllowlistChain(st.remote.ID, Known{Version: st.remote.AllowlistVersion, Hash: st.remote.AllowlistHash}, head, got.Versions, st.keys.Workspace, st.keys.lookup)
+		opened, err := VerifyAllowlistChain(st.remote.ID, Known{Version: st.remote.AllowlistVersion, Hash: st.remote.AllowlistHash}, head, got.Versions, st.keys.Workspace, st.keys.admins)
 		if err != nil {
 			return nil, err
 		}

@@ -79,15 +79,28 @@ func SignMembership(signer Identity, rec MembershipRecord, sealedKey []byte) ([]
 // still checks the workspace, account and key version are the ones it
 // asked for (OpenMembership does all of it).
 func VerifyMembership(record, sealedKey []byte, lookup SignerLookup) (MembershipRecord, error) {
-	const subject = "a membership record"
+	p, err := parseMembership(record)
+	if err != nil {
+		return MembershipRecord{}, err
+	}
+	return p.verify(sealedKey, lookup)
+}
+
+// parsedMembership is a record whose bytes parse, not yet verified.
+type parsedMembership struct {
+	rec              MembershipRecord
+	signed, sig, sum []byte
+}
+
+func parseMembership(record []byte) (parsedMembership, error) {
 	f, signed, sig, err := parseSigned(record, membershipFields, domainMembership)
 	if err != nil {
-		return MembershipRecord{}, refuse(subject, CheckFormat, err.Error())
+		return parsedMembership{}, refuse("a membership record", CheckFormat, err.Error())
 	}
 	kv, errK := intField(f[7])
 	at, errT := parseTime(f[10])
 	if errK != nil || errT != nil || len(f[8]) != sha256.Size {
-		return MembershipRecord{}, refuse(subject, CheckFormat, "malformed field")
+		return parsedMembership{}, refuse("a membership record", CheckFormat, "malformed field")
 	}
 	rec := MembershipRecord{
 		WorkspaceID: string(f[1]), AccountID: string(f[2]), Email: string(f[3]), Role: string(f[4]),
@@ -97,14 +110,22 @@ func VerifyMembership(record, sealedKey []byte, lookup SignerLookup) (Membership
 		AddedBy:         string(f[9]),
 		AddedAt:         at,
 	}
-	subj := fmt.Sprintf("the membership record of account %s in workspace %s", rec.AccountID, rec.WorkspaceID)
-	if err := verifySignature(subj, rec.AddedBy, signed, sig, lookup); err != nil {
+	return parsedMembership{rec: rec, signed: signed, sig: sig, sum: f[8]}, nil
+}
+
+func (p parsedMembership) subject() string {
+	return fmt.Sprintf("the membership record of account %s in workspace %s", p.rec.AccountID, p.rec.WorkspaceID)
+}
+
+// verify checks the signature (the signer looked up) and the sealed key.
+func (p parsedMembership) verify(sealedKey []byte, lookup SignerLookup) (MembershipRecord, error) {
+	if err := verifySignature(p.subject(), p.rec.AddedBy, p.signed, p.sig, lookup); err != nil {
 		return MembershipRecord{}, err
 	}
-	if sum := sha256.Sum256(sealedKey); !bytes.Equal(sum[:], f[8]) {
-		return MembershipRecord{}, refuse(subj, CheckSealedKey, "the sealed workspace key is not the one the record's signer sealed")
+	if sum := sha256.Sum256(sealedKey); !bytes.Equal(sum[:], p.sum) {
+		return MembershipRecord{}, refuse(p.subject(), CheckSealedKey, "the sealed workspace key is not the one the record's signer sealed")
 	}
-	return rec, nil
+	return p.rec, nil
 }
 
 // OpenMembership verifies a member entry of a workspace for id (account
@@ -181,7 +202,12 @@ func UnwrapProjectKey(wsKey []byte, workspaceID, project string, keyVersion int,
 func verifySignature(subject, signer string, signed, sig []byte, lookup SignerLookup) error {
 	var pub []byte
 	if lookup != nil {
-		if k, err := lookup(signer); err == nil {
+		k, err := lookup(signer)
+		var re *roleError
+		if errors.As(err, &re) {
+			return refuse(subject, CheckRole, re.Error())
+		}
+		if err == nil {
 			pub = k
 		}
 	}

@@ -224,3 +224,39 @@ func (c *Client) PushAllowlist(ctx context.Context, ws string, req syncapi.Allow
 	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathAllowlist, "ws", ws), in: req, out: &out, auth: true})
 	return out, err
 }
+
+// CreateInvite invites an email to a workspace (admins).
+func (c *Client) CreateInvite(ctx context.Context, ws string, req syncapi.CreateInviteRequest) (syncapi.Invite, error) {
+	var out syncapi.Invite
+	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathInvites, "ws", ws), in: req, out: &out, auth: true})
+	return out, err
+}
+
+// WorkspaceInvites lists a workspace's open and accepted invites (admins).
+func (c *Client) WorkspaceInvites(ctx context.Context, ws string) (syncapi.InviteList, error) {
+	var out syncapi.InviteList
+	err := c.do(ctx, call{method: "GET", path: pathOf(syncapi.PathInvites, "ws", ws), out: &out, read: true, auth: true})
+	return out, err
+}
+
+// CompleteInvite adds an accepted invitee as a member (admins).
+func (c *Client) CompleteInvite(ctx context.Context, ws, invite string, req syncapi.CompleteInviteRequest) (syncapi.Member, error) {
+	var out syncapi.Member
+	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathInviteComplete, "ws", ws, "invite", invite), in: req, out: &out, auth: true})
+	return out, err
+}
+
+// MyInvites lists the open and accepted invites addressed to the caller.
+func (c *Client) MyInvites(ctx context.Context) (syncapi.InviteList, error) {
+	var out syncapi.InviteList
+	err := c.do(ctx, call{method: "GET", path: syncapi.PathMyInvites, out: &out, read: true, auth: true})
+	return out, err
+}
+
+// AcceptInvite accepts an invite with the invitee's proof. Accepting
+// again replaces the proof, so a retry is safe.
+func (c *Client) AcceptInvite(ctx context.Context, invite string, req syncapi.AcceptInviteRequest) (syncapi.Invite, error) {
+	var out syncapi.Invite
+	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathInviteAccept, "invite", invite), in: req, out: &out, auth: true})
+	return out, err
+}

@@ -2,9 +2,7 @@ package sync
 
 import (
 	"context"
-	"crypto/ed25519"
 	"encoding/hex"
-	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +27,10 @@ type Conn struct {
 	// ix is the index as read at Connect, which a diff decides from (a
 	// 200-secret index costs ~2 ms to decode); writers read it afresh.
 	ix *vault.Index
+	// notes and completeErr are what completing invites reported (see
+	// completeHeld).
+	notes       TeamNotes
+	completeErr error
 }
 
 // notSignedIn is the error of every remote operation without a session.
@@ -94,19 +96,6 @@ func (c *Conn) identity(ctx context.Context) (Identity, error) {
 	return id, nil
 }
 
-// lookup trusts the account's own signing key only: with one account per
-// workspace, every record, envelope and allowlist document is its own.
-// Team members (a later issue) add their verified keys here.
-func (c *Conn) lookup(id Identity) SignerLookup {
-	pub := ed25519.PublicKey(id.Public().Sign)
-	return func(accountID string) (ed25519.PublicKey, error) {
-		if accountID != c.Account.ID {
-			return nil, fmt.Errorf("account %s is not a trusted signer of this workspace", accountID)
-		}
-		return pub, nil
-	}
-}
-
 // Keys are the unwrapped keys of one remote project.
 type Keys struct {
 	WorkspaceID string
@@ -115,7 +104,12 @@ type Keys struct {
 	KeyVersion  int
 	Detail      syncapi.WorkspaceDetail
 	id          Identity
-	lookup      SignerLookup
+	roster      *Roster
+	// lookup trusts the signers of secret envelopes (admins and members),
+	// admins the signers of allowlist documents.
+	lookup, admins SignerLookup
+	// held: this device holds invite codes of the workspace.
+	held bool
 }
 
 // Wipe clears the keys.
@@ -124,9 +118,24 @@ func (k *Keys) Wipe() {
 	clear(k.Project)
 }
 
-// workspaceKeys fetches a workspace and opens its key through this
-// account's verified membership record.
+// workspaceKeys fetches a workspace, verifies its roster and opens its
+// key through this account's verified membership record. An admin's
+// device then completes the accepted invites it holds the code of
+// (completeHeld), and fetches the workspace again if it added anyone.
 func (c *Conn) workspaceKeys(ctx context.Context, wsID string) (*Keys, error) {
+	k, err := c.openWorkspace(ctx, wsID)
+	if err != nil {
+		return nil, err
+	}
+	if c.completeHeld(ctx, k) > 0 {
+		k.Wipe()
+		return c.openWorkspace(ctx, wsID)
+	}
+	return k, nil
+}
+
+// openWorkspace is workspaceKeys without completing invites.
+func (c *Conn) openWorkspace(ctx context.Context, wsID string) (*Keys, error) {
 	id, err := c.identity(ctx)
 	if err != nil {
 		return nil, err
@@ -135,20 +144,30 @@ func (c *Conn) workspaceKeys(ctx context.Context, wsID string) (*Keys, error) {
 	if err != nil {
 		return nil, err
 	}
-	k := &Keys{WorkspaceID: wsID, Detail: detail, id: id, lookup: c.lookup(id)}
-	for _, m := range detail.Members {
-		if m.AccountID != c.Account.ID {
-			continue
-		}
-		_, wsKey, err := OpenMembership(id, c.Account.ID, wsID, m, k.lookup)
-		if err != nil {
-			return nil, err
-		}
-		k.Workspace = wsKey
-		return k, nil
+	if detail.Workspace.ID != wsID {
+		return nil, refuse("workspace "+wsID, CheckRetarget, "the server answered with another workspace")
 	}
-	return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "this account is not a member of workspace %s on the server", wsID),
-		"run `agentsecrets workspace list`")
+	ix, err := c.Store.Index()
+	if err != nil {
+		return nil, err
+	}
+	roster, err := c.verifyRoster(ctx, ix, detail, id)
+	if err != nil {
+		return nil, err
+	}
+	m := roster.Members[c.Account.ID]
+	if m == nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "this account is not a member of workspace %s on the server", wsID),
+			"run `agentsecrets workspace list`")
+	}
+	k := &Keys{WorkspaceID: wsID, Detail: detail, id: id, roster: roster, lookup: roster.SecretSigners(), admins: roster.AdminSigners(),
+		held: holdsInvites(ix, wsID)}
+	_, wsKey, err := OpenMembership(id, c.Account.ID, wsID, m.Listing, k.admins)
+	if err != nil {
+		return nil, err
+	}
+	k.Workspace = wsKey
+	return k, nil
 }
 
 // projectKeys adds a project's key to the workspace keys.
@@ -206,8 +225,8 @@ func (c *Conn) checkServer(r *vault.RemoteWorkspace) error {
 	return nil
 }
 
-// newWorkspaceID is 32 random lowercase hex digits.
-func newWorkspaceID() (string, error) {
+// newID is 32 random lowercase hex digits: a workspace or invite id.
+func newID() (string, error) {
 	b, err := crypto.Random(16)
 	if err != nil {
 		return "", err
@@ -275,7 +294,7 @@ func (c *Conn) Publish(ctx context.Context, wsName string) (*PublishResult, erro
 	}
 	var k *Keys
 	if w.Remote == nil {
-		wsID, err := newWorkspaceID()
+		wsID, err := newID()
 		if err != nil {
 			return nil, err
 		}

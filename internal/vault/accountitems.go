@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -96,6 +97,9 @@ func (a *Account) SignedIn() bool { return a != nil && a.SignedOutAt == nil }
 // It is what lets settlePending remove what an interrupted sign-in or
 // sign-out left, exactly like a secret's value.
 func (ix *Index) namedAccountItem(key string) (named, isAccount bool) {
+	if id, ok := strings.CutPrefix(key, inviteCodePrefix); ok {
+		return ix.heldInvite(id) != nil, true
+	}
 	if !slices.Contains(accountItems, key) {
 		return false, false
 	}

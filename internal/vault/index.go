@@ -36,6 +36,12 @@ type Index struct {
 	Pending []string `json:"pending,omitempty"`
 	// Account is the sync account this vault is signed in to, if any.
 	Account *Account `json:"account,omitempty"`
+	// Teams is what this device knows of the members of remote
+	// workspaces, by workspace id: pinned public keys and the invites it
+	// holds the code of. Keyed by id, not local name, because a device
+	// pins an inviter's keys when it joins, before the workspace is known
+	// locally.
+	Teams map[string]*Team `json:"teams,omitempty"`
 }
 
 // Selection names a workspace and project.

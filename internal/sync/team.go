@@ -1,0 +1,431 @@
+package sync
+
+// Teams: invite codes, invite statements and proofs, and the verified
+// roster of a workspace (docs/protocol.md, "Invites" and "Roster").
+//
+// The server holds every account's public keys, so it could hand an
+// inviting admin its own key in place of the invitee's. An invite code,
+// made by the inviting admin's client, shown once and given to the
+// invitee out of band, never sent to the server, authenticates both
+// directions: the admin's statement (who invites, the inviter's and the
+// creator's keys) is MACed under it, and so is the invitee's proof of
+// their keys, which the admin's client checks before sealing anything.
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/hkdf"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// Invite code format.
+const (
+	// InviteCodeSize is the number of random bytes of an invite code.
+	InviteCodeSize = 20
+	// InviteCodePrefix starts the text form of a code.
+	InviteCodePrefix = "asinv-"
+	// inviteCodeKeyInfo is the HKDF info of the key a code MACs under.
+	inviteCodeKeyInfo = "agentsecrets v1 invite code"
+)
+
+// inviteBase32 is lowercase base32 without padding: 20 bytes are exactly
+// 32 characters, shown as eight groups of four.
+var inviteBase32 = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// NewInviteCode makes a random invite code.
+func NewInviteCode() ([]byte, error) { return crypto.Random(InviteCodeSize) }
+
+// FormatInviteCode is the text form of a code: asinv-xxxx-xxxx-…
+func FormatInviteCode(code []byte) string {
+	s := inviteBase32.EncodeToString(code)
+	groups := make([]string, 0, len(s)/4+1)
+	for i := 0; i < len(s); i += 4 {
+		groups = append(groups, s[i:min(i+4, len(s))])
+	}
+	return InviteCodePrefix + strings.Join(groups, "-")
+}
+
+// ParseInviteCode reverses FormatInviteCode. It ignores case, and '-' and
+// spaces after the prefix, so a code read aloud and typed back parses.
+// Errors never echo the input: it is a secret.
+func ParseInviteCode(s string) ([]byte, error) {
+	bad := func(why string) error {
+		return errcode.WithHint(errcode.Errorf(errcode.Usage, "the invite code is not valid: %s", why),
+			"pass the code exactly as the inviting admin gave it: asinv- followed by 32 letters and digits")
+	}
+	s = strings.ToLower(strings.TrimSpace(s))
+	rest, ok := strings.CutPrefix(s, InviteCodePrefix)
+	if !ok {
+		return nil, bad("it does not start with " + InviteCodePrefix)
+	}
+	rest = strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, rest)
+	if len(rest) != inviteBase32.EncodedLen(InviteCodeSize) {
+		return nil, bad(fmt.Sprintf("it has %d characters after the prefix, not %d", len(rest), inviteBase32.EncodedLen(InviteCodeSize)))
+	}
+	code, err := inviteBase32.DecodeString(rest)
+	if err != nil || len(code) != InviteCodeSize {
+		return nil, bad("it holds characters outside a-z and 2-7")
+	}
+	return code, nil
+}
+
+// inviteCodeKey is HKDF-SHA-256(code, no salt, inviteCodeKeyInfo, 32).
+func inviteCodeKey(code []byte) ([]byte, error) {
+	if len(code) != InviteCodeSize {
+		return nil, fmt.Errorf("invite code is %d bytes, want %d", len(code), InviteCodeSize)
+	}
+	return hkdf.Key(sha256.New, code, nil, inviteCodeKeyInfo, crypto.KeySize)
+}
+
+func codeMAC(code, msg []byte) ([]byte, error) {
+	k, err := inviteCodeKey(code)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(k)
+	m := hmac.New(sha256.New, k)
+	m.Write(msg)
+	return m.Sum(nil), nil
+}
+
+// Party is an account with its public keys, as a statement names it.
+type Party struct {
+	AccountID string
+	Keys      syncapi.PublicKeys
+}
+
+// InviteStatement is what an inviting admin tells the invitee, signed by
+// the admin and authenticated under the invite code.
+type InviteStatement struct {
+	WorkspaceID   string
+	WorkspaceName string
+	InviteID      string
+	Email         string
+	Role          string
+	Inviter       Party
+	Creator       Party
+	CreatedAt     time.Time
+}
+
+// statementFields: domain, 11 fields, created_at; then the signature and
+// the MAC, each a field of its own.
+const statementSigned = 13
+
+func (s InviteStatement) signed() []byte {
+	return crypto.Fields([]byte(domainStatement),
+		[]byte(s.WorkspaceID), []byte(s.WorkspaceName), []byte(s.InviteID), []byte(s.Email), []byte(s.Role),
+		[]byte(s.Inviter.AccountID), s.Inviter.Keys.Seal, s.Inviter.Keys.Sign,
+		[]byte(s.Creator.AccountID), s.Creator.Keys.Seal, s.Creator.Keys.Sign,
+		crypto.Uint64Field(uint64(s.CreatedAt.UnixNano())))
+}
+
+func validKeys(k syncapi.PublicKeys) bool {
+	return len(k.Seal) == crypto.X25519KeySize && len(k.Sign) == ed25519.PublicKeySize
+}
+
+// SignInviteStatement signs s as inviter (whose public keys must be the
+// statement's inviter keys) and MACs it under code.
+func SignInviteStatement(inviter Identity, s InviteStatement, code []byte) ([]byte, error) {
+	if s.WorkspaceID == "" || s.InviteID == "" || s.Email == "" || s.Inviter.AccountID == "" || s.Creator.AccountID == "" || s.CreatedAt.IsZero() {
+		return nil, errors.New("invite statement needs a workspace, an invite id, an email, the inviter, the creator and a time")
+	}
+	if !checkRole(s.Role) || !validKeys(s.Inviter.Keys) || !validKeys(s.Creator.Keys) {
+		return nil, errors.New("invite statement needs a valid role and the inviter's and creator's public keys")
+	}
+	pub := inviter.Public()
+	if !bytes.Equal(pub.Seal, s.Inviter.Keys.Seal) || !bytes.Equal(pub.Sign, s.Inviter.Keys.Sign) {
+		return nil, errors.New("invite statement names other inviter keys than the signer's")
+	}
+	signed := s.signed()
+	sig, err := inviter.sign(signed)
+	if err != nil {
+		return nil, err
+	}
+	out := crypto.AppendField(signed, sig)
+	mac, err := codeMAC(code, out)
+	if err != nil {
+		return nil, err
+	}
+	return crypto.AppendField(out, mac), nil
+}
+
+// OpenInviteStatement parses a statement strictly, checks its MAC under
+// code (the server cannot forge it) and the inviter's signature with the
+// inviter keys it names. The caller checks it names the invite it holds.
+func OpenInviteStatement(b, code []byte) (InviteStatement, error) {
+	const subject = "the invite statement"
+	f, err := parseFields(b, statementSigned+2, domainStatement)
+	if err != nil {
+		return InviteStatement{}, refuse(subject, CheckFormat, err.Error())
+	}
+	withSig := b[:len(b)-4-len(f[statementSigned+1])]
+	signed := withSig[:len(withSig)-4-len(f[statementSigned])]
+	mac, err := codeMAC(code, withSig)
+	if err != nil {
+		return InviteStatement{}, refuse(subject, CheckFormat, err.Error())
+	}
+	if !hmac.Equal(mac, f[statementSigned+1]) {
+		return InviteStatement{}, refuse(subject, CheckInviteCode, "it is not authenticated under this invite code (a wrong code, or a statement the server made or changed)")
+	}
+	at, err := parseTime(f[12])
+	if err != nil {
+		return InviteStatement{}, refuse(subject, CheckFormat, "malformed time")
+	}
+	s := InviteStatement{WorkspaceID: string(f[1]), WorkspaceName: string(f[2]), InviteID: string(f[3]), Email: string(f[4]), Role: string(f[5]),
+		Inviter:   Party{AccountID: string(f[6]), Keys: syncapi.PublicKeys{Seal: f[7], Sign: f[8]}},
+		Creator:   Party{AccountID: string(f[9]), Keys: syncapi.PublicKeys{Seal: f[10], Sign: f[11]}},
+		CreatedAt: at}
+	if !validKeys(s.Inviter.Keys) || !validKeys(s.Creator.Keys) || !checkRole(s.Role) {
+		return InviteStatement{}, refuse(subject, CheckFormat, "malformed keys or role")
+	}
+	if !crypto.Verify(s.Inviter.Keys.Sign, signed, f[statementSigned]) {
+		return InviteStatement{}, refuse(subject, CheckSignature, "the inviter's signature does not verify")
+	}
+	return s, nil
+}
+
+// parseFields splits exactly n length-prefixed fields, the first the
+// domain, with no trailing bytes.
+func parseFields(b []byte, n int, domain string) ([][]byte, error) {
+	f, _, _, err := parseSigned(b, n, domain)
+	return f, err
+}
+
+// InviteProof is the invitee's proof, under the code, that these are the
+// account and keys the invite is for.
+func InviteProof(code []byte, wsID, inviteID, email, accountID string, keys syncapi.PublicKeys) ([]byte, error) {
+	return codeMAC(code, crypto.Fields([]byte(domainAcceptance), []byte(wsID), []byte(inviteID), []byte(email),
+		[]byte(accountID), keys.Seal, keys.Sign))
+}
+
+// CheckInviteProof checks an invitee's proof against the account and keys
+// the server lists for the accepted invite.
+func CheckInviteProof(code []byte, wsID, inviteID, email, accountID string, keys syncapi.PublicKeys, proof []byte) error {
+	want, err := InviteProof(code, wsID, inviteID, email, accountID, keys)
+	if err != nil {
+		return err
+	}
+	if !validKeys(keys) || !hmac.Equal(want, proof) {
+		return refuse(fmt.Sprintf("the acceptance of the invite of %s", email), CheckInviteCode,
+			fmt.Sprintf("the server's keys for %s are not the ones the invite code vouches for; nothing was sealed", email))
+	}
+	return nil
+}
+
+func checkRole(r string) bool { return r == RoleAdmin || r == RoleMember || r == RoleReader }
+
+// ValidateRole validates a role name given by a person.
+func ValidateRole(r string) error {
+	if !checkRole(r) {
+		return errcode.WithHint(errcode.Errorf(errcode.Usage, "role %q is not admin, member or reader", r), "pass --role admin, member or reader")
+	}
+	return nil
+}
+
+// AccountFingerprint is the one fingerprint people compare to check an
+// account's two public keys in person: KeyFingerprint of seal ‖ sign (both
+// fixed-size, so the concatenation is unambiguous).
+func AccountFingerprint(k syncapi.PublicKeys) string {
+	return crypto.KeyFingerprint(append(bytes.Clone(k.Seal), k.Sign...))
+}
+
+// normFingerprint drops spaces and dashes and lowercases, so a fingerprint
+// read aloud and typed back compares.
+func normFingerprint(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == ' ' || r == '-' || r == ':' {
+			return -1
+		}
+		return r
+	}, strings.ToLower(strings.TrimSpace(s)))
+}
+
+// RosterMember is one verified member.
+type RosterMember struct {
+	Record  MembershipRecord
+	Listing syncapi.Member
+}
+
+// Roster is the verified membership of a workspace: every record signed,
+// through a chain of admins, from the creator's, whose keys are anchored.
+type Roster struct {
+	WorkspaceID string
+	CreatorID   string
+	Members     map[string]*RosterMember
+	// NewPins are valid members this device had no pin for.
+	NewPins map[string]*vault.Pin
+}
+
+// roleError is a lookup's refusal of a signer whose role may not sign.
+type roleError struct{ account, role, what string }
+
+func (e *roleError) Error() string {
+	return fmt.Sprintf("account %q is a %s of the workspace, and a %s may not sign %s", e.account, e.role, e.role, e.what)
+}
+
+// lookup trusts the members with one of roles to sign what.
+func (r *Roster) lookup(what string, roles ...string) SignerLookup {
+	return func(accountID string) (ed25519.PublicKey, error) {
+		m := r.Members[accountID]
+		if m == nil {
+			return nil, fmt.Errorf("account %s is not a member of workspace %s", accountID, r.WorkspaceID)
+		}
+		if !slices.Contains(roles, m.Record.Role) {
+			return nil, &roleError{account: accountID, role: m.Record.Role, what: what}
+		}
+		return ed25519.PublicKey(m.Record.PublicKeys.Sign), nil
+	}
+}
+
+// SecretSigners trusts admins and members to sign secret envelopes.
+func (r *Roster) SecretSigners() SignerLookup {
+	return r.lookup("secrets", RoleAdmin, RoleMember)
+}
+
+// AdminSigners trusts admins only: allowlist documents and membership
+// records.
+func (r *Roster) AdminSigners() SignerLookup { return r.lookup("this", RoleAdmin) }
+
+// Role is a member's verified role, "" for a non-member.
+func (r *Roster) Role(accountID string) string {
+	if m := r.Members[accountID]; m != nil {
+		return m.Record.Role
+	}
+	return ""
+}
+
+func sameKeys(a, b syncapi.PublicKeys) bool {
+	return bytes.Equal(a.Seal, b.Seal) && bytes.Equal(a.Sign, b.Sign)
+}
+
+// VerifyRoster verifies every member record of a workspace detail:
+//
+//  1. the creator's record is signed by the creator, with role admin, and
+//     names the keys this device pinned for the creator (none pinned yet:
+//     the creator's own record is trusted on first sight and pinned);
+//  2. every other record is signed by a valid admin, with the keys of
+//     that admin's own valid record (a fixed point from the creator); a
+//     record no valid admin signed is refused, never skipped;
+//  3. the server's listing equals each signed record;
+//  4. a valid member's keys equal its pin, if this device has one.
+//
+// pins are the device's pins of this workspace (account id → pin); own
+// adds this device's own account and keys, always trusted. now stamps
+// new pins.
+func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, own Party, now time.Time) (*Roster, error) {
+	wsID := detail.Workspace.ID
+	r := &Roster{WorkspaceID: wsID, CreatorID: detail.Workspace.CreatedBy, Members: map[string]*RosterMember{}, NewPins: map[string]*vault.Pin{}}
+	subject := "the members of workspace " + wsID
+	parsed := map[string]parsedMembership{}
+	listed := map[string]syncapi.Member{}
+	for _, m := range detail.Members {
+		if _, dup := listed[m.AccountID]; dup {
+			return nil, refuse(subject, CheckFormat, fmt.Sprintf("account %s is listed twice", m.AccountID))
+		}
+		p, err := parseMembership(m.Record)
+		if err != nil {
+			return nil, err
+		}
+		parsed[m.AccountID] = p
+		listed[m.AccountID] = m
+	}
+	anchor := func(accountID string) (syncapi.PublicKeys, bool) {
+		if accountID == own.AccountID {
+			return own.Keys, true
+		}
+		if p := pins[accountID]; p != nil {
+			return syncapi.PublicKeys{Seal: p.SealPublic, Sign: p.SignPublic}, true
+		}
+		return syncapi.PublicKeys{}, false
+	}
+	creator, ok := parsed[r.CreatorID]
+	if !ok {
+		return nil, refuse(subject, CheckUnknownSigner, fmt.Sprintf("the creator %s has no membership record", r.CreatorID))
+	}
+	if creator.rec.AddedBy != r.CreatorID || creator.rec.Role != RoleAdmin {
+		return nil, refuse(creator.subject(), CheckUnknownSigner, "the creator's record must be signed by the creator, as an admin")
+	}
+	if keys, ok := anchor(r.CreatorID); ok && !sameKeys(keys, creator.rec.PublicKeys) {
+		return nil, pinMismatch(creator.rec)
+	}
+	self := func(string) (ed25519.PublicKey, error) { return ed25519.PublicKey(creator.rec.PublicKeys.Sign), nil }
+	rec, err := creator.verify(listed[r.CreatorID].SealedKey, self)
+	if err != nil {
+		return nil, err
+	}
+	r.Members[r.CreatorID] = &RosterMember{Record: rec, Listing: listed[r.CreatorID]}
+	admins := r.AdminSigners()
+	for progress := true; progress; {
+		progress = false
+		for id, p := range parsed {
+			if r.Members[id] != nil {
+				continue
+			}
+			signer := r.Members[p.rec.AddedBy]
+			if signer == nil || p.rec.AddedBy == id {
+				continue
+			}
+			rec, err := p.verify(listed[id].SealedKey, admins)
+			if err != nil {
+				return nil, err
+			}
+			r.Members[id] = &RosterMember{Record: rec, Listing: listed[id]}
+			progress = true
+		}
+	}
+	for _, id := range vault.SortedKeys(parsed) {
+		if r.Members[id] == nil {
+			p := parsed[id]
+			return nil, refuse(p.subject(), CheckUnknownSigner,
+				fmt.Sprintf("account %q, its signer, is not an admin of the workspace whose record traces back to the creator", p.rec.AddedBy))
+		}
+	}
+	// The signatures verified (the documented order: signature, then
+	// routing and listing), each record must say what the listing says.
+	for id, m := range r.Members {
+		rec, l := m.Record, m.Listing
+		subj := parsed[id].subject()
+		switch {
+		case rec.WorkspaceID != wsID || rec.AccountID != l.AccountID:
+			return nil, refuse(subj, CheckRetarget, fmt.Sprintf("it names account %s in workspace %s, listed as account %s", rec.AccountID, rec.WorkspaceID, l.AccountID))
+		case l.Role != rec.Role || l.AddedBy != rec.AddedBy || !strings.EqualFold(l.Email, rec.Email):
+			return nil, refuse(subj, CheckMetadata, "the server's listing differs from the signed record")
+		case !checkRole(rec.Role) || !validKeys(rec.PublicKeys):
+			return nil, refuse(subj, CheckFormat, "malformed role or keys")
+		}
+	}
+	for id, m := range r.Members {
+		keys, ok := anchor(id)
+		if ok && !sameKeys(keys, m.Record.PublicKeys) {
+			return nil, pinMismatch(m.Record)
+		}
+		if _, pinned := pins[id]; !pinned {
+			r.NewPins[id] = &vault.Pin{Email: m.Record.Email, SealPublic: m.Record.PublicKeys.Seal, SignPublic: m.Record.PublicKeys.Sign, FirstSeen: now.UTC()}
+		}
+	}
+	return r, nil
+}
+
+func pinMismatch(rec MembershipRecord) error {
+	ve := &VerifyError{Subject: fmt.Sprintf("the membership record of %s in workspace %s", rec.Email, rec.WorkspaceID), Check: CheckPin,
+		Reason: fmt.Sprintf("the keys of %s changed since this device pinned them", rec.Email)}
+	return &errcode.Error{Code: errcode.Conflict, Message: ve.Error(), Err: ve,
+		Hint: "do not sync with this workspace until it is explained: compare `agentsecrets account show` of " + rec.Email + " in person, and check the server and its database"}
+}
