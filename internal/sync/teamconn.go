@@ -92,6 +92,22 @@ func (c *Conn) pin(ctx context.Context, wsID string, pins map[string]*vault.Pin)
 	})
 }
 
+// rosterOf fetches a remote workspace and verifies its roster, completing
+// the invites this device holds codes for on the way. The keys are wiped:
+// the caller wants the roster and the listing, not the keys.
+func (c *Conn) rosterOf(ctx context.Context, wsName string) (*vault.RemoteWorkspace, *Keys, error) {
+	remote, err := c.remoteWorkspace(wsName)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := c.workspaceKeys(ctx, remote.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	k.Wipe()
+	return remote, k, nil
+}
+
 // remoteWorkspace resolves a local workspace name to its remote copy.
 func (c *Conn) remoteWorkspace(wsName string) (*vault.RemoteWorkspace, error) {
 	ix, err := c.Store.Index()
@@ -147,15 +163,10 @@ func (c *Conn) Invite(ctx context.Context, wsName, email, role string) (*InviteR
 	if err := ValidateRole(role); err != nil {
 		return nil, err
 	}
-	remote, err := c.remoteWorkspace(wsName)
+	remote, k, err := c.rosterOf(ctx, wsName)
 	if err != nil {
 		return nil, err
 	}
-	k, err := c.workspaceKeys(ctx, remote.ID)
-	if err != nil {
-		return nil, err
-	}
-	k.Wipe()
 	r := k.roster
 	if r.Role(c.Account.ID) != RoleAdmin {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can invite", wsName), "ask a workspace admin")
@@ -571,15 +582,10 @@ type MembersResult struct {
 // Members lists the verified roster of a remote workspace, after
 // completing the accepted invites this device holds the code of.
 func (c *Conn) Members(ctx context.Context, wsName string) (*MembersResult, error) {
-	remote, err := c.remoteWorkspace(wsName)
+	remote, k, err := c.rosterOf(ctx, wsName)
 	if err != nil {
 		return nil, err
 	}
-	k, err := c.workspaceKeys(ctx, remote.ID)
-	if err != nil {
-		return nil, err
-	}
-	k.Wipe()
 	ix, err := c.Store.Index()
 	if err != nil {
 		return nil, err
