@@ -68,6 +68,9 @@ func (s *Server) authenticate(r *http.Request, info *reqInfo) error {
 		return err
 	}
 	info.account, info.device = p.AccountID, p.DeviceID
+	if isTokenAccount(p.AccountID) {
+		return s.scopeToken(r, info)
+	}
 	return nil
 }
 

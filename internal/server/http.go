@@ -144,6 +144,10 @@ func (s *Server) routes() {
 	auth("POST "+syncapi.PathInviteComplete, s.completeInvite)
 	auth("GET "+syncapi.PathMyInvites, s.myInvites)
 	auth("POST "+syncapi.PathInviteAccept, s.acceptInvite)
+	auth("GET "+syncapi.PathTokens, s.listTokens)
+	auth("POST "+syncapi.PathTokens, s.createToken)
+	auth("DELETE "+syncapi.PathToken, s.revokeToken)
+	pub("POST "+syncapi.PathTokenLogin, s.tokenLogin)
 	// Everything else, a wrong method included, is a JSON not_found.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errcode.WithHint(errcode.New(errcode.NotFound, "no such endpoint"), "check the server URL; the API lives under /"+syncapi.Version))
@@ -157,6 +161,8 @@ type reqInfo struct {
 	account string
 	device  string
 	code    errcode.Code
+	// token is set when the caller is a service token: its scope.
+	token *serviceToken
 }
 
 type infoKey struct{}

@@ -68,6 +68,22 @@ type Store interface {
 	// marks the invite completed, in one transaction.
 	CompleteInvite(ctx context.Context, wsID, id string, m syncapi.Member, now time.Time) (syncapi.Member, error)
 	CancelInvite(ctx context.Context, wsID, id string, now time.Time) error
+
+	// CreateToken adds a service token: its account, device, token and
+	// member rows in one transaction (at most max live tokens per
+	// workspace; errMissing for a project that does not exist).
+	CreateToken(ctx context.Context, t serviceToken, a accountRow, dev deviceRow, m syncapi.Member, max int) (serviceToken, error)
+	// Tokens lists a workspace's tokens, revoked ones included.
+	Tokens(ctx context.Context, wsID string) ([]serviceToken, error)
+	// ServiceToken is the token whose account id is accountID.
+	ServiceToken(ctx context.Context, accountID string) (serviceToken, error)
+	// RevokeToken marks the token revoked, ends its sessions and removes
+	// its membership, in one transaction.
+	RevokeToken(ctx context.Context, wsID, id string, now time.Time) error
+	// TokenLogin checks a token's auth hash and stores a new access token
+	// for it, valid until now+ttl or the token's expiry, whichever is
+	// first (returned); errBadToken for a wrong, expired or revoked one.
+	TokenLogin(ctx context.Context, id string, authHash, accessHash []byte, now time.Time, ttl time.Duration) (serviceToken, accountRow, time.Time, error)
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -547,8 +563,11 @@ func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) 
 		return d, dbError("read workspace", err)
 	}
 	d.Workspace.CreatedAt = fromMicro(created)
-	rows, err := s.query(ctx, s.db, `SELECT m.account_id, a.email, m.role, m.record, m.sealed_key, m.added_by, m.added_at
-		FROM members m JOIN accounts a ON a.id = m.account_id WHERE m.workspace_id = ? ORDER BY m.added_at, m.account_id`, wsID)
+	// A service token's member is listed as token:NAME, as its record
+	// names it (its accounts row holds no email).
+	rows, err := s.query(ctx, s.db, `SELECT m.account_id, COALESCE('token:' || t.name, a.email), m.role, m.record, m.sealed_key, m.added_by, m.added_at
+		FROM members m JOIN accounts a ON a.id = m.account_id LEFT JOIN service_tokens t ON t.account_id = m.account_id
+		WHERE m.workspace_id = ? ORDER BY m.added_at, m.account_id`, wsID)
 	if err != nil {
 		return d, dbError("list members", err)
 	}

@@ -144,6 +144,7 @@ func (s *Server) workspace(w http.ResponseWriter, r *http.Request, info *reqInfo
 	if errors.Is(err, errMissing) {
 		return nil, errNoWorkspace
 	}
+	scopeProjects(info, &d)
 	return d, err
 }
 

@@ -66,6 +66,9 @@ const (
 	PathInviteComplete = "/v1/workspaces/{ws}/invites/{invite}/complete"                 // POST CompleteInviteRequest → Member (admins; the invite must be accepted)
 	PathMyInvites      = "/v1/invites"                                                   // GET → InviteList: open and accepted invites addressed to the caller's email
 	PathInviteAccept   = "/v1/invites/{invite}/accept"                                   // POST AcceptInviteRequest → Invite (the invitee)
+	PathTokens         = "/v1/workspaces/{ws}/tokens"                                    // GET → TokenList (admins); POST CreateTokenRequest → Token (admins)
+	PathToken          = "/v1/workspaces/{ws}/tokens/{token}"                            // DELETE: revoke a service token: its sessions end and its membership goes (admins)
+	PathTokenLogin     = "/v1/sessions/token"                                            // POST TokenLoginRequest → SessionResponse (access token only; rate-limited like a login)
 )
 
 // Error is the body of every non-2xx response.
@@ -374,4 +377,61 @@ type CompleteInviteRequest struct {
 // InviteList answers the invite listings, oldest first.
 type InviteList struct {
 	Invites []Invite `json:"invites"`
+}
+
+// Service tokens.
+
+// A service token is a workspace member for CI and headless agents: an
+// identity the creating admin's client generates, whose private keys are
+// wrapped under a key derived from the token secret (which the server never
+// sees) and stored on the server, with a membership record the admin signs
+// like a person's. Its account id is "tok-" + the token id; its email, for
+// display only, "token:" + its name. Roles reader and member only.
+
+// CreateTokenRequest creates a service token in a workspace. ID, AuthKey
+// and the wrapped keys derive from the token secret (docs/protocol.md);
+// the server keeps only the SHA-256 of AuthKey. Projects limits what the
+// token may pull, list and push (empty: every project); the server
+// enforces it.
+type CreateTokenRequest struct {
+	ID                 string     `json:"id"`
+	Name               string     `json:"name"`
+	Role               string     `json:"role"`
+	Projects           []string   `json:"projects"`
+	ExpiresAt          time.Time  `json:"expires_at"`
+	AuthKey            []byte     `json:"auth_key"`
+	PublicKeys         PublicKeys `json:"public_keys"`
+	WrappedPrivateKeys []byte     `json:"wrapped_private_keys"`
+	Record             []byte     `json:"record"`
+	SealedKey          []byte     `json:"sealed_key"`
+}
+
+// Token is a service token as listed (never its secret or auth key).
+type Token struct {
+	ID             string     `json:"id"`
+	Name           string     `json:"name"`
+	AccountID      string     `json:"account_id"`
+	Role           string     `json:"role"`
+	Projects       []string   `json:"projects"`
+	CreatedBy      string     `json:"created_by"`
+	CreatedByEmail string     `json:"created_by_email"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	LastUsedAt     *time.Time `json:"last_used_at,omitempty"`
+	RevokedAt      *time.Time `json:"revoked_at,omitempty"`
+}
+
+// TokenList answers GET …/tokens: every token of the workspace, revoked
+// ones included, oldest first.
+type TokenList struct {
+	Tokens []Token `json:"tokens"`
+}
+
+// TokenLoginRequest opens a session for a service token. The answer's
+// Session has no refresh token (a job logs in per run) and its access
+// token ends at the token's expiry at the latest; its Account carries the
+// token's public and wrapped private keys.
+type TokenLoginRequest struct {
+	TokenID string `json:"token_id"`
+	AuthKey []byte `json:"auth_key"`
 }
