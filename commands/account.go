@@ -1,7 +1,6 @@
 package commands
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -282,25 +281,12 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	defer clear(key)
 	env.touch(secret.New(key))
 	kit := agentsync.Kit{Email: c.Email, Server: server, Key: key, CreatedAt: env.Now()}
-	var kitFile *os.File
-	if c.RecoveryKitFile != "" {
-		// Created exclusively (never over an existing file or through a
-		// symlink) and written before the account exists, so the key is
-		// on disk before anything depends on it.
-		if kitFile, err = atomicfile.OpenRegular(c.RecoveryKitFile, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600); err != nil {
-			return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "--recovery-kit-file %s: cannot create it: %v", atomicfile.ShowPath(c.RecoveryKitFile), errors.Unwrap(err)),
-				"name a new file in a directory you can write; an existing file is never overwritten")
-		}
-		_, werr := io.WriteString(kitFile, kit.Text())
-		if werr == nil {
-			werr = kitFile.Sync()
-		}
-		if cerr := kitFile.Close(); werr == nil {
-			werr = cerr
-		}
-		if werr != nil {
-			os.Remove(c.RecoveryKitFile)
-			return nil, errcode.Errorf(errcode.Unavailable, "--recovery-kit-file %s: write: %v", atomicfile.ShowPath(c.RecoveryKitFile), werr)
+	kitFile := c.RecoveryKitFile != ""
+	if kitFile {
+		// Written before the account exists, so the key is on disk before
+		// anything depends on it.
+		if err := createPrivateFile(c.RecoveryKitFile, "--recovery-kit-file", []byte(kit.Text())); err != nil {
+			return nil, err
 		}
 	}
 	client, err := agentsync.NewClient(agentsync.Options{Server: server, Email: c.Email, Getenv: env.Getenv})
@@ -310,7 +296,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	}
 	signed, err := agentsync.CreateAccount(env.ctx(), client, c.Email, name, password, key)
 	if err != nil {
-		if kitFile == nil {
+		if !kitFile {
 			return nil, err
 		}
 		if refusedBeforeCreating(err) {
@@ -322,7 +308,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 			server+" --email "+c.Email+" --account-key-file "+atomicfile.ShowPath(c.RecoveryKitFile)+"`")
 	}
 	defer signed.Wipe()
-	if kitFile == nil {
+	if !kitFile {
 		if err := env.IO.Show("\n" + kit.Text() + "\n"); err != nil {
 			return nil, errcode.Errorf(errcode.Internal, "the account was created but the recovery kit could not be shown on the terminal: %v", err)
 		}
@@ -336,7 +322,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	}
 	res := accountResult(ix.Account)
 	res.RecoveryKit = "terminal"
-	if kitFile != nil {
+	if kitFile {
 		res.RecoveryKit = c.RecoveryKitFile
 	}
 	res.Next = []string{"on another device: agentsecrets login --server " + server + " --email " + c.Email + " --account-key-file KIT"}

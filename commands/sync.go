@@ -20,7 +20,7 @@ func (e *Env) syncConn() (*agsync.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return agsync.Connect(st, nil, e.Getenv, e.Now)
+	return e.connect(st, nil)
 }
 
 // remoteProject resolves the scope to an existing project and opens the
@@ -30,7 +30,7 @@ func (e *Env) remoteProject(s Scope) (*agsync.Conn, Selected, error) {
 	if err != nil {
 		return nil, sel, err
 	}
-	c, err := agsync.Connect(st, ix, e.Getenv, e.Now)
+	c, err := e.connect(st, ix)
 	return c, sel, err
 }
 

@@ -43,7 +43,7 @@ func (c *WorkspaceInviteCmd) Run(env *Env) (*WorkspaceInviteResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := agsync.Connect(st, ix, env.Getenv, env.Now)
+	conn, err := env.connect(st, ix)
 	if err != nil {
 		return nil, err
 	}
@@ -179,7 +179,7 @@ func (c *WorkspaceMembersCmd) Run(env *Env) (*WorkspaceMembersResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	conn, err := agsync.Connect(st, ix, env.Getenv, env.Now)
+	conn, err := env.connect(st, ix)
 	if err != nil {
 		return nil, err
 	}

@@ -23,6 +23,7 @@ type WorkspaceCmd struct {
 	Invites   WorkspaceInvitesCmd `cmd:"" help:"List invites to this account, and the invites of workspaces it administers (completes accepted ones)."`
 	Join      WorkspaceJoinCmd    `cmd:"" help:"Accept an invite with the code the inviting admin gave you."`
 	Members   WorkspaceMembersCmd `cmd:"" help:"List a remote workspace's verified members and key fingerprints, or mark one checked in person."`
+	Token     WorkspaceTokenCmd   `cmd:"" help:"Service tokens for CI and headless agents: create, list, revoke."`
 }
 
 // WorkspaceInfo describes one workspace.
@@ -145,13 +146,13 @@ func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
 			known[r.ID] = true
 		}
 	}
-	if !ix.Account.SignedIn() {
+	if !env.syncable(ix) {
 		return res, nil
 	}
 	// The server's list is a bonus: a failure to reach it never fails
 	// the command.
 	remote, err := func() ([]WorkspaceInfo, error) {
-		conn, err := env.syncConn()
+		conn, err := env.connect(st, ix)
 		if err != nil {
 			return nil, err
 		}
@@ -163,7 +164,7 @@ func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
 		for _, w := range list {
 			if !known[w.ID] {
 				out = append(out, WorkspaceInfo{Name: w.Name, Projects: []string{}, CreatedAt: w.CreatedAt, Location: locationRemoteOnly,
-					Server: ix.Account.Server, ID: w.ID})
+					Server: conn.Account.Server, ID: w.ID})
 			}
 		}
 		return out, nil
@@ -212,7 +213,7 @@ func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, ok := ix.Workspaces[c.Name]; !ok && ix.Account.SignedIn() {
+	if _, ok := ix.Workspaces[c.Name]; !ok && env.syncable(ix) {
 		// Not here: a remote workspace is fetched on first use.
 		conn, err := env.syncConn()
 		if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // CAFileEnv names a PEM file of extra CA certificates for a self-hosted
@@ -74,6 +75,12 @@ type Options struct {
 	Retry RetryPolicy
 	// MaxResponse bounds response bodies; 0 means MaxResponse.
 	MaxResponse int64
+	// Relogin, if set, renews the session in place of the refresh token:
+	// a service token signs in again (it has no refresh token).
+	Relogin func(ctx context.Context) (vault.Session, error)
+	// LoginHint, if set, is the hint of every unauthorized answer in place
+	// of the login command.
+	LoginHint string
 }
 
 // Client talks to one sync server. It is safe for concurrent use. Never
@@ -88,6 +95,8 @@ type Client struct {
 	retry    RetryPolicy
 	maxBody  int64
 	caFile   string
+	relogin  func(ctx context.Context) (vault.Session, error)
+	hint     string
 }
 
 // NewClient checks the server URL and builds the transport. It makes no
@@ -98,7 +107,7 @@ func NewClient(opts Options) (*Client, error) {
 		return nil, err
 	}
 	c := &Client{base: base, email: opts.Email, sessions: opts.Sessions, now: opts.Now,
-		retry: opts.Retry, maxBody: opts.MaxResponse}
+		retry: opts.Retry, maxBody: opts.MaxResponse, relogin: opts.Relogin, hint: opts.LoginHint}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -568,6 +577,9 @@ func (c *Client) reachHint() string {
 // loginCommand is the hint of every unauthorized answer: the command that
 // opens a new session.
 func (c *Client) loginCommand() string {
+	if c.hint != "" {
+		return c.hint
+	}
 	cmd := "agentsecrets login --server " + c.base.String()
 	if c.email != "" {
 		cmd += " --email " + c.email

@@ -53,6 +53,10 @@ func (c *Client) accessToken(ctx context.Context, rejected string) (string, erro
 		if !cur.RefreshExpiresAt.IsZero() && !c.now().Before(cur.RefreshExpiresAt) {
 			return cur, false, errcode.WithHint(errcode.New(errcode.Unauthorized, "the sync session expired"), c.loginCommand())
 		}
+		if c.relogin != nil {
+			next, err := c.relogin(ctx)
+			return next, err == nil, err
+		}
 		next, err := c.refresh(ctx, cur.Refresh)
 		if err != nil {
 			return cur, false, err
@@ -259,4 +263,23 @@ func (c *Client) AcceptInvite(ctx context.Context, invite string, req syncapi.Ac
 	var out syncapi.Invite
 	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathInviteAccept, "invite", invite), in: req, out: &out, auth: true})
 	return out, err
+}
+
+// CreateToken creates a service token in a workspace (admins).
+func (c *Client) CreateToken(ctx context.Context, ws string, req syncapi.CreateTokenRequest) (syncapi.Token, error) {
+	var out syncapi.Token
+	err := c.do(ctx, call{method: "POST", path: pathOf(syncapi.PathTokens, "ws", ws), in: req, out: &out, auth: true})
+	return out, err
+}
+
+// Tokens lists a workspace's service tokens (admins).
+func (c *Client) Tokens(ctx context.Context, ws string) (syncapi.TokenList, error) {
+	var out syncapi.TokenList
+	err := c.do(ctx, call{method: "GET", path: pathOf(syncapi.PathTokens, "ws", ws), out: &out, read: true, auth: true})
+	return out, err
+}
+
+// RevokeToken revokes a service token (admins). Revoking twice succeeds.
+func (c *Client) RevokeToken(ctx context.Context, ws, token string) error {
+	return c.do(ctx, call{method: "DELETE", path: pathOf(syncapi.PathToken, "ws", ws, "token", token), auth: true})
 }

@@ -31,6 +31,9 @@ type Conn struct {
 	// completeHeld).
 	notes       TeamNotes
 	completeErr error
+	// token is set when the connection signs in with a service token
+	// (ConnectToken) instead of the vault's account.
+	token *tokenAuth
 }
 
 // notSignedIn is the error of every remote operation without a session.
@@ -87,6 +90,11 @@ func (f *firstSession) Session(ctx context.Context) (vault.Session, error) {
 func (c *Conn) identity(ctx context.Context) (Identity, error) {
 	if c.id.Valid() {
 		return c.id, nil
+	}
+	if c.token != nil {
+		id, err := c.tokenIdentity(ctx)
+		c.id = id
+		return id, err
 	}
 	id, err := LoadIdentity(ctx, c.Store)
 	if err != nil {
