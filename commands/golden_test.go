@@ -142,6 +142,15 @@ func goldenResults() map[string]TextWriter {
 			{Email: "ada@example.com", AccountID: "a1", Role: "admin", Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, Verification: "self"},
 			{Email: "bob@example.com" + ctrl, AccountID: "b2", Role: "reader", Fingerprint: "1111 2222 3333 4444 5555 6666 7777 8888", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, VerifiedAt: &goldenTime, Verification: "verified"},
 		}}},
+		"WorkspaceTokenResult": &WorkspaceTokenResult{TokenResult: agsync.TokenResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", Token: agsync.TokenInfo{
+			Name: "ci", ID: "048ca5f05b9d80ada34394527834c597", Role: "reader", Projects: []string{"payments" + ctrl}, CreatedBy: "ada@example.com", CreatedAt: goldenTime,
+			ExpiresAt: goldenTime.Add(30 * 24 * time.Hour), Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9"}}, Out: "/home/u/ci.token" + ctrl, Approved: true},
+		"WorkspaceTokensResult": &WorkspaceTokensResult{agsync.TokensResult{Workspace: "acme", WorkspaceID: "0123", Tokens: []agsync.TokenInfo{
+			{Name: "ci", ID: "048ca5f05b9d80ada34394527834c597", Role: "reader", Projects: []string{"payments"}, CreatedBy: "ada@example.com" + ctrl, CreatedAt: goldenTime,
+				ExpiresAt: goldenTime.Add(30 * 24 * time.Hour), LastUsedAt: &goldenTime},
+			{Name: "deploy", ID: "17ce5b1e1bdb3bb6b6b0b6c5a3f1a0e2", Role: "member", Projects: []string{}, CreatedBy: "ada@example.com", CreatedAt: goldenTime,
+				ExpiresAt: goldenTime.Add(90 * 24 * time.Hour), RevokedAt: &goldenTime},
+		}}},
 		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},

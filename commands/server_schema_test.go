@@ -45,6 +45,10 @@ var serverBodies = []struct {
 	{"accept_invite_request", &syncapi.AcceptInviteRequest{}, "POST " + syncapi.PathInviteAccept + " request"},
 	{"complete_invite_request", &syncapi.CompleteInviteRequest{}, "POST " + syncapi.PathInviteComplete + " request"},
 	{"member", &syncapi.Member{}, "POST " + syncapi.PathInviteComplete + " response"},
+	{"create_token_request", &syncapi.CreateTokenRequest{}, "POST " + syncapi.PathTokens + " request"},
+	{"token", &syncapi.Token{}, "POST " + syncapi.PathTokens + " response"},
+	{"token_list", &syncapi.TokenList{}, "GET " + syncapi.PathTokens + " response"},
+	{"token_login_request", &syncapi.TokenLoginRequest{}, "POST " + syncapi.PathTokenLogin + " request (answered with a session_response without a refresh token)"},
 	{"error", &syncapi.Error{}, "every non-2xx response"},
 }
 
