@@ -2,13 +2,24 @@ package sync
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"strings"
+	gosync "sync"
 	"testing"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/server"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 )
 
 // The vector of docs/protocol.md, "Service tokens": secret 00 01 … 1f,
@@ -150,5 +161,153 @@ func TestParseTokenLife(t *testing.T) {
 		if _, err := ParseTokenLife(in); errcode.Classify(err).Code != errcode.Usage {
 			t.Errorf("%q: %v", in, err)
 		}
+	}
+}
+
+// tokenServer is the real server (in process, SQLite) behind a handler
+// that counts token sign-ins and lets a case rewrite their answer: the
+// malicious server of the sign-in step.
+type tokenServer struct {
+	real   http.Handler
+	mu     gosync.Mutex
+	edit   func(a *syncapi.Account)
+	logins int
+}
+
+func (ts *tokenServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != syncapi.PathTokenLogin {
+		ts.real.ServeHTTP(w, r)
+		return
+	}
+	ts.mu.Lock()
+	ts.logins++
+	edit := ts.edit
+	ts.mu.Unlock()
+	rec := httptest.NewRecorder()
+	ts.real.ServeHTTP(rec, r)
+	var resp syncapi.SessionResponse
+	if edit == nil || rec.Code != 200 || json.Unmarshal(rec.Body.Bytes(), &resp) != nil {
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.WriteHeader(rec.Code)
+		w.Write(rec.Body.Bytes())
+		return
+	}
+	edit(&resp.Account)
+	b, _ := json.Marshal(resp)
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(b)
+}
+
+// apiCall sends one JSON request to the test server and decodes a 2xx
+// answer into out.
+func apiCall(t *testing.T, method, url, token string, in, out any) {
+	t.Helper()
+	b, _ := json.Marshal(in)
+	req, _ := http.NewRequest(method, url, bytes.NewReader(b))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode/100 != 2 {
+		t.Fatalf("%s %s: %d %s", method, url, resp.StatusCode, raw)
+	}
+	if out != nil {
+		if err := json.Unmarshal(raw, out); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestTokenSignIn: a token connection signs in with the auth key its
+// secret derives, recovers its identity from the wrapped keys, renews an
+// expired access token by signing in again (it has no refresh token), and
+// refuses an answer with other public keys, other wrapped keys or another
+// account. A revoked token's error tells the job to ask for a new one.
+func TestTokenSignIn(t *testing.T) {
+	ctx := context.Background()
+	store, err := server.Open(ctx, "sqlite:"+filepath.Join(t.TempDir(), "server.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	real, err := server.New(ctx, server.Options{Store: store, Signup: "open", Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		AccountLimit: server.Limit{Burst: 100, Every: time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := &tokenServer{real: real}
+	hs := httptest.NewServer(ts)
+	t.Cleanup(hs.Close)
+
+	kdf, _ := crypto.DefaultKDF()
+	rnd := func(n int) []byte { b, _ := crypto.Random(n); return b }
+	var admin syncapi.SessionResponse
+	apiCall(t, "POST", hs.URL+syncapi.PathAccounts, "", syncapi.CreateAccountRequest{Email: "ada@example.com", KDF: kdf, AuthKey: rnd(32),
+		PublicKeys: syncapi.PublicKeys{Seal: rnd(32), Sign: rnd(32)}, WrappedPrivateKeys: rnd(100), DeviceName: "laptop"}, &admin)
+	wsID := hex.EncodeToString(rnd(16))
+	apiCall(t, "POST", hs.URL+syncapi.PathWorkspaces, admin.Session.AccessToken, syncapi.CreateWorkspaceRequest{ID: wsID, Name: "acme", Record: rnd(100), SealedKey: rnd(80)}, nil)
+
+	sec, _ := NewTokenSecret()
+	keys, _ := DeriveTokenKeys(sec)
+	id, _ := NewIdentity()
+	wrapped, _ := WrapIdentity(id, keys.WrapKey)
+	apiCall(t, "POST", hs.URL+pathOf(syncapi.PathTokens, "ws", wsID), admin.Session.AccessToken, syncapi.CreateTokenRequest{ID: keys.ID, Name: "ci", Role: RoleReader,
+		ExpiresAt: time.Now().Add(time.Hour), AuthKey: keys.AuthKey, PublicKeys: id.Public(), WrappedPrivateKeys: wrapped, Record: rnd(100), SealedKey: rnd(80)}, nil)
+	text := []byte(FormatToken(hs.URL, sec) + "\n")
+
+	now := time.Now()
+	clock := func() time.Time { return now }
+	conn, err := ConnectToken(nil, text, nil, clock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := conn.identity(ctx)
+	if err != nil || !sameKeys(got.Public(), id.Public()) || conn.Account.ID != "tok-"+keys.ID || conn.Account.Email != "token:ci" {
+		t.Fatalf("identity: %v %s %s", err, conn.Account.ID, conn.Account.Email)
+	}
+	if _, err := conn.RemoteWorkspaces(ctx); err != nil {
+		t.Fatal(err)
+	}
+	now = now.Add(20 * time.Minute)
+	if list, err := conn.RemoteWorkspaces(ctx); err != nil || len(list) != 1 || list[0].ID != wsID {
+		t.Fatalf("after the access token expired: %v %v", list, err)
+	}
+	if ts.logins != 2 {
+		t.Fatalf("%d sign-ins, want 2 (one renewal)", ts.logins)
+	}
+
+	other, _ := NewIdentity()
+	// The server does not know the wrap key: what it substitutes is
+	// wrapped under a key of its own.
+	otherWrapped, _ := WrapIdentity(other, rnd(32))
+	for name, edit := range map[string]func(a *syncapi.Account){
+		"public keys swapped":   func(a *syncapi.Account) { a.PublicKeys = other.Public() },
+		"wrapped keys replaced": func(a *syncapi.Account) { a.WrappedPrivateKeys = otherWrapped },
+		"another identity":      func(a *syncapi.Account) { a.PublicKeys, a.WrappedPrivateKeys = other.Public(), otherWrapped },
+		"another account":       func(a *syncapi.Account) { a.ID = "tok-" + hex.EncodeToString(rnd(16)) },
+	} {
+		ts.mu.Lock()
+		ts.edit = edit
+		ts.mu.Unlock()
+		c, _ := ConnectToken(nil, text, nil, nil)
+		if _, err := c.identity(ctx); errcode.Classify(err).Code != errcode.Conflict || CheckOf(err) == "" {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	ts.mu.Lock()
+	ts.edit = nil
+	ts.mu.Unlock()
+
+	apiCall(t, "DELETE", hs.URL+pathOf(syncapi.PathToken, "ws", wsID, "token", keys.ID), admin.Session.AccessToken, nil, nil)
+	_, err = conn.RemoteWorkspaces(ctx)
+	if rep := errcode.Classify(err); rep.Code != errcode.Unauthorized || !strings.Contains(rep.Hint, "workspace token create") {
+		t.Fatalf("revoked: %+v", rep)
 	}
 }
