@@ -292,7 +292,13 @@ func (s *Server) account(w http.ResponseWriter, r *http.Request, info *reqInfo) 
 	if err != nil {
 		return nil, err
 	}
-	return a.api(), nil
+	out := a.api()
+	if info.token != nil {
+		// A token's accounts row holds no email: it is named as its
+		// membership lists it.
+		out.Email = tokenEmailPrefix + info.token.Name
+	}
+	return out, nil
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {

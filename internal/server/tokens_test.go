@@ -111,7 +111,9 @@ func TestServiceTokens(t *testing.T) {
 		}
 		// The session survived the refusals (a token's device is shared
 		// by all its sessions: logout must not end it).
-		call[syncapi.Account](t, "GET", ts.URL+syncapi.PathAccount, access, nil)
+		if a := call[syncapi.Account](t, "GET", ts.URL+syncapi.PathAccount, access, nil); a.ID != tok.AccountID || a.Email != "token:ci" {
+			t.Fatalf("token's account = %+v", a)
+		}
 
 		list := call[syncapi.TokenList](t, "GET", tokensURL, adminTok, nil)
 		if len(list.Tokens) != 1 || list.Tokens[0].LastUsedAt == nil || list.Tokens[0].RevokedAt != nil {
