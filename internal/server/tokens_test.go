@@ -170,7 +170,11 @@ func TestServiceTokens(t *testing.T) {
 		}
 		apiError(t, "DELETE", ts.URL+path(syncapi.PathToken, "ws", ws, "token", hexID(t)), adminTok, nil, 404, "not_found")
 		list = call[syncapi.TokenList](t, "GET", tokensURL, adminTok, nil)
-		if len(list.Tokens) != 2 || list.Tokens[0].RevokedAt == nil {
+		revoked := map[string]bool{}
+		for _, x := range list.Tokens {
+			revoked[x.Name] = x.RevokedAt != nil
+		}
+		if len(list.Tokens) != 2 || !revoked["ci"] || revoked["deploy"] {
 			t.Fatalf("list after revoke = %+v", list)
 		}
 		call[syncapi.Token](t, "POST", tokensURL, adminTok, tokenReq(t, "ci", RoleReader, nil, clk.Now().Add(time.Hour)))
