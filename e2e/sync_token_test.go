@@ -59,7 +59,9 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 	if err != nil || server != r.srv.URL {
 		t.Fatalf("token: %v, server %q want %q", err, server, r.srv.URL)
 	}
-	s.canaries = append(s.canaries, []byte(tok), []byte(tok[strings.LastIndexByte(tok, '.')+1:]), raw)
+	secPart := tok[strings.LastIndexByte(tok, '.')+1:]
+	// Whole, and one character short (the damaged token below).
+	s.canaries = append(s.canaries, []byte(tok), []byte(secPart), raw, []byte(secPart[:len(secPart)-1]))
 	keys, err := agsync.DeriveTokenKeys(raw)
 	must(t, err)
 	var out struct {
@@ -90,6 +92,16 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 	// The CI home: a file vault and the token file, nothing else.
 	ci := NewVault(t, "file")
 	ci.ExtraEnv = append(ci.ExtraEnv, agsync.TokenFileEnv+"="+tokFile)
+	// The token file is a secret: group- or world-readable is refused,
+	// as a passphrase file is, and a damaged token is refused unechoed.
+	must(t, os.Chmod(tokFile, 0o644))
+	s.run(ci, "workspace", "switch", "acme").ErrorCode(t, "usage", 2)
+	must(t, os.Chmod(tokFile, 0o600))
+	bad := filepath.Join(t.TempDir(), "bad.token")
+	must(t, os.WriteFile(bad, []byte(tok[:len(tok)-1]+"\n"), 0o600))
+	badCI := NewVault(t, "file")
+	badCI.ExtraEnv = append(badCI.ExtraEnv, agsync.TokenFileEnv+"="+bad)
+	s.run(badCI, "workspace", "switch", "acme").ErrorCode(t, "usage", 2)
 	if got := field(t, s.run(ci, "workspace", "switch", "acme").OK(t), "fetched"); got != "true" {
 		t.Fatalf("CI switch did not fetch acme")
 	}
@@ -134,7 +146,7 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 		t.Fatalf("member rows of the revoked token: %s", n)
 	}
 
-	s.scan(r.srv, a, ci)
+	s.scan(r.srv, a, ci, badCI)
 	s.scanServer(r.db, r.proxy)
 }
 
