@@ -417,19 +417,26 @@ func (s *SQLStore) RevokeToken(ctx context.Context, wsID, id string, now time.Ti
 		if err != nil {
 			return err
 		}
-		if t.RevokedAt == nil {
-			if _, err := s.exec(ctx, tx, "UPDATE service_tokens SET revoked_at = ? WHERE id = ?", micro(now), id); err != nil {
-				return dbError("revoke service token", err)
-			}
-		}
-		if err := s.endDevice(ctx, tx, t.DeviceID, now); err != nil {
-			return err
-		}
-		if _, err := s.exec(ctx, tx, "DELETE FROM members WHERE workspace_id = ? AND account_id = ?", wsID, t.AccountID); err != nil {
-			return dbError("remove token member", err)
-		}
-		return nil
+		return s.revokeToken(ctx, tx, t, now)
 	})
+}
+
+// revokeToken marks t revoked (once), ends its sessions and deletes its
+// member row, inside the caller's transaction, so that whatever ends a
+// token's membership ends the token in the same commit.
+func (s *SQLStore) revokeToken(ctx context.Context, tx *sql.Tx, t serviceToken, now time.Time) error {
+	if t.RevokedAt == nil {
+		if _, err := s.exec(ctx, tx, "UPDATE service_tokens SET revoked_at = ? WHERE id = ?", micro(now), t.ID); err != nil {
+			return dbError("revoke service token", err)
+		}
+	}
+	if err := s.endDevice(ctx, tx, t.DeviceID, now); err != nil {
+		return err
+	}
+	if _, err := s.exec(ctx, tx, "DELETE FROM members WHERE workspace_id = ? AND account_id = ?", t.WorkspaceID, t.AccountID); err != nil {
+		return dbError("remove token member", err)
+	}
+	return nil
 }
 
 func (s *SQLStore) TokenLogin(ctx context.Context, id string, authHash, accessHash []byte, now time.Time, ttl time.Duration) (serviceToken, accountRow, time.Time, error) {

@@ -323,12 +323,16 @@ func (c *Conn) CreateToken(ctx context.Context, wsName string, spec TokenSpec) (
 	if spec.Life <= 0 || spec.Life > MaxTokenLife {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "a token expires after 1 hour to 365 days"), "use --expires 90d")
 	}
-	remote, k, err := c.rosterOf(ctx, wsName)
+	remote, err := c.remoteWorkspace(wsName)
 	if err != nil {
 		return nil, err
 	}
-	r := k.roster
-	if r.Role(c.Account.ID) != RoleAdmin {
+	k, err := c.workspaceKeys(ctx, remote.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer k.Wipe()
+	if k.roster.Role(c.Account.ID) != RoleAdmin {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can create service tokens", wsName), "ask a workspace admin")
 	}
 	projects := slices.Clone(spec.Projects)
@@ -353,24 +357,15 @@ func (c *Conn) CreateToken(ctx context.Context, wsName string, spec TokenSpec) (
 	if err != nil {
 		return nil, err
 	}
-	// The workspace key again, for sealing: rosterOf wiped it.
-	wk, err := c.workspaceKeys(ctx, remote.ID)
-	if err != nil {
-		return nil, err
-	}
-	defer wk.Wipe()
-	if wk.roster.Role(c.Account.ID) != RoleAdmin {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can create service tokens", wsName), "ask a workspace admin")
-	}
 	pub := tid.Public()
-	sealed, err := SealWorkspaceKey(pub, wk.Workspace)
+	sealed, err := SealWorkspaceKey(pub, k.Workspace)
 	if err != nil {
 		return nil, err
 	}
 	now := c.now().UTC()
-	self := wk.roster.Members[c.Account.ID].Record
+	self := k.roster.Members[c.Account.ID].Record
 	email := TokenEmailPrefix + spec.Name
-	rec, err := SignMembership(wk.id, MembershipRecord{WorkspaceID: remote.ID, AccountID: keys.AccountID(), Email: email, Role: spec.Role,
+	rec, err := SignMembership(k.id, MembershipRecord{WorkspaceID: remote.ID, AccountID: keys.AccountID(), Email: email, Role: spec.Role,
 		PublicKeys: pub, KeyVersion: self.KeyVersion, AddedBy: c.Account.ID, AddedAt: now}, sealed)
 	if err != nil {
 		return nil, err
