@@ -22,7 +22,8 @@ import (
 // project payments; a CI home with only the token file and a file vault
 // switches to the workspace, uses the project, pulls, lists and makes a
 // call against a local upstream; its push is denied, the other project is
-// not visible. After `workspace token revoke` it can neither sign in nor
+// not visible. A member token's push is verified by alice's client through
+// the roster and used. After `workspace token revoke` it can neither sign in nor
 // pull, and a session it obtained before the revoke is refused. The token
 // and the values never reach any output, file (but the token file and the
 // encrypted vault), request or response, the database or the server log.
@@ -121,6 +122,28 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 	// A token manages nothing: the server allows it no such route.
 	s.run(ci, "workspace", "token", "list").ErrorCode(t, "denied", 4)
 
+	// A member token pushes; alice's client verifies the version it
+	// signed through the roster like any member's, and uses it.
+	deployFile := filepath.Join(t.TempDir(), "deploy.token")
+	s.run(a, "workspace", "token", "create", "deploy", "--role", "member", "--out", deployFile, "--passphrase-file", a.AdminFile).OK(t)
+	dtext, err := os.ReadFile(deployFile)
+	must(t, err)
+	dtok := strings.TrimSpace(string(dtext))
+	_, draw, err := agsync.ParseToken(dtok)
+	must(t, err)
+	s.canaries = append(s.canaries, []byte(dtok), []byte(dtok[strings.LastIndexByte(dtok, '.')+1:]), draw)
+	deploy := NewVault(t, "file")
+	deploy.ExtraEnv = append(deploy.ExtraEnv, agsync.TokenFileEnv+"="+deployFile)
+	s.run(deploy, "workspace", "switch", "acme").OK(t)
+	s.run(deploy, "project", "use", "payments").OK(t)
+	s.run(deploy, "secrets", "pull").OK(t)
+	v2 := s.canary("STRIPE_KEY.deploy")
+	s.runIn(deploy, v2, "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	s.run(deploy, "secrets", "push").OK(t)
+	s.run(a, "secrets", "pull").OK(t)
+	r.up.expect(v2)
+	s.run(a, "call", "--url", r.up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").OK(t)
+
 	// A session obtained before the revoke.
 	access := tokenLogin(t, r.srv.URL, keys)
 	if code := getWorkspace(t, r.srv.URL, r.wsID, access); code != http.StatusOK {
@@ -146,7 +169,7 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 		t.Fatalf("member rows of the revoked token: %s", n)
 	}
 
-	s.scan(r.srv, a, ci, badCI)
+	s.scan(r.srv, a, ci, badCI, deploy)
 	s.scanServer(r.db, r.proxy)
 }
 
