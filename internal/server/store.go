@@ -68,6 +68,14 @@ type Store interface {
 	// marks the invite completed, in one transaction.
 	CompleteInvite(ctx context.Context, wsID, id string, m syncapi.Member, now time.Time) (syncapi.Member, error)
 	CancelInvite(ctx context.Context, wsID, id string, now time.Time) error
+
+	// Rotate removes req.RemovedAccountID and stores the rotated member
+	// records, project keys and re-sealed versions (see rotate.go), in one
+	// transaction; it returns the number of versions stored.
+	Rotate(ctx context.Context, wsID, admin string, req syncapi.RotateRequest, now time.Time) (int, error)
+	// Removed reports whether the account was removed from the workspace
+	// (and not added back), with the workspace's name.
+	Removed(ctx context.Context, wsID, accountID string) (name string, removed bool, err error)
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -499,6 +507,10 @@ func (s *SQLStore) insertMember(ctx context.Context, tx *sql.Tx, wsID string, m 
 		}
 		return dbError("insert member", err)
 	}
+	// Added back after a removal: a member again, not "removed".
+	if _, err := s.exec(ctx, tx, "DELETE FROM removals WHERE workspace_id = ? AND account_id = ?", wsID, m.AccountID); err != nil {
+		return dbError("insert member", err)
+	}
 	return nil
 }
 
@@ -537,9 +549,9 @@ func (s *SQLStore) Role(ctx context.Context, wsID, accountID string) (string, er
 func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error) {
 	var d syncapi.WorkspaceDetail
 	var created int64
-	err := s.row(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at FROM workspaces w
+	err := s.row(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at, w.key_version FROM workspaces w
 		JOIN members m ON m.workspace_id = w.id WHERE w.id = ? AND m.account_id = ?`, wsID, accountID).
-		Scan(&d.Workspace.ID, &d.Workspace.Name, &d.Workspace.Role, &d.Workspace.CreatedBy, &created)
+		Scan(&d.Workspace.ID, &d.Workspace.Name, &d.Workspace.Role, &d.Workspace.CreatedBy, &created, &d.KeyVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, errMissing
 	}
@@ -583,6 +595,9 @@ func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) 
 	}
 	if err := prow.Err(); err != nil {
 		return d, dbError("list projects", err)
+	}
+	if err := s.previousKeys(ctx, wsID, d.Projects); err != nil {
+		return d, err
 	}
 	if err := s.row(ctx, s.db, "SELECT COALESCE(MAX(version), 0) FROM allowlist_versions WHERE workspace_id = ?", wsID).Scan(&d.AllowlistVersion); err != nil {
 		return d, dbError("read allowlist head", err)
