@@ -45,6 +45,8 @@ var serverBodies = []struct {
 	{"accept_invite_request", &syncapi.AcceptInviteRequest{}, "POST " + syncapi.PathInviteAccept + " request"},
 	{"complete_invite_request", &syncapi.CompleteInviteRequest{}, "POST " + syncapi.PathInviteComplete + " request"},
 	{"member", &syncapi.Member{}, "POST " + syncapi.PathInviteComplete + " response"},
+	{"rotate_request", &syncapi.RotateRequest{}, "POST " + syncapi.PathRotate + " request"},
+	{"rotate_response", &syncapi.RotateResponse{}, "POST " + syncapi.PathRotate + " response"},
 	{"error", &syncapi.Error{}, "every non-2xx response"},
 }
 

@@ -23,6 +23,7 @@ type WorkspaceCmd struct {
 	Invites   WorkspaceInvitesCmd `cmd:"" help:"List invites to this account, and the invites of workspaces it administers (completes accepted ones)."`
 	Join      WorkspaceJoinCmd    `cmd:"" help:"Accept an invite with the code the inviting admin gave you."`
 	Members   WorkspaceMembersCmd `cmd:"" help:"List a remote workspace's verified members and key fingerprints, or mark one checked in person."`
+	Remove    WorkspaceRemoveCmd  `cmd:"" help:"Remove a member from a remote workspace and rotate every key they held (needs the admin passphrase)."`
 }
 
 // WorkspaceInfo describes one workspace.

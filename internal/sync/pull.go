@@ -173,6 +173,13 @@ func (c *Conn) fetchDiff(ctx context.Context, sel vault.Selection, names []strin
 		st.wipe()
 		return nil, nil, err
 	}
+	for i := range diffs {
+		if h := st.head(diffs[i].Name); h != nil && h.Content.RotateUpstream && diffs[i].State != LocalNewer {
+			// The server's newest version carries the mark (a removal
+			// re-sealed it) and a pull would bring it here.
+			diffs[i].RotateUpstream = true
+		}
+	}
 	return st, diffs, nil
 }
 
