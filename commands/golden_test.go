@@ -80,7 +80,7 @@ func goldenResults() map[string]TextWriter {
 		}},
 		"SecretsListResult": &SecretsListResult{Workspace: "default", Project: "web", Secrets: []SecretInfo{
 			{Name: "STRIPE_KEY", Version: 2, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "set", Bindings: []policy.Binding{bound, susp}, Releases: []string{"env"}},
-			{Name: "UNBOUND" + ctrl, Version: 1, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "generate"},
+			{Name: "UNBOUND" + ctrl, Version: 1, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "generate", RotateUpstream: true},
 		}},
 		"StatusResult": &StatusResult{Initialised: true, Version: "0.0.0-golden", VaultID: "v-123",
 			Paths:     Paths{Config: "/c", Data: "/home/u/.local/share/agentsecrets", State: "/s"},
@@ -88,6 +88,7 @@ func goldenResults() map[string]TextWriter {
 			Workspace: "default", Project: "web", ProjectSource: "link", LinkFile: "/w/.agentsecrets", Secrets: 2, Workspaces: 1, Projects: 2, Allowlist: 3,
 			ValueRelease: []ReleaseEntry{{Workspace: "default", Project: "web", Name: "DB_URL", Modes: []string{"env", "openclaw"}}},
 			Suspended:    []SuspendedEntry{{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Binding: susp, Reapprove: "agentsecrets secrets bind STRIPE_KEY api.example.com:8443/v1"}},
+			RotateUpstream: []RotateEntry{{Workspace: "acme", Project: "web", Name: "STRIPE_KEY"}, {Workspace: "acme", Project: "web", Name: "DB" + ctrl}}, RotateUpstreamCount: 2,
 			Account:      &AccountStatus{Email: "dev@example.com", Server: "https://sync.example.com" + ctrl, SignedIn: true},
 			Sync: []ProjectSyncStatus{
 				{Workspace: "default", Project: "web", Server: "https://sync.example.com", LastPull: &suspended, CheckedAt: &suspended,
@@ -104,7 +105,7 @@ func goldenResults() map[string]TextWriter {
 			{Name: "STRIPE_KEY", State: "remote_newer", LocalVersion: 1, RemoteVersion: 2},
 			{Name: "PAYSTACK_TEST_KEY", State: "local_only", LocalVersion: 1},
 			{Name: "MINE", State: "local_newer", LocalVersion: 3, RemoteVersion: 1},
-			{Name: "BOTH" + ctrl, State: "conflict", LocalVersion: 2, RemoteVersion: 2},
+			{Name: "BOTH" + ctrl, State: "conflict", LocalVersion: 2, RemoteVersion: 2, RotateUpstream: true},
 			{Name: "NEW", State: "remote_only", RemoteVersion: 1},
 			{Name: "SAME", State: "in_sync", LocalVersion: 1, RemoteVersion: 1},
 		}}),
@@ -142,6 +143,12 @@ func goldenResults() map[string]TextWriter {
 			{Email: "ada@example.com", AccountID: "a1", Role: "admin", Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, Verification: "self"},
 			{Email: "bob@example.com" + ctrl, AccountID: "b2", Role: "reader", Fingerprint: "1111 2222 3333 4444 5555 6666 7777 8888", AddedBy: "ada@example.com", AddedAt: goldenTime, PinnedAt: goldenTime, VerifiedAt: &goldenTime, Verification: "verified"},
 		}}},
+		"WorkspaceRemoveResult": &WorkspaceRemoveResult{RemoveResult: agsync.RemoveResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", Removed: "bob@example.com" + ctrl,
+			RemovedID: "b2", KeyVersion: 2, Members: 2, Reencrypted: 3, Projects: []agsync.RotatedProject{
+				{Project: "payments", KeyVersion: 2, RotateUpstream: []string{"STRIPE_KEY", "DB" + ctrl}},
+				{Project: "web", KeyVersion: 2, RotateUpstream: []string{"GITHUB_TOKEN"}},
+				{Project: "empty", KeyVersion: 2, RotateUpstream: []string{}},
+			}}, Approved: true},
 		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},

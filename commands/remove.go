@@ -75,11 +75,16 @@ func (r *WorkspaceRemoveResult) WriteText(w io.Writer) error {
 }
 
 // writeRotateUpstream is the one text line every command shows for
-// secrets a removed member could read.
-func writeRotateUpstream(w io.Writer, project string, names []string) {
-	where := ""
-	if project != "" {
-		where = " in project " + project
+// secrets a removed member could read: `ROTATE UPSTREAM: STRIPE_KEY (a
+// removed member held it; set a new value)`, each name prefixed with
+// prefix + "/" when one is given.
+func writeRotateUpstream(w io.Writer, prefix string, names []string) {
+	shown := names
+	if prefix != "" {
+		shown = make([]string, len(names))
+		for i, n := range names {
+			shown[i] = prefix + "/" + n
+		}
 	}
-	fmt.Fprintf(w, "ROTATE UPSTREAM%s: %s (a removed member held it; set a new value)\n", where, strings.Join(names, ", "))
+	fmt.Fprintf(w, "ROTATE UPSTREAM: %s (a removed member held it; set a new value)\n", strings.Join(shown, ", "))
 }
