@@ -150,9 +150,6 @@ func (s *Server) rotate(w http.ResponseWriter, r *http.Request, info *reqInfo) (
 	if err := checkRotate(info.account, &req); err != nil {
 		return nil, err
 	}
-	if err := s.limitWrite(r, info); err != nil {
-		return nil, err
-	}
 	n, err := s.store.Rotate(r.Context(), ws, info.account, req, s.now().UTC().Truncate(time.Microsecond))
 	if err != nil {
 		return nil, rotateError(err)
@@ -246,6 +243,11 @@ func (s *SQLStore) Rotate(ctx context.Context, wsID, admin string, req syncapi.R
 			if role, ok := roles[m.AccountID]; !ok || role != m.Role {
 				return errStaleRotation
 			}
+		}
+		// The projects' row locks first (pushes take them too): heads
+		// read after them include every push that committed before.
+		if _, err := s.exec(ctx, tx, "UPDATE projects SET key_version = key_version WHERE workspace_id = ?", wsID); err != nil {
+			return dbError("lock projects", err)
 		}
 		if err := s.checkProjects(ctx, tx, wsID, req.Projects); err != nil {
 			return err

@@ -734,6 +734,12 @@ func (s *SQLStore) Push(ctx context.Context, wsID, project, author string, chang
 	var out []syncapi.SecretVersion
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
+		// Takes the project's row lock: a rotation (rotate.go) takes it
+		// before reading heads, so it waits for this push, sees its
+		// versions and refuses to rotate without them.
+		if _, err := s.exec(ctx, tx, "UPDATE projects SET key_version = key_version WHERE workspace_id = ? AND name = ?", wsID, project); err != nil {
+			return dbError("lock project", err)
+		}
 		var moved []string
 		for _, c := range changes {
 			var head int

@@ -139,6 +139,7 @@ func authedEndpoints(t *testing.T, ws, device, invite string) []endpoint {
 		{"GET", syncapi.PathMyInvites, nil, false},
 		// Addressed to a third email: other's token finds nothing.
 		{"POST", path(syncapi.PathInviteAccept, "invite", invite), syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, true},
+		{"POST", path(syncapi.PathRotate, "ws", ws), syncapi.RotateRequest{RemovedAccountID: "x", KeyVersion: 2}, true},
 	}
 }
 

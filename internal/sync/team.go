@@ -330,8 +330,9 @@ func sameKeys(a, b syncapi.PublicKeys) bool {
 //     that admin's own valid record (a fixed point from the creator); a
 //     record no valid admin signed is refused, never skipped. A record
 //     signed by its own subject (the rotating admin's) is valid only for
-//     an account this device pinned as an admin, so every admin's
-//     validity still derives from the creator;
+//     an account this device pinned as an admin (or, on first sight, the
+//     signer of the creator's record), so every admin's validity still
+//     derives from the creator;
 //  3. every record carries the workspace's current key version;
 //  4. the server's listing equals each signed record;
 //  5. a valid member's keys equal its pin, if this device has one.
@@ -390,6 +391,12 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 	// chain, by the creator; or an invite statement named it).
 	selfRoot := func(id string, p parsedMembership) bool {
 		if id == r.CreatorID {
+			return true
+		}
+		if !anchored && id == creator.rec.AddedBy && p.rec.Role == RoleAdmin {
+			// First sight of the workspace: as the creator's keys are
+			// trusted on first sight, so is the admin who signed the
+			// creator's record after a removal.
 			return true
 		}
 		pin := pins[id]
