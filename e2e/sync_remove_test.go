@@ -9,8 +9,13 @@ import (
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	syncpkg "github.com/agentsecrets/agentsecrets/internal/sync"
 )
@@ -205,4 +210,72 @@ func (r *teamRig) rows(t *testing.T, q string, args ...any) [][][]byte {
 	}
 	must(t, rs.Err())
 	return out
+}
+
+// BenchmarkRemoveMember times `workspace remove` (the whole process: the
+// admin passphrase check, a verified full pull of every project, the
+// re-sealing, one rotation request and the index write) on a workspace of
+// 10 projects x 100 secrets on a real server process (SQLite). Target
+// <= 5 s; the other members' keychain writes happen at their next pull
+// and are not part of it. Each round adds a member first (untimed).
+func BenchmarkRemoveMember(b *testing.B) {
+	const projects, perProject = 10, 100
+	srv := StartSyncServer(b, "")
+	a := newBenchDev(b, "file")
+	admin := adminPassFile(b, a.root)
+	account := func(d *benchDev, email string) {
+		pass := filepath.Join(d.root, "account.pass")
+		benchMust(b, os.WriteFile(pass, []byte(syncPassword+"\n"), 0o600))
+		d.run(nil, "account", "create", "--server", srv.URL, "--email", email, "--password-file", pass,
+			"--recovery-kit-file", filepath.Join(d.root, "kit.txt"), "--device-name", "bench")
+	}
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	account(a, "admin-"+stamp+"@example.com")
+	a.run(nil, "workspace", "create", "acme", "--switch")
+	for p := range projects {
+		name := fmt.Sprintf("p%02d", p)
+		a.run(nil, "project", "create", name, "--use")
+		var env strings.Builder
+		for i := range perProject {
+			fmt.Fprintf(&env, "SECRET_%03d=sk_live_%s_%d_%d\n", i, name, i, time.Now().UnixNano())
+		}
+		f := filepath.Join(a.root, "p.env")
+		benchMust(b, os.WriteFile(f, []byte(env.String()), 0o600))
+		a.run(nil, "secrets", "import", f)
+		os.Remove(f)
+	}
+	a.run(nil, "workspace", "publish")
+	var took []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		b.StopTimer()
+		m := newBenchDev(b, "file")
+		email := fmt.Sprintf("member-%d-%s@example.com", i, stamp)
+		var inv struct {
+			Code string `json:"code"`
+		}
+		benchMust(b, json.Unmarshal(a.run(nil, "workspace", "invite", email, "--passphrase-file", admin), &inv))
+		account(m, email)
+		m.run([]byte(inv.Code), "workspace", "join", "acme", "--code", "-")
+		a.run(nil, "workspace", "members")
+		b.StartTimer()
+		took = append(took, a.timed("workspace", "remove", email, "--passphrase-file", admin))
+	}
+	b.StopTimer()
+	var st struct {
+		Count int `json:"rotate_upstream_count"`
+	}
+	benchMust(b, json.Unmarshal(a.run(nil, "status"), &st))
+	if st.Count != projects*perProject {
+		b.Fatalf("%d secrets marked rotate_upstream, want %d", st.Count, projects*perProject)
+	}
+	b.ReportMetric(float64(median(took).Microseconds())/1000, "remove_ms")
+	b.ReportMetric(projects*perProject, "secrets")
+}
+
+func benchMust(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
 }
