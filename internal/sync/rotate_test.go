@@ -190,6 +190,10 @@ func TestVerifyRosterAfterRotation(t *testing.T) {
 	byBob := at(2, tm.rotated("alice", RoleAdmin, "bob", 2), tm.rotated("bob", RoleAdmin, "bob", 2), tm.rotated("carol", RoleMember, "bob", 2))
 	otherAlice := newTeam(t, "alice", "bob")
 	forged := at(2, otherAlice.rotated("alice", RoleAdmin, "bob", 2), otherAlice.rotated("bob", RoleAdmin, "bob", 2), tm.rotated("carol", RoleMember, "alice", 2))
+	// The real bob (a pinned admin) signs a creator record with other keys.
+	mixed := newTeam(t, "alice", "bob")
+	mixed.ids["bob"], mixed.wsKey = tm.ids["bob"], tm.wsKey
+	otherKeys := at(2, mixed.rotated("alice", RoleAdmin, "bob", 2), tm.rotated("bob", RoleAdmin, "bob", 2))
 	tests := []struct {
 		name   string
 		detail syncapi.WorkspaceDetail
@@ -205,7 +209,8 @@ func TestVerifyRosterAfterRotation(t *testing.T) {
 		{"the rotating admin pinned without the admin mark", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": tm.pin("bob")}, CheckUnknownSigner},
 		{"the rotating admin unknown here", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice")}, CheckUnknownSigner},
 		{"the rotating admin's keys differ from the pin", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": func() *vault.Pin { p := tm.pin("eve"); p.Admin = true; return p }()}, CheckUnknownSigner},
-		{"a forged creator signed by a forged admin", forged, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice")}, CheckPin},
+		{"a forged creator signed by a forged admin", forged, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice")}, CheckUnknownSigner},
+		{"a valid admin signs other creator keys", otherKeys, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": adminPin("bob")}, CheckPin},
 		{"a record of the old key version", at(2, tm.rotated("alice", RoleAdmin, "alice", 2), tm.rotated("carol", RoleMember, "alice", 1)), self("alice"), nil, CheckKeyVersion},
 		{"every record of the old key version", at(2, tm.rotated("alice", RoleAdmin, "alice", 1)), self("alice"), nil, CheckKeyVersion},
 		{"a record ahead of the workspace", at(1, tm.rotated("alice", RoleAdmin, "alice", 2)), self("alice"), nil, CheckKeyVersion},

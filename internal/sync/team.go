@@ -382,7 +382,10 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 	if !anchored {
 		root = creator.rec.PublicKeys
 	}
-	if !sameKeys(root, creator.rec.PublicKeys) {
+	// A self-signed creator record with other keys is a key change; one
+	// signed by another account must first verify (the fixed point), and
+	// its keys are checked against the anchor with everyone's below.
+	if creator.rec.AddedBy == r.CreatorID && !sameKeys(root, creator.rec.PublicKeys) {
 		return nil, pinMismatch(creator.rec)
 	}
 	// selfRoot: an account whose self-signed record is trusted. The
