@@ -115,34 +115,42 @@ func runSyncRemoveRotates(t *testing.T, kind string) {
 			t.Fatal("bob's identity opens a new sealed workspace key")
 		}
 	}
-	aliceSign := ed25519.PublicKey(r.db.Bytes(t, "SELECT sign_pub FROM accounts WHERE id = ?", r.accountID(r.alice.Email)))
-	trustAll := func(string) (ed25519.PublicKey, error) { return aliceSign, nil }
-	for p, wrapped := range oldWrapped {
-		oldPK, err := syncpkg.UnwrapProjectKey(oldWS, r.wsID, p, 1, wrapped)
-		must(t, err)
-		newWrapped := r.db.Bytes(t, "SELECT wrapped_key FROM projects WHERE workspace_id = ? AND name = ?", r.wsID, p)
-		if _, err := syncpkg.UnwrapProjectKey(oldWS, r.wsID, p, 2, newWrapped); err == nil {
-			t.Fatalf("the old workspace key opens project %s's new key", p)
-		}
-		// Every version is 1 (before) or 2 (re-sealed by the removal).
-		prev := map[string]string{}
-		resealed := 0
-		for _, v := range r.rows(t, "SELECT name, CAST(version AS TEXT), envelope FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", r.wsID, p) {
-			name := string(v[0])
-			if string(v[1]) == "1" {
-				prev[name] = syncpkg.EnvelopeHash(v[2])
-				continue
+	signer := func(id string) (ed25519.PublicKey, error) {
+		return ed25519.PublicKey(r.db.Bytes(t, "SELECT sign_pub FROM accounts WHERE id = ?", id)), nil
+	}
+	// nothingOpens checks every version after the first of each name
+	// (all made after the removal) against bob's old project keys: each
+	// is properly signed and linked, and does not decrypt.
+	nothingOpens := func(want int) {
+		t.Helper()
+		count := 0
+		for p, wrapped := range oldWrapped {
+			oldPK, err := syncpkg.UnwrapProjectKey(oldWS, r.wsID, p, 1, wrapped)
+			must(t, err)
+			newWrapped := r.db.Bytes(t, "SELECT wrapped_key FROM projects WHERE workspace_id = ? AND name = ?", r.wsID, p)
+			if _, err := syncpkg.UnwrapProjectKey(oldWS, r.wsID, p, 2, newWrapped); err == nil {
+				t.Fatalf("the old workspace key opens project %s's new key", p)
 			}
-			resealed++
-			want := syncpkg.SecretExpect{SecretRef: syncpkg.SecretRef{WorkspaceID: r.wsID, Project: p, Name: name}, Version: 2, Prev: prev[name], KeyVersion: 2}
-			if _, _, err := syncpkg.OpenSecret(v[2], want, oldPK, trustAll); syncpkg.CheckOf(err) != syncpkg.CheckDecrypt {
-				t.Fatalf("version %s of %s under bob's old key: %v", v[1], name, err)
+			prev := map[string]string{}
+			for _, v := range r.rows(t, "SELECT name, CAST(version AS TEXT), envelope FROM secret_versions WHERE workspace_id = ? AND project = ? ORDER BY name, version", r.wsID, p) {
+				name, env := string(v[0]), v[2]
+				ver, err := strconv.Atoi(string(v[1]))
+				must(t, err)
+				if ver > 1 {
+					count++
+					want := syncpkg.SecretExpect{SecretRef: syncpkg.SecretRef{WorkspaceID: r.wsID, Project: p, Name: name}, Version: ver, Prev: prev[name], KeyVersion: 2}
+					if _, _, err := syncpkg.OpenSecret(env, want, oldPK, signer); syncpkg.CheckOf(err) != syncpkg.CheckDecrypt {
+						t.Fatalf("version %d of %s under bob's old key: %v", ver, name, err)
+					}
+				}
+				prev[name] = syncpkg.EnvelopeHash(env)
 			}
 		}
-		if resealed != 1 {
-			t.Fatalf("%d re-sealed versions in %s", resealed, p)
+		if count != want {
+			t.Fatalf("%d versions made after the removal, want %d", count, want)
 		}
 	}
+	nothingOpens(2) // the two re-sealed heads
 
 	// Carol pulls both projects and sees the mark on each secret.
 	for _, p := range []string{"billing", "payments"} {
@@ -178,6 +186,7 @@ func runSyncRemoveRotates(t *testing.T, kind string) {
 		t.Errorf("carol's status after set: %s", got)
 	}
 	s.run(c, "secrets", "push").OK(t)
+	nothingOpens(3) // and carol's new version
 	s.run(a, "secrets", "pull").OK(t)
 	if got := field(t, s.run(a, "status").OK(t), "rotate_upstream"); strings.Contains(got, "STRIPE_KEY") || !strings.Contains(got, "DB_URL") {
 		t.Errorf("alice's marks after the pull: %s", got)
