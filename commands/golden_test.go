@@ -86,10 +86,10 @@ func goldenResults() map[string]TextWriter {
 			Paths:     Paths{Config: "/c", Data: "/home/u/.local/share/agentsecrets", State: "/s"},
 			Backend:   &BackendStatus{Kind: "keychain", Reason: "Secret Service", Reachable: false, Detail: "dbus: no reply" + ctrl},
 			Workspace: "default", Project: "web", ProjectSource: "link", LinkFile: "/w/.agentsecrets", Secrets: 2, Workspaces: 1, Projects: 2, Allowlist: 3,
-			ValueRelease: []ReleaseEntry{{Workspace: "default", Project: "web", Name: "DB_URL", Modes: []string{"env", "openclaw"}}},
-			Suspended:    []SuspendedEntry{{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Binding: susp, Reapprove: "agentsecrets secrets bind STRIPE_KEY api.example.com:8443/v1"}},
+			ValueRelease:   []ReleaseEntry{{Workspace: "default", Project: "web", Name: "DB_URL", Modes: []string{"env", "openclaw"}}},
+			Suspended:      []SuspendedEntry{{Workspace: "default", Project: "web", Name: "STRIPE_KEY", Binding: susp, Reapprove: "agentsecrets secrets bind STRIPE_KEY api.example.com:8443/v1"}},
 			RotateUpstream: []RotateEntry{{Workspace: "acme", Project: "web", Name: "STRIPE_KEY"}, {Workspace: "acme", Project: "web", Name: "DB" + ctrl}}, RotateUpstreamCount: 2,
-			Account:      &AccountStatus{Email: "dev@example.com", Server: "https://sync.example.com" + ctrl, SignedIn: true},
+			Account: &AccountStatus{Email: "dev@example.com", Server: "https://sync.example.com" + ctrl, SignedIn: true},
 			Sync: []ProjectSyncStatus{
 				{Workspace: "default", Project: "web", Server: "https://sync.example.com", LastPull: &suspended, CheckedAt: &suspended,
 					Drift: []vault.Drift{{Name: "STRIPE_KEY", State: "remote_newer"}, {Name: "PAYSTACK_TEST_KEY", State: "local_only"}, {Name: "X" + ctrl, State: "conflict"}}},

@@ -107,8 +107,8 @@ type Keys struct {
 	// rotations so older versions of its secrets still open.
 	Previous map[int][]byte
 	Detail   syncapi.WorkspaceDetail
-	id          Identity
-	roster      *Roster
+	id       Identity
+	roster   *Roster
 	// lookup trusts the signers of secret envelopes (admins and members),
 	// admins the signers of allowlist documents.
 	lookup, admins SignerLookup
