@@ -103,17 +103,17 @@ type Keys struct {
 	Workspace   []byte
 	Project     []byte
 	KeyVersion  int
-	// Previous are the project's older keys by key version, kept by
-	// rotations so older versions of its secrets still open.
-	Previous map[int][]byte
-	Detail   syncapi.WorkspaceDetail
-	id       Identity
-	roster   *Roster
+	Detail      syncapi.WorkspaceDetail
+	id          Identity
+	roster      *Roster
 	// lookup trusts the signers of secret envelopes (admins and members),
 	// admins the signers of allowlist documents.
 	lookup, admins SignerLookup
 	// held: this device holds invite codes of the workspace.
 	held bool
+	// Previous are the project's older keys by key version, kept by
+	// rotations so older versions of its secrets still open.
+	Previous map[int][]byte
 }
 
 // Wipe clears the keys.
