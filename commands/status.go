@@ -111,7 +111,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &StatusResult{Version: Version, Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}}
+	res := &StatusResult{Version: Version, Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}, RotateUpstream: []RotateEntry{}}
 	st, err := env.Store()
 	if errors.Is(err, vault.ErrNotInitialised) {
 		res.Next = []string{"agentsecrets init"}
