@@ -80,7 +80,7 @@ func goldenResults() map[string]TextWriter {
 		}},
 		"SecretsListResult": &SecretsListResult{Workspace: "default", Project: "web", Secrets: []SecretInfo{
 			{Name: "STRIPE_KEY", Version: 2, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "set", Bindings: []policy.Binding{bound, susp}, Releases: []string{"env"}},
-			{Name: "UNBOUND" + ctrl, Version: 1, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "generate"},
+			{Name: "UNBOUND" + ctrl, Version: 1, CreatedAt: goldenTime, UpdatedAt: goldenTime, Source: "generate", RotateUpstream: true},
 		}},
 		"StatusResult": &StatusResult{Initialised: true, Version: "0.0.0-golden", VaultID: "v-123",
 			Paths:     Paths{Config: "/c", Data: "/home/u/.local/share/agentsecrets", State: "/s"},
@@ -94,7 +94,7 @@ func goldenResults() map[string]TextWriter {
 					Drift: []vault.Drift{{Name: "STRIPE_KEY", State: "remote_newer"}, {Name: "PAYSTACK_TEST_KEY", State: "local_only"}, {Name: "X" + ctrl, State: "conflict"}}},
 				{Workspace: "default", Project: "api", Server: "https://sync.example.com", Drift: []vault.Drift{{Name: "A", State: "local_newer"}}},
 			},
-			IndexRevision: 9},
+			IndexRevision: 9, RotateUpstreamCount: 2, RotateUpstream: []RotateEntry{{Workspace: "acme", Project: "web", Name: "STRIPE_KEY"}, {Workspace: "acme", Project: "web", Name: "DB" + ctrl}}},
 		"WorkspaceListResult": &WorkspaceListResult{Workspaces: []WorkspaceInfo{
 			{Name: "default", Current: true, Projects: []string{"default", "web"}, Allowlist: 2, CreatedAt: goldenTime, Location: "local"},
 			{Name: "acme" + ctrl, Projects: []string{"default"}, CreatedAt: goldenTime, Location: "remote", Server: "https://sync.example.com", ID: "0123"},
@@ -104,7 +104,7 @@ func goldenResults() map[string]TextWriter {
 			{Name: "STRIPE_KEY", State: "remote_newer", LocalVersion: 1, RemoteVersion: 2},
 			{Name: "PAYSTACK_TEST_KEY", State: "local_only", LocalVersion: 1},
 			{Name: "MINE", State: "local_newer", LocalVersion: 3, RemoteVersion: 1},
-			{Name: "BOTH" + ctrl, State: "conflict", LocalVersion: 2, RemoteVersion: 2},
+			{Name: "BOTH" + ctrl, State: "conflict", LocalVersion: 2, RemoteVersion: 2, RotateUpstream: true},
 			{Name: "NEW", State: "remote_only", RemoteVersion: 1},
 			{Name: "SAME", State: "in_sync", LocalVersion: 1, RemoteVersion: 1},
 		}}),
@@ -151,6 +151,12 @@ func goldenResults() map[string]TextWriter {
 			{Name: "deploy", ID: "17ce5b1e1bdb3bb6b6b0b6c5a3f1a0e2", Role: "member", Projects: []string{}, CreatedBy: "ada@example.com", CreatedAt: goldenTime,
 				ExpiresAt: goldenTime.Add(90 * 24 * time.Hour), RevokedAt: &goldenTime},
 		}}},
+		"WorkspaceRemoveResult": &WorkspaceRemoveResult{RemoveResult: agsync.RemoveResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", Removed: "bob@example.com" + ctrl,
+			RemovedID: "b2", KeyVersion: 2, Members: 2, Reencrypted: 3, Projects: []agsync.RotatedProject{
+				{Project: "payments", KeyVersion: 2, RotateUpstream: []string{"STRIPE_KEY", "DB" + ctrl}},
+				{Project: "web", KeyVersion: 2, RotateUpstream: []string{"GITHUB_TOKEN"}},
+				{Project: "empty", KeyVersion: 2, RotateUpstream: []string{}},
+			}}, Approved: true},
 		"AllowlistListResult": &AllowlistListResult{Workspace: "default", Hosts: []policy.AllowEntry{
 			{Host: "api.example.com", AddedAt: goldenTime},
 			{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},

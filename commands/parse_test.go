@@ -38,6 +38,7 @@ var parseCases = []struct {
 	{[]string{"workspace", "invite", "bob@example.com"}, f{"Email": "bob@example.com", "Role": "member"}},
 	{[]string{"workspace", "invites"}, f{}},
 	{[]string{"workspace", "join", "acme", "--code", "-"}, f{"Name": "acme", "Code": "-"}},
+	{[]string{"workspace", "remove", "bob@example.com", "--workspace", "w"}, f{"Member": "bob@example.com", "Workspace": "w"}},
 	{[]string{"workspace", "members", "--workspace", "w", "--verify", "bob@example.com", "--fingerprint", "0a1b 2c3d"},
 		f{"Workspace": "w", "Verify": "bob@example.com", "Fingerprint": "0a1b 2c3d"}},
 	{[]string{"workspace", "token", "create", "ci", "--role", "reader", "--project", "a", "--project", "b", "--expires", "30d", "--out", "t", "--workspace", "w", "--passphrase-file", "p"},

@@ -212,6 +212,9 @@ type SecretInfo struct {
 	// Releases are the ways a human approved handing the value itself to
 	// another process: env, openclaw. Usually empty.
 	Releases []string `json:"releases"`
+	// RotateUpstream: a member removed from the workspace could read the
+	// value; replace it at its provider, then `secrets set` the new one.
+	RotateUpstream bool `json:"rotate_upstream,omitempty"`
 }
 
 // SecretsListResult lists a project's secrets by name.
@@ -247,7 +250,7 @@ func (c *SecretsListCmd) Run(env *Env) (*SecretsListResult, error) {
 	res := &SecretsListResult{Workspace: sel.Workspace, Project: sel.Project, Secrets: make([]SecretInfo, 0, len(secrets))}
 	for _, s := range secrets {
 		res.Secrets = append(res.Secrets, SecretInfo{Name: s.Name, Version: s.Version, CreatedAt: s.CreatedAt, UpdatedAt: s.UpdatedAt,
-			Source: s.Source, Bindings: s.Bindings, Releases: releasesOf(s.Secret)})
+			Source: s.Source, Bindings: s.Bindings, Releases: releasesOf(s.Secret), RotateUpstream: s.RotateUpstream})
 	}
 	return res, nil
 }
@@ -292,6 +295,9 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 				b = appendJSONString(b, r)
 			}
 			b = append(b, ']')
+		}
+		if s.RotateUpstream {
+			b = append(b, `,"rotate_upstream":true`...)
 		}
 		b = append(b, '}')
 	}
@@ -340,6 +346,9 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 		}
 		if len(s.Releases) > 0 {
 			bound += "  VALUE RELEASED to " + strings.Join(s.Releases, ", ")
+		}
+		if s.RotateUpstream {
+			bound += "  ROTATE UPSTREAM (a removed member held it; set a new value)"
 		}
 		fmt.Fprintf(w, "  %-32s v%-3d %s  %s\n", s.Name, s.Version, s.UpdatedAt.Format(time.DateOnly), bound)
 	}

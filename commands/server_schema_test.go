@@ -49,6 +49,8 @@ var serverBodies = []struct {
 	{"token", &syncapi.Token{}, "POST " + syncapi.PathTokens + " response"},
 	{"token_list", &syncapi.TokenList{}, "GET " + syncapi.PathTokens + " response"},
 	{"token_login_request", &syncapi.TokenLoginRequest{}, "POST " + syncapi.PathTokenLogin + " request (answered with a session_response without a refresh token)"},
+	{"rotate_request", &syncapi.RotateRequest{}, "POST " + syncapi.PathRotate + " request"},
+	{"rotate_response", &syncapi.RotateResponse{}, "POST " + syncapi.PathRotate + " response"},
 	{"error", &syncapi.Error{}, "every non-2xx response"},
 }
 

@@ -91,6 +91,11 @@ type StatusResult struct {
 	// Suspended lists every binding the echo tripwire suspended, in every
 	// workspace and project, with the command that re-approves it.
 	Suspended []SuspendedEntry `json:"suspended"`
+	// RotateUpstream lists every secret, in every workspace and project,
+	// that a member removed from its workspace could read: replace each
+	// at its provider, then `secrets set` the new value.
+	RotateUpstream      []RotateEntry `json:"rotate_upstream"`
+	RotateUpstreamCount int           `json:"rotate_upstream_count"`
 	// Account is the sync account, if the vault has one.
 	Account *AccountStatus `json:"account,omitempty"`
 	// Sync lists every project of a remote workspace with its last pull,
@@ -106,7 +111,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &StatusResult{Version: Version, Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}}
+	res := &StatusResult{Version: Version, Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}, RotateUpstream: []RotateEntry{}}
 	st, err := env.Store()
 	if errors.Is(err, vault.ErrNotInitialised) {
 		res.Next = []string{"agentsecrets init"}
@@ -135,6 +140,8 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	}
 	res.ValueRelease = valueReleases(ix)
 	res.Suspended = suspendedBindings(ix)
+	res.RotateUpstream = rotateUpstream(ix)
+	res.RotateUpstreamCount = len(res.RotateUpstream)
 	sel, err := c.Scope.resolve(env, ix.Current)
 	if err != nil {
 		return nil, err
@@ -224,6 +231,25 @@ func valueReleases(ix *vault.Index) []ReleaseEntry {
 	return out
 }
 
+// RotateEntry is a secret marked rotate_upstream.
+type RotateEntry struct {
+	Workspace string `json:"workspace"`
+	Project   string `json:"project"`
+	Name      string `json:"name"`
+}
+
+// rotateUpstream lists every secret marked rotate_upstream.
+func rotateUpstream(ix *vault.Index) []RotateEntry {
+	out := []RotateEntry{}
+	ix.EachSecret(func(sel vault.Selection, name string, s *vault.Secret) bool {
+		if s.RotateUpstream {
+			out = append(out, RotateEntry{Workspace: sel.Workspace, Project: sel.Project, Name: name})
+		}
+		return true
+	})
+	return out
+}
+
 // suspendedBindings lists every suspended binding of the vault.
 func suspendedBindings(ix *vault.Index) []SuspendedEntry {
 	out := []SuspendedEntry{}
@@ -289,6 +315,17 @@ func (r *StatusResult) WriteText(w io.Writer) error {
 	}
 	for _, e := range r.Suspended {
 		fmt.Fprintf(w, "SUSPENDED:  %s/%s/%s → %s (%s); re-approve: %s\n", e.Workspace, e.Project, e.Name, e.Binding.Target(), e.Binding.SuspendReason, e.Reapprove)
+	}
+	if r.RotateUpstreamCount > 0 {
+		byProject := map[string][]string{}
+		for _, e := range r.RotateUpstream {
+			p := e.Workspace + "/" + e.Project
+			byProject[p] = append(byProject[p], e.Name)
+		}
+		fmt.Fprintf(w, "Rotate:     %d secret(s) a removed member could read\n", r.RotateUpstreamCount)
+		for _, p := range vault.SortedKeys(byProject) {
+			writeRotateUpstream(w, p, byProject[p])
+		}
 	}
 	if r.Account != nil {
 		signed := "signed in"

@@ -115,10 +115,17 @@ func driftLine(name, state string) string {
 }
 
 func (r *SecretsDiffResult) WriteText(w io.Writer) error {
+	var rotate []string
 	for _, s := range r.Secrets {
 		if s.State != agsync.InSync {
 			fmt.Fprintln(w, driftLine(s.Name, s.State))
 		}
+		if s.RotateUpstream {
+			rotate = append(rotate, s.Name)
+		}
+	}
+	if len(rotate) > 0 {
+		writeRotateUpstream(w, "", rotate)
 	}
 	inSync := len(r.Secrets) - r.OutOfSync
 	if r.OutOfSync == 0 {

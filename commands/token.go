@@ -192,6 +192,10 @@ func (r *WorkspaceTokenResult) WriteText(w io.Writer) error {
 	t := r.Token
 	if t.RevokedAt != nil {
 		fmt.Fprintf(w, "Revoked service token %s (%s) of workspace %s: it can no longer sign in or read anything.\n", t.Name, t.ID, r.Workspace)
+		if r.Rotation != nil {
+			fmt.Fprintf(w, "Keys rotated to version %d: %d secret versions re-encrypted and marked rotate_upstream (the token could read them).\n",
+				r.Rotation.KeyVersion, r.Rotation.Reencrypted)
+		}
 		return nil
 	}
 	fmt.Fprintf(w, "Created service token %s (%s) in workspace %s: role %s, %s, expires %s.\n", t.Name, t.ID, r.Workspace, t.Role,

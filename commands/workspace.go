@@ -24,6 +24,7 @@ type WorkspaceCmd struct {
 	Join      WorkspaceJoinCmd    `cmd:"" help:"Accept an invite with the code the inviting admin gave you."`
 	Members   WorkspaceMembersCmd `cmd:"" help:"List a remote workspace's verified members and key fingerprints, or mark one checked in person."`
 	Token     WorkspaceTokenCmd   `cmd:"" help:"Service tokens for CI and headless agents: create, list, revoke."`
+	Remove    WorkspaceRemoveCmd  `cmd:"" help:"Remove a member from a remote workspace and rotate every key they held (needs the admin passphrase)."`
 }
 
 // WorkspaceInfo describes one workspace.

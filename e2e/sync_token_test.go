@@ -154,6 +154,35 @@ func runSyncServiceToken(t *testing.T, dbKind string) {
 	if !strings.Contains(string(rv.Stdout), `"revoked_at"`) {
 		t.Fatalf("revoke: %s", rv.Stdout)
 	}
+	// Revoking rotated every key like a removal; only the token's project
+	// is marked rotate_upstream (the server never answered it for billing).
+	var revoked struct {
+		Rotation *struct {
+			KeyVersion int `json:"key_version"`
+			Projects   []struct {
+				Project        string   `json:"project"`
+				RotateUpstream []string `json:"rotate_upstream"`
+			} `json:"projects"`
+		} `json:"rotation"`
+	}
+	must(t, json.Unmarshal(rv.Stdout, &revoked))
+	if revoked.Rotation == nil || revoked.Rotation.KeyVersion != 2 {
+		t.Fatalf("revoke did not rotate the keys: %s", rv.Stdout)
+	}
+	for _, p := range revoked.Rotation.Projects {
+		if marked := len(p.RotateUpstream) > 0; marked != (p.Project == "payments") {
+			t.Errorf("project %s marked %v after revoking a token scoped to payments", p.Project, p.RotateUpstream)
+		}
+	}
+	if n := r.db.String(t, "SELECT CAST(key_version AS TEXT) FROM workspaces WHERE id = ?", r.wsID); n != "2" {
+		t.Fatalf("workspace key version after revoke: %s", n)
+	}
+	if l := s.run(a, "secrets", "list").OK(t); !strings.Contains(string(l.Stdout), `"rotate_upstream":true`) {
+		t.Fatalf("payments secrets not marked after the revoke: %s", l.Stdout)
+	}
+	if l := s.run(a, "secrets", "list", "--project", "billing").OK(t); strings.Contains(string(l.Stdout), `"rotate_upstream":true`) {
+		t.Fatalf("billing marked after revoking a payments token: %s", l.Stdout)
+	}
 	if code := getWorkspace(t, r.srv.URL, r.wsID, access); code != http.StatusUnauthorized {
 		t.Fatalf("a revoked token's session answered %d", code)
 	}

@@ -140,6 +140,19 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 	call[syncapi.Member](t, "POST", ts.URL+path(syncapi.PathInviteComplete, "ws", ws, "invite", inv.ID), second.Session.AccessToken,
 		syncapi.CompleteInviteRequest{Record: canary("invitee record", 200), SealedKey: canary("invitee sealed key", 80)})
 
+	// A rotation removing bob, every payload a canary; a refused one too.
+	rotate := func(tag string, keyVersion int) syncapi.RotateRequest {
+		return syncapi.RotateRequest{RemovedAccountID: bob.Account.ID, KeyVersion: keyVersion,
+			Members: []syncapi.RotateMember{{AccountID: u.Account.ID, Role: RoleAdmin, Record: canary(tag+"rotated record", 200), SealedKey: canary(tag+"rotated sealed key", 80)}},
+			Projects: []syncapi.RotateProject{{Name: "app", KeyVersion: 2, WrappedKey: canary(tag+"rotated project key", 60),
+				PreviousKeys: []syncapi.ProjectKey{{KeyVersion: 1, WrappedKey: canary(tag+"previous project key", 60)}}, Heads: map[string]int{"A": 1},
+				Changes: []syncapi.PushChange{{Name: "A", BaseVersion: 1, Envelope: canary(tag+"re-sealed envelope", 120)}}}}}
+	}
+	rotateURL := ts.URL + path(syncapi.PathRotate, "ws", ws)
+	apiError(t, "POST", rotateURL, second.Session.AccessToken, rotate("refused ", 5), 409, "conflict")
+	call[syncapi.RotateResponse](t, "POST", rotateURL, second.Session.AccessToken, rotate("", 2))
+	apiError(t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", ws), bob.Session.AccessToken, nil, 401, "unauthorized")
+
 	// The database while sessions are live (a pg_dump shows only live
 	// rows; logout and reuse below delete them).
 	live := databaseBytes(t, spec)
@@ -154,7 +167,7 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 
 	logs := ts.Log.String()
 	if !strings.Contains(logs, `"msg":"auth failure"`) || !strings.Contains(logs, `"route":"POST /v1/workspaces/{ws}/projects/{project}/push"`) ||
-		!strings.Contains(logs, `"event":"completed"`) || !strings.Contains(logs, `"invite":"`+inv.ID+`"`) {
+		!strings.Contains(logs, `"event":"completed"`) || !strings.Contains(logs, `"invite":"`+inv.ID+`"`) || !strings.Contains(logs, `"msg":"rotate"`) {
 		t.Fatalf("the log lacks the lines this test drove:\n%s", logs)
 	}
 	ts.Log.lines(t) // every line is JSON

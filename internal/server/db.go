@@ -206,10 +206,17 @@ func (s *SQLStore) SchemaVersion(ctx context.Context) (int64, error) {
 	return v, err
 }
 
-// MigrationCount is the number of embedded migrations.
+// MigrationCount is the version of the newest embedded migration (the
+// number its file name starts with): what SchemaVersion reports once all
+// are applied, also while numbers are taken by branches not merged yet.
 func MigrationCount() int {
 	files, _ := fs.Glob(migrations, "migrations/*.sql")
-	return len(files)
+	n := 0
+	for _, f := range files {
+		v, _ := strconv.Atoi(strings.SplitN(filepath.Base(f), "_", 2)[0])
+		n = max(n, v)
+	}
+	return n
 }
 
 func dbError(what string, err error) error {

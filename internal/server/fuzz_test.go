@@ -186,3 +186,10 @@ func FuzzDecodeCompleteInvite(f *testing.F) {
 	},
 		syncapi.CompleteInviteRequest{Record: []byte("record"), SealedKey: []byte("sealed")})
 }
+
+func FuzzDecodeRotate(f *testing.F) {
+	fuzzBody(f, func(fx *fuzzFixture) string { return path(syncapi.PathRotate, "ws", fx.ws) },
+		syncapi.RotateRequest{RemovedAccountID: "someone", KeyVersion: 2, Members: []syncapi.RotateMember{{AccountID: "a", Role: RoleAdmin, Record: []byte{1}, SealedKey: []byte{1}}},
+			Projects: []syncapi.RotateProject{{Name: "app", KeyVersion: 2, WrappedKey: []byte{1}, PreviousKeys: []syncapi.ProjectKey{{KeyVersion: 1, WrappedKey: []byte{1}}},
+				Heads: map[string]int{"A": 1}, Changes: []syncapi.PushChange{{Name: "A", BaseVersion: 1, Envelope: []byte("x")}}}}})
+}

@@ -148,6 +148,7 @@ func (s *Server) routes() {
 	auth("POST "+syncapi.PathTokens, s.createToken)
 	auth("DELETE "+syncapi.PathToken, s.revokeToken)
 	pub("POST "+syncapi.PathTokenLogin, s.tokenLogin)
+	auth("POST "+syncapi.PathRotate, s.rotate)
 	// Everything else, a wrong method included, is a JSON not_found.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errcode.WithHint(errcode.New(errcode.NotFound, "no such endpoint"), "check the server URL; the API lives under /"+syncapi.Version))
@@ -319,7 +320,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // JSON value, no unknown fields, nothing after it. Its errors never quote
 // the body.
 func decode(w http.ResponseWriter, r *http.Request, v any) error {
-	r.Body = http.MaxBytesReader(w, r.Body, syncapi.MaxBody)
+	return decodeLimit(w, r, v, syncapi.MaxBody)
+}
+
+// decodeLimit is decode with another size bound.
+func decodeLimit(w http.ResponseWriter, r *http.Request, v any, limit int64) error {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -337,7 +343,7 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 func bodyError(err error) error {
 	var tooBig *http.MaxBytesError
 	if errors.As(err, &tooBig) {
-		return errcode.WithHint(errcode.Errorf(errcode.TooLarge, "request body exceeds %d bytes", syncapi.MaxBody), "push fewer secrets at a time")
+		return errcode.WithHint(errcode.Errorf(errcode.TooLarge, "request body exceeds %d bytes", tooBig.Limit), "push fewer secrets at a time")
 	}
 	msg := "malformed request body"
 	var syn *json.SyntaxError

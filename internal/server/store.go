@@ -84,6 +84,13 @@ type Store interface {
 	// for it, valid until now+ttl or the token's expiry, whichever is
 	// first (returned); errBadToken for a wrong, expired or revoked one.
 	TokenLogin(ctx context.Context, id string, authHash, accessHash []byte, now time.Time, ttl time.Duration) (serviceToken, accountRow, time.Time, error)
+	// Rotate removes req.RemovedAccountID and stores the rotated member
+	// records, project keys and re-sealed versions (see rotate.go), in one
+	// transaction; it returns the number of versions stored.
+	Rotate(ctx context.Context, wsID, admin string, req syncapi.RotateRequest, now time.Time) (int, error)
+	// Removed reports whether the account was removed from the workspace
+	// (and not added back), with the workspace's name.
+	Removed(ctx context.Context, wsID, accountID string) (name string, removed bool, err error)
 }
 
 var _ Store = (*SQLStore)(nil)
@@ -515,6 +522,10 @@ func (s *SQLStore) insertMember(ctx context.Context, tx *sql.Tx, wsID string, m 
 		}
 		return dbError("insert member", err)
 	}
+	// Added back after a removal: a member again, not "removed".
+	if _, err := s.exec(ctx, tx, "DELETE FROM removals WHERE workspace_id = ? AND account_id = ?", wsID, m.AccountID); err != nil {
+		return dbError("insert member", err)
+	}
 	return nil
 }
 
@@ -553,9 +564,9 @@ func (s *SQLStore) Role(ctx context.Context, wsID, accountID string) (string, er
 func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) (syncapi.WorkspaceDetail, error) {
 	var d syncapi.WorkspaceDetail
 	var created int64
-	err := s.row(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at FROM workspaces w
+	err := s.row(ctx, s.db, `SELECT w.id, w.name, m.role, w.created_by, w.created_at, w.key_version FROM workspaces w
 		JOIN members m ON m.workspace_id = w.id WHERE w.id = ? AND m.account_id = ?`, wsID, accountID).
-		Scan(&d.Workspace.ID, &d.Workspace.Name, &d.Workspace.Role, &d.Workspace.CreatedBy, &created)
+		Scan(&d.Workspace.ID, &d.Workspace.Name, &d.Workspace.Role, &d.Workspace.CreatedBy, &created, &d.KeyVersion)
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, errMissing
 	}
@@ -602,6 +613,9 @@ func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) 
 	}
 	if err := prow.Err(); err != nil {
 		return d, dbError("list projects", err)
+	}
+	if err := s.previousKeys(ctx, wsID, d.Projects); err != nil {
+		return d, err
 	}
 	if err := s.row(ctx, s.db, "SELECT COALESCE(MAX(version), 0) FROM allowlist_versions WHERE workspace_id = ?", wsID).Scan(&d.AllowlistVersion); err != nil {
 		return d, dbError("read allowlist head", err)
@@ -738,6 +752,12 @@ func (s *SQLStore) Push(ctx context.Context, wsID, project, author string, chang
 	var out []syncapi.SecretVersion
 	err := s.tx(ctx, func(tx *sql.Tx) error {
 		out = out[:0]
+		// Takes the project's row lock: a rotation (rotate.go) takes it
+		// before reading heads, so it waits for this push, sees its
+		// versions and refuses to rotate without them.
+		if _, err := s.exec(ctx, tx, "UPDATE projects SET key_version = key_version WHERE workspace_id = ? AND name = ?", wsID, project); err != nil {
+			return dbError("lock project", err)
+		}
 		var moved []string
 		for _, c := range changes {
 			var head int

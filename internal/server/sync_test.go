@@ -139,6 +139,7 @@ func authedEndpoints(t *testing.T, ws, device, invite string) []endpoint {
 		{"GET", syncapi.PathMyInvites, nil, false},
 		// Addressed to a third email: other's token finds nothing.
 		{"POST", path(syncapi.PathInviteAccept, "invite", invite), syncapi.AcceptInviteRequest{Proof: make([]byte, 32)}, true},
+		{"POST", path(syncapi.PathRotate, "ws", ws), syncapi.RotateRequest{RemovedAccountID: "x", KeyVersion: 2}, true},
 	}
 }
 
@@ -188,7 +189,11 @@ func TestMalformedBodies(t *testing.T) {
 	routes := []string{syncapi.PathPrelogin, syncapi.PathAccounts, syncapi.PathSessions, syncapi.PathRefresh, syncapi.PathWorkspaces,
 		path(syncapi.PathProjects, "ws", ws), path(syncapi.PathPull, "ws", ws, "project", "app"),
 		path(syncapi.PathPush, "ws", ws, "project", "app"), path(syncapi.PathAllowlist, "ws", ws),
-		path(syncapi.PathInvites, "ws", ws), path(syncapi.PathInviteComplete, "ws", ws, "invite", hexID(t)), path(syncapi.PathInviteAccept, "invite", hexID(t))}
+		path(syncapi.PathInvites, "ws", ws), path(syncapi.PathInviteComplete, "ws", ws, "invite", hexID(t)), path(syncapi.PathInviteAccept, "invite", hexID(t)),
+		path(syncapi.PathRotate, "ws", ws)}
+	// A rotation carries every secret of the workspace: its bound is
+	// syncapi.MaxRotateBody, too large to send here.
+	bigger := map[string]bool{path(syncapi.PathRotate, "ws", ws): true}
 	cases := []struct {
 		name   string
 		body   []byte
@@ -204,6 +209,9 @@ func TestMalformedBodies(t *testing.T) {
 	}
 	for _, route := range routes {
 		for _, c := range cases {
+			if c.code == "too_large" && bigger[route] {
+				continue
+			}
 			t.Run(route+"/"+c.name, func(t *testing.T) {
 				e := apiError(t, "POST", ts.URL+route, u.Session.AccessToken, c.body, c.status, c.code)
 				if strings.Contains(e.Message, marker) {

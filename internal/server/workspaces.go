@@ -52,6 +52,11 @@ func (s *Server) member(r *http.Request, info *reqInfo, roles ...string) (string
 		return "", err
 	}
 	role, err := s.store.Role(r.Context(), ws, info.account)
+	if errors.Is(err, errMissing) {
+		if rerr := s.removedFrom(r.Context(), ws, info.account); rerr != nil {
+			return "", rerr
+		}
+	}
 	if err := checkRole(role, err, roles); err != nil {
 		return "", err
 	}
@@ -88,6 +93,11 @@ func (s *Server) project(r *http.Request, info *reqInfo, roles ...string) (ws, p
 	// Membership and the project in one query: every sync request
 	// runs this.
 	role, ok, err := s.store.ProjectRole(r.Context(), ws, name, info.account)
+	if errors.Is(err, errMissing) {
+		if rerr := s.removedFrom(r.Context(), ws, info.account); rerr != nil {
+			return "", "", rerr
+		}
+	}
 	if err := checkRole(role, err, roles); err != nil {
 		return "", "", err
 	}
@@ -241,33 +251,43 @@ func (s *Server) push(w http.ResponseWriter, r *http.Request, info *reqInfo) (an
 	if len(req.Changes) == 0 {
 		return nil, errcode.New(errcode.Usage, "a push needs at least one change")
 	}
-	if len(req.Changes) > syncapi.MaxPushChanges {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.TooLarge, "a push may change at most %d secrets", syncapi.MaxPushChanges), "push fewer secrets at a time")
-	}
-	seen := map[string]bool{}
-	for _, c := range req.Changes {
-		if err := vault.CheckSecretName(c.Name); err != nil {
-			return nil, err
-		}
-		if seen[c.Name] {
-			return nil, errcode.Errorf(errcode.Usage, "%s appears twice in one push", c.Name)
-		}
-		seen[c.Name] = true
-		if c.BaseVersion < 0 {
-			return nil, errcode.Errorf(errcode.Usage, "base_version of %s is negative", c.Name)
-		}
-		if len(c.Envelope) == 0 {
-			return nil, errcode.Errorf(errcode.Usage, "envelope of %s is empty", c.Name)
-		}
-		if len(c.Envelope) > syncapi.MaxEnvelope {
-			return nil, errcode.Errorf(errcode.TooLarge, "envelope of %s exceeds %d bytes", c.Name, syncapi.MaxEnvelope)
-		}
+	if err := checkChanges(req.Changes, syncapi.MaxPushChanges); err != nil {
+		return nil, err
 	}
 	versions, err := s.store.Push(r.Context(), ws, project, info.account, req.Changes, s.now())
 	if err != nil {
 		return nil, err
 	}
 	return syncapi.PushResponse{Versions: versions}, nil
+}
+
+// checkChanges validates the changes of a push or a rotation: at most
+// limit, each name valid and once, base versions not negative, envelopes
+// present and bounded.
+func checkChanges(changes []syncapi.PushChange, limit int) error {
+	if len(changes) > limit {
+		return errcode.WithHint(errcode.Errorf(errcode.TooLarge, "a push may change at most %d secrets", limit), "push fewer secrets at a time")
+	}
+	seen := map[string]bool{}
+	for _, c := range changes {
+		if err := vault.CheckSecretName(c.Name); err != nil {
+			return err
+		}
+		if seen[c.Name] {
+			return errcode.Errorf(errcode.Usage, "%s appears twice in one push", c.Name)
+		}
+		seen[c.Name] = true
+		if c.BaseVersion < 0 {
+			return errcode.Errorf(errcode.Usage, "base_version of %s is negative", c.Name)
+		}
+		if len(c.Envelope) == 0 {
+			return errcode.Errorf(errcode.Usage, "envelope of %s is empty", c.Name)
+		}
+		if len(c.Envelope) > syncapi.MaxEnvelope {
+			return errcode.Errorf(errcode.TooLarge, "envelope of %s exceeds %d bytes", c.Name, syncapi.MaxEnvelope)
+		}
+	}
+	return nil
 }
 
 func (s *Server) history(w http.ResponseWriter, r *http.Request, info *reqInfo) (any, error) {

@@ -428,6 +428,8 @@ func (c *Client) statusError(resp *http.Response) error {
 		err = errcode.New(code, msg)
 	}
 	switch {
+	case code == errcode.Unauthorized && strings.Contains(msg, removedMessage):
+		err = errcode.WithHint(err, removedHint)
 	case code == errcode.Unauthorized:
 		err = errcode.WithHint(err, c.loginCommand())
 	case code == errcode.Conflict:
@@ -591,7 +593,7 @@ func (c *Client) loginCommand() string {
 
 // loginHint makes sure an unauthorized error carries the login hint.
 func (c *Client) loginHint(err error) error {
-	if isUnauthorized(err) && errcode.Classify(err).Hint != c.loginCommand() {
+	if rep := errcode.Classify(err); isUnauthorized(err) && rep.Hint != c.loginCommand() && rep.Hint != removedHint {
 		return errcode.WithHint(err, c.loginCommand())
 	}
 	return err

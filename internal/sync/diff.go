@@ -111,6 +111,9 @@ type NameDiff struct {
 	RemoteVersion int `json:"remote_version"`
 	// Deleted says which side deleted the name: local or remote.
 	Deleted string `json:"deleted,omitempty" jsonschema:"enum=local,enum=remote"`
+	// RotateUpstream: a member removed from the workspace could read the
+	// value (marked here, or on the server's newest version).
+	RotateUpstream bool `json:"rotate_upstream,omitempty"`
 }
 
 // LocalOf reads one name's local state from a project's index entry.
@@ -184,6 +187,9 @@ func DiffProject(p *vault.Project, heads map[string]Remote, names []string, same
 			continue // deleted on both sides
 		}
 		d := NameDiff{Name: n, State: state, LocalVersion: l.Version, RemoteVersion: r.Head}
+		if s := p.Secrets[n]; s != nil {
+			d.RotateUpstream = s.RotateUpstream
+		}
 		switch {
 		case l.Deleted && state != InSync:
 			d.Deleted = "local"

@@ -51,6 +51,10 @@ type SecretContent struct {
 	// (crypto.SyncFingerprint under the project key), "" for a tombstone.
 	// SealSecret computes it; OpenSecret checks it.
 	Fingerprint string
+	// RotateUpstream: a member removed from the workspace could read this
+	// value, so it should be replaced at its provider. A removal sets it
+	// on every re-sealed secret; a new value (`secrets set`) clears it.
+	RotateUpstream bool
 }
 
 // SecretExpect is what the caller asked the server for; OpenSecret refuses
@@ -70,6 +74,8 @@ type secretBody struct {
 	Source      string           `json:"source,omitempty"`
 	UpdatedAt   time.Time        `json:"updated_at"`
 	Fingerprint string           `json:"fingerprint,omitempty"`
+	// RotateUpstream is signed with the rest of the body.
+	RotateUpstream bool `json:"rotate_upstream,omitempty"`
 }
 
 // envelopeFields counts the fields of an envelope: domain, workspace,
@@ -121,10 +127,10 @@ func SealSecret(author Identity, h SecretHeader, projectKey []byte, c SecretCont
 	if h.WorkspaceID == "" || h.Project == "" || h.Name == "" || h.KeyVersion < 1 {
 		return nil, errors.New("envelope needs a workspace, project, name and key version")
 	}
-	body := secretBody{Deleted: c.Deleted, Bindings: vault.SyncedBindings(c.Bindings), Source: c.Source, UpdatedAt: c.UpdatedAt.UTC()}
+	body := secretBody{Deleted: c.Deleted, Bindings: vault.SyncedBindings(c.Bindings), Source: c.Source, UpdatedAt: c.UpdatedAt.UTC(), RotateUpstream: c.RotateUpstream}
 	if c.Deleted {
-		if !c.Value.Empty() || len(c.Bindings) > 0 {
-			return nil, errors.New("a tombstone carries no value and no bindings")
+		if !c.Value.Empty() || len(c.Bindings) > 0 || c.RotateUpstream {
+			return nil, errors.New("a tombstone carries no value, no bindings and no rotation mark")
 		}
 	} else {
 		body.Value = c.Value.Reveal()
@@ -175,19 +181,9 @@ func SyncFingerprint(projectKey []byte, r SecretRef, v secret.Value) (string, er
 // decrypt or is malformed.
 func OpenSecret(envelope []byte, want SecretExpect, projectKey []byte, lookup SignerLookup) (SecretHeader, SecretContent, error) {
 	subject := fmt.Sprintf("version %d of %s", want.Version, want.SecretRef)
-	f, signed, sig, err := parseSigned(envelope, envelopeFields, domainEnvelope)
+	f, signed, sig, h, err := parseEnvelope(subject, envelope)
 	if err != nil {
-		return SecretHeader{}, SecretContent{}, refuse(subject, CheckFormat, err.Error())
-	}
-	version, errV := intField(f[4])
-	keyVersion, errK := intField(f[7])
-	created, errT := parseTime(f[8])
-	if errV != nil || errK != nil || errT != nil {
-		return SecretHeader{}, SecretContent{}, refuse(subject, CheckFormat, "malformed header field")
-	}
-	h := SecretHeader{
-		SecretRef: SecretRef{WorkspaceID: string(f[1]), Project: string(f[2]), Name: string(f[3])},
-		Version:   version, Prev: string(f[5]), AuthorID: string(f[6]), KeyVersion: keyVersion, CreatedAt: created,
+		return SecretHeader{}, SecretContent{}, err
 	}
 	if err := verifySignature(subject, h.AuthorID, signed, sig, lookup); err != nil {
 		return SecretHeader{}, SecretContent{}, err
@@ -204,14 +200,15 @@ func OpenSecret(envelope []byte, want SecretExpect, projectKey []byte, lookup Si
 	if err := json.Unmarshal(pt, &body); err != nil {
 		return SecretHeader{}, SecretContent{}, refuse(subject, CheckContent, "the body is not valid JSON")
 	}
-	c := SecretContent{Deleted: body.Deleted, Bindings: body.Bindings, Source: body.Source, UpdatedAt: body.UpdatedAt, Fingerprint: body.Fingerprint}
+	c := SecretContent{Deleted: body.Deleted, Bindings: body.Bindings, Source: body.Source, UpdatedAt: body.UpdatedAt, Fingerprint: body.Fingerprint,
+		RotateUpstream: body.RotateUpstream}
 	if c.Bindings == nil {
 		c.Bindings = []policy.Binding{}
 	}
 	if body.Deleted {
-		if len(body.Value) > 0 || len(body.Bindings) > 0 || body.Fingerprint != "" {
+		if len(body.Value) > 0 || len(body.Bindings) > 0 || body.Fingerprint != "" || body.RotateUpstream {
 			clear(body.Value)
-			return SecretHeader{}, SecretContent{}, refuse(subject, CheckContent, "a tombstone carries a value, bindings or a fingerprint")
+			return SecretHeader{}, SecretContent{}, refuse(subject, CheckContent, "a tombstone carries a value, bindings, a fingerprint or a rotation mark")
 		}
 		return h, c, nil
 	}
@@ -243,6 +240,48 @@ func checkHeader(subject string, h SecretHeader, want SecretExpect) error {
 	return nil
 }
 
+// ProjectKeys are a project's keys by key version: the current one, which
+// new versions are sealed under, and the older ones a rotation kept.
+type ProjectKeys struct {
+	Current   int
+	ByVersion map[int][]byte
+}
+
+// envelopeKeyVersion reads the key version of an envelope's header, so
+// the chain walk picks the key before OpenSecret verifies everything.
+func envelopeKeyVersion(subject string, envelope []byte) (int, error) {
+	_, _, _, h, err := parseEnvelope(subject, envelope)
+	return h.KeyVersion, err
+}
+
+// peekHeader parses an envelope's header without verifying its signature
+// and checks it names what the caller expected.
+func peekHeader(subject string, envelope []byte, want SecretExpect) (SecretHeader, error) {
+	_, _, _, h, err := parseEnvelope(subject, envelope)
+	if err != nil {
+		return SecretHeader{}, err
+	}
+	return h, checkHeader(subject, h, want)
+}
+
+// parseEnvelope splits an envelope into its fields, signed prefix,
+// signature and header, unverified.
+func parseEnvelope(subject string, envelope []byte) (f [][]byte, signed, sig []byte, h SecretHeader, err error) {
+	f, signed, sig, err = parseSigned(envelope, envelopeFields, domainEnvelope)
+	if err != nil {
+		return nil, nil, nil, h, refuse(subject, CheckFormat, err.Error())
+	}
+	version, errV := intField(f[4])
+	keyVersion, errK := intField(f[7])
+	created, errT := parseTime(f[8])
+	if errV != nil || errK != nil || errT != nil {
+		return nil, nil, nil, h, refuse(subject, CheckFormat, "malformed header field")
+	}
+	h = SecretHeader{SecretRef: SecretRef{WorkspaceID: string(f[1]), Project: string(f[2]), Name: string(f[3])},
+		Version: version, Prev: string(f[5]), AuthorID: string(f[6]), KeyVersion: keyVersion, CreatedAt: created}
+	return f, signed, sig, h, nil
+}
+
 // Known is the last version of a chain this device verified (zero: none).
 type Known struct {
 	Version int
@@ -255,6 +294,9 @@ type OpenedSecret struct {
 	Header  SecretHeader
 	Content SecretContent
 	Hash    string
+	// Vouched: a version by a former member, not opened (Content is
+	// empty); a later verified version links to it (VerifyChain).
+	Vouched bool
 }
 
 // VerifyChain checks the versions a pull returned for one secret, oldest
@@ -262,14 +304,41 @@ type OpenedSecret struct {
 // reports: every version must be the next one, open (OpenSecret) and link to
 // the one before; the head must not be below what is known (rollback) and
 // the versions must reach it (gap). It returns the opened versions.
-func VerifyChain(ref SecretRef, known Known, head int, versions []syncapi.SecretVersion, keyVersion int, projectKey []byte, lookup SignerLookup) ([]OpenedSecret, error) {
+func VerifyChain(ref SecretRef, known Known, head int, versions []syncapi.SecretVersion, keys ProjectKeys, lookup SignerLookup) ([]OpenedSecret, error) {
 	links := make([]link, len(versions))
 	for i, v := range versions {
 		links[i] = link{name: v.Name, version: v.Version, author: v.AuthorID, data: v.Envelope}
 	}
 	var out []OpenedSecret
 	err := walkChain(ref.String(), ref.Name, known, head, links, func(l link, version int, prev string) (string, error) {
-		h, c, err := OpenSecret(l.data, SecretExpect{SecretRef: ref, Version: version, Prev: prev, KeyVersion: keyVersion}, projectKey, lookup)
+		subject := fmt.Sprintf("version %d of %s", version, ref)
+		kv, err := envelopeKeyVersion(subject, l.data)
+		if err != nil {
+			return "", err
+		}
+		key := keys.ByVersion[kv]
+		switch {
+		case key == nil || kv > keys.Current:
+			return "", refuse(subject, CheckKeyVersion, fmt.Sprintf("it is sealed under key version %d, which is not a key of the project (current %d)", kv, keys.Current))
+		case len(out) > 0 && kv < out[len(out)-1].Header.KeyVersion:
+			// A rotation re-seals every live head under the new key: a
+			// later version under an older key is a replay or a removed
+			// member's push.
+			return "", refuse(subject, CheckKeyVersion, fmt.Sprintf("it is sealed under key version %d, older than the version before it", kv))
+		}
+		want := SecretExpect{SecretRef: ref, Version: version, Prev: prev, KeyVersion: kv}
+		h, c, err := OpenSecret(l.data, want, key, lookup)
+		if CheckOf(err) == CheckUnknownSigner && l.version < versions[len(versions)-1].Version {
+			// History by an account no longer a member (removed since):
+			// its key is unknown here, but a later version, which must
+			// verify in full, names this one's hash, so its signer
+			// vouches for these exact bytes. Only the header is kept.
+			if h, err = peekHeader(subject, l.data, want); err != nil {
+				return "", err
+			}
+			out = append(out, OpenedSecret{Header: h, Hash: EnvelopeHash(l.data), Vouched: true})
+			return h.AuthorID, nil
+		}
 		if err != nil {
 			return "", err
 		}

@@ -295,7 +295,7 @@ func TestVerifyChain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := VerifyChain(r, tt.known, tt.head, tt.versions, 1, f.pk, f.lookup)
+			got, err := VerifyChain(r, tt.known, tt.head, tt.versions, f.keys(), f.lookup)
 			if CheckOf(err) != tt.chk {
 				t.Fatalf("err = %v, want check %q", err, tt.chk)
 			}
@@ -339,7 +339,7 @@ func TestEnvelopeCanary(t *testing.T) {
 		haystacks = append(haystacks, err.Error(), rep.Message, rep.Hint, fmt.Sprintf("%+v", err))
 	}
 	chain := f.chain(t, ref(testSecret), 2)
-	_, err := VerifyChain(ref(testSecret), Known{}, 2, []syncapi.SecretVersion{chain[1]}, 1, f.pk, f.lookup)
+	_, err := VerifyChain(ref(testSecret), Known{}, 2, []syncapi.SecretVersion{chain[1]}, f.keys(), f.lookup)
 	haystacks = append(haystacks, err.Error())
 	for _, h := range haystacks {
 		for _, e := range encodings([]byte(canary)) {

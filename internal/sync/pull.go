@@ -135,14 +135,13 @@ func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*
 			st.wipe()
 			return nil, errcode.Errorf(errcode.Conflict, "the server listed a secret with an invalid name in project %s", sel.Project)
 		}
-		var projectKey []byte
-		keyVersion := proj.Sync.KeyVersion
+		keys := ProjectKeys{Current: proj.Sync.KeyVersion}
 		var lookup SignerLookup
 		if st.keys != nil {
-			projectKey, keyVersion, lookup = st.keys.Project, st.keys.KeyVersion, st.keys.lookup
+			keys, lookup = st.keys.projectKeySet(), st.keys.lookup
 		}
 		ref := SecretRef{WorkspaceID: remote.ID, Project: sel.Project, Name: n}
-		opened, err := VerifyChain(ref, st.known[n], resp.Heads[n], byName[n], keyVersion, projectKey, lookup)
+		opened, err := VerifyChain(ref, st.known[n], resp.Heads[n], byName[n], keys, lookup)
 		if err != nil {
 			st.wipe()
 			return nil, err
@@ -174,6 +173,13 @@ func (c *Conn) fetchDiff(ctx context.Context, sel vault.Selection, names []strin
 		st.wipe()
 		return nil, nil, err
 	}
+	for i := range diffs {
+		if h := st.head(diffs[i].Name); h != nil && h.Content.RotateUpstream && diffs[i].State != LocalNewer {
+			// The server's newest version carries the mark (a removal
+			// re-sealed it) and a pull would bring it here.
+			diffs[i].RotateUpstream = true
+		}
+	}
 	return st, diffs, nil
 }
 
@@ -192,7 +198,12 @@ func (c *Conn) same(ctx context.Context, st *state) func(name string) (bool, err
 			return false, err
 		}
 		defer v.Wipe()
-		fp, err := SyncFingerprint(st.keys.Project, SecretRef{WorkspaceID: st.remote.ID, Project: st.sel.Project, Name: name}, v)
+		// The head's fingerprint is keyed by the key it was sealed under.
+		key := st.keys.projectKeySet().ByVersion[h.Header.KeyVersion]
+		if key == nil {
+			return false, nil
+		}
+		fp, err := SyncFingerprint(key, SecretRef{WorkspaceID: st.remote.ID, Project: st.sel.Project, Name: name}, v)
 		if err != nil {
 			return false, err
 		}
@@ -363,7 +374,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, fo
 		}
 		if adopt && h != nil {
 			p := vault.Pulled{Name: d.Name, Deleted: h.Content.Deleted, Value: h.Content.Value, Bindings: h.Content.Bindings,
-				Source: h.Content.Source, Version: h.Header.Version, Hash: h.Hash}
+				Source: h.Content.Source, Version: h.Header.Version, Hash: h.Hash, RotateUpstream: h.Content.RotateUpstream}
 			if local != nil {
 				p.Expect = local.Version
 			}

@@ -97,7 +97,8 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 			if err != nil {
 				return nil, err
 			}
-			content = SecretContent{Value: v, Bindings: local.Bindings, Source: local.Source, UpdatedAt: local.UpdatedAt}
+			// The mark travels until a new value clears it (vault.PutSecrets).
+			content = SecretContent{Value: v, Bindings: local.Bindings, Source: local.Source, UpdatedAt: local.UpdatedAt, RotateUpstream: local.RotateUpstream}
 			p.localVer, p.bindings = local.Version, vault.BindingsDigest(local.Bindings)
 		} else {
 			content = SecretContent{Deleted: true, UpdatedAt: now}

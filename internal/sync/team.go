@@ -271,6 +271,9 @@ type Roster struct {
 	Members     map[string]*RosterMember
 	// NewPins are valid members this device had no pin for.
 	NewPins map[string]*vault.Pin
+	// AdminMarks are the pinned accounts whose admin mark (vault.Pin.Admin)
+	// changes: the verified role differs, or the account left.
+	AdminMarks map[string]bool
 }
 
 // roleError is a lookup's refusal of a signer whose role may not sign.
@@ -317,22 +320,32 @@ func sameKeys(a, b syncapi.PublicKeys) bool {
 
 // VerifyRoster verifies every member record of a workspace detail:
 //
-//  1. the creator's record is signed by the creator, with role admin, and
-//     names the keys this device pinned for the creator (none pinned yet:
-//     the creator's own record is trusted on first sight and pinned);
+//  1. the root is the creator's keys as this device anchors them: its
+//     own, or pinned (from an invite statement or first sight); with no
+//     anchor yet, the keys of the creator's record, pinned now. The
+//     creator is an admin by definition; their record must name exactly
+//     those keys, role admin, and be signed by the creator or by any valid
+//     admin (after a removal the rotating admin signs every record);
 //  2. every other record is signed by a valid admin, with the keys of
 //     that admin's own valid record (a fixed point from the creator); a
-//     record no valid admin signed is refused, never skipped;
-//  3. the server's listing equals each signed record;
-//  4. a valid member's keys equal its pin, if this device has one.
+//     record no valid admin signed is refused, never skipped. A record
+//     signed by its own subject (the rotating admin's) is valid only for
+//     an account this device pinned as an admin (or, on first sight, the
+//     signer of the creator's record), so every admin's validity still
+//     derives from the creator;
+//  3. every record carries the workspace's current key version;
+//  4. the server's listing equals each signed record;
+//  5. a valid member's keys equal its pin, if this device has one.
 //
 // pins are the device's pins of this workspace (account id → pin); own
 // adds this device's own account and keys, always trusted. now stamps
 // new pins.
 func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, own Party, now time.Time) (*Roster, error) {
 	wsID := detail.Workspace.ID
-	r := &Roster{WorkspaceID: wsID, CreatorID: detail.Workspace.CreatedBy, Members: map[string]*RosterMember{}, NewPins: map[string]*vault.Pin{}}
+	r := &Roster{WorkspaceID: wsID, CreatorID: detail.Workspace.CreatedBy, Members: map[string]*RosterMember{}, NewPins: map[string]*vault.Pin{},
+		AdminMarks: map[string]bool{}}
 	subject := "the members of workspace " + wsID
+	keyVersion := max(detail.KeyVersion, 1)
 	parsed := map[string]parsedMembership{}
 	listed := map[string]syncapi.Member{}
 	for _, m := range detail.Members {
@@ -342,6 +355,9 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 		p, err := parseMembership(m.Record)
 		if err != nil {
 			return nil, err
+		}
+		if p.rec.KeyVersion != keyVersion {
+			return nil, refuse(p.subject(), CheckKeyVersion, fmt.Sprintf("it is for workspace key version %d, but the workspace is at version %d", p.rec.KeyVersion, keyVersion))
 		}
 		parsed[m.AccountID] = p
 		listed[m.AccountID] = m
@@ -359,30 +375,60 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 	if !ok {
 		return nil, refuse(subject, CheckUnknownSigner, fmt.Sprintf("the creator %s has no membership record", r.CreatorID))
 	}
-	if creator.rec.AddedBy != r.CreatorID || creator.rec.Role != RoleAdmin {
-		return nil, refuse(creator.subject(), CheckUnknownSigner, "the creator's record must be signed by the creator, as an admin")
+	if creator.rec.Role != RoleAdmin {
+		return nil, refuse(creator.subject(), CheckUnknownSigner, "the creator's record must name the creator as an admin")
 	}
-	if keys, ok := anchor(r.CreatorID); ok && !sameKeys(keys, creator.rec.PublicKeys) {
+	root, anchored := anchor(r.CreatorID)
+	if !anchored {
+		root = creator.rec.PublicKeys
+	}
+	// A self-signed creator record with other keys is a key change; one
+	// signed by another account must first verify (the fixed point), and
+	// its keys are checked against the anchor with everyone's below.
+	if creator.rec.AddedBy == r.CreatorID && !sameKeys(root, creator.rec.PublicKeys) {
 		return nil, pinMismatch(creator.rec)
 	}
-	self := func(string) (ed25519.PublicKey, error) { return ed25519.PublicKey(creator.rec.PublicKeys.Sign), nil }
-	rec, err := creator.verify(listed[r.CreatorID].SealedKey, self)
-	if err != nil {
-		return nil, err
+	// selfRoot: an account whose self-signed record is trusted. The
+	// creator always; another admin only if this device pinned it as an
+	// admin with these keys (it saw that admin's record signed, through a
+	// chain, by the creator; or an invite statement named it).
+	selfRoot := func(id string, p parsedMembership) bool {
+		if id == r.CreatorID {
+			return true
+		}
+		if !anchored && id == creator.rec.AddedBy && p.rec.Role == RoleAdmin {
+			// First sight of the workspace: as the creator's keys are
+			// trusted on first sight, so is the admin who signed the
+			// creator's record after a removal.
+			return true
+		}
+		pin := pins[id]
+		return p.rec.Role == RoleAdmin && pin != nil && pin.Admin && sameKeys(syncapi.PublicKeys{Seal: pin.SealPublic, Sign: pin.SignPublic}, p.rec.PublicKeys)
 	}
-	r.Members[r.CreatorID] = &RosterMember{Record: rec, Listing: listed[r.CreatorID]}
 	admins := r.AdminSigners()
+	signers := func(accountID string) (ed25519.PublicKey, error) {
+		if accountID == r.CreatorID {
+			return ed25519.PublicKey(root.Sign), nil
+		}
+		return admins(accountID)
+	}
 	for progress := true; progress; {
 		progress = false
-		for id, p := range parsed {
+		for _, id := range vault.SortedKeys(parsed) {
+			p := parsed[id]
 			if r.Members[id] != nil {
 				continue
 			}
-			signer := r.Members[p.rec.AddedBy]
-			if signer == nil || p.rec.AddedBy == id {
+			lookup := signers
+			switch by := p.rec.AddedBy; {
+			case by == id && !selfRoot(id, p):
+				continue
+			case by == id:
+				lookup = func(string) (ed25519.PublicKey, error) { return ed25519.PublicKey(p.rec.PublicKeys.Sign), nil }
+			case by != r.CreatorID && r.Members[by] == nil:
 				continue
 			}
-			rec, err := p.verify(listed[id].SealedKey, admins)
+			rec, err := p.verify(listed[id].SealedKey, lookup)
 			if err != nil {
 				return nil, err
 			}
@@ -416,8 +462,18 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 		if ok && !sameKeys(keys, m.Record.PublicKeys) {
 			return nil, pinMismatch(m.Record)
 		}
-		if _, pinned := pins[id]; !pinned {
-			r.NewPins[id] = &vault.Pin{Email: m.Record.Email, SealPublic: m.Record.PublicKeys.Seal, SignPublic: m.Record.PublicKeys.Sign, FirstSeen: now.UTC()}
+		admin := m.Record.Role == RoleAdmin
+		if p, pinned := pins[id]; !pinned {
+			r.NewPins[id] = &vault.Pin{Email: m.Record.Email, SealPublic: m.Record.PublicKeys.Seal, SignPublic: m.Record.PublicKeys.Sign, FirstSeen: now.UTC(), Admin: admin}
+		} else if p.Admin != admin {
+			r.AdminMarks[id] = admin
+		}
+	}
+	// A pinned admin no longer a member (removed) loses the mark: its
+	// self-signed record must never be trusted again.
+	for id, p := range pins {
+		if r.Members[id] == nil && p.Admin {
+			r.AdminMarks[id] = false
 		}
 	}
 	return r, nil

@@ -318,7 +318,10 @@ func TestVerifyRoster(t *testing.T) {
 		{"self-signed non-creator", detailOf("alice", alice, tm.member("bob", RoleAdmin, "bob")), self("alice"), nil, nil, CheckUnknownSigner},
 		{"cycle without the creator", detailOf("alice", alice, tm.member("bob", RoleAdmin, "carol"), tm.member("carol", RoleAdmin, "bob")), self("alice"), nil, nil, CheckUnknownSigner},
 		{"no creator record", detailOf("alice", tm.member("bob", RoleAdmin, "bob")), self("bob"), nil, nil, CheckUnknownSigner},
-		{"creator signed by another", detailOf("alice", tm.member("alice", RoleAdmin, "bob"), tm.member("bob", RoleAdmin, "alice")), self("bob"), nil, nil, CheckUnknownSigner},
+		// After a removal the rotating admin signs the creator's record
+		// (stage C): the root is the creator's keys, not their signature.
+		{"creator signed by another admin", detailOf("alice", tm.member("alice", RoleAdmin, "bob"), tm.member("bob", RoleAdmin, "alice")), self("bob"), nil, []string{"alice", "bob"}, ""},
+		{"creator signed by a member", detailOf("alice", tm.member("alice", RoleAdmin, "bob"), tm.member("bob", RoleMember, "alice")), self("bob"), nil, nil, CheckRole},
 		{"creator not an admin", detailOf("alice", tm.member("alice", RoleMember, "alice")), self("alice"), nil, nil, CheckUnknownSigner},
 		{"creator keys differ from the pin", detailOf("alice", forgedCreator), self("bob"), map[string]*vault.Pin{"alice": tm.pin("alice")}, nil, CheckPin},
 		{"creator keys differ from this account's", detailOf("alice", forgedCreator), self("alice"), nil, nil, CheckPin},

@@ -71,6 +71,20 @@ func (c *Conn) verifyRoster(ctx context.Context, ix *vault.Index, detail syncapi
 			return nil, err
 		}
 	}
+	if len(r.AdminMarks) > 0 {
+		err := c.Store.Update(ctx, func(ix *vault.Index) error {
+			t := ix.Team(detail.Workspace.ID, c.Account.Server)
+			for id, admin := range r.AdminMarks {
+				if p := t.Pins[id]; p != nil {
+					p.Admin = admin
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -84,6 +98,7 @@ func (c *Conn) pin(ctx context.Context, wsID string, pins map[string]*vault.Pin)
 				if !sameKeys(syncapi.PublicKeys{Seal: old.SealPublic, Sign: old.SignPublic}, syncapi.PublicKeys{Seal: p.SealPublic, Sign: p.SignPublic}) {
 					return pinMismatch(MembershipRecord{Email: old.Email, WorkspaceID: wsID})
 				}
+				old.Admin = old.Admin || p.Admin
 				continue
 			}
 			t.Pins[id] = p
@@ -477,12 +492,12 @@ func (c *Conn) Join(ctx context.Context, name, codeText string) (*JoinResult, er
 	}
 	now := c.now().UTC()
 	pins := map[string]*vault.Pin{
-		st.Inviter.AccountID: {Email: inv.InvitedByEmail, SealPublic: st.Inviter.Keys.Seal, SignPublic: st.Inviter.Keys.Sign, FirstSeen: now},
+		st.Inviter.AccountID: {Email: inv.InvitedByEmail, SealPublic: st.Inviter.Keys.Seal, SignPublic: st.Inviter.Keys.Sign, FirstSeen: now, Admin: true},
 	}
 	if st.Creator.AccountID != st.Inviter.AccountID {
 		// The creator's email is not in the statement; the first verified
 		// roster names it.
-		pins[st.Creator.AccountID] = &vault.Pin{SealPublic: st.Creator.Keys.Seal, SignPublic: st.Creator.Keys.Sign, FirstSeen: now}
+		pins[st.Creator.AccountID] = &vault.Pin{SealPublic: st.Creator.Keys.Seal, SignPublic: st.Creator.Keys.Sign, FirstSeen: now, Admin: true}
 	} else if !sameKeys(st.Creator.Keys, st.Inviter.Keys) {
 		return nil, refuse(subject, CheckKeys, "it names two sets of keys for one account")
 	}

@@ -297,6 +297,9 @@ type TokenResult struct {
 	Workspace   string    `json:"workspace"`
 	WorkspaceID string    `json:"workspace_id"`
 	Token       TokenInfo `json:"token"`
+	// Rotation is the key rotation a revoke made (the token was a
+	// member until then).
+	Rotation *RemoveResult `json:"rotation,omitempty"`
 	TeamNotes
 }
 
@@ -438,12 +441,27 @@ func (c *Conn) RevokeToken(ctx context.Context, wsName, nameOrID string) (*Token
 		return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "no live service token %s in workspace %s", printableToken(nameOrID), wsName),
 			"run `agentsecrets workspace token list`")
 	}
+	// A revoked token is a removed member: its keys rotate first, while
+	// it is still one (the rotation revokes it on the server in the same
+	// commit); the revoke after it is for a token no longer a member.
+	var rotation *RemoveResult
+	if found.RevokedAt == nil {
+		// The server answered a scoped token for its projects only, so
+		// only their secrets are marked rotate_upstream.
+		var readable func(string) bool
+		if len(found.Projects) > 0 {
+			readable = func(project string) bool { return slices.Contains(found.Projects, project) }
+		}
+		if rotation, err = c.removeMember(ctx, wsName, TokenEmailPrefix+found.Name, readable); err != nil {
+			return nil, err
+		}
+	}
 	if err := c.Client.RevokeToken(ctx, list.WorkspaceID, found.ID); err != nil {
 		return nil, err
 	}
 	now := c.now().UTC()
 	found.RevokedAt = &now
-	return &TokenResult{Workspace: wsName, WorkspaceID: list.WorkspaceID, Token: *found, TeamNotes: c.notes}, nil
+	return &TokenResult{Workspace: wsName, WorkspaceID: list.WorkspaceID, Token: *found, Rotation: rotation, TeamNotes: c.notes}, nil
 }
 
 // printableToken echoes a token name or id only when shaped like one: a

@@ -3,6 +3,7 @@ package sync
 import (
 	"context"
 	"encoding/hex"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -118,12 +119,27 @@ type Keys struct {
 	lookup, admins SignerLookup
 	// held: this device holds invite codes of the workspace.
 	held bool
+	// Previous are the project's older keys by key version, kept by
+	// rotations so older versions of its secrets still open.
+	Previous map[int][]byte
 }
 
 // Wipe clears the keys.
 func (k *Keys) Wipe() {
 	clear(k.Workspace)
 	clear(k.Project)
+	for _, pk := range k.Previous {
+		clear(pk)
+	}
+}
+
+// projectKeySet is the project's keys as VerifyChain takes them.
+func (k *Keys) projectKeySet() ProjectKeys {
+	by := map[int][]byte{k.KeyVersion: k.Project}
+	for v, pk := range k.Previous {
+		by[v] = pk
+	}
+	return ProjectKeys{Current: k.KeyVersion, ByVersion: by}
 }
 
 // workspaceKeys fetches a workspace, verifies its roster and opens its
@@ -194,6 +210,10 @@ func (c *Conn) projectKeys(ctx context.Context, wsID, project string) (*Keys, er
 			return nil, err
 		}
 		k.Project, k.KeyVersion = pk, p.KeyVersion
+		if k.Previous, err = unwrapPrevious(k.Workspace, wsID, p); err != nil {
+			k.Wipe()
+			return nil, err
+		}
 		return k, nil
 	}
 	k.Wipe()
@@ -622,4 +642,29 @@ func (c *Conn) History(ctx context.Context, sel vault.Selection, name string) (*
 		res.Versions = append(res.Versions, HistoryEntry{Version: v.Version, Author: author, AuthorID: v.AuthorID, CreatedAt: v.CreatedAt})
 	}
 	return res, nil
+}
+
+// unwrapPrevious opens a project's older keys, each wrapped under the
+// current workspace key for its own key version; a key listed twice, or
+// at or above the current version, is refused.
+func unwrapPrevious(wsKey []byte, wsID string, p syncapi.Project) (map[int][]byte, error) {
+	out := map[int][]byte{}
+	for _, pk := range p.PreviousKeys {
+		if pk.KeyVersion < 1 || pk.KeyVersion >= p.KeyVersion || out[pk.KeyVersion] != nil {
+			for _, k := range out {
+				clear(k)
+			}
+			return nil, refuse(fmt.Sprintf("the keys of project %s in workspace %s", p.Name, wsID), CheckKeyVersion,
+				fmt.Sprintf("the server lists key version %d as an older key of current version %d", pk.KeyVersion, p.KeyVersion))
+		}
+		k, err := UnwrapProjectKey(wsKey, wsID, p.Name, pk.KeyVersion, pk.WrappedKey)
+		if err != nil {
+			for _, k := range out {
+				clear(k)
+			}
+			return nil, err
+		}
+		out[pk.KeyVersion] = k
+	}
+	return out, nil
 }

@@ -69,6 +69,7 @@ const (
 	PathTokens         = "/v1/workspaces/{ws}/tokens"                                    // GET → TokenList (admins); POST CreateTokenRequest → Token (admins)
 	PathToken          = "/v1/workspaces/{ws}/tokens/{token}"                            // DELETE: revoke a service token: its sessions end and its membership goes (admins)
 	PathTokenLogin     = "/v1/sessions/token"                                            // POST TokenLoginRequest → SessionResponse (access token only; rate-limited like a login)
+	PathRotate         = "/v1/workspaces/{ws}/rotate"                                    // POST RotateRequest → RotateResponse (admins): remove a member, rotate every key
 )
 
 // Error is the body of every non-2xx response.
@@ -220,6 +221,10 @@ type Project struct {
 	KeyVersion int       `json:"key_version"`
 	CreatedBy  string    `json:"created_by"`
 	CreatedAt  time.Time `json:"created_at"`
+	// PreviousKeys are the project's older keys, each wrapped under the
+	// current workspace key, so members can open versions sealed before
+	// a rotation (see RotateRequest).
+	PreviousKeys []ProjectKey `json:"previous_keys,omitempty"`
 }
 
 // CreateProjectRequest adds a project; a project that exists is a conflict.
@@ -236,6 +241,9 @@ type WorkspaceDetail struct {
 	Projects  []Project `json:"projects"`
 	// AllowlistVersion is the newest allowlist version (0: none yet).
 	AllowlistVersion int `json:"allowlist_version"`
+	// KeyVersion is the current workspace key version: 1 at creation, one
+	// more per removal (RotateRequest). Every member record carries it.
+	KeyVersion int `json:"key_version"`
 }
 
 // SecretVersion is one stored version of one secret. Envelope is opaque to
@@ -377,6 +385,63 @@ type CompleteInviteRequest struct {
 // InviteList answers the invite listings, oldest first.
 type InviteList struct {
 	Invites []Invite `json:"invites"`
+}
+
+// Key rotation.
+
+// ProjectKey is one older key of a project, wrapped under the current
+// workspace key (the associated data names its own key version).
+type ProjectKey struct {
+	KeyVersion int    `json:"key_version"`
+	WrappedKey []byte `json:"wrapped_key"`
+}
+
+// RotateMember is a remaining member's new membership record (key version
+// KeyVersion, signed by the rotating admin) and the new workspace key
+// sealed to them. Role must be the member's current role.
+type RotateMember struct {
+	AccountID string `json:"account_id"`
+	Role      string `json:"role"`
+	Record    []byte `json:"record"`
+	SealedKey []byte `json:"sealed_key"`
+}
+
+// RotateProject is one project's new key (version KeyVersion, wrapped
+// under the new workspace key), all its older keys re-wrapped under the
+// new workspace key, and every live secret re-sealed under the new key as
+// a new version. Heads are the head versions the admin built on, every
+// name of the project (deleted ones included): a push that landed since
+// is a conflict.
+type RotateProject struct {
+	Name         string         `json:"name"`
+	KeyVersion   int            `json:"key_version"`
+	WrappedKey   []byte         `json:"wrapped_key"`
+	PreviousKeys []ProjectKey   `json:"previous_keys"`
+	Heads        map[string]int `json:"heads"`
+	Changes      []PushChange   `json:"changes"`
+}
+
+// RotateRequest removes RemovedAccountID from the workspace and rotates:
+// workspace key version KeyVersion (the current one plus one), Members
+// (exactly the current members minus the removed one, else conflict) and
+// Projects (exactly the workspace's projects). All or nothing. The removed
+// account's later requests on the workspace answer unauthorized.
+type RotateRequest struct {
+	RemovedAccountID string          `json:"removed_account_id"`
+	KeyVersion       int             `json:"key_version"`
+	Members          []RotateMember  `json:"members"`
+	Projects         []RotateProject `json:"projects"`
+}
+
+// MaxRotateBody is the largest rotation body: it carries every live
+// secret of the workspace re-sealed, so it may exceed MaxBody.
+const MaxRotateBody = 256 << 20
+
+// RotateResponse answers a rotation: the new key version and how many
+// secret versions were stored.
+type RotateResponse struct {
+	KeyVersion int `json:"key_version"`
+	Versions   int `json:"versions"`
 }
 
 // Service tokens.

@@ -94,6 +94,10 @@ type Secret struct {
 	Releases []string `json:"releases,omitempty"`
 	// Synced is the remote version this secret last matched (pull or push).
 	Synced *SecretSync `json:"synced,omitempty"`
+	// RotateUpstream: a member removed from the remote workspace could
+	// read this value; replace it at its provider and store the new one.
+	// Pulled from the remote version; a new value clears it.
+	RotateUpstream bool `json:"rotate_upstream,omitempty"`
 }
 
 // validSecretName: a letter or '_' then up to 127 letters, digits or '_'.

@@ -393,6 +393,8 @@ func (s *Store) PutSecrets(ctx context.Context, sel Selection, puts []Put, mode 
 				updated = append(updated, key)
 				old.Version++
 				old.UpdatedAt, old.Fingerprint, old.FingerprintScheme, old.Source = now, fp, fingerprintScheme, p.Source
+				// A new value is the rotation a removal asked for.
+				old.RotateUpstream = false
 				results = append(results, PutResult{p.Name, old.Version, "updated"})
 			}
 		}

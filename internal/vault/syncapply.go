@@ -24,6 +24,8 @@ type Pulled struct {
 	// Version and Hash are the remote version and its envelope hash.
 	Version int
 	Hash    string
+	// RotateUpstream is the remote version's mark (Secret.RotateUpstream).
+	RotateUpstream bool
 	// Expect is the local version the caller decided from (0: not
 	// stored). A secret changed here since is refused as a conflict, so a
 	// pull never overwrites a local change it did not see.
@@ -99,7 +101,7 @@ func (s *Store) ApplyPull(ctx context.Context, sel Selection, pulls []Pulled, co
 				continue
 			}
 			ns := &Secret{Version: 1, CreatedAt: now, UpdatedAt: now, Fingerprint: fingerprintOf(fpKey, sel, p.Name, p.Value),
-				FingerprintScheme: fingerprintScheme, Source: p.Source, Bindings: KeepLocalState(p.Bindings, nil)}
+				FingerprintScheme: fingerprintScheme, Source: p.Source, Bindings: KeepLocalState(p.Bindings, nil), RotateUpstream: p.RotateUpstream}
 			action := "created"
 			if old != nil {
 				ns.CreatedAt, ns.Releases, ns.Version = old.CreatedAt, old.Releases, old.Version

@@ -33,6 +33,11 @@ type Pin struct {
 	// VerifiedAt is when a human compared the member's fingerprint in
 	// person (`workspace members --verify`); nil until then.
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+	// Admin: this device last verified the account as an admin of the
+	// workspace (or an invite statement named it as the inviter or the
+	// creator). After a removal the rotating admin signs its own record;
+	// only a device that knew it as an admin trusts that (sync.VerifyRoster).
+	Admin bool `json:"admin,omitempty"`
 }
 
 // HeldInvite names an invite whose code this device holds.

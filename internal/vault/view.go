@@ -104,6 +104,8 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 				for _, r := range fv.Array() {
 					s.Releases = append(s.Releases, r.Str)
 				}
+			case "rotate_upstream":
+				s.RotateUpstream = fv.Bool()
 			}
 			return bad == nil
 		})

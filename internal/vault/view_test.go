@@ -33,6 +33,8 @@ func TestViewMatchesIndex(t *testing.T) {
 				s.Releases = []string{policy.ReleaseEnv}
 			case 3:
 				s.Releases = []string{policy.ReleaseEnv, policy.ReleaseOpenClaw}
+			case 4:
+				s.RotateUpstream = true
 			}
 			p.Secrets[fmt.Sprintf("KEY_%d", j)] = s
 		}
