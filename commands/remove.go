@@ -8,7 +8,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 )
 
@@ -26,29 +25,18 @@ type WorkspaceRemoveResult struct {
 
 func (c *WorkspaceRemoveCmd) Run(env *Env) (*WorkspaceRemoveResult, error) {
 	who := strings.TrimSpace(c.Member)
-	if !strings.HasPrefix(who, "token:") {
+	if !strings.HasPrefix(who, agsync.TokenEmailPrefix) {
 		email, err := agsync.NormEmail(who)
 		if err != nil {
 			return nil, err
 		}
 		who = email
 	}
-	st, ix, err := env.openIndex()
+	t, err := c.WorkspaceFlag.remote(env, "it has no members to remove")
 	if err != nil {
 		return nil, err
 	}
-	sel, w, err := c.WorkspaceFlag.selected(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	if w.Remote == nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: it has no members to remove", sel.Workspace),
-			"run `agentsecrets workspace list`")
-	}
-	conn, err := agsync.Connect(st, ix, env.Getenv, env.Now)
-	if err != nil {
-		return nil, err
-	}
+	ix, sel, conn := t.ix, t.sel, t.conn
 	// Removing rewrites every key and re-seals every secret of the
 	// workspace: the same local human approval as inviting.
 	rerun := "agentsecrets workspace remove " + who + " --workspace " + sel.Workspace

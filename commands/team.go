@@ -10,6 +10,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 type WorkspaceInviteCmd struct {
@@ -27,6 +28,38 @@ type WorkspaceInviteResult struct {
 	Approved bool `json:"approved" jsonschema:"description=true when the admin passphrase was checked"`
 }
 
+// remoteTarget is what a team command acts on: the vault, its index, the
+// selected workspace (a remote one) and a connection to its server.
+type remoteTarget struct {
+	st   *vault.Store
+	ix   *vault.Index
+	sel  Selected
+	conn *agsync.Conn
+}
+
+// remote selects the flag's workspace, which must be remote (why says
+// what the command needs of it), and connects to its server; connecting
+// makes no request.
+func (f WorkspaceFlag) remote(env *Env, why string) (*remoteTarget, error) {
+	st, ix, err := env.openIndex()
+	if err != nil {
+		return nil, err
+	}
+	sel, w, err := f.selected(env, ix)
+	if err != nil {
+		return nil, err
+	}
+	if w.Remote == nil {
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: %s", sel.Workspace, why),
+			"run `agentsecrets workspace publish "+sel.Workspace+"` to sync it first")
+	}
+	conn, err := env.connect(st, ix)
+	if err != nil {
+		return nil, err
+	}
+	return &remoteTarget{st: st, ix: ix, sel: sel, conn: conn}, nil
+}
+
 func (c *WorkspaceInviteCmd) Run(env *Env) (*WorkspaceInviteResult, error) {
 	email, err := agsync.NormEmail(c.Email)
 	if err != nil {
@@ -35,22 +68,11 @@ func (c *WorkspaceInviteCmd) Run(env *Env) (*WorkspaceInviteResult, error) {
 	if err := agsync.ValidateRole(c.Role); err != nil {
 		return nil, err
 	}
-	st, ix, err := env.openIndex()
+	t, err := c.WorkspaceFlag.remote(env, "nobody else can be invited into it")
 	if err != nil {
 		return nil, err
 	}
-	sel, w, err := c.WorkspaceFlag.selected(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := env.connect(st, ix)
-	if err != nil {
-		return nil, err
-	}
-	if w.Remote == nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: nobody else can be invited into it", sel.Workspace),
-			"run `agentsecrets workspace publish "+sel.Workspace+"` first")
-	}
+	ix, sel, conn := t.ix, t.sel, t.conn
 	// Inviting widens who can read every value of the workspace: the
 	// same local human approval as widening the allowlist.
 	rerun := "agentsecrets workspace invite " + email + " --role " + c.Role + " --workspace " + sel.Workspace

@@ -120,18 +120,11 @@ func (c *WorkspaceTokenCreateCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
 			return nil, err
 		}
 	}
-	st, ix, err := env.openIndex()
+	t, err := c.WorkspaceFlag.remote(env, "a service token reads a remote workspace")
 	if err != nil {
 		return nil, err
 	}
-	sel, w, err := c.WorkspaceFlag.selected(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	if w.Remote == nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: a service token reads a remote workspace", sel.Workspace),
-			"run `agentsecrets workspace publish "+sel.Workspace+"` first")
-	}
+	ix, sel, conn := t.ix, t.sel, t.conn
 	rerun := "agentsecrets workspace token create " + c.Name + " --role " + c.Role + " --workspace " + sel.Workspace
 	for _, p := range c.Project {
 		rerun += " --project " + p
@@ -141,10 +134,6 @@ func (c *WorkspaceTokenCreateCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
 	if c.Out == "" && !env.IO.StdoutTTY {
 		return nil, errcode.WithHint(errcode.New(errcode.ApprovalRequired, "a service token is shown only on a terminal, and stdout is not one"),
 			"a human runs `"+rerun+"` on a terminal, or adds --out FILE (a new file, mode 600)")
-	}
-	conn, err := env.connect(st, ix)
-	if err != nil {
-		return nil, err
 	}
 	// A token reads every value of its projects: the same local human
 	// approval as an invite.
@@ -268,22 +257,11 @@ type WorkspaceTokenRevokeCmd struct {
 }
 
 func (c *WorkspaceTokenRevokeCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
-	st, ix, err := env.openIndex()
+	t, err := c.WorkspaceFlag.remote(env, "it has no service tokens")
 	if err != nil {
 		return nil, err
 	}
-	sel, w, err := c.WorkspaceFlag.selected(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	if w.Remote == nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Usage, "workspace %s is local only: it has no service tokens", sel.Workspace),
-			"run `agentsecrets workspace list`")
-	}
-	conn, err := env.connect(st, ix)
-	if err != nil {
-		return nil, err
-	}
+	ix, sel, conn := t.ix, t.sel, t.conn
 	shown := c.Token
 	if vault.CheckSpaceName("token", shown) != nil {
 		shown = "<the given token>"

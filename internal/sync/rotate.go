@@ -62,18 +62,11 @@ func (c *Conn) RemoveMember(ctx context.Context, wsName, who string) (*RemoveRes
 // (nil: all of them); every project's keys rotate regardless, because
 // the member held the workspace key that wrapped them.
 func (c *Conn) removeMember(ctx context.Context, wsName, who string, readable func(project string) bool) (*RemoveResult, error) {
-	remote, err := c.remoteWorkspace(wsName)
-	if err != nil {
-		return nil, err
-	}
-	k, err := c.workspaceKeys(ctx, remote.ID)
+	remote, k, err := c.adminKeys(ctx, wsName, "remove members")
 	if err != nil {
 		return nil, err
 	}
 	defer k.Wipe()
-	if k.roster.Role(c.Account.ID) != RoleAdmin {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can remove members", wsName), "ask a workspace admin")
-	}
 	target, err := findMember(k.roster, wsName, who)
 	if err != nil {
 		return nil, err

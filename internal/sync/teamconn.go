@@ -107,6 +107,24 @@ func (c *Conn) pin(ctx context.Context, wsID string, pins map[string]*vault.Pin)
 	})
 }
 
+// adminKeys opens a remote workspace's keys for an action only its admins
+// may take (what: "invite", …); the caller wipes them.
+func (c *Conn) adminKeys(ctx context.Context, wsName, what string) (*vault.RemoteWorkspace, *Keys, error) {
+	remote, err := c.remoteWorkspace(wsName)
+	if err != nil {
+		return nil, nil, err
+	}
+	k, err := c.workspaceKeys(ctx, remote.ID)
+	if err != nil {
+		return nil, nil, err
+	}
+	if k.roster.Role(c.Account.ID) != RoleAdmin {
+		k.Wipe()
+		return nil, nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can %s", wsName, what), "ask a workspace admin")
+	}
+	return remote, k, nil
+}
+
 // rosterOf fetches a remote workspace and verifies its roster, completing
 // the invites this device holds codes for on the way. The keys are wiped:
 // the caller wants the roster and the listing, not the keys.
@@ -178,14 +196,12 @@ func (c *Conn) Invite(ctx context.Context, wsName, email, role string) (*InviteR
 	if err := ValidateRole(role); err != nil {
 		return nil, err
 	}
-	remote, k, err := c.rosterOf(ctx, wsName)
+	remote, k, err := c.adminKeys(ctx, wsName, "invite")
 	if err != nil {
 		return nil, err
 	}
+	k.Wipe() // an invite seals nothing yet
 	r := k.roster
-	if r.Role(c.Account.ID) != RoleAdmin {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can invite", wsName), "ask a workspace admin")
-	}
 	for _, m := range r.Members {
 		if strings.EqualFold(m.Record.Email, email) {
 			return nil, errcode.Errorf(errcode.Conflict, "%s is already a member of workspace %s", email, wsName)

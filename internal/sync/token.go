@@ -326,18 +326,11 @@ func (c *Conn) CreateToken(ctx context.Context, wsName string, spec TokenSpec) (
 	if spec.Life <= 0 || spec.Life > MaxTokenLife {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "a token expires after 1 hour to 365 days"), "use --expires 90d")
 	}
-	remote, err := c.remoteWorkspace(wsName)
-	if err != nil {
-		return nil, err
-	}
-	k, err := c.workspaceKeys(ctx, remote.ID)
+	remote, k, err := c.adminKeys(ctx, wsName, "create service tokens")
 	if err != nil {
 		return nil, err
 	}
 	defer k.Wipe()
-	if k.roster.Role(c.Account.ID) != RoleAdmin {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only an admin of workspace %s can create service tokens", wsName), "ask a workspace admin")
-	}
 	projects := slices.Clone(spec.Projects)
 	slices.Sort(projects)
 	projects = slices.Compact(projects)
