@@ -288,3 +288,65 @@ func benchMust(b *testing.B, err error) {
 		b.Fatal(err)
 	}
 }
+
+// TestSyncRemoveByAnotherAdmin: tom, an admin alice (the creator) added,
+// removes bob. Tom then signs every record of the new key version, his
+// own too; the record alice signed for him travels as his authority. Nina,
+// invited by alice afterwards, anchors only alice's keys (her invite
+// statement), never saw tom as an admin, and still verifies the roster,
+// pulls and reads what tom re-sealed; carol, there all along, too.
+func TestSyncRemoveByAnotherAdmin(t *testing.T) {
+	const backend = "keychain"
+	r := newTeamRig(t, backend, dbSQLite)
+	a, s := r.a, r.s
+	join := func(email, role string) *Vault {
+		code := r.invite(a, email, role)
+		_, v := r.account(backend, email)
+		s.runIn(v, []byte(code), "workspace", "join", "acme", "--code", "-").OK(t)
+		return v
+	}
+	tomEmail, bobEmail, carolEmail, ninaEmail := randomEmail(t, "tom"), randomEmail(t, "bob"), randomEmail(t, "carol"), randomEmail(t, "nina")
+	tom := join(tomEmail, "admin")
+	join(bobEmail, "member")
+	c := join(carolEmail, "member")
+	s.run(a, "workspace", "members").OK(t) // completes carol's invite
+	for _, v := range []*Vault{tom, c} {
+		s.run(v, "workspace", "switch", "acme").OK(t)
+		s.run(v, "project", "use", "payments").OK(t)
+		s.run(v, "secrets", "pull").OK(t)
+	}
+
+	s.run(tom, "workspace", "remove", bobEmail, "--passphrase-file", tom.AdminFile).OK(t)
+	tomID := r.accountID(tomEmail)
+	if auth := r.db.Bytes(t, "SELECT authority FROM members WHERE workspace_id = ? AND account_id = ?", r.wsID, tomID); len(auth) == 0 {
+		t.Fatal("the rotating admin's authority record was not kept")
+	}
+
+	n := join(ninaEmail, "member")
+	s.run(a, "workspace", "members").OK(t) // alice completes nina's invite
+
+	// Without the authority record, nina (who never saw tom as an admin)
+	// cannot trace tom back to alice: the roster is refused, not trusted.
+	authority := r.db.Bytes(t, "SELECT authority FROM members WHERE workspace_id = ? AND account_id = ?", r.wsID, tomID)
+	r.db.Exec(t, 1, "UPDATE members SET authority = NULL WHERE workspace_id = ? AND account_id = ?", r.wsID, tomID)
+	s.run(n, "workspace", "switch", "acme").ErrorCode(t, "conflict", 6)
+	r.db.Exec(t, 1, "UPDATE members SET authority = ? WHERE workspace_id = ? AND account_id = ?", authority, r.wsID, tomID)
+
+	s.run(n, "workspace", "switch", "acme").OK(t)
+	s.run(n, "project", "use", "payments").OK(t)
+	s.run(n, "secrets", "pull").OK(t)
+	if l := s.run(n, "secrets", "list").OK(t); !strings.Contains(string(l.Stdout), `"rotate_upstream":true`) {
+		t.Fatalf("nina's list after tom's rotation: %s", l.Stdout)
+	}
+	m, _ := members(t, s.run(n, "workspace", "members"))
+	if m[tomEmail] == "" || m[bobEmail] != "" {
+		t.Fatalf("nina's roster: %v", m)
+	}
+	// Nina's pull took the allowlist (re-sealed by tom under the new key)
+	// and the binding: her call goes out.
+	s.run(n, "call", "--url", r.up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").OK(t)
+	s.run(c, "secrets", "pull").OK(t)
+	s.run(a, "secrets", "pull").OK(t)
+	s.scan(r.srv, a, tom, c, n)
+	s.scanServer(r.db, r.proxy)
+}

@@ -146,7 +146,8 @@ func testNoSecretInLogsOrDatabase(t *testing.T, spec string) {
 			Members: []syncapi.RotateMember{{AccountID: u.Account.ID, Role: RoleAdmin, Record: canary(tag+"rotated record", 200), SealedKey: canary(tag+"rotated sealed key", 80)}},
 			Projects: []syncapi.RotateProject{{Name: "app", KeyVersion: 2, WrappedKey: canary(tag+"rotated project key", 60),
 				PreviousKeys: []syncapi.ProjectKey{{KeyVersion: 1, WrappedKey: canary(tag+"previous project key", 60)}}, Heads: map[string]int{"A": 1},
-				Changes: []syncapi.PushChange{{Name: "A", BaseVersion: 1, Envelope: canary(tag+"re-sealed envelope", 120)}}}}}
+				Changes: []syncapi.PushChange{{Name: "A", BaseVersion: 1, Envelope: canary(tag+"re-sealed envelope", 120)}}}},
+			Allowlist: &syncapi.AllowlistPushRequest{BaseVersion: 1, Document: canary(tag+"re-sealed allowlist", 100)}}
 	}
 	rotateURL := ts.URL + path(syncapi.PathRotate, "ws", ws)
 	apiError(t, "POST", rotateURL, second.Session.AccessToken, rotate("refused ", 5), 409, "conflict")

@@ -88,10 +88,19 @@ func checkRotate(caller string, req *syncapi.RotateRequest) error {
 			return errcode.New(errcode.Usage, "every member needs an account id, once")
 		}
 		seen[m.AccountID] = true
-		for _, c := range []error{checkRoleName(m.Role), checkBytes("record", m.Record, 1, maxSealed), checkBytes("sealed_key", m.SealedKey, 1, maxSealed)} {
+		for _, c := range []error{checkRoleName(m.Role), checkBytes("record", m.Record, 1, maxSealed), checkBytes("sealed_key", m.SealedKey, 1, maxSealed),
+			checkBytes("authority", m.Authority, 0, maxSealed)} {
 			if c != nil {
 				return c
 			}
+		}
+	}
+	if a := req.Allowlist; a != nil {
+		if a.BaseVersion < 1 {
+			return errcode.New(errcode.Usage, "allowlist.base_version must be the workspace's newest allowlist version")
+		}
+		if err := checkBytes("allowlist document", a.Document, 1, syncapi.MaxEnvelope); err != nil {
+			return err
 		}
 	}
 	names := map[string]bool{}
@@ -267,8 +276,8 @@ func (s *SQLStore) Rotate(ctx context.Context, wsID, admin string, req syncapi.R
 			}
 		}
 		for _, m := range req.Members {
-			if _, err := s.exec(ctx, tx, "UPDATE members SET record = ?, sealed_key = ?, added_by = ?, added_at = ? WHERE workspace_id = ? AND account_id = ?",
-				m.Record, m.SealedKey, admin, micro(now), wsID, m.AccountID); err != nil {
+			if _, err := s.exec(ctx, tx, "UPDATE members SET record = ?, sealed_key = ?, added_by = ?, added_at = ?, authority = ? WHERE workspace_id = ? AND account_id = ?",
+				m.Record, m.SealedKey, admin, micro(now), nullBytes(m.Authority), wsID, m.AccountID); err != nil {
 				return dbError("rotate member", err)
 			}
 		}
@@ -295,6 +304,21 @@ func (s *SQLStore) Rotate(ctx context.Context, wsID, admin string, req syncapi.R
 					return dbError("insert version", err)
 				}
 				stored++
+			}
+		}
+		// The allowlist's newest version re-sealed under the new key, when
+		// there is an allowlist: without it nobody could open the allowlist
+		// from now on.
+		var allowHead int
+		if err := s.row(ctx, tx, "SELECT COALESCE(MAX(version), 0) FROM allowlist_versions WHERE workspace_id = ?", wsID).Scan(&allowHead); err != nil {
+			return dbError("read allowlist head", err)
+		}
+		switch a := req.Allowlist; {
+		case a == nil && allowHead > 0, a != nil && a.BaseVersion != allowHead:
+			return errStaleRotation
+		case a != nil:
+			if err := s.insertAllowlist(ctx, tx, wsID, syncapi.AllowlistVersion{Version: a.BaseVersion + 1, Document: a.Document, AuthorID: admin, CreatedAt: now}); err != nil {
+				return err
 			}
 		}
 		// The invites the removed account made can no longer be

@@ -29,6 +29,8 @@ func newRotateRig(t *testing.T, spec string) *rotateRig {
 	push := ts.URL + path(syncapi.PathPush, "ws", r.ws, "project", "app")
 	call[syncapi.PushResponse](t, "POST", push, r.alice.Session.AccessToken, pushReq(change(t, "A", 0), change(t, "B", 0)))
 	call[syncapi.PushResponse](t, "POST", push, r.bob.Session.AccessToken, pushReq(change(t, "A", 1)))
+	call[syncapi.AllowlistVersion](t, "POST", ts.URL+path(syncapi.PathAllowlist, "ws", r.ws), r.alice.Session.AccessToken,
+		syncapi.AllowlistPushRequest{Document: randomBytes(t, 100)})
 	r.members = map[string]string{r.alice.Account.ID: RoleAdmin, r.bob.Account.ID: RoleMember, r.carol.Account.ID: RoleAdmin}
 	r.heads = map[string]int{"A": 2, "B": 1}
 	return r
@@ -51,6 +53,7 @@ func (r *rotateRig) request(t *testing.T, removed string) syncapi.RotateRequest 
 		p.Changes = append(p.Changes, change(t, n, h))
 	}
 	req.Projects = []syncapi.RotateProject{p}
+	req.Allowlist = &syncapi.AllowlistPushRequest{BaseVersion: 1, Document: randomBytes(t, 100)}
 	return req
 }
 
@@ -73,7 +76,7 @@ func TestRotate(t *testing.T) {
 			t.Fatalf("rotate = %+v", res)
 		}
 		d := call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", r.ws), r.alice.Session.AccessToken, nil)
-		if d.KeyVersion != 2 || len(d.Members) != 2 || len(d.Projects) != 1 {
+		if d.KeyVersion != 2 || len(d.Members) != 2 || len(d.Projects) != 1 || d.AllowlistVersion != 2 {
 			t.Fatalf("detail = %+v", d)
 		}
 		sent := map[string]syncapi.RotateMember{}
@@ -159,6 +162,9 @@ func TestRotateRefusals(t *testing.T) {
 				q.Projects[0].Changes[0].BaseVersion = 7
 				q.Projects[0].Heads[q.Projects[0].Changes[0].Name] = 7
 			}, 409, "conflict"},
+			{"the allowlist not re-sealed", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.Allowlist = nil }, 409, "conflict"},
+			{"the allowlist on a stale base", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.Allowlist.BaseVersion = 2 }, 409, "conflict"},
+			{"the allowlist on base 0", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.Allowlist.BaseVersion = 0 }, 400, "usage"},
 			{"no members", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.Members = nil }, 400, "usage"},
 			{"a bad project name", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.Projects[0].Name = "../x" }, 400, "usage"},
 			{"key version 1", r.alice.Session.AccessToken, func(q *syncapi.RotateRequest) { q.KeyVersion = 1 }, 400, "usage"},
@@ -169,7 +175,7 @@ func TestRotateRefusals(t *testing.T) {
 				tc.edit(&req)
 				apiError(t, "POST", r.url(), tc.token, req, tc.status, tc.code)
 				d := call[syncapi.WorkspaceDetail](t, "GET", ts.URL+path(syncapi.PathWorkspace, "ws", r.ws), r.alice.Session.AccessToken, nil)
-				if d.KeyVersion != 1 || len(d.Members) != 3 || d.Projects[0].KeyVersion != 1 {
+				if d.KeyVersion != 1 || len(d.Members) != 3 || d.Projects[0].KeyVersion != 1 || d.AllowlistVersion != 1 {
 					t.Fatalf("a refused rotation changed the workspace: %+v", d)
 				}
 			})

@@ -207,7 +207,15 @@ func (s *SQLStore) Close() error {
 	return s.db.Close()
 }
 
-func micro(t time.Time) int64      { return t.UnixMicro() }
+func micro(t time.Time) int64 { return t.UnixMicro() }
+
+// nullBytes stores an empty optional byte column as NULL.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
 func fromMicro(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 // querier is a *sql.DB or a *sql.Tx.
@@ -576,7 +584,7 @@ func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) 
 	d.Workspace.CreatedAt = fromMicro(created)
 	// A service token's member is listed as token:NAME, as its record
 	// names it (its accounts row holds no email).
-	rows, err := s.query(ctx, s.db, `SELECT m.account_id, COALESCE('token:' || t.name, a.email), m.role, m.record, m.sealed_key, m.added_by, m.added_at
+	rows, err := s.query(ctx, s.db, `SELECT m.account_id, COALESCE('token:' || t.name, a.email), m.role, m.record, m.sealed_key, m.added_by, m.added_at, m.authority
 		FROM members m JOIN accounts a ON a.id = m.account_id LEFT JOIN service_tokens t ON t.account_id = m.account_id
 		WHERE m.workspace_id = ? ORDER BY m.added_at, m.account_id`, wsID)
 	if err != nil {
@@ -587,7 +595,7 @@ func (s *SQLStore) WorkspaceDetail(ctx context.Context, wsID, accountID string) 
 	for rows.Next() {
 		var m syncapi.Member
 		var added int64
-		if err := rows.Scan(&m.AccountID, &m.Email, &m.Role, &m.Record, &m.SealedKey, &m.AddedBy, &added); err != nil {
+		if err := rows.Scan(&m.AccountID, &m.Email, &m.Role, &m.Record, &m.SealedKey, &m.AddedBy, &added, &m.Authority); err != nil {
 			return d, dbError("list members", err)
 		}
 		m.AddedAt = fromMicro(added)
@@ -859,16 +867,22 @@ func (s *SQLStore) PushAllowlist(ctx context.Context, wsID string, base int, doc
 		if head != base {
 			return &conflictError{}
 		}
-		if _, err := s.exec(ctx, tx, "INSERT INTO allowlist_versions (workspace_id, version, document, author_id, created_at) VALUES (?, ?, ?, ?, ?)",
-			wsID, v.Version, v.Document, v.AuthorID, micro(v.CreatedAt)); err != nil {
-			if s.d.unique(err) {
-				return &conflictError{}
-			}
-			return dbError("insert allowlist", err)
-		}
-		return nil
+		return s.insertAllowlist(ctx, tx, wsID, v)
 	})
 	return v, err
+}
+
+// insertAllowlist stores one allowlist version inside the caller's
+// transaction; a racing writer of the same version is a conflict.
+func (s *SQLStore) insertAllowlist(ctx context.Context, tx *sql.Tx, wsID string, v syncapi.AllowlistVersion) error {
+	if _, err := s.exec(ctx, tx, "INSERT INTO allowlist_versions (workspace_id, version, document, author_id, created_at) VALUES (?, ?, ?, ?, ?)",
+		wsID, v.Version, v.Document, v.AuthorID, micro(v.CreatedAt)); err != nil {
+		if s.d.unique(err) {
+			return &conflictError{}
+		}
+		return dbError("insert allowlist", err)
+	}
+	return nil
 }
 
 // inviteSelect reads invites with their workspace name and inviter email;

@@ -124,6 +124,8 @@ type rotation struct {
 	projects []RotatedProject
 	// resealed: project → name → the old head and the new version.
 	resealed map[string]map[string]resealed
+	// allowlist: the allowlist's old head and its re-sealed version.
+	allowlist *resealed
 }
 
 type resealed struct {
@@ -161,7 +163,11 @@ func (c *Conn) planRotation(ctx context.Context, k *Keys, target string, readabl
 		if err != nil {
 			return nil, err
 		}
-		plan.req.Members = append(plan.req.Members, syncapi.RotateMember{AccountID: id, Role: rec.Role, Record: signed, SealedKey: sealed})
+		plan.req.Members = append(plan.req.Members, syncapi.RotateMember{AccountID: id, Role: rec.Role, Record: signed, SealedKey: sealed,
+			Authority: authorityFor(k.roster, id, c.Account.ID)})
+	}
+	if plan.req.Allowlist, plan.allowlist, err = c.rotateAllowlist(ctx, k, wsKey, now); err != nil {
+		return nil, err
 	}
 	for _, p := range k.Detail.Projects {
 		rp, info, done, err := c.rotateProject(ctx, k, p, wsKey, now, readable == nil || readable(p.Name))
@@ -173,6 +179,47 @@ func (c *Conn) planRotation(ctx context.Context, k *Keys, target string, readabl
 		plan.resealed[p.Name] = done
 	}
 	return plan, nil
+}
+
+// authorityFor is the authority record a rotation keeps for member id.
+// Only the rotating admin (self) signs its own new record; unless it is
+// the creator (the root), it keeps the latest record another admin
+// signed for it, so every client still traces its role to the creator.
+func authorityFor(r *Roster, id, self string) []byte {
+	if id != self || id == r.CreatorID {
+		return nil
+	}
+	m := r.Members[id]
+	if m.Record.AddedBy == id {
+		return m.Listing.Authority
+	}
+	return m.Listing.Record
+}
+
+// rotateAllowlist re-seals the allowlist's newest version under the new
+// workspace key as the next version (same entries): after the rotation
+// only the newest version is ever opened. None when there is no allowlist.
+func (c *Conn) rotateAllowlist(ctx context.Context, k *Keys, wsKey []byte, now time.Time) (*syncapi.AllowlistPushRequest, *resealed, error) {
+	head := k.Detail.AllowlistVersion
+	if head == 0 {
+		return nil, nil, nil
+	}
+	versions, err := c.Client.Allowlist(ctx, k.WorkspaceID, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	opened, err := VerifyAllowlistChain(k.WorkspaceID, Known{}, head, versions.Versions, k.Workspace, k.admins)
+	if err != nil {
+		return nil, nil, err
+	}
+	last := opened[len(opened)-1]
+	doc, err := SealAllowlist(k.id, AllowlistHeader{WorkspaceID: k.WorkspaceID, Version: head + 1, Prev: last.Hash, AuthorID: c.Account.ID, CreatedAt: now},
+		wsKey, last.Entries)
+	if err != nil {
+		return nil, nil, err
+	}
+	return &syncapi.AllowlistPushRequest{BaseVersion: head, Document: doc},
+		&resealed{oldVersion: head, oldHash: last.Hash, newVersion: head + 1, newHash: EnvelopeHash(doc)}, nil
 }
 
 // rotateProject makes one project's part of a rotation: a full pull,
@@ -275,6 +322,9 @@ func (c *Conn) recordRotation(ctx context.Context, wsID, target string, plan *ro
 		for _, w := range ix.Workspaces {
 			if w.Remote == nil || w.Remote.ID != wsID {
 				continue
+			}
+			if a := plan.allowlist; a != nil && w.Remote.AllowlistVersion == a.oldVersion && w.Remote.AllowlistHash == a.oldHash {
+				w.Remote.AllowlistVersion, w.Remote.AllowlistHash = a.newVersion, a.newHash
 			}
 			for _, rp := range plan.req.Projects {
 				proj := w.Projects[rp.Name]

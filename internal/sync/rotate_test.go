@@ -194,6 +194,20 @@ func TestVerifyRosterAfterRotation(t *testing.T) {
 	mixed := newTeam(t, "alice", "bob")
 	mixed.ids["bob"], mixed.wsKey = tm.ids["bob"], tm.wsKey
 	otherKeys := at(2, mixed.rotated("alice", RoleAdmin, "bob", 2), tm.rotated("bob", RoleAdmin, "bob", 2))
+	// withAuthority is byBob with bob's self-signed record backed by the
+	// record signer gave him at key version 1.
+	withAuthority := func(role, signer string, keys *team) syncapi.WorkspaceDetail {
+		d := at(2, tm.rotated("alice", RoleAdmin, "bob", 2), tm.rotated("bob", RoleAdmin, "bob", 2), tm.rotated("carol", RoleMember, "bob", 2))
+		d.Members[1].Authority = keys.rotated("bob", role, signer, 1).Record
+		return d
+	}
+	// eve, a member the creator added, signs bob's authority: a member
+	// cannot make an admin.
+	byMember := at(2, tm.rotated("alice", RoleAdmin, "bob", 2), tm.rotated("bob", RoleAdmin, "bob", 2), tm.rotated("eve", RoleMember, "alice", 2))
+	byMember.Members[1].Authority = tm.rotated("bob", RoleAdmin, "eve", 1).Record
+	// The real alice signs an authority for a bob with other keys.
+	otherBob := newTeam(t, "alice", "bob")
+	otherBob.ids["alice"] = tm.ids["alice"]
 	tests := []struct {
 		name   string
 		detail syncapi.WorkspaceDetail
@@ -208,6 +222,14 @@ func TestVerifyRosterAfterRotation(t *testing.T) {
 		{"an admin's rotation, first sight", byBob, self("carol"), nil, ""},
 		{"the rotating admin pinned without the admin mark", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": tm.pin("bob")}, CheckUnknownSigner},
 		{"the rotating admin unknown here", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice")}, CheckUnknownSigner},
+		// A newcomer anchored to the creator only (its invite statement
+		// named alice), who never saw bob as an admin: bob's authority
+		// record, alice's signature on him as an admin, is what it trusts.
+		{"the rotating admin backed by the creator's record", withAuthority(RoleAdmin, "alice", tm), self("eve"), map[string]*vault.Pin{"alice": tm.pin("alice")}, ""},
+		{"an authority naming another role", withAuthority(RoleMember, "alice", tm), self("eve"), map[string]*vault.Pin{"alice": tm.pin("alice")}, CheckRetarget},
+		{"an authority signed by bob himself", withAuthority(RoleAdmin, "bob", tm), self("eve"), map[string]*vault.Pin{"alice": tm.pin("alice")}, CheckUnknownSigner},
+		{"an authority with other keys", withAuthority(RoleAdmin, "alice", otherBob), self("eve"), map[string]*vault.Pin{"alice": tm.pin("alice")}, CheckRetarget},
+		{"an authority signed by a member", byMember, self("carol"), map[string]*vault.Pin{"alice": tm.pin("alice")}, CheckRole},
 		{"the rotating admin's keys differ from the pin", byBob, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": func() *vault.Pin { p := tm.pin("eve"); p.Admin = true; return p }()}, CheckUnknownSigner},
 		{"a forged creator signed by a forged admin", forged, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice")}, CheckUnknownSigner},
 		{"a valid admin signs other creator keys", otherKeys, self("carol"), map[string]*vault.Pin{"alice": adminPin("alice"), "bob": adminPin("bob")}, CheckPin},

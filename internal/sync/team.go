@@ -276,6 +276,35 @@ type Roster struct {
 	AdminMarks map[string]bool
 }
 
+// authorized reports whether a self-signed admin record p of account id
+// is backed by its authority record: a record of the same account, as an
+// admin with the same keys, signed by another admin already verified (or
+// the creator). Not yet (false, nil) while the signer is unverified; a
+// malformed or forged authority is a refusal. The authority's sealed-key
+// hash names a key since rotated away, so only its signature counts.
+func (r *Roster) authorized(id string, p parsedMembership, authority []byte, signers SignerLookup) (bool, error) {
+	if len(authority) == 0 || p.rec.Role != RoleAdmin {
+		return false, nil
+	}
+	a, err := parseMembership(authority)
+	if err != nil {
+		return false, err
+	}
+	by := a.rec.AddedBy
+	switch {
+	case a.rec.WorkspaceID != r.WorkspaceID || a.rec.AccountID != id || a.rec.Role != RoleAdmin || !sameKeys(a.rec.PublicKeys, p.rec.PublicKeys):
+		return false, refuse(p.subject(), CheckRetarget, "its authority record names another workspace, account, role or keys")
+	case by == id:
+		return false, refuse(p.subject(), CheckUnknownSigner, "its authority record is signed by the account itself")
+	case by != r.CreatorID && r.Members[by] == nil:
+		return false, nil
+	}
+	if err := verifySignature(a.subject(), by, a.signed, a.sig, signers); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
 // roleError is a lookup's refusal of a signer whose role may not sign.
 type roleError struct{ account, role, what string }
 
@@ -420,11 +449,19 @@ func VerifyRoster(detail syncapi.WorkspaceDetail, pins map[string]*vault.Pin, ow
 				continue
 			}
 			lookup := signers
+			self := func(string) (ed25519.PublicKey, error) { return ed25519.PublicKey(p.rec.PublicKeys.Sign), nil }
 			switch by := p.rec.AddedBy; {
 			case by == id && !selfRoot(id, p):
-				continue
+				ok, err := r.authorized(id, p, listed[id].Authority, signers)
+				if err != nil {
+					return nil, err
+				}
+				if !ok {
+					continue
+				}
+				lookup = self
 			case by == id:
-				lookup = func(string) (ed25519.PublicKey, error) { return ed25519.PublicKey(p.rec.PublicKeys.Sign), nil }
+				lookup = self
 			case by != r.CreatorID && r.Members[by] == nil:
 				continue
 			}

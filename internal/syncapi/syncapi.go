@@ -185,6 +185,10 @@ type Member struct {
 	SealedKey []byte    `json:"sealed_key"`
 	AddedBy   string    `json:"added_by"`
 	AddedAt   time.Time `json:"added_at"`
+	// Authority is set when the member signed its own current record (an
+	// admin after running a removal): the latest record of it that another
+	// admin signed, so clients can trace its role back to the creator.
+	Authority []byte `json:"authority,omitempty"`
 }
 
 // Workspace is a remote workspace as listed.
@@ -404,6 +408,9 @@ type RotateMember struct {
 	Role      string `json:"role"`
 	Record    []byte `json:"record"`
 	SealedKey []byte `json:"sealed_key"`
+	// Authority is the rotating admin's own authority record (see
+	// Member.Authority); empty for every other member.
+	Authority []byte `json:"authority,omitempty"`
 }
 
 // RotateProject is one project's new key (version KeyVersion, wrapped
@@ -431,6 +438,11 @@ type RotateRequest struct {
 	KeyVersion       int             `json:"key_version"`
 	Members          []RotateMember  `json:"members"`
 	Projects         []RotateProject `json:"projects"`
+	// Allowlist is the allowlist document's newest version re-sealed
+	// under the new workspace key, as the next version; required exactly
+	// when the workspace has an allowlist (a member who joins later opens
+	// only the newest version).
+	Allowlist *AllowlistPushRequest `json:"allowlist,omitempty"`
 }
 
 // MaxRotateBody is the largest rotation body: it carries every live
