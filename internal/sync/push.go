@@ -79,6 +79,13 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 	if len(blocked) > 0 {
 		return nil, conflictError(ErrPushConflict, blocked, pushConflictHint)
 	}
+	for _, d := range send {
+		if local := st.proj.Secrets[d.Name]; local != nil {
+			if err := st.checkPushBindings(c.Account.ID, d.Name, local); err != nil {
+				return nil, err
+			}
+		}
+	}
 	id, err := c.identity(ctx)
 	if err != nil {
 		return nil, err
@@ -229,6 +236,11 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 	digest := vault.AllowlistDigest(local)
 	if digest == st.remote.AllowlistDigest {
 		return nil, nil // unchanged since the last sync (or adoption)
+	}
+	if st.keys.roster.Role(c.Account.ID) != RoleAdmin {
+		// Other clients accept allowlist documents from admins only.
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only a workspace admin can change the allowlist of team workspace %s", st.sel.Workspace),
+			"ask a workspace admin; to drop the change made here, `agentsecrets workspace allowlist remove HOST` what you added")
 	}
 	head := st.keys.Detail.AllowlistVersion
 	prev := st.remote.AllowlistHash
