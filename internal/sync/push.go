@@ -237,11 +237,6 @@ func (c *Conn) allowlistChange(ctx context.Context, st *state, id Identity, forc
 	if digest == st.remote.AllowlistDigest {
 		return nil, nil // unchanged since the last sync (or adoption)
 	}
-	if st.keys.roster.Role(c.Account.ID) != RoleAdmin {
-		// Other clients accept allowlist documents from admins only.
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "only a workspace admin can change the allowlist of team workspace %s", st.sel.Workspace),
-			"ask a workspace admin; to drop the change made here, `agentsecrets workspace allowlist remove HOST` what you added")
-	}
 	head := st.keys.Detail.AllowlistVersion
 	prev := st.remote.AllowlistHash
 	if head != st.remote.AllowlistVersion {
