@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -111,9 +113,24 @@ func runSyncTeamPolicy(t *testing.T, kind string) {
 		t.Fatalf("bob's call outside the new binding succeeded: %s", res.Stdout)
 	}
 
+	// Bob may narrow locally (unbind), but his client refuses to push the
+	// change: nothing reaches the server. The test then puts his index
+	// back as it was (going back is a human's `secrets pull --force`).
+	head = r.headVersion(t, "payments", "STRIPE_KEY")
+	kept := indexBytes(t, b)
+	s.run(b, "secrets", "unbind", "STRIPE_KEY", r.up.hostport()+"/v2").OK(t)
+	e := s.run(b, "secrets", "push").ErrorCode(t, "denied", 4)
+	if msg := e["message"].(string); !strings.Contains(msg, "only a workspace admin can change bindings") || !strings.Contains(msg, "STRIPE_KEY") ||
+		!strings.Contains(e["hint"].(string), "secrets pull --force STRIPE_KEY") {
+		t.Errorf("bob's push of changed bindings: %v", e)
+	}
+	if got := r.headVersion(t, "payments", "STRIPE_KEY"); got != head {
+		t.Fatalf("bob's refused push stored version %d", got)
+	}
+	must(t, os.WriteFile(filepath.Join(b.Home, "index.json"), kept, 0o600))
+
 	// The server rolls STRIPE_KEY back to the version with the older
 	// (wider) binding: bob refuses it, his index untouched.
-	head = r.headVersion(t, "payments", "STRIPE_KEY")
 	row := r.db.Bytes(t, "SELECT envelope FROM secret_versions WHERE workspace_id = ? AND project = 'payments' AND name = 'STRIPE_KEY' AND version = ?", r.wsID, head)
 	aliceID := r.accountID(r.alice.Email)
 	r.db.Exec(t, 1, "DELETE FROM secret_versions WHERE workspace_id = ? AND project = 'payments' AND name = 'STRIPE_KEY' AND version = ?", r.wsID, head)
