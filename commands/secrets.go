@@ -446,8 +446,8 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 		return nil, err
 	}
 	// Bindings travel to every member of a team workspace: a non-admin's
-	// is refused here, before the passphrase is asked for.
-	if err := agsync.CheckBindAllowed(ix, sel.Selection, c.Name); err != nil {
+	// change is refused here, before the passphrase is asked for.
+	if err := agsync.CheckBindAllowed(ix, sel.Selection, c.Name, b); err != nil {
 		return nil, err
 	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}

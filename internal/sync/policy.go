@@ -150,11 +150,13 @@ func bindingsDenied(sel vault.Selection, name string) error {
 }
 
 // CheckBindAllowed refuses early, from the index alone (before any
-// passphrase), a bind in a remote workspace by an account this device
-// last verified as a non-admin of it. With no pin for the account yet
-// (the roster was never fetched here) it lets the bind through: the push
-// re-checks from the verified roster.
-func CheckBindAllowed(ix *vault.Index, sel vault.Selection, name string) error {
+// passphrase), a bind of b in a remote workspace by an account this
+// device last verified as a non-admin of it. A bind that grants exactly
+// what a binding of the secret already grants passes: it changes nothing
+// that syncs (at most it lifts this device's echo-tripwire suspension,
+// which is local). With no pin for the account yet (the roster was never
+// fetched here) it passes too: the push re-checks from the verified roster.
+func CheckBindAllowed(ix *vault.Index, sel vault.Selection, name string, b policy.Binding) error {
 	w := ix.Workspaces[sel.Workspace]
 	if w == nil || w.Remote == nil || ix.Account == nil {
 		return nil
@@ -163,10 +165,18 @@ func CheckBindAllowed(ix *vault.Index, sel vault.Selection, name string) error {
 	if t == nil {
 		return nil
 	}
-	if p := t.Pins[ix.Account.ID]; p != nil && !p.Admin {
-		return bindingsDenied(sel, name)
+	p := t.Pins[ix.Account.ID]
+	if p == nil || p.Admin {
+		return nil
 	}
-	return nil
+	if s, err := ix.Secret(sel, name); err == nil {
+		for _, old := range s.Bindings {
+			if old.SameGrant(b) {
+				return nil
+			}
+		}
+	}
+	return bindingsDenied(sel, name)
 }
 
 // checkPushBindings refuses a non-admin's push of name whose local

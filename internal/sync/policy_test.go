@@ -214,26 +214,35 @@ func TestSameBindings(t *testing.T) {
 // an account this device pinned as a non-admin, and only then.
 func TestCheckBindAllowed(t *testing.T) {
 	sel := vault.Selection{Workspace: "acme", Project: testProj}
+	stripe := bound("api.stripe.com")[0]
+	suspended := stripe
+	suspended.SuspendedAt, suspended.SuspendReason = &t0, "echo"
+	getOnly := stripe
+	getOnly.Methods = []string{"GET"}
 	for _, tc := range []struct {
 		name    string
 		remote  bool
 		pin     *vault.Pin
+		bind    policy.Binding
 		refused bool
 	}{
-		{"local workspace", false, &vault.Pin{}, false},
-		{"admin", true, &vault.Pin{Admin: true}, false},
-		{"member", true, &vault.Pin{}, true},
-		{"roster never fetched", true, nil, false},
+		{"local workspace", false, &vault.Pin{}, bound("evil.example")[0], false},
+		{"admin", true, &vault.Pin{Admin: true}, bound("evil.example")[0], false},
+		{"member, a new target", true, &vault.Pin{}, bound("evil.example")[0], true},
+		{"member, another grant of a bound target", true, &vault.Pin{}, getOnly, true},
+		{"member lifts a local suspension (the same grant)", true, &vault.Pin{}, stripe, false},
+		{"roster never fetched", true, nil, bound("evil.example")[0], false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			ix := &vault.Index{Account: &vault.Account{ID: "bob"}, Workspaces: map[string]*vault.Workspace{"acme": {}}}
+			ix := &vault.Index{Account: &vault.Account{ID: "bob"}, Workspaces: map[string]*vault.Workspace{"acme": {
+				Projects: map[string]*vault.Project{testProj: {Secrets: map[string]*vault.Secret{"K": {Bindings: []policy.Binding{suspended}}}}}}}}
 			if tc.remote {
 				ix.Workspaces["acme"].Remote = &vault.RemoteWorkspace{ID: testWS}
 			}
 			if tc.pin != nil {
 				ix.Team(testWS, "").Pins["bob"] = tc.pin
 			}
-			err := CheckBindAllowed(ix, sel, "K")
+			err := CheckBindAllowed(ix, sel, "K", tc.bind)
 			if (errCode(err) == errcode.Denied) != tc.refused {
 				t.Fatalf("got %v, refused want %v", err, tc.refused)
 			}
