@@ -168,6 +168,36 @@ func TestCheckPolicyFromKnown(t *testing.T) {
 	}
 }
 
+// TestCheckPushBindingsOnHead: a forced push builds on the server's head,
+// so a member's bindings must be the head's: pushing the old ones over an
+// admin's change would undo it.
+func TestCheckPushBindingsOnHead(t *testing.T) {
+	_, r := policyTeam(t)
+	stripe, other := bound("api.stripe.com"), bound("evil.example")
+	for _, tc := range []struct {
+		name    string
+		head    OpenedSecret
+		local   []policy.Binding
+		refused bool
+	}{
+		{"the head's bindings", OpenedSecret{Content: SecretContent{Bindings: other}}, other, false},
+		{"the bindings before an admin's change", OpenedSecret{Content: SecretContent{Bindings: other}}, stripe, true},
+		{"after a deletion, none", OpenedSecret{Content: SecretContent{Deleted: true}}, bound(), false},
+		{"after a deletion, some", OpenedSecret{Content: SecretContent{Deleted: true}}, stripe, true},
+		{"a vouched head", OpenedSecret{Vouched: true}, stripe, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := &vault.Project{Secrets: map[string]*vault.Secret{}, Sync: &vault.ProjectSync{}}
+			st := &state{sel: vault.Selection{Workspace: "acme", Project: testProj}, proj: p, known: map[string]Known{},
+				opened: map[string][]OpenedSecret{"K": {tc.head}}, keys: &Keys{roster: r}}
+			err := st.checkPushBindings("bob", "K", &vault.Secret{Bindings: tc.local})
+			if (errCode(err) == errcode.Denied) != tc.refused {
+				t.Fatalf("got %v, refused want %v", err, tc.refused)
+			}
+		})
+	}
+}
+
 // TestSameBindings: the comparison is canonical: order, list order,
 // creation time and a local suspension aside; every grant difference
 // counts.
