@@ -27,7 +27,9 @@ import (
 // behind his client's back, is refused by alice's diff and pull with the
 // policy check, her index untouched and her calls still injecting the
 // old value; alice's own change of the bindings reaches bob and applies;
-// bob's new value (bindings kept) reaches alice; a server rolling back
+// bob's push of a local unbind is denied; bob's new value (bindings
+// kept) reaches alice, even while she has an unpushed bind of her own (a
+// conflict to settle, not a policy refusal); a server rolling back
 // the secret to the version with the older bindings, or the allowlist
 // document bob has seen, is refused by bob. No value anywhere.
 func TestSyncTeamPolicy(t *testing.T) {
@@ -139,10 +141,18 @@ func runSyncTeamPolicy(t *testing.T, kind string) {
 		r.wsID, head, row, aliceID, time.Now().Unix())
 
 	// Bob (a member) sets a new value, bindings kept: it pushes, and
-	// alice accepts it.
+	// alice accepts it. She had bound /v3 here meanwhile (not pushed), so
+	// her device compares bob's bindings with the digest it kept of the
+	// synced ones: a conflict to settle, not a policy refusal; once she
+	// unbinds /v3 again, the pull applies.
+	s.run(a, "secrets", "bind", "STRIPE_KEY", r.up.hostport()+"/v3", "--passphrase-file", a.AdminFile).OK(t)
 	v2 := s.canary("STRIPE_KEY.bob")
 	s.runIn(b, v2, "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
 	s.run(b, "secrets", "push").OK(t)
+	if got := secretStates(t, s.run(a, "secrets", "diff").OK(t)); got["STRIPE_KEY"] != "conflict" {
+		t.Fatalf("alice's diff with a local bind and bob's new value: %v", got)
+	}
+	s.run(a, "secrets", "unbind", "STRIPE_KEY", r.up.hostport()+"/v3").OK(t)
 	s.run(a, "secrets", "pull").OK(t)
 	r.up.expect(v2)
 	s.run(a, "call", "--url", r.up.URL+"/v2/charges", "--bearer", "STRIPE_KEY").OK(t)
