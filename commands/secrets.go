@@ -445,6 +445,11 @@ func (c *SecretsBindCmd) Run(env *Env) (*SecretsBindResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Bindings travel to every member of a team workspace: a non-admin's
+	// change is refused here, before the passphrase is asked for.
+	if err := agsync.CheckBindAllowed(ix, sel.Selection, c.Name, b); err != nil {
+		return nil, err
+	}
 	res := &SecretsBindResult{Workspace: sel.Workspace, Project: sel.Project, Name: c.Name}
 	decide := func(ix *vault.Index) (vault.Change, error) {
 		s, err := ix.Secret(sel.Selection, c.Name)

@@ -221,6 +221,7 @@ const (
 	CheckRole          Check = "role"           // signed by a member whose role may not sign it
 	CheckPin           Check = "pin"            // a member's keys differ from the ones this device pinned
 	CheckInviteCode    Check = "invite_code"    // not authenticated under the invite code
+	CheckPolicy        Check = "policy"         // a non-admin changed a secret's bindings
 )
 
 // VerifyError is a failed verification: what was being verified (names,

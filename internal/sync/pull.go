@@ -147,6 +147,13 @@ func (c *Conn) fetch(ctx context.Context, sel vault.Selection, needKeys bool) (*
 			return nil, err
 		}
 		st.opened[n] = opened
+		if st.keys != nil {
+			// Bindings change only by an admin's signature (policy.go).
+			if err := checkPolicy(ref, knownBase(proj, n, st.known[n]), opened, st.keys.roster.Role); err != nil {
+				st.wipe()
+				return nil, err
+			}
+		}
 		r := Remote{Head: resp.Heads[n]}
 		if len(opened) > 0 {
 			r.Deleted = opened[len(opened)-1].Content.Deleted

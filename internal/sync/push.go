@@ -79,6 +79,13 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 	if len(blocked) > 0 {
 		return nil, conflictError(ErrPushConflict, blocked, pushConflictHint)
 	}
+	for _, d := range send {
+		if local := st.proj.Secrets[d.Name]; local != nil {
+			if err := st.checkPushBindings(c.Account.ID, d.Name, local); err != nil {
+				return nil, err
+			}
+		}
+	}
 	id, err := c.identity(ctx)
 	if err != nil {
 		return nil, err
