@@ -642,7 +642,7 @@ func TestRecordHoldsNoValue(t *testing.T) {
 		reflect.TypeFor[float64]():   true,
 		reflect.TypeFor[time.Time](): true,
 	}
-	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Secrets", "Styles",
+	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Workspace", "Project", "Secrets", "Styles",
 		"Status", "DurationMS", "Decision", "Reason", "Code", "Command", "ExitCode", "Prev"}
 	rt := reflect.TypeFor[Record]()
 	var got []string
