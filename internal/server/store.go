@@ -91,6 +91,12 @@ type Store interface {
 	// Removed reports whether the account was removed from the workspace
 	// (and not added back), with the workspace's name.
 	Removed(ctx context.Context, wsID, accountID string) (name string, removed bool, err error)
+
+	// PutAuditBatch stores a sealed audit batch as the workspace's next
+	// batch id; AuditBatches lists up to limit after id since, oldest
+	// first (audit.go).
+	PutAuditBatch(ctx context.Context, wsID, uploader string, batch []byte, now time.Time) (syncapi.AuditBatch, error)
+	AuditBatches(ctx context.Context, wsID string, since int64, limit int) ([]syncapi.AuditBatch, error)
 }
 
 var _ Store = (*SQLStore)(nil)
