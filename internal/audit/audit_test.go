@@ -695,6 +695,28 @@ func TestAppendNormalises(t *testing.T) {
 			},
 		},
 		{
+			name: "workspace and project kept in name syntax, anything else invalid",
+			in: func(r *Record) {
+				r.Workspace, r.Project = "acme-prod.eu_1", "sk_live_"+strings.Repeat("x", 70)
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if r.Workspace != "acme-prod.eu_1" || r.Project != Invalid {
+					t.Errorf("workspace %q, project %q", r.Workspace, r.Project)
+				}
+			},
+		},
+		{
+			name: "workspace with a control byte, empty project",
+			in: func(r *Record) {
+				r.Workspace, r.Project = "acme\x1b[31m", ""
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if r.Workspace != Invalid || r.Project != "" || strings.Contains(raw, `"project"`) {
+					t.Errorf("workspace %q, project %q: %s", r.Workspace, r.Project, raw)
+				}
+			},
+		},
+		{
 			name: "time converted to UTC",
 			in: func(r *Record) {
 				r.Time = time.Date(2026, 1, 2, 3, 4, 5, 6, time.FixedZone("X", 3600))
