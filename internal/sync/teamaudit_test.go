@@ -168,7 +168,7 @@ func (f *auditFixture) mustParse(t *testing.T, b []byte) parsedAudit {
 }
 
 // TestAuditVectors pins the associated data and the signed header of the
-// documented layout (docs/protocol.md, Team audit batch).
+// documented layout (docs/protocol.md, "Team audit").
 func TestAuditVectors(t *testing.T) {
 	h := AuditHeader{WorkspaceID: testWS, UploaderID: bobID, Seq: 7, Count: 2, CreatedAt: t0}
 	if got := hex.EncodeToString(auditBodyAD(h)); got != wantAuditAD {
