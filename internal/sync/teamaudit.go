@@ -288,7 +288,15 @@ func (c *Conn) uploadAuditOnce(ctx context.Context, st *state) error {
 	if t := ix.Teams[st.remote.ID]; t != nil && t.Audit != nil {
 		cur = t.Audit
 	}
-	all, err := audit.Open(c.Store.Dirs.State, audit.Options{}).Read(audit.Filter{})
+	// Only the newest records are wanted: Read skips the rotated files
+	// that end well before the cursor. The margin keeps records written
+	// after the cursor's but stamped a little earlier (another process
+	// waited for the lock); pendingAudit then starts after the cursor's id.
+	var since time.Time
+	if cur != nil {
+		since = cur.LastTime.Add(-10 * time.Minute)
+	}
+	all, err := audit.Open(c.Store.Dirs.State, audit.Options{}).Read(audit.Filter{Since: since})
 	if err != nil {
 		return err
 	}
