@@ -42,6 +42,10 @@ const (
 const (
 	MaxAuditRecords = 500
 	maxAuditJSON    = 640 << 10
+	// maxAuditNames bounds a record's secret names (and styles) as
+	// uploaded, so that no single record can outgrow a batch and stop
+	// every later upload; a longer list ends with audit.Invalid.
+	maxAuditNames = 256
 )
 
 // AuditHeader is what a batch's uploader signs about it.
@@ -246,6 +250,7 @@ func pendingAudit(recs []audit.Record, ws string, cur *vault.AuditCursor) []audi
 	for _, r := range recs {
 		if r.Workspace == ws {
 			r.Prev = "" // the local chain's link: meaningless elsewhere
+			r.Secrets, r.Styles = capNames(r.Secrets), capNames(r.Styles)
 			mine = append(mine, r)
 		}
 	}
@@ -264,6 +269,13 @@ func pendingAudit(recs []audit.Record, ws string, cur *vault.AuditCursor) []audi
 		}
 	}
 	return mine
+}
+
+func capNames(names []string) []string {
+	if len(names) <= maxAuditNames {
+		return names
+	}
+	return append(slices.Clip(names[:maxAuditNames]), audit.Invalid)
 }
 
 // uploadAudit uploads, after a pull or push of st, the audit records this

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -202,12 +203,17 @@ func TestPendingAudit(t *testing.T) {
 		return strings.Join(out, ",")
 	}
 	big := auditRecords(MaxAuditRecords+10, "team")
-	huge := auditRecords(3, "team")
+	// Records as large as the audit log lets them be, and one beyond.
+	huge := auditRecords(30, "team")
 	for i := range huge {
 		huge[i].Path = "/" + strings.Repeat("p", 2047)
-		huge[i].Secrets = make([]string, 2000)
+		n := maxAuditNames
+		if i == 0 {
+			n = 5000
+		}
+		huge[i].Secrets = make([]string, n)
 		for j := range huge[i].Secrets {
-			huge[i].Secrets[j] = "S" + strings.Repeat("X", 120)
+			huge[i].Secrets[j] = "S" + strings.Repeat("X", 127)
 		}
 	}
 	tests := []struct {
@@ -238,7 +244,22 @@ func TestPendingAudit(t *testing.T) {
 	if got := pendingAudit(big, "team", nil); len(got) != MaxAuditRecords {
 		t.Fatalf("%d records in one upload, want %d", len(got), MaxAuditRecords)
 	}
-	if got := pendingAudit(huge, "team", nil); len(got) != 2 {
-		t.Fatalf("%d huge records in one upload, want 2 (bounded by size)", len(got))
+	got := pendingAudit(huge, "team", nil)
+	size := 0
+	for _, r := range got {
+		b, _ := json.Marshal(r)
+		size += len(b)
+	}
+	if len(got) < 2 || len(got) == len(huge) || size > maxAuditJSON {
+		t.Fatalf("%d huge records (%d bytes) in one upload: not bounded by size", len(got), size)
+	}
+	if s := got[0].Secrets; len(s) != maxAuditNames+1 || s[maxAuditNames] != audit.Invalid || len(huge[0].Secrets) != 5000 {
+		t.Fatalf("a record with 5000 names uploads %d (and the log's copy changed: %d)", len(s), len(huge[0].Secrets))
+	}
+	// The largest possible upload seals under the server's bound.
+	f := newAuditFixture(t)
+	b, err := SealAuditBatch(f.bob, AuditHeader{WorkspaceID: testWS, UploaderID: bobID, Seq: 1, Count: len(got), CreatedAt: t0}, f.readers(), got)
+	if err != nil || len(b) > syncapi.MaxAuditBatch {
+		t.Fatalf("sealed %d bytes (max %d): %v", len(b), syncapi.MaxAuditBatch, err)
 	}
 }
