@@ -17,7 +17,8 @@ import (
 )
 
 // TestSyncTeamAudit: bob (a member) makes an allowed call and a blocked
-// one, then pulls: his records reach the stream. Alice (the admin) sees
+// one, then pulls: his records reach the stream (a lost answer to the
+// upload warns, and the next pull sends them again). Alice (the admin) sees
 // both with bob's email, verified, and the filters select them; bob
 // cannot read the stream (denied) and his identity opens no stored batch,
 // while alice's opens every one; the stored batches hold no secret name,
@@ -75,23 +76,37 @@ func runSyncTeamAudit(t *testing.T, kind string) {
 	// then a pull uploads both.
 	s.run(b, "call", "--url", r.up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").OK(t)
 	s.run(b, "call", "--url", "https://blocked.example/v1/x", "--bearer", "STRIPE_KEY").ErrorCode(t, "denied", 4)
+	// The first upload's answer is lost (the server stored the batch):
+	// the pull still succeeds, with a warning, and the next one sends the
+	// same records again.
+	r.proxy.Edit(func(t testing.TB, method, path string, body []byte) []byte {
+		if method == "POST" && strings.HasSuffix(path, "/audit") {
+			return []byte("not json")
+		}
+		return body
+	})
 	pull := s.run(b, "secrets", "pull").OK(t)
+	if !strings.Contains(field(t, pull, "warnings"), "uploading audit records") {
+		t.Fatalf("a failed upload left no warning: %s", pull.Stdout)
+	}
+	r.proxy.Edit(nil)
+	pull = s.run(b, "secrets", "pull").OK(t)
 	if strings.Contains(string(pull.Stdout), "uploading audit records") {
 		t.Fatalf("bob's upload failed: %s", pull.Stdout)
 	}
 	bobID := r.accountID(bobEmail)
-	if n := r.db.String(t, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_batches WHERE workspace_id = ? AND uploader_id = ?", r.wsID, bobID); n != "1" {
+	if n := r.db.String(t, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_batches WHERE workspace_id = ? AND uploader_id = ?", r.wsID, bobID); n != "2" {
 		t.Fatalf("bob's batches: %s", n)
 	}
 	// Nothing new: the next pull uploads nothing.
 	s.run(b, "secrets", "pull").OK(t)
-	if n := r.db.String(t, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_batches WHERE workspace_id = ?", r.wsID); n != "1" {
+	if n := r.db.String(t, "SELECT CAST(COUNT(*) AS TEXT) FROM audit_batches WHERE workspace_id = ?", r.wsID); n != "2" {
 		t.Fatalf("a pull with nothing new uploaded: %s batches", n)
 	}
 
-	// Alice reads both records, bob's, verified.
+	// Alice reads both records (once, though sent twice), bob's, verified.
 	all := readAudit(t, s.run(a, "workspace", "audit"))
-	if len(all.Records) != 2 || len(all.Refused) != 0 {
+	if len(all.Records) != 2 || all.Batches != 2 || len(all.Refused) != 0 {
 		t.Fatalf("alice's audit: %+v", all)
 	}
 	allowed, blocked := all.Records[0], all.Records[1]
