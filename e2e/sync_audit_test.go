@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/audit"
 	syncpkg "github.com/agentsecrets/agentsecrets/internal/sync"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 )
 
 // TestSyncTeamAudit: bob (a member) makes an allowed call and a blocked
@@ -22,8 +24,11 @@ import (
 // both with bob's email, verified, and the filters select them; bob
 // cannot read the stream (denied) and his identity opens no stored batch,
 // while alice's opens every one; the stored batches hold no secret name,
-// host or path in clear; a second pull uploads nothing again. No value
-// anywhere: outputs, files, database, server log, traffic.
+// host or path in clear; a second pull uploads nothing again; alice's push
+// uploads her own records. A batch the server slips in from an unknown
+// account shows unverified; a changed one, or one listed under another
+// uploader, is refused. No value anywhere: outputs, files, database,
+// server log, traffic.
 func TestSyncTeamAudit(t *testing.T) {
 	for _, kind := range []string{dbSQLite, dbPostgres} {
 		t.Run(kind, func(t *testing.T) { runSyncTeamAudit(t, kind) })
@@ -177,6 +182,46 @@ func runSyncTeamAudit(t *testing.T, kind string) {
 		if _, _, err := syncpkg.OpenAuditBatch(row[0], r.wsID, bobIdentity, bobID, signer); syncpkg.CheckOf(err) != syncpkg.CheckDecrypt {
 			t.Errorf("bob's identity opened a batch: %v", err)
 		}
+	}
+
+	// Alice's own records go up with her push (nothing to push is still
+	// a push).
+	s.run(a, "call", "--url", r.up.URL+"/v1/charges", "--bearer", "STRIPE_KEY").OK(t)
+	s.run(a, "secrets", "push").OK(t)
+	if got := readAudit(t, s.run(a, "workspace", "audit", "--member", r.alice.Email)); len(got.Records) != 1 || got.Records[0].Record.Decision != "allowed" {
+		t.Fatalf("alice's own records: %+v", got)
+	}
+
+	// A malicious server: a batch from an account nobody knows, sealed to
+	// alice's real key, is shown unverified, never as a member's; a
+	// changed copy of bob's batch, or one listed under another uploader,
+	// is refused and named.
+	mallory, err := syncpkg.NewIdentity()
+	must(t, err)
+	alicePub := syncapi.PublicKeys{Seal: r.db.Bytes(t, "SELECT seal_pub FROM accounts WHERE id = ?", aliceID),
+		Sign: r.db.Bytes(t, "SELECT sign_pub FROM accounts WHERE id = ?", aliceID)}
+	forged, err := syncpkg.SealAuditBatch(mallory, syncpkg.AuditHeader{WorkspaceID: r.wsID, UploaderID: "acct-mallory", Seq: 1, Count: 1, CreatedAt: time.Now()},
+		map[string]syncapi.PublicKeys{aliceID: alicePub}, []audit.Record{{ID: "forged", Time: time.Now(), FrontEnd: "call", Host: "forged.example", Secrets: []string{"STRIPE_KEY"}, Styles: []string{}, Decision: "allowed"}})
+	must(t, err)
+	changed := bytes.Clone(batches[0][0])
+	changed[len(changed)-5] ^= 1
+	now := time.Now().UnixMicro()
+	r.db.Exec(t, 1, "INSERT INTO audit_batches (workspace_id, id, uploader_id, created_at, batch) VALUES (?, 100, 'acct-mallory', ?, ?)", r.wsID, now, forged)
+	r.db.Exec(t, 1, "INSERT INTO audit_batches (workspace_id, id, uploader_id, created_at, batch) VALUES (?, 101, ?, ?, ?)", r.wsID, bobID, now, changed)
+	r.db.Exec(t, 1, "INSERT INTO audit_batches (workspace_id, id, uploader_id, created_at, batch) VALUES (?, 102, ?, ?, ?)", r.wsID, aliceID, now, batches[0][0])
+	lied := readAudit(t, s.run(a, "workspace", "audit", "--last", "0"))
+	var unverified []string
+	for _, e := range lied.Records {
+		if !e.Verified {
+			unverified = append(unverified, e.Record.Host+"/"+e.Member)
+		} else if e.Record.Host == "forged.example" {
+			t.Fatal("the forged record is shown verified")
+		}
+	}
+	if len(unverified) != 1 || unverified[0] != "forged.example/" || len(lied.Refused) != 2 ||
+		!strings.Contains(lied.Refused[0], "batch 101") || !strings.Contains(lied.Refused[0], "signature") ||
+		!strings.Contains(lied.Refused[1], "batch 102") || !strings.Contains(lied.Refused[1], "metadata") {
+		t.Fatalf("forged batches: unverified %v, refused %v", unverified, lied.Refused)
 	}
 
 	s.scan(r.srv, a, b)
