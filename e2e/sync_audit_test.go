@@ -27,7 +27,8 @@ import (
 // host or path in clear; a second pull uploads nothing again; alice's push
 // uploads her own records. A batch the server slips in from an unknown
 // account shows unverified; a changed one, or one listed under another
-// uploader, is refused. No value anywhere: outputs, files, database,
+// uploader, is refused. A removed member's batches still verify (by his
+// pin). No value anywhere: outputs, files, database,
 // server log, traffic.
 func TestSyncTeamAudit(t *testing.T) {
 	for _, kind := range []string{dbSQLite, dbPostgres} {
@@ -222,6 +223,14 @@ func runSyncTeamAudit(t *testing.T, kind string) {
 		!strings.Contains(lied.Refused[0], "batch 101") || !strings.Contains(lied.Refused[0], "signature") ||
 		!strings.Contains(lied.Refused[1], "batch 102") || !strings.Contains(lied.Refused[1], "metadata") {
 		t.Fatalf("forged batches: unverified %v, refused %v", unverified, lied.Refused)
+	}
+
+	// After bob's removal his batches still verify, with the keys this
+	// device pinned for him, and still show his email.
+	s.run(a, "workspace", "remove", bobEmail, "--passphrase-file", a.AdminFile).OK(t)
+	after := readAudit(t, s.run(a, "workspace", "audit", "--member", bobEmail))
+	if len(after.Records) != 2 || !after.Records[0].Verified || !after.Records[1].Verified {
+		t.Fatalf("bob's records after his removal: %+v", after)
 	}
 
 	s.scan(r.srv, a, b)
