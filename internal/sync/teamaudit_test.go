@@ -14,6 +14,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -262,4 +263,42 @@ func TestPendingAudit(t *testing.T) {
 	if err != nil || len(b) > syncapi.MaxAuditBatch {
 		t.Fatalf("sealed %d bytes (max %d): %v", len(b), syncapi.MaxAuditBatch, err)
 	}
+}
+
+// FuzzOpenAuditBatch: whatever bytes the server hands over, opening a
+// batch never panics, every refusal is a coded conflict, and the only
+// batch accepted is one bob sealed, with his records.
+func FuzzOpenAuditBatch(f *testing.F) {
+	// Fixed keys: every fuzz worker builds the same fixture, so the seed
+	// batch verifies in each.
+	ident := func(b byte) Identity {
+		id, err := identityFrom(bytes.Repeat([]byte{b}, 32), bytes.Repeat([]byte{b + 1}, 32), nil)
+		if err != nil {
+			f.Fatal(err)
+		}
+		return id
+	}
+	fx := &auditFixture{fixture: fixedFixture(f), bob: ident(0x51), carol: ident(0x61)}
+	recs := auditRecords(2, "acme-prod")
+	good, err := SealAuditBatch(fx.bob, bobHeader(2), fx.readers(), recs)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(good)
+	f.Add(good[:len(good)-1])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		h, got, err := OpenAuditBatch(b, testWS, fx.alice, aliceID, fx.lookup)
+		if err != nil {
+			if CheckOf(err) == "" || errcode.Classify(err).Code != errcode.Conflict {
+				t.Fatalf("uncoded refusal: %v", err)
+			}
+			return
+		}
+		// Sealing is randomised (batch key, boxes, nonce): bob's batches
+		// differ in bytes, never in what they say.
+		if h != bobHeader(2) || len(got) != 2 || got[0].ID != recs[0].ID || got[1].ID != recs[1].ID || got[1].Host != recs[1].Host {
+			t.Fatalf("accepted a batch bob did not seal: %+v", h)
+		}
+	})
 }
