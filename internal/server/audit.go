@@ -71,16 +71,16 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, info *reqInfo
 			return nil, errcode.New(errcode.Usage, "since must be a batch id (0 or more)")
 		}
 	}
-	list, err := s.store.AuditBatches(r.Context(), ws, since, syncapi.AuditPage+1)
+	list, more, err := s.store.AuditBatches(r.Context(), ws, since)
 	if err != nil {
 		return nil, err
 	}
-	out := syncapi.AuditBatches{Batches: list}
-	if len(list) > syncapi.AuditPage {
-		out.Batches, out.More = list[:syncapi.AuditPage], true
-	}
-	return out, nil
+	return syncapi.AuditBatches{Batches: list, More: more}, nil
 }
+
+// auditPageBytes bounds the batch bytes of one page (each batch may reach
+// syncapi.MaxAuditBatch): a page ends after the batch that reaches it.
+const auditPageBytes = 8 << 20
 
 // PutAuditBatch stores a batch as the workspace's next id. Two uploads at
 // once may pick the same id: the loser's insert violates the primary key
@@ -109,23 +109,30 @@ func (s *SQLStore) PutAuditBatch(ctx context.Context, wsID, uploader string, bat
 	}
 }
 
-// AuditBatches lists up to limit batches of a workspace after id since,
-// oldest first.
-func (s *SQLStore) AuditBatches(ctx context.Context, wsID string, since int64, limit int) ([]syncapi.AuditBatch, error) {
-	rows, err := s.query(ctx, s.db, "SELECT id, uploader_id, created_at, batch FROM audit_batches WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?", wsID, since, limit)
+// AuditBatches lists a page of a workspace's batches after id since,
+// oldest first: at most syncapi.AuditPage, ending after the batch whose
+// bytes reach auditPageBytes; more says there are later ones. Rows are
+// read one at a time, so memory stays within the page.
+func (s *SQLStore) AuditBatches(ctx context.Context, wsID string, since int64) ([]syncapi.AuditBatch, bool, error) {
+	rows, err := s.query(ctx, s.db, "SELECT id, uploader_id, created_at, batch FROM audit_batches WHERE workspace_id = ? AND id > ? ORDER BY id LIMIT ?", wsID, since, syncapi.AuditPage+1)
 	if err != nil {
-		return nil, dbError("read audit batches", err)
+		return nil, false, dbError("read audit batches", err)
 	}
 	defer rows.Close()
 	out := []syncapi.AuditBatch{}
+	size := 0
 	for rows.Next() {
+		if len(out) == syncapi.AuditPage || size >= auditPageBytes {
+			return out, true, nil
+		}
 		var b syncapi.AuditBatch
 		var created int64
 		if err := rows.Scan(&b.ID, &b.UploaderID, &created, &b.Batch); err != nil {
-			return nil, dbError("read audit batches", err)
+			return nil, false, dbError("read audit batches", err)
 		}
 		b.CreatedAt = fromMicro(created)
+		size += len(b.Batch)
 		out = append(out, b)
 	}
-	return out, rows.Err()
+	return out, false, rows.Err()
 }

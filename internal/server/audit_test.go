@@ -130,6 +130,31 @@ func TestAuditPagination(t *testing.T) {
 	})
 }
 
+// TestAuditPageBytes: a page ends once its batches reach the byte bound,
+// however few they are.
+func TestAuditPageBytes(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, spec string) {
+		huge := Limit{Burst: 1 << 20, Every: time.Nanosecond}
+		ts := startServer(t, spec, Options{AccountLimit: huge})
+		alice := ts.signup(t, "alice@example.com")
+		ws := ts.workspace(t, alice, "app")
+		u := ts.URL + path(syncapi.PathAudit, "ws", ws)
+		n := auditPageBytes/syncapi.MaxAuditBatch + 3
+		for i := 0; i < n; i++ {
+			call[syncapi.AuditBatch](t, "POST", u, alice.Session.AccessToken, syncapi.AuditUploadRequest{Batch: make([]byte, syncapi.MaxAuditBatch)})
+		}
+		first := call[syncapi.AuditBatches](t, "GET", u, alice.Session.AccessToken, nil)
+		if len(first.Batches) != auditPageBytes/syncapi.MaxAuditBatch || !first.More {
+			t.Fatalf("first page: %d batches, more %v", len(first.Batches), first.More)
+		}
+		last := first.Batches[len(first.Batches)-1].ID
+		rest := call[syncapi.AuditBatches](t, "GET", u+"?since="+strconv.FormatInt(last, 10), alice.Session.AccessToken, nil)
+		if len(rest.Batches) != 3 || rest.More || rest.Batches[0].ID != last+1 {
+			t.Fatalf("second page: %d batches, more %v", len(rest.Batches), rest.More)
+		}
+	})
+}
+
 // TestAuditRateLimit: uploads take from a per-account bucket of their own.
 func TestAuditRateLimit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, spec string) {

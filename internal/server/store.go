@@ -93,10 +93,10 @@ type Store interface {
 	Removed(ctx context.Context, wsID, accountID string) (name string, removed bool, err error)
 
 	// PutAuditBatch stores a sealed audit batch as the workspace's next
-	// batch id; AuditBatches lists up to limit after id since, oldest
-	// first (audit.go).
+	// batch id; AuditBatches lists a page of them after id since, oldest
+	// first, and whether later ones follow (audit.go).
 	PutAuditBatch(ctx context.Context, wsID, uploader string, batch []byte, now time.Time) (syncapi.AuditBatch, error)
-	AuditBatches(ctx context.Context, wsID string, since int64, limit int) ([]syncapi.AuditBatch, error)
+	AuditBatches(ctx context.Context, wsID string, since int64) ([]syncapi.AuditBatch, bool, error)
 }
 
 var _ Store = (*SQLStore)(nil)

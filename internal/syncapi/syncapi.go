@@ -533,8 +533,8 @@ type AuditBatch struct {
 }
 
 // AuditBatches answers GET …/audit?since=ID: the batches after ID, oldest
-// first, at most AuditPage; More says there are later ones (ask again with
-// since = the last id).
+// first, at most AuditPage and about 8 MiB of them; More says there are
+// later ones (ask again with since = the last id).
 type AuditBatches struct {
 	Batches []AuditBatch `json:"batches"`
 	More    bool         `json:"more,omitempty"`
