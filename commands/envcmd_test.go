@@ -76,7 +76,7 @@ func TestEnvRun(t *testing.T) {
 	if strings.Contains(string(b), value) {
 		t.Fatal("audit log holds the value")
 	}
-	if !strings.Contains(string(b), `"front_end":"env","secrets":["KEY"],"styles":[]`) || !strings.Contains(string(b), `"command":"sh","exit_code":3`) {
+	if !strings.Contains(string(b), `"front_end":"env","workspace":"default","project":"default","secrets":["KEY"],"styles":[]`) || !strings.Contains(string(b), `"command":"sh","exit_code":3`) {
 		t.Fatalf("no env records in the audit log: %s", b)
 	}
 }

@@ -145,6 +145,13 @@ func goldenResults() map[string]TextWriter {
 		"WorkspaceTokenResult": &WorkspaceTokenResult{TokenResult: agsync.TokenResult{Workspace: "acme" + ctrl, WorkspaceID: "0123", Token: agsync.TokenInfo{
 			Name: "ci", ID: "048ca5f05b9d80ada34394527834c597", Role: "reader", Projects: []string{"payments" + ctrl}, CreatedBy: "ada@example.com", CreatedAt: goldenTime,
 			ExpiresAt: goldenTime.Add(30 * 24 * time.Hour), Fingerprint: "0a1b 2c3d 4e5f 6071 8293 a4b5 c6d7 e8f9"}}, Out: "/home/u/ci.token" + ctrl, Approved: true},
+		"WorkspaceAuditResult": &WorkspaceAuditResult{agsync.AuditResult{Workspace: "acme", WorkspaceID: "0123", Batches: 3,
+			Refused: []string{"batch 3: an audit batch failed the format check" + ctrl}, Records: []agsync.AuditEntry{
+				{Member: "bob@example.com", AccountID: "b2", Verified: true, Batch: 1, Record: audit.Record{ID: "a1", Time: goldenTime, FrontEnd: "call", Method: "GET",
+					Host: "api.example.com", Workspace: "acme", Project: "web", Secrets: []string{"STRIPE_KEY"}, Decision: audit.DecisionAllowed}},
+				{Member: "", AccountID: "x9" + ctrl, Verified: false, Batch: 2, Record: audit.Record{ID: "a2", Time: goldenTime, FrontEnd: "proxy", Method: "POST",
+					Host: "evil.example" + ctrl, Secrets: []string{"STRIPE_KEY", "GH_TOKEN"}, Decision: audit.DecisionBlocked, Reason: "not_allowlisted"}},
+			}}},
 		"WorkspaceTokensResult": &WorkspaceTokensResult{agsync.TokensResult{Workspace: "acme", WorkspaceID: "0123", Tokens: []agsync.TokenInfo{
 			{Name: "ci", ID: "048ca5f05b9d80ada34394527834c597", Role: "reader", Projects: []string{"payments"}, CreatedBy: "ada@example.com" + ctrl, CreatedAt: goldenTime,
 				ExpiresAt: goldenTime.Add(30 * 24 * time.Hour), LastUsedAt: &goldenTime},

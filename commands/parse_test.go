@@ -39,6 +39,8 @@ var parseCases = []struct {
 	{[]string{"workspace", "invites"}, f{}},
 	{[]string{"workspace", "join", "acme", "--code", "-"}, f{"Name": "acme", "Code": "-"}},
 	{[]string{"workspace", "remove", "bob@example.com", "--workspace", "w"}, f{"Member": "bob@example.com", "Workspace": "w"}},
+	{[]string{"workspace", "audit", "--workspace", "w", "--member", "bob@example.com", "--secret", "STRIPE_KEY", "--since", "1h", "--last", "5"},
+		f{"Workspace": "w", "Member": "bob@example.com", "Secret": "STRIPE_KEY", "Since": "1h", "Last": 5}},
 	{[]string{"workspace", "members", "--workspace", "w", "--verify", "bob@example.com", "--fingerprint", "0a1b 2c3d"},
 		f{"Workspace": "w", "Verify": "bob@example.com", "Fingerprint": "0a1b 2c3d"}},
 	{[]string{"workspace", "token", "create", "ci", "--role", "reader", "--project", "a", "--project", "b", "--expires", "30d", "--out", "t", "--workspace", "w", "--passphrase-file", "p"},

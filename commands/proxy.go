@@ -302,14 +302,8 @@ func (c *ProxyLogsCmd) Run(env *Env) (*ProxyLogsResult, error) {
 		return nil, err
 	}
 	f := audit.Filter{Last: c.Last, Secret: c.Secret, Host: c.Host, Decision: c.Decision}
-	if c.Since != "" {
-		if d, err := time.ParseDuration(c.Since); err == nil {
-			f.Since = env.Now().Add(-d)
-		} else if t, err := time.Parse(time.RFC3339, c.Since); err == nil {
-			f.Since = t
-		} else {
-			return nil, errcode.New(errcode.Usage, "--since is neither an RFC 3339 time nor a duration like 1h")
-		}
+	if f.Since, err = parseSince(env, c.Since); err != nil {
+		return nil, err
 	}
 	recs, err := audit.Open(st.Dirs.State, audit.Options{}).Read(f)
 	if err != nil {

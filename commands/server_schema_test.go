@@ -51,6 +51,9 @@ var serverBodies = []struct {
 	{"token_login_request", &syncapi.TokenLoginRequest{}, "POST " + syncapi.PathTokenLogin + " request (answered with a session_response without a refresh token)"},
 	{"rotate_request", &syncapi.RotateRequest{}, "POST " + syncapi.PathRotate + " request"},
 	{"rotate_response", &syncapi.RotateResponse{}, "POST " + syncapi.PathRotate + " response"},
+	{"audit_upload_request", &syncapi.AuditUploadRequest{}, "POST " + syncapi.PathAudit + " request"},
+	{"audit_batch", &syncapi.AuditBatch{}, "POST " + syncapi.PathAudit + " response (without the batch bytes)"},
+	{"audit_batches", &syncapi.AuditBatches{}, "GET " + syncapi.PathAudit + " response"},
 	{"error", &syncapi.Error{}, "every non-2xx response"},
 }
 

@@ -25,6 +25,7 @@ type WorkspaceCmd struct {
 	Members   WorkspaceMembersCmd `cmd:"" help:"List a remote workspace's verified members and key fingerprints, or mark one checked in person."`
 	Token     WorkspaceTokenCmd   `cmd:"" help:"Service tokens for CI and headless agents: create, list, revoke."`
 	Remove    WorkspaceRemoveCmd  `cmd:"" help:"Remove a member from a remote workspace and rotate every key they held (needs the admin passphrase)."`
+	Audit     WorkspaceAuditCmd   `cmd:"" help:"Show a remote workspace's team audit stream: every member's calls, by name only (admins)."`
 }
 
 // WorkspaceInfo describes one workspace.

@@ -133,10 +133,10 @@ func TestOpenclawResolveProtocol(t *testing.T) {
 				noValue(t, "proxy logs", logs.Stdout, val)
 			}
 			s := string(logs.Stdout)
-			if !strings.Contains(s, `"front_end":"openclaw","secrets":["OC_KEY","OC_KEY","OC_KEY"]`) && !strings.Contains(s, `"front_end":"openclaw","secrets":["OC_KEY"`) {
+			if !strings.Contains(s, `"front_end":"openclaw","workspace":"default","project":"default","secrets":["OC_KEY","OC_KEY","OC_KEY"]`) && !strings.Contains(s, `"front_end":"openclaw","workspace":"default","project":"default","secrets":["OC_KEY"`) {
 				t.Errorf("no allowed openclaw record: %s", s)
 			}
-			if !strings.Contains(s, `"front_end":"openclaw","secrets":["ENV_ONLY","PLAIN"],"styles":[],"duration_ms"`) || !strings.Contains(s, `"reason":"not_released"`) {
+			if !strings.Contains(s, `"front_end":"openclaw","workspace":"default","project":"default","secrets":["ENV_ONLY","PLAIN"],"styles":[],"duration_ms"`) || !strings.Contains(s, `"reason":"not_released"`) {
 				t.Errorf("no blocked openclaw record: %s", s)
 			}
 			v.Run("audit", "verify").OK(t)

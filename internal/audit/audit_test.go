@@ -642,7 +642,7 @@ func TestRecordHoldsNoValue(t *testing.T) {
 		reflect.TypeFor[float64]():   true,
 		reflect.TypeFor[time.Time](): true,
 	}
-	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Secrets", "Styles",
+	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Workspace", "Project", "Secrets", "Styles",
 		"Status", "DurationMS", "Decision", "Reason", "Code", "Command", "ExitCode", "Prev"}
 	rt := reflect.TypeFor[Record]()
 	var got []string
@@ -691,6 +691,28 @@ func TestAppendNormalises(t *testing.T) {
 				}
 				if !strings.Contains(raw, `"prev":""`) {
 					t.Errorf("first record has no empty prev: %s", raw)
+				}
+			},
+		},
+		{
+			name: "workspace and project kept in name syntax, anything else invalid",
+			in: func(r *Record) {
+				r.Workspace, r.Project = "acme-prod.eu_1", "sk_live_"+strings.Repeat("x", 70)
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if r.Workspace != "acme-prod.eu_1" || r.Project != Invalid {
+					t.Errorf("workspace %q, project %q", r.Workspace, r.Project)
+				}
+			},
+		},
+		{
+			name: "workspace with a control byte, empty project",
+			in: func(r *Record) {
+				r.Workspace, r.Project = "acme\x1b[31m", ""
+			},
+			check: func(t *testing.T, r Record, raw string) {
+				if r.Workspace != Invalid || r.Project != "" || strings.Contains(raw, `"project"`) {
+					t.Errorf("workspace %q, project %q: %s", r.Workspace, r.Project, raw)
 				}
 			},
 		},
@@ -961,6 +983,65 @@ func TestReadFilters(t *testing.T) {
 	}
 	if _, err := l.Read(Filter{Last: -1}); errcode.Classify(err).Code != errcode.Usage {
 		t.Fatalf("Read(Last: -1) = %v, want a usage error", err)
+	}
+}
+
+// TestReadSinceSkipsOldRotatedFiles: with Since, Read returns exactly
+// what filtering every record would, records a little out of time order
+// (within appendSkew) included, and it does not read a rotated file whose
+// last record is older than Since (a record planted there stays unseen),
+// so reading the newest records of a long history costs little.
+func TestReadSinceSkipsOldRotatedFiles(t *testing.T) {
+	dir := t.TempDir()
+	l := Open(dir, Options{MaxFileSize: 700, Now: clock()})
+	at := func(min int) time.Time { return base.Add(time.Duration(min) * time.Minute) }
+	var all []*Record
+	for i := 0; i < 40; i++ {
+		r := rec("r", i)
+		// Every other record runs 30 s behind the one before it (90 s earlier
+		// than its minute).
+		r.Time = at(i).Add(-time.Duration(i%2) * 90 * time.Second)
+		if err := l.Append(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+	}
+	nums, _ := l.rotatedNumbers()
+	if len(nums) < 5 {
+		t.Fatalf("want many rotated files, have %d", len(nums))
+	}
+	for _, since := range []time.Time{at(0), at(9), at(10).Add(-20 * time.Second), at(25), at(38), at(39), at(40)} {
+		var want []string
+		for _, r := range all {
+			if !r.Time.Before(since) {
+				want = append(want, r.ID)
+			}
+		}
+		got, err := l.Read(Filter{Since: since})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(ids(got), want) && !(len(want) == 0 && len(got) == 0) {
+			t.Fatalf("Read(Since %v) = %v, want %v", since.Sub(base), ids(got), want)
+		}
+	}
+	// A record planted at the start of the oldest file, newer than
+	// everything: a full read sees it, a read since the middle of the
+	// history does not open that file.
+	oldest := filepath.Join(dir, rotatedName(nums[0]))
+	b, err := os.ReadFile(oldest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted := `{"id":"planted","time":"` + at(100).Format(time.RFC3339Nano) + `","front_end":"call","secrets":[],"styles":[],"duration_ms":0,"decision":"allowed","prev":""}` + "\n"
+	if err := os.WriteFile(oldest, append([]byte(planted), b...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := l.Read(Filter{}); !slices.Contains(ids(got), "planted") {
+		t.Fatal("the planted record does not parse")
+	}
+	if got, _ := l.Read(Filter{Since: at(20)}); slices.Contains(ids(got), "planted") {
+		t.Fatal("Read since the middle of the history read the oldest file")
 	}
 }
 

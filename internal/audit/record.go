@@ -23,7 +23,12 @@ type Record struct {
 	Host     string    `json:"host,omitempty"` // host[:port], never userinfo
 	// Path is the URL path the client asked for, before any injection;
 	// never the query or fragment (the query style injects there).
-	Path       string   `json:"path,omitempty"`
+	Path string `json:"path,omitempty"`
+	// Workspace and Project are the local names of the selection the
+	// request used (names only); a team workspace's audit upload selects
+	// its records by them (internal/sync).
+	Workspace  string   `json:"workspace,omitempty"`
+	Project    string   `json:"project,omitempty"`
 	Secrets    []string `json:"secrets"`          // secret NAMES
 	Styles     []string `json:"styles"`           // bearer, basic, header, query, body, form
 	Status     int      `json:"status,omitempty"` // upstream HTTP status
@@ -130,6 +135,7 @@ func (r *Record) normalise(now func() time.Time) error {
 	}
 	r.Host = cleanHost(r.Host)
 	r.Path = cleanPath(r.Path)
+	r.Workspace, r.Project = cleanSpaceName(r.Workspace), cleanSpaceName(r.Project)
 	r.Secrets = cleanList(r.Secrets, validSecretName)
 	r.Styles = cleanList(r.Styles, func(s string) bool { return slices.Contains(styles, s) })
 	if r.Status < 0 || r.Status > 999 {
@@ -203,6 +209,24 @@ func cleanPath(p string) string {
 		p = p[:cut]
 	}
 	return strings.ToValidUTF8(p, "\uFFFD")
+}
+
+// cleanSpaceName keeps a workspace or project name in vault's syntax (a
+// letter or digit, then up to 63 letters, digits, '.', '_' or '-'); ""
+// stays "" and anything else becomes Invalid.
+func cleanSpaceName(s string) string {
+	if s == "" {
+		return ""
+	}
+	if len(s) > 64 || !isAlnum(s[0]) {
+		return Invalid
+	}
+	for i := 0; i < len(s); i++ {
+		if !isAlnum(s[i]) && strings.IndexByte("._-", s[i]) < 0 {
+			return Invalid
+		}
+	}
+	return s
 }
 
 // validSecretName is vault's name syntax: a letter or '_' followed by up to

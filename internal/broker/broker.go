@@ -231,7 +231,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	if err := b.recordUnrecorded(ctx); err != nil {
 		return nil, err
 	}
-	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method,
+	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method, Workspace: req.Selection.Workspace, Project: req.Selection.Project,
 		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
 	var redactor *Redactor
 	// Every failure is audited with the code the client gets.

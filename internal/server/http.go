@@ -149,6 +149,8 @@ func (s *Server) routes() {
 	auth("DELETE "+syncapi.PathToken, s.revokeToken)
 	pub("POST "+syncapi.PathTokenLogin, s.tokenLogin)
 	auth("POST "+syncapi.PathRotate, s.rotate)
+	auth("POST "+syncapi.PathAudit, s.uploadAudit)
+	auth("GET "+syncapi.PathAudit, s.listAudit)
 	// Everything else, a wrong method included, is a JSON not_found.
 	m.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errcode.WithHint(errcode.New(errcode.NotFound, "no such endpoint"), "check the server URL; the API lives under /"+syncapi.Version))

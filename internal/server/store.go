@@ -91,6 +91,12 @@ type Store interface {
 	// Removed reports whether the account was removed from the workspace
 	// (and not added back), with the workspace's name.
 	Removed(ctx context.Context, wsID, accountID string) (name string, removed bool, err error)
+
+	// PutAuditBatch stores a sealed audit batch as the workspace's next
+	// batch id; AuditBatches lists a page of them after id since, oldest
+	// first, and whether later ones follow (audit.go).
+	PutAuditBatch(ctx context.Context, wsID, uploader string, batch []byte, now time.Time) (syncapi.AuditBatch, error)
+	AuditBatches(ctx context.Context, wsID string, since int64) ([]syncapi.AuditBatch, bool, error)
 }
 
 var _ Store = (*SQLStore)(nil)

@@ -94,6 +94,8 @@ var tokenRoutes = map[string]bool{
 	"POST " + syncapi.PathPush:      true,
 	"GET " + syncapi.PathHistory:    true,
 	"GET " + syncapi.PathAllowlist:  true,
+	// A token uploads its own audit records like any member.
+	"POST " + syncapi.PathAudit: true,
 }
 
 // scopeToken checks a token principal's request: an allowed route, its

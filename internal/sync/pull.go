@@ -437,6 +437,7 @@ func (c *Conn) Pull(ctx context.Context, sel vault.Selection, names []string, fo
 			}
 		}
 	}
+	c.uploadAudit(ctx, st)
 	res.TeamNotes = c.notes
 	return res, nil
 }

@@ -168,6 +168,7 @@ func (c *Conn) Push(ctx context.Context, sel vault.Selection, names []string, fo
 		}
 		res.Secrets = append(res.Secrets, e)
 	}
+	c.uploadAudit(ctx, st)
 	res.TeamNotes = c.notes
 	return res, nil
 }

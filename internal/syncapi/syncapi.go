@@ -70,6 +70,7 @@ const (
 	PathToken          = "/v1/workspaces/{ws}/tokens/{token}"                            // DELETE: revoke a service token: its sessions end and its membership goes (admins)
 	PathTokenLogin     = "/v1/sessions/token"                                            // POST TokenLoginRequest → SessionResponse (access token only; rate-limited like a login)
 	PathRotate         = "/v1/workspaces/{ws}/rotate"                                    // POST RotateRequest → RotateResponse (admins): remove a member, rotate every key
+	PathAudit          = "/v1/workspaces/{ws}/audit"                                     // POST AuditUploadRequest → AuditBatch (any member, tokens included); GET ?since=ID → AuditBatches (admins)
 )
 
 // Error is the body of every non-2xx response.
@@ -511,4 +512,42 @@ type TokenList struct {
 type TokenLoginRequest struct {
 	TokenID string `json:"token_id"`
 	AuthKey []byte `json:"auth_key"`
+}
+
+// Team audit.
+//
+// A member's client uploads the audit records it wrote for a workspace as
+// a batch sealed to the workspace's admins (internal/sync/teamaudit.go,
+// docs/protocol.md): the server stores the bytes as sent and can read
+// none of them, only who uploaded them and when.
+
+// Limits of the team audit stream.
+const (
+	// MaxAuditBatch is the largest sealed batch the server stores.
+	MaxAuditBatch = 1 << 20
+	// AuditPage is the most batches one GET …/audit answers.
+	AuditPage = 100
+)
+
+// AuditUploadRequest stores one sealed batch.
+type AuditUploadRequest struct {
+	Batch []byte `json:"batch"`
+}
+
+// AuditBatch is one stored batch: its id (per workspace, from 1, in the
+// order the server stored them), the uploading account and when. Batch
+// is empty in the answer to an upload.
+type AuditBatch struct {
+	ID         int64     `json:"id"`
+	UploaderID string    `json:"uploader_id"`
+	CreatedAt  time.Time `json:"created_at"`
+	Batch      []byte    `json:"batch,omitempty"`
+}
+
+// AuditBatches answers GET …/audit?since=ID: the batches after ID, oldest
+// first, at most AuditPage and about 8 MiB of them; More says there are
+// later ones (ask again with since = the last id).
+type AuditBatches struct {
+	Batches []AuditBatch `json:"batches"`
+	More    bool         `json:"more,omitempty"`
 }

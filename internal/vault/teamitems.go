@@ -22,6 +22,21 @@ type Team struct {
 	// Invites are the invites this device made and holds the code of (by
 	// invite id): only this device can complete them.
 	Invites map[string]*HeldInvite `json:"invites,omitempty"`
+	// Audit is how far this device uploaded its audit records of the
+	// workspace to the team audit stream; nil before the first upload.
+	Audit *AuditCursor `json:"audit,omitempty"`
+}
+
+// AuditCursor is the last audit record this device uploaded for a
+// workspace: the next upload starts after it.
+type AuditCursor struct {
+	// Seq counts the records uploaded so far (the next batch's first
+	// record is Seq+1).
+	Seq int `json:"seq"`
+	// LastID and LastTime are the last uploaded record's id and time; a
+	// log rotated past LastID resumes after LastTime.
+	LastID   string    `json:"last_id"`
+	LastTime time.Time `json:"last_time"`
 }
 
 // Pin is one member's pinned public keys.
