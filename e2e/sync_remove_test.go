@@ -18,6 +18,7 @@ import (
 	"time"
 
 	syncpkg "github.com/agentsecrets/agentsecrets/internal/sync"
+	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 )
 
 // TestSyncRemoveRotates: alice, bob and carol (members) share acme with
@@ -348,5 +349,64 @@ func TestSyncRemoveByAnotherAdmin(t *testing.T) {
 	s.run(c, "secrets", "pull").OK(t)
 	s.run(a, "secrets", "pull").OK(t)
 	s.scan(r.srv, a, tom, c, n)
+	s.scanServer(r.db, r.proxy)
+}
+
+// TestSyncHiddenRemoval: after alice removes bob, the server shows carol
+// the workspace as it was before (key version 1, bob still a member, the
+// old keys). Carol's device already verified version 2, so it refuses
+// (rollback) instead of sealing her new value under keys bob holds;
+// nothing reaches the server.
+func TestSyncHiddenRemoval(t *testing.T) {
+	const backend = "keychain"
+	r := newTeamRig(t, backend, dbSQLite)
+	a, s := r.a, r.s
+	bobEmail, carolEmail := randomEmail(t, "bob"), randomEmail(t, "carol")
+	join := func(email string) *Vault {
+		code := r.invite(a, email, "member")
+		_, v := r.account(backend, email)
+		s.runIn(v, []byte(code), "workspace", "join", "acme", "--code", "-").OK(t)
+		return v
+	}
+	join(bobEmail)
+	c := join(carolEmail)
+	s.run(a, "workspace", "members").OK(t) // completes carol's invite
+
+	// The proxy keeps the last detail served before the removal, and
+	// replays it once told to.
+	var old []byte
+	replay := false
+	r.editDetail(func(d *syncapi.WorkspaceDetail) {
+		if replay {
+			*d = syncapi.WorkspaceDetail{}
+			must(t, json.Unmarshal(old, d))
+			return
+		}
+		if d.KeyVersion <= 1 {
+			var err error
+			old, err = json.Marshal(d)
+			must(t, err)
+		}
+	})
+	s.run(c, "workspace", "switch", "acme").OK(t)
+	s.run(c, "project", "use", "payments").OK(t)
+	s.run(c, "secrets", "pull").OK(t)
+
+	s.run(a, "workspace", "remove", bobEmail, "--passphrase-file", a.AdminFile).OK(t)
+	s.run(c, "secrets", "pull").OK(t) // carol verifies key version 2
+	head := r.db.String(t, "SELECT CAST(MAX(version) AS TEXT) FROM secret_versions WHERE workspace_id = ? AND name = 'STRIPE_KEY'", r.wsID)
+
+	replay = true
+	fresh := s.canary("STRIPE_KEY.hidden")
+	s.runIn(c, fresh, "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	e := s.run(c, "secrets", "push").ErrorCode(t, "conflict", 6)
+	if msg, _ := e["message"].(string); !strings.Contains(msg, "rollback") || !strings.Contains(msg, "key version 1") {
+		t.Fatalf("hidden removal: %v", e)
+	}
+	s.run(c, "secrets", "pull").ErrorCode(t, "conflict", 6)
+	if now := r.db.String(t, "SELECT CAST(MAX(version) AS TEXT) FROM secret_versions WHERE workspace_id = ? AND name = 'STRIPE_KEY'", r.wsID); now != head {
+		t.Fatalf("a version reached the server under the hidden removal: head %s, was %s", now, head)
+	}
+	s.scan(r.srv, a, c)
 	s.scanServer(r.db, r.proxy)
 }

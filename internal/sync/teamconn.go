@@ -58,13 +58,31 @@ func inviteInfo(inv syncapi.Invite, held bool) InviteInfo {
 // verifyRoster verifies a workspace's members against this device's pins
 // and pins the members seen for the first time.
 func (c *Conn) verifyRoster(ctx context.Context, ix *vault.Index, detail syncapi.WorkspaceDetail, id Identity) (*Roster, error) {
+	wsID, kv := detail.Workspace.ID, max(detail.KeyVersion, 1)
 	var pins map[string]*vault.Pin
-	if t := ix.Teams[detail.Workspace.ID]; t != nil {
-		pins = t.Pins
+	seen := 0
+	if t := ix.Teams[wsID]; t != nil {
+		pins, seen = t.Pins, t.KeyVersion
+	}
+	if kv < seen {
+		return nil, hiddenRemoval(wsID, kv, seen)
 	}
 	r, err := VerifyRoster(detail, pins, Party{AccountID: c.Account.ID, Keys: id.Public()}, c.now())
 	if err != nil {
 		return nil, err
+	}
+	if kv > seen {
+		err := c.Store.Update(ctx, func(ix *vault.Index) error {
+			t := ix.Team(wsID, c.Account.Server)
+			if kv < t.KeyVersion {
+				return hiddenRemoval(wsID, kv, t.KeyVersion)
+			}
+			t.KeyVersion = kv
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	if len(r.NewPins) > 0 {
 		if err := c.pin(ctx, detail.Workspace.ID, r.NewPins); err != nil {
@@ -86,6 +104,15 @@ func (c *Conn) verifyRoster(ctx context.Context, ix *vault.Index, detail syncapi
 		}
 	}
 	return r, nil
+}
+
+// hiddenRemoval refuses a workspace whose key version went back: every
+// removal moves it forward, so an older one is a server replaying the
+// workspace as it was before someone was removed. Sealing anything under
+// those keys would hand it to the removed member.
+func hiddenRemoval(wsID string, shown, seen int) error {
+	return refuse("the members of workspace "+wsID, CheckRollback,
+		fmt.Sprintf("the server shows workspace key version %d, but this device already verified version %d (a removal hidden from it)", shown, seen))
 }
 
 // pin records new pins. A pin another process recorded meanwhile with

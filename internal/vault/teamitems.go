@@ -25,6 +25,9 @@ type Team struct {
 	// Audit is how far this device uploaded its audit records of the
 	// workspace to the team audit stream; nil before the first upload.
 	Audit *AuditCursor `json:"audit,omitempty"`
+	// KeyVersion is the newest workspace key version this device verified
+	// a roster at: a server that later shows an older one hides a removal.
+	KeyVersion int `json:"key_version,omitempty"`
 }
 
 // AuditCursor is the last audit record this device uploaded for a
