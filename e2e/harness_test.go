@@ -55,7 +55,7 @@ const (
 
 // requireKeychain skips or fails a keychain test depending on whether the
 // suite runs under `make test` (which always provides a Secret Service).
-func requireKeychain(t *testing.T) {
+func requireKeychain(t testing.TB) {
 	t.Helper()
 	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
 		return

@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	syncpkg "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/syncapi"
 )
@@ -233,12 +234,7 @@ func BenchmarkRemoveMember(b *testing.B) {
 	srv := StartSyncServer(b, "")
 	a := newBenchDev(b, "file")
 	admin := adminPassFile(b, a.root)
-	account := func(d *benchDev, email string) {
-		pass := filepath.Join(d.root, "account.pass")
-		benchMust(b, os.WriteFile(pass, []byte(syncPassword+"\n"), 0o600))
-		d.run(nil, "account", "create", "--server", srv.URL, "--email", email, "--password-file", pass,
-			"--recovery-kit-file", filepath.Join(d.root, "kit.txt"), "--device-name", "bench")
-	}
+	account := func(d *benchDev, email string) { createBenchAccount(b, srv.URL, d, email) }
 	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
 	account(a, "admin-"+stamp+"@example.com")
 	a.run(nil, "workspace", "create", "acme", "--switch")
@@ -409,4 +405,68 @@ func TestSyncHiddenRemoval(t *testing.T) {
 	}
 	s.scan(r.srv, a, c)
 	s.scanServer(r.db, r.proxy)
+}
+
+// createBenchAccount creates d's sync account on server.
+func createBenchAccount(b *testing.B, server string, d *benchDev, email string) {
+	pass := filepath.Join(d.root, "account.pass")
+	benchMust(b, os.WriteFile(pass, []byte(syncPassword+"\n"), 0o600))
+	d.run(nil, "account", "create", "--server", server, "--email", email, "--password-file", pass,
+		"--recovery-kit-file", filepath.Join(d.root, "kit.txt"), "--device-name", "bench")
+}
+
+// BenchmarkInvite times the inviting admin's two steps as whole processes,
+// on the keychain backend (no vault passphrase to stretch): `workspace
+// invite`, less one Argon2id check of the admin passphrase (timed here
+// with the same parameters), and the completion, which `workspace
+// invites` does once the invitee joined, less the same command with
+// nothing to complete. Target: each <= 200 ms of client time.
+func BenchmarkInvite(b *testing.B) {
+	requireKeychain(b)
+	srv := StartSyncServer(b, "")
+	a := newBenchDev(b, "keychain")
+	admin := adminPassFile(b, a.root)
+	stamp := strconv.FormatInt(time.Now().UnixNano(), 36)
+	createBenchAccount(b, srv.URL, a, "admin-"+stamp+"@example.com")
+	a.run(nil, "workspace", "create", "acme", "--switch")
+	a.run(nil, "workspace", "publish")
+	kdf, err := crypto.DefaultKDF()
+	benchMust(b, err)
+	var argon, invite, complete, idle []time.Duration
+	b.ResetTimer()
+	for i := range b.N {
+		start := time.Now()
+		_, err := crypto.DeriveKey([]byte("benchmark admin passphrase"), kdf)
+		benchMust(b, err)
+		argon = append(argon, time.Since(start))
+		email := fmt.Sprintf("invitee-%d-%s@example.com", i, stamp)
+		var inv struct {
+			Code string `json:"code"`
+		}
+		start = time.Now()
+		out := a.run(nil, "workspace", "invite", email, "--passphrase-file", admin)
+		invite = append(invite, time.Since(start))
+		benchMust(b, json.Unmarshal(out, &inv))
+		b.StopTimer()
+		m := newBenchDev(b, "file")
+		createBenchAccount(b, srv.URL, m, email)
+		m.run([]byte(inv.Code), "workspace", "join", "acme", "--code", "-")
+		b.StartTimer()
+		complete = append(complete, a.timed("workspace", "invites"))
+		idle = append(idle, a.timed("workspace", "invites"))
+	}
+	b.StopTimer()
+	var members struct {
+		Members []json.RawMessage `json:"members"`
+	}
+	benchMust(b, json.Unmarshal(a.run(nil, "workspace", "members"), &members))
+	if len(members.Members) != b.N+1 {
+		b.Fatalf("%d members after %d invites", len(members.Members), b.N)
+	}
+	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+	b.ReportMetric(ms(median(invite)), "invite_process_ms")
+	b.ReportMetric(ms(median(argon)), "argon2id_ms")
+	b.ReportMetric(ms(median(invite)-median(argon)), "invite_ms")
+	b.ReportMetric(ms(median(complete)-median(idle)), "complete_ms")
+	b.ReportMetric(ms(median(idle)), "invites_idle_ms")
 }
