@@ -37,6 +37,25 @@ type remoteTarget struct {
 	conn *agsync.Conn
 }
 
+// connect names the flag's workspace and connects to the account's server
+// (connecting makes no request); the sync call checks the workspace is a
+// remote one.
+func (f WorkspaceFlag) connect(env *Env) (string, *agsync.Conn, error) {
+	st, ix, err := env.openIndex()
+	if err != nil {
+		return "", nil, err
+	}
+	name, _, err := f.resolve(env, ix)
+	if err != nil {
+		return "", nil, err
+	}
+	conn, err := env.connect(st, ix)
+	if err != nil {
+		return "", nil, err
+	}
+	return name, conn, nil
+}
+
 // remote selects the flag's workspace, which must be remote (why says
 // what the command needs of it), and connects to its server; connecting
 // makes no request.
@@ -193,15 +212,7 @@ func (c *WorkspaceMembersCmd) Run(env *Env) (*WorkspaceMembersResult, error) {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "--verify and --fingerprint go together"),
 			"run `agentsecrets workspace members --verify EMAIL --fingerprint FP`")
 	}
-	st, ix, err := env.openIndex()
-	if err != nil {
-		return nil, err
-	}
-	name, _, err := c.WorkspaceFlag.resolve(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := env.connect(st, ix)
+	name, conn, err := c.WorkspaceFlag.connect(env)
 	if err != nil {
 		return nil, err
 	}

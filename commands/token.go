@@ -213,15 +213,7 @@ type WorkspaceTokensResult struct {
 }
 
 func (c *WorkspaceTokenListCmd) Run(env *Env) (*WorkspaceTokensResult, error) {
-	st, ix, err := env.openIndex()
-	if err != nil {
-		return nil, err
-	}
-	name, _, err := c.WorkspaceFlag.resolve(env, ix)
-	if err != nil {
-		return nil, err
-	}
-	conn, err := env.connect(st, ix)
+	name, conn, err := c.WorkspaceFlag.connect(env)
 	if err != nil {
 		return nil, err
 	}
