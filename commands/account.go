@@ -197,7 +197,7 @@ func humanOnly(what, rerun string) error {
 // new password it checks strength before asking for the confirmation.
 func (e *Env) password(file, email, rerun string, isNew bool) ([]byte, error) {
 	if file != "" {
-		p, err := readPassphraseFile(file, "--password-file")
+		p, err := e.user().passphraseFile(file, "--password-file")
 		if err != nil {
 			return nil, err
 		}
@@ -370,7 +370,7 @@ func (c *LoginCmd) Run(env *Env) (*AccountResult, error) {
 // this device kept from an earlier sign-in.
 func (c *LoginCmd) accountKey(env *Env, st *vault.Store, ix *vault.Index, server string) (secret.Value, error) {
 	if c.AccountKeyFile != "" {
-		data, err := readPassphraseFile(c.AccountKeyFile, "--account-key-file")
+		data, err := env.user().passphraseFile(c.AccountKeyFile, "--account-key-file")
 		if err != nil {
 			return secret.Value{}, err
 		}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"os"
 	"sort"
 	"strings"
 	"time"
@@ -67,16 +66,15 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 	if c.DataFile == "" {
 		return []byte(c.Data), nil
 	}
-	var r io.Reader = env.IO.In
+	var b []byte
+	var err error
 	if c.DataFile != "-" {
-		f, err := os.Open(c.DataFile)
-		if err != nil {
+		if b, err = env.user().readFile(c.DataFile, broker.MaxRequestBody); err != nil {
 			return nil, errcode.WithHint(userFileError("--data-file", c.DataFile, err), "pass a readable file, or - for stdin")
 		}
-		defer f.Close()
-		r = f
+	} else {
+		b, err = io.ReadAll(io.LimitReader(env.IO.In, broker.MaxRequestBody+1))
 	}
-	b, err := io.ReadAll(io.LimitReader(r, broker.MaxRequestBody+1))
 	if err != nil {
 		return nil, userFileError("--data-file", c.DataFile, err)
 	}

@@ -68,6 +68,14 @@ type Env struct {
 	// guard (outputguard.go). Main creates it before any command runs; a
 	// copy of the Env (mcp serve's per-session one) shares it.
 	guard *valueGuard
+
+	// side reaches the user's files and project links; nil is this
+	// process's own filesystem (userside.go).
+	side userSide
+	// limits are what the broker daemon's client may use (nil: anything).
+	limits *limits
+	// daemon is set when the broker daemon runs the command for a client.
+	daemon bool
 }
 
 // SystemEnv is the real process environment.

@@ -3,7 +3,6 @@ package commands
 import (
 	"fmt"
 	"io"
-	"os"
 
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/dotenv"
@@ -41,16 +40,15 @@ type SecretsImportResult struct {
 const maxImport = 4 << 20
 
 func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
-	var r io.Reader = env.IO.In
+	var data []byte
+	var err error
 	if c.Path != "-" {
-		f, err := os.Open(c.Path)
-		if err != nil {
+		if data, err = env.user().readFile(c.Path, maxImport); err != nil {
 			return nil, errcode.WithHint(userFileError("import file", c.Path, err), "pass the path of a readable .env file")
 		}
-		defer f.Close()
-		r = f
+	} else {
+		data, err = io.ReadAll(io.LimitReader(env.IO.In, maxImport+1))
 	}
-	data, err := io.ReadAll(io.LimitReader(r, maxImport+1))
 	if err != nil {
 		return nil, userFileError("import file", c.Path, err)
 	}

@@ -45,6 +45,14 @@ type InitResult struct {
 }
 
 func (c *InitCmd) Run(env *Env) (*InitResult, error) {
+	if env.daemon {
+		// The daemon has no login session, so no keychain: its values live
+		// in its encrypted file, under a passphrase only it can read.
+		if c.Backend == vault.KindKeychain {
+			return nil, errcode.WithHint(errcode.New(errcode.Usage, "the broker keeps values in its own encrypted file, not a keychain"), "run `agentsecrets init` without --backend")
+		}
+		c.Backend = vault.KindFile
+	}
 	dirs, err := env.Dirs()
 	if err != nil {
 		return nil, err
@@ -54,7 +62,7 @@ func (c *InitCmd) Run(env *Env) (*InitResult, error) {
 		Backend: c.Backend,
 		AdminPassphrase: func() ([]byte, error) {
 			if c.AdminPassphraseFile != "" {
-				return readPassphraseFile(c.AdminPassphraseFile, "--admin-passphrase-file")
+				return env.user().passphraseFile(c.AdminPassphraseFile, "--admin-passphrase-file")
 			}
 			p, err := env.IO.Prompt("Choose the admin passphrase (approves policy changes): ", true)
 			if err != nil {
@@ -77,7 +85,7 @@ func (c *InitCmd) Run(env *Env) (*InitResult, error) {
 		res.Workspace, res.Project = ix.Current.Workspace, ix.Current.Project
 	}
 	if c.AgentFiles {
-		if res.AgentFiles, err = agentfiles.Write(env.Cwd); err != nil {
+		if res.AgentFiles, err = env.user().writeAgentFiles(env.Cwd); err != nil {
 			return nil, err
 		}
 	}

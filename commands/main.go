@@ -47,6 +47,7 @@ type CLI struct {
 	Login     LoginCmd     `cmd:"" help:"Sign this device in to a sync account (human-only: password from the terminal or --password-file)."`
 	Logout    LogoutCmd    `cmd:"" help:"Sign this device out (ends the session on the server; keeps the account key unless --forget-device)."`
 	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
+	Broker    BrokerCmd    `cmd:"" help:"The broker daemon: values and policy under their own OS user, which agents cannot read."`
 }
 
 // newParser builds the kong parser of the whole grammar. exited records a
@@ -99,6 +100,15 @@ func Main(args []string, env *Env) int {
 	env.globals = &cli.Globals
 	env.parser = parser
 	format = resolveFormat(&cli.Globals, env)
+	if path, err := brokerRoute(env, kctx); err != nil {
+		return reportError(env, format, err, args)
+	} else if path != "" {
+		status, err := forward(env, path, args)
+		if err != nil {
+			return reportError(env, format, err, args)
+		}
+		return status
+	}
 	result, err := dispatch(kctx, env)
 	if err != nil {
 		return reportError(env, format, commandHint(err, commandWords(kctx.Command())), args)

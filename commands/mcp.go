@@ -65,6 +65,11 @@ func mcpTokenPath(stateDir, addr string) string {
 
 func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 	addr := ""
+	if c.HTTP != "" && env.daemon {
+		// The daemon listens on its socket only: a TCP listener there
+		// would answer any local user.
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "mcp serve --http does not run through the broker"), "use `agentsecrets mcp serve` (stdio), which does")
+	}
 	if c.HTTP != "" {
 		if addr, err = mcp.ParseLoopbackAddr(c.HTTP); err != nil {
 			return nil, err
@@ -174,6 +179,9 @@ func (m *mcpCommands) callEnv(ctx context.Context) (*Env, error) {
 		Context: ctx,
 		globals: m.base.globals,
 		store:   st,
+		side:    m.base.side,
+		limits:  m.base.limits,
+		daemon:  m.base.daemon,
 	}, nil
 }
 
@@ -222,7 +230,7 @@ func (m *mcpCommands) Run(ctx context.Context, words []string, args json.RawMess
 }
 
 func (m *mcpCommands) Selection(ix *vault.Index, sc mcp.Scope) (vault.Selection, error) {
-	env := &Env{Getenv: m.base.Getenv, Now: m.base.Now, Cwd: m.linkDir, globals: m.base.globals}
+	env := &Env{Getenv: m.base.Getenv, Now: m.base.Now, Cwd: m.linkDir, globals: m.base.globals, side: m.base.side, limits: m.base.limits}
 	sel, _, err := Scope{Workspace: sc.Workspace, Project: sc.Project}.project(env, ix)
 	return sel.Selection, err
 }

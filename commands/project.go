@@ -179,7 +179,7 @@ func (c *ProjectUseCmd) Run(env *Env) (*ProjectResult, error) {
 	sel := vault.Selection{Workspace: wsName, Project: c.Name}
 	res := &ProjectResult{Fetched: fetched}
 	if c.Link {
-		path, err := writeLink(env.Cwd, sel)
+		path, err := env.user().writeLink(env.Cwd, sel)
 		if err != nil {
 			return nil, err
 		}
@@ -198,7 +198,7 @@ func (c *ProjectUseCmd) Run(env *Env) (*ProjectResult, error) {
 		if ix, err = st.Index(); err != nil {
 			return nil, err
 		}
-		if link, path, _ := findLink(env.Cwd); link != nil && *link != sel {
+		if link, path, _ := env.user().findLink(env.Cwd); link != nil && *link != sel {
 			res.warn("%s links this directory to %s/%s, which still wins here", path, link.Workspace, link.Project)
 		}
 	}

@@ -81,7 +81,7 @@ func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
 			return Selected{}, err
 		}
 	}
-	link, linkPath, err := findLink(env.Cwd)
+	link, linkPath, err := env.user().findLink(env.Cwd)
 	if err != nil {
 		return Selected{}, err
 	}
@@ -104,6 +104,9 @@ func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
 	}
 	if out.Workspace == "" {
 		return out, errcode.WithHint(errcode.New(errcode.NotFound, "no workspace selected"), "run `agentsecrets workspace switch NAME` or pass --workspace")
+	}
+	if err := env.limits.allow(out.Selection); err != nil {
+		return out, err
 	}
 	return out, nil
 }
@@ -179,7 +182,7 @@ func (a Approval) approve(env *Env, ix *vault.Index, sel Selected, what string, 
 	var pass []byte
 	var err error
 	if a.PassphraseFile != "" {
-		pass, err = readPassphraseFile(a.PassphraseFile, "--passphrase-file")
+		pass, err = env.user().passphraseFile(a.PassphraseFile, "--passphrase-file")
 		if err != nil {
 			return err
 		}

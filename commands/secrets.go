@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -114,14 +113,9 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) (secret.Value, error) {
 		}
 		return secret.New(trimNewline(b)), nil
 	case c.FromFile != "":
-		f, err := os.Open(c.FromFile)
+		b, err := env.user().readFile(c.FromFile, vault.MaxValueSize+2)
 		if err != nil {
 			return secret.Value{}, errcode.WithHint(userFileError("--from-file", c.FromFile, err), "pass the path of a readable file")
-		}
-		defer f.Close()
-		b, err := io.ReadAll(io.LimitReader(f, vault.MaxValueSize+3))
-		if err != nil {
-			return secret.Value{}, userFileError("--from-file", c.FromFile, err)
 		}
 		return secret.New(trimNewline(b)), nil
 	default:

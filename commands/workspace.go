@@ -290,6 +290,9 @@ func (f WorkspaceFlag) selected(env *Env, ix *vault.Index) (Selected, *vault.Wor
 		return Selected{}, nil, err
 	}
 	sel.Project = ""
+	if err := env.limits.allow(sel.Selection); err != nil {
+		return Selected{}, nil, err
+	}
 	w, err := ix.Workspace(sel.Workspace)
 	return sel, w, err
 }

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"net"
@@ -42,6 +43,9 @@ type Record struct {
 	// ExitCode is that program's exit status (128+N when signal N killed
 	// it); absent means 0 or that no program ran.
 	ExitCode int `json:"exit_code,omitempty"`
+	// Client is who asked, when the broker daemon ran the request for a
+	// local client (absent when the user's own process ran it).
+	Client *Client `json:"client,omitempty"`
 	// Prev is the hex SHA-256 of the previous line's bytes (without its
 	// newline); "" only for the very first record. Append sets it.
 	Prev string `json:"prev"`
@@ -155,6 +159,13 @@ func (r *Record) normalise(now func() time.Time) error {
 	}
 	if r.ExitCode < 0 || r.ExitCode > 255 {
 		r.ExitCode = 255
+	}
+	if r.Client != nil {
+		c := *r.Client // the caller's copy stays as it was
+		if c.Token != "" && !validToken(c.Token) {
+			c.Token = Invalid
+		}
+		r.Client = &c
 	}
 	r.Prev = ""
 	return nil
@@ -316,3 +327,28 @@ func hostMatches(recordHost, filter string) bool {
 func isLetter(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
 func isDigit(c byte) bool  { return c >= '0' && c <= '9' }
 func isAlnum(c byte) bool  { return isLetter(c) || isDigit(c) }
+
+// Client identifies the process a broker daemon served: the kernel's uid
+// and pid of the connecting process, never anything the process said,
+// and the name of the per-agent broker token it presented, if any.
+type Client struct {
+	UID   uint32 `json:"uid"`
+	PID   int32  `json:"pid,omitempty"`
+	Token string `json:"token,omitempty"`
+}
+
+type clientKey struct{}
+
+// WithClient returns ctx carrying the client every record made under it
+// names.
+func WithClient(ctx context.Context, c Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// ClientFrom returns the client ctx carries, or nil.
+func ClientFrom(ctx context.Context) *Client {
+	if c, ok := ctx.Value(clientKey{}).(Client); ok {
+		return &c
+	}
+	return nil
+}

@@ -99,7 +99,7 @@ func Release(ctx context.Context, st *vault.Store, req ReleaseRequest) (_ *Relea
 		return nil, err
 	}
 	r := &Released{values: make(map[Ref]secret.Value, len(req.Refs)), fin: &releaseRecord{auditor: req.Audit, now: req.Now, start: req.Now(),
-		rec: startRecord(req)}}
+		rec: startRecord(ctx, req)}}
 	defer func() {
 		if err != nil {
 			r.Wipe()
@@ -145,7 +145,7 @@ func RefuseRelease(ctx context.Context, req ReleaseRequest, why error) error {
 	if req.Audit == nil {
 		return ErrNoAuditor
 	}
-	rec := startRecord(req)
+	rec := startRecord(ctx, req)
 	audit.Fail(rec, why)
 	return req.Audit.Append(context.WithoutCancel(ctx), rec)
 }
@@ -203,8 +203,8 @@ func (r *Released) AuditID() string { return r.fin.rec.ID }
 // startRecord is a release's audit record before its outcome: the
 // names, and the workspace and project when every ref shares them (a
 // team workspace's audit upload selects records by them).
-func startRecord(req ReleaseRequest) *audit.Record {
-	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Secrets: refNames(req.Refs), Styles: []string{}}
+func startRecord(ctx context.Context, req ReleaseRequest) *audit.Record {
+	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Secrets: refNames(req.Refs), Styles: []string{}, Client: audit.ClientFrom(ctx)}
 	for i, ref := range req.Refs {
 		if i == 0 {
 			rec.Workspace, rec.Project = ref.Workspace, ref.Project

@@ -1,0 +1,164 @@
+package commands
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+
+	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/brokerd"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// The user's side of a command: the files a person names on the command
+// line and the project links in their directory tree. A command normally
+// runs where those are, and reaches them directly. Run by the broker
+// daemon, it runs under another OS user that cannot (and must not) read
+// the user's files, so each is an operation the client performs for it
+// and answers over the socket (brokerd.Call). The client reads only what
+// its own user can; nothing here gives the broker more than that.
+type userSide interface {
+	passphraseFile(path, flag string) ([]byte, error)
+	readFile(path string, max int64) ([]byte, error)
+	findLink(dir string) (*vault.Selection, string, error)
+	writeLink(dir string, sel vault.Selection) (string, error)
+	writeAgentFiles(dir string) ([]agentfiles.Result, error)
+}
+
+// localSide is the process's own filesystem.
+type localSide struct{}
+
+func (localSide) passphraseFile(path, flag string) ([]byte, error) {
+	return readPassphraseFile(path, flag)
+}
+
+// readFile reads at most max+1 bytes, so the caller can tell "too large".
+func (localSide) readFile(path string, max int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return io.ReadAll(io.LimitReader(f, max+1))
+}
+
+func (localSide) findLink(dir string) (*vault.Selection, string, error) { return findLink(dir) }
+func (localSide) writeLink(dir string, sel vault.Selection) (string, error) {
+	return writeLink(dir, sel)
+}
+func (localSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
+	return agentfiles.Write(dir)
+}
+
+func (e *Env) user() userSide {
+	if e.side != nil {
+		return e.side
+	}
+	return localSide{}
+}
+
+// The operations of the wire, and their arguments and results.
+const (
+	opPassphraseFile = "passphrase_file"
+	opReadFile       = "read_file"
+	opFindLink       = "find_link"
+	opWriteLink      = "write_link"
+	opAgentFiles     = "agent_files"
+)
+
+type sideArgs struct {
+	Path      string          `json:"path,omitempty"`
+	Flag      string          `json:"flag,omitempty"`
+	Max       int64           `json:"max,omitempty"`
+	Dir       string          `json:"dir,omitempty"`
+	Selection vault.Selection `json:"selection,omitzero"`
+}
+
+type linkResult struct {
+	Selection *vault.Selection `json:"selection,omitempty"`
+	Path      string           `json:"path,omitempty"`
+}
+
+// remoteSide asks the client over the broker's socket.
+type remoteSide struct{ sess *brokerd.Session }
+
+func (r remoteSide) passphraseFile(path, flag string) ([]byte, error) {
+	var b []byte
+	err := r.sess.Call(opPassphraseFile, sideArgs{Path: path, Flag: flag}, &b)
+	return b, err
+}
+
+func (r remoteSide) readFile(path string, max int64) ([]byte, error) {
+	var b []byte
+	err := r.sess.Call(opReadFile, sideArgs{Path: path, Max: max}, &b)
+	return b, err
+}
+
+func (r remoteSide) findLink(dir string) (*vault.Selection, string, error) {
+	var res linkResult
+	err := r.sess.Call(opFindLink, sideArgs{Dir: dir}, &res)
+	if err == nil && res.Selection != nil {
+		// The client is the user's process, which an agent controls: its
+		// answer is checked like a link file read here would be.
+		if vault.CheckSpaceName("workspace", res.Selection.Workspace) != nil || vault.CheckSpaceName("project", res.Selection.Project) != nil {
+			return nil, res.Path, errcode.WithHint(errcode.Errorf(errcode.Usage, "project link %s is malformed", res.Path),
+				"fix it or rerun `agentsecrets project use NAME --link` in that directory")
+		}
+	}
+	return res.Selection, res.Path, err
+}
+
+func (r remoteSide) writeLink(dir string, sel vault.Selection) (string, error) {
+	var path string
+	err := r.sess.Call(opWriteLink, sideArgs{Dir: dir, Selection: sel}, &path)
+	return path, err
+}
+
+func (r remoteSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
+	var res []agentfiles.Result
+	err := r.sess.Call(opAgentFiles, sideArgs{Dir: dir}, &res)
+	return res, err
+}
+
+// maxSideRead bounds what the broker may ask the client to read.
+const maxSideRead = broker.MaxRequestBody // base64 in the answer frame stays under brokerd.MaxFrame
+
+// answerSide runs one operation the broker asked for on this (the
+// user's) side.
+func answerSide(op string, raw json.RawMessage) (any, error) {
+	var a sideArgs
+	if err := json.Unmarshal(raw, &a); err != nil {
+		return nil, errcode.Errorf(errcode.Internal, "malformed %s arguments from the broker", op)
+	}
+	side := localSide{}
+	switch op {
+	case opPassphraseFile:
+		return side.passphraseFile(a.Path, a.Flag)
+	case opReadFile:
+		if a.Max <= 0 || a.Max > maxSideRead {
+			return nil, errcode.Errorf(errcode.Internal, "the broker asked to read %d bytes", a.Max)
+		}
+		b, err := side.readFile(a.Path, a.Max)
+		if err != nil {
+			// Only the cause crosses: the caller names the file as
+			// userFileError allows.
+			var pe *os.PathError
+			if errors.As(err, &pe) {
+				err = pe.Err
+			}
+			return nil, errcode.New(errcode.NotFound, err.Error())
+		}
+		return b, nil
+	case opFindLink:
+		sel, path, err := side.findLink(a.Dir)
+		return linkResult{Selection: sel, Path: path}, err
+	case opWriteLink:
+		return side.writeLink(a.Dir, a.Selection)
+	case opAgentFiles:
+		return side.writeAgentFiles(a.Dir)
+	}
+	return nil, errcode.Errorf(errcode.Internal, "the broker asked for an unknown operation %q", op)
+}

@@ -1,0 +1,11 @@
+//go:build !darwin
+
+package brokerd
+
+// The standard places of an installed broker (docs/broker.md). The state
+// directory is the broker user's AGENTSECRETS_HOME.
+const (
+	DefaultSocket = "/run/agentsecrets/broker.sock"
+	DefaultState  = "/var/lib/agentsecrets"
+	DefaultUser   = "agentsecrets"
+)
