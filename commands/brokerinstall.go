@@ -78,6 +78,9 @@ func (c *BrokerInstallCmd) Run(env *Env) (*BrokerInstallResult, error) {
 	if c.testOnlyPlan != nil {
 		c.testOnlyPlan(&p)
 	}
+	if err := p.Check(); err != nil {
+		return nil, err
+	}
 	res := &BrokerInstallResult{DryRun: c.DryRun, Plan: p, Socket: p.Socket(), Steps: []brokersvc.Step{}}
 	if c.DryRun {
 		res.ServiceText = brokersvc.UnitText(p)

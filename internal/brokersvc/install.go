@@ -64,7 +64,7 @@ func requireRoot(verb string) error {
 // Install creates the accounts, directories, binary copy and service file
 // of p and starts the service where a service manager runs.
 func Install(ctx context.Context, p Plan, r Runner) (*Report, error) {
-	if err := p.check(); err != nil {
+	if err := p.Check(); err != nil {
 		return nil, err
 	}
 	if err := requireRoot("install"); err != nil {
@@ -298,7 +298,7 @@ func checkRootChain(dir string) error {
 // it is handed to root so that no account created later with the same uid
 // inherits it.
 func Uninstall(ctx context.Context, p Plan, r Runner, purge bool) (*Report, error) {
-	if err := p.check(); err != nil {
+	if err := p.Check(); err != nil {
 		return nil, err
 	}
 	if err := requireRoot("uninstall"); err != nil {

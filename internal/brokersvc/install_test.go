@@ -217,8 +217,7 @@ func TestInstallUninstall(t *testing.T) {
 	wantFile(t, p.StateDir, 0o700, uid, gid)
 	wantFile(t, vault, 0o600, uid, gid)
 
-	rep, err = Uninstall(ctx, p, Exec{}, true)
-	if err != nil {
+	if _, err := Uninstall(ctx, p, Exec{}, true); err != nil {
 		t.Fatalf("uninstall --purge: %v", err)
 	}
 	wantGone(t, p.StateDir, p.SocketDir, p.Binary, p.ServiceFile)
@@ -259,6 +258,10 @@ func TestInstallResumes(t *testing.T) {
 	if err := os.Remove(p.SocketDir); err != nil {
 		t.Fatal(err)
 	}
+	// Meanwhile someone opened the state directory up: the re-run closes it.
+	if err := os.Chmod(p.StateDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
 	rep, err = Install(context.Background(), p, Exec{})
 	if err != nil {
 		t.Fatalf("resumed install: %v", err)
@@ -268,6 +271,7 @@ func TestInstallResumes(t *testing.T) {
 		t.Errorf("resumed install re-did the user: %v", got)
 	}
 	uid, gid := ids(t, p)
+	wantFile(t, p.StateDir, 0o700, uid, gid)
 	wantFile(t, p.SocketDir, 0o750, uid, gid)
 	wantFile(t, p.ServiceFile, 0o644, 0, 0)
 	if _, err := Uninstall(context.Background(), p, Exec{}, true); err != nil {

@@ -149,8 +149,9 @@ func printable(s string) string {
 // ErrUnsupported is returned on an OS without a service design built yet.
 var ErrUnsupported = errcode.New(errcode.Usage, "the broker service is not supported on this OS yet")
 
-// check validates p before anything is touched.
-func (p Plan) check() error {
+// Check validates p before anything is touched: Install and Uninstall run
+// it first, and --dry-run uses it to refuse what Install would refuse.
+func (p Plan) Check() error {
 	if p.OS != "linux" && p.OS != "darwin" {
 		return errcode.WithHint(fmt.Errorf("%w (%s)", ErrUnsupported, p.OS), "see docs/broker.md#windows")
 	}

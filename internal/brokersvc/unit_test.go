@@ -86,7 +86,7 @@ func TestUnitVerify(t *testing.T) {
 // needs escaping.
 func TestPlistParses(t *testing.T) {
 	p := goldenPlan("darwin")
-	p.StateDir = "/var/db/a&b<c>" // PlistText escapes; check() would refuse this path
+	p.StateDir = "/var/db/a&b<c>" // PlistText escapes; Check would refuse this path
 	dict := parsePlist(t, PlistText(p))
 	want := map[string]string{
 		"Label": LaunchLabel, "UserName": "_agentsecrets", "GroupName": "_agentsecrets",
@@ -196,7 +196,7 @@ func TestPlanCheck(t *testing.T) {
 	for name, mod := range bad {
 		p := goldenPlan("linux")
 		mod(&p)
-		if err := p.check(); err == nil {
+		if err := p.Check(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -205,8 +205,8 @@ func TestPlanCheck(t *testing.T) {
 	if !strings.Contains(errcode.Classify(err).Hint, "docs/broker.md#windows") {
 		t.Errorf("install on windows: %v", err)
 	}
-	if p := goldenPlan("linux"); p.check() != nil {
-		t.Errorf("default plan refused: %v", p.check())
+	if p := goldenPlan("linux"); p.Check() != nil {
+		t.Errorf("default plan refused: %v", p.Check())
 	}
 }
 
