@@ -184,16 +184,22 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// A file the broker wrote, to check it survives and changes hands.
+	// Its content is a canary: install and uninstall move files by owner
+	// and never read them, so it appears in no report or status.
+	const canary = "sk_live_CANARY_brokersvc_4f2a9c"
 	vault := filepath.Join(p.StateDir, "vault.bin")
-	if err := os.WriteFile(vault, []byte("sealed"), 0o600); err != nil {
+	if err := os.WriteFile(vault, []byte(canary), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chown(vault, uid, gid); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Uninstall(ctx, p, Exec{}, false); err != nil {
+	var seen []any
+	rep, err = Uninstall(ctx, p, Exec{}, false)
+	if err != nil {
 		t.Fatalf("uninstall: %v", err)
 	}
+	seen = append(seen, rep)
 	if u, _ := lookupUser(p.User); u != nil {
 		t.Errorf("user %s still exists", p.User)
 	}
@@ -210,8 +216,13 @@ func TestInstallUninstall(t *testing.T) {
 	}
 
 	// Re-install over the kept state: the vault goes to the new account.
-	if _, err := Install(ctx, p, Exec{}); err != nil {
+	rep, err = Install(ctx, p, Exec{})
+	if err != nil {
 		t.Fatalf("re-install: %v", err)
+	}
+	seen = append(seen, rep, Inspect(ctx, p, Exec{}))
+	if b, _ := json.Marshal(seen); bytes.Contains(b, []byte(canary)) {
+		t.Errorf("the canary reached a report: %s", b)
 	}
 	uid, gid = ids(t, p)
 	wantFile(t, p.StateDir, 0o700, uid, gid)
