@@ -222,7 +222,6 @@ func writeRootFile(path string, data []byte, perm fs.FileMode) (string, error) {
 // uid:gid too: a state directory kept by `uninstall` was handed to root
 // and comes back to the new account.
 func ensureDir(path string, mode fs.FileMode, uid, gid int, recursive bool, rep *Report) error {
-	what := "directory"
 	action := Unchanged
 	fi, err := os.Lstat(path)
 	switch {
@@ -267,7 +266,7 @@ func ensureDir(path string, mode fs.FileMode, uid, gid int, recursive bool, rep 
 		return errcode.Errorf(errcode.Internal, "set owner and mode of %s: %w", path, err)
 	}
 	if rep != nil {
-		rep.add(what, action, fmt.Sprintf("%s %04o %d:%d", path, mode, uid, gid))
+		rep.add("directory", action, fmt.Sprintf("%s %04o %d:%d", path, mode, uid, gid))
 	}
 	return nil
 }
