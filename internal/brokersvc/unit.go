@@ -96,9 +96,7 @@ func under(root, path string) (string, bool) {
 }
 
 // PlistText is the launchd daemon of p. launchd has no directory
-// management, so Install creates the state and socket directories; the
-// socket directory is on /var/run, which macOS clears at boot, so the
-// broker recreates it at start (as it does under `broker run --as`).
+// management, so Install creates the state and socket directories.
 func PlistText(p Plan) string {
 	var b strings.Builder
 	key := func(k string) { b.WriteString("\t<key>" + esc(k) + "</key>\n") }
