@@ -15,6 +15,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -177,6 +178,19 @@ func goldenResults() map[string]TextWriter {
 			{ID: "dev-1", Name: "laptop", Current: true, CreatedAt: goldenTime, LastSeenAt: goldenTime},
 			{ID: "dev-2", Name: "old" + ctrl, CreatedAt: goldenTime, LastSeenAt: goldenTime, RevokedAt: &goldenTime},
 		}},
+		"BrokerInstallResult": &BrokerInstallResult{Plan: brokersvc.Plan{OS: "linux", User: "agentsecrets", Group: "agentsecrets", StateDir: "/var/lib/agentsecrets",
+			SocketDir: "/run/agentsecrets", Binary: "/usr/local/lib/agentsecrets/agentsecrets", ServiceFile: "/etc/systemd/system/agentsecrets-broker.service",
+			Clients: []brokersvc.Client{{Name: "alice"}, {Name: "bob" + ctrl, Scopes: []string{"default/web"}}}},
+			Socket: "/run/agentsecrets/broker.sock", Steps: []brokersvc.Step{
+				{What: "group agentsecrets", Action: "created", Detail: "gid 998"},
+				{What: "member alice", Action: "unchanged"},
+				{What: "service", Action: "skipped", Detail: "systemd is not running" + ctrl},
+			}, RunAs: "/usr/local/lib/agentsecrets/agentsecrets broker run --as agentsecrets",
+			Next: []string{"start the broker as root"}},
+		"BrokerUninstallResult": &BrokerUninstallResult{Steps: []brokersvc.Step{
+			{What: "user agentsecrets", Action: "removed"}, {What: "/run/agentsecrets", Action: "absent"},
+			{What: "state directory", Action: "kept", Detail: "/var/lib/agentsecrets" + ctrl},
+		}, Notes: Notes{Warnings: []string{"the broker's vault stays in /var/lib/agentsecrets"}}},
 		"AllowlistLogResult": &AllowlistLogResult{Workspace: "default", Changes: []policy.AllowlistChange{
 			{At: goldenTime, Action: "add", Host: "api.example.com", Approved: true},
 			{At: goldenTime, Action: "remove" + ctrl, Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true},
