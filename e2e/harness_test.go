@@ -46,6 +46,9 @@ type Vault struct {
 	VaultFile string // vault passphrase file (file backend)
 	Backend   string
 	ExtraEnv  []string
+	// Broker is the daemon's socket when the suite runs through a broker
+	// (viaBroker): every command is then its client.
+	Broker string
 }
 
 const (
@@ -57,6 +60,9 @@ const (
 // suite runs under `make test` (which always provides a Secret Service).
 func requireKeychain(t testing.TB) {
 	t.Helper()
+	if viaBroker() {
+		t.Skip("through the broker, values live in the daemon's encrypted file, never a keychain")
+	}
 	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
 		return
 	}
@@ -78,6 +84,9 @@ func NewVault(t *testing.T, backend string) *Vault {
 	must(t, os.MkdirAll(v.Dir, 0o755))
 	must(t, os.WriteFile(v.AdminFile, []byte(adminPassphrase+"\n"), 0o600))
 	must(t, os.WriteFile(v.VaultFile, []byte(vaultPassphrase+"\n"), 0o600))
+	if viaBroker() {
+		v.Broker = startDaemon(t, v.Home, filepath.Join(root, "sock", "broker.sock"))
+	}
 	r := v.Run("init", "--backend", backend, "--admin-passphrase-file", v.AdminFile)
 	r.OK(t)
 	return v
@@ -102,6 +111,9 @@ func (v *Vault) Env() []string {
 		if val := os.Getenv(k); val != "" {
 			env = append(env, k+"="+val)
 		}
+	}
+	if v.Broker != "" {
+		env = append(env, "AGENTSECRETS_BROKER=unix:"+v.Broker)
 	}
 	return append(env, v.ExtraEnv...)
 }

@@ -33,7 +33,7 @@ func ocVault(t *testing.T, backend string) (v *Vault, values map[string]string) 
 // passEnv is what an OpenClaw provider entry must pass for the backend:
 // OpenClaw starts exec providers with an empty environment.
 func ocPassEnv(backend string) []string {
-	vars := []string{"AGENTSECRETS_HOME"}
+	vars := []string{"AGENTSECRETS_HOME", "AGENTSECRETS_BROKER"}
 	if backend == "file" {
 		return append(vars, "AGENTSECRETS_VAULT_PASSPHRASE_FILE")
 	}

@@ -96,7 +96,9 @@ func under(root, path string) (string, bool) {
 }
 
 // PlistText is the launchd daemon of p. launchd has no directory
-// management, so Install creates the state and socket directories.
+// management and macOS empties /var/run at boot, so launchd starts the
+// broker as root with --as: it recreates its socket directory, then drops
+// to p.User for good before it reads anything a client sent.
 func PlistText(p Plan) string {
 	var b strings.Builder
 	key := func(k string) { b.WriteString("\t<key>" + esc(k) + "</key>\n") }
@@ -109,14 +111,10 @@ func PlistText(p Plan) string {
 	str("\t", LaunchLabel)
 	key("ProgramArguments")
 	b.WriteString("\t<array>\n")
-	for _, a := range p.RunArgs() {
+	for _, a := range p.RunAsCommand() {
 		str("\t\t", a)
 	}
 	b.WriteString("\t</array>\n")
-	key("UserName")
-	str("\t", p.User)
-	key("GroupName")
-	str("\t", p.Group)
 	key("RunAtLoad")
 	b.WriteString("\t<true/>\n")
 	key("KeepAlive")

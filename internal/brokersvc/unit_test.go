@@ -89,10 +89,10 @@ func TestPlistParses(t *testing.T) {
 	p.StateDir = "/var/db/a&b<c>" // PlistText escapes; Check would refuse this path
 	dict := parsePlist(t, PlistText(p))
 	want := map[string]string{
-		"Label": LaunchLabel, "UserName": "_agentsecrets", "GroupName": "_agentsecrets",
+		"Label": LaunchLabel,
 		"RunAtLoad": "true", "KeepAlive": "true", "Umask": "63",
 		"StandardErrorPath": "/var/db/a&b<c>/broker.log", "WorkingDirectory": "/var/db/a&b<c>",
-		"ProgramArguments": strings.Join(p.RunArgs(), "|"),
+		"ProgramArguments": strings.Join(p.RunAsCommand(), "|"),
 	}
 	for k, v := range want {
 		if dict[k] != v {
