@@ -28,7 +28,9 @@ import (
 // by a process under its own OS user, which the agent's user cannot read
 // (docs/broker.md).
 type BrokerCmd struct {
-	Run BrokerRunCmd `cmd:"" help:"Run the broker daemon in the foreground (its service runs this; without systemd, run it as root with --as USER)."`
+	Install   BrokerInstallCmd   `cmd:"" help:"Create the broker's system user and directories and install its service (run once with sudo)."`
+	Uninstall BrokerUninstallCmd `cmd:"" help:"Stop and remove the broker's service, user and files (the vault stays unless --purge)."`
+	Run       BrokerRunCmd       `cmd:"" help:"Run the broker daemon in the foreground (its service runs this; without systemd, run it as root with --as USER)."`
 }
 
 type BrokerRunCmd struct {

@@ -178,6 +178,7 @@ func goldenResults() map[string]TextWriter {
 			{ID: "dev-1", Name: "laptop", Current: true, CreatedAt: goldenTime, LastSeenAt: goldenTime},
 			{ID: "dev-2", Name: "old" + ctrl, CreatedAt: goldenTime, LastSeenAt: goldenTime, RevokedAt: &goldenTime},
 		}},
+		"BrokerRunResult": &BrokerRunResult{Socket: "/run/agentsecrets/broker.sock", State: "/var/lib/agentsecrets", UID: 998},
 		"BrokerInstallResult": &BrokerInstallResult{Plan: brokersvc.Plan{OS: "linux", User: "agentsecrets", Group: "agentsecrets", StateDir: "/var/lib/agentsecrets",
 			SocketDir: "/run/agentsecrets", Binary: "/usr/local/lib/agentsecrets/agentsecrets", ServiceFile: "/etc/systemd/system/agentsecrets-broker.service",
 			Clients: []brokersvc.Client{{Name: "alice"}, {Name: "bob" + ctrl, Scopes: []string{"default/web"}}}},
