@@ -148,7 +148,7 @@ func (r *Record) normalise(now func() time.Time) error {
 	if math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) || r.DurationMS < 0 {
 		r.DurationMS = 0 // json cannot encode NaN or ±Inf
 	}
-	if r.Reason != "" && !validToken(r.Reason) {
+	if r.Reason != "" && !ValidToken(r.Reason) {
 		r.Reason = Invalid
 	}
 	if r.Code != "" && !slices.Contains(errcode.Codes(), r.Code) {
@@ -162,7 +162,7 @@ func (r *Record) normalise(now func() time.Time) error {
 	}
 	if r.Client != nil {
 		c := *r.Client // the caller's copy stays as it was
-		if c.Token != "" && !validToken(c.Token) {
+		if c.Token != "" && !ValidToken(c.Token) {
 			c.Token = Invalid
 		}
 		r.Client = &c
@@ -295,8 +295,9 @@ func validCommand(s string) bool {
 	return true
 }
 
-// validToken accepts snake_case reasons such as not_allowlisted.
-func validToken(s string) bool {
+// ValidToken accepts snake_case names: reasons such as not_allowlisted,
+// and broker token names.
+func ValidToken(s string) bool {
 	if len(s) == 0 || len(s) > 64 || !(s[0] >= 'a' && s[0] <= 'z') {
 		return false
 	}
