@@ -474,10 +474,10 @@ func (c *BrokerMigrateCmd) Run(env *Env) (*BrokerMigrateResult, error) {
 
 func (r *BrokerMigrateResult) WriteText(w io.Writer) error {
 	if len(r.Secrets) == 0 && !r.SourceDeleted {
-		_, err := fmt.Fprintf(w, "No local vault to migrate: commands use the broker at %s.\n", r.Socket)
+		_, err := fmt.Fprintf(w, "No local vault to migrate: commands use the broker at %s.\n", termEscape(r.Socket))
 		return err
 	}
-	fmt.Fprintf(w, "Moved %d secret(s) into the broker at %s:\n", len(r.Secrets), r.Socket)
+	fmt.Fprintf(w, "Moved %d secret(s) into the broker at %s:\n", len(r.Secrets), termEscape(r.Socket))
 	for _, s := range r.Secrets {
 		fmt.Fprintf(w, "  %s/%s/%s (%s)\n", s.Workspace, s.Project, s.Name, s.Action)
 	}

@@ -134,7 +134,7 @@ func (r *BrokerStatusResult) WriteText(w io.Writer) error {
 		_, err := fmt.Fprintf(w, "No broker is configured (%s): commands run in this process, on this user's own vault.\n", r.Source)
 		return err
 	}
-	fmt.Fprintf(w, "Broker: %s (from %s)\n", r.Socket, r.Source)
+	fmt.Fprintf(w, "Broker: %s (from %s)\n", termEscape(r.Socket), r.Source)
 	fmt.Fprintf(w, "  reachable: %s\n  answering: %s\n", yesNo(r.Reachable), yesNo(r.Answering))
 	if r.Daemon != nil {
 		fmt.Fprint(w, "  ")

@@ -290,7 +290,7 @@ func (r *BrokerTokenResult) WriteText(w io.Writer) error {
 	}
 	fmt.Fprintf(w, "Created broker token %s for uid %d: %s.\n", r.Name, r.UID, (&limits{grants: r.Grants}).list())
 	if r.Out != "terminal" && r.Out != "" {
-		fmt.Fprintf(w, "The token is in %s (mode 600).\n", atomicfile.ShowPath(r.Out))
+		fmt.Fprintf(w, "The token is in %s (mode 600).\n", termEscape(atomicfile.ShowPath(r.Out)))
 	}
 	_, err := fmt.Fprintf(w, "The agent uses it with %s=FILE in its environment.\n", brokerd.EnvTokenFile)
 	return err
