@@ -166,6 +166,12 @@ func noTokenManagement(c *audit.Client, what string) error {
 		"the user runs it without "+brokerd.EnvTokenFile)
 }
 
+// withinLimits reports whether g survives l (the user's own limits)
+// unchanged: a token may only narrow its user.
+func withinLimits(l *limits, g grant) bool {
+	return slices.Equal(l.narrow("", []grant{g}).grants, []grant{g})
+}
+
 type BrokerTokenCreateCmd struct {
 	Name      string   `arg:"" help:"Token name (a lowercase letter, then lowercase letters, digits and '_'); audit records name it." json:"name"`
 	Project   []string `placeholder:"WS/PROJECT" help:"A project the token may use (repeatable)." json:"project,omitempty"`
@@ -225,7 +231,7 @@ func (c *BrokerTokenCreateCmd) Run(env *Env) (*BrokerTokenResult, error) {
 	// A token cannot give what its user does not have: each grant must
 	// survive the user's own limits unchanged.
 	for _, g := range want {
-		if got := env.limits.narrow("", []grant{g}); !slices.Equal(got.grants, []grant{g}) {
+		if !withinLimits(env.limits, g) {
 			return nil, errcode.WithHint(errcode.Errorf(errcode.Denied, "this user may not use all of %s, so its token may not either", g),
 				"grant only what `agentsecrets broker status` lists under grants")
 		}

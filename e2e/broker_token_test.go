@@ -123,6 +123,9 @@ func TestBrokerTokenNarrows(t *testing.T) {
 	v.Run("secrets", "bind", "KEY", up.hostport(), "--passphrase-file", v.AdminFile).OK(t)
 	v.Run("secrets", "bind", "OTHER", up.hostport(), "--project", "other", "--passphrase-file", v.AdminFile).OK(t)
 
+	// Not a terminal and no --out: refused before anything is stored.
+	noTTY := v.Run("broker", "token", "create", "agent1", "--project", "default/default")
+	noTTY.ErrorCode(t, "approval_required", noTTY.Code)
 	tokFile := filepath.Join(t.TempDir(), "agent.token")
 	created := v.Run("broker", "token", "create", "agent1", "--project", "default/default", "--out", tokFile).OK(t)
 	fi, err := os.Stat(tokFile)
