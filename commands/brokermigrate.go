@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 
 	"github.com/agentsecrets/agentsecrets/internal/brokerd"
@@ -52,6 +53,10 @@ type migrateSecret struct {
 	Source   string           `json:"source"`
 	Bindings []policy.Binding `json:"bindings"`
 	Releases []string         `json:"releases,omitempty"`
+	// Gone: the local value is no longer there, because an earlier
+	// migration was interrupted while it deleted the local vault. The
+	// daemon must already hold the name; nothing is copied.
+	Gone bool `json:"gone,omitempty"`
 }
 
 func (b *migrateBundle) wipe() {
@@ -70,8 +75,9 @@ type MigratedSecret struct {
 	Project   string `json:"project"`
 	Name      string `json:"name"`
 	Version   int    `json:"version"`
-	// Action is created, or unchanged (a re-run: the daemon already held
-	// this value).
+	// Action is created, unchanged (a re-run: the daemon already held
+	// this value) or finished (an interrupted migration had copied it, and
+	// this run deleted what was left of it locally).
 	Action string `json:"action"`
 }
 
@@ -191,7 +197,17 @@ func receiveValues(env *Env, st *vault.Store, sel vault.Selection, secrets []mig
 		return nil, err
 	}
 	var puts []vault.Put
+	var out []MigratedSecret
 	for _, s := range secrets {
+		if s.Gone {
+			cur, err := ix.Secret(sel, s.Name)
+			if err != nil {
+				return nil, errcode.WithHint(errcode.Errorf(errcode.NotFound, "the local value of %s/%s/%s is gone and the broker does not hold it", sel.Workspace, sel.Project, s.Name),
+					"store it again through the broker (`agentsecrets secrets set "+s.Name+" --workspace "+sel.Workspace+" --project "+sel.Project+"`), delete it locally, then migrate again")
+			}
+			out = append(out, MigratedSecret{Workspace: sel.Workspace, Project: sel.Project, Name: s.Name, Version: cur.Version, Action: "finished"})
+			continue
+		}
 		v := secret.New(s.Value)
 		if _, err := ix.Secret(sel, s.Name); err == nil {
 			cur, err := st.Value(env.ctx(), sel, s.Name)
@@ -212,15 +228,14 @@ func receiveValues(env *Env, st *vault.Store, sel vault.Selection, secrets []mig
 		puts = append(puts, vault.Put{Name: s.Name, Value: v, Source: source})
 	}
 	if len(puts) == 0 {
-		return nil, nil
+		return out, nil
 	}
 	results, err := st.PutSecrets(env.ctx(), sel, puts, vault.Upsert)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]MigratedSecret, len(results))
-	for i, r := range results {
-		out[i] = MigratedSecret{Workspace: sel.Workspace, Project: sel.Project, Name: r.Name, Version: r.Version, Action: r.Action}
+	for _, r := range results {
+		out = append(out, MigratedSecret{Workspace: sel.Workspace, Project: sel.Project, Name: r.Name, Version: r.Version, Action: r.Action})
 	}
 	return out, nil
 }
@@ -361,6 +376,9 @@ func verifyReceived(env *Env, st *vault.Store, b *migrateBundle) error {
 		for _, p := range w.Projects {
 			sel := vault.Selection{Workspace: w.Name, Project: p.Name}
 			for _, s := range p.Secrets {
+				if s.Gone {
+					continue // receiveValues found the name
+				}
 				cur, err := st.Value(env.ctx(), sel, s.Name)
 				if err != nil {
 					return err
@@ -415,6 +433,11 @@ func (c *BrokerMigrateCmd) Run(env *Env) (*BrokerMigrateResult, error) {
 		return nil, errcode.WithHint(errcode.New(errcode.Conflict, "this vault is signed in to a sync account; its account and team keys do not move"),
 			"sign out (`agentsecrets logout` with "+brokerd.EnvBroker+"=none), migrate, then sign the broker in (`agentsecrets login`)")
 	}
+	// A file vault whose vault file is gone: an earlier migration was
+	// interrupted after deleting it; every value is gone (the re-run
+	// finishes the deletion).
+	_, verr := os.Stat(st.Dirs.VaultFile())
+	fileGone := st.Config.Backend == vault.KindFile && errors.Is(verr, os.ErrNotExist)
 	var b migrateBundle
 	defer b.wipe()
 	var names []string
@@ -430,12 +453,11 @@ func (c *BrokerMigrateCmd) Run(env *Env) (*BrokerMigrateResult, error) {
 			mp := migrateProject{Name: pn}
 			for _, sn := range vault.SortedKeys(w.Projects[pn].Secrets) {
 				s := w.Projects[pn].Secrets[sn]
-				v, err := st.Value(env.ctx(), sel, sn)
-				if err != nil {
+				ms := migrateSecret{Name: sn, Source: s.Source, Bindings: s.Bindings, Releases: s.Releases}
+				if ms.Value, ms.Gone, err = localValue(env, st, sel, sn, fileGone); err != nil {
 					return nil, err
 				}
-				mp.Secrets = append(mp.Secrets, migrateSecret{Name: sn, Value: bytes.Clone(v.Reveal()), Source: s.Source, Bindings: s.Bindings, Releases: s.Releases})
-				v.Wipe()
+				mp.Secrets = append(mp.Secrets, ms)
 				names = append(names, wn+"/"+pn+"/"+sn)
 			}
 			mw.Projects = append(mw.Projects, mp)
@@ -470,6 +492,23 @@ func (c *BrokerMigrateCmd) Run(env *Env) (*BrokerMigrateResult, error) {
 	}
 	res.SourceDeleted = true
 	return res, nil
+}
+
+// localValue is a copy of one local value for the bundle, or gone: its
+// vault file or keychain item was deleted by an interrupted migration.
+func localValue(env *Env, st *vault.Store, sel vault.Selection, name string, fileGone bool) ([]byte, bool, error) {
+	if fileGone {
+		return nil, true, nil
+	}
+	v, err := st.Value(env.ctx(), sel, name)
+	if errors.Is(err, vault.ErrValueMissing) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	defer v.Wipe()
+	return bytes.Clone(v.Reveal()), false, nil
 }
 
 func (r *BrokerMigrateResult) WriteText(w io.Writer) error {

@@ -99,3 +99,32 @@ func TestBrokerMigrateConflict(t *testing.T) {
 	}
 	local.Run("secrets", "list").OK(t)
 }
+
+// TestBrokerMigrateFinishesInterrupted: a migration that died after
+// deleting the local values (here the vault file) but before the index
+// is finished by a re-run: the names the broker holds are confirmed, the
+// rest of the local vault is deleted.
+func TestBrokerMigrateFinishesInterrupted(t *testing.T) {
+	local := NewVault(t, "file")
+	local.RunIn([]byte(randomValue(t, "v_")), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	index, err := os.ReadFile(filepath.Join(local.Home, "index.json"))
+	must(t, err)
+	config, err := os.ReadFile(filepath.Join(local.Home, "config.json"))
+	must(t, err)
+	d := startBroker(t, currentUser(t))
+	v := local.with("AGENTSECRETS_BROKER=unix:" + d.Socket)
+	v.Run("init", "--admin-passphrase-file", v.AdminFile).OK(t)
+	v.Run("broker", "migrate", "--passphrase-file", v.AdminFile).OK(t)
+	// The crash: the vault file is gone, the index and config are not.
+	must(t, os.WriteFile(filepath.Join(local.Home, "index.json"), index, 0o600))
+	must(t, os.WriteFile(filepath.Join(local.Home, "config.json"), config, 0o600))
+
+	r := v.Run("broker", "migrate", "--passphrase-file", v.AdminFile).OK(t).JSON(t)
+	s := r["secrets"].([]any)
+	if r["source_deleted"] != true || len(s) != 1 || s[0].(map[string]any)["action"] != "finished" {
+		t.Fatalf("re-run after the interruption: %v", r)
+	}
+	if _, err := os.Stat(filepath.Join(local.Home, "index.json")); !os.IsNotExist(err) {
+		t.Fatalf("the local index is still there: %v", err)
+	}
+}
