@@ -31,6 +31,11 @@ type BrokerCmd struct {
 	Install   BrokerInstallCmd   `cmd:"" help:"Create the broker's system user and directories and install its service (run once with sudo)."`
 	Uninstall BrokerUninstallCmd `cmd:"" help:"Stop and remove the broker's service, user and files (the vault stays unless --purge)."`
 	Run       BrokerRunCmd       `cmd:"" help:"Run the broker daemon in the foreground (its service runs this; without systemd, run it as root with --as USER)."`
+	Status    BrokerStatusCmd    `cmd:"" help:"Is a broker configured, can this user reach it, and what may it use there."`
+	Token     BrokerTokenCmd     `cmd:"" help:"Per-agent tokens that limit one agent to some of your projects."`
+	Migrate   BrokerMigrateCmd   `cmd:"" help:"Move this user's local vault into the broker (values go vault to broker, never to output), then delete it."`
+	Whoami    BrokerWhoamiCmd    `cmd:"" hidden:"" help:"What the broker sees: this client's uid, token and grants, and its vault."`
+	Receive   BrokerReceiveCmd   `cmd:"" hidden:"" help:"Store a migration bundle read from stdin (broker migrate sends it)."`
 }
 
 type BrokerRunCmd struct {
@@ -203,6 +208,18 @@ func (d *daemon) exec(ctx context.Context, sess *brokerd.Session) int {
 	if len(spec.Grants) > 0 {
 		lim = &limits{who: fmt.Sprintf("uid %d", spec.UID), grants: spec.Grants}
 	}
+	var tokErr error
+	if req.Token != "" {
+		// A token narrows its uid further, and is audited by name. It is
+		// checked against the uid's current grants at every use, so
+		// narrowing the uid narrows its tokens too.
+		tok, err := findBrokerToken(d.dirs.Data, req.Token, sess.Peer.UID)
+		if err == nil {
+			lim = lim.narrow("token "+tok.Name, tok.Grants)
+			client.Token = tok.Name
+		}
+		tokErr = err
+	}
 	getenv := d.getenv
 	if v, ok := req.Env["NO_COLOR"]; ok {
 		getenv = func(k string) string {
@@ -225,6 +242,12 @@ func (d *daemon) exec(ctx context.Context, sess *brokerd.Session) int {
 		limits:  lim,
 		daemon:  true,
 	}
+	if tokErr != nil {
+		return reportError(env, prescanFormat(req.Args, env), tokErr, req.Args)
+	}
+	if client.Token != "" {
+		env.touchToken(req.Token)
+	}
 	if st, err := d.rt.Store(); err == nil {
 		env.store = st
 	}
@@ -243,6 +266,8 @@ func runsInDaemon(cmd string) bool {
 		return cmd == "proxy logs"
 	case "mcp":
 		return cmd == "mcp serve"
+	case "broker":
+		return strings.HasPrefix(cmd, "broker token") || cmd == "broker whoami" || cmd == "broker receive"
 	}
 	return false
 }
@@ -255,6 +280,18 @@ func errLocalOnly(cmd string) error {
 // forward runs a parsed command line on the broker at path and returns
 // its exit status; it reports only what went wrong on the way.
 func forward(env *Env, path string, args []string) (int, error) {
+	req, err := brokerRequest(env, args)
+	if err != nil {
+		return 0, err
+	}
+	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return brokerd.Exec(ctx, path, req, brokerLocal(env, env.IO.In, env.IO.Out))
+}
+
+// brokerRequest is the request that runs args on the broker for this
+// process: its terminal, directory, NO_COLOR and broker token.
+func brokerRequest(env *Env, args []string) (brokerd.Request, error) {
 	req := brokerd.Request{Args: args, StdinTTY: env.IO.StdinTTY, StdoutTTY: env.IO.StdoutTTY, Cwd: env.Cwd}
 	if v, ok := lookupEnv(env, "NO_COLOR"); ok {
 		req.Env = map[string]string{"NO_COLOR": v}
@@ -262,17 +299,18 @@ func forward(env *Env, path string, args []string) (int, error) {
 	if tf := env.Getenv(brokerd.EnvTokenFile); tf != "" {
 		tok, err := readPassphraseFile(tf, brokerd.EnvTokenFile)
 		if err != nil {
-			return 0, err
+			return req, err
 		}
 		req.Token = string(tok)
+		clear(tok)
 	}
-	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	return brokerd.Exec(ctx, path, req, brokerd.Local{
-		In: env.IO.In, Out: env.IO.Out, Err: env.IO.Err,
-		Prompt: env.IO.Prompt, Show: env.IO.Show,
-		Call: answerSide,
-	})
+	return req, nil
+}
+
+// brokerLocal is this process's side of a broker command: in and out are
+// its stdin and stdout; prompts and the user's files are its own.
+func brokerLocal(env *Env, in io.Reader, out io.Writer) brokerd.Local {
+	return brokerd.Local{In: in, Out: out, Err: env.IO.Err, Prompt: env.IO.Prompt, Show: env.IO.Show, Call: answerSide}
 }
 
 func lookupEnv(env *Env, k string) (string, bool) {

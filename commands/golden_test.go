@@ -16,6 +16,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -60,6 +61,20 @@ func goldenResults() map[string]TextWriter {
 			{Client: "zed", Title: "Zed", Path: "/home/u/.config/zed/settings.json", Action: "added"},
 			{Client: "codex", Title: "Codex", Action: "skipped", Reason: "not installed" + ctrl},
 		}, Next: []string{"restart the client so it starts `agentsecrets mcp serve`"}},
+		"BrokerTokenResult": &BrokerTokenResult{Name: "agent", UID: 1001, Grants: []grant{{Workspace: "w", Project: "p"}, {Workspace: "x"}}, Out: "/home/u/agent.token" + ctrl},
+		"BrokerTokensResult": &BrokerTokensResult{UID: 1001, Tokens: []BrokerTokenResult{
+			{Name: "agent", UID: 1001, Grants: []grant{{Workspace: "w", Project: "p"}}},
+			{Name: "ci", UID: 1001, Grants: []grant{{Workspace: "x"}}},
+		}},
+		"BrokerWhoamiResult": &BrokerWhoamiResult{UID: 1001, PID: 4242, Token: "agent", Limited: true, Grants: []grant{{Workspace: "w", Project: "p"}},
+			VaultInitialised: true, VaultID: "a90ef0a6"},
+		"BrokerStatusResult": &BrokerStatusResult{Configured: true, Source: "AGENTSECRETS_BROKER", Socket: "/run/agentsecrets/broker.sock" + ctrl,
+			Reachable: true, Problem: &errcode.Report{Code: "unavailable", Message: "lost the broker" + ctrl, Hint: "run `agentsecrets broker status`"}},
+		"BrokerMigrateResult": &BrokerMigrateResult{Socket: "/run/agentsecrets/broker.sock" + ctrl, SourceDeleted: true, BrokerReceiveResult: BrokerReceiveResult{
+			Secrets: []MigratedSecret{
+				{Workspace: "default", Project: "default", Name: "STRIPE_KEY", Version: 1, Action: "created"},
+				{Workspace: "default", Project: "web", Name: "GITHUB_TOKEN", Version: 3, Action: "unchanged"},
+			}, AllowlistAdded: 1, BindingsAdded: 2, ReleasesAdded: 0, Approved: true}},
 		"McpServeResult": &McpServeResult{Transport: "stdio" + ctrl, Calls: 42},
 		"ServerResult": &ServerResult{Address: "127.0.0.1:8787", Backend: "sqlite", DB: "sqlite:/home/u/.local/state/agentsecrets/server.db" + ctrl,
 			Signup: "closed", StartedAt: goldenTime, StoppedAt: goldenTime},

@@ -84,6 +84,34 @@ func createPrivateFile(path, flag string, data []byte) error {
 	return nil
 }
 
+// checkTokenDestination refuses, before anything is created, a token
+// that would have nowhere to go: it is written to a new file (--out) or
+// shown on the terminal, never printed to stdout. rerun is the command a
+// human runs instead.
+func checkTokenDestination(env *Env, out, rerun string) error {
+	if out != "" || env.IO.StdoutTTY {
+		return nil
+	}
+	return errcode.WithHint(errcode.New(errcode.ApprovalRequired, "a token is shown only on a terminal, and stdout is not one"),
+		"a human runs `"+rerun+"` on a terminal, or adds --out FILE (a new file, mode 600)")
+}
+
+// deliverToken hands a new token over: to the --out file (on the user's
+// side: a broker writes it through its client), else on the terminal
+// after intro. It returns where it went.
+func deliverToken(env *Env, out, tok, intro string) (string, error) {
+	if out != "" {
+		if err := env.user().createFile(out, "--out", []byte(tok+"\n")); err != nil {
+			return "", err
+		}
+		return out, nil
+	}
+	if err := env.IO.Show(intro + tok + "\n\n"); err != nil {
+		return "", errcode.WithHint(errcode.Errorf(errcode.Internal, "the token could not be shown on the terminal: %v", err), "create it with --out FILE")
+	}
+	return "terminal", nil
+}
+
 type WorkspaceTokenCreateCmd struct {
 	Name    string   `arg:"" help:"Token name (a letter or digit, then letters, digits, '.', '_', '-'); members lists it as token:NAME." json:"name"`
 	Role    string   `required:"" enum:"reader,member" help:"reader (pulls only) or member (pulls and pushes)." json:"role"`
@@ -131,9 +159,8 @@ func (c *WorkspaceTokenCreateCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
 	}
 	// The token goes to a new file or the terminal, never stdout: decided
 	// before anything is asked or created.
-	if c.Out == "" && !env.IO.StdoutTTY {
-		return nil, errcode.WithHint(errcode.New(errcode.ApprovalRequired, "a service token is shown only on a terminal, and stdout is not one"),
-			"a human runs `"+rerun+"` on a terminal, or adds --out FILE (a new file, mode 600)")
+	if err := checkTokenDestination(env, c.Out, rerun); err != nil {
+		return nil, err
 	}
 	// A token reads every value of its projects: the same local human
 	// approval as an invite.
@@ -156,7 +183,7 @@ func (c *WorkspaceTokenCreateCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
 	if c.Out != "" {
 		// Written before the server has the token, like the recovery kit:
 		// no crash leaves a token nobody was given.
-		if err := createPrivateFile(c.Out, "--out", []byte(tok+"\n")); err != nil {
+		if err := env.user().createFile(c.Out, "--out", []byte(tok+"\n")); err != nil {
 			return nil, err
 		}
 		out = c.Out

@@ -26,6 +26,8 @@ type userSide interface {
 	findLink(dir string) (*vault.Selection, string, error)
 	writeLink(dir string, sel vault.Selection) (string, error)
 	writeAgentFiles(dir string) ([]agentfiles.Result, error)
+	// createFile writes a new private file (a token's --out).
+	createFile(path, flag string, data []byte) error
 }
 
 // localSide is the process's own filesystem.
@@ -53,6 +55,10 @@ func (localSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	return agentfiles.Write(dir)
 }
 
+func (localSide) createFile(path, flag string, data []byte) error {
+	return createPrivateFile(path, flag, data)
+}
+
 func (e *Env) user() userSide {
 	if e.side != nil {
 		return e.side
@@ -67,6 +73,7 @@ const (
 	opFindLink       = "find_link"
 	opWriteLink      = "write_link"
 	opAgentFiles     = "agent_files"
+	opCreateFile     = "create_file"
 )
 
 type sideArgs struct {
@@ -75,6 +82,7 @@ type sideArgs struct {
 	Max       int64           `json:"max,omitempty"`
 	Dir       string          `json:"dir,omitempty"`
 	Selection vault.Selection `json:"selection,omitzero"`
+	Data      []byte          `json:"data,omitempty"`
 }
 
 type linkResult struct {
@@ -123,6 +131,10 @@ func (r remoteSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	return res, err
 }
 
+func (r remoteSide) createFile(path, flag string, data []byte) error {
+	return r.sess.Call(opCreateFile, sideArgs{Path: path, Flag: flag, Data: data}, nil)
+}
+
 // maxSideRead bounds what the broker may ask the client to read.
 const maxSideRead = broker.MaxRequestBody // base64 in the answer frame stays under brokerd.MaxFrame
 
@@ -159,6 +171,10 @@ func answerSide(op string, raw json.RawMessage) (any, error) {
 		return side.writeLink(a.Dir, a.Selection)
 	case opAgentFiles:
 		return side.writeAgentFiles(a.Dir)
+	case opCreateFile:
+		err := side.createFile(a.Path, a.Flag, a.Data)
+		clear(a.Data)
+		return nil, err
 	}
 	return nil, errcode.Errorf(errcode.Internal, "the broker asked for an unknown operation %q", op)
 }

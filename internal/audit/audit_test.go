@@ -643,7 +643,7 @@ func TestRecordHoldsNoValue(t *testing.T) {
 		reflect.TypeFor[time.Time](): true,
 	}
 	wantFields := []string{"ID", "Time", "FrontEnd", "Method", "Host", "Path", "Workspace", "Project", "Secrets", "Styles",
-		"Status", "DurationMS", "Decision", "Reason", "Code", "Command", "ExitCode", "Prev"}
+		"Status", "DurationMS", "Decision", "Reason", "Code", "Command", "ExitCode", "ClientUID", "ClientPID", "ClientToken", "Prev"}
 	rt := reflect.TypeFor[Record]()
 	var got []string
 	snake := regexp.MustCompile(`^[a-z][a-z0-9_]*$`)

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -43,9 +44,13 @@ type Record struct {
 	// ExitCode is that program's exit status (128+N when signal N killed
 	// it); absent means 0 or that no program ran.
 	ExitCode int `json:"exit_code,omitempty"`
-	// Client is who asked, when the broker daemon ran the request for a
-	// local client (absent when the user's own process ran it).
-	Client *Client `json:"client,omitempty"`
+	// ClientUID, ClientPID and ClientToken say who asked when the broker
+	// daemon ran the request for a local client (absent when the user's
+	// own process ran it): the kernel's uid (decimal) and pid of the
+	// connecting process, and the name of the broker token it presented.
+	ClientUID   string `json:"client_uid,omitempty"`
+	ClientPID   int    `json:"client_pid,omitempty"`
+	ClientToken string `json:"client_token,omitempty"`
 	// Prev is the hex SHA-256 of the previous line's bytes (without its
 	// newline); "" only for the very first record. Append sets it.
 	Prev string `json:"prev"`
@@ -148,7 +153,7 @@ func (r *Record) normalise(now func() time.Time) error {
 	if math.IsNaN(r.DurationMS) || math.IsInf(r.DurationMS, 0) || r.DurationMS < 0 {
 		r.DurationMS = 0 // json cannot encode NaN or ±Inf
 	}
-	if r.Reason != "" && !validToken(r.Reason) {
+	if r.Reason != "" && !ValidToken(r.Reason) {
 		r.Reason = Invalid
 	}
 	if r.Code != "" && !slices.Contains(errcode.Codes(), r.Code) {
@@ -160,12 +165,14 @@ func (r *Record) normalise(now func() time.Time) error {
 	if r.ExitCode < 0 || r.ExitCode > 255 {
 		r.ExitCode = 255
 	}
-	if r.Client != nil {
-		c := *r.Client // the caller's copy stays as it was
-		if c.Token != "" && !validToken(c.Token) {
-			c.Token = Invalid
-		}
-		r.Client = &c
+	if r.ClientUID != "" && !allDigits(r.ClientUID) {
+		r.ClientUID = Invalid
+	}
+	if r.ClientPID < 0 {
+		r.ClientPID = 0
+	}
+	if r.ClientToken != "" && !ValidToken(r.ClientToken) {
+		r.ClientToken = Invalid
 	}
 	r.Prev = ""
 	return nil
@@ -295,8 +302,9 @@ func validCommand(s string) bool {
 	return true
 }
 
-// validToken accepts snake_case reasons such as not_allowlisted.
-func validToken(s string) bool {
+// ValidToken accepts snake_case names: reasons such as not_allowlisted,
+// and broker token names.
+func ValidToken(s string) bool {
 	if len(s) == 0 || len(s) > 64 || !(s[0] >= 'a' && s[0] <= 'z') {
 		return false
 	}
@@ -343,6 +351,27 @@ type clientKey struct{}
 // names.
 func WithClient(ctx context.Context, c Client) context.Context {
 	return context.WithValue(ctx, clientKey{}, c)
+}
+
+// StampClient names, in r, the client ctx carries (see WithClient).
+func StampClient(ctx context.Context, r *Record) {
+	if c := ClientFrom(ctx); c != nil {
+		r.ClientUID = strconv.FormatUint(uint64(c.UID), 10)
+		r.ClientPID = int(c.PID)
+		r.ClientToken = c.Token
+	}
+}
+
+func allDigits(s string) bool {
+	if len(s) == 0 || len(s) > 10 {
+		return false
+	}
+	for i := range len(s) {
+		if !isDigit(s[i]) {
+			return false
+		}
+	}
+	return true
 }
 
 // ClientFrom returns the client ctx carries, or nil.

@@ -232,7 +232,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		return nil, err
 	}
 	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method, Workspace: req.Selection.Workspace, Project: req.Selection.Project,
-		Secrets: secretNames(req.Injections), Styles: styles(req.Injections), Client: audit.ClientFrom(ctx)}
+		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
+	audit.StampClient(ctx, rec)
 	var redactor *Redactor
 	// Every failure is audited with the code the client gets.
 	defer func() {

@@ -204,7 +204,8 @@ func (r *Released) AuditID() string { return r.fin.rec.ID }
 // names, and the workspace and project when every ref shares them (a
 // team workspace's audit upload selects records by them).
 func startRecord(ctx context.Context, req ReleaseRequest) *audit.Record {
-	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Secrets: refNames(req.Refs), Styles: []string{}, Client: audit.ClientFrom(ctx)}
+	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Secrets: refNames(req.Refs), Styles: []string{}}
+	audit.StampClient(ctx, rec)
 	for i, ref := range req.Refs {
 		if i == 0 {
 			rec.Workspace, rec.Project = ref.Workspace, ref.Project

@@ -29,8 +29,9 @@ var revealAllowed = struct{ dirs, files []string }{
 		"internal/sync",   // seals values into envelopes and private keys into wraps
 	},
 	files: []string{
-		"commands/envcmd.go",   // env -- CMD: values become the child's environment
-		"commands/openclaw.go", // openclaw resolve: values go to OpenClaw
+		"commands/envcmd.go",        // env -- CMD: values become the child's environment
+		"commands/openclaw.go",      // openclaw resolve: values go to OpenClaw
+		"commands/brokermigrate.go", // broker migrate: values go to the broker daemon, over its socket
 	},
 }
 
