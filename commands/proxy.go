@@ -302,6 +302,15 @@ func (c *ProxyLogsCmd) Run(env *Env) (*ProxyLogsResult, error) {
 		return nil, err
 	}
 	f := audit.Filter{Last: c.Last, Secret: c.Secret, Host: c.Host, Decision: c.Decision}
+	if env.daemon {
+		// The broker's log holds every client's records; each reads its own.
+		var own audit.Record
+		audit.StampClient(env.ctx(), &own)
+		if own.ClientUID == "" {
+			return nil, errcode.New(errcode.Internal, "the broker ran proxy logs for no client")
+		}
+		f.ClientUID = own.ClientUID
+	}
 	if f.Since, err = parseSince(env, c.Since); err != nil {
 		return nil, err
 	}

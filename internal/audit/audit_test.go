@@ -924,6 +924,18 @@ func TestReadFilters(t *testing.T) {
 		t.Helper()
 		r := rec("", 0)
 		r.ID, r.Host, r.Secrets, r.Decision, r.Time = id, host, secrets, decision, at
+		// a, c, e for uid 1001 (b with its pid), d for uid 0: what a broker
+		// daemon's log holds.
+		ctx := context.Background()
+		switch id {
+		case "a", "c", "e":
+			ctx = WithClient(ctx, Client{UID: 1001, Token: "ci"})
+		case "b":
+			ctx = WithClient(ctx, Client{UID: 1001, PID: 77})
+		case "d":
+			ctx = WithClient(ctx, Client{UID: 0})
+		}
+		StampClient(ctx, r)
 		if err := l.Append(context.Background(), r); err != nil {
 			t.Fatal(err)
 		}
@@ -968,6 +980,9 @@ func TestReadFilters(t *testing.T) {
 		{"decision", Filter{Decision: DecisionAllowed}, []string{"a", "e", "f"}},
 		{"since is inclusive", Filter{Since: at(2)}, []string{"c", "d", "e", "f"}},
 		{"last applies after the other filters", Filter{Host: "api.stripe.com", Last: 2}, []string{"c", "e"}},
+		{"client uid", Filter{ClientUID: "1001"}, []string{"a", "b", "c", "e"}},
+		{"client uid 0 is a uid, not none", Filter{ClientUID: "0"}, []string{"d"}},
+		{"client uid with other filters", Filter{ClientUID: "1001", Secret: "OTHER"}, []string{"c", "e"}},
 		{"all filters", Filter{Secret: "STRIPE_KEY", Host: "api.stripe.com", Decision: DecisionRedacted, Since: at(1), Last: 5}, []string{"c"}},
 	}
 	for _, tt := range tests {

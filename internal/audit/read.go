@@ -21,6 +21,9 @@ type Filter struct {
 	Decision string
 	// Since keeps records with Time at or after it.
 	Since time.Time
+	// ClientUID keeps the records the broker daemon made for this uid:
+	// a broker's client reads its own records, never another user's.
+	ClientUID string
 }
 
 func (f Filter) match(r *Record) bool {
@@ -32,6 +35,8 @@ func (f Filter) match(r *Record) bool {
 	case f.Decision != "" && r.Decision != f.Decision:
 		return false
 	case !f.Since.IsZero() && r.Time.Before(f.Since):
+		return false
+	case f.ClientUID != "" && r.ClientUID != f.ClientUID:
 		return false
 	}
 	return true
