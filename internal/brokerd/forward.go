@@ -1,0 +1,218 @@
+package brokerd
+
+// Proxy connections. `proxy start` in broker mode listens on 127.0.0.1 for
+// agents and joins each accepted connection to its own connection to the
+// daemon, copying bytes both ways without reading them: the daemon parses
+// the HTTP, checks the Host and the token, injects and redacts. So no value
+// and no policy decision is ever in the client's process.
+//
+// A proxy connection starts as an HTTP upgrade (POST /v1/proxy-conn,
+// Upgrade: agentsecrets-proxy/1) naming its session's token. The daemon
+// serves the upgraded connection with the proxy's routes only: bytes an
+// agent sends to the TCP port can never reach the exec protocol or the
+// session endpoints, which would otherwise run with the rights of the
+// user who started the proxy and no token at all.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
+)
+
+// ProxyProtocol is the Upgrade token of a proxy connection, and
+// ProxyConnPath the path it is asked for at.
+const (
+	ProxyProtocol = "agentsecrets-proxy/1"
+	ProxyConnPath = "/v1/proxy-conn"
+)
+
+// DialProxy opens a proxy connection for the session whose token is
+// given. A refusal is the daemon's error (unauthorized: no such session,
+// as after a daemon restart).
+func DialProxy(ctx context.Context, path, token string) (net.Conn, error) {
+	conn, err := Dial(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	br := bufio.NewReader(conn)
+	if err := upgrade(conn, br, ProxyConnPath, ProxyProtocol, http.Header{serve.HeaderToken: {token}}); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	// The daemon speaks only after the agent's first request: anything
+	// already buffered would be lost by copying from conn itself.
+	if br.Buffered() > 0 {
+		conn.Close()
+		return nil, lostBroker(errors.New("the broker sent data before a request"))
+	}
+	return conn, nil
+}
+
+// Join copies bytes between a and b both ways until both directions have
+// ended, passing on a half-close, then closes both. The copies go from
+// connection to connection with no wrapper, so on Linux a TCP/unix pair
+// moves through splice(2).
+func Join(a, b net.Conn) {
+	var wg sync.WaitGroup
+	wg.Go(func() { pipe(b, a) })
+	pipe(a, b)
+	wg.Wait()
+	a.Close()
+	b.Close()
+}
+
+// pipe copies src to dst. At src's end of stream dst's write side is
+// closed so the far end sees it too; on an error both are closed, which
+// ends the other direction.
+func pipe(dst, src net.Conn) {
+	if _, err := io.Copy(dst, src); err != nil {
+		dst.Close()
+		src.Close()
+		return
+	}
+	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+}
+
+// ProxyConns serves the daemon's side of proxy connections, each in a
+// group (its session) that can be shut down on its own.
+type ProxyConns struct {
+	mu      sync.Mutex
+	servers map[*http.Server]string
+	closed  bool
+}
+
+// Serve takes over r's connection (101) and serves HTTP on it with h until
+// the client closes it or its group is shut down. The handler's requests
+// carry the connection's Peer (PeerFrom). It returns when the connection
+// is done.
+func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handler, group string) error {
+	peer, _ := PeerFrom(r.Context())
+	conn, brw, err := switchProtocols(w, ProxyProtocol)
+	if err != nil {
+		return err
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		// The client sent its first request before the 101: keep it.
+		conn = &bufferedConn{Conn: conn, r: io.MultiReader(io.LimitReader(brw.Reader, int64(n)), conn)}
+	}
+	ln := &oneConn{conn: conn, done: make(chan struct{})}
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: handshakeTimeout,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    1 << 20,
+		BaseContext:       func(net.Listener) context.Context { return WithPeer(context.Background(), peer) },
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			if st == http.StateClosed || st == http.StateHijacked {
+				ln.Close()
+			}
+		},
+	}
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		conn.Close()
+		return errors.New("the broker is stopping")
+	}
+	if p.servers == nil {
+		p.servers = map[*http.Server]string{}
+	}
+	p.servers[hs] = group
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.servers, hs)
+		p.mu.Unlock()
+	}()
+	hs.Serve(ln)
+	// Serve returns when the listener closes, which is when the one
+	// connection did; a Shutdown in progress waits for its handler.
+	<-ln.done
+	return nil
+}
+
+// Shutdown stops every proxy connection: idle ones now, busy ones once
+// their response is written or ctx ends. Serve refuses new ones after it.
+func (p *ProxyConns) Shutdown(ctx context.Context) {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
+	p.shutdown(ctx, func(string) bool { return true })
+}
+
+// ShutdownGroup stops the connections of one group as Shutdown does.
+func (p *ProxyConns) ShutdownGroup(ctx context.Context, group string) {
+	p.shutdown(ctx, func(g string) bool { return g == group })
+}
+
+func (p *ProxyConns) shutdown(ctx context.Context, match func(string) bool) {
+	p.mu.Lock()
+	var servers []*http.Server
+	for hs, g := range p.servers {
+		if match(g) {
+			servers = append(servers, hs)
+		}
+	}
+	p.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, hs := range servers {
+		wg.Go(func() {
+			if hs.Shutdown(ctx) != nil {
+				hs.Close()
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// ErrProxyConn is the daemon's answer to a proxy connection without a
+// live session.
+var ErrProxyConn = errcode.WithHint(errcode.New(errcode.Unauthorized, "no proxy session has this token"),
+	"start the proxy with `agentsecrets proxy start`; it registers its session with the broker")
+
+// oneConn is a listener that yields one connection, then blocks until
+// that connection is closed.
+type oneConn struct {
+	conn  net.Conn
+	once  sync.Once
+	taken bool
+	mu    sync.Mutex
+	done  chan struct{}
+}
+
+func (l *oneConn) Accept() (net.Conn, error) {
+	l.mu.Lock()
+	if !l.taken {
+		l.taken = true
+		l.mu.Unlock()
+		return l.conn, nil
+	}
+	l.mu.Unlock()
+	<-l.done
+	return nil, net.ErrClosed
+}
+
+func (l *oneConn) Close() error {
+	l.once.Do(func() { close(l.done) })
+	return nil
+}
+
+func (l *oneConn) Addr() net.Addr { return l.conn.LocalAddr() }
+
+// bufferedConn reads what was buffered before the connection itself.
+type bufferedConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
