@@ -362,11 +362,15 @@ func (f *forwarder) forward(ctx context.Context, conn net.Conn) {
 	brokerd.Join(conn, up)
 }
 
-// refuse answers a connection whose request was not read with err, then
-// closes it once the client has finished sending (closing with unread
-// input would reset the connection and lose the answer).
+// refuse answers a connection with err, then closes it once the client
+// has finished sending (closing with unread input would reset the
+// connection and lose the answer). The answer waits for the client's first
+// bytes: an HTTP client takes a response that comes before its request for
+// a broken connection.
 func refuse(conn net.Conn, err error) {
 	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	conn.Read(make([]byte, 4096))
 	rep := errcode.Classify(err)
 	body, _ := json.Marshal(errcode.Envelope{Error: rep})
 	status := errcode.Lookup(rep.Code).HTTP
