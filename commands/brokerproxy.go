@@ -2,16 +2,16 @@ package commands
 
 // The local proxy with a broker (docs/broker.md). `proxy start` keeps its
 // listener on 127.0.0.1, its token file and its state files in the user's
-// home, so agents see the same API; but it forwards each connection, as
-// raw bytes, to the daemon (brokerd/forward.go), which serves /proxy for
-// the session the client registered: the daemon reads, injects and
-// redacts every value, and this process never holds one.
+// home, so agents see the same API; but it hands each accepted connection
+// to the daemon (brokerd/forward.go), which serves /proxy on it for the
+// session the client registered: the daemon reads, injects and redacts
+// every value, and this process never reads a byte of a request.
 //
 // The session is the proxy's token (made by this process, kept in its
 // token file) plus the selection and options it was started with, held
 // by the daemon for the client's uid. A daemon that restarted has
 // forgotten it: the next proxy connection is refused as unauthorized and
-// the forwarder registers the session again, with the same token, so the
+// the client registers the session again, with the same token, so the
 // agent's token file stays valid.
 
 import (
@@ -67,7 +67,7 @@ type proxySessionResult struct {
 const minProxyToken = 64
 
 // brokerProxy is the daemon's side: the sessions its clients registered
-// and the proxy connections they forward.
+// and the proxy connections they hand over.
 type brokerProxy struct {
 	d     *daemon
 	conns brokerd.ProxyConns
@@ -112,7 +112,7 @@ func writeJSON(w http.ResponseWriter, v any, err error) {
 // register resolves the session's selection as a command of the client
 // would (flags, else its project link, else the current selection),
 // within the client's limits, and records it. The same client registering
-// the same token again replaces its session: the forwarder does that after
+// the same token again replaces its session: `proxy start` does that after
 // a daemon restart.
 func (p *brokerProxy) register(r *http.Request, peer brokerd.Peer) (*proxySessionResult, error) {
 	var req proxySessionRequest
@@ -184,8 +184,8 @@ func (p *brokerProxy) end(ctx context.Context, uid uint32, token string) {
 	p.conns.ShutdownGroup(ctx, string(key[:]))
 }
 
-// serveConn serves one forwarded connection for the session its upgrade
-// names. Every request on it must carry that session's token: a token of
+// serveConn serves one handed-over connection for the session its
+// upgrade names. Every request on it must carry that session's token: a token of
 // another session, even the same user's, is refused.
 func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer brokerd.Peer) {
 	token := r.Header.Get(proxy.HeaderToken)
@@ -217,7 +217,7 @@ func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer bro
 // The client's side.
 
 // forwardToBroker registers the proxy's session with the broker at sock
-// and forwards every connection to it until Ctrl-C or SIGTERM.
+// and hands every connection to it until Ctrl-C or SIGTERM.
 func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, timeout time.Duration) (*ProxyStatusResult, error) {
 	link, linkPath, err := env.user().findLink(env.Cwd)
 	if err != nil {
@@ -234,7 +234,7 @@ func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, t
 	})
 }
 
-// forwarder joins the proxy's TCP connections to the broker.
+// forwarder hands the proxy's TCP connections to the broker.
 type forwarder struct {
 	sock string
 	reg  proxySessionRequest
@@ -301,11 +301,9 @@ func (f *forwarder) register(ctx context.Context) (*proxySessionResult, error) {
 }
 
 // serve accepts until ctx ends, then ends the session, which lets the
-// daemon close idle connections and finish busy ones, and waits for them.
+// daemon close idle connections and finish busy ones.
 func (f *forwarder) serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]struct{}{}
 	stop := context.AfterFunc(ctx, func() { ln.Close() })
 	defer stop()
 	for {
@@ -316,50 +314,35 @@ func (f *forwarder) serve(ctx context.Context, ln net.Listener) error {
 			}
 			break
 		}
-		mu.Lock()
-		open[conn] = struct{}{}
-		mu.Unlock()
-		wg.Go(func() {
-			f.forward(ctx, conn)
-			mu.Lock()
-			delete(open, conn)
-			mu.Unlock()
-		})
+		tc, ok := conn.(*net.TCPConn)
+		if !ok {
+			conn.Close()
+			continue
+		}
+		wg.Go(func() { f.handOver(ctx, tc) })
 	}
+	// Hand-overs in progress finish (or fail) before the session ends.
+	wg.Wait()
 	end, cancel := context.WithTimeout(context.WithoutCancel(ctx), proxyShutdownGrace)
 	defer cancel()
 	f.call(end, http.MethodDelete, nil, nil)
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-end.Done():
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		mu.Unlock()
-		<-done
-	}
 	return nil
 }
 
-// forward joins conn to a new proxy connection of the session. A daemon
-// that no longer knows the session (it restarted) gets it registered
-// again once. When the broker cannot be reached the agent gets the error
-// as an HTTP response, as the proxy would answer it.
-func (f *forwarder) forward(ctx context.Context, conn net.Conn) {
-	up, err := brokerd.DialProxy(ctx, f.sock, f.reg.Token)
+// handOver gives conn to the daemon for the session. A daemon that no
+// longer knows the session (it restarted) gets it registered again once.
+// When the broker cannot be reached the agent gets the error as an HTTP
+// response, as the proxy would answer it.
+func (f *forwarder) handOver(ctx context.Context, conn *net.TCPConn) {
+	err := brokerd.HandOver(ctx, f.sock, f.reg.Token, conn)
 	if err != nil && errcode.Classify(err).Code == errcode.Unauthorized {
 		if _, err = f.register(ctx); err == nil {
-			up, err = brokerd.DialProxy(ctx, f.sock, f.reg.Token)
+			err = brokerd.HandOver(ctx, f.sock, f.reg.Token, conn)
 		}
 	}
 	if err != nil {
 		refuse(conn, err)
-		return
 	}
-	brokerd.Join(conn, up)
 }
 
 // refuse answers a connection with err, then closes it once the client

@@ -1,23 +1,27 @@
 package brokerd
 
 // Proxy connections. `proxy start` in broker mode listens on 127.0.0.1 for
-// agents and joins each accepted connection to its own connection to the
-// daemon, copying bytes both ways without reading them: the daemon parses
-// the HTTP, checks the Host and the token, injects and redacts. So no value
-// and no policy decision is ever in the client's process.
+// agents and hands each accepted connection itself to the daemon: the
+// socket's descriptor travels over a unix connection (SCM_RIGHTS) and the
+// daemon serves HTTP on it directly. The client never reads a byte of it:
+// the daemon parses the HTTP, checks the Host and the token, injects and
+// redacts, so no value and no policy decision is ever in the client's
+// process, and a request costs no hop through it (copying the bytes
+// through the client added a p50 of 0.06-0.08 ms per request on the
+// benchmark machine; a handed-over connection adds nothing after its
+// first request).
 //
-// A proxy connection starts as an HTTP upgrade (POST /v1/proxy-conn,
-// Upgrade: agentsecrets-proxy/1) naming its session's token. The daemon
-// serves the upgraded connection with the proxy's routes only: bytes an
-// agent sends to the TCP port can never reach the exec protocol or the
-// session endpoints, which would otherwise run with the rights of the
-// user who started the proxy and no token at all.
+// A hand-over starts as an HTTP upgrade (POST /v1/proxy-conn, Upgrade:
+// agentsecrets-proxy/1) naming its session's token. The daemon serves the
+// connection it receives with the proxy's routes only: bytes an agent
+// sends to the TCP port can never reach the exec protocol or the session
+// endpoints, which would otherwise run with the rights of the user who
+// started the proxy and no token at all.
 
 import (
 	"bufio"
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -34,53 +38,29 @@ const (
 	ProxyConnPath = "/v1/proxy-conn"
 )
 
-// DialProxy opens a proxy connection for the session whose token is
-// given. A refusal is the daemon's error (unauthorized: no such session,
-// as after a daemon restart).
-func DialProxy(ctx context.Context, path, token string) (net.Conn, error) {
-	conn, err := Dial(ctx, path)
+// HandOver gives conn to the daemon for the session whose token is given
+// and closes this process's copy. A refusal is the daemon's error
+// (unauthorized: no such session, as after a daemon restart); conn is
+// then still the caller's.
+func HandOver(ctx context.Context, path, token string, conn *net.TCPConn) error {
+	c, err := Dial(ctx, path)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	br := bufio.NewReader(conn)
-	if err := upgrade(conn, br, ProxyConnPath, ProxyProtocol, http.Header{serve.HeaderToken: {token}}); err != nil {
-		conn.Close()
-		return nil, err
+	defer c.Close()
+	br := bufio.NewReader(c)
+	if err := upgrade(c, br, ProxyConnPath, ProxyProtocol, http.Header{serve.HeaderToken: {token}}); err != nil {
+		return err
 	}
-	// The daemon speaks only after the agent's first request: anything
-	// already buffered would be lost by copying from conn itself.
-	if br.Buffered() > 0 {
-		conn.Close()
-		return nil, lostBroker(errors.New("the broker sent data before a request"))
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return lostBroker(errors.New("the broker's connection is not a unix socket"))
 	}
-	return conn, nil
-}
-
-// Join copies bytes between a and b both ways until both directions have
-// ended, passing on a half-close, then closes both. The copies go from
-// connection to connection with no wrapper, so on Linux a TCP/unix pair
-// moves through splice(2).
-func Join(a, b net.Conn) {
-	var wg sync.WaitGroup
-	wg.Go(func() { pipe(b, a) })
-	pipe(a, b)
-	wg.Wait()
-	a.Close()
-	b.Close()
-}
-
-// pipe copies src to dst. At src's end of stream dst's write side is
-// closed so the far end sees it too; on an error both are closed, which
-// ends the other direction.
-func pipe(dst, src net.Conn) {
-	if _, err := io.Copy(dst, src); err != nil {
-		dst.Close()
-		src.Close()
-		return
+	if err := sendConn(uc, conn); err != nil {
+		return lostBroker(err)
 	}
-	if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-		cw.CloseWrite()
-	}
+	conn.Close()
+	return nil
 }
 
 // ProxyConns serves the daemon's side of proxy connections, each in a
@@ -97,13 +77,14 @@ type ProxyConns struct {
 // is done.
 func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handler, group string) error {
 	peer, _ := PeerFrom(r.Context())
-	conn, brw, err := switchProtocols(w, ProxyProtocol)
+	uc, _, err := switchProtocols(w, ProxyProtocol)
 	if err != nil {
 		return err
 	}
-	if n := brw.Reader.Buffered(); n > 0 {
-		// The client sent its first request before the 101: keep it.
-		conn = &bufferedConn{Conn: conn, r: io.MultiReader(io.LimitReader(brw.Reader, int64(n)), conn)}
+	conn, err := receiveConn(uc)
+	uc.Close()
+	if err != nil {
+		return err
 	}
 	ln := &oneConn{conn: conn, done: make(chan struct{})}
 	hs := &http.Server{
@@ -208,11 +189,3 @@ func (l *oneConn) Close() error {
 }
 
 func (l *oneConn) Addr() net.Addr { return l.conn.LocalAddr() }
-
-// bufferedConn reads what was buffered before the connection itself.
-type bufferedConn struct {
-	net.Conn
-	r io.Reader
-}
-
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
