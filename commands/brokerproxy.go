@@ -225,7 +225,8 @@ func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, t
 	}
 	return c.listen(env, dirs, func(ln *serve.Listener) (vault.Selection, func(context.Context) error, error) {
 		f := &forwarder{sock: sock, reg: proxySessionRequest{Token: ln.Token, Workspace: c.Workspace, Project: c.Project,
-			Link: link, LinkPath: linkPath, MaxResponse: c.MaxResponse, Timeout: timeout}}
+			Link: link, LinkPath: linkPath, MaxResponse: c.MaxResponse, Timeout: timeout},
+			give: &brokerd.Handover{Path: sock, Token: ln.Token}}
 		res, err := f.register(env.ctx())
 		if err != nil {
 			return vault.Selection{}, nil, err
@@ -238,6 +239,7 @@ func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, t
 type forwarder struct {
 	sock string
 	reg  proxySessionRequest
+	give *brokerd.Handover
 }
 
 // socketClient is an HTTP client on the broker's socket.
@@ -323,6 +325,7 @@ func (f *forwarder) serve(ctx context.Context, ln net.Listener) error {
 	}
 	// Hand-overs in progress finish (or fail) before the session ends.
 	wg.Wait()
+	f.give.Close()
 	end, cancel := context.WithTimeout(context.WithoutCancel(ctx), proxyShutdownGrace)
 	defer cancel()
 	f.call(end, http.MethodDelete, nil, nil)
@@ -334,10 +337,10 @@ func (f *forwarder) serve(ctx context.Context, ln net.Listener) error {
 // When the broker cannot be reached the agent gets the error as an HTTP
 // response, as the proxy would answer it.
 func (f *forwarder) handOver(ctx context.Context, conn *net.TCPConn) {
-	err := brokerd.HandOver(ctx, f.sock, f.reg.Token, conn)
+	err := f.give.Give(ctx, conn)
 	if err != nil && errcode.Classify(err).Code == errcode.Unauthorized {
 		if _, err = f.register(ctx); err == nil {
-			err = brokerd.HandOver(ctx, f.sock, f.reg.Token, conn)
+			err = f.give.Give(ctx, conn)
 		}
 	}
 	if err != nil {

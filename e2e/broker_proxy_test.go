@@ -146,12 +146,12 @@ func scanTree(t *testing.T, root string, canaries [][]byte) int {
 	return n
 }
 
-// listensOnTCP reports whether process pid holds a listening TCP socket.
-func listensOnTCP(t *testing.T, pid int) bool {
-	t.Helper()
+// listensOnTCP reports whether process pid holds a listening TCP socket
+// (Linux; elsewhere it says it cannot tell).
+func listensOnTCP(pid int) (bool, error) {
 	fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
 	if err != nil {
-		t.Skipf("needs /proc: %v", err)
+		return false, err
 	}
 	inodes := map[string]bool{}
 	for _, fd := range fds {
@@ -169,11 +169,11 @@ func listensOnTCP(t *testing.T, pid int) bool {
 			f := strings.Fields(line)
 			// st 0A is LISTEN; field 9 is the socket's inode.
 			if len(f) > 9 && f[3] == "0A" && inodes[f[9]] {
-				return true
+				return true, nil
 			}
 		}
 	}
-	return false
+	return false, nil
 }
 
 // TestBrokerProxy: the proxy API through the daemon injects and redacts
@@ -256,7 +256,9 @@ func TestBrokerProxy(t *testing.T) {
 		conn.Close()
 	}
 
-	if listensOnTCP(t, d.cmd.Process.Pid) {
+	if tcp, err := listensOnTCP(d.cmd.Process.Pid); err != nil {
+		t.Logf("the daemon's sockets not checked: %v", err)
+	} else if tcp {
 		t.Error("the broker daemon listens on a TCP port")
 	}
 	// The proxy's process never read a value: its memory holds none.

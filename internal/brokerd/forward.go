@@ -11,9 +11,11 @@ package brokerd
 // benchmark machine; a handed-over connection adds nothing after its
 // first request).
 //
-// A hand-over starts as an HTTP upgrade (POST /v1/proxy-conn, Upgrade:
-// agentsecrets-proxy/1) naming its session's token. The daemon serves the
-// connection it receives with the proxy's routes only: bytes an agent
+// The hand-over connection starts as an HTTP upgrade (POST
+// /v1/proxy-conn, Upgrade: agentsecrets-proxy/1) naming its session's
+// token; then each connection is one byte with the descriptor attached.
+// The daemon serves the connections it receives with the proxy's routes
+// only: bytes an agent
 // sends to the TCP port can never reach the exec protocol or the session
 // endpoints, which would otherwise run with the rights of the user who
 // started the proxy and no token at all.
@@ -22,6 +24,7 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -38,54 +41,126 @@ const (
 	ProxyConnPath = "/v1/proxy-conn"
 )
 
-// HandOver gives conn to the daemon for the session whose token is given
-// and closes this process's copy. A refusal is the daemon's error
-// (unauthorized: no such session, as after a daemon restart); conn is
-// then still the caller's.
-func HandOver(ctx context.Context, path, token string, conn *net.TCPConn) error {
-	c, err := Dial(ctx, path)
-	if err != nil {
-		return err
+// Handover gives connections to the daemon for one session, over one
+// long-lived unix connection: a hand-over is then one sendmsg(2).
+type Handover struct {
+	Path  string
+	Token string
+
+	mu sync.Mutex
+	c  *net.UnixConn
+}
+
+// Give hands conn to the daemon and closes this process's copy. A
+// refusal is the daemon's error (unauthorized: no such session, as after
+// a daemon restart); conn is then still the caller's.
+func (h *Handover) Give(ctx context.Context, conn *net.TCPConn) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for retried := false; ; retried = true {
+		if h.c == nil {
+			c, err := h.dial(ctx)
+			if err != nil {
+				return err
+			}
+			h.c = c
+		}
+		err := sendConn(h.c, conn)
+		if err == nil {
+			conn.Close()
+			return nil
+		}
+		// The daemon closed the connection (it restarted, or stopped):
+		// once more on a new one, which says which.
+		h.c.Close()
+		h.c = nil
+		if retried {
+			return lostBroker(err)
+		}
 	}
-	defer c.Close()
+}
+
+func (h *Handover) dial(ctx context.Context) (*net.UnixConn, error) {
+	c, err := Dial(ctx, h.Path)
+	if err != nil {
+		return nil, err
+	}
 	br := bufio.NewReader(c)
-	if err := upgrade(c, br, ProxyConnPath, ProxyProtocol, http.Header{serve.HeaderToken: {token}}); err != nil {
-		return err
+	if err := upgrade(c, br, ProxyConnPath, ProxyProtocol, http.Header{serve.HeaderToken: {h.Token}}); err != nil {
+		c.Close()
+		return nil, err
 	}
 	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		return lostBroker(errors.New("the broker's connection is not a unix socket"))
+	if !ok || br.Buffered() > 0 {
+		c.Close()
+		return nil, lostBroker(errors.New("the broker's hand-over connection is not a quiet unix socket"))
 	}
-	if err := sendConn(uc, conn); err != nil {
-		return lostBroker(err)
+	return uc, nil
+}
+
+// Close ends the hand-over connection; connections already given stay
+// the daemon's.
+func (h *Handover) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.c != nil {
+		h.c.Close()
+		h.c = nil
 	}
-	conn.Close()
-	return nil
 }
 
 // ProxyConns serves the daemon's side of proxy connections, each in a
 // group (its session) that can be shut down on its own.
 type ProxyConns struct {
-	mu      sync.Mutex
-	servers map[*http.Server]string
-	closed  bool
+	mu       sync.Mutex
+	servers  map[*http.Server]string
+	handover map[net.Conn]struct{}
+	closed   bool
 }
 
-// Serve takes over r's connection (101) and serves HTTP on it with h until
-// the client closes it or its group is shut down. The handler's requests
-// carry the connection's Peer (PeerFrom). It returns when the connection
-// is done.
+// Serve takes over r's connection (101) as a hand-over connection and
+// serves HTTP with h on every connection the client gives on it, each
+// until its client closes it or its group is shut down. Their requests
+// carry the hand-over connection's Peer (PeerFrom). It returns when the
+// client closes the hand-over connection, or at Shutdown.
 func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handler, group string) error {
 	peer, _ := PeerFrom(r.Context())
 	uc, _, err := switchProtocols(w, ProxyProtocol)
 	if err != nil {
 		return err
 	}
-	conn, err := receiveConn(uc)
-	uc.Close()
-	if err != nil {
-		return err
+	defer uc.Close()
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return errStopping
 	}
+	if p.handover == nil {
+		p.handover = map[net.Conn]struct{}{}
+	}
+	p.handover[uc] = struct{}{}
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.handover, uc)
+		p.mu.Unlock()
+	}()
+	for {
+		conn, err := receiveConn(uc)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return err
+		}
+		go p.serveOne(conn, h, group, peer)
+	}
+}
+
+var errStopping = errors.New("the broker is stopping")
+
+// serveOne serves HTTP on one handed-over connection until it closes.
+func (p *ProxyConns) serveOne(conn net.Conn, h http.Handler, group string, peer Peer) {
 	ln := &oneConn{conn: conn, done: make(chan struct{})}
 	hs := &http.Server{
 		Handler:           h,
@@ -103,7 +178,7 @@ func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handle
 	if p.closed {
 		p.mu.Unlock()
 		conn.Close()
-		return errors.New("the broker is stopping")
+		return
 	}
 	if p.servers == nil {
 		p.servers = map[*http.Server]string{}
@@ -119,7 +194,6 @@ func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handle
 	// Serve returns when the listener closes, which is when the one
 	// connection did; a Shutdown in progress waits for its handler.
 	<-ln.done
-	return nil
 }
 
 // Shutdown stops every proxy connection: idle ones now, busy ones once
@@ -127,6 +201,9 @@ func (p *ProxyConns) Serve(w http.ResponseWriter, r *http.Request, h http.Handle
 func (p *ProxyConns) Shutdown(ctx context.Context) {
 	p.mu.Lock()
 	p.closed = true
+	for c := range p.handover {
+		c.Close()
+	}
 	p.mu.Unlock()
 	p.shutdown(ctx, func(string) bool { return true })
 }

@@ -5,10 +5,10 @@ package brokerd
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"syscall"
-	"time"
 )
 
 // sendConn sends conn's descriptor over uc with one byte of data.
@@ -26,19 +26,21 @@ func sendConn(uc *net.UnixConn, conn syscall.Conn) error {
 	return serr
 }
 
-// receiveConn reads the one descriptor a client sends after the upgrade
-// and returns it as a connection. Anything but exactly one socket is
+// receiveConn reads the next descriptor a client hands over and returns
+// it as a connection (io.EOF: the client closed the hand-over connection). Anything but exactly one socket is
 // refused and closed.
 func receiveConn(uc net.Conn) (net.Conn, error) {
 	u, ok := uc.(*net.UnixConn)
 	if !ok {
 		return nil, errors.New("not a unix socket connection")
 	}
-	u.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	oob := make([]byte, syscall.CmsgSpace(4*4))
-	_, oobn, _, _, err := u.ReadMsgUnix(make([]byte, 1), oob)
+	n, oobn, _, _, err := u.ReadMsgUnix(make([]byte, 1), oob)
 	if err != nil {
-		return nil, fmt.Errorf("receive the connection: %w", err)
+		return nil, err
+	}
+	if n == 0 && oobn == 0 {
+		return nil, io.EOF
 	}
 	msgs, err := syscall.ParseSocketControlMessage(oob[:oobn])
 	if err != nil {
