@@ -76,6 +76,10 @@ type brokerProxy struct {
 	// sessions are keyed by the token's SHA-256, so no lookup compares
 	// the token itself in variable time.
 	sessions map[[32]byte]*proxySession
+	// handovers counts each session's open hand-over connections. A
+	// `proxy start` keeps one open while it runs, so the session ends when
+	// the last closes: a proxy that was killed leaves nothing behind.
+	handovers map[[32]byte]int
 }
 
 type proxySession struct {
@@ -172,13 +176,17 @@ func (p *brokerProxy) lookup(uid uint32, token string) (*proxySession, bool) {
 // end forgets uid's session of token and stops its connections: idle ones
 // now, busy ones once their response is written.
 func (p *brokerProxy) end(ctx context.Context, uid uint32, token string) {
-	if _, ok := p.lookup(uid, token); !ok {
-		return
-	}
 	key := sha256.Sum256([]byte(token))
 	p.mu.Lock()
-	delete(p.sessions, key)
+	s, ok := p.sessions[key]
+	if ok && s.uid == uid {
+		delete(p.sessions, key)
+	}
 	p.mu.Unlock()
+	if !ok || s.uid != uid {
+		return
+	}
+	p.d.logger.Printf("uid %d: proxy session for %s/%s ended", uid, s.sess.Selection.Workspace, s.sess.Selection.Project)
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), proxyShutdownGrace)
 	defer cancel()
 	p.conns.ShutdownGroup(ctx, string(key[:]))
@@ -209,8 +217,24 @@ func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer bro
 		routes.ServeHTTP(w, r.WithContext(audit.WithClient(r.Context(), client)))
 	})
 	key := sha256.Sum256([]byte(token))
+	p.mu.Lock()
+	if p.handovers == nil {
+		p.handovers = map[[32]byte]int{}
+	}
+	p.handovers[key]++
+	p.mu.Unlock()
 	if err := p.conns.Serve(w, r, h, string(key[:])); err != nil {
 		p.d.logger.Printf("uid %d (pid %d): proxy connection: %v", peer.UID, peer.PID, err)
+	}
+	p.mu.Lock()
+	p.handovers[key]--
+	last := p.handovers[key] == 0
+	if last {
+		delete(p.handovers, key)
+	}
+	p.mu.Unlock()
+	if last {
+		p.end(r.Context(), peer.UID, token)
 	}
 }
 
@@ -229,6 +253,10 @@ func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, t
 			give: &brokerd.Handover{Path: sock, Token: ln.Token}}
 		res, err := f.register(env.ctx())
 		if err != nil {
+			return vault.Selection{}, nil, err
+		}
+		// The hand-over connection is the session's lifeline: open it now.
+		if err := f.give.Open(env.ctx()); err != nil {
 			return vault.Selection{}, nil, err
 		}
 		return vault.Selection{Workspace: res.Workspace, Project: res.Project}, func(ctx context.Context) error { return f.serve(ctx, ln) }, nil

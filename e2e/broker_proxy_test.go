@@ -30,9 +30,8 @@ type brokerDaemon struct {
 	Socket string
 	users  []string
 	cmd    *exec.Cmd
-	log    *bytes.Buffer
-	// logs are the stderr of every run of this daemon, for the leak scan.
-	logs []*bytes.Buffer
+	// runs counts starts; each run logs to its own file beside State.
+	runs int
 }
 
 // startBrokerDaemon runs `broker run` for this user (with grants, e.g.
@@ -55,9 +54,13 @@ func (d *brokerDaemon) start() {
 	}
 	d.cmd = exec.Command(binary, args...)
 	d.cmd.Env = []string{"AGENTSECRETS_BROKER=none", "PATH=" + os.Getenv("PATH"), "HOME=" + filepath.Dir(d.State)}
-	d.log = &bytes.Buffer{}
-	d.logs = append(d.logs, d.log)
-	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	d.runs++
+	logf, err := os.Create(d.logPath(d.runs))
+	if err != nil {
+		d.t.Fatal(err)
+	}
+	defer logf.Close()
+	d.cmd.Stdout, d.cmd.Stderr = logf, logf
 	if err := d.cmd.Start(); err != nil {
 		d.t.Fatal(err)
 	}
@@ -68,6 +71,16 @@ func (d *brokerDaemon) start() {
 		}
 	}
 	d.t.Fatalf("the broker did not listen on %s", d.Socket)
+}
+
+func (d *brokerDaemon) logPath(run int) string {
+	return filepath.Join(filepath.Dir(d.State), fmt.Sprintf("daemon-%d.log", run))
+}
+
+// logged reports whether the current run's log has a line containing s.
+func (d *brokerDaemon) logged(s string) bool {
+	b, _ := os.ReadFile(d.logPath(d.runs))
+	return bytes.Contains(b, []byte(s))
 }
 
 // stop ends the daemon as its service manager would (SIGTERM) and waits.
@@ -282,13 +295,14 @@ func TestBrokerProxy(t *testing.T) {
 	for i, o := range outputs {
 		assertNoLeak(t, fmt.Sprintf("output %d", i), o, [][]byte{value})
 	}
-	for _, l := range d.logs {
-		assertNoLeak(t, "the daemon's log", l.Bytes(), [][]byte{value})
-	}
 	if n := scanTree(t, filepath.Dir(c.Home), [][]byte{value}); n == 0 {
 		t.Error("the client's home held no file to scan (proxy.log at least)")
 	}
-	scanTree(t, d.State, [][]byte{value})
+	// The daemon's state (its vault is ciphertext) and its log.
+	scanTree(t, filepath.Dir(d.State), [][]byte{value})
+	if !d.logged("proxy session for default/default") {
+		t.Error("the daemon's log (scanned above) does not show the proxy session")
+	}
 }
 
 // readProcMem reads the writable private mappings of pid (heap, stacks):
@@ -323,7 +337,8 @@ func readProcMem(pid int) ([]byte, error) {
 
 // TestBrokerProxySessions: two proxies of the same user on one daemon each
 // work with their own token, and neither accepts the other's: a proxy
-// connection is bound to the session that opened it.
+// connection is bound to the session that opened it. A killed proxy's
+// session ends; the other's does not.
 func TestBrokerProxySessions(t *testing.T) {
 	d := startBrokerDaemon(t, "")
 	a := newBrokerClient(t, d, true)
@@ -331,7 +346,7 @@ func TestBrokerProxySessions(t *testing.T) {
 	value := randomValue(t, "sk_sess_")
 	up := echoUpstream(t)
 	a.bindTo("KEY", value, up)
-	_, addrA, tokA := launchProxy(t, a.Env(), a.Dir)
+	pa, addrA, tokA := launchProxy(t, a.Env(), a.Dir)
 	_, addrB, tokB := launchProxy(t, b.Env(), b.Dir)
 	if tokA == tokB {
 		t.Fatal("two proxies share a token")
@@ -351,6 +366,17 @@ func TestBrokerProxySessions(t *testing.T) {
 	}
 	if n := len(up.requests()); n != 2 {
 		t.Errorf("the upstream got %d requests, want 2", n)
+	}
+	// A proxy that is killed cannot end its session; the daemon ends it
+	// when the proxy's hand-over connection closes.
+	pa.Process.Kill()
+	for deadline := time.Now().Add(5 * time.Second); !d.logged("proxy session for default/default ended"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon kept the session of a killed proxy")
+		}
+	}
+	if resp, body := proxyRequest(t, addrB, tokB, hdr, ""); resp.StatusCode != 200 {
+		t.Fatalf("the other proxy after the first was killed: %d %s", resp.StatusCode, body)
 	}
 }
 

@@ -58,12 +58,8 @@ func (h *Handover) Give(ctx context.Context, conn *net.TCPConn) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for retried := false; ; retried = true {
-		if h.c == nil {
-			c, err := h.dial(ctx)
-			if err != nil {
-				return err
-			}
-			h.c = c
+		if err := h.open(ctx); err != nil {
+			return err
 		}
 		err := sendConn(h.c, conn)
 		if err == nil {
@@ -78,6 +74,26 @@ func (h *Handover) Give(ctx context.Context, conn *net.TCPConn) error {
 			return lostBroker(err)
 		}
 	}
+}
+
+// Open opens the hand-over connection if it is not open. The daemon
+// keeps the session while one is.
+func (h *Handover) Open(ctx context.Context) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.open(ctx)
+}
+
+func (h *Handover) open(ctx context.Context) error {
+	if h.c != nil {
+		return nil
+	}
+	c, err := h.dial(ctx)
+	if err != nil {
+		return err
+	}
+	h.c = c
+	return nil
 }
 
 func (h *Handover) dial(ctx context.Context) (*net.UnixConn, error) {
