@@ -456,3 +456,64 @@ func TestBrokerProxyDaemonRestart(t *testing.T) {
 		t.Errorf("proxy status after the daemon's restart: %v", st)
 	}
 }
+
+// TestBrokerProxyBackground: `proxy start --background` in broker mode
+// detaches a forwarder that status sees and stop ends, and stopping it
+// ends its session on the daemon.
+func TestBrokerProxyBackground(t *testing.T) {
+	d := startBrokerDaemon(t, "")
+	c := newBrokerClient(t, d, true)
+	value := randomValue(t, "sk_bg_")
+	up := echoUpstream(t)
+	c.bindTo("KEY", value, up)
+	t.Cleanup(func() { c.Run("proxy", "stop") })
+	st := c.Run("proxy", "start", "--background", "--port", "0").OK(t).JSON(t)
+	addr, _ := st["address"].(string)
+	tokenFile, _ := st["token_file"].(string)
+	if st["running"] != true || st["workspace"] != "default" || st["project"] != "default" {
+		t.Fatalf("background start: %v", st)
+	}
+	tok, err := os.ReadFile(tokenFile)
+	must(t, err)
+	hdr := map[string]string{"X-AS-Target-URL": up.URL + "/x", "X-AS-Method": "GET", "X-AS-Inject-Bearer": "KEY"}
+	resp, body := proxyRequest(t, addr, strings.TrimSpace(string(tok)), hdr, "")
+	if resp.StatusCode != 200 {
+		t.Fatalf("through the background proxy: %d %s", resp.StatusCode, body)
+	}
+	noValue(t, "response", body, value)
+	if r := c.Run("proxy", "stop").OK(t).JSON(t); r["stopped"] != true {
+		t.Fatalf("proxy stop: %v", r)
+	}
+	if r := c.Run("proxy", "status").OK(t).JSON(t); r["running"] != false {
+		t.Fatalf("status after stop: %v", r)
+	}
+	for deadline := time.Now().Add(5 * time.Second); !d.logged("proxy session for default/default ended"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("stopping the proxy did not end its session")
+		}
+	}
+}
+
+// TestBrokerProxyProjectLink: started in a directory linked to a project
+// (a file on the client's side, which the daemon cannot read), the proxy's
+// session uses that project, as a local proxy would.
+func TestBrokerProxyProjectLink(t *testing.T) {
+	d := startBrokerDaemon(t, "")
+	c := newBrokerClient(t, d, true)
+	c.Run("project", "create", "linked").OK(t)
+	c.Run("project", "use", "linked", "--link").OK(t)
+	if _, err := os.Stat(filepath.Join(c.Dir, ".agentsecrets", "project.json")); err != nil {
+		t.Fatalf("the link is not on the client's side: %v", err)
+	}
+	value := randomValue(t, "sk_link_")
+	up := echoUpstream(t)
+	c.bindTo("KEY", value, up)
+	_, addr, token := launchProxy(t, c.Env(), c.Dir)
+	if st := c.Run("proxy", "status").OK(t).JSON(t); st["project"] != "linked" {
+		t.Fatalf("proxy status: %v, want project linked", st)
+	}
+	hdr := map[string]string{"X-AS-Target-URL": up.URL + "/x", "X-AS-Method": "GET", "X-AS-Inject-Bearer": "KEY"}
+	if resp, body := proxyRequest(t, addr, token, hdr, ""); resp.StatusCode != 200 {
+		t.Fatalf("KEY of the linked project: %d %s", resp.StatusCode, body)
+	}
+}
