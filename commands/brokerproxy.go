@@ -192,9 +192,9 @@ func (p *brokerProxy) end(ctx context.Context, uid uint32, token string) {
 	p.conns.ShutdownGroup(ctx, string(key[:]))
 }
 
-// serveConn serves one handed-over connection for the session its
-// upgrade names. Every request on it must carry that session's token: a token of
-// another session, even the same user's, is refused.
+// serveConn serves the connections a client hands over for the session
+// its upgrade names. Every request on them must carry that session's
+// token: a token of another session, even the same user's, is refused.
 func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer brokerd.Peer) {
 	token := r.Header.Get(proxy.HeaderToken)
 	if _, ok := p.lookup(peer.UID, token); !ok {

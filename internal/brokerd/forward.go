@@ -15,10 +15,9 @@ package brokerd
 // /v1/proxy-conn, Upgrade: agentsecrets-proxy/1) naming its session's
 // token; then each connection is one byte with the descriptor attached.
 // The daemon serves the connections it receives with the proxy's routes
-// only: bytes an agent
-// sends to the TCP port can never reach the exec protocol or the session
-// endpoints, which would otherwise run with the rights of the user who
-// started the proxy and no token at all.
+// only: bytes an agent sends to the TCP port can never reach the exec
+// protocol or the session endpoints, which would otherwise run with the
+// rights of the user who started the proxy and no token at all.
 
 import (
 	"bufio"
