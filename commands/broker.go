@@ -119,9 +119,16 @@ func (c *BrokerRunCmd) Run(env *Env) (*BrokerRunResult, error) {
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d.logger.Printf("listening on %s for %s (state %s)", c.Socket, clientNames(clients), state)
-	srv := &brokerd.Server{Authorize: d.authorize, Exec: d.exec, Logf: d.logger.Printf}
-	if err := srv.Serve(ctx, ln, 10*time.Second); err != nil {
-		return nil, err
+	px := &brokerProxy{d: d}
+	srv := &brokerd.Server{Authorize: d.authorize, Exec: d.exec, Proxy: px, Logf: d.logger.Printf}
+	serr := srv.Serve(ctx, ln, 10*time.Second)
+	// Proxy connections are not the socket server's: finish their requests
+	// before the deferred rt.Close writes the last audit records.
+	grace, cancel := context.WithTimeout(context.Background(), proxyShutdownGrace)
+	defer cancel()
+	px.conns.Shutdown(grace)
+	if serr != nil {
+		return nil, serr
 	}
 	return &BrokerRunResult{Socket: c.Socket, State: state, UID: os.Getuid()}, nil
 }
@@ -196,18 +203,23 @@ func (d *daemon) authorize(p brokerd.Peer) error {
 	return nil
 }
 
+// limitsOf is what the client uid may use (nil: everything).
+func (d *daemon) limitsOf(uid uint32) *limits {
+	spec := d.clients[uid]
+	if len(spec.Grants) == 0 {
+		return nil
+	}
+	return &limits{who: fmt.Sprintf("uid %d", spec.UID), grants: spec.Grants}
+}
+
 // exec runs one command line for a client: Main, in this process, with
 // the client's streams, terminal and files on the far end of the socket.
 func (d *daemon) exec(ctx context.Context, sess *brokerd.Session) int {
 	ctx, cancel := sess.Context(ctx)
 	defer cancel()
 	req := sess.Request
-	spec := d.clients[sess.Peer.UID]
 	client := audit.Client{UID: sess.Peer.UID, PID: sess.Peer.PID}
-	var lim *limits
-	if len(spec.Grants) > 0 {
-		lim = &limits{who: fmt.Sprintf("uid %d", spec.UID), grants: spec.Grants}
-	}
+	lim := d.limitsOf(sess.Peer.UID)
 	var tokErr error
 	if req.Token != "" {
 		// A token narrows its uid further, and is audited by name. It is

@@ -309,7 +309,7 @@ func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Release
 		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret}).Reveal()
 	}
 	var extra []string
-	if p, err := probeProxy(st); err == nil && p.Running {
+	if p, err := probeProxy(st.Dirs); err == nil && p.Running {
 		extra = append(extra, EnvProxyURL+"=http://"+p.Address, EnvProxyTokenFile+"="+p.TokenFile)
 	}
 	var out []string

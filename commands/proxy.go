@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,7 +18,9 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/brokerd"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/proxy"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -44,9 +47,11 @@ type proxyState struct {
 	Project   string    `json:"project"`
 }
 
-func statePath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.json") }
-func tokenPath(st *vault.Store) string { return filepath.Join(st.Dirs.State, "proxy.token") }
-func pidPath(st *vault.Store) string   { return filepath.Join(st.Dirs.State, "proxy.pid") }
+// The proxy's files live in the state directory of the user's home, also
+// when a broker serves it: the home need not hold a vault then.
+func statePath(d home.Dirs) string { return filepath.Join(d.State, "proxy.json") }
+func tokenPath(d home.Dirs) string { return filepath.Join(d.State, "proxy.token") }
+func pidPath(d home.Dirs) string   { return filepath.Join(d.State, "proxy.pid") }
 
 type ProxyStartCmd struct {
 	Port        int    `default:"8765" help:"Port on 127.0.0.1 (0 picks a free one; status shows it)." json:"port,omitempty"`
@@ -85,18 +90,34 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, _, sel, err := env.openProject(c.Scope)
+	// With a broker, values and policy are the daemon's: this process only
+	// listens and forwards (brokerproxy.go).
+	sock, err := brokerd.Resolve(env.Getenv)
 	if err != nil {
 		return nil, err
 	}
-	if running, _ := probeProxy(st); running != nil && running.Running {
+	var dirs home.Dirs
+	var st *vault.Store
+	var sel Selected
+	if sock == "" {
+		if st, _, sel, err = env.openProject(c.Scope); err != nil {
+			return nil, err
+		}
+		dirs = st.Dirs
+	} else if dirs, err = env.Dirs(); err != nil {
+		return nil, err
+	}
+	if running, _ := probeProxy(dirs); running != nil && running.Running {
 		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "a proxy is already running at %s", running.Address), "run `agentsecrets proxy stop` first")
 	}
 	if c.Background {
-		return c.background(env, st)
+		return c.background(env, dirs)
 	}
-	if err := st.Dirs.Ensure(); err != nil {
+	if err := dirs.Ensure(); err != nil {
 		return nil, err
+	}
+	if sock != "" {
+		return c.forwardToBroker(env, dirs, sock, timeout)
 	}
 	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }, MaxResponse: c.MaxResponse, Timeout: timeout, Now: env.Now})
 	// A proxy that cannot read the vault's values would listen and fail
@@ -104,38 +125,57 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if err := rt.Check(env.ctx()); err != nil {
 		return nil, err
 	}
+	return c.listen(env, dirs, func(ln *serve.Listener) (vault.Selection, func(context.Context) error, error) {
+		front := &proxy.Server{Runtime: rt, Token: ln.Token, Selection: sel.Selection, Version: Version}
+		return sel.Selection, func(ctx context.Context) error {
+			serr := serve.Serve(ctx, ln, front.Handler(), serve.ServerOptions{ReadTimeout: 2 * time.Minute, ShutdownGrace: proxyShutdownGrace})
+			// Every record of an answered request reaches the log,
+			// whatever ended the server.
+			cerr := rt.Close()
+			if serr != nil {
+				return serr
+			}
+			return cerr
+		}, nil
+	})
+}
+
+// proxyShutdownGrace is how long a stopping proxy lets requests finish.
+const proxyShutdownGrace = 10 * time.Second
+
+// listen runs a proxy on 127.0.0.1:--port until Ctrl-C or SIGTERM: the
+// token file, the state and pid files `proxy status` and `stop` read, and
+// the server start makes for the listener (which also says which project
+// requests use).
+func (c *ProxyStartCmd) listen(env *Env, dirs home.Dirs, start func(*serve.Listener) (vault.Selection, func(context.Context) error, error)) (*ProxyStatusResult, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
-	ln, err := serve.Listen(addr, "choose another --port", func(string) string { return tokenPath(st) })
+	ln, err := serve.Listen(addr, "choose another --port", func(string) string { return tokenPath(dirs) })
 	if err != nil {
 		return nil, err
 	}
 	defer ln.Close()
 	defer os.Remove(ln.TokenFile)
+	sel, run, err := start(ln)
+	if err != nil {
+		return nil, err
+	}
 	state := proxyState{PID: os.Getpid(), Address: ln.Addr().String(), TokenFile: ln.TokenFile, StartedAt: env.Now().UTC(),
 		Workspace: sel.Workspace, Project: sel.Project}
 	b, _ := json.MarshalIndent(state, "", "  ")
-	if err := serve.WritePrivate(statePath(st), b); err != nil {
+	if err := serve.WritePrivate(statePath(dirs), b); err != nil {
 		return nil, err
 	}
-	defer os.Remove(statePath(st))
-	if err := serve.WritePrivate(pidPath(st), []byte(strconv.Itoa(state.PID)+"\n")); err != nil {
+	defer os.Remove(statePath(dirs))
+	if err := serve.WritePrivate(pidPath(dirs), []byte(strconv.Itoa(state.PID)+"\n")); err != nil {
 		return nil, err
 	}
-	defer os.Remove(pidPath(st))
+	defer os.Remove(pidPath(dirs))
 
-	front := &proxy.Server{Runtime: rt, Token: ln.Token, Selection: sel.Selection, Version: Version}
 	fmt.Fprintf(env.IO.Err, "agentsecrets proxy listening on http://%s (token in %s); Ctrl-C stops it\n", state.Address, state.TokenFile)
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	serr := serve.Serve(ctx, ln, front.Handler(), serve.ServerOptions{ReadTimeout: 2 * time.Minute, ShutdownGrace: 10 * time.Second})
-	// Every record of an answered request reaches the log, whatever ended
-	// the server.
-	cerr := rt.Close()
-	if serr != nil {
-		return nil, serr
-	}
-	if cerr != nil {
-		return nil, cerr
+	if err := run(ctx); err != nil {
+		return nil, err
 	}
 	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
 		Workspace: sel.Workspace, Project: sel.Project}, nil
@@ -143,7 +183,7 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 
 // background re-runs this binary as a detached `proxy start` and waits
 // until it answers.
-func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResult, error) {
+func (c *ProxyStartCmd) background(env *Env, dirs home.Dirs) (*ProxyStatusResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -165,10 +205,10 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 		}
 		args = append(args, "--vault-passphrase-file", path)
 	}
-	if err := st.Dirs.Ensure(); err != nil {
+	if err := dirs.Ensure(); err != nil {
 		return nil, err
 	}
-	logPath := filepath.Join(st.Dirs.State, "proxy.log")
+	logPath := filepath.Join(dirs.State, "proxy.log")
 	logf, err := atomicfile.OpenRegular(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
 		return nil, err
@@ -190,7 +230,7 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 			return nil, errcode.WithHint(errcode.New(errcode.Unavailable, "the proxy exited at start"), "see "+logPath)
 		case <-time.After(50 * time.Millisecond):
 		}
-		if res, _ := probeProxy(st); res != nil && res.Running && res.PID == cmd.Process.Pid {
+		if res, _ := probeProxy(dirs); res != nil && res.Running && res.PID == cmd.Process.Pid {
 			cmd.Process.Release()
 			return res, nil
 		}
@@ -200,10 +240,10 @@ func (c *ProxyStartCmd) background(env *Env, st *vault.Store) (*ProxyStatusResul
 }
 
 // probeProxy reads the state file and asks the proxy for /health.
-func probeProxy(st *vault.Store) (*ProxyStatusResult, error) {
-	b, err := os.ReadFile(statePath(st))
+func probeProxy(dirs home.Dirs) (*ProxyStatusResult, error) {
+	b, err := os.ReadFile(statePath(dirs))
 	if err != nil {
-		return &ProxyStatusResult{TokenFile: tokenPath(st), Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultProxyPort))}, nil
+		return &ProxyStatusResult{TokenFile: tokenPath(dirs), Address: net.JoinHostPort("127.0.0.1", strconv.Itoa(DefaultProxyPort))}, nil
 	}
 	var s proxyState
 	if err := json.Unmarshal(b, &s); err != nil {
@@ -238,11 +278,11 @@ type ProxyStopResult struct {
 }
 
 func (c *ProxyStopCmd) Run(env *Env) (*ProxyStopResult, error) {
-	st, err := env.Store()
+	dirs, err := env.Dirs()
 	if err != nil {
 		return nil, err
 	}
-	res, err := probeProxy(st)
+	res, err := probeProxy(dirs)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +296,7 @@ func (c *ProxyStopCmd) Run(env *Env) (*ProxyStopResult, error) {
 			return nil, errcode.Errorf(errcode.Internal, "stop proxy pid %d: %v", res.PID, err)
 		}
 		for i := 0; i < 100; i++ {
-			if r, _ := probeProxy(st); r == nil || !r.Running {
+			if r, _ := probeProxy(dirs); r == nil || !r.Running {
 				out.Stopped = true
 				break
 			}
@@ -267,20 +307,20 @@ func (c *ProxyStopCmd) Run(env *Env) (*ProxyStopResult, error) {
 		}
 	}
 	// A proxy that died without cleaning up leaves its files behind.
-	os.Remove(statePath(st))
-	os.Remove(tokenPath(st))
-	os.Remove(pidPath(st))
+	os.Remove(statePath(dirs))
+	os.Remove(tokenPath(dirs))
+	os.Remove(pidPath(dirs))
 	return out, nil
 }
 
 type ProxyStatusCmd struct{}
 
 func (c *ProxyStatusCmd) Run(env *Env) (*ProxyStatusResult, error) {
-	st, err := env.Store()
+	dirs, err := env.Dirs()
 	if err != nil {
 		return nil, err
 	}
-	return probeProxy(st)
+	return probeProxy(dirs)
 }
 
 type ProxyLogsCmd struct {

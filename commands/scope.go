@@ -71,6 +71,17 @@ func findLink(dir string) (*vault.Selection, string, error) {
 
 // resolve picks the selection, given the user's current one.
 func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
+	link, linkPath, err := env.user().findLink(env.Cwd)
+	if err != nil {
+		return Selected{}, err
+	}
+	return s.resolveFrom(current, link, linkPath, env.limits)
+}
+
+// resolveFrom picks the selection from the flags, the project link found
+// at linkPath (nil: none) and the current selection, and checks it against
+// lim. The broker daemon calls it with a link its client found.
+func (s Scope) resolveFrom(current vault.Selection, link *vault.Selection, linkPath string, lim *limits) (Selected, error) {
 	if s.Workspace != "" {
 		if err := vault.CheckSpaceName("workspace", s.Workspace); err != nil {
 			return Selected{}, err
@@ -80,10 +91,6 @@ func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
 		if err := vault.CheckSpaceName("project", s.Project); err != nil {
 			return Selected{}, err
 		}
-	}
-	link, linkPath, err := env.user().findLink(env.Cwd)
-	if err != nil {
-		return Selected{}, err
 	}
 	base := Selected{Selection: current, Source: sourceCurrent}
 	if link != nil {
@@ -105,7 +112,7 @@ func (s Scope) resolve(env *Env, current vault.Selection) (Selected, error) {
 	if out.Workspace == "" {
 		return out, errcode.WithHint(errcode.New(errcode.NotFound, "no workspace selected"), "run `agentsecrets workspace switch NAME` or pass --workspace")
 	}
-	if err := env.limits.allow(out.Selection); err != nil {
+	if err := lim.allow(out.Selection); err != nil {
 		return out, err
 	}
 	return out, nil

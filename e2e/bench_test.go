@@ -107,6 +107,12 @@ func median(d []time.Duration) time.Duration {
 // D-Bus session exists (scripts/bench runs under one), else the file
 // backend. It holds KEY bound to up.
 func benchVault(b *testing.B, up *httptest.Server, value string) []string {
+	return benchVaultOn(b, up, value, os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" || os.Getenv("XDG_RUNTIME_DIR") != "")
+}
+
+// benchVaultOn is benchVault on the Secret Service if keychain is set,
+// else on the encrypted file.
+func benchVaultOn(b *testing.B, up *httptest.Server, value string, keychain bool) []string {
 	root := b.TempDir()
 	pass := filepath.Join(root, "pass")
 	if err := os.WriteFile(pass, []byte("benchmark passphrase\n"), 0o600); err != nil {
@@ -115,10 +121,12 @@ func benchVault(b *testing.B, up *httptest.Server, value string) []string {
 	env := []string{"AGENTSECRETS_HOME=" + filepath.Join(root, "home"), "AGENTSECRETS_VAULT_PASSPHRASE_FILE=" + pass, "PATH=" + os.Getenv("PATH")}
 	admin := adminPassFile(b, root)
 	backend := "file"
-	for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
-		if v := os.Getenv(k); v != "" {
-			env = append(env, k+"="+v)
-			backend = "keychain"
+	if keychain {
+		backend = "keychain"
+		for _, k := range []string{"DBUS_SESSION_BUS_ADDRESS", "XDG_RUNTIME_DIR"} {
+			if v := os.Getenv(k); v != "" {
+				env = append(env, k+"="+v)
+			}
 		}
 	}
 	hostport := strings.TrimPrefix(up.URL, "http://")

@@ -71,7 +71,7 @@ func TestBrokerMigrate(t *testing.T) {
 	for _, c := range []string{canary, canary2} {
 		noneContains(t, "a migrated value", c, filepath.Dir(local.Home), outs...)
 		noneContains(t, "a migrated value", c, d.State)
-		log, _ := os.ReadFile(d.Log.Name())
+		log := d.log()
 		noValue(t, "the daemon's log", log, c)
 		for _, r := range outs {
 			noValue(t, "output of "+strings.Join(r.Args, " "), append(r.Stdout, r.Stderr...), c)

@@ -10,71 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
-
-// brokerDaemon is a real `broker run` under this test's own user, with a
-// temp state directory and socket.
-type brokerDaemon struct {
-	State  string
-	Socket string
-	Log    *os.File
-}
-
-// startBroker runs the daemon for users (NAME[=GRANTS]) until the test
-// ends. The socket lives in a short temp dir: a unix socket path has at
-// most 107 bytes, and t.TempDir's can be longer.
-func startBroker(t *testing.T, users ...string) *brokerDaemon {
-	t.Helper()
-	sockDir, err := os.MkdirTemp("", "asb")
-	must(t, err)
-	t.Cleanup(func() { os.RemoveAll(sockDir) })
-	d := &brokerDaemon{State: filepath.Join(t.TempDir(), "state"), Socket: filepath.Join(sockDir, "broker.sock")}
-	args := []string{"broker", "run", "--state", d.State, "--socket", d.Socket}
-	for _, u := range users {
-		args = append(args, "--user", u)
-	}
-	d.Log, err = os.Create(filepath.Join(t.TempDir(), "daemon.log"))
-	must(t, err)
-	cmd := exec.Command(binary, args...)
-	cmd.Env = []string{"AGENTSECRETS_BROKER=none", "PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
-	cmd.Stdout, cmd.Stderr = d.Log, d.Log
-	must(t, cmd.Start())
-	t.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	for i := 0; i < 200; i++ {
-		if fi, err := os.Stat(d.Socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return d
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-	log, _ := os.ReadFile(d.Log.Name())
-	t.Fatalf("the broker did not open %s:\n%s", d.Socket, log)
-	return nil
-}
-
-// client is a Vault whose commands go to the daemon (its own home holds
-// nothing of the broker's).
-func (d *brokerDaemon) client(t *testing.T) *Vault {
-	t.Helper()
-	root := t.TempDir()
-	v := &Vault{t: t, Home: filepath.Join(root, "home"), Dir: filepath.Join(root, "work"),
-		AdminFile: filepath.Join(root, "admin.pass"), VaultFile: filepath.Join(root, "vault.pass"), Backend: "file",
-		ExtraEnv: []string{"AGENTSECRETS_BROKER=unix:" + d.Socket}}
-	must(t, os.MkdirAll(v.Dir, 0o755))
-	must(t, os.WriteFile(v.AdminFile, []byte(adminPassphrase+"\n"), 0o600))
-	must(t, os.WriteFile(v.VaultFile, []byte(vaultPassphrase+"\n"), 0o600))
-	return v
-}
 
 // with returns a copy of v with more environment.
 func (v *Vault) with(env ...string) *Vault {
@@ -184,7 +120,7 @@ func TestBrokerTokenNarrows(t *testing.T) {
 	// The token string: in its file only. The daemon stores a hash.
 	noneContains(t, "the token", tok, d.State, created, ok, denied, widen, logs, revoked, list)
 	noneContains(t, "the token", tok, v.Home)
-	log, _ := os.ReadFile(d.Log.Name())
+	log := d.log()
 	if strings.Contains(string(log), tok) {
 		t.Errorf("the token in the daemon's log")
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -85,14 +86,14 @@ func NewVault(t *testing.T, backend string) *Vault {
 	must(t, os.WriteFile(v.AdminFile, []byte(adminPassphrase+"\n"), 0o600))
 	must(t, os.WriteFile(v.VaultFile, []byte(vaultPassphrase+"\n"), 0o600))
 	if viaBroker() {
-		v.Broker = startDaemon(t, v.Home, filepath.Join(root, "sock", "broker.sock"))
+		v.Broker = newBrokerDaemon(t, v.Home, strconv.Itoa(os.Getuid())).Socket
 	}
 	r := v.Run("init", "--backend", backend, "--admin-passphrase-file", v.AdminFile)
 	r.OK(t)
 	return v
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

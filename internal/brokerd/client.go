@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -92,7 +93,7 @@ func Exec(ctx context.Context, path string, req Request, local Local) (int, erro
 	}
 	defer conn.Close()
 	br := bufio.NewReader(conn)
-	if err := upgrade(conn, br); err != nil {
+	if err := upgrade(conn, br, "/exec", Protocol, nil); err != nil {
 		return 0, err
 	}
 	c := &client{conn: conn, local: local}
@@ -146,12 +147,18 @@ func Exec(ctx context.Context, path string, req Request, local Local) (int, erro
 	}
 }
 
-// upgrade asks for an exec connection; a refusal carries the broker's
-// error envelope.
-func upgrade(conn net.Conn, br *bufio.Reader) error {
+// upgrade asks for an exec or proxy connection (POST path, Upgrade:
+// protocol, plus header); a refusal carries the broker's error envelope.
+func upgrade(conn net.Conn, br *bufio.Reader, path, protocol string, header http.Header) error {
 	conn.SetDeadline(time.Now().Add(handshakeTimeout))
 	defer conn.SetDeadline(time.Time{})
-	if _, err := io.WriteString(conn, "POST /exec HTTP/1.1\r\nHost: broker\r\nUpgrade: "+Protocol+"\r\nConnection: Upgrade\r\nContent-Length: 0\r\n\r\n"); err != nil {
+	req := &http.Request{Method: "POST", URL: &url.URL{Path: path}, Host: "broker", Header: header.Clone(), ProtoMajor: 1, ProtoMinor: 1}
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	req.Header.Set("Upgrade", protocol)
+	req.Header.Set("Connection", "Upgrade")
+	if err := req.Write(conn); err != nil {
 		return lostBroker(err)
 	}
 	resp, err := http.ReadResponse(br, nil)

@@ -179,23 +179,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, peer Peer) {
-	hj, ok := w.(http.Hijacker)
-	if !ok {
-		writeError(w, errcode.New(errcode.Internal, "the connection cannot be upgraded"))
-		return
-	}
-	conn, brw, err := hj.Hijack()
+	conn, brw, err := switchProtocols(w, Protocol)
 	if err != nil {
 		s.logf("uid %d: upgrade: %v", peer.UID, err)
 		return
 	}
 	defer conn.Close()
-	if _, err := brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + Protocol + "\r\nConnection: Upgrade\r\n\r\n"); err != nil {
-		return
-	}
-	if err := brw.Flush(); err != nil {
-		return
-	}
 	conn.SetReadDeadline(time.Now().Add(handshakeTimeout))
 	req, err := readRequest(brw.Reader)
 	if err != nil {
@@ -213,6 +202,26 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, peer Peer) {
 		return
 	}
 	sess.sendJSON(FrameExit, Exit{Status: status})
+}
+
+// switchProtocols takes over w's connection and answers 101 with the
+// Upgrade protocol. On error the connection is closed or was never taken.
+func switchProtocols(w http.ResponseWriter, protocol string) (net.Conn, *bufio.ReadWriter, error) {
+	hj, ok := w.(http.Hijacker)
+	if !ok {
+		writeError(w, errcode.New(errcode.Internal, "the connection cannot be upgraded"))
+		return nil, nil, errors.New("the connection cannot be upgraded")
+	}
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: " + protocol + "\r\nConnection: Upgrade\r\n\r\n")
+	if err := brw.Flush(); err != nil {
+		conn.Close()
+		return nil, nil, err
+	}
+	return conn, brw, nil
 }
 
 func readRequest(br *bufio.Reader) (Request, error) {

@@ -89,7 +89,7 @@ func TestPlistParses(t *testing.T) {
 	p.StateDir = "/var/db/a&b<c>" // PlistText escapes; Check would refuse this path
 	dict := parsePlist(t, PlistText(p))
 	want := map[string]string{
-		"Label": LaunchLabel,
+		"Label":     LaunchLabel,
 		"RunAtLoad": "true", "KeepAlive": "true", "Umask": "63",
 		"StandardErrorPath": "/var/db/a&b<c>/broker.log", "WorkingDirectory": "/var/db/a&b<c>",
 		"ProgramArguments": strings.Join(p.RunAsCommand(), "|"),

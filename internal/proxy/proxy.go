@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
@@ -36,11 +37,27 @@ const (
 // Server serves /proxy and /health on a serve.Runtime.
 type Server struct {
 	Runtime *serve.Runtime
-	Token   string
-	// Selection is the project requests use unless they name another with
-	// X-AS-Workspace / X-AS-Project.
+	// Token and Selection are the one session of a proxy that serves its
+	// own user (`proxy start`). Selection is the project requests use
+	// unless they name another with X-AS-Workspace / X-AS-Project.
+	Token     string
 	Selection vault.Selection
-	Version   string
+	// Lookup, when set, replaces Token and Selection: the broker daemon
+	// serves many sessions, each with its own token, selection and limits.
+	// It returns the session a request's token belongs to, or why none.
+	Lookup  func(r *http.Request, token string) (*Session, error)
+	Version string
+}
+
+// Session is what a session token lets a request do.
+type Session struct {
+	Selection vault.Selection
+	// Allow refuses a selection a request names with X-AS-Workspace /
+	// X-AS-Project that the session's client may not use (nil: any).
+	Allow func(vault.Selection) error
+	// MaxResponse and Timeout replace the runtime's defaults (0: those).
+	MaxResponse int64
+	Timeout     time.Duration
 }
 
 // Handler returns the routes, wrapped in the loopback Host check.
@@ -66,12 +83,28 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 // ErrToken: the session token is missing or wrong.
 var ErrToken = errcode.New(errcode.Unauthorized, "missing or wrong "+HeaderToken)
 
+// ErrTokenHint is ErrToken with the next step.
+var ErrTokenHint = errcode.WithHint(ErrToken, "read the token from the token_file shown by `agentsecrets proxy status`")
+
+// session is the session of r's token.
+func (s *Server) session(r *http.Request) (*Session, error) {
+	token := r.Header.Get(HeaderToken)
+	if s.Lookup != nil {
+		return s.Lookup(r, token)
+	}
+	if !serve.TokenOK(token, s.Token) {
+		return nil, ErrTokenHint
+	}
+	return &Session{Selection: s.Selection}, nil
+}
+
 func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
-	if !serve.TokenOK(r.Header.Get(HeaderToken), s.Token) {
-		serve.WriteError(w, errcode.WithHint(ErrToken, "read the token from the token_file shown by `agentsecrets proxy status`"))
+	sess, err := s.session(r)
+	if err != nil {
+		serve.WriteError(w, err)
 		return
 	}
-	req, err := s.translate(r)
+	req, err := s.translate(r, sess)
 	if err != nil {
 		serve.WriteError(w, err)
 		return
@@ -142,8 +175,8 @@ func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
 	}
 }
 
-// translate turns a /proxy request into a broker request.
-func (s *Server) translate(r *http.Request) (*broker.Request, error) {
+// translate turns a /proxy request of sess into a broker request.
+func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, error) {
 	target := r.Header.Get(HeaderTargetURL)
 	if target == "" {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "missing "+HeaderTargetURL), "set "+HeaderTargetURL+": https://api.example.com/path")
@@ -163,12 +196,17 @@ func (s *Server) translate(r *http.Request) (*broker.Request, error) {
 	if len(body) > broker.MaxRequestBody {
 		return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", broker.MaxRequestBody>>20)
 	}
-	sel := s.Selection
+	sel := sess.Selection
 	if ws := r.Header.Get(HeaderWorkspace); ws != "" {
 		sel.Workspace = ws
 	}
 	if p := r.Header.Get(HeaderProject); p != "" {
 		sel.Project = p
+	}
+	if sess.Allow != nil && sel != sess.Selection {
+		if err := sess.Allow(sel); err != nil {
+			return nil, err
+		}
 	}
 	plain := http.Header{}
 	for k, v := range r.Header {
@@ -176,7 +214,8 @@ func (s *Server) translate(r *http.Request) (*broker.Request, error) {
 			plain[k] = v
 		}
 	}
-	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins}, nil
+	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins,
+		MaxResponse: sess.MaxResponse, Timeout: sess.Timeout}, nil
 }
 
 // ParseInjections reads the X-AS-Inject-* headers, each spec through
