@@ -308,15 +308,24 @@ func brokerRequest(env *Env, args []string) (brokerd.Request, error) {
 	if v, ok := lookupEnv(env, "NO_COLOR"); ok {
 		req.Env = map[string]string{"NO_COLOR": v}
 	}
-	if tf := env.Getenv(brokerd.EnvTokenFile); tf != "" {
-		tok, err := readPassphraseFile(tf, brokerd.EnvTokenFile)
-		if err != nil {
-			return req, err
-		}
-		req.Token = string(tok)
-		clear(tok)
+	tok, err := readBrokerToken(env)
+	req.Token = tok
+	return req, err
+}
+
+// readBrokerToken reads the per-agent broker token from the file
+// AGENTSECRETS_BROKER_TOKEN_FILE names ("" when unset).
+func readBrokerToken(env *Env) (string, error) {
+	tf := env.Getenv(brokerd.EnvTokenFile)
+	if tf == "" {
+		return "", nil
 	}
-	return req, nil
+	tok, err := readPassphraseFile(tf, brokerd.EnvTokenFile)
+	if err != nil {
+		return "", err
+	}
+	defer clear(tok)
+	return string(tok), nil
 }
 
 // brokerLocal is this process's side of a broker command: in and out are

@@ -54,6 +54,9 @@ type proxySessionRequest struct {
 	LinkPath    string           `json:"link_path,omitempty"`
 	MaxResponse int64            `json:"max_response,omitempty"`
 	Timeout     time.Duration    `json:"timeout,omitempty"`
+	// BrokerToken is the per-agent broker token of the client that starts
+	// the proxy, if any: it narrows the session as it narrows commands.
+	BrokerToken string `json:"broker_token,omitempty"`
 }
 
 // proxySessionResult is the selection the session's requests use.
@@ -85,6 +88,9 @@ type brokerProxy struct {
 type proxySession struct {
 	uid  uint32
 	sess proxy.Session
+	// tokenName names the broker token that narrowed the session, for the
+	// audit records of its requests.
+	tokenName string
 }
 
 func (p *brokerProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -136,6 +142,14 @@ func (p *brokerProxy) register(r *http.Request, peer brokerd.Peer) (*proxySessio
 		return nil, err
 	}
 	lim := p.d.limitsOf(peer.UID)
+	tokenName := ""
+	if req.BrokerToken != "" {
+		tok, err := findBrokerToken(p.d.dirs.Data, req.BrokerToken, peer.UID)
+		if err != nil {
+			return nil, err
+		}
+		lim, tokenName = lim.narrow("token "+tok.Name, tok.Grants), tok.Name
+	}
 	sel, err := Scope{Workspace: req.Workspace, Project: req.Project}.resolveFrom(ix.Current, req.Link, req.LinkPath, lim)
 	if err != nil {
 		return nil, err
@@ -155,7 +169,7 @@ func (p *brokerProxy) register(r *http.Request, peer brokerd.Peer) (*proxySessio
 	if p.sessions == nil {
 		p.sessions = map[[32]byte]*proxySession{}
 	}
-	p.sessions[key] = &proxySession{uid: peer.UID, sess: proxy.Session{Selection: sel.Selection, Allow: lim.allow,
+	p.sessions[key] = &proxySession{uid: peer.UID, tokenName: tokenName, sess: proxy.Session{Selection: sel.Selection, Allow: lim.allow,
 		MaxResponse: req.MaxResponse, Timeout: req.Timeout}}
 	p.d.logger.Printf("uid %d (pid %d): proxy session for %s/%s", peer.UID, peer.PID, sel.Workspace, sel.Project)
 	return &proxySessionResult{Workspace: sel.Workspace, Project: sel.Project}, nil
@@ -197,7 +211,8 @@ func (p *brokerProxy) end(ctx context.Context, uid uint32, token string) {
 // token: a token of another session, even the same user's, is refused.
 func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer brokerd.Peer) {
 	token := r.Header.Get(proxy.HeaderToken)
-	if _, ok := p.lookup(peer.UID, token); !ok {
+	session, ok := p.lookup(peer.UID, token)
+	if !ok {
 		serve.WriteError(w, brokerd.ErrProxyConn)
 		return
 	}
@@ -212,7 +227,7 @@ func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer bro
 		return &s.sess, nil
 	}}
 	routes := front.Handler()
-	client := audit.Client{UID: peer.UID, PID: peer.PID}
+	client := audit.Client{UID: peer.UID, PID: peer.PID, Token: session.tokenName}
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		routes.ServeHTTP(w, r.WithContext(audit.WithClient(r.Context(), client)))
 	})
@@ -247,9 +262,13 @@ func (c *ProxyStartCmd) forwardToBroker(env *Env, dirs home.Dirs, sock string, t
 	if err != nil {
 		return nil, err
 	}
+	brokerToken, err := readBrokerToken(env)
+	if err != nil {
+		return nil, err
+	}
 	return c.listen(env, dirs, func(ln *serve.Listener) (vault.Selection, func(context.Context) error, error) {
 		f := &forwarder{sock: sock, reg: proxySessionRequest{Token: ln.Token, Workspace: c.Workspace, Project: c.Project,
-			Link: link, LinkPath: linkPath, MaxResponse: c.MaxResponse, Timeout: timeout},
+			Link: link, LinkPath: linkPath, MaxResponse: c.MaxResponse, Timeout: timeout, BrokerToken: brokerToken},
 			give: &brokerd.Handover{Path: sock, Token: ln.Token}}
 		res, err := f.register(env.ctx())
 		if err != nil {
