@@ -252,7 +252,7 @@ func errLocalOnly(cmd string) error {
 
 // forward runs a parsed command line on the broker at path and returns
 // its exit status; it reports only what went wrong on the way.
-func forward(env *Env, path string, args []string) (int, error) {
+func forward(env *Env, path string, args []string, kctx *kong.Context) (int, error) {
 	req := brokerd.Request{Args: args, StdinTTY: env.IO.StdinTTY, StdoutTTY: env.IO.StdoutTTY, Cwd: env.Cwd}
 	if v, ok := lookupEnv(env, "NO_COLOR"); ok {
 		req.Env = map[string]string{"NO_COLOR": v}
@@ -264,13 +264,18 @@ func forward(env *Env, path string, args []string) (int, error) {
 		}
 		req.Token = string(tok)
 	}
-	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
+	cs := newClientSide(env, kctx)
+	ctx, stop := cs.interruptible(env.ctx())
 	defer stop()
-	return brokerd.Exec(ctx, path, req, brokerd.Local{
+	status, err := brokerd.Exec(ctx, path, req, brokerd.Local{
 		In: env.IO.In, Out: env.IO.Out, Err: env.IO.Err,
 		Prompt: env.IO.Prompt, Show: env.IO.Show,
-		Call: answerSide,
+		Call: cs.answer,
 	})
+	// A child still running (the broker went away under it) is the
+	// user's own process: it ends as it would have, not cut off here.
+	cs.children.Wait()
+	return status, err
 }
 
 func lookupEnv(env *Env, k string) (string, bool) {

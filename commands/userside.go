@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
@@ -26,6 +27,10 @@ type userSide interface {
 	findLink(dir string) (*vault.Selection, string, error)
 	writeLink(dir string, sel vault.Selection) (string, error)
 	writeAgentFiles(dir string) ([]agentfiles.Result, error)
+	// lookPath finds env's program; spawn starts env's child and waits
+	// for it (envcmd.go), where the user's processes run.
+	lookPath(name string) (string, error)
+	spawn(env *Env, spec childSpec, r *broker.Redactor) (childExit, error)
 }
 
 // localSide is the process's own filesystem.
@@ -53,6 +58,18 @@ func (localSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	return agentfiles.Write(dir)
 }
 
+func (localSide) lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", notRunnable
+	}
+	return path, nil
+}
+
+func (localSide) spawn(env *Env, spec childSpec, r *broker.Redactor) (childExit, error) {
+	return runChild(env, spec, r)
+}
+
 func (e *Env) user() userSide {
 	if e.side != nil {
 		return e.side
@@ -67,6 +84,8 @@ const (
 	opFindLink       = "find_link"
 	opWriteLink      = "write_link"
 	opAgentFiles     = "agent_files"
+	opLookPath       = "look_path"
+	opSpawn          = "spawn"
 )
 
 type sideArgs struct {
@@ -123,12 +142,31 @@ func (r remoteSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	return res, err
 }
 
+func (r remoteSide) lookPath(name string) (string, error) {
+	var path string
+	err := r.sess.Call(opLookPath, sideArgs{Path: name}, &path)
+	return path, err
+}
+
+// spawn hands the child to the client: the values cross the socket here,
+// once, after every check passed; the client masks with its own redactor
+// of them, so r is not used.
+func (r remoteSide) spawn(_ *Env, spec childSpec, _ *broker.Redactor) (childExit, error) {
+	var x childExit
+	err := r.sess.Call(opSpawn, spec, &x)
+	spec.wipe()
+	return x, err
+}
+
 // maxSideRead bounds what the broker may ask the client to read.
 const maxSideRead = broker.MaxRequestBody // base64 in the answer frame stays under brokerd.MaxFrame
 
-// answerSide runs one operation the broker asked for on this (the
-// user's) side.
-func answerSide(op string, raw json.RawMessage) (any, error) {
+// answer runs one operation the broker asked for on this (the user's)
+// side.
+func (cs *clientSide) answer(op string, raw json.RawMessage) (any, error) {
+	if op == opSpawn {
+		return cs.spawn(raw)
+	}
 	var a sideArgs
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return nil, errcode.Errorf(errcode.Internal, "malformed %s arguments from the broker", op)
@@ -159,6 +197,11 @@ func answerSide(op string, raw json.RawMessage) (any, error) {
 		return side.writeLink(a.Dir, a.Selection)
 	case opAgentFiles:
 		return side.writeAgentFiles(a.Dir)
+	case opLookPath:
+		if err := cs.checkProgram(a.Path); err != nil {
+			return nil, err
+		}
+		return side.lookPath(a.Path)
 	}
 	return nil, errcode.Errorf(errcode.Internal, "the broker asked for an unknown operation %q", op)
 }
