@@ -1,0 +1,321 @@
+package e2e
+
+// `env -- CMD` with a broker daemon (issue 12): the daemon checks the
+// release flags and the approval of --no-masking and writes the audit
+// record; the child starts on the client's side, as the client's user, in
+// its directory, with its environment, its output masked there. The daemon
+// (`broker run` as this same user, on a temp --state and --socket) starts
+// no process at all.
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// envDaemon is a running `broker run`.
+type envDaemon struct {
+	socket, state string
+	cmd           *exec.Cmd
+	log           *syncBuffer
+}
+
+// syncBuffer is the daemon's stderr, written by its copier goroutine and
+// read by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) Bytes() []byte {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return append([]byte(nil), b.buf.Bytes()...)
+}
+
+// startEnvDaemon runs the daemon for this user with its state under root.
+// The socket lives in a short directory of its own: a unix socket's path
+// is limited to about 100 bytes, which t.TempDir() paths can exceed.
+func startEnvDaemon(t *testing.T, root string) *envDaemon {
+	t.Helper()
+	sockDir, err := os.MkdirTemp("", "asenv")
+	must(t, err)
+	t.Cleanup(func() { os.RemoveAll(sockDir) })
+	d := &envDaemon{socket: filepath.Join(sockDir, "broker.sock"), state: filepath.Join(root, "state"), log: &syncBuffer{}}
+	d.cmd = exec.Command(binary, "broker", "run", "--state", d.state, "--socket", d.socket, "--user", strconv.Itoa(os.Getuid()))
+	d.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + root, "AGENTSECRETS_BROKER=none"}
+	d.cmd.Stdout, d.cmd.Stderr = d.log, d.log
+	must(t, d.cmd.Start())
+	t.Cleanup(func() {
+		d.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { d.cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			d.cmd.Process.Kill()
+			<-done
+			t.Errorf("the daemon did not stop on SIGTERM: %s", d.log.Bytes())
+		}
+	})
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		if fi, err := os.Stat(d.socket); err == nil && fi.Mode()&fs.ModeSocket != 0 {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the daemon did not listen on %s: %s", d.socket, d.log.Bytes())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// brokerEnvVault is envVault through a daemon: the client's home holds no
+// vault; KEY (approved for env release) and OTHER (not approved) live in
+// the daemon's. The returned value is KEY's.
+func brokerEnvVault(t *testing.T, key []byte) (*Vault, *envDaemon) {
+	t.Helper()
+	root := t.TempDir()
+	d := startEnvDaemon(t, root)
+	v := &Vault{t: t, Home: filepath.Join(root, "home"), Dir: filepath.Join(root, "work"), AdminFile: filepath.Join(root, "admin.pass"),
+		VaultFile: filepath.Join(root, "vault.pass"), Backend: "file", ExtraEnv: []string{"AGENTSECRETS_BROKER=unix:" + d.socket}}
+	must(t, os.MkdirAll(v.Dir, 0o755))
+	must(t, os.WriteFile(v.AdminFile, []byte(adminPassphrase+"\n"), 0o600))
+	v.Run("init", "--admin-passphrase-file", v.AdminFile).OK(t)
+	v.RunIn(key, "secrets", "set", "KEY", "--from-stdin").OK(t)
+	v.RunIn([]byte(randomValue(t, "sk_other_")), "secrets", "set", "OTHER", "--from-stdin").OK(t)
+	v.Run("secrets", "bind", "KEY", "--release", "env", "--passphrase-file", v.AdminFile).OK(t)
+	if _, err := os.Stat(filepath.Join(v.Home, "vault.enc")); err == nil {
+		t.Fatal("the client's home has a vault: the commands did not go through the daemon")
+	}
+	return v, d
+}
+
+// envRecords are the audit records of env runs of KEY, read through the
+// daemon.
+func envRecords(t *testing.T, v *Vault) []map[string]any {
+	t.Helper()
+	logs := v.Run("proxy", "logs", "--secret", "KEY").OK(t)
+	var res struct {
+		Records []map[string]any `json:"records"`
+	}
+	must(t, json.Unmarshal(logs.Stdout, &res))
+	var out []map[string]any
+	for _, rec := range res.Records {
+		if rec["front_end"] == "env" {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+// TestBrokerEnvChildOnClientSide: the child is the client's: its parent is
+// the client process, it runs in the client's directory with a variable
+// only the client's environment has, the daemon has no child meanwhile,
+// and the audit record names the client's uid and pid.
+func TestBrokerEnvChildOnClientSide(t *testing.T) {
+	key := randomValue(t, "sk_benv_")
+	v, d := brokerEnvVault(t, []byte(key))
+	// The child compares what it got (masking would hide the value from
+	// the test), reading the expected value from a file.
+	must(t, os.WriteFile(filepath.Join(v.Dir, "want"), []byte(key), 0o600))
+	script := filepath.Join(v.Dir, "check.sh")
+	must(t, os.WriteFile(script, []byte(`#!/bin/sh
+echo "ppid=$PPID"
+echo "cwd=$(pwd -P)"
+echo "only=$CLIENT_ONLY"
+echo "daemon-children=$(cat /proc/$DAEMON_PID/task/*/children 2>/dev/null | tr -d ' \n')"
+[ "$KEY" = "$(cat want)" ] && [ "$MAPPED" = "$KEY" ] && [ -z "$OTHER" ] && echo injected
+exit 7
+`), 0o700))
+	v.ExtraEnv = append(v.ExtraEnv, "CLIENT_ONLY=from-the-client", "DAEMON_PID="+strconv.Itoa(d.cmd.Process.Pid))
+	cmd := v.envCommand("--only", "KEY,MAPPED=KEY", "--", script)
+	r := capture(t, cmd, cmd.Args)
+	client := cmd.Process.Pid
+	cwd, err := filepath.EvalSymlinks(v.Dir)
+	must(t, err)
+	want := "ppid=" + strconv.Itoa(client) + "\ncwd=" + cwd + "\nonly=from-the-client\ndaemon-children=\ninjected\n"
+	if r.Code != 7 || string(r.Stdout) != want {
+		t.Fatalf("exit %d (want 7)\nstdout %q\nwant   %q\nstderr %s\ndaemon log %s", r.Code, r.Stdout, want, r.Stderr, d.log.Bytes())
+	}
+	noValue(t, "env stdout", r.Stdout, key)
+
+	recs := envRecords(t, v)
+	if len(recs) != 1 {
+		t.Fatalf("want 1 env record, got %d: %v", len(recs), recs)
+	}
+	rec := recs[0]
+	c, _ := rec["client"].(map[string]any)
+	if rec["decision"] != "allowed" || rec["command"] != "check.sh" || rec["exit_code"] != 7.0 || c == nil ||
+		c["uid"] != float64(os.Getuid()) || c["pid"] != float64(client) {
+		t.Fatalf("env record %v, want allowed, check.sh, exit 7, client uid %d pid %d", rec, os.Getuid(), client)
+	}
+
+	// Unapproved and unknown secrets are refused by the daemon before
+	// anything starts.
+	for _, tc := range []struct {
+		only, code string
+		exit       int
+	}{{"OTHER", "approval_required", 5}, {"MISSING", "not_found", 3}} {
+		marker := filepath.Join(v.Dir, "started-"+tc.code)
+		v.Run("env", "--only", tc.only, "--", "sh", "-c", "touch "+marker).ErrorCode(t, tc.code, tc.exit)
+		if _, err := os.Stat(marker); err == nil {
+			t.Errorf("--only %s: the command ran", tc.only)
+		}
+	}
+	v.Run("env", "--only", "KEY", "--", "no-such-program-anywhere").ErrorCode(t, "not_found", 3)
+}
+
+// TestBrokerEnvCanary: the child prints the value in every encoding, on
+// stdout and stderr, split across writes; the client's masking replaces
+// all of it, and no output, daemon log line, audit record or file (the
+// client's home and directory, the daemon's state) holds the value in any
+// encoding. --no-masking needs the approval, which the daemon checks.
+func TestBrokerEnvCanary(t *testing.T) {
+	c := &canaryRun{t: t}
+	val := c.canary("benv", `+/=<&>"\ é`)
+	v, d := brokerEnvVault(t, val)
+	c.v, c.root = v, filepath.Dir(v.Home)
+
+	var forms bytes.Buffer
+	for _, e := range canaryEncodings(val) {
+		forms.WriteString(e.name + ": " + string(e.data) + "\n")
+	}
+	formsFile := c.inputFile("forms.txt", forms.Bytes())
+	r := c.run("env", "--only", "KEY", "--", "sh", "-c", `printf '%s\n' "$KEY"; cat "$1"; cat "$1" >&2; env`, "sh", formsFile)
+	if r.Code != 0 || !bytes.Contains(r.Stdout, []byte("[REDACTED]")) || !bytes.Contains(r.Stderr, []byte("[REDACTED]")) {
+		t.Errorf("masked run: exit %d\nstdout %.300s\nstderr %.300s", r.Code, r.Stdout, r.Stderr)
+	}
+	if py, err := exec.LookPath("python3"); err == nil {
+		r := c.run("env", "--only", "KEY", "--", py, "-c", maskChild)
+		want := strings.Repeat("<[REDACTED]>\n", 9)
+		if r.Code != 0 || string(r.Stdout) != want || string(r.Stderr) != want {
+			t.Errorf("split echoes: exit %d\nstdout %s\nstderr %s", r.Code, r.Stdout, r.Stderr)
+		}
+	}
+	// A value in argv is refused by the daemon, in every encoding.
+	for _, e := range canaryEncodings(val) {
+		c.expectErr(c.run("env", "--only", "KEY", "--", "sh", "-c", "true", "sh", "--x="+string(e.data)), "denied", 4)
+	}
+
+	// Unmasked output: refused without the approval (nothing starts),
+	// run with it.
+	marker := filepath.Join(v.Dir, "started-unmasked")
+	c.expectErr(c.run("env", "--only", "KEY", "--no-masking", "--", "sh", "-c", "touch "+marker), "approval_required", 5)
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("--no-masking without approval: the command ran")
+	}
+	r = c.run("env", "--only", "KEY", "--no-masking", "--passphrase-file", v.AdminFile, "--", "sh", "-c", `printf %s "$KEY" | wc -c`)
+	if r.Code != 0 || strings.TrimSpace(string(r.Stdout)) != strconv.Itoa(len(val)) {
+		t.Errorf("approved unmasked run: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+
+	c.expectOK(c.run("proxy", "logs", "--last", "0"))
+	c.expectOK(c.run("audit", "verify"))
+	c.removeInputs()
+	for _, r := range c.outputs {
+		c.scan("stdout of "+c.describe(r.Args), r.Stdout)
+		c.scan("stderr of "+c.describe(r.Args), r.Stderr)
+	}
+	c.scan("the daemon's log", d.log.Bytes())
+	// Every file under the test's root: the client's home and directory,
+	// the daemon's state (audit.log, index.json, vault.enc: ciphertext).
+	seen := map[string]bool{}
+	must(t, filepath.WalkDir(c.root, func(p string, de fs.DirEntry, err error) error {
+		if err != nil || !de.Type().IsRegular() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(c.root, p)
+		seen[filepath.ToSlash(rel)] = true
+		c.scan("file "+rel, b)
+		return nil
+	}))
+	for _, w := range []string{"state/audit.log", "state/index.json", "state/vault.enc"} {
+		if !seen[w] {
+			t.Errorf("the file scan did not see %s (saw %v)", w, seen)
+		}
+	}
+}
+
+// TestBrokerEnvExitSignalsStdin: the child's exit status and death by a
+// signal come back as the client's exit status, the client's stdin is the
+// child's, and SIGINT/SIGTERM sent to the client reach the child (they do
+// not cancel the command on the daemon) while the record keeps the status.
+func TestBrokerEnvExitSignalsStdin(t *testing.T) {
+	v, _ := brokerEnvVault(t, []byte(randomValue(t, "sk_benv_")))
+	for _, tc := range []struct {
+		script string
+		exit   int
+	}{
+		{"exit 0", 0},
+		{"exit 3", 3},
+		{"exit 255", 255},
+		{"kill -TERM $$", 128 + int(syscall.SIGTERM)},
+		{"kill -KILL $$", 128 + int(syscall.SIGKILL)},
+	} {
+		r := v.Run("env", "--only", "KEY", "--", "sh", "-c", tc.script)
+		if r.Code != tc.exit || len(r.Stdout) != 0 {
+			t.Errorf("%s: exit %d (want %d), stdout %q stderr %q", tc.script, r.Code, tc.exit, r.Stdout, r.Stderr)
+		}
+	}
+	in := bytes.Repeat([]byte("stdin passes through\n"), 10000)
+	r := v.RunIn(in, "env", "--only", "KEY", "--", "cat").OK(t)
+	if !bytes.Equal(r.Stdout, in) {
+		t.Fatalf("cat got %d bytes back of %d", len(r.Stdout), len(in))
+	}
+
+	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
+		name := sigName(sig)
+		cmd := v.envCommand("--only", "KEY", "--", "sh", "-c",
+			`trap 'echo got-`+name+`; exit `+strconv.Itoa(20+i)+`' `+name+`; echo ready; while :; do sleep 0.05; done`)
+		stdout, _ := cmd.StdoutPipe()
+		must(t, cmd.Start())
+		br := bufio.NewReader(stdout)
+		if line, err := br.ReadString('\n'); err != nil || line != "ready\n" {
+			cmd.Process.Kill()
+			t.Fatalf("%s: child did not start: %q %v", name, line, err)
+		}
+		must(t, cmd.Process.Signal(sig))
+		line, _ := br.ReadString('\n')
+		err := cmd.Wait()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if line != "got-"+name+"\n" || code != 20+i {
+			t.Errorf("%s: child said %q, agentsecrets exited %d (%v); want the child's trap and exit %d", name, line, code, err, 20+i)
+		}
+	}
+	recs := envRecords(t, v)
+	codes := map[float64]bool{}
+	for _, rec := range recs {
+		if rec["decision"] == "allowed" {
+			code, _ := rec["exit_code"].(float64) // 0 is omitted
+			codes[code] = true
+		}
+	}
+	for _, want := range []float64{3, 143, 137, 20, 21, 22} {
+		if !codes[want] {
+			t.Errorf("no allowed env record with exit code %v: %v", want, recs)
+		}
+	}
+}
