@@ -196,8 +196,11 @@ func TestBrokerEnvCanary(t *testing.T) {
 	for _, e := range canaryEncodings(val) {
 		forms.WriteString(e.name + ": " + string(e.data) + "\n")
 	}
-	formsFile := c.inputFile("forms.txt", forms.Bytes())
-	r := c.run("env", "--only", "KEY", "--", "sh", "-c", `printf '%s\n' "$KEY"; cat "$1"; cat "$1" >&2; env`, "sh", formsFile)
+	c.inputFile("forms.txt", forms.Bytes())
+	// A program named by a relative path is found where the client is.
+	c.inputFile("leak.sh", []byte("#!/bin/sh\nprintf '%s\\n' \"$KEY\"; cat \"$1\"; cat \"$1\" >&2; env\n"))
+	must(t, os.Chmod(filepath.Join(v.Dir, "leak.sh"), 0o700))
+	r := c.run("env", "--only", "KEY", "--", "./leak.sh", "forms.txt")
 	if r.Code != 0 || !bytes.Contains(r.Stdout, []byte("[REDACTED]")) || !bytes.Contains(r.Stderr, []byte("[REDACTED]")) {
 		t.Errorf("masked run: exit %d\nstdout %.300s\nstderr %.300s", r.Code, r.Stdout, r.Stderr)
 	}
@@ -295,8 +298,23 @@ func TestBrokerEnvExitSignalsStdin(t *testing.T) {
 			t.Fatalf("%s: child did not start: %q %v", name, line, err)
 		}
 		must(t, cmd.Process.Signal(sig))
-		line, _ := br.ReadString('\n')
-		err := cmd.Wait()
+		type ended struct {
+			line string
+			err  error
+		}
+		done := make(chan ended, 1)
+		go func() {
+			line, _ := br.ReadString('\n')
+			done <- ended{line, cmd.Wait()}
+		}()
+		var e ended
+		select {
+		case e = <-done:
+		case <-time.After(20 * time.Second):
+			cmd.Process.Kill()
+			t.Fatalf("%s: the child did not end: the signal did not reach it", name)
+		}
+		line, err := e.line, e.err
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
 			code = ee.ExitCode()
