@@ -337,3 +337,30 @@ func TestBrokerEnvExitSignalsStdin(t *testing.T) {
 		}
 	}
 }
+
+// TestBrokerEnvApprovalOnTerminal: the approval of an unmasked run is
+// typed on the client's terminal, which says what is being approved, and
+// checked by the daemon; a wrong passphrase starts nothing.
+func TestBrokerEnvApprovalOnTerminal(t *testing.T) {
+	key := randomValue(t, "sk_benv_")
+	v, _ := brokerEnvVault(t, []byte(key))
+	marker := filepath.Join(v.Dir, "started")
+	r, _ := ptyRun(t, v.Env(), v.Dir, []ptyStep{{"Admin passphrase:", "not the admin passphrase"}},
+		"env", "--only", "KEY", "--no-masking", "--", "sh", "-c", "touch "+marker)
+	r.ErrorCode(t, "denied", 4)
+	if _, err := os.Stat(marker); err == nil {
+		t.Fatal("a wrong passphrase: the command ran")
+	}
+	// The program is named relative to the client's directory: it runs
+	// there, not in the daemon.
+	must(t, os.WriteFile(filepath.Join(v.Dir, "count.sh"), []byte("#!/bin/sh\nprintf %s \"$KEY\" | wc -c\n"), 0o700))
+	r, tty := ptyRun(t, v.Env(), v.Dir, []ptyStep{{"Admin passphrase:", adminPassphrase}},
+		"env", "--only", "KEY", "--no-masking", "--", "./count.sh")
+	if r.Code != 0 || strings.TrimSpace(string(r.Stdout)) != strconv.Itoa(len(key)) {
+		t.Fatalf("unmasked run: exit %d stdout %q stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(tty, "UNMASKED") {
+		t.Errorf("the terminal does not say the output is unmasked: %q", tty)
+	}
+	noValue(t, "terminal", []byte(tty), key)
+}
