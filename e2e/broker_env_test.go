@@ -261,8 +261,9 @@ func TestBrokerEnvCanary(t *testing.T) {
 
 // TestBrokerEnvExitSignalsStdin: the child's exit status and death by a
 // signal come back as the client's exit status, the client's stdin is the
-// child's, and SIGINT/SIGTERM sent to the client reach the child (they do
-// not cancel the command on the daemon) while the record keeps the status.
+// child's, SIGINT/SIGTERM/SIGHUP sent to the client reach the child (they
+// do not cancel the command on the daemon), a closed stdout gives the child
+// its SIGPIPE, and the records keep every status.
 func TestBrokerEnvExitSignalsStdin(t *testing.T) {
 	v, _ := brokerEnvVault(t, []byte(randomValue(t, "sk_benv_")))
 	for _, tc := range []struct {
@@ -323,6 +324,27 @@ func TestBrokerEnvExitSignalsStdin(t *testing.T) {
 			t.Errorf("%s: child said %q, agentsecrets exited %d (%v); want the child's trap and exit %d", name, line, code, err, 20+i)
 		}
 	}
+	// With the client's stdout closed (`| head`), the child gets the
+	// broken pipe it would get without the client in between.
+	cmd := v.envCommand("--only", "KEY", "--", "sh", "-c", "while :; do echo yes; done")
+	stdout, _ := cmd.StdoutPipe()
+	must(t, cmd.Start())
+	if _, err := stdout.Read(make([]byte, 16)); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Close()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGPIPE) {
+			t.Errorf("closed stdout: %v, want exit %d (the child's SIGPIPE)", err, 128+int(syscall.SIGPIPE))
+		}
+	case <-time.After(30 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("closed stdout: the child kept running with nobody reading its output")
+	}
+
 	recs := envRecords(t, v)
 	codes := map[float64]bool{}
 	for _, rec := range recs {
@@ -331,7 +353,7 @@ func TestBrokerEnvExitSignalsStdin(t *testing.T) {
 			codes[code] = true
 		}
 	}
-	for _, want := range []float64{3, 143, 137, 20, 21, 22} {
+	for _, want := range []float64{3, 143, 137, 20, 21, 22, 141} {
 		if !codes[want] {
 			t.Errorf("no allowed env record with exit code %v: %v", want, recs)
 		}
