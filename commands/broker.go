@@ -291,14 +291,19 @@ func errLocalOnly(cmd string) error {
 
 // forward runs a parsed command line on the broker at path and returns
 // its exit status; it reports only what went wrong on the way.
-func forward(env *Env, path string, args []string) (int, error) {
+func forward(env *Env, path string, args []string, kctx *kong.Context) (int, error) {
 	req, err := brokerRequest(env, args)
 	if err != nil {
 		return 0, err
 	}
-	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
+	cs := newClientSide(env, kctx)
+	ctx, stop := cs.interruptible(env.ctx())
 	defer stop()
-	return brokerd.Exec(ctx, path, req, brokerLocal(env, env.IO.In, env.IO.Out))
+	status, err := brokerd.Exec(ctx, path, req, cs.local(env.IO.In, env.IO.Out))
+	// A child still running (the broker went away under it) is the
+	// user's own process: it ends as it would have, not cut off here.
+	cs.children.Wait()
+	return status, err
 }
 
 // brokerRequest is the request that runs args on the broker for this
@@ -328,10 +333,11 @@ func readBrokerToken(env *Env) (string, error) {
 	return string(tok), nil
 }
 
-// brokerLocal is this process's side of a broker command: in and out are
-// its stdin and stdout; prompts and the user's files are its own.
+// brokerLocal is this process's side of a broker command that starts no
+// child: in and out are its stdin and stdout; prompts and the user's
+// files are its own.
 func brokerLocal(env *Env, in io.Reader, out io.Writer) brokerd.Local {
-	return brokerd.Local{In: in, Out: out, Err: env.IO.Err, Prompt: env.IO.Prompt, Show: env.IO.Show, Call: answerSide}
+	return newClientSide(env, nil).local(in, out)
 }
 
 func lookupEnv(env *Env, k string) (string, bool) {

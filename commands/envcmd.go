@@ -114,12 +114,9 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 		return nil, errcode.WithHint(broker.ErrValueInArgv,
 			"pass it through the variable instead and let the child expand it, e.g. agentsecrets env --only NAME -- sh -c 'cmd \"$NAME\"'")
 	}
-	// The error does not name the program: the first word after -- could
-	// be a value of a secret not released here, which nothing can check.
-	path, err := exec.LookPath(c.Command[0])
+	path, err := env.user().lookPath(c.Command[0])
 	if err != nil {
-		return nil, errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
-			"check the first word after -- (give the program's path, or fix PATH)")
+		return nil, err
 	}
 
 	command = filepath.Base(c.Command[0])
@@ -140,16 +137,83 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 		}
 	}
 
-	child := exec.Command(path, c.Command[1:]...)
-	child.Args[0] = c.Command[0]
+	spec := childSpec{Argv: c.Command, Path: path, Masked: !c.NoMasking}
+	for _, v := range vars {
+		// Revealed for the child's environment: handing values to it is
+		// what env is for.
+		spec.Vars = append(spec.Vars, childVar{Name: v.Variable, Value: rel.Value(broker.Ref{Selection: sel.Selection, Name: v.Secret}).Reveal()})
+	}
+	// Where the child starts is the user's side: this process, or the
+	// broker's client (never the daemon, which runs as another user).
+	x, err := env.user().spawn(env, spec, rel.Redactor())
+	if err != nil {
+		return nil, err
+	}
+	exitCode = x.ExitCode
+	return &EnvResult{Workspace: sel.Workspace, Project: sel.Project, Command: command, Variables: vars, Masked: !c.NoMasking,
+		ExitCode: x.ExitCode, Signal: x.Signal, AuditID: rel.AuditID()}, nil
+}
+
+// childSpec is what starting env's child takes once the release and its
+// approval are done: the command, the variables to set (values: SECRET,
+// never log) and whether to mask. It is also the spawn operation's
+// arguments on the broker's socket.
+type childSpec struct {
+	Argv []string `json:"argv"`
+	// Path is the program found on the side that runs it (never sent:
+	// the client looks it up itself).
+	Path   string     `json:"-"`
+	Vars   []childVar `json:"vars"`
+	Masked bool       `json:"masked"`
+}
+
+type childVar struct {
+	Name  string `json:"name"`
+	Value []byte `json:"value"`
+}
+
+// wipe overwrites the values, once the child holds its copies.
+func (s *childSpec) wipe() {
+	for _, v := range s.Vars {
+		clear(v.Value)
+	}
+}
+
+// childExit is how the child ended.
+type childExit struct {
+	// ExitCode is the child's status, 128+N when signal N killed it.
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+}
+
+// errDaemonSpawn: the broker daemon was about to start a process. It runs
+// as the broker's user, so a child there could read the vault; env's
+// child always starts on the client's side.
+var errDaemonSpawn = errcode.WithHint(errcode.New(errcode.Internal, "the broker daemon never starts a process itself"),
+	"this is a bug in agentsecrets: please report the command you ran")
+
+// notRunnable: the first word after -- names no program. The error does
+// not name it: it could be a value of a secret not released here, which
+// nothing can check.
+var notRunnable = errcode.WithHint(errcode.New(errcode.NotFound, "cannot run the command: not found in PATH or not executable"),
+	"check the first word after -- (give the program's path, or fix PATH)")
+
+// runChild starts spec's command with this process's stdio, working
+// directory and environment plus the variables, masks its output with r
+// unless told not to, forwards signals to it and waits for it.
+func runChild(env *Env, spec childSpec, r *broker.Redactor) (x childExit, err error) {
+	if env.daemon {
+		return x, errDaemonSpawn
+	}
+	child := exec.Command(spec.Path, spec.Argv[1:]...)
+	child.Args[0] = spec.Argv[0]
 	child.Dir = env.Cwd
-	child.Env = childEnv(env, st, vars, rel, sel.Selection)
+	child.Env = childEnv(env, spec.Vars)
 	child.Stdin = env.IO.In
-	res = &EnvResult{Workspace: sel.Workspace, Project: sel.Project, Command: command, Variables: vars, Masked: !c.NoMasking}
 
 	var copies sync.WaitGroup
 	var readEnds, writeEnds []*os.File
-	if c.NoMasking {
+	if !spec.Masked {
 		child.Stdout, child.Stderr = env.IO.Out, env.IO.Err
 	} else {
 		// Masking needs the output to pass through this process. Pipes we
@@ -160,13 +224,13 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 		}{{env.IO.Out, &child.Stdout}, {env.IO.Err, &child.Stderr}} {
 			pr, pw, err := os.Pipe()
 			if err != nil {
-				return nil, errcode.Errorf(errcode.Internal, "create pipe: %w", err)
+				return x, errcode.Errorf(errcode.Internal, "create pipe: %w", err)
 			}
 			defer pw.Close()
 			defer pr.Close()
 			*s.set = pw
 			readEnds, writeEnds = append(readEnds, pr), append(writeEnds, pw)
-			rr := rel.Redactor().StreamReader(pr, broker.StreamFlushAfter)
+			rr := r.StreamReader(pr, broker.StreamFlushAfter)
 			copies.Add(1)
 			go func(dst io.Writer, src *os.File) {
 				defer copies.Done()
@@ -193,12 +257,14 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 		defer signal.Stop(pipeSig)
 	}
 	if err := child.Start(); err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
+		return x, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "cannot start the command: %v", errors.Unwrap(err)),
 			"check that the first word after -- is an executable program")
 	}
 	// The child holds the values now; this process no longer needs them,
-	// only the redactor's forms.
-	rel.Wipe()
+	// only the redactor's forms. (The environment's strings cannot be
+	// overwritten; they are garbage from here on.)
+	spec.wipe()
+	child.Env = nil
 	// Only the child may hold the write ends, so its exit ends the copies.
 	for _, f := range writeEnds {
 		f.Close()
@@ -215,7 +281,7 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 	signal.Stop(sigs)
 	close(sigs)
 	<-forwarded
-	res.ExitCode, res.Signal = exitStatus(child.ProcessState, waitErr)
+	x.ExitCode, x.Signal = exitStatus(child.ProcessState, waitErr)
 
 	drained := make(chan struct{})
 	go func() { copies.Wait(); close(drained) }()
@@ -230,10 +296,7 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 		}
 		<-drained
 	}
-
-	exitCode = res.ExitCode
-	res.AuditID = rel.AuditID()
-	return res, nil
+	return x, nil
 }
 
 // argv is the child's command line: kong keeps the "--" that ends
@@ -297,26 +360,29 @@ func containsString(list []string, s string) bool {
 }
 
 // childEnv is this process's environment with the injected variables set
-// (replacing any inherited copy) and, when a proxy is running, where it
-// listens and where its session token is. The token itself is not put in
-// the environment: children can pass their environment on, and a file
-// keeps it to processes that can read the user's files anyway.
-func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Released, sel vault.Selection) []string {
-	set := map[string][]byte{}
+// (replacing any inherited copy) and, when a proxy of this user's home is
+// running, where it listens and where its session token is. The token
+// itself is not put in the environment: children can pass their
+// environment on, and a file keeps it to processes that can read the
+// user's files anyway.
+func childEnv(env *Env, vars []childVar) []string {
+	set := map[string]bool{}
 	for _, v := range vars {
-		// Revealed for the child's environment: handing values to it is
-		// what env is for.
-		set[v.Variable] = rel.Value(broker.Ref{Selection: sel, Name: v.Secret}).Reveal()
+		set[v.Name] = true
 	}
 	var extra []string
-	if p, err := probeProxy(st.Dirs); err == nil && p.Running {
-		extra = append(extra, EnvProxyURL+"=http://"+p.Address, EnvProxyTokenFile+"="+p.TokenFile)
+	if dirs, err := env.Dirs(); err == nil {
+		// The proxy's state is a file of the home, read without opening
+		// the vault (the broker's client has none).
+		if p, err := probeProxy(dirs); err == nil && p.Running {
+			extra = append(extra, EnvProxyURL+"=http://"+p.Address, EnvProxyTokenFile+"="+p.TokenFile)
+		}
 	}
 	var out []string
 	if env.Environ != nil {
 		for _, kv := range env.Environ() {
 			k, _, _ := strings.Cut(kv, "=")
-			if _, ok := set[k]; ok || k == EnvProxyURL || k == EnvProxyTokenFile {
+			if set[k] || k == EnvProxyURL || k == EnvProxyTokenFile {
 				continue
 			}
 			out = append(out, kv)
@@ -324,7 +390,7 @@ func childEnv(env *Env, st *vault.Store, vars []EnvVariable, rel *broker.Release
 	}
 	out = append(out, extra...)
 	for _, v := range vars {
-		out = append(out, v.Variable+"="+string(set[v.Variable]))
+		out = append(out, v.Name+"="+string(v.Value))
 	}
 	return out
 }

@@ -103,7 +103,7 @@ func Main(args []string, env *Env) int {
 	if path, err := brokerRoute(env, kctx); err != nil {
 		return reportError(env, format, err, args)
 	} else if path != "" {
-		status, err := forward(env, path, args)
+		status, err := forward(env, path, args, kctx)
 		if err != nil {
 			return reportError(env, format, err, args)
 		}

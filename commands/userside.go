@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
@@ -28,6 +29,10 @@ type userSide interface {
 	writeAgentFiles(dir string) ([]agentfiles.Result, error)
 	// createFile writes a new private file (a token's --out).
 	createFile(path, flag string, data []byte) error
+	// lookPath finds env's program; spawn starts env's child and waits
+	// for it (envcmd.go), where the user's processes run.
+	lookPath(name string) (string, error)
+	spawn(env *Env, spec childSpec, r *broker.Redactor) (childExit, error)
 }
 
 // localSide is the process's own filesystem.
@@ -59,6 +64,18 @@ func (localSide) createFile(path, flag string, data []byte) error {
 	return createPrivateFile(path, flag, data)
 }
 
+func (localSide) lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return "", notRunnable
+	}
+	return path, nil
+}
+
+func (localSide) spawn(env *Env, spec childSpec, r *broker.Redactor) (childExit, error) {
+	return runChild(env, spec, r)
+}
+
 func (e *Env) user() userSide {
 	if e.side != nil {
 		return e.side
@@ -74,6 +91,8 @@ const (
 	opWriteLink      = "write_link"
 	opAgentFiles     = "agent_files"
 	opCreateFile     = "create_file"
+	opLookPath       = "look_path"
+	opSpawn          = "spawn"
 )
 
 type sideArgs struct {
@@ -135,12 +154,31 @@ func (r remoteSide) createFile(path, flag string, data []byte) error {
 	return r.sess.Call(opCreateFile, sideArgs{Path: path, Flag: flag, Data: data}, nil)
 }
 
+func (r remoteSide) lookPath(name string) (string, error) {
+	var path string
+	err := r.sess.Call(opLookPath, sideArgs{Path: name}, &path)
+	return path, err
+}
+
+// spawn hands the child to the client: the values cross the socket here,
+// once, after every check passed; the client masks with its own redactor
+// of them, so r is not used.
+func (r remoteSide) spawn(_ *Env, spec childSpec, _ *broker.Redactor) (childExit, error) {
+	var x childExit
+	err := r.sess.Call(opSpawn, spec, &x)
+	spec.wipe()
+	return x, err
+}
+
 // maxSideRead bounds what the broker may ask the client to read.
 const maxSideRead = broker.MaxRequestBody // base64 in the answer frame stays under brokerd.MaxFrame
 
-// answerSide runs one operation the broker asked for on this (the
-// user's) side.
-func answerSide(op string, raw json.RawMessage) (any, error) {
+// answer runs one operation the broker asked for on this (the user's)
+// side.
+func (cs *clientSide) answer(op string, raw json.RawMessage) (any, error) {
+	if op == opSpawn {
+		return cs.spawn(raw)
+	}
 	var a sideArgs
 	if err := json.Unmarshal(raw, &a); err != nil {
 		return nil, errcode.Errorf(errcode.Internal, "malformed %s arguments from the broker", op)
@@ -175,6 +213,11 @@ func answerSide(op string, raw json.RawMessage) (any, error) {
 		err := side.createFile(a.Path, a.Flag, a.Data)
 		clear(a.Data)
 		return nil, err
+	case opLookPath:
+		if err := cs.checkProgram(a.Path); err != nil {
+			return nil, err
+		}
+		return side.lookPath(a.Path)
 	}
 	return nil, errcode.Errorf(errcode.Internal, "the broker asked for an unknown operation %q", op)
 }
