@@ -221,7 +221,7 @@ func TestBrokerMalformedClients(t *testing.T) {
 			if uc, ok := conn.(*net.UnixConn); ok {
 				uc.CloseWrite()
 			}
-			b.waitLog(mark, tt.log)
+			b.waitLog(t, mark, tt.log)
 			c.Run("secrets", "list").OK(t)
 		})
 	}

@@ -347,7 +347,7 @@ func TestBrokerPrivilegeSeparation(t *testing.T) {
 		if msg, _ := e["message"].(string); !strings.Contains(msg, "may not use the broker") {
 			t.Fatalf("refusal: %v", e)
 		}
-		b.waitLog(mark, fmt.Sprintf("refused uid %d", third.UID))
+		b.waitLog(t, mark, fmt.Sprintf("refused uid %d", third.UID))
 	})
 
 	// The agent still works through the broker after all of it.

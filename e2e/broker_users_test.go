@@ -179,8 +179,8 @@ func (b *brokerProc) stop() {
 
 // waitLog waits for a line of the daemon's log containing want, after the
 // first skip bytes (the log so far, before the event).
-func (b *brokerProc) waitLog(skip int, want string) {
-	b.t.Helper()
+func (b *brokerProc) waitLog(t *testing.T, skip int, want string) {
+	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if log := b.Log.Bytes(); bytes.Contains(log[skip:], []byte(want)) {
@@ -188,7 +188,7 @@ func (b *brokerProc) waitLog(skip int, want string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	b.t.Fatalf("the broker's log has no %q: %s", want, b.Log.Bytes()[skip:])
+	t.Fatalf("the broker's log has no %q: %s", want, b.Log.Bytes()[skip:])
 }
 
 // client runs the CLI as a broker client: as u (nil: this process's
