@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -73,12 +74,14 @@ type peerErrKey struct{}
 // Serve serves ln until ctx ends, then stops accepting, lets running
 // commands finish for grace and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	connState, track := s.connState()
 	hs := &http.Server{
 		Handler:           s,
 		ReadHeaderTimeout: handshakeTimeout,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+			ctx = context.WithValue(ctx, pendingKey{}, track(c))
 			uc, ok := c.(*net.UnixConn)
 			if !ok {
 				return context.WithValue(ctx, peerErrKey{}, errors.New("not a unix socket connection"))
@@ -89,7 +92,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 			}
 			return WithPeer(ctx, p)
 		},
-		ConnState: s.connState(),
+		ConnState: connState,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
@@ -113,29 +116,46 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	return nil
 }
 
-// connState logs a connection that closed before one whole request
-// arrived: garbage, a half message or an oversized header, which net/http
-// answers and drops without saying so.
-func (s *Server) connState() func(net.Conn, http.ConnState) {
+// connState logs a connection that closed in the middle of a request:
+// garbage, a half message or an oversized header, which net/http answers
+// and drops without saying so. net/http marks a connection active once it
+// has read a byte of a request, so "active and never reached ServeHTTP
+// since" is exactly "closed on an incomplete or malformed request"; a
+// connection that closes while idle, between whole requests, is not.
+func (s *Server) connState() (func(net.Conn, http.ConnState), func(net.Conn) *atomic.Bool) {
 	var mu sync.Mutex
-	served := map[net.Conn]bool{}
-	return func(c net.Conn, st http.ConnState) {
+	pending := map[net.Conn]*atomic.Bool{}
+	track := func(c net.Conn) *atomic.Bool {
 		mu.Lock()
 		defer mu.Unlock()
-		switch st {
-		case http.StateNew:
-			served[c] = false
-		case http.StateActive, http.StateHijacked:
-			served[c] = true
-			if st == http.StateHijacked {
-				delete(served, c)
-			}
-		case http.StateClosed:
-			if ok, known := served[c]; known && !ok {
-				s.logf("dropped a connection that sent no complete request (malformed, truncated or oversized)")
-			}
-			delete(served, c)
+		p := new(atomic.Bool)
+		pending[c] = p
+		return p
+	}
+	state := func(c net.Conn, st http.ConnState) {
+		mu.Lock()
+		p := pending[c]
+		if st == http.StateHijacked || st == http.StateClosed {
+			delete(pending, c)
 		}
+		mu.Unlock()
+		switch {
+		case p == nil:
+		case st == http.StateActive:
+			p.Store(true)
+		case st == http.StateClosed && p.Load():
+			s.logf("dropped a connection that sent no complete request (malformed, truncated or oversized)")
+		}
+	}
+	return state, track
+}
+
+type pendingKey struct{}
+
+// served records that a whole request reached ServeHTTP.
+func served(ctx context.Context) {
+	if p, ok := ctx.Value(pendingKey{}).(*atomic.Bool); ok {
+		p.Store(false)
 	}
 }
 
@@ -155,6 +175,7 @@ func writeError(w http.ResponseWriter, err error) {
 // ServeHTTP admits the peer, then runs a command or hands the request to
 // the proxy.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	served(r.Context())
 	peer, ok := PeerFrom(r.Context())
 	if !ok {
 		err, _ := r.Context().Value(peerErrKey{}).(error)
@@ -197,8 +218,8 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, peer Peer) {
 	s.running.Add(1)
 	defer s.running.Done()
 	status := s.Exec(r.Context(), sess)
-	if sess.bad != nil {
-		s.logf("uid %d (pid %d): dropped: %v", peer.UID, peer.PID, sess.bad)
+	if bad := sess.dropReason(); bad != nil {
+		s.logf("uid %d (pid %d): dropped: %v", peer.UID, peer.PID, bad)
 		return
 	}
 	sess.sendJSON(FrameExit, Exit{Status: status})

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 )
@@ -32,6 +33,14 @@ type Session struct {
 
 	callMu  sync.Mutex // one prompt or call outstanding
 	answers chan []byte
+
+	// asked says a read request (stdin) or a question (answer) is
+	// outstanding. Each is set before its frame goes out and taken by the
+	// reply, so a client cannot slip in data nobody asked for: an answer
+	// sent ahead would otherwise be taken as the reply to the next
+	// prompt, whatever that prompt turns out to be.
+	stdinAsked  atomic.Bool
+	answerAsked atomic.Bool
 
 	// gone is closed when the client hangs up or interrupts; the
 	// command's context ends with it.
@@ -63,19 +72,17 @@ func (s *Session) readLoop() {
 		}
 		switch typ {
 		case FrameStdin:
-			select {
-			case s.stdin <- payload:
-			default:
+			if !s.stdinAsked.CompareAndSwap(true, false) {
 				s.hangUp(errors.New("stdin data nobody asked for"))
 				return
 			}
+			s.stdin <- payload // room for one: one read is outstanding
 		case FrameAnswer:
-			select {
-			case s.answers <- payload:
-			default:
+			if !s.answerAsked.CompareAndSwap(true, false) {
 				s.hangUp(errors.New("an answer to no question"))
 				return
 			}
+			s.answers <- payload // room for one: one question is outstanding
 		case FrameInterrupt:
 			return
 		default:
@@ -90,6 +97,17 @@ func (s *Session) hangUp(reason error) {
 		s.bad = reason
 		close(s.gone)
 	})
+}
+
+// dropReason is why the client was dropped for breaking the protocol, or
+// nil. bad is written before gone is closed, so it is read only after.
+func (s *Session) dropReason() error {
+	select {
+	case <-s.gone:
+		return s.bad
+	default:
+		return nil
+	}
 }
 
 // Done is closed when the client is gone.
@@ -168,7 +186,9 @@ func (r stdinReader) Read(p []byte) (int, error) {
 		return 0, nil
 	}
 	max := min(len(p), MaxFrame)
+	s.stdinAsked.Store(true)
 	if err := s.sendJSON(FrameRead, ReadRequest{Max: max}); err != nil {
+		s.stdinAsked.Store(false)
 		return 0, err
 	}
 	select {
@@ -191,7 +211,9 @@ func (r stdinReader) Read(p []byte) (int, error) {
 func (s *Session) ask(typ byte, q any) (Answer, error) {
 	s.callMu.Lock()
 	defer s.callMu.Unlock()
+	s.answerAsked.Store(true)
 	if err := s.sendJSON(typ, q); err != nil {
+		s.answerAsked.Store(false)
 		return Answer{}, ErrClientGone
 	}
 	select {
