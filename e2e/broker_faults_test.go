@@ -24,10 +24,10 @@ import (
 
 // faultBroker runs the broker as this process's user (no root needed),
 // with a client of the same user, a secret KEY=old bound to up.
-func faultBroker(t *testing.T, up *upstream, old string) (*brokerProc, *client) {
+func faultBroker(t *testing.T, up *upstream, old string) (*brokerDaemon, *client) {
 	t.Helper()
 	dir := t.TempDir()
-	b := startBroker(t, binary, filepath.Join(dir, "state"), filepath.Join(dir, "run", "broker.sock"), "--user", strconv.Itoa(os.Getuid()))
+	b := runBroker(t, binary, filepath.Join(dir, "state"), filepath.Join(dir, "run", "broker.sock"), "--user", strconv.Itoa(os.Getuid()))
 	home := filepath.Join(dir, "client")
 	must(t, os.MkdirAll(home, 0o700))
 	admin := filepath.Join(home, "admin.pass")
@@ -43,7 +43,7 @@ func faultBroker(t *testing.T, up *upstream, old string) (*brokerProc, *client) 
 // healthyAfter checks that a killed daemon left nothing half-written: it
 // starts again, doctor is healthy, the index parses, no temporary file is
 // left in its state directory.
-func healthyAfter(t *testing.T, b *brokerProc, c *client) {
+func healthyAfter(t *testing.T, b *brokerDaemon, c *client) {
 	t.Helper()
 	b.restart()
 	if d := c.Run("doctor").OK(t).JSON(t); d["healthy"] != true {
@@ -134,7 +134,7 @@ func TestBrokerSocketPermissionsWrong(t *testing.T) {
 	agent := newOSUser(t, root, "a")
 	run := filepath.Join(root, "run")
 	must(t, os.MkdirAll(run, 0o755))
-	b := startBroker(t, bin, filepath.Join(root, "state"), filepath.Join(run, "broker.sock"), "--user", agent.Name)
+	b := runBroker(t, bin, filepath.Join(root, "state"), filepath.Join(run, "broker.sock"), "--user", agent.Name)
 	must(t, os.Chmod(b.Socket, 0o600)) // root's alone: the agent is not let in
 	c := &client{t: t, bin: bin, as: &agent, Socket: b.Socket, Home: agent.Home}
 	e := c.Run("status").ErrorCode(t, "denied", 4)

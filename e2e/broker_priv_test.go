@@ -35,7 +35,7 @@ func TestBrokerPrivilegeSeparation(t *testing.T) {
 	third := newOSUser(t, root, "t")
 	joinGroup(t, &agent, brok.Name)
 	state, sockDir := filepath.Join(root, "state"), filepath.Join(root, "run")
-	b := startBroker(t, bin, state, filepath.Join(sockDir, "broker.sock"), "--as", brok.Name, "--user", agent.Name)
+	b := runBroker(t, bin, state, filepath.Join(sockDir, "broker.sock"), "--as", brok.Name, "--user", agent.Name)
 	pid := b.cmd.Process.Pid
 
 	// Everything the agent's user got, scanned for the value at the end.

@@ -317,7 +317,7 @@ func TestBrokerProxyLimits(t *testing.T) {
 	// The allowlist is workspace-wide, which a project grant does not
 	// reach: set up first, then restart the daemon with the limit.
 	d.stop()
-	d.users = []string{strconv.Itoa(os.Getuid()) + "=default/default"}
+	d.args = []string{"--user", strconv.Itoa(os.Getuid()) + "=default/default"}
 	d.start()
 	_, addr, token := launchProxy(t, c.Env(), c.Dir)
 	hdr := map[string]string{"X-AS-Target-URL": up.URL + "/x", "X-AS-Method": "GET", "X-AS-Inject-Bearer": "KEY"}

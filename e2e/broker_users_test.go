@@ -18,8 +18,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"strconv"
-	"strings"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -105,90 +103,6 @@ func openRoot(t *testing.T) (root, bin string) {
 	must(t, err)
 	must(t, os.WriteFile(bin, data, 0o755))
 	return root, bin
-}
-
-// brokerProc is a running `agentsecrets broker run`.
-type brokerProc struct {
-	t      *testing.T
-	bin    string
-	args   []string
-	Socket string
-	State  string
-	cmd    *exec.Cmd
-	Log    *lockedBuffer
-}
-
-// startBroker runs `broker run --state state --socket socket args...` and
-// waits for its socket; the test's end stops it.
-func startBroker(t *testing.T, bin, state, socket string, args ...string) *brokerProc {
-	t.Helper()
-	b := &brokerProc{t: t, bin: bin, State: state, Socket: socket,
-		args: append([]string{"broker", "run", "--state", state, "--socket", socket}, args...)}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *brokerProc) start() {
-	b.t.Helper()
-	b.cmd = exec.Command(b.bin, b.args...)
-	// The environment a service manager gives it: no session bus.
-	b.cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=/nonexistent", "AGENTSECRETS_BROKER=none"}
-	b.Log = &lockedBuffer{}
-	b.cmd.Stdout, b.cmd.Stderr = b.Log, b.Log
-	must(b.t, b.cmd.Start())
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if c, err := net.Dial("unix", b.Socket); err == nil {
-			c.Close()
-			return
-		} else if strings.Contains(err.Error(), "permission denied") {
-			// Up, and refusing this process by the socket's mode.
-			return
-		}
-		if time.Now().After(deadline) {
-			b.t.Fatalf("the broker did not listen on %s: %s", b.Socket, b.Log.Bytes())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// kill ends the daemon with SIGKILL: no chance to clean up.
-func (b *brokerProc) kill() {
-	b.cmd.Process.Signal(syscall.SIGKILL)
-	b.cmd.Wait()
-}
-
-// restart starts a killed daemon again on the same state and socket.
-func (b *brokerProc) restart() { b.start() }
-
-func (b *brokerProc) stop() {
-	if b.cmd.ProcessState != nil {
-		return
-	}
-	b.cmd.Process.Signal(syscall.SIGTERM)
-	done := make(chan struct{})
-	go func() { b.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		b.cmd.Process.Kill()
-		<-done
-	}
-}
-
-// waitLog waits for a line of the daemon's log containing want, after the
-// first skip bytes (the log so far, before the event).
-func (b *brokerProc) waitLog(t *testing.T, skip int, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		if log := b.Log.Bytes(); bytes.Contains(log[skip:], []byte(want)) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("the broker's log has no %q: %s", want, b.Log.Bytes()[skip:])
 }
 
 // client runs the CLI as a broker client: as u (nil: this process's
