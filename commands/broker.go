@@ -309,13 +309,31 @@ func forward(env *Env, path string, args []string, kctx *kong.Context) (int, err
 // brokerRequest is the request that runs args on the broker for this
 // process: its terminal, directory, NO_COLOR and broker token.
 func brokerRequest(env *Env, args []string) (brokerd.Request, error) {
-	req := brokerd.Request{Args: args, StdinTTY: env.IO.StdinTTY, StdoutTTY: env.IO.StdoutTTY, Cwd: env.Cwd}
+	req := brokerd.Request{Args: withoutInput(args), StdinTTY: env.IO.StdinTTY, StdoutTTY: env.IO.StdoutTTY, Cwd: env.Cwd}
 	if v, ok := lookupEnv(env, "NO_COLOR"); ok {
 		req.Env = map[string]string{"NO_COLOR": v}
 	}
 	tok, err := readBrokerToken(env)
 	req.Token = tok
 	return req, err
+}
+
+// withoutInput drops --input from arguments it was already expanded into:
+// the daemon must not read the file (or stdin) a second time.
+func withoutInput(args []string) []string {
+	out := make([]string, 0, len(args))
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case a == "--":
+			return append(out, args[i:]...)
+		case a == "--input":
+			i++
+		case strings.HasPrefix(a, "--input="):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // readBrokerToken reads the per-agent broker token from the file

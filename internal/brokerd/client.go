@@ -211,30 +211,34 @@ func (c *client) readStdin(max int) {
 	c.send(FrameStdin, buf[:n])
 }
 
-func (c *client) answer(data []byte, err error) {
-	a := Answer{Data: data}
+func (c *client) answer(a Answer, err error) {
 	if err != nil {
 		a = Answer{Error: Report(err)}
 	}
-	c.sendJSON(FrameAnswer, a)
+	if c.sendJSON(FrameAnswer, a) == nil || a.Error != nil {
+		return
+	}
+	// The answer did not fit a frame (or could not be encoded): the
+	// command gets an error rather than waiting for an answer forever.
+	c.sendJSON(FrameAnswer, Answer{Error: Report(errcode.Errorf(errcode.TooLarge, "the answer is larger than the broker protocol carries (%d MiB)", MaxFrame>>20))})
 }
 
 func (c *client) prompt(p Prompt) {
 	if p.Show {
-		c.answer(nil, c.local.Show(p.Text))
+		c.answer(Answer{}, c.local.Show(p.Text))
 		return
 	}
 	v, err := c.local.Prompt(p.Text, p.Confirm)
-	c.answer(v, err)
+	c.answer(Answer{Data: v}, err)
 	clear(v)
 }
 
 func (c *client) call(call Call) {
 	out, err := c.local.Call(call.Op, call.Args)
 	if err != nil {
-		c.answer(nil, err)
+		c.answer(Answer{}, err)
 		return
 	}
 	b, err := json.Marshal(out)
-	c.answer(b, err)
+	c.answer(Answer{Result: b}, err)
 }

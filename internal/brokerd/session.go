@@ -258,7 +258,7 @@ func (s *Session) Call(op string, args, out any) error {
 	if out == nil {
 		return nil
 	}
-	if err := json.Unmarshal(a.Data, out); err != nil {
+	if err := json.Unmarshal(a.Result, out); err != nil {
 		return errcode.Errorf(errcode.Internal, "decode the client's %s result: %w", op, err)
 	}
 	return nil

@@ -90,8 +90,10 @@ type Call struct {
 // Answer replies to a Prompt or a Call: Data, or Error (an errcode
 // envelope's report) and no data.
 type Answer struct {
-	Data  []byte          `json:"data,omitempty"`
-	Error *errcode.Report `json:"error,omitempty"`
+	// Data is a prompt's answer; Result a call's, as JSON.
+	Data   []byte          `json:"data,omitempty"`
+	Result json.RawMessage `json:"result,omitempty"`
+	Error  *errcode.Report `json:"error,omitempty"`
 }
 
 // Exit is the command's exit status.
