@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -113,38 +114,46 @@ type clientSpec struct {
 	Grants []grant
 }
 
-// parseClient reads NAME or NAME=WS[/PROJECT],... ; NAME is a user name
-// or a numeric uid.
+// parseClient reads a --user of `broker run`: NAME or NAME=WS[/PROJECT],...
+// as `broker install` writes it (brokersvc.ParseClient), or a numeric uid
+// in NAME's place.
 func parseClient(s string) (clientSpec, error) {
 	name, scopes, hasScopes := strings.Cut(s, "=")
 	bad := func(why string) error {
-		return errcode.WithHint(errcode.Errorf(errcode.Usage, "--user %q: %s", s, why), "give --user NAME or --user NAME=WORKSPACE[/PROJECT],...")
+		return errcode.WithHint(errcode.Errorf(errcode.Usage, "--user %s: %s", name, why), "give --user NAME or --user NAME=WORKSPACE[/PROJECT],...")
 	}
-	if name == "" {
-		return clientSpec{}, bad("no user named")
-	}
-	spec := clientSpec{Name: name}
+	var c brokersvc.Client
 	if uid, err := strconv.ParseUint(name, 10, 32); err == nil {
-		spec.UID = uint32(uid)
-	} else {
-		u, err := user.Lookup(name)
-		if err != nil {
-			return clientSpec{}, bad("no such user")
+		c = brokersvc.Client{Name: name}
+		if hasScopes {
+			c.Scopes = strings.Split(scopes, ",")
 		}
-		uid, err := strconv.ParseUint(u.Uid, 10, 32)
-		if err != nil {
-			return clientSpec{}, bad("the user has no numeric uid")
-		}
-		spec.UID = uint32(uid)
+		spec := clientSpec{UID: uint32(uid), Name: name}
+		return spec.withGrants(c.Scopes, bad)
 	}
-	if hasScopes {
-		for _, part := range strings.Split(scopes, ",") {
-			g, err := parseGrant(part)
-			if err != nil {
-				return clientSpec{}, bad(errcode.Classify(err).Message)
-			}
-			spec.Grants = append(spec.Grants, g)
+	c, err := brokersvc.ParseClient(s)
+	if err != nil {
+		return clientSpec{}, err
+	}
+	u, err := user.Lookup(c.Name)
+	if err != nil {
+		return clientSpec{}, bad("no such user")
+	}
+	uid, err := strconv.ParseUint(u.Uid, 10, 32)
+	if err != nil {
+		return clientSpec{}, bad("the user has no numeric uid")
+	}
+	spec := clientSpec{UID: uint32(uid), Name: c.Name}
+	return spec.withGrants(c.Scopes, bad)
+}
+
+func (spec clientSpec) withGrants(scopes []string, bad func(string) error) (clientSpec, error) {
+	for _, sc := range scopes {
+		g, err := parseGrant(sc)
+		if err != nil {
+			return clientSpec{}, bad(errcode.Classify(err).Message)
 		}
+		spec.Grants = append(spec.Grants, g)
 	}
 	return spec, nil
 }

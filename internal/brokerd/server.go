@@ -20,8 +20,10 @@ import (
 
 // Server serves the broker's socket.
 type Server struct {
-	// Authorize admits a peer or says why not. It runs once per
-	// connection, before anything the peer sent is read.
+	// Authorize admits a peer or says why not. It runs for every request
+	// on a connection, after net/http parsed the request's head (at most
+	// 64 KiB, within 10 s) and before anything else the peer sent is
+	// used.
 	Authorize func(Peer) error
 	// Exec runs one command and returns its exit status.
 	Exec func(ctx context.Context, s *Session) int
