@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/brokerd"
+	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
@@ -65,10 +67,10 @@ const (
 
 func (c *BrokerRunCmd) Run(env *Env) (*BrokerRunResult, error) {
 	if c.State == "" {
-		c.State = brokerd.DefaultState
+		c.State = brokersvc.DefaultPlan(runtime.GOOS).StateDir
 	}
 	if c.Socket == "" {
-		c.Socket = brokerd.DefaultSocket
+		c.Socket = brokerd.DefaultSocket()
 	}
 	state, err := filepath.Abs(c.State)
 	if err != nil {

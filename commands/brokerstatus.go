@@ -10,9 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/brokerd"
+	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -90,6 +92,9 @@ type BrokerStatusResult struct {
 	Daemon    *BrokerWhoamiResult `json:"daemon,omitempty"`
 	// Problem is the first thing that failed, with the command to run next.
 	Problem *errcode.Report `json:"problem,omitempty"`
+	// Service is the standard installation on this machine (`broker
+	// install`), when there is one.
+	Service *brokersvc.Status `json:"service,omitempty"`
 }
 
 func (c *BrokerStatusCmd) Run(env *Env) (*BrokerStatusResult, error) {
@@ -98,6 +103,9 @@ func (c *BrokerStatusCmd) Run(env *Env) (*BrokerStatusResult, error) {
 		return nil, err
 	}
 	res := &BrokerStatusResult{Socket: path}
+	if svc := brokersvc.Inspect(env.ctx(), brokersvc.DefaultPlan(runtime.GOOS), brokersvc.Exec{}); svc.User.Exists || svc.ServiceFile.Present {
+		res.Service = svc
+	}
 	switch v := env.Getenv(brokerd.EnvBroker); {
 	case v == "none":
 		res.Source = brokerd.EnvBroker + "=none"
@@ -142,6 +150,16 @@ func (r *BrokerStatusResult) WriteText(w io.Writer) error {
 	}
 	if r.Problem != nil {
 		fmt.Fprintf(w, "  problem:   %s\n  next:      %s\n", termEscape(r.Problem.Message), termEscape(r.Problem.Hint))
+	}
+	if r.Service != nil {
+		state := r.Service.Service
+		if state == "" {
+			state = "no service manager runs it (see docs/broker.md, Without systemd)"
+		}
+		fmt.Fprintf(w, "Installed: user %s, service %s\n", termEscape(r.Service.User.Name), termEscape(state))
+		for _, p := range r.Service.Problems {
+			fmt.Fprintf(w, "  problem:   %s\n", termEscape(p))
+		}
 	}
 	return nil
 }

@@ -69,7 +69,9 @@ func goldenResults() map[string]TextWriter {
 		"BrokerWhoamiResult": &BrokerWhoamiResult{UID: 1001, PID: 4242, Token: "agent", Limited: true, Grants: []grant{{Workspace: "w", Project: "p"}},
 			VaultInitialised: true, VaultID: "a90ef0a6"},
 		"BrokerStatusResult": &BrokerStatusResult{Configured: true, Source: "AGENTSECRETS_BROKER", Socket: "/run/agentsecrets/broker.sock" + ctrl,
-			Reachable: true, Problem: &errcode.Report{Code: "unavailable", Message: "lost the broker" + ctrl, Hint: "run `agentsecrets broker status`"}},
+			Reachable: true, Problem: &errcode.Report{Code: "unavailable", Message: "lost the broker" + ctrl, Hint: "run `agentsecrets broker status`"},
+			Service: &brokersvc.Status{OS: "linux", User: brokersvc.Account{Name: "agentsecrets", Exists: true, ID: "998"}, Service: "active" + ctrl,
+				Problems: []string{"the socket directory is 0755" + ctrl}}},
 		"BrokerMigrateResult": &BrokerMigrateResult{Socket: "/run/agentsecrets/broker.sock" + ctrl, SourceDeleted: true, BrokerReceiveResult: BrokerReceiveResult{
 			Secrets: []MigratedSecret{
 				{Workspace: "default", Project: "default", Name: "STRIPE_KEY", Version: 1, Action: "created"},

@@ -11,11 +11,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 )
 
@@ -41,6 +43,10 @@ const (
 	EnvTokenFile = "AGENTSECRETS_BROKER_TOKEN_FILE"
 )
 
+// DefaultSocket is where an installed broker listens on this OS
+// (brokersvc's standard layout, docs/broker.md).
+func DefaultSocket() string { return brokersvc.DefaultPlan(runtime.GOOS).Socket() }
+
 // Resolve returns the socket path this process should use, or "" for
 // none: AGENTSECRETS_BROKER if set, else the standard socket if it exists.
 func Resolve(getenv func(string) string) (string, error) {
@@ -56,13 +62,13 @@ func Resolve(getenv func(string) string) (string, error) {
 		return path, nil
 	case v != "":
 	default:
-		if fi, err := os.Stat(DefaultSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-			return DefaultSocket, nil
+		if fi, err := os.Stat(DefaultSocket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			return DefaultSocket(), nil
 		}
 		return "", nil
 	}
 	return "", errcode.WithHint(errcode.Errorf(errcode.Usage, "%s must be unix:PATH or none", EnvBroker),
-		"set "+EnvBroker+"=unix:"+DefaultSocket+", or unset it")
+		"set "+EnvBroker+"=unix:"+DefaultSocket()+", or unset it")
 }
 
 // Dial connects to the broker's socket, saying what went wrong in terms a

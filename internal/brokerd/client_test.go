@@ -12,8 +12,8 @@ func TestResolve(t *testing.T) {
 	// broker installed the answer differs, and the table below is about
 	// the variable.
 	standard := ""
-	if fi, err := os.Stat(DefaultSocket); err == nil && fi.Mode()&os.ModeSocket != 0 {
-		standard = DefaultSocket
+	if fi, err := os.Stat(DefaultSocket()); err == nil && fi.Mode()&os.ModeSocket != 0 {
+		standard = DefaultSocket()
 	}
 	for _, tt := range []struct {
 		name, value, want string
