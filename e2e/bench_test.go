@@ -285,3 +285,25 @@ func adminPassFile(tb testing.TB, root string) string {
 	}
 	return p
 }
+
+// timedProxyGet sends one GET through the explicit proxy at addr,
+// injecting KEY as a bearer token, reads the whole answer and returns how
+// long that took.
+func timedProxyGet(b *testing.B, client *http.Client, addr, token, target string) time.Duration {
+	req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
+	req.Header.Set("X-AS-Session-Token", token)
+	req.Header.Set("X-AS-Target-URL", target)
+	req.Header.Set("X-AS-Inject-Bearer", "KEY")
+	start := time.Now()
+	resp, err := client.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	d := time.Since(start)
+	if resp.StatusCode != 200 {
+		b.Fatalf("proxy at %s: %d", addr, resp.StatusCode)
+	}
+	return d
+}

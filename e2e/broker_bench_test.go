@@ -121,24 +121,7 @@ func BenchmarkBrokerProxyLatency(b *testing.B) {
 		b.Run(mode.name, func(b *testing.B) {
 			client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, DisableKeepAlives: !mode.keepAlive}}
 			via := func(addr, token string) func() time.Duration {
-				return func() time.Duration {
-					req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
-					req.Header.Set("X-AS-Session-Token", token)
-					req.Header.Set("X-AS-Target-URL", target)
-					req.Header.Set("X-AS-Inject-Bearer", "KEY")
-					start := time.Now()
-					resp, err := client.Do(req)
-					if err != nil {
-						b.Fatal(err)
-					}
-					io.Copy(io.Discard, resp.Body)
-					resp.Body.Close()
-					d := time.Since(start)
-					if resp.StatusCode != 200 {
-						b.Fatalf("proxy at %s: %d", addr, resp.StatusCode)
-					}
-					return d
-				}
+				return func() time.Duration { return timedProxyGet(b, client, addr, token, target) }
 			}
 			viaLocal, viaBroker := via(localAddr, localTok), via(remoteAddr, remoteTok)
 			for range 300 { // warm connections, the value caches and the redactor

@@ -8,7 +8,6 @@ package e2e
 // no process at all.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"io/fs"
@@ -17,9 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 )
 
 // brokerEnvVault is envVault through a daemon: the client's home holds no
@@ -189,107 +186,6 @@ func TestBrokerEnvCanary(t *testing.T) {
 	for _, w := range []string{"state/audit.log", "state/index.json", "state/vault.enc"} {
 		if !seen[w] {
 			t.Errorf("the file scan did not see %s (saw %v)", w, seen)
-		}
-	}
-}
-
-// TestBrokerEnvExitSignalsStdin: the child's exit status and death by a
-// signal come back as the client's exit status, the client's stdin is the
-// child's, SIGINT/SIGTERM/SIGHUP sent to the client reach the child (they
-// do not cancel the command on the daemon), a closed stdout gives the child
-// its SIGPIPE, and the records keep every status.
-func TestBrokerEnvExitSignalsStdin(t *testing.T) {
-	v, _ := brokerEnvVault(t, []byte(randomValue(t, "sk_benv_")))
-	for _, tc := range []struct {
-		script string
-		exit   int
-	}{
-		{"exit 0", 0},
-		{"exit 3", 3},
-		{"exit 255", 255},
-		{"kill -TERM $$", 128 + int(syscall.SIGTERM)},
-		{"kill -KILL $$", 128 + int(syscall.SIGKILL)},
-	} {
-		r := v.Run("env", "--only", "KEY", "--", "sh", "-c", tc.script)
-		if r.Code != tc.exit || len(r.Stdout) != 0 {
-			t.Errorf("%s: exit %d (want %d), stdout %q stderr %q", tc.script, r.Code, tc.exit, r.Stdout, r.Stderr)
-		}
-	}
-	in := bytes.Repeat([]byte("stdin passes through\n"), 10000)
-	r := v.RunIn(in, "env", "--only", "KEY", "--", "cat").OK(t)
-	if !bytes.Equal(r.Stdout, in) {
-		t.Fatalf("cat got %d bytes back of %d", len(r.Stdout), len(in))
-	}
-
-	for i, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP} {
-		name := sigName(sig)
-		cmd := v.envCommand("--only", "KEY", "--", "sh", "-c",
-			`trap 'echo got-`+name+`; exit `+strconv.Itoa(20+i)+`' `+name+`; echo ready; while :; do sleep 0.05; done`)
-		stdout, _ := cmd.StdoutPipe()
-		must(t, cmd.Start())
-		br := bufio.NewReader(stdout)
-		if line, err := br.ReadString('\n'); err != nil || line != "ready\n" {
-			cmd.Process.Kill()
-			t.Fatalf("%s: child did not start: %q %v", name, line, err)
-		}
-		must(t, cmd.Process.Signal(sig))
-		type ended struct {
-			line string
-			err  error
-		}
-		done := make(chan ended, 1)
-		go func() {
-			line, _ := br.ReadString('\n')
-			done <- ended{line, cmd.Wait()}
-		}()
-		var e ended
-		select {
-		case e = <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			t.Fatalf("%s: the child did not end: the signal did not reach it", name)
-		}
-		line, err := e.line, e.err
-		code := 0
-		if ee, ok := err.(*exec.ExitError); ok {
-			code = ee.ExitCode()
-		}
-		if line != "got-"+name+"\n" || code != 20+i {
-			t.Errorf("%s: child said %q, agentsecrets exited %d (%v); want the child's trap and exit %d", name, line, code, err, 20+i)
-		}
-	}
-	// With the client's stdout closed (`| head`), the child gets the
-	// broken pipe it would get without the client in between.
-	cmd := v.envCommand("--only", "KEY", "--", "sh", "-c", "while :; do echo yes; done")
-	stdout, _ := cmd.StdoutPipe()
-	must(t, cmd.Start())
-	if _, err := stdout.Read(make([]byte, 16)); err != nil {
-		t.Fatal(err)
-	}
-	stdout.Close()
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	select {
-	case err := <-done:
-		if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 128+int(syscall.SIGPIPE) {
-			t.Errorf("closed stdout: %v, want exit %d (the child's SIGPIPE)", err, 128+int(syscall.SIGPIPE))
-		}
-	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("closed stdout: the child kept running with nobody reading its output")
-	}
-
-	recs := envRecords(t, v)
-	codes := map[float64]bool{}
-	for _, rec := range recs {
-		if rec["decision"] == "allowed" {
-			code, _ := rec["exit_code"].(float64) // 0 is omitted
-			codes[code] = true
-		}
-	}
-	for _, want := range []float64{3, 143, 137, 20, 21, 22, 141} {
-		if !codes[want] {
-			t.Errorf("no allowed env record with exit code %v: %v", want, recs)
 		}
 	}
 }

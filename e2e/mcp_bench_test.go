@@ -83,24 +83,7 @@ func BenchmarkMcpCallVsProxy(b *testing.B) {
 
 	_, proxyAddr, token := launchProxy(b, env, "")
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	viaProxy := func() time.Duration {
-		req, _ := http.NewRequest("GET", "http://"+proxyAddr+"/proxy", nil)
-		req.Header.Set("X-AS-Session-Token", token)
-		req.Header.Set("X-AS-Target-URL", target)
-		req.Header.Set("X-AS-Inject-Bearer", "KEY")
-		start := time.Now()
-		resp, err := client.Do(req)
-		if err != nil {
-			b.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		d := time.Since(start)
-		if resp.StatusCode != 200 {
-			b.Fatalf("proxy: %d", resp.StatusCode)
-		}
-		return d
-	}
+	viaProxy := func() time.Duration { return timedProxyGet(b, client, proxyAddr, token, target) }
 
 	cmd := exec.Command(binary, "mcp", "serve")
 	cmd.Env, cmd.Dir = env, "/"

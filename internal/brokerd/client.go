@@ -13,7 +13,6 @@ import (
 	"os"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -102,7 +101,7 @@ func Exec(ctx context.Context, path string, req Request, local Local) (int, erro
 	if err := upgrade(conn, br, "/exec", Protocol, nil); err != nil {
 		return 0, err
 	}
-	c := &client{conn: conn, local: local}
+	c := &client{frameConn: frameConn{conn: conn}, local: local}
 	if err := c.sendJSON(FrameRequest, req); err != nil {
 		return 0, lostBroker(err)
 	}
@@ -188,23 +187,8 @@ func lostBroker(err error) error {
 }
 
 type client struct {
-	conn  net.Conn
+	frameConn
 	local Local
-	wmu   sync.Mutex
-}
-
-func (c *client) send(typ byte, payload []byte) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	return WriteFrame(c.conn, typ, payload)
-}
-
-func (c *client) sendJSON(typ byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return c.send(typ, b)
 }
 
 func (c *client) readStdin(max int) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/serve"
 )
 
 // Server serves the broker's socket.
@@ -77,12 +78,10 @@ type peerErrKey struct{}
 // commands finish for grace and returns.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
 	connState, track := s.connState()
-	hs := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: handshakeTimeout,
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+	err := serve.Serve(ctx, ln, s, serve.ServerOptions{ShutdownGrace: grace, Configure: func(hs *http.Server) {
+		hs.ReadHeaderTimeout = handshakeTimeout
+		hs.MaxHeaderBytes = 64 << 10
+		hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
 			ctx = context.WithValue(ctx, pendingKey{}, track(c))
 			uc, ok := c.(*net.UnixConn)
 			if !ok {
@@ -93,29 +92,18 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 				return context.WithValue(ctx, peerErrKey{}, err)
 			}
 			return WithPeer(ctx, p)
-		},
-		ConnState: connState,
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
-	select {
-	case err := <-errc:
-		if errors.Is(err, http.ErrServerClosed) {
-			return nil
 		}
-		return errcode.Errorf(errcode.Internal, "broker stopped: %v", err)
-	case <-ctx.Done():
-	}
-	stop, cancel := context.WithTimeout(context.Background(), grace)
-	defer cancel()
-	hs.Shutdown(stop)
+		hs.ConnState = connState
+	}})
+	// Hijacked exec connections are not the server's to wait for: running
+	// commands get the same grace.
 	done := make(chan struct{})
 	go func() { s.running.Wait(); close(done) }()
 	select {
 	case <-done:
-	case <-stop.Done():
+	case <-time.After(grace):
 	}
-	return nil
+	return err
 }
 
 // connState logs a connection that closed in the middle of a request:

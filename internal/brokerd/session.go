@@ -22,10 +22,8 @@ type Session struct {
 	Request Request
 	Peer    Peer
 
-	conn net.Conn
-	br   *bufio.Reader
-
-	wmu sync.Mutex // one frame at a time
+	frameConn
+	br *bufio.Reader
 
 	stdinMu  sync.Mutex
 	stdin    chan []byte
@@ -54,7 +52,7 @@ type Session struct {
 var ErrClientGone = errcode.WithHint(errcode.New(errcode.Unavailable, "the client went away"), "run the command again")
 
 func newSession(conn net.Conn, br *bufio.Reader, req Request, peer Peer) *Session {
-	return &Session{Request: req, Peer: peer, conn: conn, br: br,
+	return &Session{Request: req, Peer: peer, frameConn: frameConn{conn: conn}, br: br,
 		stdin: make(chan []byte, 1), answers: make(chan []byte, 1), gone: make(chan struct{})}
 }
 
@@ -124,20 +122,6 @@ func (s *Session) Context(ctx context.Context) (context.Context, context.CancelF
 		}
 	}()
 	return ctx, cancel
-}
-
-func (s *Session) send(typ byte, payload []byte) error {
-	s.wmu.Lock()
-	defer s.wmu.Unlock()
-	return WriteFrame(s.conn, typ, payload)
-}
-
-func (s *Session) sendJSON(typ byte, v any) error {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	return s.send(typ, b)
 }
 
 // outChunk keeps output frames well below MaxFrame.

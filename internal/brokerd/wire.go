@@ -18,6 +18,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"sync"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 )
@@ -143,4 +145,25 @@ func ReadFrame(r io.Reader) (byte, []byte, error) {
 		return 0, nil, err
 	}
 	return hdr[0], payload, nil
+}
+
+// frameConn writes whole frames to a connection that several goroutines
+// write to (output, prompts and answers interleave, a frame never does).
+type frameConn struct {
+	conn net.Conn
+	wmu  sync.Mutex
+}
+
+func (f *frameConn) send(typ byte, payload []byte) error {
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	return WriteFrame(f.conn, typ, payload)
+}
+
+func (f *frameConn) sendJSON(typ byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return f.send(typ, b)
 }

@@ -121,6 +121,9 @@ type ServerOptions struct {
 	ReadTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests get once ctx ends.
 	ShutdownGrace time.Duration
+	// Configure, if set, adjusts the server before it serves (the broker
+	// daemon's socket identifies peers in ConnContext).
+	Configure func(*http.Server)
 }
 
 // Serve serves h on l until ctx ends, then shuts down gracefully: new
@@ -137,6 +140,9 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, opts ServerOptio
 		// longer than any fixed bound; the broker's timeout covers stalls.
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 1 << 20,
+	}
+	if opts.Configure != nil {
+		opts.Configure(hs)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(l) }()
