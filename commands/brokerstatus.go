@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"strings"
 
@@ -95,6 +96,7 @@ type BrokerStatusResult struct {
 	// Service is the standard installation on this machine (`broker
 	// install`), when there is one.
 	Service *brokersvc.Status `json:"service,omitempty"`
+	Notes
 }
 
 func (c *BrokerStatusCmd) Run(env *Env) (*BrokerStatusResult, error) {
@@ -120,6 +122,13 @@ func (c *BrokerStatusCmd) Run(env *Env) (*BrokerStatusResult, error) {
 		return res, nil
 	}
 	res.Configured = true
+	// A vault of this user's own is not used while a broker is: say so,
+	// or its secrets seem to have vanished.
+	if d, err := env.Dirs(); err == nil {
+		if _, err := os.Stat(d.ConfigFile()); err == nil {
+			res.warn("this user still has a local vault in %s, which commands do not use while a broker is configured: move it with `agentsecrets broker migrate`", d.Config)
+		}
+	}
 	var who BrokerWhoamiResult
 	err = brokerJSON(env, path, nil, &who, "broker", "whoami")
 	if err == nil {

@@ -26,6 +26,11 @@ func TestBrokerMigrate(t *testing.T) {
 	// The same user and home, now with the broker configured.
 	v := local.with("AGENTSECRETS_BROKER=unix:" + d.Socket)
 	outs := []*Result{v.Run("init", "--admin-passphrase-file", v.AdminFile).OK(t)}
+	// Until it moves, the local vault is unused: broker status says so.
+	before := v.Run("broker", "status").OK(t)
+	if !strings.Contains(string(before.Stdout), "broker migrate") {
+		t.Errorf("broker status does not mention the unused local vault: %s", before.Stdout)
+	}
 
 	m := v.Run("broker", "migrate", "--passphrase-file", v.AdminFile).OK(t)
 	outs = append(outs, m)
@@ -47,6 +52,9 @@ func TestBrokerMigrate(t *testing.T) {
 		}
 	}
 
+	if after := v.Run("broker", "status").OK(t); strings.Contains(string(after.Stdout), "local vault") {
+		t.Errorf("broker status still warns after the migration: %s", after.Stdout)
+	}
 	call := v.Run("call", "--url", up.URL+"/after", "--header", "X-Api-Key=KEY").OK(t)
 	outs = append(outs, call)
 	reqs := up.requests()
