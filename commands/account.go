@@ -285,13 +285,13 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 	if kitFile {
 		// Written before the account exists, so the key is on disk before
 		// anything depends on it.
-		if err := createPrivateFile(c.RecoveryKitFile, "--recovery-kit-file", []byte(kit.Text())); err != nil {
+		if err := env.user().createFile(c.RecoveryKitFile, "--recovery-kit-file", []byte(kit.Text())); err != nil {
 			return nil, err
 		}
 	}
 	client, err := agentsync.NewClient(agentsync.Options{Server: server, Email: c.Email, Getenv: env.Getenv})
 	if err != nil {
-		os.Remove(c.RecoveryKitFile)
+		env.user().removeFile(c.RecoveryKitFile)
 		return nil, err
 	}
 	signed, err := agentsync.CreateAccount(env.ctx(), client, c.Email, name, password, key)
@@ -300,7 +300,7 @@ func (c *AccountCreateCmd) Run(env *Env) (*AccountResult, error) {
 			return nil, err
 		}
 		if refusedBeforeCreating(err) {
-			os.Remove(c.RecoveryKitFile)
+			env.user().removeFile(c.RecoveryKitFile)
 			return nil, err
 		}
 		// The answer was lost: the account may exist, with this key.

@@ -138,7 +138,9 @@ func (e *Env) Store() (*vault.Store, error) {
 // the terminal. Never from argv, stdin or an environment variable's value.
 func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
 	path := e.Getenv("AGENTSECRETS_VAULT_PASSPHRASE_FILE")
-	if e.globals != nil && e.globals.VaultPassphraseFile != "" {
+	// In the broker daemon the vault's passphrase is its own file: a path a
+	// client names is never read as the daemon's user.
+	if e.globals != nil && e.globals.VaultPassphraseFile != "" && !e.daemon {
 		path = e.globals.VaultPassphraseFile
 	}
 	if path != "" {

@@ -81,6 +81,11 @@ func applyInput(parser *kong.Kong, args []string, env *Env) ([]string, error) {
 	if err != nil || !ok {
 		return args, err
 	}
+	if env.daemon {
+		// The client expands --input before it sends the command line; a
+		// path here would be read as the daemon's user.
+		return nil, errcode.WithHint(errcode.New(errcode.Usage, "--input reached the broker unexpanded"), "run the command with agentsecrets itself, which reads --input on your side")
+	}
 	var data []byte
 	if src == "-" {
 		data, err = io.ReadAll(io.LimitReader(env.IO.In, maxInput+1))

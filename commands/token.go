@@ -191,7 +191,7 @@ func (c *WorkspaceTokenCreateCmd) Run(env *Env) (*WorkspaceTokenResult, error) {
 	r, err := conn.CreateToken(env.ctx(), sel.Workspace, agsync.TokenSpec{Name: c.Name, Role: c.Role, Projects: c.Project, Life: life, Secret: tokSecret})
 	if err != nil {
 		if c.Out != "" && (agsync.NotSent(err) || errcode.Classify(err).Code != errcode.Unavailable) {
-			os.Remove(c.Out)
+			env.user().removeFile(c.Out)
 		}
 		return nil, err
 	}

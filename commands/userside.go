@@ -27,8 +27,10 @@ type userSide interface {
 	findLink(dir string) (*vault.Selection, string, error)
 	writeLink(dir string, sel vault.Selection) (string, error)
 	writeAgentFiles(dir string) ([]agentfiles.Result, error)
-	// createFile writes a new private file (a token's --out).
+	// createFile writes a new private file (a token's --out, a recovery
+	// kit); removeFile takes one back when what it was for failed.
 	createFile(path, flag string, data []byte) error
+	removeFile(path string)
 	// lookPath finds env's program; spawn starts env's child and waits
 	// for it (envcmd.go), where the user's processes run.
 	lookPath(name string) (string, error)
@@ -59,6 +61,8 @@ func (localSide) writeLink(dir string, sel vault.Selection) (string, error) {
 func (localSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	return agentfiles.Write(dir)
 }
+
+func (localSide) removeFile(path string) { os.Remove(path) }
 
 func (localSide) createFile(path, flag string, data []byte) error {
 	return createPrivateFile(path, flag, data)
@@ -91,6 +95,7 @@ const (
 	opWriteLink      = "write_link"
 	opAgentFiles     = "agent_files"
 	opCreateFile     = "create_file"
+	opRemoveFile     = "remove_file"
 	opLookPath       = "look_path"
 	opSpawn          = "spawn"
 )
@@ -149,6 +154,10 @@ func (r remoteSide) writeAgentFiles(dir string) ([]agentfiles.Result, error) {
 	err := r.sess.Call(opAgentFiles, sideArgs{Dir: dir}, &res)
 	return res, err
 }
+
+// removeFile asks the client: the daemon never removes a path a client
+// named, which could be one of its own files.
+func (r remoteSide) removeFile(path string) { r.sess.Call(opRemoveFile, sideArgs{Path: path}, nil) }
 
 func (r remoteSide) createFile(path, flag string, data []byte) error {
 	return r.sess.Call(opCreateFile, sideArgs{Path: path, Flag: flag, Data: data}, nil)
@@ -209,6 +218,9 @@ func (cs *clientSide) answer(op string, raw json.RawMessage) (any, error) {
 		return side.writeLink(a.Dir, a.Selection)
 	case opAgentFiles:
 		return side.writeAgentFiles(a.Dir)
+	case opRemoveFile:
+		side.removeFile(a.Path)
+		return nil, nil
 	case opCreateFile:
 		err := side.createFile(a.Path, a.Flag, a.Data)
 		clear(a.Data)
