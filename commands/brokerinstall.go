@@ -1,13 +1,21 @@
 package commands
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"os/user"
+	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/term"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // BrokerInstallCmd installs the broker as a service running as its own
@@ -15,6 +23,8 @@ import (
 type BrokerInstallCmd struct {
 	User   []string `placeholder:"NAME[=SCOPE,...]" help:"User allowed to use the broker, optionally narrowed to workspaces or workspace/project pairs (repeatable; default: the user who ran sudo)." json:"user,omitempty"`
 	DryRun bool     `help:"Show the plan and the service file; change nothing." json:"dry_run,omitempty"`
+	// AdminPassphraseFile: see initVault.
+	AdminPassphraseFile string `placeholder:"PATH" help:"File holding the broker vault's admin passphrase (otherwise it is asked on the terminal)." json:"admin_passphrase_file,omitempty"`
 
 	// testOnlyPlan adjusts the plan before it is used (temporary paths,
 	// throwaway account names); nil outside tests.
@@ -37,6 +47,9 @@ type BrokerInstallResult struct {
 	ServiceText string           `json:"service_text,omitempty" term:"lines"`
 	Steps       []brokersvc.Step `json:"steps"`
 	Started     bool             `json:"started" jsonschema:"description=The service manager started the broker"`
+	// VaultInitialised: the broker's vault exists, with an admin
+	// passphrase chosen by the person who installed it.
+	VaultInitialised bool `json:"vault_initialised"`
 	// RunAs is the command root runs to start the broker where no
 	// service manager does (docs/broker.md "Without systemd").
 	RunAs string   `json:"run_as,omitempty"`
@@ -94,12 +107,82 @@ func (c *BrokerInstallCmd) Run(env *Env) (*BrokerInstallResult, error) {
 		return nil, err
 	}
 	res.Steps, res.Started = rep.Steps, rep.Started
+	if err := c.initVault(env, p, res); err != nil {
+		return nil, err
+	}
 	if len(rep.RunAs) > 0 {
 		res.RunAs = strings.Join(rep.RunAs, " ")
 		res.Next = append(res.Next, "systemd is not running: start the broker as root with `"+res.RunAs+"` (docs/broker.md \"Without systemd\")")
 	}
 	res.Next = append(res.Next, "members of group "+p.Group+" see it at their next login (or run `newgrp "+p.Group+"`)")
 	return res, nil
+}
+
+// initVault creates the broker's vault at install time, with the admin
+// passphrase of the person installing it, typed on their terminal (or read
+// from --admin-passphrase-file). Left to the first client's `init`, the
+// passphrase that approves every policy change would be chosen by whoever
+// came first, and that could be an agent of an allowed user. Without a
+// terminal or a file, install still succeeds and says to run init now.
+func (c *BrokerInstallCmd) initVault(env *Env, p brokersvc.Plan, res *BrokerInstallResult) error {
+	state := p.StateDir
+	if _, err := os.Stat(filepath.Join(state, "config.json")); err == nil {
+		res.VaultInitialised = true
+		return nil
+	}
+	u, err := user.Lookup(p.User)
+	if err != nil {
+		return errcode.Errorf(errcode.Internal, "look up the broker's user %s: %v", p.User, err)
+	}
+	uid, err1 := strconv.Atoi(u.Uid)
+	gid, err2 := strconv.Atoi(u.Gid)
+	if err1 != nil || err2 != nil {
+		return errcode.Errorf(errcode.Internal, "the broker's user %s has no numeric ids", p.User)
+	}
+	// An earlier install that left the vault for later gave the state to
+	// the broker's user; this process (root) works on it, then gives it
+	// back.
+	if err := chownTree(state, os.Getuid(), os.Getgid()); err != nil {
+		return err
+	}
+	if err := ensurePassphraseFile(filepath.Join(state, daemonPassphraseFile)); err != nil {
+		return err
+	}
+	// The daemon's own view: its home, its passphrase file, the file
+	// backend, nothing of the installing user's environment.
+	ienv := *env
+	ienv.Getenv = daemonGetenv(state, env.Getenv)
+	ienv.daemon = true
+	initCmd := InitCmd{Backend: vault.KindFile, AdminPassphraseFile: c.AdminPassphraseFile}
+	_, initErr := initCmd.Run(&ienv)
+	// Whatever init created belongs to the broker's user, even after a
+	// failure (the passphrase file at least).
+	if err := chownTree(state, uid, gid); err != nil {
+		return err
+	}
+	if initErr != nil {
+		if !errors.Is(initErr, term.ErrNoTerminal) {
+			return initErr
+		}
+		res.warn("the broker's vault was not created (no terminal to choose its admin passphrase on): run `agentsecrets init` as one of its users now, before any agent can")
+		return nil
+	}
+	res.VaultInitialised = true
+	return nil
+}
+
+// chownTree gives dir and everything in it to uid:gid, never following a
+// symlink.
+func chownTree(dir string, uid, gid int) error {
+	return filepath.WalkDir(dir, func(path string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if err := os.Lchown(path, uid, gid); err != nil {
+			return errcode.Errorf(errcode.Unavailable, "give %s to the broker's user: %w", path, err)
+		}
+		return nil
+	})
 }
 
 func (c *BrokerUninstallCmd) Run(env *Env) (*BrokerUninstallResult, error) {
@@ -146,6 +229,9 @@ func (r *BrokerInstallResult) WriteText(w io.Writer) error {
 	if len(r.Steps) > 0 {
 		fmt.Fprintln(w, "Steps:")
 		writeSteps(w, r.Steps)
+	}
+	if !r.DryRun {
+		fmt.Fprintf(w, "  vault     %s\n", map[bool]string{true: "created, with your admin passphrase", false: "NOT created: run `agentsecrets init` now"}[r.VaultInitialised])
 	}
 	for _, n := range r.Next {
 		fmt.Fprintf(w, "Next: %s\n", n)

@@ -8,7 +8,9 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
@@ -105,9 +107,41 @@ func TestBrokerInstallRun(t *testing.T) {
 	if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", client).CombinedOutput(); err != nil {
 		t.Fatalf("useradd: %v: %s", err, out)
 	}
+	// No terminal and no --admin-passphrase-file: installed, but the vault
+	// is left for the first `init`, and the result says to run it now.
 	res, err := (&BrokerInstallCmd{User: []string{client + "=default"}, testOnlyPlan: mod}).Run(brokerEnv(t, ""))
 	if err != nil {
 		t.Fatalf("install: %v", err)
+	}
+	if res.VaultInitialised || len(res.Warnings) != 1 || !strings.Contains(res.Warnings[0], "agentsecrets init") {
+		t.Errorf("install without a passphrase: initialised %v, warnings %v", res.VaultInitialised, res.Warnings)
+	}
+	// With one: the vault is created now, with the installer's passphrase,
+	// and everything in the state directory is the broker user's.
+	admin := filepath.Join(t.TempDir(), "admin.pass")
+	if err := os.WriteFile(admin, []byte("installer's admin passphrase\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err = (&BrokerInstallCmd{User: []string{client + "=default"}, AdminPassphraseFile: admin, testOnlyPlan: mod}).Run(brokerEnv(t, ""))
+	if err != nil || !res.VaultInitialised {
+		t.Fatalf("install with --admin-passphrase-file: %v, initialised %v", err, res != nil && res.VaultInitialised)
+	}
+	bu, err := user.Lookup(res.Plan.User)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"config.json", "index.json", "vault.enc", "vault.passphrase"} {
+		fi, err := os.Stat(filepath.Join(res.Plan.StateDir, f))
+		if err != nil {
+			t.Errorf("%s: %v", f, err)
+			continue
+		}
+		if st := fi.Sys().(*syscall.Stat_t); strconv.Itoa(int(st.Uid)) != bu.Uid || fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s: owner %d mode %v, want %s and private", f, st.Uid, fi.Mode().Perm(), bu.Uid)
+		}
+	}
+	if cfg, _ := os.ReadFile(filepath.Join(res.Plan.StateDir, "config.json")); !strings.Contains(string(cfg), `"backend": "file"`) && !strings.Contains(string(cfg), `"backend":"file"`) {
+		t.Errorf("the broker's vault is not its file: %s", cfg)
 	}
 	self, _ := selfPath()
 	want, _ := os.ReadFile(self)
