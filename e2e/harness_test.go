@@ -113,9 +113,13 @@ func (v *Vault) Env() []string {
 			env = append(env, k+"="+val)
 		}
 	}
+	// Never a broker installed on the machine running the tests: its
+	// vault is a person's, not a test's.
+	broker := "none"
 	if v.Broker != "" {
-		env = append(env, "AGENTSECRETS_BROKER=unix:"+v.Broker)
+		broker = "unix:" + v.Broker
 	}
+	env = append(env, "AGENTSECRETS_BROKER="+broker)
 	return append(env, v.ExtraEnv...)
 }
 
