@@ -99,6 +99,41 @@ func BenchmarkBrokerCall(b *testing.B) {
 	pairedP50(b, "local", "broker", call(local), call(remote))
 }
 
+// BenchmarkBrokerCallVsKeychain: `call` through a broker daemon, whose
+// vault is its encrypted file held open, against `call` in its own process
+// on the Secret Service backend, interleaved in one run. It is the
+// ssh-agent property of issue 13: no key derivation per call on the file
+// backend once a long-lived process holds the vault. Target: broker/keychain
+// <= 1.5. Needs a Secret Service (scripts/with-secret-service).
+func BenchmarkBrokerCallVsKeychain(b *testing.B) {
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") == "" {
+		b.Skip("no Secret Service: run under scripts/with-secret-service")
+	}
+	up := balanceUpstream(b)
+	const value = "sk_bench_broker_kc_0123456789ab"
+	keychain := append(benchVaultOn(b, up, value, true), "AGENTSECRETS_BROKER=none")
+	remote := benchBroker(b, up, value)
+	target := up.URL + "/v1/balance"
+	call := func(env []string) func() time.Duration {
+		return func() time.Duration {
+			cmd := exec.Command(binary, "call", "--url", target, "--bearer", "KEY")
+			cmd.Env = env
+			start := time.Now()
+			out, err := cmd.CombinedOutput()
+			d := time.Since(start)
+			if err != nil || !strings.Contains(string(out), "48213") {
+				b.Fatalf("call: %v\n%s", err, out)
+			}
+			return d
+		}
+	}
+	for range 3 {
+		call(keychain)()
+		call(remote)()
+	}
+	pairedP50(b, "keychain", "broker", call(keychain), call(remote))
+}
+
 // BenchmarkBrokerProxyLatency: a request through `proxy start` in broker
 // mode (the connection handed to the daemon, which serves it) against the
 // same request through today's in-process proxy (AGENTSECRETS_BROKER=none),
