@@ -66,12 +66,10 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,6 +79,10 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 )
+
+// maxKeptBuf bounds the encoding buffer a Log keeps between appends: a
+// typical batch fits, a batch of long paths does not keep its memory.
+const maxKeptBuf = 64 << 10
 
 // DefaultMaxFileSize is the rotation threshold when Options leaves it zero.
 const DefaultMaxFileSize = 10 << 20
@@ -121,6 +123,8 @@ type Log struct {
 	// and the active file stay open between batches instead of being
 	// opened and closed for every record.
 	kept *keptFiles
+	// buf, guarded by sem, is the encoding buffer writeLocked reuses.
+	buf []byte
 }
 
 // keptFiles are the descriptors a Writer keeps open. Each is re-checked
@@ -347,33 +351,44 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 		}
 	}
 
-	var buf []byte // lines not yet written, for records recs[written:pending]
+	// buf holds the lines not yet written, for records recs[written:pending],
+	// in a buffer kept between calls so a batch costs no allocation for its
+	// bytes; one grown by an unusually large batch is let go.
+	buf := l.buf[:0]
+	defer func() {
+		if cap(buf) <= maxKeptBuf {
+			l.buf = buf[:0]
+		}
+	}()
 	pending := 0
-	flush := func() error {
-		if len(buf) == 0 {
+	// flush writes the first n bytes of buf and keeps the rest.
+	flush := func(n int) error {
+		if n == 0 {
 			return nil
 		}
-		if _, err := f.Write(buf); err != nil {
+		if _, err := f.Write(buf[:n]); err != nil {
 			// Undo a partial write (a full disk) while we still hold the
 			// lock, so the file does not keep a torn line for a record
 			// nobody saw.
 			f.Truncate(size)
 			return ioError("write the audit log", err)
 		}
-		size += int64(len(buf))
-		buf, written = buf[:0], pending
+		size += int64(n)
+		buf = buf[:copy(buf, buf[n:])]
+		written = pending
 		return nil
 	}
 	for i, r := range recs {
 		r.Prev = prev
-		line, err := marshalLine(r)
-		if err != nil {
-			return written, errors.Join(flush(), err)
+		start := len(buf)
+		if buf, err = appendLine(buf, r); err != nil {
+			return written, errors.Join(flush(start), err)
 		}
-		if cur := size + int64(len(buf)); cur > 0 && cur+int64(len(line)) > l.maxSize {
-			if err := flush(); err != nil {
+		if cur := size + int64(start); cur > 0 && size+int64(len(buf)) > l.maxSize {
+			if err := flush(start); err != nil {
 				return written, err
 			}
+			start = 0
 			if mustClose {
 				f.Close()
 			}
@@ -388,11 +403,10 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 			}
 			size = st.Size()
 		}
-		buf = append(buf, line...)
 		pending = i + 1
-		prev = lineHash(line[:len(line)-1])
+		prev = lineHash(buf[start : len(buf)-1])
 	}
-	if err := flush(); err != nil {
+	if err := flush(len(buf)); err != nil {
 		return written, err
 	}
 	l.tail.file, l.tail.size, l.tail.hash = st, size, prev
@@ -455,19 +469,6 @@ func fileTail(path string) (hash string, ok bool, err error) {
 		return "", false, err
 	}
 	return lineHash(last), true, nil
-}
-
-// marshalLine encodes r as one line ending in "\n". The encoder does not
-// escape <, > and &, so `proxy logs` shows paths as they were; it does
-// escape newlines and U+2028/U+2029, so a record is always one line.
-func marshalLine(r *Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, errcode.Errorf(errcode.Internal, "encode audit record: %w", err)
-	}
-	return buf.Bytes(), nil // Encode ends the value with exactly one "\n"
 }
 
 // lineHash is the chain hash of one line's bytes, without its newline.
