@@ -127,15 +127,34 @@ type Log struct {
 	buf []byte
 }
 
-// keptFiles are the descriptors a Writer keeps open. Each is re-checked
-// against its path under the lock before use, so a file another process
-// renamed (rotation) or someone deleted is never written or locked.
+// keptFiles are the descriptors a Writer keeps open. The active file is
+// re-checked against its path under the lock before every use, so a file
+// another process renamed (rotation) or someone deleted is never written.
+//
+// The lock file is re-checked less often, because nothing agentsecrets
+// does replaces it: only someone deleting it (or the whole directory) by
+// hand does. It is checked under the lock whenever the active file shows
+// that another process wrote since our last append (the one way a
+// replaced lock can matter to the chain: that process and we no longer
+// exclude each other), and otherwise at least every lockRecheck. So a
+// replaced lock file is noticed before the first batch that follows
+// another process's append, and at most lockRecheck after the replacement
+// in any case.
 type keptFiles struct {
 	lock       *filelock.File
 	lockInfo   os.FileInfo
 	active     *os.File
 	activeInfo os.FileInfo
+	// lockChecked is when the lock path was last seen naming lock;
+	// lockFresh is true when that was during the current hold.
+	lockChecked time.Time
+	lockFresh   bool
 }
+
+// lockRecheck bounds the time between two checks of a kept lock file
+// against its path when nothing else calls for one (see keptFiles). At
+// most one stat per lockRecheck, instead of one per batch.
+const lockRecheck = 100 * time.Millisecond
 
 // Open returns the log kept in dir. It touches no file: the directory is
 // created by the first Append, and reading a log that does not exist yet
@@ -235,9 +254,11 @@ func (l *Log) withFileLock(ctx context.Context, fn func() error) (err error) {
 var errStaleLock = errors.New("the audit lock file was replaced")
 
 // withKeptLock runs fn under the lock held through the kept lock file. Once
-// the lock is held it checks that the path still names that file, and
-// reopens it otherwise: a lock on a deleted or replaced file would exclude
-// nobody. Checking before locking would leave a window for the swap.
+// the lock is held, when a check is due (see keptFiles), it checks that the
+// path still names that file, and reopens it otherwise: a lock on a
+// deleted or replaced file would exclude nobody. fn may ask for the check
+// too (checkKeptLock) before it writes anything. Checking before locking
+// would leave a window for the swap.
 func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 	k := l.kept
 	path := l.path(lockName)
@@ -255,8 +276,11 @@ func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 			k.lock, k.lockInfo = lf, st
 		}
 		err := k.lock.With(ctx, func() error {
-			if st, err := os.Stat(path); err != nil || !os.SameFile(st, k.lockInfo) {
-				return errStaleLock
+			k.lockFresh = false
+			if time.Since(k.lockChecked) >= lockRecheck {
+				if err := l.checkKeptLock(); err != nil {
+					return err
+				}
 			}
 			return fn()
 		})
@@ -269,6 +293,21 @@ func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 			return ioError("lock the audit log", err)
 		}
 	}
+}
+
+// checkKeptLock returns errStaleLock unless the lock path still names the
+// kept lock file; the caller holds the lock through it. One check per hold
+// is enough: the caller holds the lock, so nobody else's check is racing it.
+func (l *Log) checkKeptLock() error {
+	k := l.kept
+	if k.lockFresh {
+		return nil
+	}
+	if st, err := os.Stat(l.path(lockName)); err != nil || !os.SameFile(st, k.lockInfo) {
+		return errStaleLock
+	}
+	k.lockFresh, k.lockChecked = true, time.Now()
+	return nil
 }
 
 // activeFile returns the active file, open for appending, and its state.
@@ -324,7 +363,15 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 	size := st.Size()
 
 	var prev string
-	if size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size {
+	ours := size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size
+	if !ours && l.kept != nil {
+		// Someone else may have written since our last append: make sure
+		// they and we take the same lock before writing anything.
+		if err := l.checkKeptLock(); err != nil {
+			return 0, err
+		}
+	}
+	if ours {
 		// Same file, same size as after our own last append: no other
 		// writer came in between, so its last line is the one we wrote.
 		prev = l.tail.hash
