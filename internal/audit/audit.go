@@ -46,17 +46,19 @@
 // and the chain never forks.
 //
 // A long-running front end (the proxy) appends through a [Writer]
-// instead: it queues records and writes each batch under one lock with one
-// write call, keeping the lock file and the active file open between
-// batches, by the same rules, so it shares the chain with `call` processes
-// appending at the same time.
+// instead: it queues records, lets a batch linger up to 1 ms for more, and
+// writes each batch under one lock with one write call, keeping the lock
+// file and the active file open between batches, by the same rules, so it
+// shares the chain with `call` processes appending at the same time.
 //
 // Appends are not fsynced. A write that returned has reached the kernel and
 // survives a crash of the process, which is what an audit of an agent's
 // requests needs; fsync per request would cost milliseconds on every call
 // and still not make the log tamper-proof. A crash of the whole machine may
 // lose the newest lines or leave a torn one. (A Writer's queue is the one
-// place a record waits in memory; Writer.Close writes it and fsyncs.)
+// place a record waits in memory, normally for at most about 1 ms, so a
+// crash of the process loses that much; Writer.Close writes it and
+// fsyncs. See [Writer].)
 //
 // A torn line (a file that does not end in a newline, after a crash or a
 // full disk) is never silently dropped or overwritten: the next Append
