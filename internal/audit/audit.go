@@ -275,7 +275,9 @@ func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 				lf.Close()
 				return ioError("stat the audit lock", err)
 			}
-			k.lock, k.lockInfo = lf, st
+			// Checked at its first hold: the path may have changed
+			// between the open and the lock.
+			k.lock, k.lockInfo, k.lockChecked = lf, st, time.Time{}
 		}
 		err := k.lock.With(ctx, func() error {
 			k.lockFresh = false

@@ -96,8 +96,8 @@ var ErrAuditWrite = errcode.New(errcode.Internal, "audit records could not be wr
 func (l *Log) NewWriter() *Writer { return l.newWriter(lingerDelay) }
 
 func (l *Log) newWriter(linger time.Duration) *Writer {
-	w := &Writer{log: l, linger: linger, wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{}),
-		progress: make(chan struct{})}
+	w := &Writer{log: l, linger: linger, wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
+		stop: make(chan struct{}), done: make(chan struct{}), progress: make(chan struct{})}
 	l.sem <- struct{}{}
 	if l.kept == nil {
 		l.kept = &keptFiles{}
@@ -152,9 +152,9 @@ func poke(c chan struct{}) {
 	}
 }
 
-// Flush waits until every record queued before the call is written, with
-// no linger. It returns early with the error of a failed batch (the writer keeps
-// retrying it) or when ctx ends.
+// Flush waits until every record queued before the call is written; the
+// batch holding them does not linger. It returns early with the error of a
+// failed batch (the writer keeps retrying it) or when ctx ends.
 func (w *Writer) Flush(ctx context.Context) error {
 	w.mu.Lock()
 	target, pending := w.accepted, w.written < w.accepted
