@@ -46,17 +46,19 @@
 // and the chain never forks.
 //
 // A long-running front end (the proxy) appends through a [Writer]
-// instead: it queues records and writes each batch under one lock with one
-// write call, keeping the lock file and the active file open between
-// batches, by the same rules, so it shares the chain with `call` processes
-// appending at the same time.
+// instead: it queues records, lets a batch linger up to 1 ms for more, and
+// writes each batch under one lock with one write call, keeping the lock
+// file and the active file open between batches, by the same rules, so it
+// shares the chain with `call` processes appending at the same time.
 //
 // Appends are not fsynced. A write that returned has reached the kernel and
 // survives a crash of the process, which is what an audit of an agent's
 // requests needs; fsync per request would cost milliseconds on every call
 // and still not make the log tamper-proof. A crash of the whole machine may
 // lose the newest lines or leave a torn one. (A Writer's queue is the one
-// place a record waits in memory; Writer.Close writes it and fsyncs.)
+// place a record waits in memory, normally for at most about 1 ms, so a
+// crash of the process loses that much; Writer.Close writes it and
+// fsyncs. See [Writer].)
 //
 // A torn line (a file that does not end in a newline, after a crash or a
 // full disk) is never silently dropped or overwritten: the next Append
@@ -66,12 +68,10 @@
 package audit
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -81,6 +81,10 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/filelock"
 )
+
+// maxKeptBuf bounds the encoding buffer a Log keeps between appends: a
+// typical batch fits, a batch of long paths does not keep its memory.
+const maxKeptBuf = 64 << 10
 
 // DefaultMaxFileSize is the rotation threshold when Options leaves it zero.
 const DefaultMaxFileSize = 10 << 20
@@ -121,17 +125,38 @@ type Log struct {
 	// and the active file stay open between batches instead of being
 	// opened and closed for every record.
 	kept *keptFiles
+	// buf, guarded by sem, is the encoding buffer writeLocked reuses.
+	buf []byte
 }
 
-// keptFiles are the descriptors a Writer keeps open. Each is re-checked
-// against its path under the lock before use, so a file another process
-// renamed (rotation) or someone deleted is never written or locked.
+// keptFiles are the descriptors a Writer keeps open. The active file is
+// re-checked against its path under the lock before every use, so a file
+// another process renamed (rotation) or someone deleted is never written.
+//
+// The lock file is re-checked less often, because nothing agentsecrets
+// does replaces it: only someone deleting it (or the whole directory) by
+// hand does. It is checked under the lock whenever the active file shows
+// that another process wrote since our last append (the one way a
+// replaced lock can matter to the chain: that process and we no longer
+// exclude each other), and otherwise at least every lockRecheck. So a
+// replaced lock file is noticed before the first batch that follows
+// another process's append, and at most lockRecheck after the replacement
+// in any case.
 type keptFiles struct {
 	lock       *filelock.File
 	lockInfo   os.FileInfo
 	active     *os.File
 	activeInfo os.FileInfo
+	// lockChecked is when the lock path was last seen naming lock;
+	// lockFresh is true when that was during the current hold.
+	lockChecked time.Time
+	lockFresh   bool
 }
+
+// lockRecheck bounds the time between two checks of a kept lock file
+// against its path when nothing else calls for one (see keptFiles). At
+// most one stat per lockRecheck, instead of one per batch.
+const lockRecheck = 100 * time.Millisecond
 
 // Open returns the log kept in dir. It touches no file: the directory is
 // created by the first Append, and reading a log that does not exist yet
@@ -231,9 +256,11 @@ func (l *Log) withFileLock(ctx context.Context, fn func() error) (err error) {
 var errStaleLock = errors.New("the audit lock file was replaced")
 
 // withKeptLock runs fn under the lock held through the kept lock file. Once
-// the lock is held it checks that the path still names that file, and
-// reopens it otherwise: a lock on a deleted or replaced file would exclude
-// nobody. Checking before locking would leave a window for the swap.
+// the lock is held, when a check is due (see keptFiles), it checks that the
+// path still names that file, and reopens it otherwise: a lock on a
+// deleted or replaced file would exclude nobody. fn may ask for the check
+// too (checkKeptLock) before it writes anything. Checking before locking
+// would leave a window for the swap.
 func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 	k := l.kept
 	path := l.path(lockName)
@@ -248,11 +275,16 @@ func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 				lf.Close()
 				return ioError("stat the audit lock", err)
 			}
-			k.lock, k.lockInfo = lf, st
+			// Checked at its first hold: the path may have changed
+			// between the open and the lock.
+			k.lock, k.lockInfo, k.lockChecked = lf, st, time.Time{}
 		}
 		err := k.lock.With(ctx, func() error {
-			if st, err := os.Stat(path); err != nil || !os.SameFile(st, k.lockInfo) {
-				return errStaleLock
+			k.lockFresh = false
+			if time.Since(k.lockChecked) >= lockRecheck {
+				if err := l.checkKeptLock(); err != nil {
+					return err
+				}
 			}
 			return fn()
 		})
@@ -265,6 +297,21 @@ func (l *Log) withKeptLock(ctx context.Context, fn func() error) error {
 			return ioError("lock the audit log", err)
 		}
 	}
+}
+
+// checkKeptLock returns errStaleLock unless the lock path still names the
+// kept lock file; the caller holds the lock through it. One check per hold
+// is enough: the caller holds the lock, so nobody else's check is racing it.
+func (l *Log) checkKeptLock() error {
+	k := l.kept
+	if k.lockFresh {
+		return nil
+	}
+	if st, err := os.Stat(l.path(lockName)); err != nil || !os.SameFile(st, k.lockInfo) {
+		return errStaleLock
+	}
+	k.lockFresh, k.lockChecked = true, time.Now()
+	return nil
 }
 
 // activeFile returns the active file, open for appending, and its state.
@@ -320,7 +367,15 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 	size := st.Size()
 
 	var prev string
-	if size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size {
+	ours := size > 0 && l.tail.file != nil && os.SameFile(st, l.tail.file) && size == l.tail.size
+	if !ours && l.kept != nil {
+		// Someone else may have written since our last append: make sure
+		// they and we take the same lock before writing anything.
+		if err := l.checkKeptLock(); err != nil {
+			return 0, err
+		}
+	}
+	if ours {
 		// Same file, same size as after our own last append: no other
 		// writer came in between, so its last line is the one we wrote.
 		prev = l.tail.hash
@@ -347,33 +402,44 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 		}
 	}
 
-	var buf []byte // lines not yet written, for records recs[written:pending]
+	// buf holds the lines not yet written, for records recs[written:pending],
+	// in a buffer kept between calls so a batch costs no allocation for its
+	// bytes; one grown by an unusually large batch is let go.
+	buf := l.buf[:0]
+	defer func() {
+		if cap(buf) <= maxKeptBuf {
+			l.buf = buf[:0]
+		}
+	}()
 	pending := 0
-	flush := func() error {
-		if len(buf) == 0 {
+	// flush writes the first n bytes of buf and keeps the rest.
+	flush := func(n int) error {
+		if n == 0 {
 			return nil
 		}
-		if _, err := f.Write(buf); err != nil {
+		if _, err := f.Write(buf[:n]); err != nil {
 			// Undo a partial write (a full disk) while we still hold the
 			// lock, so the file does not keep a torn line for a record
 			// nobody saw.
 			f.Truncate(size)
 			return ioError("write the audit log", err)
 		}
-		size += int64(len(buf))
-		buf, written = buf[:0], pending
+		size += int64(n)
+		buf = buf[:copy(buf, buf[n:])]
+		written = pending
 		return nil
 	}
 	for i, r := range recs {
 		r.Prev = prev
-		line, err := marshalLine(r)
-		if err != nil {
-			return written, errors.Join(flush(), err)
+		start := len(buf)
+		if buf, err = appendLine(buf, r); err != nil {
+			return written, errors.Join(flush(start), err)
 		}
-		if cur := size + int64(len(buf)); cur > 0 && cur+int64(len(line)) > l.maxSize {
-			if err := flush(); err != nil {
+		if cur := size + int64(start); cur > 0 && size+int64(len(buf)) > l.maxSize {
+			if err := flush(start); err != nil {
 				return written, err
 			}
+			start = 0
 			if mustClose {
 				f.Close()
 			}
@@ -388,11 +454,10 @@ func (l *Log) writeLocked(recs []*Record) (written int, err error) {
 			}
 			size = st.Size()
 		}
-		buf = append(buf, line...)
 		pending = i + 1
-		prev = lineHash(line[:len(line)-1])
+		prev = lineHash(buf[start : len(buf)-1])
 	}
-	if err := flush(); err != nil {
+	if err := flush(len(buf)); err != nil {
 		return written, err
 	}
 	l.tail.file, l.tail.size, l.tail.hash = st, size, prev
@@ -455,19 +520,6 @@ func fileTail(path string) (hash string, ok bool, err error) {
 		return "", false, err
 	}
 	return lineHash(last), true, nil
-}
-
-// marshalLine encodes r as one line ending in "\n". The encoder does not
-// escape <, > and &, so `proxy logs` shows paths as they were; it does
-// escape newlines and U+2028/U+2029, so a record is always one line.
-func marshalLine(r *Record) ([]byte, error) {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(r); err != nil {
-		return nil, errcode.Errorf(errcode.Internal, "encode audit record: %w", err)
-	}
-	return buf.Bytes(), nil // Encode ends the value with exactly one "\n"
 }
 
 // lineHash is the chain hash of one line's bytes, without its newline.

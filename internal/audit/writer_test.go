@@ -475,38 +475,121 @@ func BenchmarkWriterAppend(b *testing.B) {
 
 // TestWriterLockFileReplaced: when audit.lock is deleted and recreated
 // under a running Writer, the writer locks the new file, the one other
-// processes lock, rather than the deleted one it holds open.
+// processes lock, rather than the deleted one it holds open: at once when
+// another process has appended under the new file (the writer sees its
+// line), and otherwise once lockRecheck has passed since its last check.
 func TestWriterLockFileReplaced(t *testing.T) {
+	for _, otherAppends := range []bool{true, false} {
+		t.Run(fmt.Sprintf("other process appended %v", otherAppends), func(t *testing.T) {
+			dir := t.TempDir()
+			w := Open(dir, Options{}).NewWriter()
+			defer w.Close()
+			writeN(t, w, "a", 1, 3)
+			if err := w.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			lock := filepath.Join(dir, lockName)
+			if err := os.Remove(lock); err != nil {
+				t.Fatal(err)
+			}
+			want := idsOf("a", 1, 3)
+			if otherAppends {
+				appendN(t, Open(dir, Options{}), "o", 1) // creates the new lock file
+				want = append(want, "o000000")
+			} else {
+				// Nothing shows the writer that the lock changed; only the
+				// periodic check can.
+				time.Sleep(lockRecheck)
+			}
+			held := make(chan struct{})
+			release := make(chan struct{})
+			go filelock.With(context.Background(), lock, func() error {
+				close(held)
+				<-release
+				return nil
+			})
+			<-held
+			writeN(t, w, "b", 1, 3)
+			ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+			defer cancel()
+			if err := w.Flush(ctx); errcode.Classify(err).Code != errcode.Timeout {
+				t.Fatalf("Flush while another holder has the new lock file = %v, want it to wait", err)
+			}
+			close(release)
+			if err := w.Flush(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			checkAll(t, dir, append(want, idsOf("b", 1, 3)...))
+		})
+	}
+}
+
+// TestWriterOtherProcessBetweenBatches: a `call` process appends (and
+// rotates the file the Writer keeps open) between two batches of a
+// running Writer. The next batch chains from that process's last line,
+// into the new active file, under the lock that process took.
+func TestWriterOtherProcessBetweenBatches(t *testing.T) {
+	const maxSize = 4 << 10 // a dozen records: the other process rotates
 	dir := t.TempDir()
-	w := Open(dir, Options{}).NewWriter()
-	defer w.Close()
-	writeN(t, w, "a", 1, 3)
-	if err := w.Flush(context.Background()); err != nil {
+	w := Open(dir, Options{MaxFileSize: maxSize}).NewWriter()
+	var want []string
+	for round := range 4 {
+		prefix := fmt.Sprintf("w%d-", round)
+		writeN(t, w, prefix, 1, 5)
+		want = append(want, idsOf(prefix, 1, 5)...)
+		if err := w.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		other := fmt.Sprintf("p%d-", round)
+		cmd := helper(dir, "GO_WANT_HELPER_PROCESS=1", "AUDIT_HELPER_PREFIX="+other,
+			"AUDIT_HELPER_N=20", fmt.Sprintf("AUDIT_HELPER_MAX=%d", maxSize))
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("other process: %v: %s", err, out)
+		}
+		for i := range 20 {
+			want = append(want, fmt.Sprintf("%s%06d", other, i))
+		}
+	}
+	writeN(t, w, "last", 1, 5)
+	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	lock := filepath.Join(dir, lockName)
-	if err := os.Remove(lock); err != nil {
-		t.Fatal(err)
+	if v := checkAll(t, dir, append(want, idsOf("last", 1, 5)...)); len(v.Files) < 5 {
+		t.Errorf("too few rotations to mean anything: %v", v.Files)
 	}
-	held := make(chan struct{})
-	release := make(chan struct{})
-	go filelock.With(context.Background(), lock, func() error { // creates the new file
-		close(held)
-		<-release
-		return nil
-	})
-	<-held
-	writeN(t, w, "b", 1, 3)
-	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+}
+
+// TestWriterLingers: a batch waits for more records (here: for an hour),
+// except that a Flush, a full batch and Close write at once.
+func TestWriterLingers(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, activeName)
+	w := Open(dir, Options{}).newWriter(time.Hour)
+	writeN(t, w, "a", 4, 5)
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("records written before the linger ended or a Flush: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := w.Flush(ctx); errcode.Classify(err).Code != errcode.Timeout {
-		t.Fatalf("Flush while another holder has the new lock file = %v, want it to wait", err)
-	}
-	close(release)
-	if err := w.Flush(context.Background()); err != nil {
+	if err := w.Flush(ctx); err != nil { // not an hour
 		t.Fatal(err)
 	}
-	checkAll(t, dir, append(idsOf("a", 1, 3), idsOf("b", 1, 3)...))
+	if n := len(readLines(t, path)); n != 20 {
+		t.Fatalf("%d lines after Flush, want 20", n)
+	}
+
+	writeN(t, w, "full", 1, maxBatch)
+	for deadline := time.Now().Add(10 * time.Second); len(readLines(t, path)) < 20+maxBatch; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("a full batch waited for the linger")
+		}
+	}
+
+	writeN(t, w, "c", 1, 3)
+	if err := w.Close(); err != nil { // an hour early
+		t.Fatal(err)
+	}
+	checkAll(t, dir, append(append(idsOf("a", 4, 5), idsOf("full", 1, maxBatch)...), idsOf("c", 1, 3)...))
 }
 
 // flushUntilOK polls Flush until it succeeds or a deadline passes: a
