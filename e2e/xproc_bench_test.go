@@ -1,0 +1,463 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The three-process proxy benchmark. Users run a load client (the agent),
+// the proxy and the API as three processes on one machine, so that is what
+// BenchmarkProxyXProc measures: the benchmark process is the load client,
+// and the upstream and the floor (a bare httputil.ReverseProxy) are this
+// test binary re-executed with xprocServeEnv set, which TestMain turns into
+// a server instead of a test run. Re-executing the test binary rather than
+// building a helper costs no extra `go build` and keeps the servers next to
+// the benchmark that reads their output.
+
+const (
+	// xprocServeEnv makes TestMain serve: "upstream" or "floor".
+	xprocServeEnv = "AGENTSECRETS_E2E_XPROC_SERVE"
+	// xprocTargetEnv is the floor's upstream (http://host:port).
+	xprocTargetEnv = "AGENTSECRETS_E2E_XPROC_TARGET"
+	// xprocHeaderEnv is the Authorization header the floor injects.
+	xprocHeaderEnv = "AGENTSECRETS_E2E_XPROC_HEADER"
+
+	xprocBodySize = 100 << 20
+	xprocBalance  = `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`
+	// No run of half this value occurs in the 100 MB body: that would be
+	// a partial echo, redacted (and counted) on every 16 bytes.
+	xprocValue = "sk_bench_xproc_Zq8Kd2Lp0xWv7Y9t"
+)
+
+// xprocServe is the whole life of a helper process: it prints its address
+// on stdout and serves until killed. It returns an exit status.
+func xprocServe(mode string) int {
+	var h http.Handler
+	switch mode {
+	case "upstream":
+		chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
+		mux := http.NewServeMux()
+		mux.HandleFunc("/v1/balance", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, xprocBalance)
+		})
+		mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(xprocBodySize))
+			for sent := 0; sent < xprocBodySize; sent += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		h = mux
+	case "floor":
+		target, err := url.Parse(os.Getenv(xprocTargetEnv))
+		if err != nil || target.Host == "" {
+			fmt.Fprintf(os.Stderr, "floor: bad %s: %v\n", xprocTargetEnv, err)
+			return 2
+		}
+		header := os.Getenv(xprocHeaderEnv)
+		// Idle connections for every load client: without them a bare
+		// proxy opens a connection per request at 16 clients and the
+		// floor is no floor.
+		h = &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(target)
+				r.Out.Header.Set("Authorization", header)
+			},
+			Transport: &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "%s=%q: want upstream or floor\n", xprocServeEnv, mode)
+		return 2
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ln.Addr().String())
+	fmt.Fprintln(os.Stderr, http.Serve(ln, h))
+	return 1
+}
+
+// startXProc runs this test binary as a helper in mode and returns its
+// base URL and process id.
+func startXProc(b *testing.B, mode string, env ...string) (string, int) {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append([]string{xprocServeEnv + "=" + mode, "PATH=" + os.Getenv("PATH")}, env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("%s did not start: %v", mode, err)
+	}
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+}
+
+// xprocSide is one way to the upstream: direct, through our proxy or
+// through the floor.
+type xprocSide struct {
+	name string
+	pid  int // the proxy process; 0 for direct
+	req  func(path string) *http.Request
+}
+
+// do sends one request for path on c, reads the whole answer and returns
+// its size, or an error for a failure or any status but 200.
+func (s *xprocSide) do(c *http.Client, path string) (int64, error) {
+	resp, err := c.Do(s.req(path))
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: status %d", s.name, path, resp.StatusCode)
+	}
+	return n, err
+}
+
+// BenchmarkProxyXProc: our proxy (`agentsecrets proxy start`, its own
+// process) against the floor, a bare httputil.ReverseProxy process that
+// injects a fixed header, between a load client (this process) and an
+// upstream process, all on 127.0.0.1. The vault is on the Secret Service
+// when DBUS_SESSION_BUS_ADDRESS is set (scripts/bench runs under
+// scripts/with-secret-service), else the encrypted file (metric keychain:
+// 1 or 0, and logged). b.N is the number of rounds (scripts/bench: 5x);
+// within each round ours and the floor alternate which goes first, and
+// every figure is the median of the per-round figures:
+//
+//   - added p50 at 1 client, one keep-alive connection per side, requests
+//     to direct, ours and floor interleaved: ours − direct, floor − direct
+//     and ours − floor, in ms;
+//   - throughput at 16 clients (a connection each) for XPROC_LOAD_SECONDS
+//     (1.5) per side: ours ÷ floor;
+//   - proxy CPU per request in that load (utime+stime deltas from
+//     /proc/PID/stat ÷ requests), ours and floor, in µs;
+//   - a 100 MB body, ours ÷ floor in MB/s, and ours' peak RSS (VmHWM).
+//
+// With XPROC_CPUPROFILE=FILE, a fresh proxy then runs with
+// AGENTSECRETS_CPUPROFILE=FILE under the 16-client load for
+// XPROC_PROFILE_SECONDS (5) and stops, leaving the profile in FILE for
+// `go tool pprof -top` (scripts/bench).
+func BenchmarkProxyXProc(b *testing.B) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		b.Skip("needs /proc")
+	}
+	upURL, _ := startXProc(b, "upstream")
+	floorURL, floorPID := startXProc(b, "floor", xprocTargetEnv+"="+upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
+	keychain := os.Getenv("DBUS_SESSION_BUS_ADDRESS") != ""
+	env := append(benchVaultURL(b, upURL, xprocValue, keychain), "AGENTSECRETS_BROKER=none")
+	proxyArgs := []string{"--max-response", "1073741824"}
+	cmd, proxyAddr, token := launchProxy(b, env, "", proxyArgs...)
+	oursVia := func(addr, token string) func(string) *http.Request {
+		return func(path string) *http.Request {
+			req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
+			req.Header.Set("X-AS-Session-Token", token)
+			req.Header.Set("X-AS-Target-URL", upURL+path)
+			req.Header.Set("X-AS-Inject-Bearer", "KEY")
+			return req
+		}
+	}
+	direct := &xprocSide{name: "direct", req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", upURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+xprocValue)
+		return req
+	}}
+	ours := &xprocSide{name: "ours", pid: cmd.Process.Pid, req: oursVia(proxyAddr, token)}
+	floor := &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", floorURL+path, nil)
+		return req
+	}}
+	const clients = 16
+	loadFor := benchSeconds("XPROC_LOAD_SECONDS", 1.5)
+	latReqs := 400
+	if n, err := strconv.Atoi(os.Getenv("XPROC_LAT_REQS")); err == nil && n > 0 {
+		latReqs = n
+	}
+
+	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
+	sides := []*xprocSide{direct, ours, floor}
+	for range 200 { // warm connections, the value cache and the redactor
+		for _, s := range sides {
+			if _, err := s.do(one, "/v1/balance"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []*xprocSide{ours, floor} {
+		if r := xprocLoad(s, clients, 200*time.Millisecond); r.err != nil {
+			b.Fatal(r.err)
+		}
+	}
+
+	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, mbps, oursMBps, floorMBps, oursRPS, floorRPS []float64
+	b.ResetTimer()
+	for round := range b.N {
+		// Ours first in even rounds, the floor first in odd ones.
+		pair := []*xprocSide{ours, floor}
+		if round%2 == 1 {
+			pair = []*xprocSide{floor, ours}
+		}
+
+		lat := map[string][]time.Duration{}
+		for i := range latReqs {
+			for j := range sides {
+				s := sides[(i+j)%len(sides)]
+				t0 := time.Now()
+				if _, err := s.do(one, "/v1/balance"); err != nil {
+					b.Fatal(err)
+				}
+				lat[s.name] = append(lat[s.name], time.Since(t0))
+			}
+		}
+		pd, po, pf := ms(median(lat["direct"])), ms(median(lat["ours"])), ms(median(lat["floor"]))
+		directP50, addOurs, addFloor, oursOverFloor = append(directP50, pd), append(addOurs, po-pd), append(addFloor, pf-pd), append(oursOverFloor, po-pf)
+
+		load := map[string]xprocLoadResult{}
+		for _, s := range pair {
+			r := xprocLoad(s, clients, loadFor)
+			if r.err != nil {
+				b.Fatal(r.err)
+			}
+			load[s.name] = r
+		}
+		lo, lf := load["ours"], load["floor"]
+		rps, oursRPS, floorRPS = append(rps, lo.rate()/lf.rate()), append(oursRPS, lo.rate()), append(floorRPS, lf.rate())
+		cpuOurs, cpuFloor = append(cpuOurs, lo.cpuPerReq()), append(cpuFloor, lf.cpuPerReq())
+
+		speed := map[string]float64{}
+		big := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
+		for _, s := range pair {
+			t0 := time.Now()
+			n, err := s.do(big, "/big")
+			if err != nil || n != xprocBodySize {
+				b.Fatalf("%s: 100 MB body: %d bytes, %v", s.name, n, err)
+			}
+			speed[s.name] = float64(n) / time.Since(t0).Seconds() / 1e6
+		}
+		big.CloseIdleConnections()
+		mbps, oursMBps, floorMBps = append(mbps, speed["ours"]/speed["floor"]), append(oursMBps, speed["ours"]), append(floorMBps, speed["floor"])
+	}
+	b.StopTimer()
+
+	backend := "file"
+	if keychain {
+		backend = "keychain (Secret Service)"
+	}
+	b.Logf("backend %s; %d rounds; figures are medians of per-round figures", backend, b.N)
+	b.ReportMetric(boolMetric(keychain), "keychain")
+	b.ReportMetric(mid(directP50), "direct_p50_ms")
+	b.ReportMetric(mid(addOurs), "ours_added_p50_ms")
+	b.ReportMetric(mid(addFloor), "floor_added_p50_ms")
+	b.ReportMetric(mid(oursOverFloor), "ours-floor_p50_ms")
+	b.ReportMetric(mid(rps), "rps16_ours/floor")
+	b.ReportMetric(mid(oursRPS), "ours_rps16")
+	b.ReportMetric(mid(floorRPS), "floor_rps16")
+	b.ReportMetric(mid(cpuOurs), "ours_cpu_us/req")
+	b.ReportMetric(mid(cpuFloor), "floor_cpu_us/req")
+	b.ReportMetric(mid(mbps), "body_MBps_ours/floor")
+	b.ReportMetric(mid(oursMBps), "ours_MB/s")
+	b.ReportMetric(mid(floorMBps), "floor_MB/s")
+	b.ReportMetric(procStatus(ours.pid, "VmHWM"), "ours_peak_rss_MB")
+	b.ReportMetric(procStatus(floor.pid, "VmHWM"), "floor_peak_rss_MB")
+
+	if path := os.Getenv("XPROC_CPUPROFILE"); path != "" {
+		xprocProfile(b, cmd, env, proxyArgs, oursVia, path)
+	}
+}
+
+// xprocProfile stops the measured proxy (one proxy per home), runs a fresh
+// one that writes a CPU profile to path, drives it with the 16-client load
+// and stops it, so the profile is complete when this returns.
+func xprocProfile(b *testing.B, running *exec.Cmd, env, proxyArgs []string, via func(addr, token string) func(string) *http.Request, path string) {
+	running.Process.Signal(os.Interrupt)
+	running.Wait()
+	if !filepath.IsAbs(path) {
+		if wd, err := os.Getwd(); err == nil {
+			path = filepath.Join(wd, path)
+		}
+	}
+	cmd, addr, token := launchProxy(b, append(slices.Clone(env), "AGENTSECRETS_CPUPROFILE="+path), "", proxyArgs...)
+	s := &xprocSide{name: "ours", pid: cmd.Process.Pid, req: via(addr, token)}
+	r := xprocLoad(s, 16, benchSeconds("XPROC_PROFILE_SECONDS", 5))
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		b.Fatalf("the profiled proxy: %v", err)
+	}
+	if r.err != nil {
+		b.Fatal(r.err)
+	}
+	b.Logf("CPU profile of the proxy under 16 clients (%d requests, %.0f µs CPU each) in %s", r.n, r.cpuPerReq(), path)
+}
+
+// xprocLoadResult is one load run against one side.
+type xprocLoadResult struct {
+	n       int           // requests answered 200
+	elapsed time.Duration // wall time
+	cpu     time.Duration // the proxy's utime+stime over the run
+	err     error         // the first failure
+}
+
+func (r xprocLoadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+func (r xprocLoadResult) cpuPerReq() float64 {
+	return float64(r.cpu.Microseconds()) / float64(r.n)
+}
+
+// xprocLoad runs clients goroutines, a keep-alive connection each, sending
+// small requests to s for dur, and reads the CPU s.pid spent meanwhile.
+func xprocLoad(s *xprocSide, clients int, dur time.Duration) xprocLoadResult {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	res := xprocLoadResult{}
+	cpu0, err := procCPU(s.pid)
+	if err != nil {
+		return xprocLoadResult{err: err}
+	}
+	start := time.Now()
+	deadline := start.Add(dur)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
+			defer c.CloseIdleConnections()
+			n := 0
+			var failed error
+			for failed == nil && time.Now().Before(deadline) {
+				if _, failed = s.do(c, "/v1/balance"); failed == nil {
+					n++
+				}
+			}
+			mu.Lock()
+			res.n += n
+			if res.err == nil {
+				res.err = failed
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	cpu1, err := procCPU(s.pid)
+	if res.err == nil {
+		res.err = err
+	}
+	res.cpu = cpu1 - cpu0
+	if res.err == nil && res.n == 0 {
+		res.err = fmt.Errorf("%s: no request answered in %v", s.name, dur)
+	}
+	return res
+}
+
+// procCPU is a process's user plus system CPU time from /proc/PID/stat.
+// Linux reports it in USER_HZ ticks, which is 100 per second on every
+// architecture (the kernel scales to it for user space).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after its last ')'. utime and stime are
+	// fields 14 and 15, so the 12th and 13th after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// mid is the median of v.
+func mid(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func boolMetric(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// TestProxyCPUProfile: AGENTSECRETS_CPUPROFILE on `proxy start` leaves a
+// pprof CPU profile (gzip-compressed protocol buffers, private to the user)
+// once the proxy stops.
+func TestProxyCPUProfile(t *testing.T) {
+	v := NewVault(t, "file")
+	v.RunIn([]byte("sk_profile_test_0123456789"), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	profile := filepath.Join(t.TempDir(), "proxy.pprof")
+	v.ExtraEnv = []string{"AGENTSECRETS_CPUPROFILE=" + profile}
+	cmd, addr, _ := launchProxy(t, v.Env(), v.Dir)
+	if _, err := os.Stat(profile); err != nil {
+		t.Fatalf("no profile file while the proxy runs: %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("proxy stop: %v", err)
+	}
+	f, err := os.Open(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("the profile is not gzip (pprof): %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("the profile is empty or truncated: %d bytes, %v", len(raw), err)
+	}
+	if fi, _ := os.Stat(profile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("profile mode %o, want 600", fi.Mode().Perm())
+	}
+}
