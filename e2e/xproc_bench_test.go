@@ -147,15 +147,93 @@ func (s *xprocSide) do(c *http.Client, path string) (int64, error) {
 	return n, err
 }
 
+// xprocRig is the three-process set-up: an upstream process, our proxy
+// (`agentsecrets proxy start`) and the floor (a bare ReverseProxy process),
+// and a side for each way to the upstream.
+type xprocRig struct {
+	keychain            bool
+	direct, ours, floor *xprocSide
+	proxy               *exec.Cmd
+	env, proxyArgs      []string
+	upURL               string
+}
+
+// newXProcRig starts the processes. The vault is on the Secret Service
+// when DBUS_SESSION_BUS_ADDRESS is set (scripts/bench runs under
+// scripts/with-secret-service), else the encrypted file; the log says
+// which.
+func newXProcRig(b *testing.B) *xprocRig {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		b.Skip("needs /proc")
+	}
+	r := &xprocRig{keychain: os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "", proxyArgs: []string{"--max-response", "1073741824"}}
+	var floorURL string
+	var floorPID int
+	r.upURL, _ = startXProc(b, "upstream")
+	floorURL, floorPID = startXProc(b, "floor", xprocTargetEnv+"="+r.upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
+	r.env = append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
+	r.direct = &xprocSide{name: "direct", req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", r.upURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+xprocValue)
+		return req
+	}}
+	r.floor = &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", floorURL+path, nil)
+		return req
+	}}
+	r.startProxy(b)
+	return r
+}
+
+// startProxy starts our proxy, with extra environment.
+func (r *xprocRig) startProxy(b *testing.B, extra ...string) {
+	cmd, addr, token := launchProxy(b, append(slices.Clone(r.env), extra...), "", r.proxyArgs...)
+	r.proxy = cmd
+	r.ours = &xprocSide{name: "ours", pid: cmd.Process.Pid, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", token)
+		req.Header.Set("X-AS-Target-URL", r.upURL+path)
+		req.Header.Set("X-AS-Inject-Bearer", "KEY")
+		return req
+	}}
+}
+
+// backend names the vault's backend for the log.
+func (r *xprocRig) backend() string {
+	if r.keychain {
+		return "keychain (Secret Service)"
+	}
+	return "file"
+}
+
+// warm opens connections and fills the value cache and the redactor's
+// state on every side, so no round pays for a first request.
+func (r *xprocRig) warm(b *testing.B, one *http.Client) {
+	for range 200 {
+		for _, s := range []*xprocSide{r.direct, r.ours, r.floor} {
+			if _, err := s.do(one, "/v1/balance"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []*xprocSide{r.ours, r.floor} {
+		if res := xprocLoad(s, xprocClients, 200*time.Millisecond); res.err != nil {
+			b.Fatal(res.err)
+		}
+	}
+}
+
+// xprocClients is the load's concurrency: an agent fanning out requests.
+const xprocClients = 16
+
 // BenchmarkProxyXProc: our proxy (`agentsecrets proxy start`, its own
 // process) against the floor, a bare httputil.ReverseProxy process that
 // injects a fixed header, between a load client (this process) and an
-// upstream process, all on 127.0.0.1. The vault is on the Secret Service
-// when DBUS_SESSION_BUS_ADDRESS is set (scripts/bench runs under
-// scripts/with-secret-service), else the encrypted file (metric keychain:
-// 1 or 0, and logged). b.N is the number of rounds (scripts/bench: 5x);
-// within each round ours and the floor alternate which goes first, and
-// every figure is the median of the per-round figures:
+// upstream process, all on 127.0.0.1 (xprocRig; metric keychain is 1 on
+// the Secret Service, 0 on the file backend). b.N is the number of rounds
+// (scripts/bench: 5x); within each round ours and the floor alternate
+// which goes first, and every figure is the median of the per-round
+// figures:
 //
 //   - added p50 at 1 client, one keep-alive connection per side, requests
 //     to direct, ours and floor interleaved: ours − direct, floor − direct
@@ -163,65 +241,26 @@ func (s *xprocSide) do(c *http.Client, path string) (int64, error) {
 //   - throughput at 16 clients (a connection each) for XPROC_LOAD_SECONDS
 //     (1.5) per side: ours ÷ floor;
 //   - proxy CPU per request in that load (utime+stime deltas from
-//     /proc/PID/stat ÷ requests), ours and floor, in µs;
-//   - a 100 MB body, ours ÷ floor in MB/s, and ours' peak RSS (VmHWM).
-//
-// With XPROC_CPUPROFILE=FILE, a fresh proxy then runs with
-// AGENTSECRETS_CPUPROFILE=FILE under the 16-client load for
-// XPROC_PROFILE_SECONDS (5) and stops, leaving the profile in FILE for
-// `go tool pprof -top` (scripts/bench).
+//     /proc/PID/stat ÷ requests), ours and floor, in µs, and ours ÷ floor;
+//   - a 100 MB body, ours ÷ floor in MB/s, and the peak RSS (VmHWM) of
+//     each proxy while streaming it (the high-water mark is reset through
+//     /proc/PID/clear_refs before; where that is refused, the figure is
+//     the process's lifetime peak), beside ours' RSS just before (what
+//     the small-request load left resident).
 func BenchmarkProxyXProc(b *testing.B) {
-	if _, err := os.Stat("/proc/self/stat"); err != nil {
-		b.Skip("needs /proc")
-	}
-	upURL, _ := startXProc(b, "upstream")
-	floorURL, floorPID := startXProc(b, "floor", xprocTargetEnv+"="+upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
-	keychain := os.Getenv("DBUS_SESSION_BUS_ADDRESS") != ""
-	env := append(benchVaultURL(b, upURL, xprocValue, keychain), "AGENTSECRETS_BROKER=none")
-	proxyArgs := []string{"--max-response", "1073741824"}
-	cmd, proxyAddr, token := launchProxy(b, env, "", proxyArgs...)
-	oursVia := func(addr, token string) func(string) *http.Request {
-		return func(path string) *http.Request {
-			req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
-			req.Header.Set("X-AS-Session-Token", token)
-			req.Header.Set("X-AS-Target-URL", upURL+path)
-			req.Header.Set("X-AS-Inject-Bearer", "KEY")
-			return req
-		}
-	}
-	direct := &xprocSide{name: "direct", req: func(path string) *http.Request {
-		req, _ := http.NewRequest("GET", upURL+path, nil)
-		req.Header.Set("Authorization", "Bearer "+xprocValue)
-		return req
-	}}
-	ours := &xprocSide{name: "ours", pid: cmd.Process.Pid, req: oursVia(proxyAddr, token)}
-	floor := &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
-		req, _ := http.NewRequest("GET", floorURL+path, nil)
-		return req
-	}}
-	const clients = 16
+	r := newXProcRig(b)
+	ours, floor := r.ours, r.floor
+	sides := []*xprocSide{r.direct, ours, floor}
 	loadFor := benchSeconds("XPROC_LOAD_SECONDS", 1.5)
 	latReqs := 400
 	if n, err := strconv.Atoi(os.Getenv("XPROC_LAT_REQS")); err == nil && n > 0 {
 		latReqs = n
 	}
-
 	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
-	sides := []*xprocSide{direct, ours, floor}
-	for range 200 { // warm connections, the value cache and the redactor
-		for _, s := range sides {
-			if _, err := s.do(one, "/v1/balance"); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
-	for _, s := range []*xprocSide{ours, floor} {
-		if r := xprocLoad(s, clients, 200*time.Millisecond); r.err != nil {
-			b.Fatal(r.err)
-		}
-	}
+	r.warm(b, one)
 
-	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, mbps, oursMBps, floorMBps, oursRPS, floorRPS []float64
+	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, cpuRatio, mbps, oursMBps, floorMBps, oursRPS, floorRPS []float64
+	peak, before := map[string]float64{}, map[string]float64{}
 	b.ResetTimer()
 	for round := range b.N {
 		// Ours first in even rounds, the floor first in odd ones.
@@ -246,37 +285,38 @@ func BenchmarkProxyXProc(b *testing.B) {
 
 		load := map[string]xprocLoadResult{}
 		for _, s := range pair {
-			r := xprocLoad(s, clients, loadFor)
-			if r.err != nil {
-				b.Fatal(r.err)
+			res := xprocLoad(s, xprocClients, loadFor)
+			if res.err != nil {
+				b.Fatal(res.err)
 			}
-			load[s.name] = r
+			load[s.name] = res
 		}
 		lo, lf := load["ours"], load["floor"]
 		rps, oursRPS, floorRPS = append(rps, lo.rate()/lf.rate()), append(oursRPS, lo.rate()), append(floorRPS, lf.rate())
 		cpuOurs, cpuFloor = append(cpuOurs, lo.cpuPerReq()), append(cpuFloor, lf.cpuPerReq())
+		cpuRatio = append(cpuRatio, lo.cpuPerReq()/lf.cpuPerReq())
 
 		speed := map[string]float64{}
 		big := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
 		for _, s := range pair {
+			// Best effort: refused, VmHWM stays the lifetime peak.
+			os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0)
+			before[s.name] = max(before[s.name], procStatus(s.pid, "VmRSS"))
 			t0 := time.Now()
 			n, err := s.do(big, "/big")
 			if err != nil || n != xprocBodySize {
 				b.Fatalf("%s: 100 MB body: %d bytes, %v", s.name, n, err)
 			}
 			speed[s.name] = float64(n) / time.Since(t0).Seconds() / 1e6
+			peak[s.name] = max(peak[s.name], procStatus(s.pid, "VmHWM"))
 		}
 		big.CloseIdleConnections()
 		mbps, oursMBps, floorMBps = append(mbps, speed["ours"]/speed["floor"]), append(oursMBps, speed["ours"]), append(floorMBps, speed["floor"])
 	}
 	b.StopTimer()
 
-	backend := "file"
-	if keychain {
-		backend = "keychain (Secret Service)"
-	}
-	b.Logf("backend %s; %d rounds; figures are medians of per-round figures", backend, b.N)
-	b.ReportMetric(boolMetric(keychain), "keychain")
+	b.Logf("backend %s; %d rounds; figures are medians of per-round figures", r.backend(), b.N)
+	b.ReportMetric(boolMetric(r.keychain), "keychain")
 	b.ReportMetric(mid(directP50), "direct_p50_ms")
 	b.ReportMetric(mid(addOurs), "ours_added_p50_ms")
 	b.ReportMetric(mid(addFloor), "floor_added_p50_ms")
@@ -286,39 +326,48 @@ func BenchmarkProxyXProc(b *testing.B) {
 	b.ReportMetric(mid(floorRPS), "floor_rps16")
 	b.ReportMetric(mid(cpuOurs), "ours_cpu_us/req")
 	b.ReportMetric(mid(cpuFloor), "floor_cpu_us/req")
+	b.ReportMetric(mid(cpuRatio), "cpu_ours/floor")
 	b.ReportMetric(mid(mbps), "body_MBps_ours/floor")
 	b.ReportMetric(mid(oursMBps), "ours_MB/s")
 	b.ReportMetric(mid(floorMBps), "floor_MB/s")
-	b.ReportMetric(procStatus(ours.pid, "VmHWM"), "ours_peak_rss_MB")
-	b.ReportMetric(procStatus(floor.pid, "VmHWM"), "floor_peak_rss_MB")
-
-	if path := os.Getenv("XPROC_CPUPROFILE"); path != "" {
-		xprocProfile(b, cmd, env, proxyArgs, oursVia, path)
-	}
+	b.ReportMetric(peak["ours"], "ours_stream_rss_MB")
+	b.ReportMetric(peak["floor"], "floor_stream_rss_MB")
+	b.ReportMetric(before["ours"], "ours_rss_before_stream_MB")
 }
 
-// xprocProfile stops the measured proxy (one proxy per home), runs a fresh
-// one that writes a CPU profile to path, drives it with the 16-client load
-// and stops it, so the profile is complete when this returns.
-func xprocProfile(b *testing.B, running *exec.Cmd, env, proxyArgs []string, via func(addr, token string) func(string) *http.Request, path string) {
-	running.Process.Signal(os.Interrupt)
-	running.Wait()
-	if !filepath.IsAbs(path) {
-		if wd, err := os.Getwd(); err == nil {
-			path = filepath.Join(wd, path)
+// BenchmarkProxyXProcProfile writes a CPU profile of our proxy under the
+// 16-client load of BenchmarkProxyXProc to XPROC_CPUPROFILE (skipped when
+// unset), through AGENTSECRETS_CPUPROFILE: XPROC_PROFILE_SECONDS (5) of
+// load, then the proxy stops, which completes the file. scripts/bench runs
+// it with -benchtime 1x and prints `go tool pprof -top` of the file.
+func BenchmarkProxyXProcProfile(b *testing.B) {
+	path := os.Getenv("XPROC_CPUPROFILE")
+	if path == "" {
+		b.Skip("set XPROC_CPUPROFILE=FILE")
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	r := newXProcRig(b)
+	// One proxy per home: the profiled one replaces the first.
+	r.proxy.Process.Signal(os.Interrupt)
+	r.proxy.Wait()
+	r.startProxy(b, "AGENTSECRETS_CPUPROFILE="+path)
+	r.warm(b, &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}})
+	b.ResetTimer()
+	var res xprocLoadResult
+	for range b.N {
+		if res = xprocLoad(r.ours, xprocClients, benchSeconds("XPROC_PROFILE_SECONDS", 5)); res.err != nil {
+			b.Fatal(res.err)
 		}
 	}
-	cmd, addr, token := launchProxy(b, append(slices.Clone(env), "AGENTSECRETS_CPUPROFILE="+path), "", proxyArgs...)
-	s := &xprocSide{name: "ours", pid: cmd.Process.Pid, req: via(addr, token)}
-	r := xprocLoad(s, 16, benchSeconds("XPROC_PROFILE_SECONDS", 5))
-	cmd.Process.Signal(os.Interrupt)
-	if err := cmd.Wait(); err != nil {
+	b.StopTimer()
+	r.proxy.Process.Signal(os.Interrupt)
+	if err := r.proxy.Wait(); err != nil {
 		b.Fatalf("the profiled proxy: %v", err)
 	}
-	if r.err != nil {
-		b.Fatal(r.err)
-	}
-	b.Logf("CPU profile of the proxy under 16 clients (%d requests, %.0f µs CPU each) in %s", r.n, r.cpuPerReq(), path)
+	b.Logf("backend %s; CPU profile of the proxy under %d clients (%d requests in the last run) in %s", r.backend(), xprocClients, res.n, path)
+	b.ReportMetric(res.cpuPerReq(), "ours_cpu_us/req")
 }
 
 // xprocLoadResult is one load run against one side.
