@@ -340,6 +340,9 @@ func BenchmarkProxyXProc(b *testing.B) {
 // unset), through AGENTSECRETS_CPUPROFILE: XPROC_PROFILE_SECONDS (5) of
 // load, then the proxy stops, which completes the file. scripts/bench runs
 // it with -benchtime 1x and prints `go tool pprof -top` of the file.
+// Before that, where strace is installed, it counts the system calls per
+// request of ours and of the floor under the same load (logged, and
+// reported as ours_syscalls/req and floor_syscalls/req).
 func BenchmarkProxyXProcProfile(b *testing.B) {
 	path := os.Getenv("XPROC_CPUPROFILE")
 	if path == "" {
@@ -349,11 +352,24 @@ func BenchmarkProxyXProcProfile(b *testing.B) {
 		path = abs
 	}
 	r := newXProcRig(b)
+	r.warm(b, &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}})
+	syscalls := map[string]float64{} // reported at the end: ResetTimer drops metrics
+	if _, err := exec.LookPath("strace"); err == nil {
+		for _, s := range []*xprocSide{r.ours, r.floor} {
+			var calls string
+			calls, syscalls[s.name] = xprocSyscalls(b, s)
+			b.Logf("syscalls per request, %s: %s", s.name, calls)
+		}
+	} else {
+		b.Logf("no strace: syscalls not counted")
+	}
 	// One proxy per home: the profiled one replaces the first.
 	r.proxy.Process.Signal(os.Interrupt)
 	r.proxy.Wait()
 	r.startProxy(b, "AGENTSECRETS_CPUPROFILE="+path)
-	r.warm(b, &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}})
+	if res := xprocLoad(r.ours, xprocClients, 200*time.Millisecond); res.err != nil { // warm
+		b.Fatal(res.err)
+	}
 	b.ResetTimer()
 	var res xprocLoadResult
 	for range b.N {
@@ -368,6 +384,78 @@ func BenchmarkProxyXProcProfile(b *testing.B) {
 	}
 	b.Logf("backend %s; CPU profile of the proxy under %d clients (%d requests in the last run) in %s", r.backend(), xprocClients, res.n, path)
 	b.ReportMetric(res.cpuPerReq(), "ours_cpu_us/req")
+	for name, n := range syscalls {
+		b.ReportMetric(n, name+"_syscalls/req")
+	}
+}
+
+// xprocSyscalls counts the system calls of s's process (all its threads)
+// under the 16-client load with strace -c attached, and returns the calls
+// per request, most frequent first ("write 2.00 read 2.00 ..."), and their
+// total. strace slows the process down; the counts do not depend on that.
+func xprocSyscalls(b *testing.B, s *xprocSide) (string, float64) {
+	out := filepath.Join(b.TempDir(), "strace-"+s.name)
+	st := exec.Command("strace", "-f", "-c", "-o", out, "-p", strconv.Itoa(s.pid))
+	stderr, err := st.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// strace says "Process N attached" per thread once it traces them.
+	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
+		b.Fatalf("strace -p %d did not attach: %v", s.pid, err)
+	}
+	go io.Copy(io.Discard, stderr)
+	time.Sleep(200 * time.Millisecond)
+	res := xprocLoad(s, xprocClients, benchSeconds("XPROC_STRACE_SECONDS", 2))
+	st.Process.Signal(os.Interrupt)
+	st.Wait()
+	if res.err != nil {
+		b.Fatal(res.err)
+	}
+	table, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type count struct {
+		name  string
+		calls float64
+	}
+	var counts []count
+	total := 0.0
+	// Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[len(f)-1] == "total" || f[len(f)-1] == "syscall" {
+			continue
+		}
+		calls, err := strconv.ParseFloat(f[3], 64)
+		if err != nil {
+			continue
+		}
+		per := calls / float64(res.n)
+		counts = append(counts, count{f[len(f)-1], per})
+		total += per
+	}
+	slices.SortFunc(counts, func(a, b count) int {
+		if a.calls != b.calls {
+			if a.calls > b.calls {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var w strings.Builder
+	fmt.Fprintf(&w, "%.2f in all (%d requests):", total, res.n)
+	for _, c := range counts {
+		if c.calls >= 0.01 {
+			fmt.Fprintf(&w, " %s %.2f", c.name, c.calls)
+		}
+	}
+	return w.String(), total
 }
 
 // xprocLoadResult is one load run against one side.
