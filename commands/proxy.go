@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -174,11 +175,54 @@ func (c *ProxyStartCmd) listen(env *Env, dirs home.Dirs, start func(*serve.Liste
 	fmt.Fprintf(env.IO.Err, "agentsecrets proxy listening on http://%s (token in %s); Ctrl-C stops it\n", state.Address, state.TokenFile)
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx); err != nil {
+	stopProfile, err := startCPUProfile(env)
+	if err != nil {
+		return nil, err
+	}
+	err = run(ctx)
+	// The profile is written whatever ended the server: a failed run is
+	// the one worth looking at.
+	if perr := stopProfile(); err == nil {
+		err = perr
+	}
+	if err != nil {
 		return nil, err
 	}
 	return &ProxyStatusResult{Running: false, Address: state.Address, TokenFile: state.TokenFile, PID: state.PID,
 		Workspace: sel.Workspace, Project: sel.Project}, nil
+}
+
+// EnvCPUProfile names a file that a running proxy writes a pprof CPU
+// profile to, from listening until it stops: how its cost per request is
+// found under real load (scripts/bench). Unset, nothing is profiled. The
+// profile holds stacks and function names, never a request or a value.
+const EnvCPUProfile = "AGENTSECRETS_CPUPROFILE"
+
+// startCPUProfile starts the CPU profile EnvCPUProfile asks for, and
+// returns what ends it and closes the file.
+func startCPUProfile(env *Env) (func() error, error) {
+	path := env.Getenv(EnvCPUProfile)
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	if !filepath.IsAbs(path) && env.Cwd != "" {
+		path = filepath.Join(env.Cwd, path)
+	}
+	f, err := atomicfile.OpenRegular(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Usage, "%s: open %s: %v", EnvCPUProfile, path, err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, errcode.Errorf(errcode.Internal, "%s: %v", EnvCPUProfile, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", EnvCPUProfile, path, err)
+		}
+		return nil
+	}, nil
 }
 
 // background re-runs this binary as a detached `proxy start` and waits

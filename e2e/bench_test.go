@@ -113,6 +113,12 @@ func benchVault(b *testing.B, up *httptest.Server, value string) []string {
 // benchVaultOn is benchVault on the Secret Service if keychain is set,
 // else on the encrypted file.
 func benchVaultOn(b *testing.B, up *httptest.Server, value string, keychain bool) []string {
+	return benchVaultURL(b, up.URL, value, keychain)
+}
+
+// benchVaultURL is benchVaultOn for an upstream at upURL (http://host:port),
+// which may be another process.
+func benchVaultURL(b *testing.B, upURL, value string, keychain bool) []string {
 	root := b.TempDir()
 	pass := filepath.Join(root, "pass")
 	if err := os.WriteFile(pass, []byte("benchmark passphrase\n"), 0o600); err != nil {
@@ -129,7 +135,7 @@ func benchVaultOn(b *testing.B, up *httptest.Server, value string, keychain bool
 			}
 		}
 	}
-	hostport := strings.TrimPrefix(up.URL, "http://")
+	hostport := strings.TrimPrefix(upURL, "http://")
 	for _, args := range [][]string{
 		{"init", "--backend", backend, "--admin-passphrase-file", admin},
 		{"workspace", "allowlist", "add", hostport, "--allow-http", "--allow-private", "--passphrase-file", admin},

@@ -20,6 +20,11 @@ import (
 var binary string
 
 func TestMain(m *testing.M) {
+	// Re-executed as a helper process of a benchmark, this binary serves
+	// and never tests (xproc_bench_test.go).
+	if mode := os.Getenv(xprocServeEnv); mode != "" {
+		os.Exit(xprocServe(mode))
+	}
 	dir, err := os.MkdirTemp("", "agentsecrets-e2e-*")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -1,0 +1,600 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// The three-process proxy benchmark. Users run a load client (the agent),
+// the proxy and the API as three processes on one machine, so that is what
+// BenchmarkProxyXProc measures: the benchmark process is the load client,
+// and the upstream and the floor (a bare httputil.ReverseProxy) are this
+// test binary re-executed with xprocServeEnv set, which TestMain turns into
+// a server instead of a test run. Re-executing the test binary rather than
+// building a helper costs no extra `go build` and keeps the servers next to
+// the benchmark that reads their output.
+
+const (
+	// xprocServeEnv makes TestMain serve: "upstream" or "floor".
+	xprocServeEnv = "AGENTSECRETS_E2E_XPROC_SERVE"
+	// xprocTargetEnv is the floor's upstream (http://host:port).
+	xprocTargetEnv = "AGENTSECRETS_E2E_XPROC_TARGET"
+	// xprocHeaderEnv is the Authorization header the floor injects.
+	xprocHeaderEnv = "AGENTSECRETS_E2E_XPROC_HEADER"
+
+	xprocBodySize = 100 << 20
+	xprocBalance  = `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`
+	// No run of half this value occurs in the 100 MB body: that would be
+	// a partial echo, redacted (and counted) on every 16 bytes.
+	xprocValue = "sk_bench_xproc_Zq8Kd2Lp0xWv7Y9t"
+)
+
+// xprocServe is the whole life of a helper process: it prints its address
+// on stdout and serves until killed. It returns an exit status.
+func xprocServe(mode string) int {
+	var h http.Handler
+	switch mode {
+	case "upstream":
+		chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
+		mux := http.NewServeMux()
+		mux.HandleFunc("/v1/balance", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, xprocBalance)
+		})
+		mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.Itoa(xprocBodySize))
+			for sent := 0; sent < xprocBodySize; sent += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return
+				}
+			}
+		})
+		h = mux
+	case "floor":
+		target, err := url.Parse(os.Getenv(xprocTargetEnv))
+		if err != nil || target.Host == "" {
+			fmt.Fprintf(os.Stderr, "floor: bad %s: %v\n", xprocTargetEnv, err)
+			return 2
+		}
+		header := os.Getenv(xprocHeaderEnv)
+		// Idle connections for every load client: without them a bare
+		// proxy opens a connection per request at 16 clients and the
+		// floor is no floor.
+		h = &httputil.ReverseProxy{
+			Rewrite: func(r *httputil.ProxyRequest) {
+				r.SetURL(target)
+				r.Out.Header.Set("Authorization", header)
+			},
+			Transport: &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
+		}
+	default:
+		fmt.Fprintf(os.Stderr, "%s=%q: want upstream or floor\n", xprocServeEnv, mode)
+		return 2
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(ln.Addr().String())
+	fmt.Fprintln(os.Stderr, http.Serve(ln, h))
+	return 1
+}
+
+// startXProc runs this test binary as a helper in mode and returns its
+// base URL and process id.
+func startXProc(b *testing.B, mode string, env ...string) (string, int) {
+	b.Helper()
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(self)
+	cmd.Env = append([]string{xprocServeEnv + "=" + mode, "PATH=" + os.Getenv("PATH")}, env...)
+	cmd.Stderr = os.Stderr
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("%s did not start: %v", mode, err)
+	}
+	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+}
+
+// xprocSide is one way to the upstream: direct, through our proxy or
+// through the floor.
+type xprocSide struct {
+	name string
+	pid  int // the proxy process; 0 for direct
+	req  func(path string) *http.Request
+}
+
+// do sends one request for path on c, reads the whole answer and returns
+// its size, or an error for a failure or any status but 200.
+func (s *xprocSide) do(c *http.Client, path string) (int64, error) {
+	resp, err := c.Do(s.req(path))
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("%s %s: status %d", s.name, path, resp.StatusCode)
+	}
+	return n, err
+}
+
+// xprocRig is the three-process set-up: an upstream process, our proxy
+// (`agentsecrets proxy start`) and the floor (a bare ReverseProxy process),
+// and a side for each way to the upstream.
+type xprocRig struct {
+	keychain            bool
+	direct, ours, floor *xprocSide
+	proxy               *exec.Cmd
+	env, proxyArgs      []string
+	upURL               string
+}
+
+// newXProcRig starts the processes. The vault is on the Secret Service
+// when DBUS_SESSION_BUS_ADDRESS is set (scripts/bench runs under
+// scripts/with-secret-service), else the encrypted file; the log says
+// which.
+func newXProcRig(b *testing.B) *xprocRig {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		b.Skip("needs /proc")
+	}
+	r := &xprocRig{keychain: os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "", proxyArgs: []string{"--max-response", "1073741824"}}
+	var floorURL string
+	var floorPID int
+	r.upURL, _ = startXProc(b, "upstream")
+	floorURL, floorPID = startXProc(b, "floor", xprocTargetEnv+"="+r.upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
+	r.env = append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
+	r.direct = &xprocSide{name: "direct", req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", r.upURL+path, nil)
+		req.Header.Set("Authorization", "Bearer "+xprocValue)
+		return req
+	}}
+	r.floor = &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", floorURL+path, nil)
+		return req
+	}}
+	r.startProxy(b)
+	return r
+}
+
+// startProxy starts our proxy, with extra environment.
+func (r *xprocRig) startProxy(b *testing.B, extra ...string) {
+	cmd, addr, token := launchProxy(b, append(slices.Clone(r.env), extra...), "", r.proxyArgs...)
+	r.proxy = cmd
+	r.ours = &xprocSide{name: "ours", pid: cmd.Process.Pid, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", token)
+		req.Header.Set("X-AS-Target-URL", r.upURL+path)
+		req.Header.Set("X-AS-Inject-Bearer", "KEY")
+		return req
+	}}
+}
+
+// backend names the vault's backend for the log.
+func (r *xprocRig) backend() string {
+	if r.keychain {
+		return "keychain (Secret Service)"
+	}
+	return "file"
+}
+
+// warm opens connections and fills the value cache and the redactor's
+// state on every side, so no round pays for a first request.
+func (r *xprocRig) warm(b *testing.B, one *http.Client) {
+	for range 200 {
+		for _, s := range []*xprocSide{r.direct, r.ours, r.floor} {
+			if _, err := s.do(one, "/v1/balance"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	for _, s := range []*xprocSide{r.ours, r.floor} {
+		if res := xprocLoad(s, xprocClients, 200*time.Millisecond); res.err != nil {
+			b.Fatal(res.err)
+		}
+	}
+}
+
+// xprocClients is the load's concurrency: an agent fanning out requests.
+const xprocClients = 16
+
+// BenchmarkProxyXProc: our proxy (`agentsecrets proxy start`, its own
+// process) against the floor, a bare httputil.ReverseProxy process that
+// injects a fixed header, between a load client (this process) and an
+// upstream process, all on 127.0.0.1 (xprocRig; metric keychain is 1 on
+// the Secret Service, 0 on the file backend). b.N is the number of rounds
+// (scripts/bench: 5x); within each round ours and the floor alternate
+// which goes first, and every figure is the median of the per-round
+// figures:
+//
+//   - added p50 at 1 client, one keep-alive connection per side, requests
+//     to direct, ours and floor interleaved: ours − direct, floor − direct
+//     and ours − floor, in ms;
+//   - throughput at 16 clients (a connection each) for XPROC_LOAD_SECONDS
+//     (1.5) per side: ours ÷ floor;
+//   - proxy CPU per request in that load (utime+stime deltas from
+//     /proc/PID/stat ÷ requests), ours and floor, in µs, and ours ÷ floor;
+//   - a 100 MB body, ours ÷ floor in MB/s, and the peak RSS (VmHWM) of
+//     each proxy while streaming it (the high-water mark is reset through
+//     /proc/PID/clear_refs before; where that is refused, the figure is
+//     the process's lifetime peak), beside ours' RSS just before (what
+//     the small-request load left resident).
+func BenchmarkProxyXProc(b *testing.B) {
+	r := newXProcRig(b)
+	ours, floor := r.ours, r.floor
+	sides := []*xprocSide{r.direct, ours, floor}
+	loadFor := benchSeconds("XPROC_LOAD_SECONDS", 1.5)
+	latReqs := 400
+	if n, err := strconv.Atoi(os.Getenv("XPROC_LAT_REQS")); err == nil && n > 0 {
+		latReqs = n
+	}
+	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
+	r.warm(b, one)
+
+	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, cpuRatio, mbps, oursMBps, floorMBps, oursRPS, floorRPS []float64
+	peak, before := map[string]float64{}, map[string]float64{}
+	b.ResetTimer()
+	for round := range b.N {
+		// Ours first in even rounds, the floor first in odd ones.
+		pair := []*xprocSide{ours, floor}
+		if round%2 == 1 {
+			pair = []*xprocSide{floor, ours}
+		}
+
+		lat := map[string][]time.Duration{}
+		for i := range latReqs {
+			for j := range sides {
+				s := sides[(i+j)%len(sides)]
+				t0 := time.Now()
+				if _, err := s.do(one, "/v1/balance"); err != nil {
+					b.Fatal(err)
+				}
+				lat[s.name] = append(lat[s.name], time.Since(t0))
+			}
+		}
+		pd, po, pf := ms(median(lat["direct"])), ms(median(lat["ours"])), ms(median(lat["floor"]))
+		directP50, addOurs, addFloor, oursOverFloor = append(directP50, pd), append(addOurs, po-pd), append(addFloor, pf-pd), append(oursOverFloor, po-pf)
+
+		load := map[string]xprocLoadResult{}
+		for _, s := range pair {
+			res := xprocLoad(s, xprocClients, loadFor)
+			if res.err != nil {
+				b.Fatal(res.err)
+			}
+			load[s.name] = res
+		}
+		lo, lf := load["ours"], load["floor"]
+		rps, oursRPS, floorRPS = append(rps, lo.rate()/lf.rate()), append(oursRPS, lo.rate()), append(floorRPS, lf.rate())
+		cpuOurs, cpuFloor = append(cpuOurs, lo.cpuPerReq()), append(cpuFloor, lf.cpuPerReq())
+		cpuRatio = append(cpuRatio, lo.cpuPerReq()/lf.cpuPerReq())
+
+		speed := map[string]float64{}
+		big := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
+		for _, s := range pair {
+			// Best effort: refused, VmHWM stays the lifetime peak.
+			os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0)
+			before[s.name] = max(before[s.name], procStatus(s.pid, "VmRSS"))
+			t0 := time.Now()
+			n, err := s.do(big, "/big")
+			if err != nil || n != xprocBodySize {
+				b.Fatalf("%s: 100 MB body: %d bytes, %v", s.name, n, err)
+			}
+			speed[s.name] = float64(n) / time.Since(t0).Seconds() / 1e6
+			peak[s.name] = max(peak[s.name], procStatus(s.pid, "VmHWM"))
+		}
+		big.CloseIdleConnections()
+		mbps, oursMBps, floorMBps = append(mbps, speed["ours"]/speed["floor"]), append(oursMBps, speed["ours"]), append(floorMBps, speed["floor"])
+	}
+	b.StopTimer()
+
+	b.Logf("backend %s; %d rounds; figures are medians of per-round figures", r.backend(), b.N)
+	b.ReportMetric(boolMetric(r.keychain), "keychain")
+	b.ReportMetric(mid(directP50), "direct_p50_ms")
+	b.ReportMetric(mid(addOurs), "ours_added_p50_ms")
+	b.ReportMetric(mid(addFloor), "floor_added_p50_ms")
+	b.ReportMetric(mid(oursOverFloor), "ours-floor_p50_ms")
+	b.ReportMetric(mid(rps), "rps16_ours/floor")
+	b.ReportMetric(mid(oursRPS), "ours_rps16")
+	b.ReportMetric(mid(floorRPS), "floor_rps16")
+	b.ReportMetric(mid(cpuOurs), "ours_cpu_us/req")
+	b.ReportMetric(mid(cpuFloor), "floor_cpu_us/req")
+	b.ReportMetric(mid(cpuRatio), "cpu_ours/floor")
+	b.ReportMetric(mid(mbps), "body_MBps_ours/floor")
+	b.ReportMetric(mid(oursMBps), "ours_MB/s")
+	b.ReportMetric(mid(floorMBps), "floor_MB/s")
+	b.ReportMetric(peak["ours"], "ours_stream_rss_MB")
+	b.ReportMetric(peak["floor"], "floor_stream_rss_MB")
+	b.ReportMetric(before["ours"], "ours_rss_before_stream_MB")
+}
+
+// BenchmarkProxyXProcProfile writes a CPU profile of our proxy under the
+// 16-client load of BenchmarkProxyXProc to XPROC_CPUPROFILE (unset, a
+// temporary file: the run still checks the set-up works), through AGENTSECRETS_CPUPROFILE: XPROC_PROFILE_SECONDS (5) of
+// load, then the proxy stops, which completes the file. scripts/bench runs
+// it with -benchtime 1x and prints `go tool pprof -top` of the file.
+// Before that, where strace is installed, it counts the system calls per
+// request of ours and of the floor under the same load (logged, and
+// reported as ours_syscalls/req and floor_syscalls/req).
+func BenchmarkProxyXProcProfile(b *testing.B) {
+	path := os.Getenv("XPROC_CPUPROFILE")
+	if path == "" {
+		path = filepath.Join(b.TempDir(), "proxy.pprof")
+	}
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	r := newXProcRig(b)
+	r.warm(b, &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}})
+	syscalls := map[string]float64{} // reported at the end: ResetTimer drops metrics
+	if _, err := exec.LookPath("strace"); err == nil {
+		for _, s := range []*xprocSide{r.ours, r.floor} {
+			var calls string
+			calls, syscalls[s.name] = xprocSyscalls(b, s)
+			b.Logf("syscalls per request, %s: %s", s.name, calls)
+		}
+	} else {
+		b.Logf("no strace: syscalls not counted")
+	}
+	// One proxy per home: the profiled one replaces the first.
+	r.proxy.Process.Signal(os.Interrupt)
+	r.proxy.Wait()
+	r.startProxy(b, "AGENTSECRETS_CPUPROFILE="+path)
+	if res := xprocLoad(r.ours, xprocClients, 200*time.Millisecond); res.err != nil { // warm
+		b.Fatal(res.err)
+	}
+	b.ResetTimer()
+	var res xprocLoadResult
+	for range b.N {
+		if res = xprocLoad(r.ours, xprocClients, benchSeconds("XPROC_PROFILE_SECONDS", 5)); res.err != nil {
+			b.Fatal(res.err)
+		}
+	}
+	b.StopTimer()
+	r.proxy.Process.Signal(os.Interrupt)
+	if err := r.proxy.Wait(); err != nil {
+		b.Fatalf("the profiled proxy: %v", err)
+	}
+	b.Logf("backend %s; CPU profile of the proxy under %d clients (%d requests in the last run) in %s", r.backend(), xprocClients, res.n, path)
+	b.ReportMetric(res.cpuPerReq(), "ours_cpu_us/req")
+	for name, n := range syscalls {
+		b.ReportMetric(n, name+"_syscalls/req")
+	}
+}
+
+// xprocSyscalls counts the system calls of s's process (all its threads)
+// under the 16-client load with strace -c attached, and returns the calls
+// per request, most frequent first ("write 2.00 read 2.00 ..."), and their
+// total. strace slows the process down; the counts do not depend on that.
+func xprocSyscalls(b *testing.B, s *xprocSide) (string, float64) {
+	out := filepath.Join(b.TempDir(), "strace-"+s.name)
+	st := exec.Command("strace", "-f", "-c", "-o", out, "-p", strconv.Itoa(s.pid))
+	stderr, err := st.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// strace says "Process N attached" per thread once it traces them.
+	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
+		b.Fatalf("strace -p %d did not attach: %v", s.pid, err)
+	}
+	go io.Copy(io.Discard, stderr)
+	time.Sleep(200 * time.Millisecond)
+	res := xprocLoad(s, xprocClients, benchSeconds("XPROC_STRACE_SECONDS", 2))
+	st.Process.Signal(os.Interrupt)
+	st.Wait()
+	if res.err != nil {
+		b.Fatal(res.err)
+	}
+	table, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type count struct {
+		name  string
+		calls float64
+	}
+	var counts []count
+	total := 0.0
+	// Rows: % time, seconds, usecs/call, calls, [errors,] syscall.
+	for _, line := range strings.Split(string(table), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 5 || f[len(f)-1] == "total" || f[len(f)-1] == "syscall" {
+			continue
+		}
+		calls, err := strconv.ParseFloat(f[3], 64)
+		if err != nil {
+			continue
+		}
+		per := calls / float64(res.n)
+		counts = append(counts, count{f[len(f)-1], per})
+		total += per
+	}
+	slices.SortFunc(counts, func(a, b count) int {
+		if a.calls != b.calls {
+			if a.calls > b.calls {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	var w strings.Builder
+	fmt.Fprintf(&w, "%.2f in all (%d requests):", total, res.n)
+	for _, c := range counts {
+		if c.calls >= 0.01 {
+			fmt.Fprintf(&w, " %s %.2f", c.name, c.calls)
+		}
+	}
+	return w.String(), total
+}
+
+// xprocLoadResult is one load run against one side.
+type xprocLoadResult struct {
+	n       int           // requests answered 200
+	elapsed time.Duration // wall time
+	cpu     time.Duration // the proxy's utime+stime over the run
+	err     error         // the first failure
+}
+
+func (r xprocLoadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+func (r xprocLoadResult) cpuPerReq() float64 {
+	return float64(r.cpu.Microseconds()) / float64(r.n)
+}
+
+// xprocLoad runs clients goroutines, a keep-alive connection each, sending
+// small requests to s for dur, and reads the CPU s.pid spent meanwhile.
+func xprocLoad(s *xprocSide, clients int, dur time.Duration) xprocLoadResult {
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	res := xprocLoadResult{}
+	cpu0, err := procCPU(s.pid)
+	if err != nil {
+		return xprocLoadResult{err: err}
+	}
+	start := time.Now()
+	deadline := start.Add(dur)
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}, Timeout: 30 * time.Second}
+			defer c.CloseIdleConnections()
+			n := 0
+			var failed error
+			for failed == nil && time.Now().Before(deadline) {
+				if _, failed = s.do(c, "/v1/balance"); failed == nil {
+					n++
+				}
+			}
+			mu.Lock()
+			res.n += n
+			if res.err == nil {
+				res.err = failed
+			}
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	cpu1, err := procCPU(s.pid)
+	if res.err == nil {
+		res.err = err
+	}
+	res.cpu = cpu1 - cpu0
+	if res.err == nil && res.n == 0 {
+		res.err = fmt.Errorf("%s: no request answered in %v", s.name, dur)
+	}
+	return res
+}
+
+// procCPU is a process's user plus system CPU time from /proc/PID/stat.
+// Linux reports it in USER_HZ ticks, which is 100 per second on every
+// architecture (the kernel scales to it for user space).
+func procCPU(pid int) (time.Duration, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	// The command name (field 2) may hold spaces and parentheses: the
+	// fields that follow start after its last ')'. utime and stime are
+	// fields 14 and 15, so the 12th and 13th after it.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: unexpected format", pid)
+	}
+	return time.Duration(utime+stime) * (time.Second / 100), nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// mid is the median of v.
+func mid(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func boolMetric(v bool) float64 {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+// TestProxyCPUProfile: AGENTSECRETS_CPUPROFILE on `proxy start` leaves a
+// pprof CPU profile (gzip-compressed protocol buffers, private to the user)
+// once the proxy stops.
+func TestProxyCPUProfile(t *testing.T) {
+	v := NewVault(t, "file")
+	v.RunIn([]byte("sk_profile_test_0123456789"), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	profile := filepath.Join(t.TempDir(), "proxy.pprof")
+	v.ExtraEnv = []string{"AGENTSECRETS_CPUPROFILE=" + profile}
+	cmd, addr, _ := launchProxy(t, v.Env(), v.Dir)
+	if _, err := os.Stat(profile); err != nil {
+		t.Fatalf("no profile file while the proxy runs: %v", err)
+	}
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("proxy stop: %v", err)
+	}
+	f, err := os.Open(profile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("the profile is not gzip (pprof): %v", err)
+	}
+	raw, err := io.ReadAll(zr)
+	if err != nil || len(raw) == 0 {
+		t.Fatalf("the profile is empty or truncated: %d bytes, %v", len(raw), err)
+	}
+	if fi, _ := os.Stat(profile); fi.Mode().Perm() != 0o600 {
+		t.Errorf("profile mode %o, want 600", fi.Mode().Perm())
+	}
+}
