@@ -102,7 +102,7 @@ type Broker struct {
 	// IndexWrites then.
 	ixStat   time.Time
 	ixWrites uint64
-	values map[string]cachedValue
+	values   map[string]cachedValue
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
 	redactors map[string]namedRedactor
@@ -414,7 +414,12 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	if maxResponse <= 0 {
 		maxResponse = b.cfg.MaxResponse
 	}
-	h := up.Header.Clone()
+	// The stream type is read before the header is changed: a Connection
+	// line can name Content-Type, and redaction can rewrite it.
+	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
+	// The upstream's header is the broker's to change: nothing reads it
+	// after this (the redirect loop is done with Location).
+	h := up.Header
 	removeHopHeaders(h)
 	body, err := decodeContent(up.Body, h.Values("Content-Encoding"))
 	if err != nil {
@@ -427,7 +432,6 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	hits := redactHeader(h, r)
 	// Replacing an echo changes the body's length.
 	h.Del("Content-Length")
-	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
 	stream := up.ContentLength < 0 || mt == "text/event-stream"
 	capped := &capReader{r: body, left: maxResponse}
 	// A streamed body is released after a short quiet period even when the

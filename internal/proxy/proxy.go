@@ -189,12 +189,17 @@ func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, err
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, broker.MaxRequestBody+1))
-	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "read request body: %v", err)
-	}
-	if len(body) > broker.MaxRequestBody {
-		return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", broker.MaxRequestBody>>20)
+	var body []byte
+	// The server gives a request without a body http.NoBody: nothing to
+	// read, and no buffer to allocate for it.
+	if r.Body != http.NoBody {
+		body, err = io.ReadAll(io.LimitReader(r.Body, broker.MaxRequestBody+1))
+		if err != nil {
+			return nil, errcode.Errorf(errcode.Usage, "read request body: %v", err)
+		}
+		if len(body) > broker.MaxRequestBody {
+			return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", broker.MaxRequestBody>>20)
+		}
 	}
 	sel := sess.Selection
 	if ws := r.Header.Get(HeaderWorkspace); ws != "" {
@@ -208,13 +213,10 @@ func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, err
 			return nil, err
 		}
 	}
-	plain := http.Header{}
-	for k, v := range r.Header {
-		if !strings.HasPrefix(k, "X-As-") {
-			plain[k] = v
-		}
-	}
-	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins,
+	// The client's headers go to the broker as they are, X-AS-* included:
+	// outbound copies them once and drops that prefix, and nothing else in
+	// the broker writes to them.
+	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: r.Header, Body: body, Injections: ins,
 		MaxResponse: sess.MaxResponse, Timeout: sess.Timeout}, nil
 }
 
