@@ -1014,12 +1014,14 @@ func (rr *RedactReader) fill() error {
 			rr.readStream()
 			continue
 		}
-		// Reads start at redactFirstRead and double while the source fills
-		// them, up to the whole buffer: a large body is read (and written
-		// on) in redactReadSize units, and a small one touches, and so
-		// wipes, little of the buffer. The size depends only on how many
-		// bytes arrived, never on what they are.
-		want := min(len(rr.buf)-rr.n, max(rr.want, redactFirstRead))
+		// Reads start at redactFirstRead (or twice the hold-back) and
+		// double while the source fills them, up to maxRead, the window
+		// growing once when first needed: a large body is read (and
+		// written on) in redactReadSize units, and a small one allocates
+		// and wipes little. The size depends only on how many bytes
+		// arrived, never on what they are.
+		want := max(rr.want, redactFirstRead, 2*rr.r.hold)
+		rr.grow(want)
 		k, err := rr.src.Read(rr.buf[rr.n : rr.n+want])
 		// A source may use all of what it is offered as scratch.
 		rr.dirty = max(rr.dirty, rr.n+want)
@@ -1027,7 +1029,7 @@ func (rr *RedactReader) fill() error {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
 		}
 		if k == want {
-			rr.want = min(2*want, len(rr.buf))
+			rr.want = min(2*want, rr.r.maxRead())
 		}
 		rr.n += k
 		if err != nil {
@@ -1066,6 +1068,7 @@ func (rr *RedactReader) readStream() {
 	select {
 	case c := <-rr.chunks:
 		rr.timer.Stop()
+		rr.grow(c.n)
 		rr.n += copy(rr.buf[rr.n:], c.b[:c.n])
 		rr.dirty = max(rr.dirty, rr.n)
 		clear(c.b[:c.n])
@@ -1229,7 +1232,30 @@ func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
 			return b.in, b.out, b.sc
 		}
 	}
-	return make([]byte, max(redactReadSize, 2*r.hold)+2*r.hold), nil, &scanScratch{}
+	return make([]byte, r.window(redactFirstRead)), nil, &scanScratch{}
+}
+
+// maxRead is the largest read a reader makes: redactReadSize, or twice the
+// hold-back for very long values, so that context and hold-back cost at
+// most as much scanning again as the new bytes.
+func (r *Redactor) maxRead() int { return max(redactReadSize, 2*r.hold) }
+
+// window is the size of a window buffer for reads of up to read bytes:
+// hold bytes of context, hold bytes held back and the read.
+func (r *Redactor) window(read int) int { return max(read, 2*r.hold) + 2*r.hold }
+
+// grow makes room in buf for k more bytes (k <= maxRead). A reader starts
+// with a window for redactFirstRead, so a small response neither allocates
+// nor wipes a large one, and moves to the largest window the first time
+// its source sends more at once; the small window is wiped and dropped.
+func (rr *RedactReader) grow(k int) {
+	if len(rr.buf)-rr.n >= k {
+		return
+	}
+	nb := make([]byte, rr.r.window(rr.r.maxRead()))
+	copy(nb, rr.buf[:rr.n])
+	clear(rr.buf[:rr.dirty])
+	rr.buf, rr.dirty = nb, rr.n
 }
 
 // echoForms returns every form in which v could come back (with duplicates).
