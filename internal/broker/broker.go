@@ -91,13 +91,18 @@ type Broker struct {
 	cfg    Config
 	client *http.Client
 
-	// indexPath is stat'ed for every request (see currentIndex); joined once.
+	// indexPath is stat'ed at most every IndexRecheck (see currentIndex);
+	// joined once.
 	indexPath string
 
 	mu     sync.Mutex
 	index  *vault.Index
 	ixInfo os.FileInfo
-	values map[string]cachedValue
+	// ixStat is when index.json was last stat'ed, ixWrites the store's
+	// IndexWrites then.
+	ixStat   time.Time
+	ixWrites uint64
+	values   map[string]cachedValue
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
 	redactors map[string]namedRedactor
@@ -409,7 +414,12 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	if maxResponse <= 0 {
 		maxResponse = b.cfg.MaxResponse
 	}
-	h := up.Header.Clone()
+	// The stream type is read before the header is changed: a Connection
+	// line can name Content-Type, and redaction can rewrite it.
+	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
+	// The upstream's header is the broker's to change: nothing reads it
+	// after this (the redirect loop is done with Location).
+	h := up.Header
 	removeHopHeaders(h)
 	body, err := decodeContent(up.Body, h.Values("Content-Encoding"))
 	if err != nil {
@@ -422,7 +432,6 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	hits := redactHeader(h, r)
 	// Replacing an echo changes the body's length.
 	h.Del("Content-Length")
-	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
 	stream := up.ContentLength < 0 || mt == "text/event-stream"
 	capped := &capReader{r: body, left: maxResponse}
 	// A streamed body is released after a short quiet period even when the
@@ -719,9 +728,27 @@ func basicSecrets(ins []Injection) map[string]bool {
 	return out
 }
 
+// IndexRecheck is how often, at most, the broker stats index.json to see
+// a change made by another process (`secrets set`, a policy change from the
+// CLI): such a change reaches requests within this long. A change made
+// through the broker's own Store (this process) is seen at once. A stat per
+// request cost about 2.5% of the proxy's CPU.
+const IndexRecheck = 100 * time.Millisecond
+
 // currentIndex re-reads index.json only when it was replaced: every write
 // renames a new file into place, so a changed inode or mtime means new data.
 func (b *Broker) currentIndex() (*vault.Index, error) {
+	// The wall clock, not cfg.Now: tests that fix Now still need the cache
+	// to expire, and the monotonic reading ignores clock steps.
+	now := time.Now()
+	writes := b.cfg.Store.IndexWrites()
+	b.mu.Lock()
+	if b.index != nil && writes == b.ixWrites && now.Sub(b.ixStat) < IndexRecheck {
+		ix := b.index
+		b.mu.Unlock()
+		return ix, nil
+	}
+	b.mu.Unlock()
 	fi, err := os.Stat(b.indexPath)
 	if err != nil {
 		return nil, fmt.Errorf("stat index: %w", err)
@@ -729,13 +756,14 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.index != nil && os.SameFile(fi, b.ixInfo) && fi.ModTime().Equal(b.ixInfo.ModTime()) && fi.Size() == b.ixInfo.Size() {
+		b.ixStat, b.ixWrites = now, writes
 		return b.index, nil
 	}
 	ix, err := b.cfg.Store.Index()
 	if err != nil {
 		return nil, err
 	}
-	b.index, b.ixInfo = ix, fi
+	b.index, b.ixInfo, b.ixStat, b.ixWrites = ix, fi, now, writes
 	return ix, nil
 }
 

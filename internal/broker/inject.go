@@ -42,6 +42,10 @@ func removeHopHeaders(h http.Header) {
 
 func textprotoTrim(s string) string { return strings.TrimSpace(s) }
 
+// proxyPrefix starts the headers of the proxy's own protocol (session
+// token, target, injections), which never go upstream.
+const proxyPrefix = "x-as-"
+
 // outbound builds the request sent upstream from the client's request: it
 // never modifies the client's headers, strips hop-by-hop, proxy-only and
 // client copies of injected headers, then sets injected values ("injected
@@ -53,16 +57,18 @@ func textprotoTrim(s string) string { return strings.TrimSpace(s) }
 // recognised, would reassemble it), and method-override headers are
 // dropped when a binding limits the methods.
 func outbound(ctx context.Context, method string, t target, clientHeader http.Header, body []byte, ins []Injection, values map[string][]byte, d policy.Decision) (*http.Request, error) {
-	h := clientHeader.Clone()
-	if h == nil {
-		h = http.Header{}
-	}
-	removeHopHeaders(h)
-	for name := range h {
-		if strings.HasPrefix(strings.ToLower(name), "x-as-") {
-			delete(h, name)
+	// A new map that shares the client's value slices: below, entries are
+	// only set (to new slices) or deleted, never appended to or edited, so
+	// the client's header stays as it was (it is used again on a redirect
+	// hop) without copying every value.
+	h := make(http.Header, len(clientHeader)+2)
+	for name, vals := range clientHeader {
+		// EqualFold, not ToLower: no allocation per header name.
+		if len(name) < len(proxyPrefix) || !strings.EqualFold(name[:len(proxyPrefix)], proxyPrefix) {
+			h[name] = vals
 		}
 	}
+	removeHopHeaders(h)
 	h.Del("Host")
 	h.Del("Content-Length")
 	if len(ins) > 0 && !d.AllowRange {

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,7 +42,7 @@ const (
 func newWorld(t *testing.T, secrets map[string]string) *world {
 	t.Helper()
 	root := t.TempDir()
-	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+	dirs := testDirs(root)
 	pass := func(bool) ([]byte, error) { return []byte("vault passphrase"), nil }
 	ctx := context.Background()
 	st, _, err := vault.Init(ctx, dirs, vault.InitOptions{Options: vault.Options{Getenv: func(string) string { return "" }, VaultPassphrase: pass},

@@ -133,6 +133,8 @@ type Redactor struct {
 
 	scratch *sync.Pool // *scanScratch for Bytes
 	bufs    *sync.Pool
+	// chunks are a StreamReader's read buffers (*[]byte, redactReadSize).
+	chunks *sync.Pool
 
 	// nvalues is how many values NewRedactor was given (hit indexes are
 	// below it).
@@ -143,7 +145,7 @@ type Redactor struct {
 // values are ignored but keep their index). A Redactor without values
 // passes everything through.
 func NewRedactor(values [][]byte) *Redactor {
-	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}, nvalues: len(values)}
+	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}, chunks: &sync.Pool{}, nvalues: len(values)}
 	rawSets := map[string][]int{}
 	canonSets := map[string][]int{}
 	addTo := func(m map[string][]int, f string, i int) {
@@ -838,8 +840,15 @@ func (r *Redactor) newReader(src io.Reader, pause time.Duration) *RedactReader {
 	return &RedactReader{r: r, src: src, pause: pause}
 }
 
-// redactReadSize is how much a RedactReader asks its source for at a time.
-const redactReadSize = 32 << 10
+// redactReadSize is how much a RedactReader asks its source for at a time,
+// and so the most a Read or WriteTo releases at once: large enough that a
+// big body costs few system calls on both sides (a front end writes each
+// chunk with one Write), small enough that a reader's buffers stay well
+// under a megabyte.
+const redactReadSize = 256 << 10
+
+// redactFirstRead is the size of a Reader's first read from its source.
+const redactFirstRead = 32 << 10
 
 // redactMaxEmptyReads bounds how often the source may return 0, nil in a row
 // (as bufio does).
@@ -888,6 +897,12 @@ type RedactReader struct {
 	n, ctx int
 	cover  int
 	sc     *scanScratch
+	// dirty and outDirty bound what this reader wrote to buf and out, so
+	// that Release wipes only that (the pooled buffers are clean beyond
+	// it): a small response does not pay for wiping a large buffer. want
+	// is the size of a Reader's next read (see fill).
+	dirty, outDirty int
+	want            int
 
 	out    []byte // redacted output not yet returned: out[off:]
 	off    int
@@ -936,16 +951,50 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 	if len(p) == 0 {
 		return 0, nil
 	}
+	if err := rr.fill(); err != nil {
+		return 0, err
+	}
+	k := copy(p, rr.out[rr.off:])
+	rr.off += k
+	return k, nil
+}
+
+// WriteTo implements io.WriterTo, so that io.Copy hands w the redacted
+// output straight from the reader's own buffer: one Write per chunk
+// processed (up to redactReadSize), with no caller's buffer and no copy
+// into it. What is released, and when, is the same as through Read.
+func (rr *RedactReader) WriteTo(w io.Writer) (int64, error) {
+	var total int64
+	for {
+		if err := rr.fill(); err != nil {
+			if err == io.EOF {
+				return total, nil
+			}
+			return total, err
+		}
+		k, err := w.Write(rr.out[rr.off:])
+		if err == nil && k < len(rr.out)-rr.off {
+			err = io.ErrShortWrite
+		}
+		rr.off += k
+		total += int64(k)
+		if err != nil {
+			return total, err
+		}
+	}
+}
+
+// fill makes sure out[off:] holds redacted output, reading the source as
+// needed, or returns the error that ends the stream.
+func (rr *RedactReader) fill() error {
 	for {
 		if rr.off < len(rr.out) {
-			k := copy(p, rr.out[rr.off:])
-			rr.off += k
-			return k, nil
+			return nil
 		}
 		rr.out, rr.off = rr.out[:0], 0
 		if rr.err != nil {
 			if rr.n == rr.ctx {
-				return 0, rr.err
+				return rr.err
 			}
 			if rr.err != io.EOF {
 				// The stream broke. What is still held back could be the
@@ -953,7 +1002,7 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 				// hand out part of a secret.
 				clear(rr.buf[:rr.n])
 				rr.n, rr.ctx = 0, 0
-				return 0, rr.err
+				return rr.err
 			}
 			rr.process(true)
 			continue
@@ -965,9 +1014,22 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 			rr.readStream()
 			continue
 		}
-		k, err := rr.src.Read(rr.buf[rr.n:])
-		if k < 0 || k > len(rr.buf)-rr.n {
+		// Reads start at redactFirstRead (or twice the hold-back) and
+		// double while the source fills them, up to maxRead, the window
+		// growing once when first needed: a large body is read (and
+		// written on) in redactReadSize units, and a small one allocates
+		// and wipes little. The size depends only on how many bytes
+		// arrived, never on what they are.
+		want := max(rr.want, redactFirstRead, 2*rr.r.hold)
+		rr.grow(want)
+		k, err := rr.src.Read(rr.buf[rr.n : rr.n+want])
+		// A source may use all of what it is offered as scratch.
+		rr.dirty = max(rr.dirty, rr.n+want)
+		if k < 0 || k > want {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
+		}
+		if k == want {
+			rr.want = min(2*want, rr.r.maxRead())
 		}
 		rr.n += k
 		if err != nil {
@@ -988,8 +1050,8 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 func (rr *RedactReader) readStream() {
 	if rr.done == nil {
 		rr.chunks, rr.free, rr.done = make(chan readChunk, 1), make(chan []byte, 2), make(chan struct{})
-		rr.free <- make([]byte, redactReadSize)
-		rr.free <- make([]byte, redactReadSize)
+		rr.free <- rr.r.getChunk()
+		rr.free <- rr.r.getChunk()
 		rr.timer = time.NewTimer(time.Hour)
 		go readChunks(rr.src, rr.chunks, rr.free, rr.done)
 	}
@@ -1006,7 +1068,9 @@ func (rr *RedactReader) readStream() {
 	select {
 	case c := <-rr.chunks:
 		rr.timer.Stop()
+		rr.grow(c.n)
 		rr.n += copy(rr.buf[rr.n:], c.b[:c.n])
+		rr.dirty = max(rr.dirty, rr.n)
 		clear(c.b[:c.n])
 		rr.free <- c.b
 		if c.n > 0 {
@@ -1083,6 +1147,7 @@ func (rr *RedactReader) process(final bool) {
 	}
 	rr.mu.Lock()
 	rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
+	rr.outDirty = max(rr.outDirty, len(rr.out))
 	hit := len(rr.hits.ids) > 0
 	rr.mu.Unlock()
 	if hit && !rr.hit.Load() {
@@ -1107,10 +1172,16 @@ func (rr *RedactReader) Release() {
 			if c, ok := rr.src.(io.Closer); ok {
 				c.Close()
 			}
+			// Buffers the goroutine handed over, or has not taken, are
+			// reused; one it still reads into is left to it (and the GC).
 			for {
 				select {
 				case c := <-rr.chunks:
 					clear(c.b[:c.n])
+					rr.r.putChunk(c.b)
+					continue
+				case b := <-rr.free:
+					rr.r.putChunk(b)
 					continue
 				default:
 				}
@@ -1120,17 +1191,34 @@ func (rr *RedactReader) Release() {
 		if rr.buf == nil || rr.r.bufs == nil {
 			return
 		}
-		clear(rr.buf)
-		clear(rr.out[:cap(rr.out)])
+		clear(rr.buf[:rr.dirty])
+		clear(rr.out[:rr.outDirty])
 		rr.sc.wipe()
 		rr.r.bufs.Put(&readerBufs{in: rr.buf, out: rr.out[:0], sc: rr.sc})
-		rr.buf, rr.out, rr.sc, rr.n, rr.ctx, rr.off = nil, nil, nil, 0, 0, 0
+		rr.buf, rr.out, rr.sc, rr.n, rr.ctx, rr.off, rr.dirty, rr.outDirty = nil, nil, nil, 0, 0, 0, 0, 0
 	})
 }
 
 type readerBufs struct {
 	in, out []byte
 	sc      *scanScratch
+}
+
+// getChunk returns a StreamReader read buffer; putChunk takes back one that
+// holds no input (wiped, or never read into).
+func (r *Redactor) getChunk() []byte {
+	if r.chunks != nil {
+		if b, ok := r.chunks.Get().(*[]byte); ok {
+			return *b
+		}
+	}
+	return make([]byte, redactReadSize)
+}
+
+func (r *Redactor) putChunk(b []byte) {
+	if r.chunks != nil {
+		r.chunks.Put(&b)
+	}
 }
 
 // getBufs returns a window buffer (hold bytes of context, hold bytes held
@@ -1144,7 +1232,30 @@ func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
 			return b.in, b.out, b.sc
 		}
 	}
-	return make([]byte, max(redactReadSize, 2*r.hold)+2*r.hold), nil, &scanScratch{}
+	return make([]byte, r.window(redactFirstRead)), nil, &scanScratch{}
+}
+
+// maxRead is the largest read a reader makes: redactReadSize, or twice the
+// hold-back for very long values, so that context and hold-back cost at
+// most as much scanning again as the new bytes.
+func (r *Redactor) maxRead() int { return max(redactReadSize, 2*r.hold) }
+
+// window is the size of a window buffer for reads of up to read bytes:
+// hold bytes of context, hold bytes held back and the read.
+func (r *Redactor) window(read int) int { return max(read, 2*r.hold) + 2*r.hold }
+
+// grow makes room in buf for k more bytes (k <= maxRead). A reader starts
+// with a window for redactFirstRead, so a small response neither allocates
+// nor wipes a large one, and moves to the largest window the first time
+// its source sends more at once; the small window is wiped and dropped.
+func (rr *RedactReader) grow(k int) {
+	if len(rr.buf)-rr.n >= k {
+		return
+	}
+	nb := make([]byte, rr.r.window(rr.r.maxRead()))
+	copy(nb, rr.buf[:rr.n])
+	clear(rr.buf[:rr.dirty])
+	rr.buf, rr.dirty = nb, rr.n
 }
 
 // echoForms returns every form in which v could come back (with duplicates).

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
@@ -142,37 +141,38 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
-
 // stream copies the body. For a streaming upstream (server-sent events, a
 // body of unknown length) it flushes after every chunk so events reach the
 // client as they arrive; otherwise the server's own buffering saves a
-// write per response.
+// write per response. The broker's body is a *broker.RedactReader, whose
+// WriteTo writes each redacted chunk (up to 256 KB) from its own buffer:
+// no buffer here, and one Write per chunk.
 func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
-	var flusher http.Flusher
-	if flush {
-		flusher, _ = w.(http.Flusher)
+	// Not w itself: its ReadFrom would copy through a 32 KB buffer of its
+	// own instead of letting the body write.
+	dst := io.Writer(writerOnly{w})
+	if flusher, ok := w.(http.Flusher); ok && flush {
+		dst = flushWriter{w, flusher}
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	buf := *bp
-	for {
-		n, err := body.Read(buf)
-		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
-				return werr
-			}
-			if flusher != nil {
-				flusher.Flush()
-			}
-		}
-		if err == io.EOF {
-			return nil
-		}
-		if err != nil {
-			return err
-		}
+	_, err := io.Copy(dst, body)
+	return err
+}
+
+// writerOnly hides every method of a Writer but Write.
+type writerOnly struct{ io.Writer }
+
+// flushWriter flushes after every Write.
+type flushWriter struct {
+	w io.Writer
+	f http.Flusher
+}
+
+func (fw flushWriter) Write(p []byte) (int, error) {
+	n, err := fw.w.Write(p)
+	if err == nil {
+		fw.f.Flush()
 	}
+	return n, err
 }
 
 // translate turns a /proxy request of sess into a broker request.
@@ -189,12 +189,17 @@ func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, err
 	if err != nil {
 		return nil, err
 	}
-	body, err := io.ReadAll(io.LimitReader(r.Body, broker.MaxRequestBody+1))
-	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "read request body: %v", err)
-	}
-	if len(body) > broker.MaxRequestBody {
-		return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", broker.MaxRequestBody>>20)
+	var body []byte
+	// The server gives a request without a body http.NoBody: nothing to
+	// read, and no buffer to allocate for it.
+	if r.Body != http.NoBody {
+		body, err = io.ReadAll(io.LimitReader(r.Body, broker.MaxRequestBody+1))
+		if err != nil {
+			return nil, errcode.Errorf(errcode.Usage, "read request body: %v", err)
+		}
+		if len(body) > broker.MaxRequestBody {
+			return nil, errcode.Errorf(errcode.TooLarge, "request body larger than %d MiB", broker.MaxRequestBody>>20)
+		}
 	}
 	sel := sess.Selection
 	if ws := r.Header.Get(HeaderWorkspace); ws != "" {
@@ -208,13 +213,10 @@ func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, err
 			return nil, err
 		}
 	}
-	plain := http.Header{}
-	for k, v := range r.Header {
-		if !strings.HasPrefix(k, "X-As-") {
-			plain[k] = v
-		}
-	}
-	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: plain, Body: body, Injections: ins,
+	// The client's headers go to the broker as they are, X-AS-* included:
+	// outbound copies them once and drops that prefix, and nothing else in
+	// the broker writes to them.
+	return &broker.Request{FrontEnd: audit.FrontEndProxy, Selection: sel, Method: method, URL: target, Header: r.Header, Body: body, Injections: ins,
 		MaxResponse: sess.MaxResponse, Timeout: sess.Timeout}, nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -64,6 +65,11 @@ type Store struct {
 	backend   Backend
 	fpMu      sync.Mutex
 	fpKey     []byte
+
+	// indexWrites counts the index replacements made through this Store,
+	// so that a cache of the index in this process (the broker's) sees
+	// them at once without a stat.
+	indexWrites atomic.Uint64
 }
 
 // Open reads the config of an initialised vault. It touches no backend.
@@ -277,7 +283,14 @@ func holds(key []byte, sel Selection, name string, sec *Secret, value secret.Val
 	return crypto.FingerprintEqual(sec.Fingerprint, crypto.Fingerprint(key, value.Reveal()))
 }
 
+// IndexWrites is how many times this Store has tried to replace index.json
+// (counted after each attempt, failed ones too: a rename may have happened
+// before the failure). A cache of the index compares it to tell a change
+// made in this process at once; changes by other processes need a stat.
+func (s *Store) IndexWrites() uint64 { return s.indexWrites.Load() }
+
 func (s *Store) writeIndex(ix *Index) error {
+	defer s.indexWrites.Add(1)
 	ix.Revision++
 	b, err := json.Marshal(ix)
 	if err != nil {

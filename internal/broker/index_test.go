@@ -1,0 +1,103 @@
+package broker
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/home"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
+)
+
+// allowed reports whether the default workspace of ix allowlists host.
+func allowed(t *testing.T, ix *vault.Index, host string) bool {
+	t.Helper()
+	ws, err := ix.Workspace(vault.DefaultName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.ContainsFunc(ws.Allowlist, func(e policy.AllowEntry) bool { return e.Host == host })
+}
+
+// allowHost allowlists host through st.
+func allowHost(t *testing.T, st *vault.Store, host string) {
+	t.Helper()
+	err := st.Update(context.Background(), func(ix *vault.Index) error {
+		ws := ix.Workspaces[vault.DefaultName]
+		ws.Allowlist = append(ws.Allowlist, policy.AllowEntry{Host: host, Port: 443})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestIndexChangeInProcessSeenAtOnce: a change written through the broker's
+// own Store is used by the very next request, within the stat interval.
+func TestIndexChangeInProcessSeenAtOnce(t *testing.T) {
+	w := newWorld(t, map[string]string{"KEY": valA})
+	b := New(Config{Store: w.st})
+	if _, err := b.Index(); err != nil {
+		t.Fatal(err)
+	}
+	allowHost(t, w.st, "inprocess.example")
+	ix, err := b.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !allowed(t, ix, "inprocess.example") {
+		t.Fatal("a change made through the broker's Store was not seen by the next request")
+	}
+}
+
+// TestIndexChangeByAnotherProcessSeen: a policy change written by another
+// process (this test binary, run again as a writer) reaches the broker's
+// cached index; it is polled for, since it may take up to IndexRecheck.
+func TestIndexChangeByAnotherProcessSeen(t *testing.T) {
+	if root := os.Getenv("BROKER_TEST_INDEX_WRITER"); root != "" {
+		st, err := vault.Open(testDirs(root), vault.Options{Getenv: func(string) string { return "" }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		allowHost(t, st, "otherprocess.example")
+		return
+	}
+	w := newWorld(t, map[string]string{"KEY": valA})
+	b := New(Config{Store: w.st})
+	ix, err := b.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allowed(t, ix, "otherprocess.example") {
+		t.Fatal("allowlisted before the writer ran")
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestIndexChangeByAnotherProcessSeen$")
+	cmd.Env = append(os.Environ(), "BROKER_TEST_INDEX_WRITER="+w.dirs.Config)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("writer process: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		ix, err := b.Index()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if allowed(t, ix, "otherprocess.example") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the broker never saw the other process's change")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// testDirs are the dirs newWorld makes under root.
+func testDirs(root string) home.Dirs {
+	return home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+}
