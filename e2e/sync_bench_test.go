@@ -9,7 +9,6 @@ package e2e
 //   BenchmarkStartVsBase        `--version` start-up of this binary vs a base build
 
 import (
-	"bufio"
 	"context"
 	"crypto/ed25519"
 	"encoding/json"
@@ -327,20 +326,8 @@ func startPullFloor(b *testing.B, bin string, resp []byte, auth string) (string,
 	}
 	cmd := exec.Command(bin, file)
 	cmd.Env = []string{"PULLFLOOR_AUTH=" + auth}
-	cmd.Stderr = os.Stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	addr, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		b.Fatalf("the floor server printed no address: %v", err)
-	}
-	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+	addr, pid := startServer(b, cmd, "the floor server")
+	return "http://" + addr, pid
 }
 
 // BenchmarkSync200 runs on one published 200-secret project (SQLite

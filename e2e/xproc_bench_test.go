@@ -108,6 +108,14 @@ func startXProc(b *testing.B, mode string, env ...string) (string, int) {
 	}
 	cmd := exec.Command(self)
 	cmd.Env = append([]string{xprocServeEnv + "=" + mode, "PATH=" + os.Getenv("PATH")}, env...)
+	addr, pid := startServer(b, cmd, mode)
+	return "http://" + addr, pid
+}
+
+// startServer starts a helper server process that prints its address as
+// its first line, and stops it when the benchmark ends.
+func startServer(b *testing.B, cmd *exec.Cmd, what string) (string, int) {
+	b.Helper()
 	cmd.Stderr = os.Stderr
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -119,9 +127,9 @@ func startXProc(b *testing.B, mode string, env ...string) (string, int) {
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
 	addr, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil {
-		b.Fatalf("%s did not start: %v", mode, err)
+		b.Fatalf("%s printed no address: %v", what, err)
 	}
-	return "http://" + strings.TrimSpace(addr), cmd.Process.Pid
+	return strings.TrimSpace(addr), cmd.Process.Pid
 }
 
 // xprocSide is one way to the upstream: direct, through our proxy or
