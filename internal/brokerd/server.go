@@ -245,7 +245,9 @@ func readRequest(br *bufio.Reader) (Request, error) {
 	}
 	var req Request
 	if err := json.Unmarshal(payload, &req); err != nil {
-		return Request{}, fmt.Errorf("malformed request: %v", err)
+		// Not the decoder's text: it quotes a byte of the command line,
+		// which may be NAME=VALUE, into the log.
+		return Request{}, errors.New("malformed request (not the JSON of a command line)")
 	}
 	if len(req.Args) == 0 {
 		return Request{}, errors.New("request without a command line")

@@ -204,7 +204,9 @@ func (s *Session) ask(typ byte, q any) (Answer, error) {
 	case b := <-s.answers:
 		var a Answer
 		if err := json.Unmarshal(b, &a); err != nil {
-			s.hangUp(fmt.Errorf("malformed answer: %v", err))
+			// Not the decoder's text: it quotes a byte of the answer,
+			// which may be a typed passphrase or value, into the log.
+			s.hangUp(errors.New("malformed answer"))
 			return Answer{}, ErrClientGone
 		}
 		if a.Error != nil {

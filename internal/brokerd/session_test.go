@@ -146,3 +146,21 @@ func TestSessionPromptAnswered(t *testing.T) {
 		t.Fatal("a second answer to one question was accepted")
 	}
 }
+
+// TestSessionDropReasonQuotesNothing: a malformed answer is dropped with
+// a reason for the daemon's log, and that reason holds no byte of what the
+// client sent (an answer is a typed passphrase or value).
+func TestSessionDropReasonQuotesNothing(t *testing.T) {
+	s, cli := pipeSession(t)
+	go s.Prompt("Value: ", false)
+	if typ, _ := readFrom(t, cli); typ != FramePrompt {
+		t.Fatalf("frame %q, want a prompt", typ)
+	}
+	if err := WriteFrame(cli, FrameAnswer, []byte("Qsk_live_canary")); err != nil {
+		t.Fatal(err)
+	}
+	err := waitGone(t, s)
+	if err == nil || strings.Contains(err.Error(), "Q") || strings.Contains(err.Error(), "canary") {
+		t.Fatalf("drop reason %v quotes the answer", err)
+	}
+}
