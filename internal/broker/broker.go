@@ -248,7 +248,10 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 			}
 			// A failure that cannot even be audited is reported as the
 			// audit log's failure: that is what a human must fix first.
-			if aerr := b.audit(ctx, rec, start, err, false); aerr != nil && errcode.Classify(err).Code != errcode.Unavailable {
+			// Not under ctx: by now it may be the request's own timeout
+			// context, cancelled as Do returns, and a cancelled context
+			// ends the wait for the audit lock at once.
+			if aerr := b.audit(context.WithoutCancel(ctx), rec, start, err, false); aerr != nil && errcode.Classify(err).Code != errcode.Unavailable {
 				err = aerr
 			}
 		}

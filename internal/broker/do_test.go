@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/filelock"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -231,5 +233,52 @@ func TestDo(t *testing.T) {
 				t.Errorf("audit record %s does not match the response (id %s, status %d, path %s)", line, resp.AuditID, c.status, c.path)
 			}
 		})
+	}
+}
+
+// TestDoFailureAuditWaitsForTheLock: a request that fails after it was
+// sent (here a redirect the binding does not cover) is audited after Do
+// has cancelled the request's own context. Another process holding the
+// audit lock at that moment must make the record wait, not turn the
+// denial into "the audit log is locked".
+func TestDoFailureAuditWaitsForTheLock(t *testing.T) {
+	w := newWorld(t, map[string]string{"A": valA})
+	lockPath := filepath.Join(w.dirs.State, "audit.lock")
+	released := make(chan struct{})
+	mux := http.NewServeMux()
+	mux.HandleFunc("/api/redirect-out", func(rw http.ResponseWriter, r *http.Request) {
+		// Another writer takes the lock just before the redirect reaches
+		// the broker, and keeps it a moment.
+		lf, err := filelock.Open(lockPath)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		held := make(chan struct{})
+		go func() {
+			defer close(released)
+			lf.With(context.Background(), func() error {
+				close(held)
+				time.Sleep(300 * time.Millisecond)
+				return nil
+			})
+			lf.Close()
+		}()
+		<-held
+		http.Redirect(rw, r, "/admin", http.StatusFound)
+	})
+	up := httptest.NewServer(mux)
+	defer up.Close()
+	w.bind("A", up.URL, func(b *policy.Binding) { b.PathPrefix = "/api" })
+
+	_, err := w.broker(0).Do(context.Background(), &Request{FrontEnd: "call", Selection: w.sel, Method: "GET",
+		URL: up.URL + "/api/redirect-out", Injections: []Injection{bearer("A")}, Timeout: 20 * time.Second})
+	<-released
+	if got := errcode.Classify(err).Code; got != errcode.Denied {
+		t.Fatalf("Do = %v (code %q), want denied", err, got)
+	}
+	recs := w.audits()
+	if len(recs) != 1 || recs[0].Decision != audit.DecisionBlocked {
+		t.Fatalf("audit records %+v, want one blocked", recs)
 	}
 }
