@@ -31,6 +31,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/brokerd"
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/proxy"
@@ -216,7 +217,7 @@ func (p *brokerProxy) serveConn(w http.ResponseWriter, r *http.Request, peer bro
 		serve.WriteError(w, brokerd.ErrProxyConn)
 		return
 	}
-	front := &proxy.Server{Runtime: p.d.rt, Version: Version, Lookup: func(_ *http.Request, got string) (*proxy.Session, error) {
+	front := &proxy.Server{Runtime: p.d.rt, Version: buildinfo.Version(), Lookup: func(_ *http.Request, got string) (*proxy.Session, error) {
 		if !serve.TokenOK(got, token) {
 			return nil, proxy.ErrTokenHint
 		}

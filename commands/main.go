@@ -9,12 +9,10 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/alecthomas/kong"
 )
-
-// Version is the release this binary was built from.
-const Version = "0.1.0"
 
 // Globals are the flags every command accepts.
 type Globals struct {
@@ -63,7 +61,7 @@ func parserOptions(env *Env, exited *int) []kong.Option {
 		kong.Writers(env.IO.Out, env.IO.Err),
 		kong.Exit(func(code int) { *exited = code }),
 		kong.Bind(env),
-		kong.Vars{"version": "agentsecrets " + Version},
+		kong.Vars{"version": "agentsecrets " + buildinfo.Version()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
 	}
 }

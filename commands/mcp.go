@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/mcp"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
@@ -98,7 +99,7 @@ func (c *McpServeCmd) Run(env *Env) (res *McpServeResult, err error) {
 		}
 	}()
 	session := mcp.NewSession(cmds.rt, cmds, mcp.Scope{Workspace: c.Workspace, Project: c.Project})
-	srv, err := session.Server("agentsecrets", Version)
+	srv, err := session.Server("agentsecrets", buildinfo.Version())
 	if err != nil {
 		return nil, err
 	}

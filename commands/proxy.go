@@ -20,6 +20,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/brokerd"
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/proxy"
@@ -127,7 +128,7 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 		return nil, err
 	}
 	return c.listen(env, dirs, func(ln *serve.Listener) (vault.Selection, func(context.Context) error, error) {
-		front := &proxy.Server{Runtime: rt, Token: ln.Token, Selection: sel.Selection, Version: Version}
+		front := &proxy.Server{Runtime: rt, Token: ln.Token, Selection: sel.Selection, Version: buildinfo.Version()}
 		return sel.Selection, func(ctx context.Context) error {
 			serr := serve.Serve(ctx, ln, front.Handler(), serve.ServerOptions{ReadTimeout: 2 * time.Minute, ShutdownGrace: proxyShutdownGrace})
 			// Every record of an answered request reaches the log,

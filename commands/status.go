@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
@@ -111,7 +112,7 @@ func (c *StatusCmd) Run(env *Env) (*StatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &StatusResult{Version: Version, Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}, RotateUpstream: []RotateEntry{}}
+	res := &StatusResult{Version: buildinfo.Version(), Paths: pathsOf(dirs), ValueRelease: []ReleaseEntry{}, RotateUpstream: []RotateEntry{}}
 	st, err := env.Store()
 	if errors.Is(err, vault.ErrNotInitialised) {
 		res.Next = []string{"agentsecrets init"}
