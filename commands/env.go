@@ -28,6 +28,9 @@ type IO struct {
 	Err       io.Writer
 	StdinTTY  bool
 	StdoutTTY bool
+	// Colour says which streams text output may colour (DecideColours);
+	// the zero value, no colour, is what tests and the broker get.
+	Colour Colours
 	// Prompt reads a line from the controlling terminal with echo off.
 	Prompt func(prompt string, confirm bool) ([]byte, error)
 	// Show writes to the controlling terminal, never to Out or Err: for
@@ -81,11 +84,13 @@ type Env struct {
 // SystemEnv is the real process environment.
 func SystemEnv() *Env {
 	cwd, _ := os.Getwd()
+	stdoutTTY := term.IsTerminal(os.Stdout)
 	return &Env{
 		IO: &IO{
 			In: os.Stdin, Out: os.Stdout, Err: os.Stderr,
 			StdinTTY:  term.IsTerminal(os.Stdin),
-			StdoutTTY: term.IsTerminal(os.Stdout),
+			StdoutTTY: stdoutTTY,
+			Colour:    DecideColours(stdoutTTY, term.IsTerminal(os.Stderr), os.Getenv),
 			Prompt: func(prompt string, confirm bool) ([]byte, error) {
 				if confirm {
 					return term.ReadSecretConfirmed(prompt)

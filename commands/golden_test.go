@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"encoding/json"
 	"flag"
 	"go/ast"
 	"go/parser"
@@ -209,6 +210,30 @@ func goldenResults() map[string]TextWriter {
 			{What: "user agentsecrets", Action: "removed"}, {What: "/run/agentsecrets", Action: "absent"},
 			{What: "state directory", Action: "kept", Detail: "/var/lib/agentsecrets" + ctrl},
 		}, Notes: Notes{Warnings: []string{"the broker's vault stays in /var/lib/agentsecrets"}}},
+		"SecretsBindResult": &SecretsBindResult{Workspace: "default", Project: "web", Name: "STRIPE_KEY" + ctrl, Action: "added", Approved: true, Releases: []string{},
+			Binding: &policy.Binding{Host: "api.example.com", Port: 8443, PathPrefix: "/v1" + ctrl, Methods: []string{"GET", "POST"}, Surfaces: []string{"header", "query"},
+				HeaderNames: []string{"X-Api-Key"}, AllowRange: true, CreatedAt: goldenTime},
+			Notes: Notes{Warnings: []string{"the binding's host is not allowlisted yet" + ctrl}}},
+		"SecretsUnbindResult": &SecretsUnbindResult{Workspace: "default", Project: "web", Name: "STRIPE_KEY",
+			Removed:  []policy.Binding{bound, {Host: "evil.example" + ctrl, Surfaces: []string{"query"}}},
+			Releases: []string{"env", "openclaw"}, RemovedReleases: []string{}},
+		"SecretsDeleteResult": &SecretsDeleteResult{Workspace: "default", Project: "web", Deleted: []string{"STRIPE_KEY", "OLD" + ctrl}},
+		"WorkspaceResult": &WorkspaceResult{Created: true, Workspace: WorkspaceInfo{Name: "acme" + ctrl, Current: true, Projects: []string{"default"},
+			Allowlist: 1, CreatedAt: goldenTime, Location: "local"}},
+		"AllowlistResult": &AllowlistResult{Workspace: "default", Action: "updated", Approved: true,
+			Entry: policy.AllowEntry{Host: "127.0.0.1" + ctrl, Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},
+			Notes: Notes{Warnings: []string{"127.0.0.1 is a private address" + ctrl}}},
+		"ProjectResult": &ProjectResult{LinkFile: "/w/.agentsecrets/project.json" + ctrl, Fetched: true,
+			Project: ProjectInfo{Workspace: "acme", Name: "web" + ctrl, Secrets: 1, CreatedAt: goldenTime}},
+		"ProjectDeleteResult": &ProjectDeleteResult{Workspace: "default", Project: "old" + ctrl, DeletedSecrets: 2},
+		"ProxyStopResult":     &ProxyStopResult{Stopped: true, WasRunning: true, PID: 4242},
+		"BrokerReceiveResult": &BrokerReceiveResult{Secrets: []MigratedSecret{
+			{Workspace: "default", Project: "default", Name: "STRIPE_KEY" + ctrl, Version: 1, Action: "created"},
+		}, AllowlistAdded: 1, BindingsAdded: 2, ReleasesAdded: 0, Approved: true},
+		"CallResult": &CallResult{Status: 201, Headers: map[string]string{"content-type": "application/json"},
+			Body: json.RawMessage(`{"id":"ch_1","note":"<b>\u001b[31m</b>` + "\u009b\u202e" + `","echo":"[REDACTED]","list":[1,2]}`), BodyEncoding: "json",
+			Redacted: true, DurationMS: 12.3, AuditID: "a1",
+			Notes: Notes{Warnings: []string{"the response echoed an injected secret; every echo was replaced with [REDACTED]"}}},
 		"AllowlistLogResult": &AllowlistLogResult{Workspace: "default", Changes: []policy.AllowlistChange{
 			{At: goldenTime, Action: "add", Host: "api.example.com", Approved: true},
 			{At: goldenTime, Action: "remove" + ctrl, Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true},

@@ -132,14 +132,16 @@ func (c *ProjectListCmd) Run(env *Env) (*ProjectListResult, error) {
 }
 
 func (r *ProjectListResult) WriteText(w io.Writer) error {
-	for _, p := range r.Projects {
-		mark := " "
-		if p.Current {
-			mark = "*"
-		}
-		fmt.Fprintf(w, "%s %s/%-24s %d secrets\n", mark, p.Workspace, p.Name, p.Secrets)
+	fmt.Fprintf(w, "Workspace %s: %s\n", r.Workspace, plural(len(r.Projects), "project"))
+	if len(r.Projects) == 0 {
+		return nil
 	}
-	return nil
+	t := newTable(w)
+	fmt.Fprintln(t, "\tPROJECT\tSECRETS\tCREATED")
+	for _, p := range r.Projects {
+		fmt.Fprintf(t, "%s\t%s\t%d\t%s\n", currentMark(p.Current), p.Name, p.Secrets, p.CreatedAt.Format(time.DateOnly))
+	}
+	return t.Flush()
 }
 
 type ProjectUseCmd struct {

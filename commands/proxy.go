@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -414,15 +415,28 @@ func (r *ProxyLogsResult) WriteText(w io.Writer) error {
 		fmt.Fprintln(w, "no audit records")
 		return nil
 	}
+	// Short columns first, the open-ended target, secrets and reason last;
+	// the year and the front end are in --json.
+	var buf bytes.Buffer
+	t := newTable(&buf)
+	fmt.Fprintln(t, "TIME\tDECISION\tMETHOD\tSTATUS\tTARGET\tSECRETS\tREASON")
 	for _, rec := range r.Records {
-		reason := ""
-		if rec.Reason != "" {
-			reason = " (" + rec.Reason + ")"
+		status := "-"
+		if rec.Status != 0 {
+			status = strconv.Itoa(rec.Status)
 		}
-		fmt.Fprintf(w, "%s  %-8s %-5s %-6s %s%s %v %d %.1fms%s\n", rec.Time.Format(time.RFC3339), rec.Decision, rec.FrontEnd,
-			rec.Method, rec.Host, rec.Path, rec.Secrets, rec.Status, rec.DurationMS, reason)
+		fmt.Fprintf(t, "%s\t%s\t%s\t%s\t%s%s\t%s\t%s\n", rec.Time.Format("01-02 15:04:05"), rec.Decision, rec.Method, status,
+			rec.Host, rec.Path, listWords(rec.Secrets, "-"), rec.Reason)
 	}
-	return nil
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	return writeTableLines(w, buf.Bytes(), func(line int) string {
+		if line > 0 && r.Records[line-1].Decision == audit.DecisionBlocked {
+			return styleError
+		}
+		return ""
+	})
 }
 
 // AuditCmd groups audit commands.

@@ -131,12 +131,13 @@ func render(io *IO, format, selectPath string, result any) error {
 		return err
 	}
 	if format == formatText {
+		// Warnings print here and only here: no text renderer repeats them.
 		if w, ok := result.(Warner); ok {
 			for _, msg := range w.WarningList() {
-				fmt.Fprintln(io.Err, "warning: "+termEscape(msg))
+				fmt.Fprintln(io.Err, paint(io.Colour.Err, styleWarn, "warning:")+" "+termEscape(msg))
 			}
 		}
-		tw := &termWriter{w: io.Out}
+		tw := &termWriter{w: io.Out, colour: io.Colour.Out}
 		if t, ok := result.(TextWriter); ok {
 			termSafeResult(result)
 			if err := t.WriteText(tw); err != nil {
@@ -188,7 +189,7 @@ func reportError(env *Env, format string, err error, args []string) int {
 		rep = errcode.Classify(errOutputLeak)
 	}
 	if format == formatText {
-		fmt.Fprintf(env.IO.Err, "agentsecrets: error: %s\n", termEscape(rep.Message))
+		fmt.Fprintf(env.IO.Err, "agentsecrets: %s %s\n", paint(env.IO.Colour.Err, styleError, "error:"), termEscape(rep.Message))
 		if rep.Hint != "" {
 			fmt.Fprintf(env.IO.Err, "hint: %s\n", termEscape(rep.Hint))
 		}

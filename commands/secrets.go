@@ -324,27 +324,42 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 		fmt.Fprintf(w, "No secrets in %s/%s. Add one: agentsecrets secrets set NAME\n", r.Workspace, r.Project)
 		return nil
 	}
-	fmt.Fprintf(w, "%s/%s\n", r.Workspace, r.Project)
+	fmt.Fprintf(w, "%s/%s: %s\n", r.Workspace, r.Project, plural(len(r.Secrets), "secret"))
+	// The table holds one target per row; what does not fit a column (a
+	// re-approval command, release and rotation notices) follows it.
+	t := newTable(w)
+	fmt.Fprintln(t, "NAME\tVERSION\tUPDATED\tBOUND TO")
+	var notes []string
 	for _, s := range r.Secrets {
-		targets := make([]string, 0, len(s.Bindings))
-		for _, b := range s.Bindings {
-			t := b.Target().String()
-			if b.Suspended() {
-				t += " (SUSPENDED by the echo tripwire; re-approve: " + policy.BindCommand(s.Name, unsuspended(b), r.Workspace, r.Project) + ")"
-			}
-			targets = append(targets, t)
+		first := s.Name + "\tv" + strconv.Itoa(s.Version) + "\t" + s.UpdatedAt.Format(time.DateOnly) + "\t"
+		if len(s.Bindings) == 0 {
+			fmt.Fprintln(t, first+"unbound")
 		}
-		bound := "unbound"
-		if len(targets) > 0 {
-			bound = "→ " + strings.Join(targets, ", ")
+		for i, b := range s.Bindings {
+			cells := "\t\t\t"
+			if i == 0 {
+				cells = first
+			}
+			target := b.Target().String()
+			if b.Suspended() {
+				target += " (SUSPENDED)"
+				notes = append(notes, s.Name+": the binding to "+b.Target().String()+" was SUSPENDED by the echo tripwire; re-approve:\n    "+
+					policy.BindCommand(s.Name, unsuspended(b), r.Workspace, r.Project))
+			}
+			fmt.Fprintln(t, cells+target)
 		}
 		if len(s.Releases) > 0 {
-			bound += "  VALUE RELEASED to " + strings.Join(s.Releases, ", ")
+			notes = append(notes, s.Name+": VALUE RELEASED to "+strings.Join(s.Releases, ", "))
 		}
 		if s.RotateUpstream {
-			bound += "  ROTATE UPSTREAM (a removed member held it; set a new value)"
+			notes = append(notes, s.Name+": ROTATE UPSTREAM (a removed member held it; set a new value)")
 		}
-		fmt.Fprintf(w, "  %-32s v%-3d %s  %s\n", s.Name, s.Version, s.UpdatedAt.Format(time.DateOnly), bound)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(w, n)
 	}
 	return nil
 }

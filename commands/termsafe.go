@@ -189,6 +189,8 @@ func termSafeValue(v reflect.Value, depth int) {
 // renderer builds from something other than the result's fields.
 type termWriter struct {
 	w interface{ Write([]byte) (int, error) }
+	// colour lets writeStyled add style codes around what it writes.
+	colour bool
 	// pending holds the start of a UTF-8 sequence split across writes.
 	pending []byte
 }

@@ -159,8 +159,9 @@ func TestProxyLogsTextEscapesPaths(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("proxy logs: %d %s", code, out)
 	}
-	if got := strings.Count(out, "\n"); got != len(paths) {
-		t.Fatalf("%d records printed as %d lines:\n%s", len(paths), got, out)
+	// A header row, then one line per record.
+	if got := strings.Count(out, "\n"); got != len(paths)+1 {
+		t.Fatalf("%d records printed as %d lines (with the header):\n%s", len(paths), got, out)
 	}
 	if hasTerminalControl(out, true) {
 		t.Fatalf("raw control characters in text output: %q", out)

@@ -181,16 +181,22 @@ func (c *WorkspaceListCmd) Run(env *Env) (*WorkspaceListResult, error) {
 }
 
 func (r *WorkspaceListResult) WriteText(w io.Writer) error {
+	t := newTable(w)
+	fmt.Fprintln(t, "\tWORKSPACE\tLOCATION\tPROJECTS\tALLOWLIST")
+	var fetchable []string
 	for _, ws := range r.Workspaces {
-		mark := " "
-		if ws.Current {
-			mark = "*"
-		}
 		if ws.Location == locationRemoteOnly {
-			fmt.Fprintf(w, "%s %-24s on the server only (workspace switch %s fetches it)\n", mark, ws.Name, ws.Name)
+			fmt.Fprintf(t, "%s\t%s\tserver only\t-\t-\n", currentMark(ws.Current), ws.Name)
+			fetchable = append(fetchable, ws.Name)
 			continue
 		}
-		fmt.Fprintf(w, "%s %-24s %-6s %d projects, %d allowlisted hosts\n", mark, ws.Name, ws.Location, len(ws.Projects), ws.Allowlist)
+		fmt.Fprintf(t, "%s\t%s\t%s\t%d\t%d\n", currentMark(ws.Current), ws.Name, ws.Location, len(ws.Projects), ws.Allowlist)
+	}
+	if err := t.Flush(); err != nil {
+		return err
+	}
+	for _, name := range fetchable {
+		fmt.Fprintf(w, "%s is on the server only: agentsecrets workspace switch %s fetches it\n", name, name)
 	}
 	if r.RemoteUnavailable != "" {
 		fmt.Fprintf(w, "remote list unavailable: %s\n", r.RemoteUnavailable)
