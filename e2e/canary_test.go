@@ -680,6 +680,41 @@ func runCanary(t *testing.T, backend string) {
 	c.expectOK(c.run("workspace", "allowlist", "remove", "api.example.com"))
 	c.expectErr(c.run("workspace", "allowlist", "remove", "api.example.com"), "not_found", 3)
 
+	// ---- 2a. Every text renderer ---------------------------------------
+	// What a person on a terminal sees of each command with a text form of
+	// its own, over secrets that hold canaries; scanAll checks the output.
+	text := func(args ...string) {
+		t.Helper()
+		r := c.run(append([]string{"--format", "text"}, args...)...)
+		c.expectOK(r)
+		if bytes.HasPrefix(bytes.TrimSpace(r.Stdout), []byte("{")) {
+			t.Errorf("%s: text output is JSON:\n%s", c.describe(r.Args), r.Stdout)
+		}
+	}
+	text("workspace", "create", "w3")
+	text("workspace", "switch", "w3")
+	text("workspace", "list")
+	text("workspace", "switch", "default")
+	text("project", "create", "p3")
+	p3Val := c.canary("project3", "")
+	c.expectActions(c.run("secrets", "set", "--project", "p3", "P3_SECRET="+string(p3Val)), map[string]string{"P3_SECRET": "created"})
+	text("project", "use", "p3")
+	text("project", "list")
+	text("project", "use", "default")
+	text("secrets", "bind", "ARGV_SECRET", "api.example.com/v1", "--method", "GET", "--passphrase-file", v.AdminFile)
+	text("secrets", "bind", "ARGV_SECRET", "--release", "env", "--passphrase-file", v.AdminFile)
+	text("workspace", "allowlist", "add", "api.example.com", "--passphrase-file", v.AdminFile)
+	text("workspace", "allowlist", "list")
+	text("secrets", "list")
+	text("secrets", "unbind", "ARGV_SECRET", "--release", "env")
+	text("secrets", "unbind", "ARGV_SECRET")
+	text("workspace", "allowlist", "remove", "api.example.com")
+	text("secrets", "delete", "--project", "p3", "P3_SECRET")
+	c.expectKeychainGone("default/p3/P3_SECRET")
+	text("project", "delete", "p3")
+	text("proxy", "stop")
+	text("proxy", "logs")
+
 	c.expectOK(c.run("schema"))
 	c.expectOK(c.run("schema", "secrets", "set"))
 	for _, args := range [][]string{{"--help"}, {"secrets", "--help"}, {"secrets", "set", "--help"}, {"secrets", "import", "--help"}, {"project", "use", "--help"}, {"--version"}} {
