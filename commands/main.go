@@ -64,6 +64,8 @@ func parserOptions(env *Env, exited *int) []kong.Option {
 		kong.Bind(env),
 		kong.Vars{"version": "agentsecrets " + buildinfo.Version()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(helpPrinter),
+		kong.ValueFormatter(helpValue),
 	}
 }
 
