@@ -33,8 +33,10 @@ const (
 // for the shell.
 var completionShells = map[string]string{
 	"bash": "complete -C %[1]s agentsecrets\n",
-	// zsh runs bash's complete -C through bashcompinit.
-	"zsh": "autoload -U +X bashcompinit && bashcompinit\ncomplete -C %[1]s agentsecrets\n",
+	// zsh runs bash's complete -C through bashcompinit, which needs
+	// compinit's compdef (loaded here when .zshrc has not).
+	"zsh": "(( $+functions[compdef] )) || { autoload -U +X compinit && compinit -i; }\n" +
+		"autoload -U +X bashcompinit && bashcompinit\ncomplete -C %[1]s agentsecrets\n",
 	// fish drops a trailing space from the command line, which is how
 	// posener/complete tells "complete a new word" from "finish this one".
 	"fish": `function __complete_agentsecrets
