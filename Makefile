@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     ?= bin/agentsecrets
 
-.PHONY: build install test demo schema lint bench clean
+.PHONY: build install test demo schema man lint bench clean
 
 build:
 	$(GO) build -o $(BIN) .
@@ -18,6 +18,9 @@ demo: build
 
 schema:
 	$(GO) test ./commands -run '^TestSchemaFiles(Server)?$$' -count=1 -update-schema
+
+man:
+	$(GO) test ./commands -run '^TestManPage$$' -count=1 -update-man
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }

@@ -24,8 +24,8 @@ type CallCmd struct {
 	RequestHeader []string `name:"request-header" short:"H" placeholder:"'Name: value'" sep:"none" help:"Plain, non-secret request header in curl's form (repeatable)." json:"request_header,omitempty"`
 	Data          string   `short:"d" placeholder:"BODY" help:"Request body." json:"data,omitempty"`
 	DataFile      string   `placeholder:"PATH" help:"Read the request body from a file, or - for stdin." json:"data_file,omitempty"`
-	Bearer        string   `placeholder:"NAME" help:"Secret sent as Authorization: Bearer." json:"bearer,omitempty"`
-	Basic         string   `placeholder:"NAME" help:"Secret holding user:password, sent as Authorization: Basic." json:"basic,omitempty"`
+	Bearer        string   `placeholder:"NAME" predictor:"secret" help:"Secret sent as Authorization: Bearer." json:"bearer,omitempty"`
+	Basic         string   `placeholder:"NAME" predictor:"secret" help:"Secret holding user:password, sent as Authorization: Basic." json:"basic,omitempty"`
 	Header        []string `placeholder:"Header=NAME" sep:"none" help:"Secret sent in a header (repeatable)." json:"header,omitempty"`
 	Query         []string `placeholder:"param=NAME" sep:"none" help:"Secret sent as a query parameter, name kept exactly (repeatable)." json:"query,omitempty"`
 	BodyField     []string `placeholder:"path=NAME" sep:"none" help:"Secret set at a dotted path of a JSON body, arrays by index (repeatable)." json:"body_field,omitempty"`

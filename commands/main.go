@@ -46,6 +46,7 @@ type CLI struct {
 	Logout    LogoutCmd    `cmd:"" help:"Sign this device out (ends the session on the server; keeps the account key unless --forget-device)."`
 	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 	Broker    BrokerCmd    `cmd:"" help:"The broker daemon: values and policy under their own OS user, which agents cannot read."`
+	Complete  CompleteCmd  `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
 }
 
 // newParser builds the kong parser of the whole grammar. exited records a
@@ -63,6 +64,8 @@ func parserOptions(env *Env, exited *int) []kong.Option {
 		kong.Bind(env),
 		kong.Vars{"version": "agentsecrets " + buildinfo.Version()},
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true}),
+		kong.Help(helpPrinter),
+		kong.ValueFormatter(helpValue),
 	}
 }
 
@@ -71,6 +74,9 @@ func parserOptions(env *Env, exited *int) []kong.Option {
 func Main(args []string, env *Env) int {
 	if env.guard == nil {
 		env.guard = &valueGuard{}
+	}
+	if completing(env) {
+		return runCompletion(env)
 	}
 	format := prescanFormat(args, env)
 	cli := &CLI{}

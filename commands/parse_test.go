@@ -98,6 +98,7 @@ var parseCases = []struct {
 	{[]string{"mcp", "install", "--all"}, f{"All": true, "Scope": "user"}},
 	{[]string{"mcp", "uninstall", "--all", "--print"}, f{"All": true, "Print": true, "Scope": "user"}},
 	{[]string{"schema", "secrets", "set"}, f{"Command": []string{"secrets", "set"}}},
+	{[]string{"completion", "fish"}, f{"Shell": "fish"}},
 	{[]string{"env", "--only", "A", "--", "printenv", "A"}, f{"Only": []string{"A"}, "NoMasking": false, "Command": []string{"--", "printenv", "A"}}},
 	{[]string{"env", "--only", "A=KEY", "--no-masking", "printenv"}, f{"Only": []string{"A=KEY"}, "NoMasking": true, "Command": []string{"printenv"}}},
 	{[]string{"openclaw", "resolve", "--project", "p"}, f{"Project": "p"}},

@@ -145,7 +145,7 @@ func (r *ProjectListResult) WriteText(w io.Writer) error {
 }
 
 type ProjectUseCmd struct {
-	Name string `arg:"" help:"Project to use." json:"name"`
+	Name string `arg:"" predictor:"project" help:"Project to use." json:"name"`
 	Link bool   `help:"Write .agentsecrets/project.json in the working directory instead of changing the user's current project." json:"link,omitempty"`
 	WorkspaceFlag
 }
@@ -229,7 +229,7 @@ func writeLink(dir string, sel vault.Selection) (string, error) {
 }
 
 type ProjectDeleteCmd struct {
-	Name  string `arg:"" help:"Project to delete." json:"name"`
+	Name  string `arg:"" predictor:"project" help:"Project to delete." json:"name"`
 	Force bool   `help:"Delete even if the project still holds secrets." json:"force,omitempty"`
 	WorkspaceFlag
 }

@@ -18,8 +18,8 @@ import (
 // working directory; otherwise the user's current selection. So a command
 // works from any directory.
 type Scope struct {
-	Workspace string `placeholder:"NAME" help:"Workspace (default: project link or current selection)." json:"workspace,omitempty"`
-	Project   string `placeholder:"NAME" help:"Project (default: project link or current selection)." json:"project,omitempty"`
+	Workspace string `placeholder:"NAME" predictor:"workspace" help:"Workspace (default: project link or current selection)." json:"workspace,omitempty"`
+	Project   string `placeholder:"NAME" predictor:"project" help:"Project (default: project link or current selection)." json:"project,omitempty"`
 }
 
 // Where a selection came from.

@@ -365,7 +365,7 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 }
 
 type SecretsDeleteCmd struct {
-	Names []string `arg:"" name:"names" help:"Secrets to delete." json:"names"`
+	Names []string `arg:"" name:"names" predictor:"secret" help:"Secrets to delete." json:"names"`
 	Scope
 }
 
@@ -393,7 +393,7 @@ func (c *SecretsDeleteCmd) Run(env *Env) (*SecretsDeleteResult, error) {
 }
 
 type SecretsBindCmd struct {
-	Name    string   `arg:"" help:"Secret name." json:"name"`
+	Name    string   `arg:"" predictor:"secret" help:"Secret name." json:"name"`
 	Target  string   `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] the secret may be sent to (or give --release instead)." json:"target,omitempty"`
 	Method  []string `help:"Allowed HTTP method (repeatable; default any)." placeholder:"M" sep:"none" json:"method,omitempty"`
 	Surface []string `help:"Where the value may be injected: header (default), query, body, form (repeatable)." placeholder:"S" sep:"none" json:"surface,omitempty"`
@@ -598,7 +598,7 @@ func findBinding(s *vault.Secret, t policy.Target) *policy.Binding {
 }
 
 type SecretsUnbindCmd struct {
-	Name    string `arg:"" help:"Secret name." json:"name"`
+	Name    string `arg:"" predictor:"secret" help:"Secret name." json:"name"`
 	Target  string `arg:"" optional:"" help:"HOST[:PORT][/PATH-PREFIX] to unbind (default: every binding; release flags stay)." json:"target,omitempty"`
 	Release string `placeholder:"MODE" help:"Instead of bindings: withdraw value release by 'env' or 'openclaw' (no approval needed)." json:"release,omitempty" jsonschema:"enum=env,enum=openclaw"`
 	Scope

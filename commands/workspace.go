@@ -205,7 +205,7 @@ func (r *WorkspaceListResult) WriteText(w io.Writer) error {
 }
 
 type WorkspaceSwitchCmd struct {
-	Name string `arg:"" help:"Workspace to make current." json:"name"`
+	Name string `arg:"" predictor:"workspace" help:"Workspace to make current." json:"name"`
 }
 
 func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
