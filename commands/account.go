@@ -209,25 +209,20 @@ func (e *Env) password(file, email, rerun string, isNew bool) ([]byte, error) {
 		e.touch(secret.New(p))
 		return p, nil
 	}
-	prompt := "Password for " + email + " on the sync server: "
+	noTerminal := func(error) error { return humanOnly("the account password", rerun) }
+	var p []byte
+	var err error
 	if isNew {
-		prompt = fmt.Sprintf("New account password for %s (at least %d characters): ", email, agentsync.MinPasswordLen)
+		p, err = e.askNew(newSecret{
+			prompt: fmt.Sprintf("New account password for %s (at least %d characters): ", email, agentsync.MinPasswordLen),
+			check:  func(p []byte) error { return agentsync.CheckPassword(p, email) },
+			rerun:  rerun, noTerminal: noTerminal,
+		})
+	} else if p, err = e.IO.Prompt("Password for " + email + " on the sync server: "); err != nil {
+		err = noTerminal(err)
 	}
-	p, err := e.IO.Prompt(prompt, false)
 	if err != nil {
-		return nil, humanOnly("the account password", rerun)
-	}
-	if isNew {
-		if err := agentsync.CheckPassword(p, email); err != nil {
-			return nil, err
-		}
-		again, err := e.IO.Prompt("Repeat the password: ", false)
-		if err != nil {
-			return nil, humanOnly("the account password", rerun)
-		}
-		if string(again) != string(p) {
-			return nil, errcode.WithHint(errcode.New(errcode.Usage, "the two passwords differ"), "run the command again")
-		}
+		return nil, err
 	}
 	e.touch(secret.New(p))
 	return p, nil

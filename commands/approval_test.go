@@ -19,7 +19,7 @@ func promptRun(t *testing.T, root, dir string, args ...string) (code int, out st
 	t.Helper()
 	env, o, _ := testEnvErr(t, root)
 	env.Cwd = dir
-	env.IO.Prompt = func(p string, _ bool) ([]byte, error) {
+	env.IO.Prompt = func(p string) ([]byte, error) {
 		prompts = append(prompts, p)
 		return []byte("admin passphrase"), nil
 	}

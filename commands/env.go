@@ -32,7 +32,7 @@ type IO struct {
 	// the zero value, no colour, is what tests and the broker get.
 	Colour Colours
 	// Prompt reads a line from the controlling terminal with echo off.
-	Prompt func(prompt string, confirm bool) ([]byte, error)
+	Prompt func(prompt string) ([]byte, error)
 	// Show writes to the controlling terminal, never to Out or Err: for
 	// what only a human may see (the recovery kit).
 	Show func(text string) error
@@ -44,7 +44,7 @@ func TestIO() (*IO, *bytes.Buffer, *bytes.Buffer, *bytes.Buffer) {
 	in, out, errb := &bytes.Buffer{}, &bytes.Buffer{}, &bytes.Buffer{}
 	return &IO{
 		In: in, Out: out, Err: errb,
-		Prompt: func(string, bool) ([]byte, error) { return nil, term.ErrNoTerminal },
+		Prompt: func(string) ([]byte, error) { return nil, term.ErrNoTerminal },
 		Show:   func(string) error { return term.ErrNoTerminal },
 	}, in, out, errb
 }
@@ -91,13 +91,8 @@ func SystemEnv() *Env {
 			StdinTTY:  term.IsTerminal(os.Stdin),
 			StdoutTTY: stdoutTTY,
 			Colour:    DecideColours(stdoutTTY, term.IsTerminal(os.Stderr), os.Getenv),
-			Prompt: func(prompt string, confirm bool) ([]byte, error) {
-				if confirm {
-					return term.ReadSecretConfirmed(prompt)
-				}
-				return term.ReadSecret(prompt)
-			},
-			Show: term.Show,
+			Prompt:    term.ReadSecret,
+			Show:      term.Show,
 		},
 		Getenv:  os.Getenv,
 		Environ: os.Environ,
@@ -141,7 +136,21 @@ func (e *Env) Store() (*vault.Store, error) {
 // vaultPassphrase reads the file backend's passphrase from the file named by
 // --vault-passphrase-file / AGENTSECRETS_VAULT_PASSPHRASE_FILE, else from
 // the terminal. Never from argv, stdin or an environment variable's value.
-func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
+// A new one (isNew, at init) is asked twice on the terminal.
+func (e *Env) vaultPassphrase(isNew bool) ([]byte, error) {
+	return e.readVaultPassphrase(isNew, checkNewPassphrase)
+}
+
+// vaultPassphraseIntro is shown before a new vault passphrase is asked for.
+const vaultPassphraseIntro = `Values will live in an encrypted file: the vault passphrase encrypts it, and
+must differ from the admin passphrase. Commands ask for it on the terminal; to
+script them (init too), write it to a file only you can read and set
+AGENTSECRETS_VAULT_PASSPHRASE_FILE=PATH.
+`
+
+// readVaultPassphrase is vaultPassphrase with check the rule a new
+// passphrase typed on the terminal must meet before it is confirmed.
+func (e *Env) readVaultPassphrase(isNew bool, check func([]byte) error) ([]byte, error) {
 	path := e.Getenv("AGENTSECRETS_VAULT_PASSPHRASE_FILE")
 	// In the broker daemon the vault's passphrase is its own file: a path a
 	// client names is never read as the daemon's user.
@@ -151,12 +160,22 @@ func (e *Env) vaultPassphrase(confirm bool) ([]byte, error) {
 	if path != "" {
 		return readPassphraseFile(path, "--vault-passphrase-file")
 	}
-	p, err := e.IO.Prompt("Vault passphrase: ", confirm)
-	if err != nil {
-		return nil, errcode.WithHint(fmt.Errorf("the file vault needs its passphrase: %w", err),
+	noTerminal := func(err error) error {
+		return errcode.WithHint(fmt.Errorf("the file vault needs its passphrase: %w", err),
 			"run on a terminal, or set AGENTSECRETS_VAULT_PASSPHRASE_FILE=PATH (a file holding the passphrase)")
 	}
-	return p, nil
+	if !isNew {
+		p, err := e.IO.Prompt("Vault passphrase: ")
+		if err != nil {
+			return nil, noTerminal(err)
+		}
+		return p, nil
+	}
+	return e.askNew(newSecret{
+		intro:  vaultPassphraseIntro,
+		prompt: "Choose the vault passphrase (encrypts the vault file): ",
+		check:  check, rerun: "agentsecrets init", noTerminal: noTerminal,
+	})
 }
 
 // userFileError reports a file the user named (with flag) that could not

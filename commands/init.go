@@ -1,6 +1,7 @@
 package commands
 
 import (
+	"crypto/subtle"
 	"fmt"
 	"io"
 
@@ -28,6 +29,12 @@ type Paths struct {
 func pathsOf(d home.Dirs) Paths {
 	return Paths{Config: d.Config, Data: d.Data, State: d.State, Explicit: d.Explicit}
 }
+
+// adminPassphraseIntro is shown before init asks for the admin passphrase.
+const adminPassphraseIntro = `The admin passphrase approves what widens a secret's reach (binding it to a
+host, allowlisting a host). Only a person types it: keep it out of any file an
+agent can read. To script init, pass --admin-passphrase-file PATH.
+`
 
 // InitResult describes the vault after init.
 type InitResult struct {
@@ -57,20 +64,42 @@ func (c *InitCmd) Run(env *Env) (*InitResult, error) {
 	if err != nil {
 		return nil, err
 	}
+	// admin is kept for the vault passphrase's check: the two must differ,
+	// which is said before the vault passphrase is confirmed.
+	var admin []byte
+	defer func() { clear(admin) }()
 	opts := vault.InitOptions{
 		Options: env.storeOptions(),
 		Backend: c.Backend,
 		AdminPassphrase: func() ([]byte, error) {
+			var err error
 			if c.AdminPassphraseFile != "" {
-				return env.user().passphraseFile(c.AdminPassphraseFile, "--admin-passphrase-file")
+				admin, err = env.user().passphraseFile(c.AdminPassphraseFile, "--admin-passphrase-file")
+			} else {
+				admin, err = env.askNew(newSecret{
+					intro:  adminPassphraseIntro,
+					prompt: "Choose the admin passphrase (approves policy changes): ",
+					check:  checkNewPassphrase,
+					rerun:  "agentsecrets init",
+					noTerminal: func(err error) error {
+						return errcode.WithHint(fmt.Errorf("init needs an admin passphrase: %w", err),
+							"run `agentsecrets init` on a terminal, or pass --admin-passphrase-file PATH")
+					},
+				})
 			}
-			p, err := env.IO.Prompt("Choose the admin passphrase (approves policy changes): ", true)
-			if err != nil {
-				return nil, errcode.WithHint(fmt.Errorf("init needs an admin passphrase: %w", err),
-					"run `agentsecrets init` on a terminal, or pass --admin-passphrase-file PATH")
-			}
-			return p, nil
+			return admin, err
 		},
+	}
+	opts.VaultPassphrase = func(isNew bool) ([]byte, error) {
+		return env.readVaultPassphrase(isNew, func(p []byte) error {
+			if err := checkNewPassphrase(p); err != nil {
+				return err
+			}
+			if subtle.ConstantTimeCompare(admin, p) == 1 {
+				return errcode.WithHint(vault.ErrSamePassphrase, "choose a vault passphrase unlike the admin one, which stays out of any file an agent can read")
+			}
+			return nil
+		})
 	}
 	st, created, err := vault.Init(env.ctx(), dirs, opts)
 	if err != nil {
@@ -102,12 +131,19 @@ func (r *InitResult) WriteText(w io.Writer) error {
 	if r.Created {
 		fmt.Fprintf(w, "Created a vault in %s\n", r.Paths.Data)
 	} else {
-		fmt.Fprintf(w, "A vault already exists in %s (unchanged)\n", r.Paths.Data)
+		// A warning, printed once before this, says the vault was kept.
+		fmt.Fprintf(w, "Vault:    %s\n", r.Paths.Data)
 	}
 	fmt.Fprintf(w, "Backend:  %s (%s)\n", r.Backend, r.BackendReason)
 	fmt.Fprintf(w, "Project:  %s/%s\n", r.Workspace, r.Project)
 	for _, f := range r.AgentFiles {
 		fmt.Fprintf(w, "Agent file: %-9s %s\n", f.Action, f.Path)
+	}
+	fmt.Fprintln(w, "Passphrases:")
+	fmt.Fprintln(w, "  admin  approves policy changes; only a person types it")
+	if r.Backend == vault.KindFile {
+		fmt.Fprintln(w, "  vault  unlocks the vault file; commands ask for it, or read the file")
+		fmt.Fprintln(w, "         AGENTSECRETS_VAULT_PASSPHRASE_FILE names (one only you can read)")
 	}
 	fmt.Fprintln(w, "Next:")
 	for _, n := range r.Next {

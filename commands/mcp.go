@@ -173,7 +173,7 @@ func (m *mcpCommands) callEnv(ctx context.Context) (*Env, error) {
 	}
 	return &Env{
 		IO: &IO{In: bytes.NewReader(nil), Out: io.Discard, Err: io.Discard,
-			Prompt: func(string, bool) ([]byte, error) { return nil, term.ErrNoTerminal }},
+			Prompt: func(string) ([]byte, error) { return nil, term.ErrNoTerminal }},
 		Getenv:  m.base.Getenv,
 		Now:     m.base.Now,
 		Cwd:     m.linkDir,

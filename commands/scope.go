@@ -194,7 +194,7 @@ func (a Approval) approve(env *Env, ix *vault.Index, sel Selected, what string, 
 			return err
 		}
 	} else {
-		pass, err = env.IO.Prompt(approvalPrompt(sel, what, change), false)
+		pass, err = env.IO.Prompt(approvalPrompt(sel, what, change))
 		if err != nil {
 			return errcode.WithHint(fmt.Errorf("%w (%s)", policy.ErrApprovalRequired, what),
 				"a human runs on a terminal: "+rerun+" (or adds --passphrase-file PATH)")

@@ -88,6 +88,11 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	if (c.FromStdin || c.FromFile != "") && (len(prompts) != 1 || len(c.Names) != 1) {
 		return nil, errcode.New(errcode.Usage, "--from-stdin and --from-file take exactly one NAME")
 	}
+	if len(prompts) > 0 && !c.FromStdin && c.FromFile == "" {
+		if err := unlockBeforePrompt(env, c.Scope); err != nil {
+			return nil, err
+		}
+	}
 	for _, name := range prompts {
 		v, err := c.readValue(env, name)
 		if err != nil {
@@ -100,6 +105,20 @@ func (c *SecretsSetCmd) Run(env *Env) (*SecretsWriteResult, error) {
 	}
 	autoPush(env, res)
 	return res, nil
+}
+
+// unlockBeforePrompt checks the scope and opens the file backend (asking
+// for its passphrase) before any value is typed: a wrong passphrase or
+// project then costs nothing typed.
+func unlockBeforePrompt(env *Env, scope Scope) error {
+	st, _, _, err := env.openProject(scope)
+	if err != nil {
+		return err
+	}
+	if st.Config.Backend != vault.KindFile {
+		return nil
+	}
+	return st.Probe(env.ctx())
 }
 
 // readValue reads one value from where --from-stdin, --from-file or the
@@ -119,7 +138,7 @@ func (c *SecretsSetCmd) readValue(env *Env, name string) (secret.Value, error) {
 		}
 		return secret.New(trimNewline(b)), nil
 	default:
-		v, err := env.IO.Prompt("Value for "+name+" (hidden): ", false)
+		v, err := env.IO.Prompt("Value for " + name + " (hidden): ")
 		if err != nil {
 			return secret.Value{}, errcode.WithHint(fmt.Errorf("cannot ask for the value of %s: %w", name, err),
 				"pipe it with `--from-stdin`, or use `--from-file PATH`")

@@ -226,7 +226,7 @@ func confirmForce(env *Env, sel Selected, what, command string) error {
 	prompt := "agentsecrets: " + what + "\n" +
 		"  workspace:  " + sel.Workspace + "\n  project:    " + sel.Project + "\n  chosen by:  " + sel.Describe() + "\n" +
 		"Type force to confirm: "
-	answer, err := env.IO.Prompt(prompt, false)
+	answer, err := env.IO.Prompt(prompt)
 	if err != nil {
 		return errcode.WithHint(fmt.Errorf("%w (%s)", policy.ErrApprovalRequired, command),
 			"a human runs `agentsecrets "+command+"` on a terminal; an agent runs `agentsecrets secrets diff` and asks the human")

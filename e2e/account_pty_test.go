@@ -29,8 +29,10 @@ func TestPTYAccount(t *testing.T) {
 	}
 
 	kit := filepath.Join(root, "kit.txt")
-	// A weak password is refused at once, without asking to confirm it.
-	r, tty = ptyRun(t, a.Env(), a.Dir, []ptyStep{{"New account password", "weak"}},
+	// A weak password is refused at once, without asking to confirm it,
+	// and asked again; the third refusal ends the command.
+	weak := ptyStep{"New account password", "weak"}
+	r, tty = ptyRun(t, a.Env(), a.Dir, []ptyStep{weak, weak, weak},
 		"account", "create", "--server", srv.URL, "--email", email, "--recovery-kit-file", kit)
 	r.ErrorCode(t, "usage", 2)
 	if strings.Contains(tty, "Repeat") {
@@ -40,7 +42,7 @@ func TestPTYAccount(t *testing.T) {
 		t.Fatal("a refused create wrote a kit")
 	}
 
-	r, tty = ptyRun(t, a.Env(), a.Dir, []ptyStep{{"New account password", password}, {"Repeat the password", password}},
+	r, tty = ptyRun(t, a.Env(), a.Dir, []ptyStep{{"New account password", password}, {"Repeat to confirm", password}},
 		"account", "create", "--server", srv.URL, "--email", email, "--recovery-kit-file", kit)
 	r.OK(t)
 	checkNoPassword := func(tty string, r *Result) {

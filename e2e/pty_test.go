@@ -112,6 +112,36 @@ func (p *ptyTerminal) echoOff() bool {
 // then types line and Enter.
 func (p *ptyTerminal) answer(prompt, line string, exited <-chan struct{}) {
 	p.t.Helper()
+	p.awaitHidden(prompt, exited)
+	if _, err := p.master.Write([]byte(line + "\n")); err != nil {
+		p.t.Fatalf("type answer: %v", err)
+	}
+}
+
+// awaitHidden waits for prompt (after earlier prompts), then for echo to be
+// off.
+func (p *ptyTerminal) awaitHidden(prompt string, exited <-chan struct{}) {
+	p.t.Helper()
+	deadline := p.awaitText(prompt, exited)
+	// The prompt is printed before echo is switched off: typing earlier
+	// would be echoed by the line discipline, not by the program.
+	for !p.echoOff() {
+		select {
+		case <-exited:
+			p.t.Fatalf("the program exited at prompt %q", prompt)
+		default:
+		}
+		if time.Now().After(deadline) {
+			p.t.Fatalf("echo was never switched off at prompt %q: a typed secret would be shown", prompt)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// awaitText waits for text on the terminal (after what earlier waits
+// consumed) and returns the deadline of what follows.
+func (p *ptyTerminal) awaitText(prompt string, exited <-chan struct{}) time.Time {
+	p.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		p.mu.Lock()
@@ -133,69 +163,83 @@ func (p *ptyTerminal) answer(prompt, line string, exited <-chan struct{}) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	// The prompt is printed before echo is switched off: typing earlier
-	// would be echoed by the line discipline, not by the program.
-	for !p.echoOff() {
-		select {
-		case <-exited:
-			p.t.Fatalf("the program exited at prompt %q", prompt)
-		default:
-		}
-		if time.Now().After(deadline) {
-			p.t.Fatalf("echo was never switched off at prompt %q: a typed secret would be shown", prompt)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	if _, err := p.master.Write([]byte(line + "\n")); err != nil {
-		p.t.Fatalf("type answer: %v", err)
-	}
+	return deadline
 }
 
 // ptyStep is one prompt and the line typed at it.
 type ptyStep struct{ prompt, line string }
+
+// ptyProc is a program running with a pty as its controlling terminal
+// (and stdin), stdout and stderr captured.
+type ptyProc struct {
+	*ptyTerminal
+	args      []string
+	cmd       *exec.Cmd
+	ctx       context.Context
+	cancel    context.CancelFunc
+	out, errb bytes.Buffer
+	exited    chan struct{}
+	err       error
+}
+
+// ptyStart starts argv (argv[0] is the program) on a new pty.
+func ptyStart(t *testing.T, env []string, dir string, argv ...string) *ptyProc {
+	t.Helper()
+	term, slave := ptyOpen(t)
+	ctx, cancel := context.WithTimeout(context.Background(), rbTimeout)
+	p := &ptyProc{ptyTerminal: term, args: argv[1:], ctx: ctx, cancel: cancel, exited: make(chan struct{})}
+	t.Cleanup(cancel)
+	p.cmd = exec.CommandContext(ctx, argv[0], argv[1:]...)
+	p.cmd.Env, p.cmd.Dir = env, dir
+	p.cmd.Stdin = slave
+	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.errb
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("start %v: %v", argv, err)
+	}
+	slave.Close() // the child has its own copy; EOF on the master when it exits
+	go func() { p.err = p.cmd.Wait(); close(p.exited) }()
+	return p
+}
+
+// step answers one prompt.
+func (p *ptyProc) step(s ptyStep) { p.t.Helper(); p.answer(s.prompt, s.line, p.exited) }
+
+// wait waits for the program, and for every process holding the terminal,
+// to exit. It returns the result (Code -1 when a signal ended it) and
+// everything shown on the terminal.
+func (p *ptyProc) wait() (*Result, string) {
+	p.t.Helper()
+	<-p.exited
+	if p.ctx.Err() != nil {
+		p.t.Fatalf("%v: still running after %s; terminal: %q", p.args, rbTimeout, p.output())
+	}
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		p.t.Fatalf("the terminal did not close after the program exited")
+	}
+	code := 0
+	if p.err != nil {
+		var ee *exec.ExitError
+		if !errors.As(p.err, &ee) {
+			p.t.Fatalf("run %v: %v", p.args, p.err)
+		}
+		code = ee.ExitCode()
+	}
+	return &Result{Args: p.args, Stdout: p.out.Bytes(), Stderr: p.errb.Bytes(), Code: code}, p.output()
+}
 
 // ptyRun runs the binary with the pty as its controlling terminal (and
 // stdin), answers steps in order, and returns the result and everything
 // shown on the terminal.
 func ptyRun(t *testing.T, env []string, dir string, steps []ptyStep, args ...string) (*Result, string) {
 	t.Helper()
-	p, slave := ptyOpen(t)
-	ctx, cancel := context.WithTimeout(context.Background(), rbTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
-	cmd.Env, cmd.Dir = env, dir
-	cmd.Stdin = slave
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %v: %v", args, err)
-	}
-	slave.Close() // the child has its own copy; EOF on the master when it exits
-	exited := make(chan struct{})
-	var err error
-	go func() { err = cmd.Wait(); close(exited) }()
+	p := ptyStart(t, env, dir, append([]string{binary}, args...)...)
 	for _, s := range steps {
-		p.answer(s.prompt, s.line, exited)
+		p.step(s)
 	}
-	<-exited
-	if ctx.Err() != nil {
-		t.Fatalf("agentsecrets %s: still running after %s; terminal: %q", strings.Join(args, " "), rbTimeout, p.output())
-	}
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("the terminal did not close after the program exited")
-	}
-	code := 0
-	if err != nil {
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) {
-			t.Fatalf("run %v: %v", args, err)
-		}
-		code = ee.ExitCode()
-	}
-	return &Result{Args: args, Stdout: out.Bytes(), Stderr: errb.Bytes(), Code: code}, p.output()
+	return p.wait()
 }
 
 func TestPTYBindApproval(t *testing.T) {
@@ -257,23 +301,6 @@ func TestPTYSetPrompt(t *testing.T) {
 }
 
 func TestPTYInit(t *testing.T) {
-	t.Run("mismatch", func(t *testing.T) {
-		root := t.TempDir()
-		agHome := filepath.Join(root, "home")
-		_, vf := rbPassFiles(t, root)
-		env := rbBareEnv(root, agHome, "AGENTSECRETS_VAULT_PASSPHRASE_FILE="+vf)
-		r, tty := ptyRun(t, env, root, []ptyStep{
-			{"Choose the admin passphrase", "first admin passphrase"},
-			{"Repeat to confirm", "second admin passphrase"},
-		}, "init", "--backend", "file")
-		rbHint(t, r, r.ErrorCode(t, "usage", 2))
-		if strings.Contains(tty, "first admin") || strings.Contains(tty, "second admin") {
-			t.Errorf("a passphrase was echoed: %q", tty)
-		}
-		if _, err := os.Lstat(agHome); !errors.Is(err, os.ErrNotExist) {
-			t.Errorf("a failed init created %s (err %v)", agHome, err)
-		}
-	})
 	t.Run("match", func(t *testing.T) {
 		root := t.TempDir()
 		agHome := filepath.Join(root, "home")
@@ -284,7 +311,7 @@ func TestPTYInit(t *testing.T) {
 		r, tty := ptyRun(t, env, root, []ptyStep{
 			{"Choose the admin passphrase", admin},
 			{"Repeat to confirm", admin},
-			{"Vault passphrase:", vaultPass},
+			{"Choose the vault passphrase", vaultPass},
 			{"Repeat to confirm", vaultPass},
 		}, "init", "--backend", "file")
 		m := r.OK(t).JSON(t)

@@ -26,7 +26,7 @@ type Local struct {
 	In     io.Reader
 	Out    io.Writer
 	Err    io.Writer
-	Prompt func(text string, confirm bool) ([]byte, error)
+	Prompt func(text string) ([]byte, error)
 	Show   func(text string) error
 	// Call runs an operation on the user's side and returns its result,
 	// which is sent back as JSON.
@@ -218,7 +218,7 @@ func (c *client) prompt(p Prompt) {
 		c.answer(Answer{}, c.local.Show(p.Text))
 		return
 	}
-	v, err := c.local.Prompt(p.Text, p.Confirm)
+	v, err := c.local.Prompt(p.Text)
 	c.answer(Answer{Data: v}, err)
 	clear(v)
 }

@@ -219,8 +219,8 @@ func (s *Session) ask(typ byte, q any) (Answer, error) {
 }
 
 // Prompt asks a hidden question on the client's terminal.
-func (s *Session) Prompt(text string, confirm bool) ([]byte, error) {
-	a, err := s.ask(FramePrompt, Prompt{Text: text, Confirm: confirm})
+func (s *Session) Prompt(text string) ([]byte, error) {
+	a, err := s.ask(FramePrompt, Prompt{Text: text})
 	return a.Data, err
 }
 

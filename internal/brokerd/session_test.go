@@ -81,7 +81,7 @@ func TestSessionAnswerAheadIsNotTheAnswer(t *testing.T) {
 	}
 	waitGone(t, s)
 	go io.Copy(io.Discard, cli) // the prompt's frame, which nobody answers
-	if v, err := s.Prompt("Admin passphrase: ", false); !errors.Is(err, ErrClientGone) || v != nil {
+	if v, err := s.Prompt("Admin passphrase: "); !errors.Is(err, ErrClientGone) || v != nil {
 		t.Fatalf("Prompt = %q, %v; want ErrClientGone", v, err)
 	}
 }
@@ -125,7 +125,7 @@ func TestSessionPromptAnswered(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		v, err := s.Prompt("Admin passphrase: ", false)
+		v, err := s.Prompt("Admin passphrase: ")
 		got <- result{v, err}
 	}()
 	if typ, _ := readFrom(t, cli); typ != FramePrompt {
@@ -152,7 +152,7 @@ func TestSessionPromptAnswered(t *testing.T) {
 // client sent (an answer is a typed passphrase or value).
 func TestSessionDropReasonQuotesNothing(t *testing.T) {
 	s, cli := pipeSession(t)
-	go s.Prompt("Value: ", false)
+	go s.Prompt("Value: ")
 	if typ, _ := readFrom(t, cli); typ != FramePrompt {
 		t.Fatalf("frame %q, want a prompt", typ)
 	}

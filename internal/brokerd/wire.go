@@ -75,8 +75,7 @@ type ReadRequest struct {
 
 // Prompt asks the user a hidden question on the client's terminal.
 type Prompt struct {
-	Text    string `json:"text"`
-	Confirm bool   `json:"confirm,omitempty"`
+	Text string `json:"text"`
 	// Show is text for the terminal only (the recovery kit): no answer is
 	// read.
 	Show bool `json:"show,omitempty"`

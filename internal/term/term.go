@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	xterm "golang.org/x/term"
@@ -16,7 +17,10 @@ import (
 var ErrNoTerminal = errcode.New(errcode.Usage, "no terminal to prompt on")
 
 // ReadSecret prints prompt on the controlling terminal and reads one line
-// with echo off. The line ending is not included.
+// with echo off. The line ending is not included. A signal that ends the
+// process while echo is off (Ctrl-C, SIGTERM, a hang-up) first restores the
+// terminal as it was, then ends the process as the signal would have: not
+// every shell restores the terminal of a program a signal killed.
 func ReadSecret(prompt string) ([]byte, error) {
 	in, out, err := openTerminal()
 	if err != nil {
@@ -26,32 +30,45 @@ func ReadSecret(prompt string) ([]byte, error) {
 	if out != in {
 		defer out.Close()
 	}
-	if !xterm.IsTerminal(int(in.Fd())) {
+	fd := int(in.Fd())
+	if !xterm.IsTerminal(fd) {
 		return nil, ErrNoTerminal
 	}
+	saved, err := xterm.GetState(fd)
+	if err != nil {
+		return nil, fmt.Errorf("read the terminal's settings: %w", err)
+	}
+	// Caught before echo goes off, so no signal finds it off unhandled.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, endSignals...)
+	defer signal.Stop(sigs)
 	fmt.Fprint(out, prompt)
-	b, err := xterm.ReadPassword(int(in.Fd()))
-	fmt.Fprintln(out)
-	if err != nil {
-		return nil, fmt.Errorf("read from terminal: %w", err)
+	type line struct {
+		b   []byte
+		err error
 	}
-	return b, nil
-}
+	read := make(chan line, 1)
+	go func() {
+		b, err := xterm.ReadPassword(fd)
+		read <- line{b, err}
+	}()
+	select {
+	case l := <-read:
+		fmt.Fprintln(out)
+		if l.err != nil {
+			return nil, fmt.Errorf("read from terminal: %w", l.err)
+		}
+		return l.b, nil
+	case sig := <-sigs:
+		restoreErr := xterm.Restore(fd, saved)
+		fmt.Fprintln(out)
+		if restoreErr != nil {
+			fmt.Fprintf(out, "agentsecrets: could not switch echo back on (%v); run `stty sane`\n", restoreErr)
+		}
+		endBy(sig)
+		return nil, errors.New("interrupted at the prompt") // not reached: endBy ends the process
 
-// ReadSecretConfirmed asks twice and fails if the answers differ.
-func ReadSecretConfirmed(prompt string) ([]byte, error) {
-	a, err := ReadSecret(prompt)
-	if err != nil {
-		return nil, err
 	}
-	b, err := ReadSecret("Repeat to confirm: ")
-	if err != nil {
-		return nil, err
-	}
-	if string(a) != string(b) {
-		return nil, errcode.New(errcode.Usage, "the two entries differ")
-	}
-	return a, nil
 }
 
 // IsTerminal reports whether f is a terminal.

@@ -5,6 +5,7 @@ package term
 import (
 	"fmt"
 	"os"
+	"syscall"
 )
 
 func openTerminal() (in, out *os.File, err error) {
@@ -18,4 +19,14 @@ func openTerminal() (in, out *os.File, err error) {
 		return nil, nil, fmt.Errorf("%w: %v", errNoTTY, err)
 	}
 	return in, out, nil
+}
+
+// endSignals are the console events that end the process, which a hidden
+// read catches to restore the console mode first.
+var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
+
+// endBy ends the process after sig with the status a POSIX shell gives a
+// death by SIGINT, which scripts test for.
+func endBy(os.Signal) {
+	os.Exit(130)
 }
