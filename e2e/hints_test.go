@@ -34,22 +34,28 @@ func TestHintsConverge(t *testing.T) {
 				tls    bool
 				host   string // "" = the server's own 127.0.0.1
 				public bool
+				// preset is an entry a human added before, with these flags.
+				preset []string
 			}{
 				{name: "http loopback address"},
 				{name: "http loopback name", host: "localhost"},
 				{name: "https loopback address", tls: true},
 				{name: "http public", host: "api.hints.invalid", public: true},
 				{name: "https public", tls: true, host: "api.hints.invalid", public: true},
+				// The entry an older hint left: the guard's hint must keep
+				// --allow-http, and adding it must not drop it.
+				{name: "http loopback, entry without private", preset: []string{"--allow-http"}},
+				{name: "http loopback, entry without http", preset: []string{"--allow-private"}},
 			} {
 				t.Run(tc.name, func(t *testing.T) {
-					followHints(t, backend, tc.tls, tc.host, tc.public)
+					followHints(t, backend, tc.tls, tc.host, tc.public, tc.preset)
 				})
 			}
 		})
 	}
 }
 
-func followHints(t *testing.T, backend string, useTLS bool, host string, public bool) {
+func followHints(t *testing.T, backend string, useTLS bool, host string, public bool, preset []string) {
 	var mu sync.Mutex
 	var seen []string
 	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -79,6 +85,9 @@ func followHints(t *testing.T, backend string, useTLS bool, host string, public 
 		_, port, err := net.SplitHostPort(target.Host)
 		must(t, err)
 		target.Host = net.JoinHostPort(host, port)
+	}
+	if preset != nil {
+		v.Run(append([]string{"workspace", "allowlist", "add", target.Host, "--passphrase-file", v.AdminFile}, preset...)...).OK(t)
 	}
 	key := newCanary(t, "hints", "")
 	v.RunIn(key, "secrets", "set", "KEY", "--from-stdin").OK(t)
