@@ -253,7 +253,7 @@ func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
 
 // AllowlistCmd groups allowlist commands.
 type AllowlistCmd struct {
-	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host (needs the admin passphrase)."`
+	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host, or add flags to its entry; never drops one (needs the admin passphrase)."`
 	Remove AllowlistRemoveCmd `cmd:"" help:"Remove a host (no approval needed)."`
 	List   AllowlistListCmd   `cmd:"" help:"List allowed hosts."`
 	Log    AllowlistLogCmd    `cmd:"" help:"Show the history of allowlist changes and their approvals."`
