@@ -209,10 +209,6 @@ func goldenResults() map[string]TextWriter {
 			{What: "user agentsecrets", Action: "removed"}, {What: "/run/agentsecrets", Action: "absent"},
 			{What: "state directory", Action: "kept", Detail: "/var/lib/agentsecrets" + ctrl},
 		}, Notes: Notes{Warnings: []string{"the broker's vault stays in /var/lib/agentsecrets"}}},
-		"AllowlistResult": &AllowlistResult{Workspace: "default" + ctrl, Action: "updated", Approved: true,
-			Entry:  policy.AllowEntry{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime},
-			Before: &policy.AllowEntry{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AddedAt: goldenTime},
-			After:  &policy.AllowEntry{Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true, AddedAt: goldenTime}},
 		"AllowlistLogResult": &AllowlistLogResult{Workspace: "default", Changes: []policy.AllowlistChange{
 			{At: goldenTime, Action: "add", Host: "api.example.com", Approved: true},
 			{At: goldenTime, Action: "remove" + ctrl, Host: "127.0.0.1", Port: 8080, AllowHTTP: true, AllowPrivate: true},

@@ -398,24 +398,6 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 	return res, nil
 }
 
-// WriteText says what changed, with the entry's flags before and after.
-func (r *AllowlistResult) WriteText(w io.Writer) error {
-	approval := ""
-	if r.Approved {
-		approval = " (approved)"
-	}
-	switch {
-	case r.Action == "removed":
-		fmt.Fprintf(w, "Removed %s from the allowlist of workspace %s (it had: %s).\n", r.Entry.Target(), r.Workspace, exemptions(r.Entry))
-	case r.Before == nil:
-		fmt.Fprintf(w, "Added %s to the allowlist of workspace %s%s.\n  exemptions: %s\n", r.Entry.Target(), r.Workspace, approval, exemptions(r.Entry))
-	default:
-		fmt.Fprintf(w, "%s %s on the allowlist of workspace %s%s.\n  before: %s\n  after:  %s\n",
-			strings.ToUpper(r.Action[:1])+r.Action[1:], r.Entry.Target(), r.Workspace, approval, exemptions(*r.Before), exemptions(r.Entry))
-	}
-	return nil
-}
-
 // allowChangeLines describe setting next where old stood (nil: absent),
 // for the approval prompt: each flag, and what it was when it changes.
 func allowChangeLines(old *policy.AllowEntry, next policy.AllowEntry) []string {
