@@ -132,7 +132,12 @@ func TestAllowlist(t *testing.T) {
 		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 5, "approval_required"},
 		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private", "--passphrase-file", admin}, 0, "added"},
 		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 0, "unchanged"},
-		{[]string{"add", "127.0.0.1:8080", "--allow-http"}, 0, "updated"}, // dropping allow-private narrows
+		// Adding again merges: the exemption the command leaves out stays.
+		{[]string{"add", "127.0.0.1:8080", "--allow-http"}, 0, "unchanged"},
+		// Narrowing is remove, then add with the flags still wanted.
+		{[]string{"remove", "127.0.0.1:8080"}, 0, "removed"},
+		{[]string{"add", "127.0.0.1:8080", "--allow-http"}, 5, "approval_required"},
+		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--passphrase-file", admin}, 0, "added"},
 		{[]string{"add", "127.0.0.1:8080", "--allow-http", "--allow-private"}, 5, "approval_required"},
 		{[]string{"add", "API.Example.com.", "--passphrase-file", admin}, 0, "added"},
 		{[]string{"add", "api.example.com/v1", "--passphrase-file", admin}, 2, "usage"},
@@ -169,7 +174,7 @@ func TestAllowlist(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &log); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"added 127.0.0.1 8080 true true true", "updated 127.0.0.1 8080 true false false",
+	want := []string{"added 127.0.0.1 8080 true true true", "removed 127.0.0.1 8080 true true false", "added 127.0.0.1 8080 true false true",
 		"added api.example.com 0 false false true", "removed api.example.com 0 false false false"}
 	if len(log.Changes) != len(want) {
 		t.Fatalf("log has %d changes, want %d: %s", len(log.Changes), len(want), out)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -258,7 +259,7 @@ func (c *WorkspaceSwitchCmd) Run(env *Env) (*WorkspaceResult, error) {
 
 // AllowlistCmd groups allowlist commands.
 type AllowlistCmd struct {
-	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host (needs the admin passphrase)."`
+	Add    AllowlistAddCmd    `cmd:"" help:"Allow a host, or add flags to its entry; never drops one (needs the admin passphrase)."`
 	Remove AllowlistRemoveCmd `cmd:"" help:"Remove a host (no approval needed)."`
 	List   AllowlistListCmd   `cmd:"" help:"List allowed hosts."`
 	Log    AllowlistLogCmd    `cmd:"" help:"Show the history of allowlist changes and their approvals."`
@@ -313,14 +314,23 @@ type AllowlistAddCmd struct {
 
 // AllowlistResult reports one allowlist change.
 type AllowlistResult struct {
-	Workspace string            `json:"workspace"`
-	Entry     policy.AllowEntry `json:"entry"`
+	Workspace string `json:"workspace"`
+	// Entry is the entry as it stands after the command (as it stood, for
+	// remove): After, or Before when removed.
+	Entry policy.AllowEntry `json:"entry"`
+	// Before is the entry the command found (absent when it added one),
+	// After the entry it left (absent when it removed one).
+	Before *policy.AllowEntry `json:"before,omitempty"`
+	After  *policy.AllowEntry `json:"after,omitempty"`
 	// Action is added, updated, unchanged or removed.
 	Action   string `json:"action"`
 	Approved bool   `json:"approved" jsonschema:"description=true when the admin passphrase was checked"`
 	Notes
 }
 
+// Run adds the target, or merges the flags given into its entry: adding
+// again never drops an exemption the entry already has, so a hint naming
+// one flag cannot undo what the hint before it granted.
 func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 	t, err := policy.ParseTarget(c.Target)
 	if err != nil {
@@ -334,7 +344,7 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	entry := policy.AllowEntry{Host: t.Host, Port: t.Port, AllowHTTP: c.AllowHTTP, AllowPrivate: c.AllowPrivate, AddedAt: env.Now().UTC()}
+	asked := policy.AllowEntry{Host: t.Host, Port: t.Port, AllowHTTP: c.AllowHTTP, AllowPrivate: c.AllowPrivate, AddedAt: env.Now().UTC()}
 	ix, err := st.Index()
 	if err != nil {
 		return nil, err
@@ -350,12 +360,12 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 		if err != nil {
 			return vault.Change{}, err
 		}
-		return vault.Change{Widens: entry.Widens(findAllow(w, t)),
-			Lines: []string{"host:       " + t.String(), "plain http: " + yesNo(c.AllowHTTP), "private:    " + yesNo(c.AllowPrivate)}}, nil
+		old := findAllow(w, t)
+		next := asked.Merged(old)
+		return vault.Change{Widens: next.Widens(old), Lines: allowChangeLines(old, next)}, nil
 	}
 	approve := func(ix *vault.Index, ch vault.Change) error {
-		rerun := "agentsecrets workspace allowlist add " + t.String() + flagIf(c.AllowHTTP, " --allow-http") + flagIf(c.AllowPrivate, " --allow-private") + " --workspace " + wsName
-		return c.Approval.approve(env, ix, wsSel, "allowlisting "+t.String()+" in workspace "+wsName, ch.Lines, rerun)
+		return c.Approval.approve(env, ix, wsSel, "allowlisting "+t.String()+" in workspace "+wsName, ch.Lines, policy.AllowCommand(asked, wsName))
 	}
 	res.Approved, err = st.Widen(env.ctx(), decide, approve, func(ix *vault.Index, approved bool) error {
 		w, err := ix.Workspace(wsName)
@@ -363,28 +373,68 @@ func (c *AllowlistAddCmd) Run(env *Env) (*AllowlistResult, error) {
 			return err
 		}
 		old := findAllow(w, t)
-		switch {
-		case old == nil:
-			w.Allowlist = append(w.Allowlist, entry)
-			res.Action, res.Entry = "added", entry
-		case old.AllowHTTP == entry.AllowHTTP && old.AllowPrivate == entry.AllowPrivate:
-			res.Action, res.Entry = "unchanged", *old
-			return vault.ErrUnchanged
-		default:
-			entry.AddedAt = old.AddedAt
-			*old = entry
-			res.Action, res.Entry = "updated", entry
+		next := asked.Merged(old)
+		res.Entry, res.After = next, &next
+		if old == nil {
+			w.Allowlist = append(w.Allowlist, next)
+			res.Action = "added"
+		} else {
+			before := *old
+			res.Before = &before
+			if before.AllowHTTP == next.AllowHTTP && before.AllowPrivate == next.AllowPrivate {
+				res.Action = "unchanged"
+				return vault.ErrUnchanged
+			}
+			*old = next
+			res.Action = "updated"
 		}
-		w.AllowlistLog = append(w.AllowlistLog, entry.Change(res.Action, approved, env.Now()))
+		w.AllowlistLog = append(w.AllowlistLog, next.Change(res.Action, approved, env.Now()))
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	if entry.AllowPrivate {
+	if res.Before != nil && (res.Before.AllowHTTP && !c.AllowHTTP || res.Before.AllowPrivate && !c.AllowPrivate) {
+		res.warn("%s keeps the exemptions it had (%s); to drop one, run `agentsecrets workspace allowlist remove %s --workspace %s`, then add it again",
+			t, exemptions(*res.Before), t, wsName)
+	}
+	if res.Entry.AllowPrivate {
 		res.warn("%s is exempt from the private-address guard; cloud metadata addresses stay blocked", t)
 	}
 	return res, nil
+}
+
+// allowChangeLines describe setting next where old stood (nil: absent),
+// for the approval prompt: each flag, and what it was when it changes.
+func allowChangeLines(old *policy.AllowEntry, next policy.AllowEntry) []string {
+	flag := func(label string, was, now bool) string {
+		if old != nil && was != now {
+			return label + yesNo(now) + " (was " + yesNo(was) + ")"
+		}
+		return label + yesNo(now)
+	}
+	var wasHTTP, wasPrivate bool
+	if old != nil {
+		wasHTTP, wasPrivate = old.AllowHTTP, old.AllowPrivate
+	}
+	return []string{"host:       " + next.Target().String(),
+		flag("plain http: ", wasHTTP, next.AllowHTTP),
+		flag("private:    ", wasPrivate, next.AllowPrivate)}
+}
+
+// exemptions names the flags e carries, as allowlist add spells them.
+func exemptions(e policy.AllowEntry) string {
+	var on []string
+	if e.AllowHTTP {
+		on = append(on, "--allow-http")
+	}
+	if e.AllowPrivate {
+		on = append(on, "--allow-private")
+	}
+	if len(on) == 0 {
+		return "none"
+	}
+	return strings.Join(on, " ")
 }
 
 func flagIf(on bool, s string) string {
@@ -430,6 +480,7 @@ func (c *AllowlistRemoveCmd) Run(env *Env) (*AllowlistResult, error) {
 				"run `agentsecrets workspace allowlist list`")
 		}
 		res.Entry = *old
+		res.Before = &res.Entry
 		w.Allowlist = slices.DeleteFunc(w.Allowlist, func(e policy.AllowEntry) bool { return e.Host == t.Host && e.Port == t.Port })
 		w.AllowlistLog = append(w.AllowlistLog, res.Entry.Change("removed", false, env.Now()))
 		return nil

@@ -292,7 +292,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	// the policy cannot see (it has names only, no query or body).
 	decide := func(t target, method string, header http.Header, body []byte) (policy.Decision, error) {
 		d, err := policy.Check(ws.Allowlist, bindings, policy.Request{Scheme: t.url.Scheme, Host: t.host, Port: t.port,
-			Path: t.url.Path, Method: method, Uses: uses, Workspace: req.Selection.Workspace, Project: req.Selection.Project})
+			Path: t.url.Path, Method: method, Uses: uses, Workspace: req.Selection.Workspace, Project: req.Selection.Project,
+			Private: func() bool { return b.cfg.Guard.ReachesPrivate(ctx, t.host) }})
 		if err == nil && d.RestrictsMethods && hasMethodOverride(t.url.RawQuery, header.Get("Content-Type"), body) {
 			err = policy.MethodOverrideError()
 		}
@@ -338,7 +339,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		}
 		up, err = b.client.Do(out)
 		if err != nil {
-			return nil, sendError(ctx, err, t)
+			return nil, sendError(ctx, err, t, decision.Entry, req.Selection.Workspace)
 		}
 		loc := up.Header.Get("Location")
 		if !isRedirect(up.StatusCode) || loc == "" {
@@ -566,11 +567,21 @@ func (c *capReader) Read(p []byte) (int, error) {
 
 // sendError classifies a transport failure without echoing the URL: a
 // *url.Error's text includes the query string, which may carry a value.
-func sendError(ctx context.Context, err error, t target) error {
+// A private-address refusal's hint widens entry, the allowlist entry of
+// workspace that let the request through.
+func sendError(ctx context.Context, err error, t target, entry policy.AllowEntry, workspace string) error {
 	var blocked *BlockedError
 	if errors.As(err, &blocked) {
-		// Keep the guard's hint, drop the *url.Error around it.
-		return errcode.WithHint(blocked, errcode.Classify(err).Hint)
+		hint := errcode.Classify(err).Hint
+		if blocked.Reason == ReasonPrivate {
+			// The entry that let the request through is the one to widen,
+			// under its own target and with the flags it has: the guard
+			// knows neither.
+			entry.AllowPrivate = true
+			hint = "if " + t.host + " is a local server you trust, a human runs `" + policy.AllowCommand(entry, workspace) + "`"
+		}
+		// Drop the *url.Error around the guard's error.
+		return errcode.WithHint(blocked, hint)
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {

@@ -187,6 +187,28 @@ func (g *Guard) DialContext(ctx context.Context, network, addr string) (net.Conn
 	return nil, firstErr
 }
 
+// ReachesPrivate reports whether host is, or resolves to, an address that
+// only an allowlist entry with --allow-private may dial. A denial asks it,
+// so that the one allowlist command its hint names carries that flag too;
+// a lookup that fails or is slow answers false, and the guard still
+// decides at dial time.
+func (g *Guard) ReachesPrivate(ctx context.Context, host string) bool {
+	ips := []netip.Addr{}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		ips = append(ips, ip)
+	} else if !strings.Contains(host, "%") {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		ips, _ = g.resolver().LookupNetIP(ctx, "ip", host)
+	}
+	for _, ip := range ips {
+		if CheckAddr(ip, false) == ReasonPrivate {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *Guard) resolver() interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 } {

@@ -31,6 +31,11 @@ type Request struct {
 	// Workspace and Project name where the secrets live, for the commands
 	// a denial's hint gives.
 	Workspace, Project string
+	// Private reports whether the host is, or resolves to, an address the
+	// SSRF guard opens only for an entry with AllowPrivate. It is asked
+	// only to word an allowlist denial's hint, so that the one command it
+	// names carries every flag the request needs; nil means no.
+	Private func() bool
 }
 
 // Decision is the outcome of an allowed request, and what the bindings
@@ -113,13 +118,20 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 		return Decision{}, err
 	}
 	hostport := Target{Host: r.Host, Port: r.Port}.String()
+	needsHTTP := r.Scheme == "http" && len(r.Uses) > 0
 	entry, ok := findEntry(allowlist, r)
 	if !ok {
-		return Decision{}, deny(ReasonNotAllowlisted, "a human runs: agentsecrets workspace allowlist add "+allowTarget(r),
+		want := AllowEntry{Host: r.Host, Port: allowTarget(r).Port, AllowHTTP: needsHTTP, AllowPrivate: r.Private != nil && r.Private()}
+		return Decision{}, deny(ReasonNotAllowlisted, "a human runs: "+AllowCommand(want, r.Workspace),
 			"%s is not on the workspace allowlist", hostport)
 	}
-	if r.Scheme == "http" && len(r.Uses) > 0 && !entry.AllowHTTP {
-		return Decision{}, deny(ReasonPlainHTTP, "use https://, or for local development a human runs: agentsecrets workspace allowlist add "+allowTarget(r)+" --allow-http",
+	if needsHTTP && !entry.AllowHTTP {
+		// The entry that matched is the one to widen, under its own target:
+		// an entry for host:443 and one for host both match https://host.
+		want := entry
+		want.AllowHTTP = true
+		want.AllowPrivate = entry.AllowPrivate || r.Private != nil && r.Private()
+		return Decision{}, deny(ReasonPlainHTTP, "use https://, or for local development a human runs: "+AllowCommand(want, r.Workspace),
 			"refusing to send a secret over plain http:// to %s", hostport)
 	}
 	d := Decision{Entry: entry, AllowRange: true}
@@ -173,12 +185,31 @@ func decodeFully(s string) string {
 	return s
 }
 
-func allowTarget(r Request) string {
+// allowTarget is the target an allowlist entry for r is added under: the
+// port only when it is not the scheme's default.
+func allowTarget(r Request) Target {
 	t := Target{Host: r.Host}
 	if r.Port != DefaultPort(r.Scheme) {
 		t.Port = r.Port
 	}
-	return t.String()
+	return t
+}
+
+// AllowCommand is the one command that makes e's flags hold on the
+// allowlist of workspace ("" for the current one). allowlist add merges
+// flags into an existing entry, so the command never drops one.
+func AllowCommand(e AllowEntry, workspace string) string {
+	cmd := "agentsecrets workspace allowlist add " + e.Target().String()
+	if e.AllowHTTP {
+		cmd += " --allow-http"
+	}
+	if e.AllowPrivate {
+		cmd += " --allow-private"
+	}
+	if workspace != "" {
+		cmd += " --workspace " + workspace
+	}
+	return cmd
 }
 
 func findEntry(allowlist []AllowEntry, r Request) (AllowEntry, bool) {

@@ -291,3 +291,82 @@ func TestAllowEchoExemptsFromTripwire(t *testing.T) {
 		t.Fatal("turning the tripwire off must widen, turning it on must not")
 	}
 }
+
+// TestAllowlistHints: an allowlist denial names the one command that makes
+// the request pass, with every flag it needs, under the target of the entry
+// it widens; following it (allowlist add merges) is never denied again
+// for the allowlist.
+func TestAllowlistHints(t *testing.T) {
+	private := func() bool { return true }
+	use := Use{"KEY", SurfaceHeader, "Authorization"}
+	cases := []struct {
+		name  string
+		allow []AllowEntry
+		r     Request
+		hint  string
+	}{
+		{"loopback http, fresh", nil,
+			Request{Scheme: "http", Host: "127.0.0.1", Port: 8080, Uses: []Use{use}, Workspace: "w", Private: private},
+			"a human runs: agentsecrets workspace allowlist add 127.0.0.1:8080 --allow-http --allow-private --workspace w"},
+		{"loopback https, fresh", nil,
+			Request{Scheme: "https", Host: "localhost", Port: 443, Uses: []Use{use}, Workspace: "w", Private: private},
+			"a human runs: agentsecrets workspace allowlist add localhost --allow-private --workspace w"},
+		{"public http, fresh", nil,
+			Request{Scheme: "http", Host: "api.example.com", Port: 80, Uses: []Use{use}, Workspace: "w"},
+			"a human runs: agentsecrets workspace allowlist add api.example.com --allow-http --workspace w"},
+		{"public https, fresh", nil,
+			Request{Scheme: "https", Host: "api.example.com", Port: 443, Uses: []Use{use}, Workspace: "w", Private: func() bool { return false }},
+			"a human runs: agentsecrets workspace allowlist add api.example.com --workspace w"},
+		{"http without a value needs no --allow-http", nil,
+			Request{Scheme: "http", Host: "127.0.0.1", Port: 8080, Workspace: "w", Private: private},
+			"a human runs: agentsecrets workspace allowlist add 127.0.0.1:8080 --allow-private --workspace w"},
+		{"plain http keeps the entry's private exemption", []AllowEntry{{Host: "127.0.0.1", Port: 8080, AllowPrivate: true}},
+			Request{Scheme: "http", Host: "127.0.0.1", Port: 8080, Uses: []Use{use}, Workspace: "w"},
+			"use https://, or for local development a human runs: agentsecrets workspace allowlist add 127.0.0.1:8080 --allow-http --allow-private --workspace w"},
+		{"plain http adds the private exemption it will need", []AllowEntry{{Host: "10.1.2.3"}},
+			Request{Scheme: "http", Host: "10.1.2.3", Port: 80, Uses: []Use{use}, Private: private},
+			"use https://, or for local development a human runs: agentsecrets workspace allowlist add 10.1.2.3 --allow-http --allow-private"},
+		{"plain http widens the entry that matched, under its target", []AllowEntry{{Host: "api.example.com", Port: 80}},
+			Request{Scheme: "http", Host: "api.example.com", Port: 80, Uses: []Use{use}, Workspace: "w"},
+			"use https://, or for local development a human runs: agentsecrets workspace allowlist add api.example.com:80 --allow-http --workspace w"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.r.Path, c.r.Method = "/", "GET"
+			_, err := Check(c.allow, func(string) []Binding { return nil }, c.r)
+			if got := errcode.Classify(err).Hint; got != c.hint {
+				t.Fatalf("hint %q\nwant %q", got, c.hint)
+			}
+			// Follow it: merge the entry it names into the allowlist.
+			cmd := strings.Fields(c.hint[strings.Index(c.hint, "agentsecrets "):])
+			target, err := ParseTarget(cmd[4])
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := AllowEntry{Host: target.Host, Port: target.Port, AllowHTTP: slices.Contains(cmd, "--allow-http"), AllowPrivate: slices.Contains(cmd, "--allow-private")}
+			allow := slices.Clone(c.allow)
+			i := slices.IndexFunc(allow, func(e AllowEntry) bool { return e.Host == asked.Host && e.Port == asked.Port })
+			if i < 0 {
+				allow = append(allow, asked)
+			} else {
+				allow[i] = asked.Merged(&allow[i])
+			}
+			_, err = Check(allow, func(string) []Binding { return nil }, c.r)
+			if r := DenyReason(err); r == ReasonNotAllowlisted || r == ReasonPlainHTTP {
+				t.Fatalf("after following the hint: %v", err)
+			}
+		})
+	}
+}
+
+func TestMergedKeepsExemptions(t *testing.T) {
+	added := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	old := &AllowEntry{Host: "h", AllowHTTP: true, AddedAt: added}
+	got := AllowEntry{Host: "h", AllowPrivate: true, AddedAt: added.Add(time.Hour)}.Merged(old)
+	if !got.AllowHTTP || !got.AllowPrivate || !got.AddedAt.Equal(added) {
+		t.Fatalf("merged %+v", got)
+	}
+	if !got.Widens(old) || (AllowEntry{Host: "h"}).Merged(old).Widens(old) {
+		t.Fatal("merging in a flag the entry has must not widen it; a new one must")
+	}
+}

@@ -208,6 +208,18 @@ func (e AllowEntry) Change(action string, approved bool, t time.Time) AllowlistC
 // Target returns the entry as a Target.
 func (e AllowEntry) Target() Target { return Target{Host: e.Host, Port: e.Port} }
 
+// Merged is e with the exemptions old (nil: absent) already had: adding
+// an entry again only ever adds flags, so following one hint cannot undo
+// what an earlier one granted. Narrowing is allowlist remove, then add.
+func (e AllowEntry) Merged(old *AllowEntry) AllowEntry {
+	if old != nil {
+		e.AllowHTTP = e.AllowHTTP || old.AllowHTTP
+		e.AllowPrivate = e.AllowPrivate || old.AllowPrivate
+		e.AddedAt = old.AddedAt
+	}
+	return e
+}
+
 // Widens reports whether setting e where old stood (nil: absent) grants
 // anything old did not.
 func (e AllowEntry) Widens(old *AllowEntry) bool {
