@@ -337,6 +337,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		if err != nil {
 			return nil, err
 		}
+		if req.Sent != nil {
+			req.Sent(sentView(out, req.Injections, redactor))
+		}
 		up, err = b.client.Do(out)
 		if err != nil {
 			return nil, sendError(ctx, err, t)

@@ -77,6 +77,9 @@ type Request struct {
 	// they are resolved, so the front end can give its final output one
 	// more scan for them.
 	Scan func(*Redactor)
+	// Sent, if set, is handed each request as it goes upstream (once per
+	// redirect hop), injected values masked (see Sent).
+	Sent func(Sent)
 }
 
 // ErrBadRequest wraps every validation failure of a Request.
