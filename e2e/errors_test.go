@@ -64,3 +64,47 @@ func runEnv(t *testing.T, v *Vault, env []string, args ...string) *Result {
 	cmd.Env, cmd.Dir = env, v.Dir
 	return capture(t, cmd, args)
 }
+
+// TestCanaryTyposAndDidYouMean: a typo of a command word comes back in the
+// usage error, a value typed in the wrong place does not; an unknown secret
+// name gets a did-you-mean of stored names, never a value, in JSON and on
+// stderr in text form.
+func TestCanaryTyposAndDidYouMean(t *testing.T) {
+	value := newCanary(t, "dym", "+/=")
+	v := NewVault(t, "file")
+	v.RunIn(value, "secrets", "set", "STRIPE_KEY", "--from-stdin").OK(t)
+	canaries := [][]byte{value}
+
+	r := v.Run("secrts", "list")
+	e := r.ErrorCode(t, "usage", 2)
+	if msg := e["message"].(string); !strings.Contains(msg, "secrts") || strings.Contains(msg, "<redacted>") {
+		t.Errorf("the typo is not shown: %q", msg)
+	}
+	for _, args := range [][]string{
+		{"secrets", "list", string(value)},
+		{"secrts", string(value)},
+		{"secrets", "set", "STRIPE_KEY", string(value), "extra"},
+		{"call", "--url", "https://api.example.com", "--bearer", string(value)},
+	} {
+		r := v.Run(args...)
+		if r.Code == 0 {
+			t.Errorf("%v succeeded", args[:2])
+		}
+		assertNoLeak(t, "usage error of "+strings.Join(args[:2], " "), append(r.Stdout, r.Stderr...), canaries)
+	}
+
+	for _, format := range []string{"json", "text"} {
+		r := v.Run("--format", format, "call", "--url", "https://api.example.com/v1", "--bearer", "STRIPE_KY")
+		out := string(r.Stdout) + string(r.Stderr)
+		if r.Code != 3 || !strings.Contains(out, "did you mean STRIPE_KEY?") {
+			t.Errorf("%s: exit %d, want not_found with a did-you-mean: %s", format, r.Code, out)
+		}
+		assertNoLeak(t, "did-you-mean ("+format+")", []byte(out), canaries)
+		r = v.Run("--format", format, "secrets", "unbind", "STRIPE_KY")
+		out = string(r.Stdout) + string(r.Stderr)
+		if !strings.Contains(out, "did you mean STRIPE_KEY?") {
+			t.Errorf("%s: secrets unbind of a typo: %s", format, out)
+		}
+		assertNoLeak(t, "did-you-mean of secrets unbind ("+format+")", []byte(out), canaries)
+	}
+}
