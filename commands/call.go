@@ -3,6 +3,7 @@ package commands
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"io"
 	"mime"
 	"net/http"
@@ -33,6 +34,7 @@ type CallCmd struct {
 	Timeout       string   `default:"30s" placeholder:"DURATION" help:"Give up after this long (e.g. 10s, 2m)." json:"timeout,omitempty"`
 	MaxResponse   int64    `default:"268435456" placeholder:"BYTES" help:"Largest response body accepted, after decompression." json:"max_response,omitempty"`
 	Fail          bool     `help:"Exit non-zero (code upstream) when the upstream answers HTTP 400 or more." json:"fail,omitempty"`
+	Verbose       bool     `short:"v" help:"Print each request as sent (method, URL, headers; injected values masked) to stderr." json:"verbose,omitempty"`
 	Scope
 }
 
@@ -119,7 +121,12 @@ func (c *CallCmd) request(env *Env) (*broker.Request, error) {
 	if method == "" {
 		method = broker.DefaultMethod(body, ins)
 	}
-	return &broker.Request{FrontEnd: audit.FrontEndCall, Method: method, URL: c.URL, Header: header, Body: body, Injections: ins, Timeout: timeout}, nil
+	req := &broker.Request{FrontEnd: audit.FrontEndCall, Method: method, URL: c.URL, Header: header, Body: body, Injections: ins, Timeout: timeout}
+	if c.Verbose {
+		// stderr, never the result: stdout stays one JSON value.
+		req.Sent = func(s broker.Sent) { fmt.Fprint(env.IO.Err, termEscapeLines(s.String())) }
+	}
+	return req, nil
 }
 
 // send runs req through b and reads the whole (redacted) response. The

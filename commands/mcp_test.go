@@ -239,8 +239,9 @@ func TestCallDefaults(t *testing.T) {
 }
 
 // TestAPICallInputsMatchCall: api_call takes exactly the call command's
-// inputs (but data_file) plus headers, body and injections, so a flag added
-// to call is decoded by api_call too.
+// inputs (but data_file, and verbose, which prints to a person's stderr)
+// plus headers, body and injections, so a flag added to call is decoded by
+// api_call too.
 func TestAPICallInputsMatchCall(t *testing.T) {
 	io, _, _, _ := TestIO()
 	schemas, err := (&mcpCommands{base: &Env{IO: io}}).Schemas([]string{"call"})
@@ -255,7 +256,7 @@ func TestAPICallInputsMatchCall(t *testing.T) {
 	}
 	want := []string{"body", "headers", "injections"}
 	for k := range s.Properties {
-		if k != "data_file" {
+		if k != "data_file" && k != "verbose" {
 			want = append(want, k)
 		}
 	}

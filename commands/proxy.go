@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -153,6 +155,9 @@ const proxyShutdownGrace = 10 * time.Second
 func (c *ProxyStartCmd) listen(env *Env, dirs home.Dirs, start func(*serve.Listener) (vault.Selection, func(context.Context) error, error)) (*ProxyStatusResult, error) {
 	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port))
 	ln, err := serve.Listen(addr, "choose another --port", func(string) string { return tokenPath(dirs) })
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, portInUse(c.Port, "")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -251,8 +256,22 @@ func (c *ProxyStartCmd) background(env *Env, dirs home.Dirs) (*ProxyStatusResult
 		}
 		args = append(args, "--vault-passphrase-file", path)
 	}
+	// The child's error is read back from the log as JSON, whatever
+	// format the caller's environment asks for.
+	args = append(args, "--json")
 	if err := dirs.Ensure(); err != nil {
 		return nil, err
+	}
+	// A busy port is the common failure: said here, before a child is
+	// started, rather than found in the log.
+	if c.Port != 0 {
+		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(c.Port)))
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return nil, portInUse(c.Port, "--background ")
+		}
+		if err == nil {
+			ln.Close()
+		}
 	}
 	logPath := filepath.Join(dirs.State, "proxy.log")
 	logf, err := atomicfile.OpenRegular(logPath, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
@@ -260,6 +279,10 @@ func (c *ProxyStartCmd) background(env *Env, dirs home.Dirs) (*ProxyStatusResult
 		return nil, err
 	}
 	defer logf.Close()
+	logStart, err := logf.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, fmt.Errorf("proxy log: %w", err)
+	}
 	cmd := exec.Command(self, args...)
 	cmd.Dir = env.Cwd
 	cmd.Stdout, cmd.Stderr = logf, logf
@@ -273,7 +296,7 @@ func (c *ProxyStartCmd) background(env *Env, dirs home.Dirs) (*ProxyStatusResult
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return nil, errcode.WithHint(errcode.New(errcode.Unavailable, "the proxy exited at start"), "see "+logPath)
+			return nil, childStartError(logPath, logStart)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if res, _ := probeProxy(dirs); res != nil && res.Running && res.PID == cmd.Process.Pid {
@@ -283,6 +306,45 @@ func (c *ProxyStartCmd) background(env *Env, dirs home.Dirs) (*ProxyStatusResult
 	}
 	cmd.Process.Kill()
 	return nil, errcode.WithHint(errcode.New(errcode.Timeout, "the proxy did not answer within 10s"), "see "+logPath)
+}
+
+// portInUse is the error of a proxy whose --port another program holds.
+// flags are the start command's flags to repeat in the hint.
+func portInUse(port int, flags string) error {
+	return errcode.WithHint(errcode.Errorf(errcode.Unavailable, "port %d on 127.0.0.1 is in use by another program", port),
+		"run `agentsecrets proxy start "+flags+"--port 0` to pick a free port, or stop what listens on "+strconv.Itoa(port))
+}
+
+// maxChildLog is how much of what a detached proxy wrote at start is read
+// back for its error.
+const maxChildLog = 64 << 10
+
+// childStartError is the error a detached proxy that exited at start
+// reported (the last JSON error it wrote to the log after offset), with
+// its hint made to repeat --background; else a pointer to the log. The
+// child's error went through its own scrub and output guard, and goes
+// through the parent's again.
+func childStartError(logPath string, offset int64) error {
+	fallback := errcode.WithHint(errcode.New(errcode.Unavailable, "the proxy exited at start"), "see "+logPath)
+	f, err := os.Open(logPath)
+	if err != nil {
+		return fallback
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.NewSectionReader(f, offset, maxChildLog))
+	if err != nil {
+		return fallback
+	}
+	lines := bytes.Split(bytes.TrimSpace(b), []byte("\n"))
+	for i := len(lines) - 1; i >= 0; i-- {
+		var env errcode.Envelope
+		if json.Unmarshal(lines[i], &env) != nil || env.Error.Code == "" {
+			continue
+		}
+		hint := strings.ReplaceAll(env.Error.Hint, "agentsecrets proxy start ", "agentsecrets proxy start --background ")
+		return errcode.WithHint(errcode.New(errcode.Lookup(env.Error.Code).Code, "the proxy exited at start: "+env.Error.Message), hint)
+	}
+	return fallback
 }
 
 // probeProxy reads the state file and asks the proxy for /health.

@@ -229,10 +229,18 @@ func scrubArgs(msg string, args []string) string {
 var pairFlags = map[string]bool{"--header": true, "--query": true, "--body-field": true, "--form-field": true}
 
 // scrubTokens removes every argument token from a parser message except
-// words of the grammar. kong quotes offending arguments verbatim
-// ("unexpected argument ..."), and a value typed in the wrong place must not
-// come back in the error.
+// those that cannot be a value: words of the grammar, flags, and a
+// positional word within a typo of a command word (`secrts`), which is what
+// a person mistypes and needs to see. kong quotes offending arguments
+// verbatim ("unexpected argument ..."), and a value typed in the wrong
+// place must not come back in the error.
 func scrubTokens(msg string, args []string, grammar map[string]bool) string {
+	var commands []string
+	for w := range grammar {
+		if !strings.HasPrefix(w, "-") {
+			commands = append(commands, w)
+		}
+	}
 	for _, a := range args {
 		tok := a
 		if strings.HasPrefix(a, "-") {
@@ -241,6 +249,8 @@ func scrubTokens(msg string, args []string, grammar map[string]bool) string {
 				continue
 			}
 			tok = a[i+1:]
+		} else if len(vault.Suggest(tok, commands)) > 0 {
+			continue
 		}
 		if len(tok) < 4 || grammar[tok] {
 			continue

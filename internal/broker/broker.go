@@ -280,7 +280,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	}
 	for _, in := range req.Injections {
 		if _, err := ix.Secret(req.Selection, in.Secret); err != nil {
-			return nil, errcode.WithHint(err, "run `agentsecrets secrets list`, or store it: `agentsecrets secrets set "+in.Secret+"`")
+			return nil, errcode.WithHint(err, ix.SecretSuggestion(req.Selection, in.Secret)+
+				"run `agentsecrets secrets list`, or store it: `agentsecrets secrets set "+in.Secret+"`")
 		}
 	}
 	bindings := func(name string) []policy.Binding { return proj.Secrets[name].Bindings }
@@ -336,6 +337,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		out, err := outbound(WithAllowPrivate(ctx, decision.Entry.AllowPrivate), method, t, req.Header, body, req.Injections, values, decision)
 		if err != nil {
 			return nil, err
+		}
+		if req.Sent != nil {
+			req.Sent(sentView(out, req.Injections, redactor))
 		}
 		up, err = b.client.Do(out)
 		if err != nil {

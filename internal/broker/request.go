@@ -77,6 +77,9 @@ type Request struct {
 	// they are resolved, so the front end can give its final output one
 	// more scan for them.
 	Scan func(*Redactor)
+	// Sent, if set, is handed each request as it goes upstream (once per
+	// redirect hop), injected values masked (see Sent).
+	Sent func(Sent)
 }
 
 // ErrBadRequest wraps every validation failure of a Request.
@@ -111,6 +114,12 @@ func parseTarget(raw string) (target, error) {
 	if strings.ContainsAny(raw, " \t\r\n\\") {
 		return target{}, badRequest("the URL contains whitespace or a backslash")
 	}
+	if !strings.Contains(raw, "://") {
+		if s := withScheme(raw); s != "" {
+			return target{}, errcode.WithHint(badRequest("the URL has no scheme"),
+				"give it one: "+s+" (http:// only for hosts allowlisted with --allow-http)")
+		}
+	}
 	u, err := url.Parse(raw)
 	if err != nil {
 		return target{}, badRequest("the URL does not parse")
@@ -144,6 +153,26 @@ func parseTarget(raw string) (target, error) {
 	u.Fragment, u.RawFragment = "", ""
 	u.Host = policy.Target{Host: t.Host, Port: t.Port}.String()
 	return target{url: u, host: t.Host, port: port}, nil
+}
+
+// withScheme is raw with https:// in front, without its query or fragment,
+// when raw reads as host[:port][/path] with a host that is an IP address,
+// localhost or a dotted name; else "". The query is left out of the
+// suggestion because a value pasted into the URL would sit there.
+func withScheme(raw string) string {
+	if i := strings.IndexAny(raw, "?#"); i >= 0 {
+		raw = raw[:i]
+	}
+	hostport, path, _ := strings.Cut(raw, "/")
+	t, err := policy.ParseTarget(hostport)
+	if err != nil || t.Host != "localhost" && !strings.Contains(t.Host, ".") && !strings.Contains(t.Host, ":") {
+		return ""
+	}
+	s := "https://" + hostport
+	if path != "" {
+		s += "/" + path
+	}
+	return s
 }
 
 // hasEncodedSlash finds %2F and %5C in path segments, which some servers
@@ -394,6 +423,11 @@ func (s Specs) Injections() ([]Injection, error) {
 		{StyleHeader, s.Header}, {StyleQuery, s.Query}, {StyleBody, s.BodyField}, {StyleForm, s.Form},
 	} {
 		for _, spec := range g.specs {
+			if g.style == StyleHeader {
+				if err := plainHeaderSpec(spec); err != nil {
+					return nil, err
+				}
+			}
 			in, err := ParseInjection(g.style, spec)
 			if err != nil {
 				example := "STRIPE_KEY"
@@ -407,4 +441,22 @@ func (s Specs) Injections() ([]Injection, error) {
 		}
 	}
 	return ins, nil
+}
+
+// plainHeaderSpec refuses a --header spec in curl's "Name: value" form: that
+// is a plain header, which -H sends. The hint names the header (a valid
+// header name is no value) but never what follows the colon, which is
+// often a credential (--header "Authorization: Bearer ...").
+func plainHeaderSpec(spec string) error {
+	field, _, _ := strings.Cut(spec, "=")
+	name, _, colon := strings.Cut(field, ":")
+	if !colon {
+		return nil
+	}
+	name = strings.TrimSpace(name)
+	if !validHeaderName(name) {
+		name = "Name"
+	}
+	return errcode.WithHint(errcode.New(errcode.Usage, "--header wants Name=SECRET_NAME; a 'Name: value' header is sent with -H"),
+		"send a plain header with -H '"+name+": ...', or a secret with --header "+name+"=SECRET_NAME")
 }

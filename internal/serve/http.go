@@ -92,7 +92,7 @@ type Listener struct {
 func Listen(addr, hint string, tokenFile func(addr string) string) (*Listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "listen on %s: %v", addr, err), hint)
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "listen on %s: %w", addr, err), hint)
 	}
 	raw, err := crypto.Random(32)
 	if err != nil {

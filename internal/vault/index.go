@@ -246,7 +246,7 @@ func (ix *Index) Validate() error {
 func (ix *Index) Workspace(name string) (*Workspace, error) {
 	w, ok := ix.Workspaces[name]
 	if !ok {
-		return nil, errcode.WithHint(fmt.Errorf("%w: workspace %q", ErrNotFound, printable(name)), "run `agentsecrets workspace list`")
+		return nil, errcode.WithHint(fmt.Errorf("%w: workspace %q", ErrNotFound, printable(name)), DidYouMean(name, SortedKeys(ix.Workspaces))+"run `agentsecrets workspace list`")
 	}
 	return w, nil
 }
@@ -271,7 +271,8 @@ func (ix *Index) projectError(sel Selection) error {
 		return err
 	}
 	return errcode.WithHint(fmt.Errorf("%w: project %q in workspace %q", ErrNotFound, printable(sel.Project), sel.Workspace),
-		"run `agentsecrets project list` or `agentsecrets project create "+printable(sel.Project)+"`")
+		DidYouMean(sel.Project, SortedKeys(ix.Workspaces[sel.Workspace].Projects))+
+			"run `agentsecrets project list` or `agentsecrets project create "+printable(sel.Project)+"`")
 }
 
 // Secret returns the named secret's metadata or a not_found error.
@@ -283,7 +284,7 @@ func (ix *Index) Secret(sel Selection, name string) (*Secret, error) {
 	s, ok := p.Secrets[name]
 	if !ok {
 		return nil, errcode.WithHint(fmt.Errorf("%w: secret %q in %s/%s", ErrNotFound, printable(name), sel.Workspace, sel.Project),
-			"run `agentsecrets secrets list`")
+			DidYouMean(name, SortedKeys(p.Secrets))+"run `agentsecrets secrets list`")
 	}
 	return s, nil
 }
