@@ -30,7 +30,11 @@ func (r *AllowlistResult) WriteText(w io.Writer) error {
 	case "unchanged":
 		fmt.Fprintf(w, "%s%s was already allowed in workspace %s; nothing changed.\n", e.Target(), flags, r.Workspace)
 	case "updated":
-		fmt.Fprintf(w, "Updated %s in the allowlist of workspace %s (%s), now:%s\n", e.Target(), r.Workspace, approvedWord(r.Approved), orNone(flags))
+		was := ""
+		if b := r.Before; b != nil {
+			was = ", was:" + orNone(flagIf(b.AllowHTTP, " allow-http")+flagIf(b.AllowPrivate, " allow-private"))
+		}
+		fmt.Fprintf(w, "Updated %s in the allowlist of workspace %s (%s), now:%s%s\n", e.Target(), r.Workspace, approvedWord(r.Approved), orNone(flags), was)
 	default:
 		fmt.Fprintf(w, "Allowed %s%s in workspace %s (%s).\n", e.Target(), flags, r.Workspace, approvedWord(r.Approved))
 	}
