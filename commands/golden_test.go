@@ -15,8 +15,8 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
-	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
