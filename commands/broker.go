@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -234,14 +235,11 @@ func (d *daemon) exec(ctx context.Context, sess *brokerd.Session) int {
 		}
 		tokErr = err
 	}
-	getenv := d.getenv
-	if v, ok := req.Env["NO_COLOR"]; ok {
-		getenv = func(k string) string {
-			if k == "NO_COLOR" {
-				return v
-			}
-			return d.getenv(k)
+	getenv := func(k string) string {
+		if v, ok := req.Env[k]; ok && slices.Contains(clientVars, k) {
+			return v
 		}
+		return d.getenv(k)
 	}
 	env := &Env{
 		IO: &IO{In: sess.Stdin(), Out: sess.Stdout(), Err: sess.Stderr(), StdinTTY: req.StdinTTY, StdoutTTY: req.StdoutTTY,
@@ -308,12 +306,21 @@ func forward(env *Env, path string, args []string, kctx *kong.Context) (int, err
 	return status, err
 }
 
+// clientVars are the variables of the client's environment the broker
+// reads in its place: they choose how the client's output looks.
+var clientVars = []string{"NO_COLOR", formatEnv}
+
 // brokerRequest is the request that runs args on the broker for this
-// process: its terminal, directory, NO_COLOR and broker token.
+// process: its terminal, directory, output variables and broker token.
 func brokerRequest(env *Env, args []string) (brokerd.Request, error) {
 	req := brokerd.Request{Args: withoutInput(args), StdinTTY: env.IO.StdinTTY, StdoutTTY: env.IO.StdoutTTY, Cwd: env.Cwd}
-	if v, ok := lookupEnv(env, "NO_COLOR"); ok {
-		req.Env = map[string]string{"NO_COLOR": v}
+	for _, k := range clientVars {
+		if v, ok := lookupEnv(env, k); ok {
+			if req.Env == nil {
+				req.Env = map[string]string{}
+			}
+			req.Env[k] = v
+		}
 	}
 	tok, err := readBrokerToken(env)
 	req.Token = tok

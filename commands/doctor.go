@@ -187,6 +187,15 @@ func (c *DoctorCmd) consistencyChecks(env *Env, st *vault.Store) []Check {
 	return out
 }
 
+// Failure ends doctor with check_failed when a check failed, after the
+// whole result (every check and its fix) is printed.
+func (r *DoctorResult) Failure() errcode.Code {
+	if r.Healthy {
+		return ""
+	}
+	return errcode.CheckFailed
+}
+
 func finish(res *DoctorResult) *DoctorResult {
 	res.Healthy = true
 	for _, ch := range res.Checks {

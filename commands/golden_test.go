@@ -17,6 +17,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/agentfiles"
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 	agsync "github.com/agentsecrets/agentsecrets/internal/sync"
@@ -91,6 +92,8 @@ func goldenResults() map[string]TextWriter {
 			{ID: "a1", Time: goldenTime, FrontEnd: "call", Method: "GET", Host: "api.example.com", Path: "/v1/charges", Secrets: []string{"STRIPE_KEY"}, Styles: []string{"bearer"}, Status: 200, DurationMS: 12.3, Decision: audit.DecisionAllowed},
 			{ID: "a2", Time: goldenTime, FrontEnd: "proxy", Method: "POST", Host: "evil.example", Path: "/x" + ctrl, Secrets: []string{"STRIPE_KEY"}, Styles: []string{"header"}, DurationMS: 0.4, Decision: audit.DecisionBlocked, Reason: "not_allowlisted", Code: "denied"},
 		}},
+		"VersionResult": &VersionResult{buildinfo.Info{Version: "1.2.3", Commit: "0123abc" + ctrl, Date: "2026-12-01T00:00:00Z", Modified: true,
+			Go: "go1.26.0", OS: "linux", Arch: "amd64", Module: "github.com/agentsecrets/agentsecrets", Source: "release"}},
 		"AuditVerifyResult": &AuditVerifyResult{audit.Verification{OK: false, Records: 10, Dir: "/state", Files: []string{"audit.log"},
 			Problem: &audit.Problem{File: "audit.log", Line: 7, Kind: "chain", Detail: "prev hash does not match" + ctrl}}},
 		"SchemaResult": &SchemaResult{Commands: []CommandSchema{{Command: "secrets set"}, {Command: "call" + ctrl}}},

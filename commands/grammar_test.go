@@ -29,6 +29,8 @@ func TestCommandField(t *testing.T) {
 		{[]string{"--input", "-", "secrets", "set"}, index("Secrets"), true},
 		{[]string{"--vault-passphrase-file", "call", "openclaw", "resolve"}, index("Openclaw"), true},
 		{[]string{"--version"}, -1, true},
+		{[]string{"version"}, index("Version"), true},
+		{[]string{"--json", "version", "--select", "version"}, index("Version"), true},
 		{[]string{"schema", "call"}, 0, false},
 		{[]string{"mcp", "serve"}, 0, false},
 		{[]string{"--help"}, 0, false},

@@ -13,6 +13,7 @@ import (
 type SecretsImportCmd struct {
 	Path         string `arg:"" help:".env file to import, or - for stdin." json:"path"`
 	SkipExisting bool   `help:"Leave secrets that already exist untouched." json:"skip_existing,omitempty"`
+	AllowPartial bool   `help:"Exit 0 even when some lines were rejected (the valid ones are imported either way)." json:"allow_partial,omitempty"`
 	Scope
 }
 
@@ -34,6 +35,18 @@ type SecretsImportResult struct {
 	Imported  int           `json:"imported"`
 	Rejected  int           `json:"rejected"`
 	Notes
+	// allowPartial keeps the exit status 0 with rejected lines.
+	allowPartial bool
+}
+
+// Failure ends an import with rejected lines with usage (the file is the
+// command's input, and part of it was invalid), after the result lists
+// what was imported and what was rejected, unless --allow-partial.
+func (r *SecretsImportResult) Failure() errcode.Code {
+	if r.Rejected == 0 || r.allowPartial {
+		return ""
+	}
+	return errcode.Usage
 }
 
 // maxImport bounds an imported file.
@@ -63,16 +76,19 @@ func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
 			e.Value.Wipe()
 		}
 	}()
-	res := &SecretsImportResult{Results: []ImportEntry{}}
+	res := &SecretsImportResult{Results: []ImportEntry{}, allowPartial: c.AllowPartial}
+	// Rejected lines are listed after the imported ones: they are what a
+	// person reads last and fixes.
+	var rejected []ImportEntry
 	var puts []vault.Put
 	lines := map[string]int{}
 	for _, e := range entries {
 		if err := vault.CheckSecretName(e.Name); err != nil {
-			res.Results = append(res.Results, ImportEntry{Name: printableName(e.Name), Line: e.Line, Action: "rejected", Reason: "invalid name"})
+			rejected = append(rejected, ImportEntry{Name: printableName(e.Name), Line: e.Line, Action: "rejected", Reason: "invalid name"})
 			continue
 		}
 		if err := vault.CheckValue(e.Value); err != nil {
-			res.Results = append(res.Results, ImportEntry{Name: e.Name, Line: e.Line, Action: "rejected", Reason: errcode.Classify(err).Message})
+			rejected = append(rejected, ImportEntry{Name: e.Name, Line: e.Line, Action: "rejected", Reason: errcode.Classify(err).Message})
 			continue
 		}
 		puts = append(puts, vault.Put{Name: e.Name, Value: e.Value, Source: "import"})
@@ -104,11 +120,8 @@ func (c *SecretsImportCmd) Run(env *Env) (*SecretsImportResult, error) {
 		}
 		res.Workspace, res.Project = sel.Workspace, sel.Project
 	}
-	for _, e := range res.Results {
-		if e.Action == "rejected" {
-			res.Rejected++
-		}
-	}
+	res.Results = append(res.Results, rejected...)
+	res.Rejected = len(rejected)
 	if res.Rejected > 0 {
 		res.warn("%d entries were rejected; see results", res.Rejected)
 	}

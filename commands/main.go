@@ -19,6 +19,7 @@ type Globals struct {
 	Format              string           `enum:"auto,json,text" default:"auto" help:"Output format: auto is JSON unless stdout is a terminal."`
 	JSON                bool             `name:"json" help:"Shorthand for --format json."`
 	Select              string           `placeholder:"PATH" help:"Print only this gjson path of the JSON result (e.g. secrets.#.name)."`
+	Raw                 bool             `help:"With --select: print a string without quotes, and an array one element per line (like jq -r)."`
 	Input               string           `placeholder:"FILE|-" help:"Read the command's flags and arguments as one JSON object (see 'agentsecrets schema COMMAND')."`
 	VaultPassphraseFile string           `placeholder:"PATH" help:"File holding the encrypted-file vault's passphrase, never the passphrase itself (default: $AGENTSECRETS_VAULT_PASSPHRASE_FILE)."`
 	Version             kong.VersionFlag `help:"Print the version and exit."`
@@ -47,6 +48,7 @@ type CLI struct {
 	Server    ServerCmd    `cmd:"" help:"Run the zero-knowledge sync server (foreground; SQLite or PostgreSQL)."`
 	Broker    BrokerCmd    `cmd:"" help:"The broker daemon: values and policy under their own OS user, which agents cannot read."`
 	Complete  CompleteCmd  `cmd:"" name:"completion" help:"Print the shell completion script for bash, zsh or fish."`
+	Version   VersionCmd   `cmd:"" help:"Show the version, commit, build date, Go version and platform of this binary."`
 }
 
 // newParser builds the kong parser of the whole grammar. exited records a
@@ -103,7 +105,13 @@ func Main(args []string, env *Env) int {
 	}
 	env.globals = &cli.Globals
 	env.parser = parser
-	format = resolveFormat(&cli.Globals, env)
+	if format, err = resolveFormat(&cli.Globals, env); err != nil {
+		return reportError(env, format, err, args)
+	}
+	if cli.Raw && cli.Select == "" {
+		return reportError(env, format, errcode.WithHint(errcode.New(errcode.Usage, "--raw needs --select: it prints one selected field without JSON quoting"),
+			"add --select PATH, e.g. `agentsecrets secrets list --select 'secrets.#.name' --raw`"), args)
+	}
 	if path, err := brokerRoute(env, kctx); err != nil {
 		return reportError(env, format, err, args)
 	} else if path != "" {
@@ -123,7 +131,21 @@ func Main(args []string, env *Env) int {
 	if err := renderGuarded(env, format, cli.Select, result); err != nil {
 		return reportError(env, format, err, args)
 	}
+	if f, ok := result.(failing); ok {
+		if code := f.Failure(); code != "" {
+			return errcode.Lookup(code).Exit
+		}
+	}
 	return 0
+}
+
+// failing is implemented by results that are printed in full even when
+// what the command checked failed (doctor, audit verify, proxy status,
+// secrets import with rejected lines): a script reads the exit status,
+// a person reads the result. Failure is the code whose exit status the
+// process ends with, or "" when nothing failed.
+type failing interface {
+	Failure() errcode.Code
 }
 
 // passthrough is implemented by the results of the commands that own

@@ -94,7 +94,8 @@ func renderGuarded(env *Env, format, selectPath string, result any) error {
 	var out, errOut bytes.Buffer
 	buffered := *env.IO
 	buffered.Out, buffered.Err = &out, &errOut
-	if err := render(&buffered, format, selectPath, result); err != nil {
+	raw := env.globals != nil && env.globals.Raw
+	if err := render(&buffered, format, selectPath, raw, result); err != nil {
 		return err
 	}
 	if env.guardOutput(out.Bytes(), errOut.Bytes()) {

@@ -76,6 +76,17 @@ type ProxyStatusResult struct {
 	Workspace string    `json:"workspace,omitempty"`
 	Project   string    `json:"project,omitempty"`
 	Notes
+	// probed marks the answer of `proxy status`, which exits non-zero when
+	// no proxy answers; `proxy start` reports a stopped proxy as a result.
+	probed bool
+}
+
+// Failure ends `proxy status` with unavailable when no proxy answers.
+func (r *ProxyStatusResult) Failure() errcode.Code {
+	if !r.probed || r.Running {
+		return ""
+	}
+	return errcode.Unavailable
 }
 
 func (r *ProxyStatusResult) WriteText(w io.Writer) error {
@@ -428,7 +439,12 @@ func (c *ProxyStatusCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	return probeProxy(dirs)
+	res, err := probeProxy(dirs)
+	if err != nil {
+		return nil, err
+	}
+	res.probed = true
+	return res, nil
 }
 
 type ProxyLogsCmd struct {
@@ -523,6 +539,15 @@ func (c *AuditVerifyCmd) Run(env *Env) (*AuditVerifyResult, error) {
 		return nil, err
 	}
 	return &AuditVerifyResult{*v}, nil
+}
+
+// Failure ends `audit verify` with check_failed when the chain is broken,
+// after the result names the first problem.
+func (r *AuditVerifyResult) Failure() errcode.Code {
+	if r.OK {
+		return ""
+	}
+	return errcode.CheckFailed
 }
 
 func (r *AuditVerifyResult) WriteText(w io.Writer) error {

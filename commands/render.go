@@ -44,16 +44,35 @@ func (n *Notes) warn(format string, args ...any) {
 	n.Warnings = append(n.Warnings, fmt.Sprintf(format, args...))
 }
 
-func resolveFormat(g *Globals, env *Env) string {
+// formatEnv names the variable that sets the default format, for a
+// person who wants text (or JSON) without typing --format every time.
+const formatEnv = "AGENTSECRETS_FORMAT"
+
+// resolveFormat decides the output format: --json or --format json|text,
+// else AGENTSECRETS_FORMAT, else JSON unless stdout is a terminal. The
+// returned format is usable even with the error (an invalid variable), so
+// that error is reported too.
+func resolveFormat(g *Globals, env *Env) (string, error) {
 	switch {
 	case g.JSON || g.Format == formatJSON:
-		return formatJSON
+		return formatJSON, nil
 	case g.Format == formatText:
-		return formatText
-	case env.IO.StdoutTTY:
-		return formatText
+		return formatText, nil
+	}
+	auto := formatJSON
+	if env.IO.StdoutTTY {
+		auto = formatText
+	}
+	// The value is not echoed: a variable is where a value could have been
+	// pasted by mistake.
+	switch v := env.Getenv(formatEnv); v {
+	case "", "auto":
+		return auto, nil
+	case formatJSON, formatText:
+		return v, nil
 	default:
-		return formatJSON
+		return auto, errcode.WithHint(errcode.New(errcode.Usage, formatEnv+" must be json, text or auto"),
+			"run `export "+formatEnv+"=json` (or text), or `unset "+formatEnv+"`")
 	}
 }
 
@@ -62,9 +81,10 @@ func resolveFormat(g *Globals, env *Env) string {
 func prescanFormat(args []string, env *Env) string {
 	g := Globals{Format: "auto"}
 	for i, a := range args {
+		if a == "--" {
+			break
+		}
 		switch {
-		case a == "--":
-			return resolveFormat(&g, env)
 		case a == "--json":
 			g.JSON = true
 		case a == "--format" && i+1 < len(args):
@@ -73,7 +93,8 @@ func prescanFormat(args []string, env *Env) string {
 			g.Format = strings.TrimPrefix(a, "--format=")
 		}
 	}
-	return resolveFormat(&g, env)
+	format, _ := resolveFormat(&g, env)
+	return format
 }
 
 // jsonAppender is implemented by results large enough that reflection-based
@@ -103,32 +124,14 @@ func encodeJSON(v any, indent bool) ([]byte, error) {
 // protocol stream (mcp serve over stdio).
 type quietResult interface{ quiet() bool }
 
-// render writes one result in the chosen format.
-func render(io *IO, format, selectPath string, result any) error {
+// render writes one result in the chosen format. raw prints a selected
+// string without JSON quoting (--raw).
+func render(io *IO, format, selectPath string, raw bool, result any) error {
 	if q, ok := result.(quietResult); ok && q.quiet() {
 		return nil
 	}
 	if selectPath != "" {
-		raw, err := encodeJSON(result, false)
-		if err != nil {
-			return err
-		}
-		r := gjson.GetBytes(raw, selectPath)
-		if !r.Exists() {
-			return errcode.WithHint(errcode.New(errcode.Usage, "--select matches nothing in the result"),
-				"top-level fields are: "+strings.Join(topLevelFields(raw), ", "))
-		}
-		if format == formatText && r.Type == gjson.String {
-			// gjson unescapes the string: what JSON kept escaped (\u001b,
-			// \u002B) is raw here, so it goes through the terminal filter.
-			tw := &termWriter{w: io.Out}
-			if _, err = fmt.Fprintln(tw, r.String()); err != nil {
-				return err
-			}
-			return tw.Close()
-		}
-		_, err = fmt.Fprintln(io.Out, r.Raw)
-		return err
+		return renderSelect(io, format, selectPath, raw, result)
 	}
 	if format == formatText {
 		// Warnings print here and only here: no text renderer repeats them.
@@ -162,6 +165,58 @@ func render(io *IO, format, selectPath string, result any) error {
 	}
 	_, err = io.Out.Write(b)
 	return err
+}
+
+// renderSelect prints the part of the JSON result selectPath names. A
+// string is quoted JSON when piped and plain text on a terminal; --raw makes
+// it plain everywhere, and prints an array one element per line, as jq -r
+// does. Plain text for a terminal goes through the terminal filter: gjson
+// unescapes what JSON kept escaped (\u001b, \u002B).
+func renderSelect(io *IO, format, selectPath string, raw bool, result any) error {
+	b, err := encodeJSON(result, false)
+	if err != nil {
+		return err
+	}
+	r := gjson.GetBytes(b, selectPath)
+	if !r.Exists() {
+		return errcode.WithHint(errcode.New(errcode.Usage, "--select matches nothing in the result"),
+			"top-level fields are: "+strings.Join(topLevelFields(b), ", "))
+	}
+	out := io.Out
+	var tw *termWriter
+	if format == formatText {
+		tw = &termWriter{w: io.Out}
+		out = tw
+	}
+	switch {
+	case raw && r.IsArray():
+		for _, e := range r.Array() {
+			if _, err := fmt.Fprintln(out, plain(e)); err != nil {
+				return err
+			}
+		}
+	case raw || format == formatText:
+		if _, err := fmt.Fprintln(out, plain(r)); err != nil {
+			return err
+		}
+	default:
+		if _, err := fmt.Fprintln(out, r.Raw); err != nil {
+			return err
+		}
+	}
+	if tw != nil {
+		return tw.Close()
+	}
+	return nil
+}
+
+// plain is a selected value as --raw prints it: a string's text, anything
+// else its JSON.
+func plain(r gjson.Result) string {
+	if r.Type == gjson.String {
+		return r.String()
+	}
+	return r.Raw
 }
 
 func topLevelFields(raw []byte) []string {

@@ -385,6 +385,7 @@ func (r *SecretsListResult) WriteText(w io.Writer) error {
 
 type SecretsDeleteCmd struct {
 	Names []string `arg:"" name:"names" predictor:"secret" help:"Secrets to delete." json:"names"`
+	Yes   bool     `help:"Delete without asking. A deleted value cannot be recovered, so without --yes a person confirms on the terminal, and other callers must pass it." json:"yes,omitempty"`
 	Scope
 }
 
@@ -401,14 +402,54 @@ func (c *SecretsDeleteCmd) Run(env *Env) (*SecretsDeleteResult, error) {
 			return nil, err
 		}
 	}
-	st, _, sel, err := env.openProject(c.Scope)
+	st, ix, sel, err := env.openProject(c.Scope)
 	if err != nil {
 		return nil, err
+	}
+	// Unknown names fail before the question: nobody confirms a delete
+	// that cannot happen. DeleteSecrets checks again under the lock.
+	for _, n := range c.Names {
+		if _, err := ix.Secret(sel.Selection, n); err != nil {
+			return nil, err
+		}
+	}
+	if !c.Yes {
+		if err := confirmDelete(env, sel, c.Names); err != nil {
+			return nil, err
+		}
 	}
 	if err := st.DeleteSecrets(env.ctx(), sel.Selection, c.Names); err != nil {
 		return nil, err
 	}
 	return &SecretsDeleteResult{Workspace: sel.Workspace, Project: sel.Project, Deleted: c.Names}, nil
+}
+
+// confirmDelete asks the person at the terminal, naming what goes. Without
+// a terminal the caller is a script or an agent: it must say --yes.
+func confirmDelete(env *Env, sel Selected, names []string) error {
+	// The hint names the workspace and project it resolved, so that
+	// running it deletes exactly what was asked about.
+	again := "agentsecrets secrets delete " + strings.Join(names, " ") + " --workspace " + sel.Workspace + " --project " + sel.Project + " --yes"
+	needYes := errcode.WithHint(errcode.New(errcode.Usage, "secrets delete asks for confirmation on a terminal; without one it needs --yes (a deleted value cannot be recovered)"),
+		"run `"+again+"`")
+	if !env.IO.StdinTTY {
+		return needYes
+	}
+	what := "secret " + names[0]
+	if len(names) > 1 {
+		what = fmt.Sprintf("%d secrets: %s", len(names), strings.Join(names, ", "))
+	}
+	prompt := "agentsecrets: delete " + what + "\n  workspace:  " + sel.Workspace + "\n  project:    " + sel.Project +
+		"\nA deleted value cannot be recovered. Delete? [y/N] "
+	answer, err := env.IO.Prompt(prompt)
+	if err != nil {
+		return needYes
+	}
+	switch strings.ToLower(strings.TrimSpace(string(answer))) {
+	case "y", "yes":
+		return nil
+	}
+	return errcode.WithHint(errcode.New(errcode.Denied, "secrets delete was not confirmed; nothing was deleted"), "run `"+again+"` to delete without asking")
 }
 
 type SecretsBindCmd struct {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,14 +201,20 @@ func TestImportReportsEveryName(t *testing.T) {
 	if err := os.WriteFile(p, []byte(env), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// Rejected lines: the whole result, rejected entries last, and exit 2.
 	code, out, _ := run("", "secrets", "import", p)
-	if code != 0 {
-		t.Fatalf("%d %s", code, out)
+	if code != 2 {
+		t.Fatalf("import with rejected lines: exit %d, want 2: %s", code, out)
 	}
 	results := map[string]string{}
+	var order []string
 	for _, r := range field(t, out, "results").([]any) {
 		m := r.(map[string]any)
 		results[m["name"].(string)] = m["action"].(string)
+		order = append(order, m["action"].(string))
+	}
+	if first := slices.Index(order, "rejected"); first < 0 || slices.ContainsFunc(order[first:], func(a string) bool { return a != "rejected" }) {
+		t.Errorf("rejected entries are not listed after the imported ones: %v", order)
 	}
 	want := map[string]string{"GOOD": "created", "MULTI": "created", "GOOD2": "created", "bad-name": "rejected", "EMPTY": "rejected"}
 	for n, a := range want {
@@ -218,10 +225,10 @@ func TestImportReportsEveryName(t *testing.T) {
 	if field(t, out, "imported") != float64(3) || field(t, out, "rejected") != float64(2) {
 		t.Fatalf("counts: %s", out)
 	}
-	// Re-import: unchanged; --skip-existing: skipped.
-	_, out, _ = run("", "secrets", "import", p)
-	if !strings.Contains(out, `"name":"GOOD","line":2,"version":1,"action":"unchanged"`) {
-		t.Fatalf("re-import: %s", out)
+	// Re-import with --allow-partial: unchanged, exit 0; --skip-existing: skipped.
+	code, out, _ = run("", "secrets", "import", p, "--allow-partial")
+	if code != 0 || !strings.Contains(out, `"name":"GOOD","line":2,"version":1,"action":"unchanged"`) {
+		t.Fatalf("re-import --allow-partial: exit %d: %s", code, out)
 	}
 	_, out, _ = run("GOOD=changed-now\n", "secrets", "import", "-", "--skip-existing")
 	if !strings.Contains(out, `"action":"skipped"`) {

@@ -104,7 +104,7 @@ func TestColourOnlyMarksAndOnlyInText(t *testing.T) {
 	}
 	io, _, out, errb := TestIO()
 	io.Colour = Colours{Out: true, Err: true}
-	if err := render(io, formatText, "", res()); err != nil {
+	if err := render(io, formatText, "", false, res()); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -123,7 +123,7 @@ func TestColourOnlyMarksAndOnlyInText(t *testing.T) {
 
 	warned := &ProxyStatusResult{Notes: Notes{Warnings: []string{"careful\x1b[31m"}}}
 	out.Reset()
-	if err := render(io, formatText, "", warned); err != nil {
+	if err := render(io, formatText, "", false, warned); err != nil {
 		t.Fatal(err)
 	}
 	if got, want := errb.String(), "\x1b["+styleWarn+"mwarning:\x1b[0m careful\\x1b[31m\n"; got != want {
@@ -133,7 +133,7 @@ func TestColourOnlyMarksAndOnlyInText(t *testing.T) {
 	for _, r := range []any{res(), warned} {
 		out.Reset()
 		errb.Reset()
-		if err := render(io, formatJSON, "", r); err != nil {
+		if err := render(io, formatJSON, "", false, r); err != nil {
 			t.Fatal(err)
 		}
 		if bytes.Contains(out.Bytes(), []byte("\x1b")) || errb.Len() != 0 {

@@ -408,8 +408,8 @@ func TestBrokerProxyBackground(t *testing.T) {
 	if r := c.Run("proxy", "stop").OK(t).JSON(t); r["stopped"] != true {
 		t.Fatalf("proxy stop: %v", r)
 	}
-	if r := c.Run("proxy", "status").OK(t).JSON(t); r["running"] != false {
-		t.Fatalf("status after stop: %v", r)
+	if r := c.Run("proxy", "status"); r.Code != 7 || r.JSON(t)["running"] != false {
+		t.Fatalf("status after stop: exit %d: %s", r.Code, r.Stdout)
 	}
 	for deadline := time.Now().Add(5 * time.Second); !d.logged("proxy session for default/default ended"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -503,7 +503,7 @@ func TestProxyPicksUpNewValues(t *testing.T) {
 	if got := reqs[len(reqs)-1].Header.Get("Authorization"); got != "Bearer "+second {
 		t.Fatalf("after secrets set the proxy still sent the old value")
 	}
-	v.Run("secrets", "delete", "KEY").OK(t)
+	v.Run("secrets", "delete", "KEY", "--yes").OK(t)
 	resp, body := proxyRequest(t, addr, token, hdr, "")
 	if resp.StatusCode != 404 {
 		t.Fatalf("deleted secret: %d %s", resp.StatusCode, body)

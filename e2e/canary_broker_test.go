@@ -340,7 +340,7 @@ func runCanaryBroker(t *testing.T, backend string) {
 	b.proxyErrors(addr, token, misplaced, port)
 	t.Logf("proxy (%d echo requests + errors): %s", n, time.Since(phase).Round(time.Millisecond))
 	c.expectOK(b.exec(nil, "proxy", "stop"))
-	c.expectOK(b.exec(nil, "proxy", "status"))
+	c.expectResult(b.exec(nil, "proxy", "status"), 7)
 
 	// ---- 4. Rotate the audit log ------------------------------------------
 	// Rotation happens at 10 MiB, which this test does not reach; do what
@@ -381,7 +381,7 @@ func runCanaryBroker(t *testing.T, backend string) {
 	cbParallel(8, jobs)
 	c.expectOK(b.exec(nil, "proxy", "stop"))
 	stopped = true
-	c.expectOK(b.exec(nil, "--format", "text", "proxy", "status"))
+	c.expectResult(b.exec(nil, "--format", "text", "proxy", "status"), 7)
 	t.Logf("background proxy (%d requests): %s", len(jobs), time.Since(phase).Round(time.Millisecond))
 
 	// ---- 6. proxy logs, audit verify --------------------------------------

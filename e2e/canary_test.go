@@ -572,7 +572,7 @@ func runCanary(t *testing.T, backend string) {
 		"bad-name.x=" + string(rejectedVal) + "\n" +
 		"EMPTY_ONE=\n"
 	p = c.inputFile("secrets.env", []byte(env))
-	c.expectActions(c.run("secrets", "import", p), map[string]string{
+	c.expectActions(c.run("secrets", "import", p, "--allow-partial"), map[string]string{
 		"IMPORT_EXPORTED": "created", "IMPORT_DQ": "created", "IMPORT_SQ": "created",
 		"IMPORT_ML": "created", "IMPORT_EXPORT_Q": "created", "bad-name.x": "rejected", "EMPTY_ONE": "rejected",
 	})
@@ -824,13 +824,13 @@ func runCanary(t *testing.T, backend string) {
 		p = c.inputFile("wrong-vault.pass", append(append([]byte{}, wrongVal...), '\n'))
 		wpVal := c.canary("wrongpassset", "")
 		c.expectErr(c.run("secrets", "set", "WP_SECRET="+string(wpVal), "--vault-passphrase-file", p), "denied", 4)
-		c.expectErr(c.run("secrets", "delete", "ARGV_SECRET", "--vault-passphrase-file", p), "denied", 4)
-		c.expectOK(c.run("doctor", "--vault-passphrase-file", p)) // reports the problem, exit 0
+		c.expectErr(c.run("secrets", "delete", "ARGV_SECRET", "--yes", "--vault-passphrase-file", p), "denied", 4)
+		c.expectResult(c.run("doctor", "--vault-passphrase-file", p), 13) // reports the problem in full, exits check_failed
 		c.removeInputs()
 	}
 
 	// ---- 3. delete removes the values ----------------------------------
-	c.expectOK(c.run("secrets", "delete", "STDIN_SECRET", "IMPORT_DQ"))
+	c.expectOK(c.run("secrets", "delete", "STDIN_SECRET", "IMPORT_DQ", "--yes"))
 	c.expectKeychainGone(ws + "STDIN_SECRET")
 	c.expectKeychainGone(ws + "IMPORT_DQ")
 	c.expectErr(c.run("secrets", "delete", "STDIN_SECRET"), "not_found", 3)

@@ -56,8 +56,12 @@ func setAction(t *testing.T, v *Vault, name, value string) string {
 
 func doctorChecks(t *testing.T, v *Vault, args ...string) (bool, map[string]map[string]any) {
 	t.Helper()
-	r := v.Run(append([]string{"doctor"}, args...)...).OK(t)
+	r := v.Run(append([]string{"doctor"}, args...)...)
 	m := r.JSON(t)
+	// A failed check exits check_failed (13) after the full result.
+	if want := map[bool]int{true: 0, false: 13}[m["healthy"] == true]; r.Code != want {
+		t.Fatalf("doctor %v: exit %d, want %d: %s", args, r.Code, want, r.Stdout)
+	}
 	checks := map[string]map[string]any{}
 	for _, c := range m["checks"].([]any) {
 		c := c.(map[string]any)

@@ -40,9 +40,10 @@ func TestLockedKeychain(t *testing.T) {
 	if b := st["backend"].(map[string]any); b["reachable"] != false || !strings.Contains(b["detail"].(string), "locked") {
 		t.Fatalf("status backend = %v", b)
 	}
-	doc := v.Run("doctor").OK(t).JSON(t)
-	if doc["healthy"] != false {
-		t.Fatalf("doctor should report the locked keychain: %v", doc)
+	r = v.Run("doctor")
+	doc := r.JSON(t)
+	if doc["healthy"] != false || r.Code != 13 {
+		t.Fatalf("doctor should report the locked keychain and exit 13: exit %d: %v", r.Code, doc)
 	}
 	names := v.Run("secrets", "list", "--select", "secrets.#.name").OK(t)
 	if strings.TrimSpace(string(names.Stdout)) != `["BEFORE"]` {

@@ -277,9 +277,9 @@ func runSyncBothSides(t *testing.T, backend string) {
 	}
 	b.Run("secrets", "diff", "--project", "web").OK(t)
 
-	a.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	a.Run("secrets", "delete", "STRIPE_KEY", "--yes").OK(t)
 	a.Run("secrets", "push").OK(t)
-	b.Run("secrets", "delete", "STRIPE_KEY").OK(t)
+	b.Run("secrets", "delete", "STRIPE_KEY", "--yes").OK(t)
 	if st := secretStates(t, b.Run("secrets", "diff")); len(st) != 0 {
 		t.Errorf("a deletion made on both sides is listed: %v", st)
 	}

@@ -258,7 +258,7 @@ func runSyncOperatorFlow(t *testing.T, backend, dbKind string) {
 	s.run(b, "secrets", "pull", "SHARED").OK(t) // adopts the common version
 
 	// A deletes a secret and narrows the allowlist; B's pull follows both.
-	s.run(a, "secrets", "delete", "SHARED").OK(t)
+	s.run(a, "secrets", "delete", "SHARED", "--yes").OK(t)
 	s.run(a, "workspace", "allowlist", "remove", up.hostport()).OK(t)
 	push := s.run(a, "secrets", "push").OK(t)
 	if field(t, push, "allowlist_version") != "2" || !strings.Contains(string(push.Stdout), `"action":"deleted"`) {

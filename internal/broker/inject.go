@@ -13,9 +13,16 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
+	"github.com/agentsecrets/agentsecrets/internal/buildinfo"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
+
+// userAgent names agentsecrets to an upstream whose caller chose no
+// User-Agent (Go's default names only the HTTP library). Read once: the
+// build record does not change while the process runs.
+var userAgent = sync.OnceValue(func() string { return "agentsecrets/" + buildinfo.Version() })
 
 // hopHeaders are connection-level headers (RFC 9110 §7.6.1) that never
 // cross the broker in either direction.
@@ -130,6 +137,12 @@ func outbound(ctx context.Context, method string, t target, clientHeader http.He
 			body = b
 			h.Set("Content-Type", "application/x-www-form-urlencoded")
 		}
+	}
+	// Keys are canonical here, as everywhere in this function (Del and
+	// Set canonicalize); an empty User-Agent the caller set is kept, and
+	// sends none.
+	if _, ok := h["User-Agent"]; !ok {
+		h["User-Agent"] = []string{userAgent()}
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {

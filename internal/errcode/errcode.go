@@ -31,6 +31,7 @@ const (
 	TooLarge         Code = "too_large"
 	Unauthorized     Code = "unauthorized"
 	RateLimited      Code = "rate_limited"
+	CheckFailed      Code = "check_failed"
 )
 
 // Spec is the fixed meaning of a code.
@@ -55,6 +56,9 @@ var table = []Spec{
 	{TooLarge, 10, http.StatusRequestEntityTooLarge, "an input or response exceeds a size limit", "send a smaller input"},
 	{Unauthorized, 11, http.StatusUnauthorized, "a session token is missing or wrong", "use the token from `agentsecrets proxy status`"},
 	{RateLimited, 12, http.StatusTooManyRequests, "too many attempts: the sync server is limiting authentication", "wait a minute and retry"},
+	// Not an error report: the exit status of a command that printed its
+	// whole result, in which a check failed (doctor, audit verify).
+	{CheckFailed, 13, http.StatusInternalServerError, "the command printed its full result, and a check in it failed (doctor, audit verify)", "read the failed checks in the result; each names its fix"},
 }
 
 // Specs returns the table, ordered by exit status, for documentation and schemas.

@@ -12,7 +12,7 @@ import (
 
 var allCodes = []Code{
 	Internal, Usage, NotFound, Denied, ApprovalRequired, Conflict,
-	Unavailable, Upstream, Timeout, TooLarge, Unauthorized, RateLimited,
+	Unavailable, Upstream, Timeout, TooLarge, Unauthorized, RateLimited, CheckFailed,
 }
 
 func TestSpecsTable(t *testing.T) {
