@@ -74,10 +74,36 @@ func Read() Info {
 	switch {
 	case ok && bi.Main.Version != "" && bi.Main.Version != "(devel)":
 		in.Version, in.Source = strings.TrimPrefix(bi.Main.Version, "v"), "module"
+		if isPseudo(bi.Main.Version) {
+			// Since Go 1.24 a build in a clone is versioned from its
+			// commit: that is the VCS speaking, not a tagged release.
+			in.Source = "vcs"
+		}
 	default:
 		in.Version, in.Source = devVersion, "vcs"
 	}
 	return in
+}
+
+// isPseudo reports whether v is a Go pseudo-version: it ends in a
+// yyyymmddhhmmss timestamp and a 12-digit commit prefix (then +dirty for a
+// build from a modified tree).
+func isPseudo(v string) bool {
+	v = strings.TrimSuffix(v, "+dirty")
+	i := strings.LastIndexByte(v, '-')
+	if !strings.HasPrefix(v, "v") || i < 16 || len(v)-i-1 != 12 || !allIn(v[i+1:], "0123456789abcdef") {
+		return false
+	}
+	return allIn(v[i-14:i], "0123456789") && (v[i-15] == '-' || v[i-15] == '.')
+}
+
+func allIn(s, set string) bool {
+	for _, r := range s {
+		if !strings.ContainsRune(set, r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Version is the short version string: what --version and the User-Agent

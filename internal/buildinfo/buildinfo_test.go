@@ -28,3 +28,24 @@ func TestReadStamped(t *testing.T) {
 		t.Errorf("Version() = %q", Version())
 	}
 }
+
+func TestIsPseudo(t *testing.T) {
+	for v, want := range map[string]bool{
+		"v0.0.0-20261202120000-0123456789ab":        true,
+		"v0.0.0-20261202120000-0123456789ab+dirty":  true,
+		"v1.2.4-0.20261202120000-0123456789ab":      true,
+		"v1.2.3-rc.1.0.20261202120000-0123456789ab": true,
+		"v1.2.3":                            false,
+		"v1.2.3-rc.1":                       false,
+		"v1.2.3-20261202120000":             false,
+		"v0.0.0-2026120212000-0123456789ab": false,
+		"20261202120000-0123456789ab":       false,
+		"-20261202120000-0123456789ab":      false,
+		"(devel)":                           false,
+		"":                                  false,
+	} {
+		if got := isPseudo(v); got != want {
+			t.Errorf("isPseudo(%q) = %v, want %v", v, got, want)
+		}
+	}
+}
