@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
 	dbus "github.com/godbus/dbus/v5"
 	"github.com/zalando/go-keyring"
@@ -457,5 +459,50 @@ func TestSecretServiceReadManyLocked(t *testing.T) {
 	got, err := k.getMany(ctx, []string{"ws/proj/A", "ws/proj/ABSENT"})
 	if err != nil || len(got) != 1 || string(got["ws/proj/A"].Reveal()) != "value-a" {
 		t.Fatalf("after unlock: %d values, %v", len(got), err)
+	}
+}
+
+// TestStoreValuesOneRead: a keychain Store reads several secrets of a
+// project in one session and one GetSecrets, and a name whose value is gone
+// fails with not_found naming it.
+func TestStoreValuesOneRead(t *testing.T) {
+	testKeychain(t) // skips without a Secret Service
+	root := t.TempDir()
+	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+	ctx := context.Background()
+	st, _, err := Init(ctx, dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
+		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := Selection{Workspace: "default", Project: "default"}
+	names := []string{"A", "B", "C"}
+	var puts []Put
+	for _, n := range names {
+		puts = append(puts, Put{Name: n, Value: secret.New([]byte("value-of-" + n)), Source: "test"})
+	}
+	if _, err := st.PutSecrets(ctx, sel, puts, Upsert); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]secret.Value
+	calls := secretServiceCalls(t, func() {
+		if got, err = st.Values(ctx, sel, names); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, n := range names {
+		if string(got[n].Reveal()) != "value-of-"+n {
+			t.Fatalf("%s: read %q", n, got[n].Reveal())
+		}
+	}
+	if calls["OpenSession"] != 1 || calls["GetSecrets"] != 1 {
+		t.Fatalf("Secret Service calls %v: want one session and one GetSecrets for three values", calls)
+	}
+	kc := NewKeychain(st.Config.VaultID, os.Getenv)
+	if err := kc.Delete(ctx, []string{itemKey(sel, "B")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Values(ctx, sel, names); !errors.Is(err, ErrValueMissing) || !strings.Contains(err.Error(), "secret B") {
+		t.Fatalf("a value gone from the keychain: %v, want ErrValueMissing naming B", err)
 	}
 }
