@@ -652,28 +652,37 @@ func redactError(err error, r *Redactor) error {
 }
 
 // resolve returns the values of the named secrets, from the in-memory
-// cache while their index version and fingerprint are unchanged.
+// cache while their index version and fingerprint are unchanged. Those not
+// cached are read from the backend together (one keychain session).
 func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.Project, names []string) (map[string][]byte, error) {
 	out := make(map[string][]byte, len(names))
+	var stale []string
+	b.mu.Lock()
 	for _, name := range names {
 		meta := proj.Secrets[name]
-		key := sel.Workspace + "/" + sel.Project + "/" + name
-		b.mu.Lock()
-		c, ok := b.values[key]
-		b.mu.Unlock()
+		c, ok := b.values[sel.Workspace+"/"+sel.Project+"/"+name]
 		if !ok || c.version != meta.Version || c.fingerprint != meta.Fingerprint {
-			v, err := b.cfg.Store.Value(ctx, sel, name)
-			if err != nil {
-				return nil, err
-			}
-			c = cachedValue{version: meta.Version, fingerprint: meta.Fingerprint, value: v}
-			b.mu.Lock()
-			b.values[key] = c
-			b.mu.Unlock()
+			stale = append(stale, name)
+			continue
 		}
 		// Revealed here, inside the broker: outbound and the redactor take
 		// bytes.
 		out[name] = c.value.Reveal()
+	}
+	b.mu.Unlock()
+	if len(stale) == 0 {
+		return out, nil
+	}
+	read, err := b.cfg.Store.Values(ctx, sel, stale)
+	if err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, name := range stale {
+		meta := proj.Secrets[name]
+		b.values[sel.Workspace+"/"+sel.Project+"/"+name] = cachedValue{version: meta.Version, fingerprint: meta.Fingerprint, value: read[name]}
+		out[name] = read[name].Reveal()
 	}
 	return out, nil
 }

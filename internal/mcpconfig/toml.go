@@ -15,8 +15,12 @@ import (
 // layout elsewhere survive; the TOML decoder is used only to prove that the
 // file parses before and after and that nothing but our table changed.
 
-// tomlHeader matches a table or array-of-tables header line.
-var tomlHeader = regexp.MustCompile(`^\s*\[`)
+// tomlHeader reports whether l is a table or array-of-tables header line
+// (what `^\s*\[` matches). No package-level regexp: every command links
+// this package and would compile it at start.
+func tomlHeader(l string) bool {
+	return strings.HasPrefix(strings.TrimLeft(l, " \t\n\f\r"), "[")
+}
 
 // ourHeader matches [mcp_servers.NAME] and its sub-tables
 // ([mcp_servers.NAME.env]), with the name bare or quoted.
@@ -54,7 +58,7 @@ func tomlBlock(lines []string, table, name string) (from, to int, ok bool) {
 				return 0, 0, false
 			}
 			to = i + 1
-		case from >= 0 && to == i && !tomlHeader.MatchString(l):
+		case from >= 0 && to == i && !tomlHeader(l):
 			to = i + 1
 		}
 	}

@@ -121,16 +121,8 @@ func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
 // plain is what go-keyring does) and unlocks go-keyring's collection:
 // "login" when it exists, else the default alias.
 func (k *Keychain) openSS(ctx context.Context) (*ssBatch, error) {
-	if err := k.Available(); err != nil {
-		return nil, err
-	}
-	conn, err := k.bus.get(ctx)
+	b, err := k.openSession(ctx)
 	if err != nil {
-		return nil, err
-	}
-	b := &ssBatch{conn: conn, collection: ssDefaultAlias}
-	var output dbus.Variant
-	if err := b.call(ctx, ssPath, ssService+".OpenSession", "plain", dbus.MakeVariant("")).Store(&output, &b.session); err != nil {
 		return nil, err
 	}
 	var collections []dbus.ObjectPath
@@ -148,12 +140,32 @@ func (k *Keychain) openSS(ctx context.Context) (*ssBatch, error) {
 	return b, nil
 }
 
+// openSession opens a plain session on the Keychain's connection, without
+// choosing or unlocking a collection: what a read needs (readMany).
+func (k *Keychain) openSession(ctx context.Context) (*ssBatch, error) {
+	if err := k.Available(); err != nil {
+		return nil, err
+	}
+	conn, err := k.bus.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := &ssBatch{conn: conn, collection: ssDefaultAlias}
+	var output dbus.Variant
+	if err := b.call(ctx, ssPath, ssService+".OpenSession", "plain", dbus.MakeVariant("")).Store(&output, &b.session); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // close ends the session; the connection stays for the next batch. The
 // daemon ends a session when its connection drops anyway, so an error
-// changes nothing.
+// changes nothing, and close does not wait for the answer: messages on one
+// connection are handled in order, and a one-shot command saves a round
+// trip.
 func (b *ssBatch) close() {
 	if b.session != "" {
-		_ = b.call(context.Background(), b.session, "org.freedesktop.Secret.Session.Close").Err
+		_ = b.conn.Object(ssName, b.session).Go("org.freedesktop.Secret.Session.Close", dbus.FlagNoReplyExpected, nil).Err
 	}
 }
 
@@ -214,22 +226,6 @@ func (b *ssBatch) prompt(ctx context.Context, prompt dbus.ObjectPath) (dismissed
 			return false, dbus.Variant{}, ctx.Err()
 		}
 	}
-}
-
-func (b *ssBatch) get(ctx context.Context, service, key string) (secret.Value, error) {
-	found, err := b.findAll(ctx, service, []string{key})
-	if err != nil {
-		return secret.Value{}, err
-	}
-	items := found[0] // go-keyring's Get reads the first
-	if len(items) == 0 {
-		return secret.Value{}, ErrValueMissing
-	}
-	var s ssSecret
-	if err := b.call(ctx, items[0], ssItem+".GetSecret", b.session).Store(&s); err != nil {
-		return secret.Value{}, err
-	}
-	return secret.New(s.Value), nil
 }
 
 // pipelineWindow is how many calls of a batch are in flight at once. Eight
@@ -382,12 +378,15 @@ func (k *Keychain) batch(ctx context.Context, op string, fn func(*ssBatch) error
 }
 
 func (k *Keychain) Get(ctx context.Context, key string) (secret.Value, error) {
-	var v secret.Value
-	err := k.batch(ctx, "read", func(b *ssBatch) (err error) {
-		v, err = b.get(ctx, k.service, key)
-		return err
-	})
-	return v, err
+	got, err := k.getMany(ctx, []string{key})
+	if err != nil {
+		return secret.Value{}, err
+	}
+	v, ok := got[key]
+	if !ok {
+		return secret.Value{}, ErrValueMissing
+	}
+	return v, nil
 }
 
 func (k *Keychain) Put(ctx context.Context, items map[string]secret.Value) error {
@@ -398,12 +397,131 @@ func (k *Keychain) Delete(ctx context.Context, keys []string) error {
 	return k.batch(ctx, "delete", func(b *ssBatch) error { return b.deleteAll(ctx, k.service, keys) })
 }
 
-// openReader opens one session for reading many keys (bulkGetter): each
-// read is then a search and a GetSecret, not a whole session.
-func (k *Keychain) openReader(ctx context.Context) (keyReader, error) {
-	b, err := k.open(ctx, "read")
+// readMany reads the values of keys through one session: a search per key
+// on the Service (which answers, for every collection, which matching items
+// are unlocked and which locked, so the usual case needs neither the
+// Collections property nor an Unlock), an Unlock only of items found
+// locked, and one GetSecrets for every item. A key with no item is absent
+// from the result. It is reported missing only after the collection
+// go-keyring uses was unlocked, as Get did before: "missing" from a locked
+// keychain would send doctor and `secrets set` after a value that is there.
+func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (map[string]secret.Value, error) {
+	type found struct{ unlocked, locked []dbus.ObjectPath }
+	hits := make([]found, len(keys))
+	svc := b.conn.Object(ssName, ssPath)
+	err := b.pipeline(ctx, len(keys), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+		return svc.GoWithContext(ctx, ssService+".SearchItems", 0, ch, map[string]string{"service": service, "username": keys[i]})
+	}, func(i int, c *dbus.Call) error {
+		return c.Store(&hits[i].unlocked, &hits[i].locked)
+	})
 	if err != nil {
 		return nil, err
+	}
+	var items, locked []dbus.ObjectPath
+	missing := false
+	for _, h := range hits {
+		// go-keyring's Get reads the first item; an unlocked one is
+		// preferred because it costs no unlock.
+		switch {
+		case len(h.unlocked) > 0:
+			items = append(items, h.unlocked[0])
+		case len(h.locked) > 0:
+			items, locked = append(items, h.locked[0]), append(locked, h.locked[0])
+		default:
+			items = append(items, "")
+			missing = true
+		}
+	}
+	if len(locked) > 0 {
+		if err := b.unlockItems(ctx, locked); err != nil {
+			return nil, err
+		}
+	}
+	if missing {
+		if err := b.useCollection(ctx); err != nil {
+			return nil, err
+		}
+	}
+	wanted := slices.DeleteFunc(slices.Clone(items), func(p dbus.ObjectPath) bool { return p == "" })
+	out := make(map[string]secret.Value, len(keys))
+	if len(wanted) == 0 {
+		return out, nil
+	}
+	var secrets map[dbus.ObjectPath]ssSecret
+	if err := b.call(ctx, ssPath, ssService+".GetSecrets", wanted, b.session).Store(&secrets); err != nil {
+		return nil, err
+	}
+	for i, item := range items {
+		if s, ok := secrets[item]; ok && item != "" {
+			out[keys[i]] = secret.New(s.Value)
+		}
+	}
+	// Every item asked for was unlocked: one that still has no secret
+	// was deleted between the search and the read.
+	return out, nil
+}
+
+// unlockItems unlocks the collections of items, with the prompt a locked
+// keychain shows.
+func (b *ssBatch) unlockItems(ctx context.Context, items []dbus.ObjectPath) error {
+	var unlocked []dbus.ObjectPath
+	var prompt dbus.ObjectPath
+	if err := b.call(ctx, ssPath, ssService+".Unlock", items).Store(&unlocked, &prompt); err != nil {
+		return err
+	}
+	if len(unlocked) == len(items) {
+		return nil
+	}
+	dismissed, result, err := b.prompt(ctx, prompt)
+	if err != nil {
+		return err
+	}
+	if paths, ok := result.Value().([]dbus.ObjectPath); dismissed || !ok || len(paths) == 0 {
+		return errSSLocked
+	}
+	return nil
+}
+
+// useCollection picks go-keyring's collection ("login" when it exists,
+// else the default alias) and unlocks it.
+func (b *ssBatch) useCollection(ctx context.Context) error {
+	var collections []dbus.ObjectPath
+	if err := b.call(ctx, ssPath, "org.freedesktop.DBus.Properties.Get", ssService, "Collections").Store(&collections); err != nil {
+		return err
+	}
+	if slices.Contains(collections, ssLoginCollection) {
+		b.collection = ssLoginCollection
+	}
+	return b.unlock(ctx)
+}
+
+// getMany reads many keys in one session (see readMany); a key without a
+// value is absent from the result.
+func (k *Keychain) getMany(ctx context.Context, keys []string) (map[string]secret.Value, error) {
+	b, err := k.openSession(ctx)
+	if errors.Is(err, ErrKeychainUnavailable) {
+		return nil, err // Available's own, already mapped
+	}
+	if err != nil {
+		return nil, keychainError("read", err)
+	}
+	defer b.close()
+	out, err := b.readMany(ctx, k.service, keys)
+	if err != nil {
+		return nil, keychainError("read", err)
+	}
+	return out, nil
+}
+
+// openReader opens one session for reading many keys (bulkGetter): each
+// read is then a search and a GetSecrets, not a whole session.
+func (k *Keychain) openReader(ctx context.Context) (keyReader, error) {
+	b, err := k.openSession(ctx)
+	if errors.Is(err, ErrKeychainUnavailable) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, keychainError("read", err)
 	}
 	return &ssReader{b: b, service: k.service}, nil
 }
@@ -414,11 +532,15 @@ type ssReader struct {
 }
 
 func (r *ssReader) Get(ctx context.Context, key string) (secret.Value, error) {
-	v, err := r.b.get(ctx, r.service, key)
-	if err != nil && !errors.Is(err, ErrValueMissing) {
+	got, err := r.b.readMany(ctx, r.service, []string{key})
+	if err != nil {
 		return secret.Value{}, keychainError("read", err)
 	}
-	return v, err
+	v, ok := got[key]
+	if !ok {
+		return secret.Value{}, ErrValueMissing
+	}
+	return v, nil
 }
 
 func (r *ssReader) Close() { r.b.close() }

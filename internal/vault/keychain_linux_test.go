@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
 	dbus "github.com/godbus/dbus/v5"
 	"github.com/zalando/go-keyring"
@@ -333,5 +335,174 @@ func TestSecretServiceOneConnection(t *testing.T) {
 	}
 	if got := getOne(t, k, "ws/proj/READ"); got != "value" {
 		t.Fatalf("after the load read %q", got)
+	}
+}
+
+// secretServiceCalls watches the session bus as a monitor and counts, by
+// member, the Secret Service methods called while fn runs.
+func secretServiceCalls(t *testing.T, fn func()) map[string]int {
+	t.Helper()
+	mon, err := dbus.ConnectSessionBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mon.Close()
+	msgs := make(chan *dbus.Message, 4096)
+	mon.Eavesdrop(msgs)
+	rule := "type='method_call',destination='" + ssName + "'"
+	// Every incoming message now goes to msgs, the reply included, so the
+	// call does not wait for one; a monitor first loses its unique name,
+	// and the bus says so: from then on it sees every call.
+	if err := mon.BusObject().Go("org.freedesktop.DBus.Monitoring.BecomeMonitor", dbus.FlagNoReplyExpected, nil, []string{rule}, uint32(0)).Err; err != nil {
+		t.Fatal(err)
+	}
+	timeout := time.After(KeychainTimeout)
+	for started := false; !started; {
+		select {
+		case m := <-msgs:
+			member, _ := m.Headers[dbus.FieldMember].Value().(string)
+			started = member == "NameLost"
+		case <-timeout:
+			t.Fatal("the bus did not make the connection a monitor")
+		}
+	}
+	fn()
+	// A Ping on a connection of its own marks the end: the monitor sees
+	// messages in the order the bus routed them.
+	end, err := dbus.ConnectSessionBus()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer end.Close()
+	if err := end.Object(ssName, ssPath).Call("org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
+		t.Fatal(err)
+	}
+	calls := map[string]int{}
+	for {
+		select {
+		case m := <-msgs:
+			member, _ := m.Headers[dbus.FieldMember].Value().(string)
+			if sender, _ := m.Headers[dbus.FieldSender].Value().(string); member == "Ping" && sender == end.Names()[0] {
+				return calls
+			}
+			calls[member]++
+		case <-timeout:
+			t.Fatalf("the monitor never saw the end mark; saw %v", calls)
+		}
+	}
+}
+
+// TestSecretServiceReadMany: many values, some keys without one, read in
+// one session with one search per key and a single GetSecrets; a missing
+// key is only absent, never an error.
+func TestSecretServiceReadMany(t *testing.T) {
+	k := testKeychain(t)
+	ctx := context.Background()
+	items := map[string]secret.Value{}
+	var keys []string
+	for i := range 40 {
+		key := fmt.Sprintf("ws/proj/KEY_%02d", i)
+		items[key] = secret.New([]byte(fmt.Sprintf("value-%02d", i)))
+		keys = append(keys, key)
+	}
+	if err := k.Put(ctx, items); err != nil {
+		t.Fatal(err)
+	}
+	keys = append(keys, "ws/proj/ABSENT_1", "ws/proj/ABSENT_2")
+	var got map[string]secret.Value
+	calls := secretServiceCalls(t, func() {
+		var err error
+		if got, err = k.getMany(ctx, keys); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if len(got) != 40 {
+		t.Fatalf("read %d values, want 40", len(got))
+	}
+	for key, v := range items {
+		if string(got[key].Reveal()) != string(v.Reveal()) {
+			t.Fatalf("%s: read %q", key, got[key].Reveal())
+		}
+	}
+	if calls["GetSecrets"] != 1 || calls["GetSecret"] != 0 || calls["OpenSession"] != 1 || calls["SearchItems"] != len(keys) {
+		t.Fatalf("Secret Service calls %v: want one session, one search per key and one GetSecrets", calls)
+	}
+	// Without a missing key nothing but the session, the searches and the
+	// read: no Collections property, no Unlock.
+	calls = secretServiceCalls(t, func() {
+		if _, err := k.getMany(ctx, keys[:2]); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if calls["Get"] != 0 || calls["Unlock"] != 0 || calls["GetSecrets"] != 1 {
+		t.Fatalf("Secret Service calls %v: an unlocked read needs no Unlock nor Collections", calls)
+	}
+	if _, err := k.Get(ctx, "ws/proj/ABSENT_1"); !errors.Is(err, ErrValueMissing) {
+		t.Fatalf("Get of a missing key: %v, want ErrValueMissing", err)
+	}
+}
+
+// TestSecretServiceReadManyLocked: a locked collection is reported locked,
+// for a key with a value and for one without (never "missing"), and the
+// values read again once it is unlocked.
+func TestSecretServiceReadManyLocked(t *testing.T) {
+	k := testKeychain(t)
+	ctx := context.Background()
+	putOne(t, k, "ws/proj/A", "value-a")
+	unlock := lockLogin(t)
+	for _, keys := range [][]string{{"ws/proj/A"}, {"ws/proj/ABSENT"}, {"ws/proj/A", "ws/proj/ABSENT"}} {
+		if _, err := k.getMany(ctx, keys); !errors.Is(err, ErrKeychainLocked) {
+			t.Fatalf("getMany(%v) on a locked keychain: %v, want ErrKeychainLocked", keys, err)
+		}
+	}
+	unlock()
+	got, err := k.getMany(ctx, []string{"ws/proj/A", "ws/proj/ABSENT"})
+	if err != nil || len(got) != 1 || string(got["ws/proj/A"].Reveal()) != "value-a" {
+		t.Fatalf("after unlock: %d values, %v", len(got), err)
+	}
+}
+
+// TestStoreValuesOneRead: a keychain Store reads several secrets of a
+// project in one session and one GetSecrets, and a name whose value is gone
+// fails with not_found naming it.
+func TestStoreValuesOneRead(t *testing.T) {
+	testKeychain(t) // skips without a Secret Service
+	root := t.TempDir()
+	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+	ctx := context.Background()
+	st, _, err := Init(ctx, dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
+		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := Selection{Workspace: "default", Project: "default"}
+	names := []string{"A", "B", "C"}
+	var puts []Put
+	for _, n := range names {
+		puts = append(puts, Put{Name: n, Value: secret.New([]byte("value-of-" + n)), Source: "test"})
+	}
+	if _, err := st.PutSecrets(ctx, sel, puts, Upsert); err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]secret.Value
+	calls := secretServiceCalls(t, func() {
+		if got, err = st.Values(ctx, sel, names); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, n := range names {
+		if string(got[n].Reveal()) != "value-of-"+n {
+			t.Fatalf("%s: read %q", n, got[n].Reveal())
+		}
+	}
+	if calls["OpenSession"] != 1 || calls["GetSecrets"] != 1 {
+		t.Fatalf("Secret Service calls %v: want one session and one GetSecrets for three values", calls)
+	}
+	kc := NewKeychain(st.Config.VaultID, os.Getenv)
+	if err := kc.Delete(ctx, []string{itemKey(sel, "B")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Values(ctx, sel, names); !errors.Is(err, ErrValueMissing) || !strings.Contains(err.Error(), "secret B") {
+		t.Fatalf("a value gone from the keychain: %v, want ErrValueMissing naming B", err)
 	}
 }

@@ -73,3 +73,23 @@ func (k *Keychain) Delete(ctx context.Context, keys []string) error {
 	}
 	return nil
 }
+
+// getMany reads keys one by one: go-keyring has no batch read. A key
+// without a value is absent from the result.
+func (k *Keychain) getMany(ctx context.Context, keys []string) (map[string]secret.Value, error) {
+	out := make(map[string]secret.Value, len(keys))
+	for _, key := range keys {
+		v, err := k.Get(ctx, key)
+		if errors.Is(err, ErrValueMissing) {
+			continue
+		}
+		if err != nil {
+			for _, v := range out {
+				v.Wipe()
+			}
+			return nil, err
+		}
+		out[key] = v
+	}
+	return out, nil
+}

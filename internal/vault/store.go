@@ -586,13 +586,95 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.V
 	return v, nil
 }
 
+// multiGetter is a backend that reads many keys in fewer round trips than
+// one Get each (the keychain: on Linux one Secret Service session and one
+// GetSecrets). A key without a value is absent from the result.
+type multiGetter interface {
+	getMany(ctx context.Context, keys []string) (map[string]secret.Value, error)
+}
+
+// Values is Value for several secrets of one project, read from the
+// backend together: a `call` that injects one secret and redacts the others
+// bound to the origin pays for one keychain session, not one per secret.
+// Every name must be in the index; each value is checked as Value checks
+// it. The values are the caller's to wipe.
+func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[string]secret.Value, error) {
+	out := make(map[string]secret.Value, len(names))
+	fail := func(err error) (map[string]secret.Value, error) {
+		for _, v := range out {
+			v.Wipe()
+		}
+		return nil, err
+	}
+	b, err := s.openBackend(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ix, err := s.Index()
+	if err != nil {
+		return nil, err
+	}
+	var plain []string
+	for _, name := range names {
+		if _, err := ix.Secret(sel, name); err != nil {
+			return nil, err
+		}
+		if _, done := out[name]; !done && !slices.Contains(ix.Pending, itemKey(sel, name)) && !slices.Contains(plain, name) {
+			plain = append(plain, name)
+		}
+	}
+	mg, ok := b.(multiGetter)
+	if ok && len(plain) > 1 {
+		keys := make([]string, len(plain))
+		for i, name := range plain {
+			keys[i] = itemKey(sel, name)
+		}
+		got, err := mg.getMany(ctx, keys)
+		if err != nil {
+			return nil, err
+		}
+		for i, name := range plain {
+			v, held := got[keys[i]]
+			if !held {
+				for _, v := range got {
+					v.Wipe()
+				}
+				return fail(getValueMissing(name))
+			}
+			out[name] = v
+		}
+		for _, name := range plain {
+			s.observe(out[name])
+		}
+	}
+	// One name, a backend without batches, and journalled keys (checked
+	// against their fingerprints) take Value's path.
+	for _, name := range names {
+		if _, done := out[name]; done {
+			continue
+		}
+		v, err := s.Value(ctx, sel, name)
+		if err != nil {
+			return fail(err)
+		}
+		out[name] = v
+	}
+	return out, nil
+}
+
 // getValue reads a secret's value from the backend.
 func getValue(ctx context.Context, b Backend, sel Selection, name string) (secret.Value, error) {
 	v, err := b.Get(ctx, itemKey(sel, name))
 	if errors.Is(err, ErrValueMissing) {
-		return secret.Value{}, errcode.WithHint(fmt.Errorf("secret %s: %w", name, err), "store it again with `agentsecrets secrets set "+name+"`")
+		return secret.Value{}, getValueMissing(name)
 	}
 	return v, err
+}
+
+// getValueMissing is the error of a secret the index names and the backend
+// has no value for.
+func getValueMissing(name string) error {
+	return errcode.WithHint(fmt.Errorf("secret %s: %w", name, ErrValueMissing), "store it again with `agentsecrets secrets set "+name+"`")
 }
 
 func (s *Store) observe(v secret.Value) {
