@@ -26,6 +26,7 @@ var examples = map[string][]string{
 	"login":      {"agentsecrets login --server https://sync.example.com --email ada@example.com"},
 	"logout":     {"agentsecrets logout", "agentsecrets logout --forget-device"},
 	"completion": {"agentsecrets completion bash > ~/.local/share/bash-completion/completions/agentsecrets", "agentsecrets completion fish > ~/.config/fish/completions/agentsecrets.fish"},
+	"version":    {"agentsecrets version", "agentsecrets version --select commit --raw"},
 
 	"workspace create":           {"agentsecrets workspace create acme --switch"},
 	"workspace list":             {"agentsecrets workspace list"},
@@ -54,7 +55,7 @@ var examples = map[string][]string{
 	"secrets set":      {"agentsecrets secrets set STRIPE_KEY", "printf %s \"$KEY\" | agentsecrets secrets set STRIPE_KEY --from-stdin"},
 	"secrets generate": {"agentsecrets secrets generate WEBHOOK_SECRET --length 64 --charset hex"},
 	"secrets list":     {"agentsecrets secrets list", "agentsecrets secrets list --select secrets.#.name"},
-	"secrets delete":   {"agentsecrets secrets delete OLD_KEY"},
+	"secrets delete":   {"agentsecrets secrets delete OLD_KEY", "agentsecrets secrets delete OLD_KEY --yes"},
 	"secrets import":   {"agentsecrets secrets import .env", "agentsecrets secrets import .env --skip-existing"},
 	"secrets bind":     {"agentsecrets secrets bind STRIPE_KEY api.stripe.com/v1", "agentsecrets secrets bind EXAMPLE_KEY api.example.com --surface header --header-name X-Api-Key"},
 	"secrets unbind":   {"agentsecrets secrets unbind STRIPE_KEY api.stripe.com"},
