@@ -255,8 +255,8 @@ func (c *ProjectDeleteCmd) Run(env *Env) (*ProjectDeleteResult, error) {
 		return nil, err
 	}
 	if n := len(p.Secrets); n > 0 && !c.Force {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "project %s/%s holds %d secrets", wsName, c.Name, n),
-			"rerun with --force to delete the project and its secret values")
+		return nil, errcode.WithHint(errcode.Errorf(errcode.Conflict, "project %s/%s holds %s", wsName, c.Name, plural(n, "secret")),
+			"run `agentsecrets project delete "+c.Name+" --workspace "+wsName+" --force` to delete the project and its secret values")
 	}
 	n, err := st.DeleteProject(env.ctx(), sel)
 	if err != nil {

@@ -709,7 +709,7 @@ func runCanary(t *testing.T, backend string) {
 	text("secrets", "unbind", "ARGV_SECRET", "--release", "env")
 	text("secrets", "unbind", "ARGV_SECRET")
 	text("workspace", "allowlist", "remove", "api.example.com")
-	text("secrets", "delete", "--project", "p3", "P3_SECRET")
+	text("secrets", "delete", "--project", "p3", "--yes", "P3_SECRET")
 	c.expectKeychainGone("default/p3/P3_SECRET")
 	text("project", "delete", "p3")
 	text("proxy", "stop")
