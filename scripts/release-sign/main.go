@@ -30,13 +30,20 @@ const usage = `usage:
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "release-sign:", err)
+		if errors.Is(err, errUsage) {
+			fmt.Fprint(os.Stderr, usage)
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }
 
+// errUsage marks a mistake in the command line; main then prints usage.
+var errUsage = errors.New("bad usage")
+
 func run(args []string, stdout io.Writer) error {
 	if len(args) == 0 {
-		return errors.New("missing subcommand\n" + usage)
+		return fmt.Errorf("missing subcommand: %w", errUsage)
 	}
 	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -47,10 +54,10 @@ func run(args []string, stdout io.Writer) error {
 	sigFile := fs.String("x", "", "signature file (default FILE.minisig)")
 	comment := fs.String("t", "", "trusted comment (default: the file's name)")
 	if err := fs.Parse(args[1:]); err != nil {
-		return fmt.Errorf("%s: %w\n%s", args[0], err, usage)
+		return fmt.Errorf("%s: %v: %w", args[0], err, errUsage)
 	}
 	if fs.NArg() > 0 {
-		return fmt.Errorf("%s: unexpected argument %q\n%s", args[0], fs.Arg(0), usage)
+		return fmt.Errorf("%s: unexpected argument %q: %w", args[0], fs.Arg(0), errUsage)
 	}
 	if *sigFile == "" && *message != "" {
 		*sigFile = *message + ".minisig"
@@ -58,12 +65,12 @@ func run(args []string, stdout io.Writer) error {
 	switch args[0] {
 	case "keygen":
 		if *pubFile == "" || *secFile == "" {
-			return errors.New("keygen: -p and -s are required\n" + usage)
+			return fmt.Errorf("keygen: -p and -s are required: %w", errUsage)
 		}
 		return keygen(*pubFile, *secFile, stdout)
 	case "sign":
 		if *secFile == "" || *message == "" {
-			return errors.New("sign: -s and -m are required\n" + usage)
+			return fmt.Errorf("sign: -s and -m are required: %w", errUsage)
 		}
 		if *comment == "" {
 			*comment = "file:" + filepath.Base(*message)
@@ -71,11 +78,11 @@ func run(args []string, stdout io.Writer) error {
 		return sign(*secFile, *message, *sigFile, *comment)
 	case "verify":
 		if (*pubFile == "") == (*pubKey == "") || *message == "" {
-			return errors.New("verify: one of -p or -P, and -m, are required\n" + usage)
+			return fmt.Errorf("verify: one of -p or -P, and -m, are required: %w", errUsage)
 		}
 		return verify(*pubFile, *pubKey, *message, *sigFile, stdout)
 	default:
-		return fmt.Errorf("unknown subcommand %q\n%s", args[0], usage)
+		return fmt.Errorf("unknown subcommand %q: %w", args[0], errUsage)
 	}
 }
 
