@@ -2,7 +2,7 @@
 GO      ?= go
 BIN     ?= bin/agentsecrets
 
-.PHONY: build install test demo schema man lint bench clean
+.PHONY: build install test demo schema man lint bench clean release-snapshot release-check
 
 build:
 	$(GO) build -o $(BIN) .
@@ -29,6 +29,15 @@ lint:
 
 bench:
 	scripts/bench
+
+# The release artifacts for all five platforms into dist/, never published;
+# AGENTSECRETS_SIGNING_KEY=path signs checksums.txt (docs/release.md).
+release-snapshot:
+	scripts/release
+
+# Builds the release twice into temp dirs and checks it (e2e/release_test.go).
+release-check:
+	AGENTSECRETS_TEST_RELEASE=1 $(GO) test ./e2e -run '^TestReleaseSnapshot$$' -count=1 -timeout 30m -v
 
 clean:
 	rm -rf bin
