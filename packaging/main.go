@@ -29,7 +29,7 @@ import (
 	"time"
 )
 
-//go:embed npm pip homebrew
+//go:embed npm homebrew all:pip
 var templates embed.FS
 
 func main() {
