@@ -243,7 +243,8 @@ func TestSkillOpenClawEligible(t *testing.T) {
 		t.Errorf("requirements %v", req)
 	}
 	inst, _ := m["install"].([]any)
-	if len(inst) != 1 || inst[0].(map[string]any)["kind"] != "go" {
+	// openclaw offers one spec per host: npm, where no brew is installed.
+	if len(inst) != 1 || inst[0].(map[string]any)["kind"] != "node" {
 		t.Errorf("install %v", m["install"])
 	}
 	if m["emoji"] == nil || m["emoji"] == "" {

@@ -1,0 +1,85 @@
+package e2e
+
+// The pip channel: the host's wheel installed by the real pip into a fresh
+// virtual environment with no index, its console script running the
+// release's binary; and the sdist refusing to build with its explanation.
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func python(t *testing.T) string {
+	t.Helper()
+	py, err := exec.LookPath("python3")
+	if err == nil {
+		err = exec.Command(py, "-c", "import venv, ensurepip").Run()
+	}
+	if err != nil {
+		if os.Getenv("AGENTSECRETS_TEST_REQUIRE_PYTHON") != "" {
+			t.Fatalf("python3 with venv and ensurepip is required here (apt install python3-venv): %v", err)
+		}
+		t.Skip("no python3 with venv: install python3-venv or run `make test`")
+	}
+	return py
+}
+
+func TestPackagePipWheel(t *testing.T) {
+	py := python(t)
+	b := channels(t, hostPlatform())
+	wheels, err := filepath.Glob(filepath.Join(b.Out, "pip", "*.whl"))
+	must(t, err)
+	if len(wheels) != 1 {
+		t.Fatalf("want the host's wheel, got %v", wheels)
+	}
+	venv := filepath.Join(t.TempDir(), "venv")
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "PIP_DISABLE_PIP_VERSION_CHECK=1", "PIP_NO_CACHE_DIR=1"}
+	runPy := func(exe string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command(exe, args...)
+		cmd.Env = env
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%s %v: %v\n%s", exe, args, err, out)
+		}
+		return string(out)
+	}
+	runPy(py, "-m", "venv", venv)
+	pip := filepath.Join(venv, "bin", "pip")
+	runPy(pip, "install", "--no-index", wheels[0])
+
+	b.checkStamped(t, "pip console script", versionOf(t, env, filepath.Join(venv, "bin", "agentsecrets")))
+	b.checkStamped(t, "python -m agentsecrets", versionOf(t, env, filepath.Join(venv, "bin", "python"), "-m", "agentsecrets"))
+
+	// The exit status is the binary's own.
+	cmd := exec.Command(filepath.Join(venv, "bin", "agentsecrets"), "no-such-command")
+	cmd.Env = env
+	viaPip := capture(t, cmd, cmd.Args[1:])
+	cmd = exec.Command(binary, "no-such-command")
+	cmd.Env = env
+	direct := capture(t, cmd, cmd.Args[1:])
+	if viaPip.Code == 0 || viaPip.Code != direct.Code || string(viaPip.Stdout) != string(direct.Stdout) {
+		t.Errorf("unknown command: exit %d %q through pip, %d %q direct", viaPip.Code, viaPip.Stdout, direct.Code, direct.Stdout)
+	}
+
+	// No wheel fits: pip gets the sdist, which stops and says why.
+	sdists, err := filepath.Glob(filepath.Join(b.Out, "pip", "*.tar.gz"))
+	must(t, err)
+	if len(sdists) != 1 {
+		t.Fatalf("want one sdist, got %v", sdists)
+	}
+	cmd = exec.Command(pip, "install", "--no-index", sdists[0])
+	cmd.Env = env
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("pip built the sdist:\n%s", out)
+	}
+	for _, want := range []string{"cannot be built", "npm i -g agentsecrets", "go install github.com/agentsecrets/agentsecrets@latest"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("pip install SDIST says no %q:\n%s", want, out)
+		}
+	}
+}
