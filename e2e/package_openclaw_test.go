@@ -8,10 +8,8 @@ package e2e
 import (
 	"archive/tar"
 	"compress/gzip"
-	"encoding/json"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -54,18 +52,7 @@ func TestPackageOpenClawSkill(t *testing.T) {
 	nodeDir := filepath.Dir(jsTool(t, "node"))
 	info := func(path string) map[string]any {
 		t.Helper()
-		cmd := exec.Command(openclaw, "skills", "info", "agentsecrets", "--json")
-		cmd.Env = []string{"HOME=" + home, "PATH=" + path, "NO_COLOR=1"}
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("openclaw skills info: %v\n%s", err, out)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("openclaw skills info --json: %v\n%s", err, out)
-		}
-		return m
+		return openclawSkillInfo(t, openclaw, home, root, path)
 	}
 	m := info(nodeDir + ":/usr/bin:/bin")
 	if m["eligible"] != false {

@@ -221,18 +221,7 @@ func TestSkillOpenClawEligible(t *testing.T) {
 
 	info := func(pathDir string) map[string]any {
 		t.Helper()
-		cmd := exec.Command(openclaw, "skills", "info", "agentsecrets", "--json")
-		cmd.Env = []string{"HOME=" + home, "PATH=" + pathDir + ":/usr/bin:/bin", "NO_COLOR=1"}
-		cmd.Dir = root
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("openclaw skills info: %v\n%s", err, out)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("openclaw skills info --json: %v\n%s", err, out)
-		}
-		return m
+		return openclawSkillInfo(t, openclaw, home, root, pathDir+":/usr/bin:/bin")
 	}
 	m := info(withBin)
 	if m["eligible"] != true || m["name"] != "agentsecrets" || m["source"] != "openclaw-workspace" {
@@ -255,4 +244,22 @@ func TestSkillOpenClawEligible(t *testing.T) {
 	if m["eligible"] != false || !reflect.DeepEqual(missing["bins"], []any{"agentsecrets"}) {
 		t.Errorf("without agentsecrets on PATH: eligible=%v missing=%v", m["eligible"], m["missing"])
 	}
+}
+
+// openclawSkillInfo is `openclaw skills info agentsecrets --json` as the
+// real CLI reports it for the skills under root, with only path on PATH.
+func openclawSkillInfo(t *testing.T, openclaw, home, root, path string) map[string]any {
+	t.Helper()
+	cmd := exec.Command(openclaw, "skills", "info", "agentsecrets", "--json")
+	cmd.Env = []string{"HOME=" + home, "PATH=" + path, "NO_COLOR=1"}
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("openclaw skills info: %v\n%s", err, out)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("openclaw skills info --json: %v\n%s", err, out)
+	}
+	return m
 }

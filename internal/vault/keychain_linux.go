@@ -173,22 +173,7 @@ func (b *ssBatch) close() {
 var errSSLocked = errors.New("the collection is locked and was not unlocked")
 
 func (b *ssBatch) unlock(ctx context.Context) error {
-	var unlocked []dbus.ObjectPath
-	var prompt dbus.ObjectPath
-	if err := b.call(ctx, ssPath, ssService+".Unlock", []dbus.ObjectPath{b.collection}).Store(&unlocked, &prompt); err != nil {
-		return err
-	}
-	if len(unlocked) > 0 {
-		return nil
-	}
-	dismissed, result, err := b.prompt(ctx, prompt)
-	if err != nil {
-		return err
-	}
-	if paths, ok := result.Value().([]dbus.ObjectPath); dismissed || !ok || len(paths) == 0 {
-		return errSSLocked
-	}
-	return nil
+	return b.unlockObjects(ctx, []dbus.ObjectPath{b.collection})
 }
 
 // prompt shows a Secret Service prompt (on a desktop: the unlock dialog)
@@ -433,7 +418,7 @@ func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (
 		}
 	}
 	if len(locked) > 0 {
-		if err := b.unlockItems(ctx, locked); err != nil {
+		if err := b.unlockObjects(ctx, locked); err != nil {
 			return nil, err
 		}
 	}
@@ -461,9 +446,9 @@ func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (
 	return out, nil
 }
 
-// unlockItems unlocks the collections of items, with the prompt a locked
-// keychain shows.
-func (b *ssBatch) unlockItems(ctx context.Context, items []dbus.ObjectPath) error {
+// unlockObjects unlocks objects (collections, or items and so their
+// collections), with the prompt a locked keychain shows.
+func (b *ssBatch) unlockObjects(ctx context.Context, items []dbus.ObjectPath) error {
 	var unlocked []dbus.ObjectPath
 	var prompt dbus.ObjectPath
 	if err := b.call(ctx, ssPath, ssService+".Unlock", items).Store(&unlocked, &prompt); err != nil {
