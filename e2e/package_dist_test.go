@@ -2,10 +2,11 @@ package e2e
 
 // The install channels' tests start from a release dist directory laid out
 // as scripts/release writes it (docs/release.md): archives holding the
-// binary, metadata.json and artifacts.json. AGENTSECRETS_TEST_DIST names a
-// real snapshot (make release-snapshot) to package; without it the tests
-// build the platforms they need with the release's flags and stamps and
-// archive them the same way. Then they run packaging/ on it, as
+// binary, the skill bundle, metadata.json and artifacts.json.
+// AGENTSECRETS_TEST_DIST names a real snapshot (make release-snapshot) to
+// package; without it the tests build the platforms they need with the
+// release's flags and stamps and archive them, and the skill bundle, the
+// same way. Then they run packaging/ on it, as
 // scripts/package-channels does.
 
 import (
@@ -66,7 +67,7 @@ func channels(t *testing.T, platforms ...string) *channelBuild {
 	}
 	b.Out = filepath.Join(work, "out")
 	must(t, os.RemoveAll(b.Out))
-	cmd := exec.Command("go", "run", "../packaging", "--dist", b.Dist, "--out", b.Out, "--skill", "../skill")
+	cmd := exec.Command("go", "run", "../packaging", "--dist", b.Dist, "--out", b.Out)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("packaging: %v\n%s", err, out)
 	}
@@ -78,7 +79,8 @@ func channels(t *testing.T, platforms ...string) *channelBuild {
 func hostPlatform() string { return runtime.GOOS + "/" + runtime.GOARCH }
 
 // buildDist builds each platform's binary as .goreleaser.yaml does
-// (CGO off, -trimpath, stamped) and writes the release's layout.
+// (CGO off, -trimpath, stamped), packs the skill bundle as its meta
+// archive "skill" does, and writes the release's layout.
 func buildDist(t *testing.T, dist string, platforms []string) {
 	t.Helper()
 	must(t, os.MkdirAll(dist, 0o755))
@@ -101,6 +103,13 @@ func buildDist(t *testing.T, dist string, platforms []string) {
 	}
 	var arts []artifact
 	var sums strings.Builder
+	addArchive := func(name string, data []byte, goos, goarch, id string) {
+		must(t, os.WriteFile(filepath.Join(dist, name), data, 0o644))
+		sum := sha256.Sum256(data)
+		fmt.Fprintf(&sums, "%x  %s\n", sum, name)
+		arts = append(arts, artifact{Name: name, Path: filepath.Join(dist, name), GOOS: goos, GOARCH: goarch, Type: "Archive",
+			Extra: map[string]string{"Checksum": "sha256:" + hex.EncodeToString(sum[:]), "ID": id}})
+	}
 	for _, p := range platforms {
 		goos, goarch, _ := strings.Cut(p, "/")
 		exe := "agentsecrets"
@@ -145,12 +154,23 @@ func buildDist(t *testing.T, dist string, platforms []string) {
 			must(t, tw.Close())
 			must(t, gz.Close())
 		}
-		must(t, os.WriteFile(filepath.Join(dist, name), buf.Bytes(), 0o644))
-		sum := sha256.Sum256(buf.Bytes())
-		fmt.Fprintf(&sums, "%x  %s\n", sum, name)
-		arts = append(arts, artifact{Name: name, Path: filepath.Join(dist, name), GOOS: goos, GOARCH: goarch, Type: "Archive",
-			Extra: map[string]string{"Checksum": "sha256:" + hex.EncodeToString(sum[:])}})
+		addArchive(name, buf.Bytes(), goos, goarch, "agentsecrets")
 	}
+	var bundle bytes.Buffer
+	gz := gzip.NewWriter(&bundle)
+	tw := tar.NewWriter(gz)
+	skillFiles, err := os.ReadDir("../skill")
+	must(t, err)
+	for _, e := range skillFiles {
+		data, err := os.ReadFile(filepath.Join("../skill", e.Name()))
+		must(t, err)
+		must(t, tw.WriteHeader(&tar.Header{Name: "agentsecrets/" + e.Name(), Mode: 0o644, Size: int64(len(data)), ModTime: when, Typeflag: tar.TypeReg}))
+		_, err = tw.Write(data)
+		must(t, err)
+	}
+	must(t, tw.Close())
+	must(t, gz.Close())
+	addArchive("agentsecrets-skill_"+version+".tar.gz", bundle.Bytes(), "", "", "skill")
 	must(t, os.WriteFile(filepath.Join(dist, "checksums.txt"), []byte(sums.String()), 0o644))
 	writeJSONFile(t, filepath.Join(dist, "artifacts.json"), arts)
 	writeJSONFile(t, filepath.Join(dist, "metadata.json"), map[string]string{
@@ -192,12 +212,13 @@ func readDist(t *testing.T, dist string) *channelBuild {
 	}
 	var arts []struct {
 		Name, Type, GOOS, GOARCH string
+		Extra                    struct{ ID string }
 	}
 	data, err = os.ReadFile(filepath.Join(dist, "artifacts.json"))
 	must(t, err)
 	must(t, json.Unmarshal(data, &arts))
 	for _, a := range arts {
-		if a.Type != "Archive" {
+		if a.Type != "Archive" || a.Extra.ID == "skill" {
 			continue
 		}
 		f, err := os.ReadFile(filepath.Join(dist, a.Name))

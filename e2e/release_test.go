@@ -7,7 +7,9 @@ package e2e
 // the release's version and commit; the host's binary says so when run;
 // checksums.txt matches every artifact; its signature, by a throwaway key
 // the test makes with the real minisign, verifies with the real minisign
-// and with package release, and fails for a changed file; the signing key
+// and with package release, and fails for a changed file; the skill
+// bundle holds skill/ under agentsecrets/, is described in artifacts.json
+// and listed in checksums.txt, so the signature covers it; the signing key
 // appears nowhere; the second build is byte-identical.
 //
 // It takes minutes, so it runs only when AGENTSECRETS_TEST_RELEASE=1
@@ -95,6 +97,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	}
 
 	checkChecksums(t, dist)
+	skillBundle := checkSkillBundle(t, root, dist, meta.Version)
 
 	// The signature, as a user checks it and as package release does.
 	sums := filepath.Join(dist, "checksums.txt")
@@ -121,7 +124,7 @@ func TestReleaseSnapshot(t *testing.T) {
 	// for byte, signature included.
 	dist2 := filepath.Join(tmp, "dist2")
 	runTool(t, root, []string{"AGENTSECRETS_SIGNING_KEY=" + keyFile}, filepath.Join(root, "scripts", "release"), "--dist", dist2)
-	for _, name := range []string{"checksums.txt", "checksums.txt.minisig"} {
+	for _, name := range []string{"checksums.txt", "checksums.txt.minisig", skillBundle} {
 		if a, b := readFile(t, filepath.Join(dist, name)), readFile(t, filepath.Join(dist2, name)); !bytes.Equal(a, b) {
 			t.Errorf("%s differs between two builds of one commit:\n%s\n---\n%s", name, a, b)
 		}
@@ -267,9 +270,60 @@ func readArchive(t *testing.T, path string) map[string]archiveFile {
 	}
 }
 
+// checkSkillBundle: the skill bundle is the files of skill/ under
+// agentsecrets/, as committed, each with the commit's time; artifacts.json
+// describes it as the archive "skill" with its checksum, which
+// checksums.txt lists. It returns the bundle's file name.
+func checkSkillBundle(t *testing.T, root, dist, version string) string {
+	t.Helper()
+	name := "agentsecrets-skill_" + version + ".tar.gz"
+	files := readArchive(t, filepath.Join(dist, name))
+	var want []string
+	for _, f := range listDir(t, filepath.Join(root, "skill")) {
+		want = append(want, "agentsecrets/"+f)
+		if got, ok := files["agentsecrets/"+f]; !ok || !bytes.Equal(got.data, readFile(t, filepath.Join(root, "skill", f))) || got.mode != 0o644 {
+			t.Errorf("%s: agentsecrets/%s is not skill/%s as committed (mode %v)", name, f, f, got.mode)
+		}
+	}
+	var got []string
+	for f := range files {
+		got = append(got, f)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) || !slices.Contains(got, "agentsecrets/SKILL.md") {
+		t.Errorf("%s holds %v, want %v", name, got, want)
+	}
+
+	var arts []struct {
+		Name, Type string
+		Extra      struct{ ID, Checksum string }
+	}
+	if err := json.Unmarshal(readFile(t, filepath.Join(dist, "artifacts.json")), &arts); err != nil {
+		t.Fatalf("artifacts.json: %v", err)
+	}
+	sum := sha256.Sum256(readFile(t, filepath.Join(dist, name)))
+	var described int
+	for _, a := range arts {
+		if a.Type == "Archive" && a.Extra.ID == "skill" {
+			described++
+			if a.Name != name || a.Extra.Checksum != "sha256:"+hex.EncodeToString(sum[:]) {
+				t.Errorf("artifacts.json: skill archive %s %s, want %s sha256:%x", a.Name, a.Extra.Checksum, name, sum)
+			}
+		}
+	}
+	if described != 1 {
+		t.Errorf("artifacts.json describes %d skill archives, want 1", described)
+	}
+	if !bytes.Contains(readFile(t, filepath.Join(dist, "checksums.txt")), fmt.Appendf(nil, "%x  %s\n", sum, name)) {
+		t.Errorf("checksums.txt does not list %s with its sha256", name)
+	}
+	return name
+}
+
 // checkChecksums: every line of checksums.txt matches its file, and every
-// archive and SBOM in dist is listed (an SBOM is CycloneDX JSON naming
-// the module's dependencies).
+// archive (the skill bundle's too) and SBOM in dist is listed (an SBOM is
+// CycloneDX JSON naming the module's dependencies).
 func checkChecksums(t *testing.T, dist string) {
 	listed := map[string]bool{}
 	for _, line := range strings.Split(strings.TrimSuffix(string(readFile(t, filepath.Join(dist, "checksums.txt"))), "\n"), "\n") {
@@ -286,6 +340,8 @@ func checkChecksums(t *testing.T, dist string) {
 	var archives, sboms int
 	for _, name := range listDir(t, dist) {
 		switch {
+		case strings.HasPrefix(name, "agentsecrets-skill_"):
+			// Listed, but not one of the platforms' archives.
 		case strings.HasSuffix(name, ".tar.gz") || strings.HasSuffix(name, ".zip"):
 			archives++
 		case strings.HasSuffix(name, ".cdx.json"):

@@ -1,9 +1,9 @@
 // Command packaging turns a release's dist directory (scripts/release,
 // docs/release.md) into the packages of the other install channels: the
 // npm wrapper and per-platform packages, the pip wheels and the refusing
-// sdist, the Homebrew formula and the OpenClaw skill bundle. Every package
-// carries the very binary of a release archive, whose checksum is checked
-// first; nothing is compiled or downloaded here.
+// sdist, the Homebrew formula, and beside them the release's OpenClaw skill
+// bundle. Every package carries the very binary of a release archive, whose
+// checksum is checked first; nothing is compiled or downloaded here.
 //
 //	go run ./packaging --dist dist --out dist/channels [--url-base URL]
 package main
@@ -51,12 +51,11 @@ func run(args []string) error {
 	out := fl.String("out", "", "output directory (created; must be empty or absent)")
 	urlBase := fl.String("url-base", "https://github.com/agentsecrets/agentsecrets/releases/download/v{{version}}",
 		"where the archives are published; {{version}} is replaced")
-	skillDir := fl.String("skill", "skill", "the skill bundle directory")
 	if err := fl.Parse(args); err != nil {
 		return usageError{err}
 	}
 	if *out == "" || fl.NArg() != 0 {
-		return usageError{errors.New("usage: package-channels --dist DIR --out DIR [--url-base URL] [--skill DIR]")}
+		return usageError{errors.New("usage: package-channels --dist DIR --out DIR [--url-base URL]")}
 	}
 	rel, err := loadRelease(*dist)
 	if err != nil {
@@ -71,7 +70,7 @@ func run(args []string) error {
 		func() ([]string, error) { return writeNPM(rel, filepath.Join(*out, "npm")) },
 		func() ([]string, error) { return writePip(rel, filepath.Join(*out, "pip")) },
 		func() ([]string, error) { return writeFormula(rel, base, filepath.Join(*out, "homebrew")) },
-		func() ([]string, error) { return writeSkill(rel, *skillDir, *out) },
+		func() ([]string, error) { return writeSkill(rel, *out) },
 	}
 	for _, step := range steps {
 		files, err := step()
@@ -84,13 +83,20 @@ func run(args []string) error {
 }
 
 // release is what the packages need from dist: the version, the commit
-// time (every file time, so two runs give the same bytes) and the binary
-// of each platform.
+// time (every file time, so two runs give the same bytes), the binary of
+// each platform and the skill bundle.
 type release struct {
 	Version string
 	Commit  string
 	Date    time.Time
 	Targets []target
+	Skill   bundle
+}
+
+// bundle is the skill bundle's archive as the release built it.
+type bundle struct {
+	Name string // file name in dist
+	Data []byte
 }
 
 // target is one platform's archive and the binary inside it.
@@ -124,6 +130,7 @@ func loadRelease(dist string) (*release, error) {
 		GOARCH string `json:"goarch"`
 		Extra  struct {
 			Checksum string `json:"Checksum"`
+			ID       string `json:"ID"`
 		} `json:"extra"`
 	}
 	if err := readJSON(filepath.Join(dist, "artifacts.json"), &arts); err != nil {
@@ -134,34 +141,58 @@ func loadRelease(dist string) (*release, error) {
 		if a.Type != "Archive" {
 			continue
 		}
+		if a.Extra.ID == skillArchiveID {
+			if rel.Skill.Name != "" {
+				return nil, fmt.Errorf("artifacts.json lists two skill bundles: %s and %s", rel.Skill.Name, a.Name)
+			}
+			data, err := readArchive(dist, a.Name, a.Extra.Checksum)
+			if err != nil {
+				return nil, err
+			}
+			rel.Skill = bundle{Name: filepath.Base(a.Name), Data: data}
+			continue
+		}
 		if _, ok := npmOS[a.GOOS]; !ok {
 			return nil, fmt.Errorf("archive %s: unsupported OS %q", a.Name, a.GOOS)
 		}
 		if _, ok := npmCPU[a.GOARCH]; !ok {
 			return nil, fmt.Errorf("archive %s: unsupported architecture %q", a.Name, a.GOARCH)
 		}
-		data, err := os.ReadFile(filepath.Join(dist, filepath.Base(a.Name)))
+		data, err := readArchive(dist, a.Name, a.Extra.Checksum)
 		if err != nil {
-			return nil, fmt.Errorf("read archive: %w", err)
-		}
-		sum := sha256.Sum256(data)
-		got := hex.EncodeToString(sum[:])
-		if want, ok := strings.CutPrefix(a.Extra.Checksum, "sha256:"); !ok || want != got {
-			return nil, fmt.Errorf("archive %s: sha256 %s, artifacts.json says %q", a.Name, got, a.Extra.Checksum)
+			return nil, err
 		}
 		bin, err := extractBinary(a.Name, data, a.GOOS)
 		if err != nil {
 			return nil, err
 		}
-		rel.Targets = append(rel.Targets, target{OS: a.GOOS, Arch: a.GOARCH, Archive: filepath.Base(a.Name), SHA256: got, Binary: bin})
+		rel.Targets = append(rel.Targets, target{OS: a.GOOS, Arch: a.GOARCH, Archive: filepath.Base(a.Name), SHA256: strings.TrimPrefix(a.Extra.Checksum, "sha256:"), Binary: bin})
 	}
 	if len(rel.Targets) == 0 {
 		return nil, fmt.Errorf("%s lists no archives: build the release first (make release-snapshot)", filepath.Join(dist, "artifacts.json"))
+	}
+	if rel.Skill.Name == "" {
+		return nil, fmt.Errorf("%s lists no skill bundle (archive id %q): build the release with this repository's .goreleaser.yaml (make release-snapshot)", filepath.Join(dist, "artifacts.json"), skillArchiveID)
 	}
 	sort.Slice(rel.Targets, func(i, j int) bool {
 		return rel.Targets[i].OS+rel.Targets[i].Arch < rel.Targets[j].OS+rel.Targets[j].Arch
 	})
 	return rel, nil
+}
+
+// readArchive reads an archive of dist and checks it against the checksum
+// artifacts.json gives it ("sha256:HEX").
+func readArchive(dist, name, checksum string) ([]byte, error) {
+	data, err := os.ReadFile(filepath.Join(dist, filepath.Base(name)))
+	if err != nil {
+		return nil, fmt.Errorf("read archive: %w", err)
+	}
+	sum := sha256.Sum256(data)
+	got := hex.EncodeToString(sum[:])
+	if want, ok := strings.CutPrefix(checksum, "sha256:"); !ok || want != got {
+		return nil, fmt.Errorf("archive %s: sha256 %s, artifacts.json says %q", name, got, checksum)
+	}
+	return data, nil
 }
 
 func readJSON(path string, v any) error {
