@@ -72,6 +72,13 @@ func followHints(t *testing.T, backend string, useTLS bool, host string, public 
 	}
 	t.Cleanup(srv.Close)
 
+	if useTLS && !public && viaBroker() {
+		// The daemon runs with a service's environment and trusts the
+		// system's roots only: the test server's certificate cannot reach
+		// it. The hints are the same through a broker; the main pass
+		// follows them over https.
+		t.Skip("through a broker the daemon does not trust the test server's certificate")
+	}
 	v := NewVault(t, backend)
 	if useTLS {
 		// The CLI trusts the test server's certificate as a system root.
