@@ -20,12 +20,19 @@ func python(t *testing.T) string {
 		err = exec.Command(py, "-c", "import venv, ensurepip").Run()
 	}
 	if err != nil {
-		if os.Getenv("AGENTSECRETS_TEST_REQUIRE_PYTHON") != "" {
-			t.Fatalf("python3 with venv and ensurepip is required here (apt install python3-venv): %v", err)
-		}
-		t.Skip("no python3 with venv: install python3-venv or run `make test`")
+		missingPython(t, "python3 with venv and ensurepip", "apt install python3-venv", err)
 	}
 	return py
+}
+
+// missingPython fails the test where scripts/test made the Python tools
+// required (AGENTSECRETS_TEST_REQUIRE_PYTHON), and skips it elsewhere.
+func missingPython(t *testing.T, what, install string, err error) {
+	t.Helper()
+	if os.Getenv("AGENTSECRETS_TEST_REQUIRE_PYTHON") != "" {
+		t.Fatalf("%s is required here (%s): %v", what, install, err)
+	}
+	t.Skipf("no %s: %s, or run `make test`", what, install)
 }
 
 func TestPackagePipWheel(t *testing.T) {
@@ -102,10 +109,7 @@ func pipx(t *testing.T) string {
 	python(t)
 	px, err := exec.LookPath("pipx")
 	if err != nil {
-		if os.Getenv("AGENTSECRETS_TEST_REQUIRE_PYTHON") != "" {
-			t.Fatalf("pipx is required here (apt install pipx): %v", err)
-		}
-		t.Skip("no pipx: install pipx or run `make test`")
+		missingPython(t, "pipx", "apt install pipx", err)
 	}
 	return px
 }
