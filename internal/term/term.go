@@ -67,7 +67,6 @@ func ReadSecret(prompt string) ([]byte, error) {
 		}
 		endBy(sig)
 		return nil, errors.New("interrupted at the prompt") // not reached: endBy ends the process
-
 	}
 }
 

@@ -619,7 +619,7 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 		if _, err := ix.Secret(sel, name); err != nil {
 			return nil, err
 		}
-		if _, done := out[name]; !done && !slices.Contains(ix.Pending, itemKey(sel, name)) && !slices.Contains(plain, name) {
+		if !slices.Contains(ix.Pending, itemKey(sel, name)) && !slices.Contains(plain, name) {
 			plain = append(plain, name)
 		}
 	}
@@ -636,10 +636,11 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 		for i, name := range plain {
 			v, held := got[keys[i]]
 			if !held {
+				// out holds only values of got so far.
 				for _, v := range got {
 					v.Wipe()
 				}
-				return fail(getValueMissing(name))
+				return nil, getValueMissing(name)
 			}
 			out[name] = v
 		}
