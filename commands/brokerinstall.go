@@ -6,7 +6,6 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"os/user"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/osuser"
 	"github.com/agentsecrets/agentsecrets/internal/term"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -130,7 +130,7 @@ func (c *BrokerInstallCmd) initVault(env *Env, p brokersvc.Plan, res *BrokerInst
 		res.VaultInitialised = true
 		return nil
 	}
-	u, err := user.Lookup(p.User)
+	u, err := osuser.Lookup(p.User)
 	if err != nil {
 		return errcode.Errorf(errcode.Internal, "look up the broker's user %s: %v", p.User, err)
 	}

@@ -2,12 +2,12 @@ package commands
 
 import (
 	"fmt"
-	"os/user"
 	"strconv"
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/brokersvc"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/osuser"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
@@ -135,7 +135,7 @@ func parseClient(s string) (clientSpec, error) {
 	if err != nil {
 		return clientSpec{}, err
 	}
-	u, err := user.Lookup(c.Name)
+	u, err := osuser.Lookup(c.Name)
 	if err != nil {
 		return clientSpec{}, bad("no such user")
 	}

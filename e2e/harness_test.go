@@ -32,6 +32,8 @@ func TestMain(m *testing.M) {
 	}
 	binary = filepath.Join(dir, "agentsecrets")
 	build := exec.Command("go", "build", "-o", binary, "..")
+	// As make install and the releases build it.
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintln(os.Stderr, "build agentsecrets:", err)

@@ -4,11 +4,11 @@ package brokerd
 
 import (
 	"os"
-	"os/user"
 	"strconv"
 	"syscall"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/osuser"
 )
 
 // DropTo is `broker run --as`: as root, it makes the state directory
@@ -19,7 +19,7 @@ func DropTo(name, state, socketDir string) error {
 	if os.Geteuid() != 0 {
 		return errcode.WithHint(errcode.New(errcode.Denied, "--as needs root: only root can become another user"), "run `sudo agentsecrets broker run --as "+name+" ...`, or run it as "+name+" without --as")
 	}
-	u, err := user.Lookup(name)
+	u, err := osuser.Lookup(name)
 	if err != nil {
 		return errcode.WithHint(errcode.Errorf(errcode.NotFound, "--as %s: no such user", name), "run `sudo agentsecrets broker install` to create it")
 	}

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/osuser"
 )
 
 // accounts creates and deletes the system user and group and manages the
@@ -97,7 +98,7 @@ func (dsAccounts) createGroup(ctx context.Context, r Runner, p Plan) error {
 // as macOS's own daemon accounts do.
 func (dsAccounts) createUser(ctx context.Context, r Runner, p Plan, gid string) error {
 	id := gid
-	if _, err := user.LookupId(gid); err == nil {
+	if _, err := osuser.LookupId(gid); err == nil {
 		if id, err = freeDarwinID(ctx, r); err != nil {
 			return err
 		}
@@ -189,11 +190,11 @@ func runAll(ctx context.Context, r Runner, cmds ...[]string) error {
 
 // isMember reports whether name has gid among its groups.
 func isMember(name, gid string) (bool, error) {
-	u, err := user.Lookup(name)
+	u, err := osuser.Lookup(name)
 	if err != nil {
 		return false, err
 	}
-	ids, err := u.GroupIds()
+	ids, err := osuser.GroupIds(u)
 	if err != nil {
 		return false, fmt.Errorf("groups of %s: %w", name, err)
 	}
@@ -202,7 +203,7 @@ func isMember(name, gid string) (bool, error) {
 
 // lookupUser and lookupGroup return nil, nil when the account is absent.
 func lookupUser(name string) (*user.User, error) {
-	u, err := user.Lookup(name)
+	u, err := osuser.Lookup(name)
 	var unknown user.UnknownUserError
 	if errors.As(err, &unknown) {
 		return nil, nil
@@ -211,7 +212,7 @@ func lookupUser(name string) (*user.User, error) {
 }
 
 func lookupGroup(name string) (*user.Group, error) {
-	g, err := user.LookupGroup(name)
+	g, err := osuser.LookupGroup(name)
 	var unknown user.UnknownGroupError
 	if errors.As(err, &unknown) {
 		return nil, nil

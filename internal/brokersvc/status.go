@@ -6,8 +6,9 @@ import (
 	"encoding/hex"
 	"fmt"
 	"os"
-	"os/user"
 	"strconv"
+
+	"github.com/agentsecrets/agentsecrets/internal/osuser"
 )
 
 // Status is what is installed. `broker status` adds whether the broker
@@ -95,10 +96,10 @@ func inspectFile(path string) File {
 	f.Mode = fmt.Sprintf("%04o", fi.Mode().Perm())
 	if uid, gid, ok := owner(fi); ok {
 		f.Owner, f.Group = strconv.Itoa(uid), strconv.Itoa(gid)
-		if u, err := user.LookupId(f.Owner); err == nil {
+		if u, err := osuser.LookupId(f.Owner); err == nil {
 			f.Owner = u.Username
 		}
-		if g, err := user.LookupGroupId(f.Group); err == nil {
+		if g, err := osuser.LookupGroupId(f.Group); err == nil {
 			f.Group = g.Name
 		}
 	}
