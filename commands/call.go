@@ -89,7 +89,7 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, _, sel, err := env.openProject(c.Scope)
+	st, _, sel, err := env.openProjectToRead(c.Scope)
 	if err != nil {
 		return nil, err
 	}

@@ -78,7 +78,7 @@ func (c *EnvCmd) Run(env *Env) (res *EnvResult, err error) {
 	if len(c.Command) == 0 || c.Command[0] == "" {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "no command given"), "run `agentsecrets env --only NAME -- CMD [ARGS]`")
 	}
-	st, ix, sel, err := env.openProject(c.Scope)
+	st, ix, sel, err := env.openProjectToRead(c.Scope)
 	if err != nil {
 		return nil, err
 	}

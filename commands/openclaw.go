@@ -87,7 +87,7 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := env.Store()
+	st, err := env.storeToRead()
 	if err != nil {
 		return nil, err
 	}

@@ -216,6 +216,26 @@ func (e *Env) openIndex() (*vault.Store, *vault.Index, error) {
 	return st, ix, err
 }
 
+// storeToRead opens the vault for a command that reads values: the
+// keychain connects (vault.Store.Warm) while the command reads the index
+// and checks policy.
+func (e *Env) storeToRead() (*vault.Store, error) {
+	st, err := e.Store()
+	if err != nil {
+		return nil, err
+	}
+	st.Warm(e.ctx())
+	return st, nil
+}
+
+// openProjectToRead is openProject for a command that reads values.
+func (e *Env) openProjectToRead(s Scope) (*vault.Store, *vault.Index, Selected, error) {
+	if _, err := e.storeToRead(); err != nil {
+		return nil, nil, Selected{}, err
+	}
+	return e.openProject(s)
+}
+
 // openProject opens the vault, reads the index and resolves the scope to an
 // existing project: the first three steps of every project command.
 func (e *Env) openProject(s Scope) (*vault.Store, *vault.Index, Selected, error) {

@@ -116,6 +116,15 @@ func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
 	return conn, nil
 }
 
+// warm connects and greets the daemon ahead of the first batch, which
+// then finds the connection made. A failure is left for that batch to
+// report: it connects again and says why.
+func (k *Keychain) warm(ctx context.Context) {
+	if k.Available() == nil {
+		_, _ = k.bus.get(ctx)
+	}
+}
+
 // openSS opens a plain session on the Keychain's connection (Available
 // has ruled out autolaunch; the bus is private to the user's session, and
 // plain is what go-keyring does) and unlocks go-keyring's collection:

@@ -506,3 +506,61 @@ func TestStoreValuesOneRead(t *testing.T) {
 		t.Fatalf("a value gone from the keychain: %v, want ErrValueMissing naming B", err)
 	}
 }
+
+// TestStoreWarm: Warm connects and greets the daemon in the background
+// (one Ping, no session), and the read that follows uses that connection:
+// no second greeting.
+func TestStoreWarm(t *testing.T) {
+	testKeychain(t) // skips without a Secret Service
+	root := t.TempDir()
+	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+	ctx := context.Background()
+	st, _, err := Init(ctx, dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
+		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := Selection{Workspace: "default", Project: "default"}
+	if _, err := st.PutSecrets(ctx, sel, []Put{{Name: "A", Value: secret.New([]byte("value-of-A")), Source: "test"}}, Upsert); err != nil {
+		t.Fatal(err)
+	}
+	// A fresh Store, as a new process opens it.
+	st, err = Open(dirs, Options{Getenv: os.Getenv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	connected := func() bool {
+		st.backendMu.Lock()
+		defer st.backendMu.Unlock()
+		kc, _ := st.backend.(*Keychain)
+		if kc == nil {
+			return false
+		}
+		kc.bus.mu.Lock()
+		defer kc.bus.mu.Unlock()
+		return kc.bus.conn != nil
+	}
+	warm := secretServiceCalls(t, func() {
+		st.Warm(ctx)
+		for deadline := time.Now().Add(KeychainTimeout); !connected(); time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatal("Warm made no connection")
+			}
+		}
+	})
+	if warm["Ping"] != 1 || warm["OpenSession"] != 0 || warm["SearchItems"] != 0 {
+		t.Fatalf("Warm called %v: want one Ping and nothing else", warm)
+	}
+	var got map[string]secret.Value
+	read := secretServiceCalls(t, func() {
+		if got, err = st.Values(ctx, sel, []string{"A"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if string(got["A"].Reveal()) != "value-of-A" {
+		t.Fatalf("read %q", got["A"].Reveal())
+	}
+	if read["Ping"] != 0 || read["OpenSession"] != 1 {
+		t.Fatalf("the read after Warm called %v: want the warm connection (no Ping) and one session", read)
+	}
+}

@@ -98,6 +98,24 @@ func (s *Store) Index() (*Index, error) {
 	return readIndex(s.Dirs.IndexFile())
 }
 
+// Warm starts connecting to the keychain in the background, for a command
+// that is about to read values: on the Secret Service the connection and
+// the daemon's greeting (about a third of a one-shot call's keychain time)
+// then overlap reading the index and checking policy. It does nothing on
+// the file backend, whose passphrase must be asked for in order.
+func (s *Store) Warm(ctx context.Context) {
+	if s.Config.Backend != KindKeychain {
+		return
+	}
+	go func() {
+		if b, err := s.openBackend(ctx); err == nil {
+			if kc, ok := b.(*Keychain); ok {
+				kc.warm(ctx)
+			}
+		}
+	}()
+}
+
 // openBackend opens the value backend on first use. The file backend asks
 // for its passphrase here, before any lock is taken. It is unexported so
 // that nothing outside the vault reads or writes values around the index
