@@ -82,6 +82,25 @@ func commandField(args []string) (field int, ok bool) {
 	return -1, version
 }
 
+// warmKeychain starts connecting to the keychain (vault.Store.Warm) before
+// the command line is parsed when it names a command that always reads a
+// value: kong's parse then overlaps the connection and the daemon's
+// greeting. The Store it opens is the one the command uses (Env.Store
+// depends on the environment only). A command line that turns out not to
+// parse leaves a connection nobody uses, which ends with the process.
+func warmKeychain(args []string, env *Env) {
+	if env.daemon || env.side != nil {
+		return
+	}
+	field, ok := commandField(args)
+	if !ok || field < 0 {
+		return
+	}
+	if name := flagName(reflect.TypeFor[CLI]().Field(field)); name == "call" || name == "env" {
+		_, _ = env.storeToRead()
+	}
+}
+
 // newParserFor builds the parser args need: the global flags and the one
 // command they name when that is enough, else the whole grammar. Parsing
 // with either gives the same result, help text and errors for those args.

@@ -150,3 +150,31 @@ func TestPrunedGrammarMatches(t *testing.T) {
 		}
 	}
 }
+
+// TestWarmKeychain: the commands that always read a value open the store
+// (and so start the keychain's connection) before parsing; no other
+// command does, and the broker daemon never does.
+func TestWarmKeychain(t *testing.T) {
+	root, _ := fileVault(t)
+	for _, c := range []struct {
+		args   []string
+		daemon bool
+		warm   bool
+	}{
+		{[]string{"call", "--url", "https://api.example.com/", "--bearer", "KEY"}, false, true},
+		{[]string{"--format", "json", "call", "--url", "https://api.example.com/"}, false, true},
+		{[]string{"env", "--only", "KEY", "--", "true"}, false, true},
+		{[]string{"secrets", "list"}, false, false},
+		{[]string{"status"}, false, false},
+		{[]string{"--version"}, false, false},
+		{[]string{"call", "--help"}, false, false},
+		{[]string{"call", "--url", "https://api.example.com/", "--bearer", "KEY"}, true, false},
+	} {
+		env, _, _ := testEnvErr(t, root)
+		env.daemon = c.daemon
+		warmKeychain(c.args, env)
+		if got := env.store != nil; got != c.warm {
+			t.Errorf("%q (daemon %v): store opened %v, want %v", c.args, c.daemon, got, c.warm)
+		}
+	}
+}

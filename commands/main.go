@@ -81,6 +81,7 @@ func Main(args []string, env *Env) int {
 		return runCompletion(env)
 	}
 	format := prescanFormat(args, env)
+	warmKeychain(args, env)
 	cli := &CLI{}
 	exited := -1
 	parser, err := newParserFor(cli, env, &exited, args)
