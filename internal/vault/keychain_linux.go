@@ -90,6 +90,28 @@ func (b *ssBatch) call(ctx context.Context, path dbus.ObjectPath, method string,
 type keychainConn struct {
 	mu   sync.Mutex
 	conn *dbus.Conn
+	// spare is a session warm opened on conn for the first batch to take.
+	spare dbus.ObjectPath
+	// warming is closed when warm is done; nil if it never started.
+	// Batches wait for it, so the daemon never has two calls of this
+	// connection in flight (see pipelineWindow).
+	warming chan struct{}
+}
+
+// waitWarm waits until a warm that was started is done.
+func (c *keychainConn) waitWarm(ctx context.Context) error {
+	c.mu.Lock()
+	w := c.warming
+	c.mu.Unlock()
+	if w == nil {
+		return nil
+	}
+	select {
+	case <-w:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // get returns the open connection, connecting (and greeting the daemon)
@@ -116,13 +138,54 @@ func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
 	return conn, nil
 }
 
-// warm connects and greets the daemon ahead of the first batch, which
-// then finds the connection made. A failure is left for that batch to
-// report: it connects again and says why.
-func (k *Keychain) warm(ctx context.Context) {
-	if k.Available() == nil {
-		_, _ = k.bus.get(ctx)
+// startWarm connects, greets the daemon and opens a session in the
+// background, ahead of the first batch, which then finds them ready. A
+// failure is left for that batch to report: it connects or opens a session
+// again and says why.
+func (k *Keychain) startWarm(ctx context.Context) {
+	if k.Available() != nil {
+		return
 	}
+	done := make(chan struct{})
+	k.bus.mu.Lock()
+	defer k.bus.mu.Unlock()
+	if k.bus.warming != nil || k.bus.conn != nil {
+		return
+	}
+	k.bus.warming = done
+	go func() {
+		defer close(done)
+		k.warm(ctx)
+	}()
+}
+
+func (k *Keychain) warm(ctx context.Context) {
+	conn, err := k.bus.get(ctx)
+	if err != nil {
+		return
+	}
+	b := &ssBatch{conn: conn}
+	if b.openSession(ctx) == nil {
+		k.bus.mu.Lock()
+		defer k.bus.mu.Unlock()
+		if k.bus.conn == conn && k.bus.spare == "" {
+			k.bus.spare = b.session
+			return
+		}
+		b.close()
+	}
+}
+
+// takeSpare returns the session warm opened on conn, once.
+func (c *keychainConn) takeSpare(conn *dbus.Conn) dbus.ObjectPath {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := c.spare
+	c.spare = ""
+	if c.conn != conn {
+		return ""
+	}
+	return s
 }
 
 // openSS opens a plain session on the Keychain's connection (Available
@@ -155,16 +218,26 @@ func (k *Keychain) openSession(ctx context.Context) (*ssBatch, error) {
 	if err := k.Available(); err != nil {
 		return nil, err
 	}
+	if err := k.bus.waitWarm(ctx); err != nil {
+		return nil, err
+	}
 	conn, err := k.bus.get(ctx)
 	if err != nil {
 		return nil, err
 	}
-	b := &ssBatch{conn: conn, collection: ssDefaultAlias}
-	var output dbus.Variant
-	if err := b.call(ctx, ssPath, ssService+".OpenSession", "plain", dbus.MakeVariant("")).Store(&output, &b.session); err != nil {
-		return nil, err
+	b := &ssBatch{conn: conn, collection: ssDefaultAlias, session: k.bus.takeSpare(conn)}
+	if b.session == "" {
+		if err := b.openSession(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
+}
+
+// openSession opens the batch's plain session.
+func (b *ssBatch) openSession(ctx context.Context) error {
+	var output dbus.Variant
+	return b.call(ctx, ssPath, ssService+".OpenSession", "plain", dbus.MakeVariant("")).Store(&output, &b.session)
 }
 
 // close ends the session; the connection stays for the next batch. The

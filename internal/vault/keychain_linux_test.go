@@ -507,9 +507,8 @@ func TestStoreValuesOneRead(t *testing.T) {
 	}
 }
 
-// TestStoreWarm: Warm connects and greets the daemon in the background
-// (one Ping, no session), and the read that follows uses that connection:
-// no second greeting.
+// TestStoreWarm: Warm connects, greets the daemon and opens a session in
+// the background, and the read that follows uses them.
 func TestStoreWarm(t *testing.T) {
 	testKeychain(t) // skips without a Secret Service
 	root := t.TempDir()
@@ -529,7 +528,7 @@ func TestStoreWarm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	connected := func() bool {
+	warmed := func() bool {
 		st.backendMu.Lock()
 		defer st.backendMu.Unlock()
 		kc, _ := st.backend.(*Keychain)
@@ -538,18 +537,18 @@ func TestStoreWarm(t *testing.T) {
 		}
 		kc.bus.mu.Lock()
 		defer kc.bus.mu.Unlock()
-		return kc.bus.conn != nil
+		return kc.bus.spare != ""
 	}
 	warm := secretServiceCalls(t, func() {
 		st.Warm(ctx)
-		for deadline := time.Now().Add(KeychainTimeout); !connected(); time.Sleep(time.Millisecond) {
+		for deadline := time.Now().Add(KeychainTimeout); !warmed(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
-				t.Fatal("Warm made no connection")
+				t.Fatal("Warm opened no session")
 			}
 		}
 	})
-	if warm["Ping"] != 1 || warm["OpenSession"] != 0 || warm["SearchItems"] != 0 {
-		t.Fatalf("Warm called %v: want one Ping and nothing else", warm)
+	if warm["Ping"] != 1 || warm["OpenSession"] != 1 || warm["SearchItems"] != 0 {
+		t.Fatalf("Warm called %v: want one Ping, one OpenSession and nothing else", warm)
 	}
 	var got map[string]secret.Value
 	read := secretServiceCalls(t, func() {
@@ -560,7 +559,16 @@ func TestStoreWarm(t *testing.T) {
 	if string(got["A"].Reveal()) != "value-of-A" {
 		t.Fatalf("read %q", got["A"].Reveal())
 	}
-	if read["Ping"] != 0 || read["OpenSession"] != 1 {
-		t.Fatalf("the read after Warm called %v: want the warm connection (no Ping) and one session", read)
+	if read["Ping"] != 0 || read["OpenSession"] != 0 || read["SearchItems"] != 1 || read["GetSecrets"] != 1 {
+		t.Fatalf("the read after Warm called %v: want the warm connection and session (no Ping, no OpenSession), one search and one GetSecrets", read)
+	}
+	// The spare session is used once: the next read opens its own.
+	again := secretServiceCalls(t, func() {
+		if _, err = st.Values(ctx, sel, []string{"A"}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if again["OpenSession"] != 1 {
+		t.Fatalf("a second read called %v: want a session of its own", again)
 	}
 }

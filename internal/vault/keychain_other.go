@@ -17,8 +17,8 @@ func keychainReachable(func(string) string) error { return nil }
 // keychainConn is Linux's D-Bus connection; go-keyring keeps its own here.
 type keychainConn struct{}
 
-// warm has nothing to do: go-keyring connects per call.
-func (k *Keychain) warm(context.Context) {}
+// startWarm has nothing to do: go-keyring connects per call.
+func (k *Keychain) startWarm(context.Context) {}
 
 func (k *Keychain) call(ctx context.Context, op string, fn func() error) error {
 	if err := k.Available(); err != nil {

@@ -99,21 +99,20 @@ func (s *Store) Index() (*Index, error) {
 }
 
 // Warm starts connecting to the keychain in the background, for a command
-// that is about to read values: on the Secret Service the connection and
-// the daemon's greeting (about a third of a one-shot call's keychain time)
-// then overlap reading the index and checking policy. It does nothing on
+// that is about to read values: on the Secret Service the connection, the
+// daemon's greeting and the session (about half of a one-shot call's
+// keychain time) then overlap parsing the command line, reading the index
+// and checking policy. It does nothing on
 // the file backend, whose passphrase must be asked for in order.
 func (s *Store) Warm(ctx context.Context) {
 	if s.Config.Backend != KindKeychain {
 		return
 	}
-	go func() {
-		if b, err := s.openBackend(ctx); err == nil {
-			if kc, ok := b.(*Keychain); ok {
-				kc.warm(ctx)
-			}
+	if b, err := s.openBackend(ctx); err == nil {
+		if kc, ok := b.(*Keychain); ok {
+			kc.startWarm(ctx)
 		}
-	}()
+	}
 }
 
 // openBackend opens the value backend on first use. The file backend asks
