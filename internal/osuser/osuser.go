@@ -3,11 +3,11 @@
 //
 // The release binaries (and make install) are built with CGO_ENABLED=0:
 // they start about a millisecond sooner, which every one-shot command pays.
-// Without cgo, os/user reads only /etc/passwd and /etc/group, so a user
-// that lives in LDAP or SSSD, or any account on macOS (Directory
-// Services), is "unknown" to it. When os/user says unknown, this package
-// asks the system's own tools (id, getent, dscl), which go through the
-// name service, before it agrees.
+// Without cgo, os/user on Linux and the BSDs reads only /etc/passwd and
+// /etc/group, so a user that lives in LDAP or SSSD is "unknown" to it
+// (macOS asks libc even without cgo). When os/user says unknown, this
+// package asks the system's own tools (id, getent; dscl where there is no
+// getent), which go through the name service, before it agrees.
 package osuser
 
 import (
