@@ -1,0 +1,5 @@
+//go:build cgo
+
+package osuser
+
+const builtWithCgo = true
