@@ -144,14 +144,17 @@ func outbound(ctx context.Context, method string, t target, clientHeader http.He
 	if _, ok := h["User-Agent"]; !ok {
 		h["User-Agent"] = []string{userAgent()}
 	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
-	if err != nil {
-		return nil, badRequest("cannot build the request")
+	// Built from its parts, as httputil.ReverseProxy builds its outbound
+	// request: NewRequestWithContext would print the URL only to parse it
+	// again, and allocate a header map that is replaced at once.
+	req := (&http.Request{Method: method, URL: &u, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1,
+		Header: h, Body: http.NoBody, Host: u.Host}).WithContext(ctx)
+	if len(body) > 0 {
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		// The transport replays the body when it retries on a connection
+		// that was closed under it.
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 	}
-	if len(body) == 0 {
-		req.Body, req.ContentLength = http.NoBody, 0
-	}
-	req.Header = h
 	return req, nil
 }
 
