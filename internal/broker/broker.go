@@ -626,10 +626,13 @@ func syscallText(err error) string {
 // the client and the audit record: the size cap, the timeout, or an
 // upstream that broke off. It never quotes the error's own text.
 func ReadError(ctx context.Context, err error) error {
+	// Before coded is declared: errors.As moves it to the heap, which the
+	// end of every complete body would pay for.
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
 	var coded *errcode.Error
 	switch {
-	case err == nil || errors.Is(err, io.EOF):
-		return nil
 	case errors.As(err, &coded):
 		return err
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
