@@ -160,7 +160,11 @@ func MethodOverrideError() error {
 // dot segments, in any percent-encoding and with ;parameters, for every
 // request; ;parameters for requests that carry a value.
 func checkPath(r Request) error {
-	for _, seg := range strings.Split(r.Path, "/") {
+	// Segment by segment with Cut rather than a Split into a new slice:
+	// every request and every redirect hop is checked.
+	for rest, more := r.Path, true; more; {
+		var seg string
+		seg, rest, more = strings.Cut(rest, "/")
 		seg = decodeFully(seg)
 		name, _, _ := strings.Cut(seg, ";")
 		if name == "." || name == ".." {
