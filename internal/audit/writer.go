@@ -62,8 +62,12 @@ const (
 // Verify reports. Close (and so a proxy stopped by SIGINT or SIGTERM)
 // writes everything queued and syncs the file.
 type Writer struct {
-	log  *Log
-	wake chan struct{} // capacity 1: "the queue is not empty"
+	log *Log
+	// lingered fires linger after the first record of a batch was queued:
+	// Append arms it, rather than waking the goroutine to arm a timer of
+	// its own, so the goroutine wakes once per batch, and not on the
+	// path of the request that queued the record.
+	lingered *time.Timer
 	// hurry, capacity 1, cuts a linger short: a Flush is waiting or a
 	// full batch is queued. A token left over from a batch already
 	// written only makes the next batch skip its linger.
@@ -96,8 +100,9 @@ var ErrAuditWrite = errcode.New(errcode.Internal, "audit records could not be wr
 func (l *Log) NewWriter() *Writer { return l.newWriter(lingerDelay) }
 
 func (l *Log) newWriter(linger time.Duration) *Writer {
-	w := &Writer{log: l, linger: linger, wake: make(chan struct{}, 1), hurry: make(chan struct{}, 1),
+	w := &Writer{log: l, linger: linger, lingered: time.NewTimer(linger), hurry: make(chan struct{}, 1),
 		stop: make(chan struct{}), done: make(chan struct{}), progress: make(chan struct{})}
+	w.lingered.Stop()
 	l.sem <- struct{}{}
 	if l.kept == nil {
 		l.kept = &keptFiles{}
@@ -132,12 +137,14 @@ func (w *Writer) Append(ctx context.Context, r *Record) error {
 	}
 	if len(w.queue) == w.inflight {
 		w.firstAt = time.Now()
+		// Under mu, so the timer always counts from the firstAt the
+		// goroutine reads; a Reset drops a fire not yet received.
+		w.lingered.Reset(w.linger)
 	}
 	w.queue = append(w.queue, &c)
 	w.accepted++
 	full := len(w.queue)-w.inflight >= maxBatch
 	w.mu.Unlock()
-	poke(w.wake)
 	if full {
 		poke(w.hurry)
 	}
@@ -221,10 +228,12 @@ func (w *Writer) Close() error {
 // run is the writer goroutine.
 func (w *Writer) run() {
 	defer close(w.done)
-	linger := time.NewTimer(w.linger)
-	linger.Stop()
+	defer w.lingered.Stop()
 	var retry <-chan time.Time
 	for {
+		// hurried: woken by a Flush or a full batch, so the first batch
+		// does not linger.
+		hurried := false
 		if retry != nil {
 			// New records do not cut a retry delay short: a log that
 			// refuses writes would otherwise be retried on every request.
@@ -235,7 +244,9 @@ func (w *Writer) run() {
 			retry = nil
 		} else {
 			select {
-			case <-w.wake:
+			case <-w.lingered.C:
+			case <-w.hurry:
+				hurried = true
 			case <-w.stop:
 			}
 		}
@@ -249,15 +260,17 @@ func (w *Writer) run() {
 				}
 				break
 			}
-			if d := time.Until(first.Add(w.linger)); d > 0 && !closing && pending < maxBatch {
-				linger.Reset(d)
+			// Unless hurried, a batch waits out its linger, on the timer its
+			// first record armed: the goroutine may have woken for an
+			// earlier batch, and these records queued during its write.
+			if !hurried && time.Until(first.Add(w.linger)) > 0 && !closing && pending < maxBatch {
 				select {
-				case <-linger.C:
+				case <-w.lingered.C:
 				case <-w.hurry:
 				case <-w.stop:
 				}
-				linger.Stop()
 			}
+			hurried = false
 			w.mu.Lock()
 			n := min(len(w.queue), maxBatch)
 			batch := w.queue[:n:n]

@@ -88,8 +88,7 @@ type Auditor interface {
 
 // Broker is safe for concurrent use.
 type Broker struct {
-	cfg    Config
-	client *http.Client
+	cfg Config
 
 	// indexPath is stat'ed at most every IndexRecheck (see currentIndex);
 	// joined once.
@@ -143,12 +142,7 @@ func New(cfg Config) *Broker {
 		cfg.Now = time.Now
 	}
 	return &Broker{
-		cfg: cfg,
-		client: &http.Client{
-			Transport: cfg.Transport,
-			// Redirects are followed by Do, which re-checks policy per hop.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		cfg:       cfg,
 		indexPath: cfg.Store.Dirs.IndexFile(),
 		values:    map[string]cachedValue{},
 		redactors: map[string]namedRedactor{},
@@ -341,7 +335,11 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		if req.Sent != nil {
 			req.Sent(sentView(out, req.Injections, redactor))
 		}
-		up, err = b.client.Do(out)
+		// The transport itself, as httputil.ReverseProxy sends: redirects
+		// are Do's to follow (policy is re-checked per hop), and an
+		// http.Client would only add a copy of the headers per request
+		// for redirects of its own.
+		up, err = b.cfg.Transport.RoundTrip(out)
 		if err != nil {
 			return nil, sendError(ctx, err, t, decision.Entry, req.Selection.Workspace)
 		}
@@ -424,7 +422,8 @@ func (b *Broker) respond(up *http.Response, r *Redactor, d policy.Decision, maxR
 	}
 	// The stream type is read before the header is changed: a Connection
 	// line can name Content-Type, and redaction can rewrite it.
-	mt := strings.ToLower(strings.TrimSpace(strings.Split(up.Header.Get("Content-Type"), ";")[0]))
+	mt, _, _ := strings.Cut(up.Header.Get("Content-Type"), ";")
+	mt = strings.ToLower(strings.TrimSpace(mt))
 	// The upstream's header is the broker's to change: nothing reads it
 	// after this (the redirect loop is done with Location).
 	h := up.Header
@@ -627,10 +626,13 @@ func syscallText(err error) string {
 // the client and the audit record: the size cap, the timeout, or an
 // upstream that broke off. It never quotes the error's own text.
 func ReadError(ctx context.Context, err error) error {
+	// Before coded is declared: errors.As moves it to the heap, which the
+	// end of every complete body would pay for.
+	if err == nil || errors.Is(err, io.EOF) {
+		return nil
+	}
 	var coded *errcode.Error
 	switch {
-	case err == nil || errors.Is(err, io.EOF):
-		return nil
 	case errors.As(err, &coded):
 		return err
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:

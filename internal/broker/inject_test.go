@@ -2,8 +2,10 @@ package broker
 
 import (
 	"context"
+	"math/rand/v2"
 	"net/http"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -162,5 +164,30 @@ func TestOutboundHeaderHygiene(t *testing.T) {
 	_, err = outbound(context.Background(), "GET", tg, nil, nil, []Injection{{Style: StyleBasic, Secret: "A"}}, map[string][]byte{"A": []byte("nocolon")}, policy.Decision{})
 	if err == nil {
 		t.Fatal("basic needs user:pass")
+	}
+}
+
+// TestRemoveHopHeadersLikeDel: the one pass over the header removes what
+// a Del of each hop-by-hop name removes, for canonical keys and for keys
+// in other forms (a header built by hand), which Del leaves alone too.
+func TestRemoveHopHeadersLikeDel(t *testing.T) {
+	hop := []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+	keys := append(slices.Clone(hop), "TE", "te", "connection", "Keep-alive", "X-Other", "Authorization", "Content-Type", "Upgrade-Insecure-Requests")
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 2000 {
+		h := http.Header{}
+		for range rng.IntN(8) {
+			h[keys[rng.IntN(len(keys))]] = []string{"v"}
+		}
+		want := h.Clone()
+		for _, name := range hop {
+			want.Del(name)
+		}
+		got := h.Clone()
+		removeHopHeaders(got)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("header %v: got %v, want %v", h, got, want)
+		}
 	}
 }

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -86,5 +87,24 @@ func TestSpecsInjections(t *testing.T) {
 	_, err = Specs{BodyField: []string{"x"}}.Injections()
 	if err == nil || !strings.Contains(err.Error(), "--body-field") {
 		t.Errorf("bad body field: %v", err)
+	}
+}
+
+// TestLowerStyleLikeToLower: a style name is accepted in exactly the
+// cases strings.ToLower would make it one, Unicode letters that fold to
+// ASCII ones (Kelvin K, long s) included, and reads as the same style.
+func TestLowerStyleLikeToLower(t *testing.T) {
+	inputs := []string{"", "b", "Bearer", "BEARER", "bearer", "bEaReR", "Basic", "HEADER", "Query", "BODY", "Form",
+		"bearer ", "Bearers", "baſic", "BAſIC", "\u212Aey", "form\u212A", "quer\u0130", "bodY", "header\x00", "Fórm"}
+	for _, s := range inputs {
+		lower := strings.ToLower(s)
+		want := slices.Contains(styleNames[:], lower)
+		got := lowerStyle(s)
+		if slices.Contains(styleNames[:], got) != want || want && got != lower {
+			t.Errorf("lowerStyle(%q) = %q; strings.ToLower gives %q", s, got, lower)
+		}
+		if FieldStyle(s) != (want && lower != StyleBearer && lower != StyleBasic) {
+			t.Errorf("FieldStyle(%q) = %v", s, FieldStyle(s))
+		}
 	}
 }

@@ -314,7 +314,7 @@ func secretNames(ins []Injection) []string {
 // others. Its errors never quote spec: a value typed where a name belongs
 // must not come back; the front end says which flag, header or key it was.
 func ParseInjection(style, spec string) (Injection, error) {
-	style = strings.ToLower(style)
+	style = lowerStyle(style)
 	spec = strings.TrimSpace(spec)
 	switch style {
 	case StyleBearer, StyleBasic:
@@ -336,11 +336,43 @@ func ParseInjection(style, spec string) (Injection, error) {
 // FieldStyle reports whether style takes a FIELD (header, query, body,
 // form) rather than only a name (bearer, basic).
 func FieldStyle(style string) bool {
-	switch strings.ToLower(style) {
+	switch lowerStyle(style) {
 	case StyleHeader, StyleQuery, StyleBody, StyleForm:
 		return true
 	}
 	return false
+}
+
+// styleNames are the Style constants.
+var styleNames = [...]string{StyleBearer, StyleBasic, StyleHeader, StyleQuery, StyleBody, StyleForm}
+
+// lowerStyle is strings.ToLower(style) without its allocation for a style
+// name in another case (a canonicalised header gives "Bearer"): the
+// constant it names, compared ignoring ASCII case only, as ToLower folds no
+// other letter into these; any other string unchanged, which no style
+// switch accepts either way.
+func lowerStyle(style string) string {
+	for _, name := range styleNames {
+		if len(style) == len(name) && asciiEqualFold(style, name) {
+			return name
+		}
+	}
+	return style
+}
+
+// asciiEqualFold compares strings of the same length ignoring ASCII case:
+// unlike strings.EqualFold, ſ is not s and K (Kelvin) is not k.
+func asciiEqualFold(s, lower string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseHeaderLines reads plain, non-secret headers in curl's form

@@ -117,13 +117,12 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 	if err := checkPath(r); err != nil {
 		return Decision{}, err
 	}
-	hostport := Target{Host: r.Host, Port: r.Port}.String()
 	needsHTTP := r.Scheme == "http" && len(r.Uses) > 0
 	entry, ok := findEntry(allowlist, r)
 	if !ok {
 		want := AllowEntry{Host: r.Host, Port: allowTarget(r).Port, AllowHTTP: needsHTTP, AllowPrivate: r.Private != nil && r.Private()}
 		return Decision{}, deny(ReasonNotAllowlisted, "a human runs: "+AllowCommand(want, r.Workspace),
-			"%s is not on the workspace allowlist", hostport)
+			"%s is not on the workspace allowlist", r.hostPort())
 	}
 	if needsHTTP && !entry.AllowHTTP {
 		// The entry that matched is the one to widen, under its own target:
@@ -132,7 +131,7 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 		want.AllowHTTP = true
 		want.AllowPrivate = entry.AllowPrivate || r.Private != nil && r.Private()
 		return Decision{}, deny(ReasonPlainHTTP, "use https://, or for local development a human runs: "+AllowCommand(want, r.Workspace),
-			"refusing to send a secret over plain http:// to %s", hostport)
+			"refusing to send a secret over plain http:// to %s", r.hostPort())
 	}
 	d := Decision{Entry: entry, AllowRange: true}
 	for _, u := range r.Uses {
@@ -146,6 +145,10 @@ func Check(allowlist []AllowEntry, bindings func(secret string) []Binding, r Req
 	return d, nil
 }
 
+// hostPort names r's host and port as a denial does. Only a denial needs
+// it: an allowed request does not pay for the string.
+func (r Request) hostPort() string { return Target{Host: r.Host, Port: r.Port}.String() }
+
 // MethodOverrideError is the denial of a request that asks, by a _method
 // parameter, for another method than the one its binding was checked for.
 func MethodOverrideError() error {
@@ -157,7 +160,11 @@ func MethodOverrideError() error {
 // dot segments, in any percent-encoding and with ;parameters, for every
 // request; ;parameters for requests that carry a value.
 func checkPath(r Request) error {
-	for _, seg := range strings.Split(r.Path, "/") {
+	// Segment by segment with Cut rather than a Split into a new slice:
+	// every request and every redirect hop is checked.
+	for rest, more := r.Path, true; more; {
+		var seg string
+		seg, rest, more = strings.Cut(rest, "/")
 		seg = decodeFully(seg)
 		name, _, _ := strings.Cut(seg, ";")
 		if name == "." || name == ".." {

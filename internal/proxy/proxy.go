@@ -33,6 +33,19 @@ const (
 	injectPrefix    = "X-As-Inject-"
 )
 
+// The same names in canonical form, for every per-request Get and Set:
+// given another form, net/http canonicalises the name again on each call,
+// which allocates.
+var (
+	keyToken     = http.CanonicalHeaderKey(HeaderToken)
+	keyTargetURL = http.CanonicalHeaderKey(HeaderTargetURL)
+	keyMethod    = http.CanonicalHeaderKey(HeaderMethod)
+	keyWorkspace = http.CanonicalHeaderKey(HeaderWorkspace)
+	keyProject   = http.CanonicalHeaderKey(HeaderProject)
+	keyAuditID   = http.CanonicalHeaderKey(HeaderAuditID)
+	keyRedacted  = http.CanonicalHeaderKey(HeaderRedacted)
+)
+
 // Server serves /proxy and /health on a serve.Runtime.
 type Server struct {
 	Runtime *serve.Runtime
@@ -87,7 +100,7 @@ var ErrTokenHint = errcode.WithHint(ErrToken, "read the token from the token_fil
 
 // session is the session of r's token.
 func (s *Server) session(r *http.Request) (*Session, error) {
-	token := r.Header.Get(HeaderToken)
+	token := r.Header.Get(keyToken)
 	if s.Lookup != nil {
 		return s.Lookup(r, token)
 	}
@@ -123,21 +136,28 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 		h[k] = v
 	}
 	h.Del("Content-Length") // redaction may change the length
-	h.Set(HeaderAuditID, resp.AuditID)
+	h.Set(keyAuditID, resp.AuditID)
 	h.Set("Trailer", HeaderRedacted)
 	w.WriteHeader(resp.Status)
 	readErr := stream(w, resp.Body, resp.Stream)
-	// The audit record is appended off the response path: the client gets
-	// its last chunk without waiting on the log's lock and write.
-	s.Runtime.Async(func() { resp.Close(readErr) })
+	if resp.Redacted() {
+		// Counting the echo for the tripwire writes its state file under
+		// the index lock: off the response path, so the client gets its
+		// last chunk without waiting on that.
+		s.Runtime.Async(func() { resp.Close(readErr) })
+	} else {
+		// Only the audit record to queue (the Writer batches it): cheaper
+		// here than a goroutine.
+		resp.Close(readErr)
+	}
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		// A truncated 200 would look complete; abort the connection.
 		panic(http.ErrAbortHandler)
 	}
 	if resp.Redacted() {
-		h.Set(HeaderRedacted, "true")
+		h.Set(keyRedacted, "true")
 	} else {
-		h.Set(HeaderRedacted, "false")
+		h.Set(keyRedacted, "false")
 	}
 }
 
@@ -177,11 +197,11 @@ func (fw flushWriter) Write(p []byte) (int, error) {
 
 // translate turns a /proxy request of sess into a broker request.
 func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, error) {
-	target := r.Header.Get(HeaderTargetURL)
+	target := r.Header.Get(keyTargetURL)
 	if target == "" {
 		return nil, errcode.WithHint(errcode.New(errcode.Usage, "missing "+HeaderTargetURL), "set "+HeaderTargetURL+": https://api.example.com/path")
 	}
-	method := r.Header.Get(HeaderMethod)
+	method := r.Header.Get(keyMethod)
 	if method == "" {
 		method = r.Method
 	}
@@ -202,10 +222,10 @@ func (s *Server) translate(r *http.Request, sess *Session) (*broker.Request, err
 		}
 	}
 	sel := sess.Selection
-	if ws := r.Header.Get(HeaderWorkspace); ws != "" {
+	if ws := r.Header.Get(keyWorkspace); ws != "" {
 		sel.Workspace = ws
 	}
-	if p := r.Header.Get(HeaderProject); p != "" {
+	if p := r.Header.Get(keyProject); p != "" {
 		sel.Project = p
 	}
 	if sess.Allow != nil && sel != sess.Selection {
