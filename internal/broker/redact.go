@@ -1012,8 +1012,13 @@ type RedactReader struct {
 	dirty, outDirty int
 	want            int
 
-	out    []byte // redacted output not yet returned: out[off:]
+	// view[off:] is redacted output not yet returned: a part of out, or,
+	// when no echo touched it, of buf itself (no copy). keep is how many
+	// bytes buf drops from its front once view is handed out.
+	out    []byte
+	view   []byte
 	off    int
+	keep   int
 	err    error // sticky source error
 	nEmpty int
 
@@ -1062,7 +1067,7 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 	if err := rr.fill(); err != nil {
 		return 0, err
 	}
-	k := copy(p, rr.out[rr.off:])
+	k := copy(p, rr.view[rr.off:])
 	rr.off += k
 	return k, nil
 }
@@ -1080,8 +1085,8 @@ func (rr *RedactReader) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		k, err := w.Write(rr.out[rr.off:])
-		if err == nil && k < len(rr.out)-rr.off {
+		k, err := w.Write(rr.view[rr.off:])
+		if err == nil && k < len(rr.view)-rr.off {
 			err = io.ErrShortWrite
 		}
 		rr.off += k
@@ -1096,10 +1101,11 @@ func (rr *RedactReader) WriteTo(w io.Writer) (int64, error) {
 // needed, or returns the error that ends the stream.
 func (rr *RedactReader) fill() error {
 	for {
-		if rr.off < len(rr.out) {
+		if rr.off < len(rr.view) {
 			return nil
 		}
-		rr.out, rr.off = rr.out[:0], 0
+		rr.view, rr.off = nil, 0
+		rr.slide()
 		if rr.err != nil {
 			if rr.n == rr.ctx {
 				return rr.err
@@ -1237,9 +1243,9 @@ func readChunks(src io.Reader, chunks chan<- readChunk, free <-chan []byte, done
 	}
 }
 
-// process releases what it may of buf[ctx:n] into out: all of it when
+// process releases what it may of buf[ctx:n] into view: all of it when
 // final (end of input, or a pause flush), else all but the last hold bytes.
-// It keeps hold bytes of released context before what stays held.
+// buf slides (see slide) only once view has been handed out.
 func (rr *RedactReader) process(final bool) {
 	hold := rr.r.hold
 	rel := rr.n - hold
@@ -1253,17 +1259,45 @@ func (rr *RedactReader) process(final bool) {
 	if !rr.r.empty() {
 		spans = rr.r.findSpans(rr.sc, rr.buf[:rr.n], final)
 	}
-	rr.mu.Lock()
-	rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
-	rr.outDirty = max(rr.outDirty, len(rr.out))
-	hit := len(rr.hits.ids) > 0
-	rr.mu.Unlock()
-	if hit && !rr.hit.Load() {
-		rr.hit.Store(true)
+	if untouched(spans, rr.ctx, rel, rr.cover) {
+		rr.view = rr.buf[rr.ctx:rel]
+	} else {
+		rr.mu.Lock()
+		rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
+		rr.outDirty = max(rr.outDirty, len(rr.out))
+		hit := len(rr.hits.ids) > 0
+		rr.mu.Unlock()
+		if hit && !rr.hit.Load() {
+			rr.hit.Store(true)
+		}
+		rr.view = rr.out
 	}
-	keep := max(rel-hold, 0)
-	rr.n = copy(rr.buf, rr.buf[keep:rr.n])
-	rr.ctx, rr.cover = rel-keep, rr.cover-keep
+	rr.ctx, rr.keep = rel, max(rel-hold, 0)
+}
+
+// untouched reports whether emitRuns would copy in[from:to] as it is: no
+// span reaches into it, nor the run of the last Marker.
+func untouched(spans []span, from, to, cover int) bool {
+	if cover > from {
+		return false
+	}
+	for _, sp := range spans {
+		if sp.b > from && sp.a < to {
+			return false
+		}
+	}
+	return true
+}
+
+// slide drops the first keep bytes of buf, once the output process made
+// (which may be part of buf) has been handed out, keeping hold bytes of
+// released context before what stays held.
+func (rr *RedactReader) slide() {
+	if rr.keep == 0 {
+		return
+	}
+	rr.n = copy(rr.buf, rr.buf[rr.keep:rr.n])
+	rr.ctx, rr.cover, rr.keep = rr.ctx-rr.keep, rr.cover-rr.keep, 0
 }
 
 // Release hands the reader's buffers back for reuse, wiped first because
@@ -1303,7 +1337,7 @@ func (rr *RedactReader) Release() {
 		clear(rr.out[:rr.outDirty])
 		rr.sc.wipe()
 		rr.r.bufs.Put(&readerBufs{in: rr.buf, out: rr.out[:0], sc: rr.sc})
-		rr.buf, rr.out, rr.sc, rr.n, rr.ctx, rr.off, rr.dirty, rr.outDirty = nil, nil, nil, 0, 0, 0, 0, 0
+		rr.buf, rr.out, rr.view, rr.sc, rr.n, rr.ctx, rr.off, rr.keep, rr.dirty, rr.outDirty = nil, nil, nil, nil, 0, 0, 0, 0, 0, 0
 	})
 }
 
