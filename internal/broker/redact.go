@@ -852,35 +852,39 @@ func (b keyBitset) has(k uint32) bool {
 	return b.words[i>>6]&(1<<(i&63)) != 0
 }
 
-// gramFilter is a blocked Bloom filter over 4-byte keys: three bits in one
-// 64-bit word per key, 16 to 32 bits per key, so about 0.5% of the keys not
-// added pass. One load per probe; small enough to stay in cache.
+// gramFilter is a Bloom filter over 4-byte keys: two bits per key, 32 to 64
+// bits per key, so about 0.1-0.4% of the keys not added pass. A bit is
+// found by its byte and a table of masks: a probe shifts by constants
+// only, which keeps the scanner's loop (a probe every stride bytes of every
+// body) short.
 type gramFilter struct {
-	words []uint64
-	shift uint
+	bits []byte
+	mask uint64 // bit indexes: len(bits)*8-1
 }
 
 func newGramFilter(keys int) gramFilter {
-	log := min(max(uint(bits.Len(uint(max(keys, 1)*16-1))), 12), 26) // 4 Kib .. 64 Mib
-	return gramFilter{words: make([]uint64, 1<<(log-6)), shift: 64 - (log - 6)}
+	log := min(max(uint(bits.Len(uint(max(keys, 1)*32-1))), 12), 26) // 4 Kib .. 64 Mib
+	return gramFilter{bits: make([]byte, 1<<(log-3)), mask: 1<<log - 1}
 }
 
-// probe returns the word index and the three bits of k. The word comes from
-// the top bits of a 64-bit Fibonacci hash, the bits from bits 26..43, which
-// all depend on every bit of k and not on the word bits (shift ≥ 44).
+// bitOf[i] is bit i of a byte.
+var bitOf = [8]byte{1, 2, 4, 8, 16, 32, 64, 128}
+
+// probe returns the two bits of k: bits 32 and up of two multiplicative
+// hashes, which depend on every bit of k.
 func (f gramFilter) probe(k uint32) (uint64, uint64) {
-	h := uint64(k) * 0x9E3779B97F4A7C15
-	return h >> f.shift, 1<<(h>>26&63) | 1<<(h>>32&63) | 1<<(h>>38&63)
+	return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & f.mask, uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & f.mask
 }
 
 func (f gramFilter) add(k uint32) {
-	w, m := f.probe(k)
-	f.words[w] |= m
+	a, b := f.probe(k)
+	f.bits[a>>3] |= bitOf[a&7]
+	f.bits[b>>3] |= bitOf[b&7]
 }
 
 func (f gramFilter) has(k uint32) bool {
-	w, m := f.probe(k)
-	return f.words[w]&m == m
+	a, b := f.probe(k)
+	return f.bits[a>>3]&bitOf[a&7] != 0 && f.bits[b>>3]&bitOf[b&7] != 0
 }
 
 // gramSkip is a skip index (as in Wu-Manber): grams holds every 4-gram of
@@ -919,11 +923,26 @@ func (g gramSkip) blocks(pass []int32, text []byte) blockList {
 	}
 	s, end := g.stride, bl.end(len(text))
 	for p := s - 1; p < end; p += s {
-		if g.grams.has(binary.LittleEndian.Uint32(text[p:])) {
+		if p = g.grams.next(text, p, end, s); p < end {
 			bl.pass = append(bl.pass, int32(p/s))
 		}
 	}
 	return bl
+}
+
+// next returns the first of the positions p, p+s, ... below end whose
+// 4-gram passes, or end. It is kept apart from blocks (and out of line)
+// so that the loop's state stays in registers: inlined, the append
+// around it made the compiler spill them on every probe.
+//
+//go:noinline
+func (f gramFilter) next(text []byte, p, end, s int) int {
+	for ; p < end; p += s {
+		if f.has(binary.LittleEndian.Uint32(text[p:])) {
+			return p
+		}
+	}
+	return end
 }
 
 // Reader wraps a response body: streaming, chunk-boundary-safe redaction.
