@@ -124,6 +124,10 @@ type Redactor struct {
 
 	raw   matcher // forms and their windows, over the raw text
 	canon matcher // N(forms) and their windows, over canon(text)
+	// both is the skip index of raw and canon together, for a text that is
+	// its own canonical view (no escape, no whitespace: most big bodies),
+	// so one probe per block serves both matchers.
+	both gramSkip
 
 	// spanCap is the widest raw range an echo may cover; hold is the
 	// reader's hold-back (spanCap plus holdSlack). Both depend only on the
@@ -190,6 +194,12 @@ func NewRedactor(values [][]byte) *Redactor {
 	build(&r.raw, rawSets)
 	r.canon.foldHex = true
 	build(&r.canon, canonSets)
+	if s := min(r.raw.skip.stride, r.canon.skip.stride); s > 1 {
+		r.both.stride = s
+		r.both.grams = newGramFilter(r.raw.gramCount() + r.canon.gramCount())
+		r.raw.eachGram(r.both.grams.add)
+		r.canon.eachGram(r.both.grams.add)
+	}
 	for f := range rawSets {
 		r.forms = append(r.forms, []byte(f))
 	}
@@ -271,6 +281,9 @@ type scanScratch struct {
 	spans  []span
 	cspans []span
 	canon  canonBuf
+	// pass are the lists of blocks that passed a skip index: the raw
+	// matcher's, its small matcher's, the canonical and its small one's.
+	pass [4][]int32
 }
 
 // wipe clears the canonical views, which hold decoded text (SECRET).
@@ -283,15 +296,32 @@ func (sc *scanScratch) wipe() { sc.canon.wipe() }
 // calls it on its window and relies on getting the same answer for the
 // same bytes.
 func (r *Redactor) findSpans(sc *scanScratch, text []byte, final bool) []span {
-	spans := r.raw.spans(sc.spans[:0], text)
+	var view []byte
+	if r.canon.maxLen > 0 {
+		view = sc.canon.canon(text, false)
+	}
+	var rawBlocks, canonBlocks blockList
+	if r.both.stride > 1 && len(view) == len(text) && len(text) > 0 && &view[0] == &text[0] {
+		// The view aliases the text: the blocks where either matcher may
+		// match are found in one pass.
+		rawBlocks = r.both.blocks(sc.pass[0][:0], text)
+		canonBlocks = rawBlocks
+	} else {
+		rawBlocks = r.raw.skip.blocks(sc.pass[0][:0], text)
+		if view != nil {
+			canonBlocks = r.canon.skip.blocks(sc.pass[2][:0], view)
+			sc.pass[2] = canonBlocks.pass
+		}
+	}
+	sc.pass[0] = rawBlocks.pass
+	spans := r.raw.spans(sc.spans[:0], text, rawBlocks, &sc.pass[1])
 	if final {
 		if sp := r.raw.trailing(text); sp.b > 0 {
 			spans = append(spans, sp)
 		}
 	}
 	if r.canon.maxLen > 0 {
-		view := sc.canon.canon(text, false)
-		cs := r.canon.spans(sc.cspans[:0], view)
+		cs := r.canon.spans(sc.cspans[:0], view, canonBlocks, &sc.pass[3])
 		if final {
 			if sp := r.canon.trailing(view); sp.b > 0 {
 				cs = append(cs, sp)
@@ -368,10 +398,13 @@ type matcher struct {
 
 	// foldHex: forms made only of hex digits (hexRunMin or more) match in
 	// either case, so mixed-case hex is an echo. They are stored in lower
-	// case, and the text's 4-grams are probed as they are and with the
+	// case, and the text's 4-grams are looked up as they are and with the
 	// ASCII case bit set (which lower-cases A-F and leaves digits alone).
+	// The skip index holds every case of their 4-grams instead.
 	foldHex bool
 	hasFold bool
+	// fold[i]: forms[i] matches in either case.
+	fold []bool
 
 	// Patterns of 4 bytes or more are indexed by their first 4 bytes (a
 	// little-endian uint32 key): starts has a bit for each key, and
@@ -382,13 +415,8 @@ type matcher struct {
 	bucketStart []uint32
 	entries     []pattern
 
-	// Every 4-gram of every long form is in grams. A pattern is at least
-	// stride+3 bytes long, so of stride consecutive start positions, one
-	// 4-gram position inside each possible match is probed: the scanner
-	// tests one 4-gram every stride bytes and looks at the positions of a
-	// block only when its 4-gram passes (as Wu-Manber does).
-	stride int
-	grams  gramFilter
+	// skip indexes the 4-grams of the long forms (see gramSkip).
+	skip gramSkip
 
 	// Forms shorter than 4 bytes (from short values), longest first.
 	short      []pattern
@@ -417,7 +445,7 @@ type pattern struct {
 func (m *matcher) bytes(p *pattern) []byte { return m.forms[p.form][p.off : p.off+p.n] }
 
 func (m *matcher) build(forms []formSet) {
-	m.stride = 1
+	m.skip.stride = 1
 	for _, fs := range forms {
 		m.maxLen = max(m.maxLen, len(fs.form))
 	}
@@ -455,6 +483,7 @@ func (m *matcher) build(forms []formSet) {
 		}
 		fi := int32(len(m.forms))
 		m.forms = append(m.forms, f)
+		m.fold = append(m.fold, fold)
 		if len(f) < 4 {
 			m.short = append(m.short, pattern{form: fi, n: int32(len(f)), set: fs.set})
 			m.shortFirst[f[0]] = true
@@ -508,14 +537,45 @@ func (m *matcher) build(forms []formSet) {
 
 	// Skip index for the long patterns (short ones are looked for apart).
 	if minLong-3 > 1 {
-		m.stride = minLong - 3
-		m.grams = newGramFilter(grams)
-		for _, f := range m.forms {
-			for d := 0; d+4 <= len(f); d++ {
-				m.grams.add(binary.LittleEndian.Uint32(f[d:]))
+		m.skip.stride = minLong - 3
+		m.skip.grams = newGramFilter(m.gramCount())
+		m.eachGram(m.skip.grams.add)
+	}
+}
+
+// eachGram calls add with every 4-gram of every form, in every case the
+// text may have it in for a form that matches in either case.
+func (m *matcher) eachGram(add func(uint32)) {
+	for i, f := range m.forms {
+		for d := 0; d+4 <= len(f); d++ {
+			k := binary.LittleEndian.Uint32(f[d:])
+			if !m.fold[i] {
+				add(k)
+				continue
+			}
+			// Each lower-case letter a-f may come upper-case: every
+			// subset of them, with the case bit cleared.
+			var letters uint32
+			for b := range 4 {
+				if c := f[d+b]; c >= 'a' && c <= 'f' {
+					letters |= 0x20 << (8 * b)
+				}
+			}
+			for sub := letters; ; sub = (sub - 1) & letters {
+				add(k &^ sub)
+				if sub == 0 {
+					break
+				}
 			}
 		}
 	}
+}
+
+// gramCount is how many keys eachGram adds.
+func (m *matcher) gramCount() int {
+	n := 0
+	m.eachGram(func(uint32) { n++ })
+	return n
 }
 
 func isHex(b []byte) bool {
@@ -529,8 +589,10 @@ func isHex(b []byte) bool {
 
 // spans appends every match in text: at each position where a pattern
 // starts, the widest match there (a window extended along its form as far
-// as the text agrees).
-func (m *matcher) spans(dst []span, text []byte) []span {
+// as the text agrees). blocks are text's blocks that passed m's skip index
+// (or one that holds all of m's 4-grams, with a stride no longer than
+// m's); smallPass is scratch for m.small's.
+func (m *matcher) spans(dst []span, text []byte, blocks blockList, smallPass *[]int32) []span {
 	if m.maxLen == 0 {
 		return dst
 	}
@@ -539,14 +601,19 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 	lj, lsp := -1, span{} // long forms
 	sj, ssp := -1, span{} // small.long
 	sm := m.small
+	var smallBlocks blockList
+	if sm != nil {
+		smallBlocks = sm.skip.blocks((*smallPass)[:0], text)
+		*smallPass = smallBlocks.pass
+	}
 	for i := 0; i < len(text); {
 		if lj < i {
-			lj, lsp = m.nextLong(text, i)
+			lj, lsp = m.nextLong(text, i, blocks)
 		}
 		j, sp := lj, lsp
 		if sm != nil {
 			if sj < i {
-				sj, ssp = sm.nextLong(text, i)
+				sj, ssp = sm.nextLong(text, i, smallBlocks)
 			}
 			if sj < j || sj == j && ssp.b > sp.b {
 				j, sp = sj, ssp
@@ -558,7 +625,7 @@ func (m *matcher) spans(dst []span, text []byte) []span {
 			if sm != nil {
 				short = sm
 			}
-			if short.stride > 1 || len(short.entries) == 0 {
+			if short.skip.stride > 1 || len(short.entries) == 0 {
 				if js := short.nextShort(text, i, j); js < j {
 					j, sp = js, short.at(text, js)
 				}
@@ -587,10 +654,10 @@ func (m *matcher) trailing(text []byte) span {
 	if len(text) < trailingMin || m.maxLen < trailingMin {
 		return span{}
 	}
-	if m.stride > 1 {
+	if m.skip.stride > 1 {
 		// The text's last 4 bytes are in any such match: one probe says
 		// whether to look.
-		if k := binary.LittleEndian.Uint32(text[len(text)-4:]); !m.grams.has(k) && !(m.hasFold && m.grams.has(k|foldBits)) {
+		if !m.skip.grams.has(binary.LittleEndian.Uint32(text[len(text)-4:])) {
 			return span{}
 		}
 	}
@@ -643,25 +710,23 @@ func (m *matcher) nextShort(in []byte, from, to int) int {
 
 // nextLong returns the first position ≥ from where a pattern of 4 bytes or
 // more starts (or, scanning position by position, any pattern), and the
-// widest match there; (len(in), zero span) if none.
-func (m *matcher) nextLong(in []byte, from int) (int, span) {
+// widest match there; (len(in), zero span) if none. It looks only at the
+// blocks of in that passed the skip index, and at the positions past them.
+func (m *matcher) nextLong(in []byte, from int, blocks blockList) (int, span) {
 	i, to := from, len(in)
 	if len(m.entries) == 0 {
 		return to, span{}
 	}
-	if s := m.stride; s > 1 {
-		for ; i+s+3 <= to; i += s {
-			// The 4-gram at i+s-1 lies inside any match starting in [i, i+s).
-			k := binary.LittleEndian.Uint32(in[i+s-1:])
-			if !m.grams.has(k) && !(m.hasFold && m.grams.has(k|foldBits)) {
-				continue
-			}
-			for j, end := i, i+s; j < end; j++ {
+	if s := blocks.stride; s > 1 {
+		k, _ := slices.BinarySearch(blocks.pass, int32(from/s))
+		for _, b := range blocks.pass[k:] {
+			for j, end := max(from, int(b)*s), int(b)*s+s; j < end; j++ {
 				if sp := m.at(in, j); sp.b > 0 {
 					return j, sp
 				}
 			}
 		}
+		i = max(from, blocks.end(len(in)))
 	}
 	// Position by position: the start bitset and the first bytes of short
 	// forms say where to verify (at looks at both).
@@ -787,35 +852,97 @@ func (b keyBitset) has(k uint32) bool {
 	return b.words[i>>6]&(1<<(i&63)) != 0
 }
 
-// gramFilter is a blocked Bloom filter over 4-byte keys: three bits in one
-// 64-bit word per key, 16 to 32 bits per key, so about 0.5% of the keys not
-// added pass. One load per probe; small enough to stay in cache.
+// gramFilter is a Bloom filter over 4-byte keys: two bits per key, 32 to 64
+// bits per key, so about 0.1-0.4% of the keys not added pass. A bit is
+// found by its byte and a table of masks: a probe shifts by constants
+// only, which keeps the scanner's loop (a probe every stride bytes of every
+// body) short.
 type gramFilter struct {
-	words []uint64
-	shift uint
+	bits []byte
+	mask uint64 // bit indexes: len(bits)*8-1
 }
 
 func newGramFilter(keys int) gramFilter {
-	log := min(max(uint(bits.Len(uint(max(keys, 1)*16-1))), 12), 26) // 4 Kib .. 64 Mib
-	return gramFilter{words: make([]uint64, 1<<(log-6)), shift: 64 - (log - 6)}
+	log := min(max(uint(bits.Len(uint(max(keys, 1)*32-1))), 12), 26) // 4 Kib .. 64 Mib
+	return gramFilter{bits: make([]byte, 1<<(log-3)), mask: 1<<log - 1}
 }
 
-// probe returns the word index and the three bits of k. The word comes from
-// the top bits of a 64-bit Fibonacci hash, the bits from bits 26..43, which
-// all depend on every bit of k and not on the word bits (shift ≥ 44).
+// bitOf[i] is bit i of a byte.
+var bitOf = [8]byte{1, 2, 4, 8, 16, 32, 64, 128}
+
+// probe returns the two bits of k: bits 32 and up of two multiplicative
+// hashes, which depend on every bit of k.
 func (f gramFilter) probe(k uint32) (uint64, uint64) {
-	h := uint64(k) * 0x9E3779B97F4A7C15
-	return h >> f.shift, 1<<(h>>26&63) | 1<<(h>>32&63) | 1<<(h>>38&63)
+	return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & f.mask, uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & f.mask
 }
 
 func (f gramFilter) add(k uint32) {
-	w, m := f.probe(k)
-	f.words[w] |= m
+	a, b := f.probe(k)
+	f.bits[a>>3] |= bitOf[a&7]
+	f.bits[b>>3] |= bitOf[b&7]
 }
 
 func (f gramFilter) has(k uint32) bool {
-	w, m := f.probe(k)
-	return f.words[w]&m == m
+	a, b := f.probe(k)
+	return f.bits[a>>3]&bitOf[a&7] != 0 && f.bits[b>>3]&bitOf[b&7] != 0
+}
+
+// gramSkip is a skip index (as in Wu-Manber): grams holds every 4-gram of
+// the patterns it serves, each at least stride+3 bytes long. A text is cut
+// into blocks of stride positions; the 4-gram at the end of a block (at
+// b*stride+stride-1) lies inside any match that starts in the block, so
+// only the blocks whose 4-gram passes are looked at position by position.
+// The text is probed once per stride bytes, whatever starts where, so one
+// pass can serve several matchers.
+type gramSkip struct {
+	stride int // ≤ 1: no skip index
+	grams  gramFilter
+}
+
+// blockList is where a matcher looks in one text: the blocks that passed,
+// in ascending order; the positions from end on are not in any block.
+type blockList struct {
+	stride int // ≤ 1: look everywhere
+	pass   []int32
+}
+
+// end is where the blocks of a text of n bytes end: a block is probed
+// only if its 4-gram lies within the text.
+func (b blockList) end(n int) int {
+	if b.stride <= 1 || n < 3 {
+		return 0
+	}
+	return (n - 3) / b.stride * b.stride
+}
+
+// blocks appends to pass the blocks of text whose 4-gram passes.
+func (g gramSkip) blocks(pass []int32, text []byte) blockList {
+	bl := blockList{stride: g.stride, pass: pass}
+	if g.stride <= 1 {
+		return bl
+	}
+	s, end := g.stride, bl.end(len(text))
+	for p := s - 1; p < end; p += s {
+		if p = g.grams.next(text, p, end, s); p < end {
+			bl.pass = append(bl.pass, int32(p/s))
+		}
+	}
+	return bl
+}
+
+// next returns the first of the positions p, p+s, ... below end whose
+// 4-gram passes, or end. It is kept apart from blocks (and out of line)
+// so that the loop's state stays in registers: inlined, the append
+// around it made the compiler spill them on every probe.
+//
+//go:noinline
+func (f gramFilter) next(text []byte, p, end, s int) int {
+	for ; p < end; p += s {
+		if f.has(binary.LittleEndian.Uint32(text[p:])) {
+			return p
+		}
+	}
+	return end
 }
 
 // Reader wraps a response body: streaming, chunk-boundary-safe redaction.
@@ -904,8 +1031,13 @@ type RedactReader struct {
 	dirty, outDirty int
 	want            int
 
-	out    []byte // redacted output not yet returned: out[off:]
+	// view[off:] is redacted output not yet returned: a part of out, or,
+	// when no echo touched it, of buf itself (no copy). keep is how many
+	// bytes buf drops from its front once view is handed out.
+	out    []byte
+	view   []byte
 	off    int
+	keep   int
 	err    error // sticky source error
 	nEmpty int
 
@@ -954,7 +1086,7 @@ func (rr *RedactReader) Read(p []byte) (int, error) {
 	if err := rr.fill(); err != nil {
 		return 0, err
 	}
-	k := copy(p, rr.out[rr.off:])
+	k := copy(p, rr.view[rr.off:])
 	rr.off += k
 	return k, nil
 }
@@ -972,8 +1104,8 @@ func (rr *RedactReader) WriteTo(w io.Writer) (int64, error) {
 			}
 			return total, err
 		}
-		k, err := w.Write(rr.out[rr.off:])
-		if err == nil && k < len(rr.out)-rr.off {
+		k, err := w.Write(rr.view[rr.off:])
+		if err == nil && k < len(rr.view)-rr.off {
 			err = io.ErrShortWrite
 		}
 		rr.off += k
@@ -988,10 +1120,11 @@ func (rr *RedactReader) WriteTo(w io.Writer) (int64, error) {
 // needed, or returns the error that ends the stream.
 func (rr *RedactReader) fill() error {
 	for {
-		if rr.off < len(rr.out) {
+		if rr.off < len(rr.view) {
 			return nil
 		}
-		rr.out, rr.off = rr.out[:0], 0
+		rr.view, rr.off = nil, 0
+		rr.slide()
 		if rr.err != nil {
 			if rr.n == rr.ctx {
 				return rr.err
@@ -1129,9 +1262,9 @@ func readChunks(src io.Reader, chunks chan<- readChunk, free <-chan []byte, done
 	}
 }
 
-// process releases what it may of buf[ctx:n] into out: all of it when
+// process releases what it may of buf[ctx:n] into view: all of it when
 // final (end of input, or a pause flush), else all but the last hold bytes.
-// It keeps hold bytes of released context before what stays held.
+// buf slides (see slide) only once view has been handed out.
 func (rr *RedactReader) process(final bool) {
 	hold := rr.r.hold
 	rel := rr.n - hold
@@ -1145,17 +1278,45 @@ func (rr *RedactReader) process(final bool) {
 	if !rr.r.empty() {
 		spans = rr.r.findSpans(rr.sc, rr.buf[:rr.n], final)
 	}
-	rr.mu.Lock()
-	rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
-	rr.outDirty = max(rr.outDirty, len(rr.out))
-	hit := len(rr.hits.ids) > 0
-	rr.mu.Unlock()
-	if hit && !rr.hit.Load() {
-		rr.hit.Store(true)
+	if untouched(spans, rr.ctx, rel, rr.cover) {
+		rr.view = rr.buf[rr.ctx:rel]
+	} else {
+		rr.mu.Lock()
+		rr.out, rr.cover = emitRuns(rr.out[:0], rr.buf, spans, rr.ctx, rel, rr.cover, rr.r.sets, &rr.hits)
+		rr.outDirty = max(rr.outDirty, len(rr.out))
+		hit := len(rr.hits.ids) > 0
+		rr.mu.Unlock()
+		if hit && !rr.hit.Load() {
+			rr.hit.Store(true)
+		}
+		rr.view = rr.out
 	}
-	keep := max(rel-hold, 0)
-	rr.n = copy(rr.buf, rr.buf[keep:rr.n])
-	rr.ctx, rr.cover = rel-keep, rr.cover-keep
+	rr.ctx, rr.keep = rel, max(rel-hold, 0)
+}
+
+// untouched reports whether emitRuns would copy in[from:to] as it is: no
+// span reaches into it, nor the run of the last Marker.
+func untouched(spans []span, from, to, cover int) bool {
+	if cover > from {
+		return false
+	}
+	for _, sp := range spans {
+		if sp.b > from && sp.a < to {
+			return false
+		}
+	}
+	return true
+}
+
+// slide drops the first keep bytes of buf, once the output process made
+// (which may be part of buf) has been handed out, keeping hold bytes of
+// released context before what stays held.
+func (rr *RedactReader) slide() {
+	if rr.keep == 0 {
+		return
+	}
+	rr.n = copy(rr.buf, rr.buf[rr.keep:rr.n])
+	rr.ctx, rr.cover, rr.keep = rr.ctx-rr.keep, rr.cover-rr.keep, 0
 }
 
 // Release hands the reader's buffers back for reuse, wiped first because
@@ -1195,7 +1356,7 @@ func (rr *RedactReader) Release() {
 		clear(rr.out[:rr.outDirty])
 		rr.sc.wipe()
 		rr.r.bufs.Put(&readerBufs{in: rr.buf, out: rr.out[:0], sc: rr.sc})
-		rr.buf, rr.out, rr.sc, rr.n, rr.ctx, rr.off, rr.dirty, rr.outDirty = nil, nil, nil, 0, 0, 0, 0, 0
+		rr.buf, rr.out, rr.view, rr.sc, rr.n, rr.ctx, rr.off, rr.keep, rr.dirty, rr.outDirty = nil, nil, nil, nil, 0, 0, 0, 0, 0, 0
 	})
 }
 

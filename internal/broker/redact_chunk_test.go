@@ -150,3 +150,38 @@ func TestRedactWriteTo(t *testing.T) {
 type rdFailWriter struct{ err error }
 
 func (f rdFailWriter) Write(p []byte) (int, error) { return min(len(p), 1), f.err }
+
+// TestRedactReaderLongBodies: bodies of several windows, with and without
+// whitespace (so that the canonical view is a copy, or the text itself),
+// with up to 200 echoes, from sources that split them at random, come out
+// of Read, WriteTo and a StreamReader as from Bytes. A reader hands out
+// what no echo touched straight from its window, and slides the window
+// only once that is out.
+func TestRedactReaderLongBodies(t *testing.T) {
+	for seed := range 40 {
+		rng := rand.New(rand.NewPCG(uint64(seed), 7))
+		values := rdBenchValues(rng, 1+rng.IntN(4))
+		body := rdBenchBody(rng, 300<<10+rng.IntN(800<<10), values, rng.IntN(200))
+		if seed%2 == 0 {
+			body = bytes.ReplaceAll(bytes.ReplaceAll(body, []byte(" "), []byte("_")), []byte("\n"), []byte("."))
+		}
+		r := NewRedactor(values)
+		want, hit := r.Bytes(body)
+		got, gotHit := rdStream(t, r, &rdChunkReader{data: body, sizes: []int{1 + rng.IntN(100000), 7, 300000}}, 1+rng.IntN(70000))
+		if !bytes.Equal(got, want) || gotHit != hit {
+			t.Fatalf("seed %d: Read: output differs from Bytes (hit %v, want %v)", seed, gotHit, hit)
+		}
+		var out bytes.Buffer
+		rr := r.Reader(&rdChunkReader{data: body, sizes: []int{1 + rng.IntN(100000)}})
+		if _, err := io.Copy(&out, rr); err != nil || !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("seed %d: WriteTo: output differs from Bytes (%v)", seed, err)
+		}
+		rr.Release()
+		out.Reset()
+		sr := r.StreamReader(&rdChunkReader{data: body, sizes: []int{1 + rng.IntN(100000)}}, time.Hour)
+		if _, err := io.Copy(&out, sr); err != nil || !bytes.Equal(out.Bytes(), want) {
+			t.Fatalf("seed %d: StreamReader: output differs from Bytes (%v)", seed, err)
+		}
+		sr.Release()
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -50,6 +51,63 @@ func FuzzRedactSplit(f *testing.F) {
 						t.Fatalf("form %q of %q visible in %q", form, v, want)
 					}
 				}
+			}
+		}
+	})
+}
+
+// rdNoSkip is r without skip indexes: every matcher looks at every
+// position, the slow path the skip indexes must agree with.
+func rdNoSkip(r *Redactor) *Redactor {
+	c := *r
+	c.both = gramSkip{}
+	for _, m := range []*matcher{&c.raw, &c.canon} {
+		m.skip = gramSkip{stride: 1}
+		if m.small != nil {
+			sm := *m.small
+			sm.skip = gramSkip{stride: 1}
+			m.small = &sm
+		}
+	}
+	return &c
+}
+
+// FuzzRedactSkip: the skip indexes (one per matcher, or one for both
+// matchers when the text is its own canonical view) find the same spans as
+// looking at every position, final or not, for forms inserted as they are
+// and with the case of their letters flipped at random (mixed-case hex).
+func FuzzRedactSkip(f *testing.F) {
+	f.Add([]byte("0123456789abcdef0123456789abcdef"), int64(1), uint8(3))
+	f.Add([]byte(`{"a": "b\u002Bc", "d": "%2B%252B"}`), int64(2), uint8(2))
+	f.Add([]byte("data: x\n\ndata: y\n\n"), int64(3), uint8(1))
+	f.Add(bytes.Repeat([]byte("ab"), 40), int64(4), uint8(4))
+	f.Fuzz(func(t *testing.T, data []byte, seed int64, ninsert uint8) {
+		rng := rand.New(rand.NewPCG(uint64(seed), uint64(ninsert)))
+		values := make([][]byte, 1+rng.IntN(3))
+		for i := range values {
+			values[i] = rdFuzzValue(rng)
+		}
+		r := NewRedactor(values)
+		slow := rdNoSkip(r)
+		in := append([]byte(nil), data...)
+		for range int(ninsert % 6) {
+			form := []byte(rdFuzzForms[rng.IntN(len(rdFuzzForms))](values[rng.IntN(len(values))]))
+			for i, c := range form {
+				if rng.IntN(3) == 0 && (c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+					form[i] = c ^ 0x20
+				}
+			}
+			if rng.IntN(2) == 0 {
+				form = form[:len(form)-rng.IntN(len(form))] // a partial echo, or a cut-off one
+			}
+			at := rng.IntN(len(in) + 1)
+			in = append(in[:at], append(form, in[at:]...)...)
+		}
+		for _, final := range []bool{false, true} {
+			got := slices.Clone(r.findSpans(&scanScratch{}, in, final))
+			want := slow.findSpans(&scanScratch{}, in, final)
+			if !slices.Equal(got, want) {
+				t.Fatalf("final %v: spans %v, looking at every position %v", final, got, want)
 			}
 		}
 	})

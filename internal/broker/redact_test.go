@@ -690,6 +690,9 @@ func BenchmarkRedactReader(b *testing.B) {
 		{"base64", values, []byte(base64.StdEncoding.EncodeToString(random))[:1<<20]},
 		{"random", values, random},
 		{"json-short-value", append(values, []byte("ab")), rdBenchBody(rng, 1<<20, values, 0)},
+		// The proxy benchmark's big body (e2e BenchmarkProxyXProc): one
+		// value, hex text without escapes or whitespace.
+		{"hex-one-value", [][]byte{[]byte("sk_bench_xproc_Zq8Kd2Lp0xWv7Y9t")}, bytes.Repeat([]byte("0123456789abcdef"), 1<<16)},
 	}
 	for _, bb := range bodies {
 		r := NewRedactor(bb.values)
