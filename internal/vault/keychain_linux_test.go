@@ -462,20 +462,29 @@ func TestSecretServiceReadManyLocked(t *testing.T) {
 	}
 }
 
-// TestStoreValuesOneRead: a keychain Store reads several secrets of a
-// project in one session and one GetSecrets, and a name whose value is gone
-// fails with not_found naming it.
-func TestStoreValuesOneRead(t *testing.T) {
-	testKeychain(t) // skips without a Secret Service
+// keychainStore initialises a vault on the Secret Service (skipping
+// without one) and returns it and its directories.
+func keychainStore(t *testing.T) (*Store, home.Dirs) {
+	t.Helper()
+	testKeychain(t)
 	root := t.TempDir()
 	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
-	ctx := context.Background()
-	st, _, err := Init(ctx, dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
+	st, _, err := Init(context.Background(), dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
 		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return st, dirs
+}
+
+// TestStoreValuesOneRead: a keychain Store reads several secrets of a
+// project in one session and one GetSecrets, and a name whose value is gone
+// fails with not_found naming it.
+func TestStoreValuesOneRead(t *testing.T) {
+	st, _ := keychainStore(t)
+	ctx := context.Background()
 	sel := Selection{Workspace: "default", Project: "default"}
+	var err error
 	names := []string{"A", "B", "C"}
 	var puts []Put
 	for _, n := range names {
@@ -510,16 +519,10 @@ func TestStoreValuesOneRead(t *testing.T) {
 // TestStoreWarm: Warm connects, greets the daemon and opens a session in
 // the background, and the read that follows uses them.
 func TestStoreWarm(t *testing.T) {
-	testKeychain(t) // skips without a Secret Service
-	root := t.TempDir()
-	dirs := home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+	st, dirs := keychainStore(t)
 	ctx := context.Background()
-	st, _, err := Init(ctx, dirs, InitOptions{Options: Options{Getenv: os.Getenv}, Backend: KindKeychain,
-		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
 	sel := Selection{Workspace: "default", Project: "default"}
+	var err error
 	if _, err := st.PutSecrets(ctx, sel, []Put{{Name: "A", Value: secret.New([]byte("value-of-A")), Source: "test"}}, Upsert); err != nil {
 		t.Fatal(err)
 	}
