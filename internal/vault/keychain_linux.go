@@ -96,9 +96,14 @@ type keychainConn struct {
 	// Batches wait for it, so the daemon never has two calls of this
 	// connection in flight (see pipelineWindow).
 	warming chan struct{}
+	// warmErr is why warm could not connect, for the first batch to
+	// report: connecting again would make a caller of a daemon that does
+	// not answer wait out a second KeychainTimeout.
+	warmErr error
 }
 
-// waitWarm waits until a warm that was started is done.
+// waitWarm waits until a warm that was started is done, and returns, once,
+// why it could not connect.
 func (c *keychainConn) waitWarm(ctx context.Context) error {
 	c.mu.Lock()
 	w := c.warming
@@ -108,10 +113,14 @@ func (c *keychainConn) waitWarm(ctx context.Context) error {
 	}
 	select {
 	case <-w:
-		return nil
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	err := c.warmErr
+	c.warmErr = nil
+	return err
 }
 
 // get returns the open connection, connecting (and greeting the daemon)
@@ -139,9 +148,9 @@ func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
 }
 
 // startWarm connects, greets the daemon and opens a session in the
-// background, ahead of the first batch, which then finds them ready. A
-// failure is left for that batch to report: it connects or opens a session
-// again and says why.
+// background, ahead of the first batch, which then finds them ready. The
+// first batch reports a failure to connect as its own; a session that
+// could not be opened it opens itself, and says why if that fails too.
 func (k *Keychain) startWarm(ctx context.Context) {
 	if k.Available() != nil {
 		return
@@ -162,6 +171,9 @@ func (k *Keychain) startWarm(ctx context.Context) {
 func (k *Keychain) warm(ctx context.Context) {
 	conn, err := k.bus.get(ctx)
 	if err != nil {
+		k.bus.mu.Lock()
+		k.bus.warmErr = err
+		k.bus.mu.Unlock()
 		return
 	}
 	b := &ssBatch{conn: conn}

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -573,5 +575,44 @@ func TestStoreWarm(t *testing.T) {
 	})
 	if again["OpenSession"] != 1 {
 		t.Fatalf("a second read called %v: want a session of its own", again)
+	}
+}
+
+// TestWarmFailureReportedOnce: when the warm cannot connect, the first read
+// reports that failure instead of connecting a second time, so a caller
+// of a bus that does not answer never waits for it twice.
+func TestWarmFailureReportedOnce(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			c.Close() // a bus that hangs up during authentication
+		}
+	}()
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+sock)
+	k := NewKeychain("warm-failure", os.Getenv)
+	k.startWarm(context.Background())
+	if _, err := k.getMany(context.Background(), []string{"ws/proj/A"}); !errors.Is(err, ErrKeychainUnavailable) {
+		t.Fatalf("read after a failed warm: %v, want ErrKeychainUnavailable", err)
+	}
+	if n := accepted.Load(); n != 1 {
+		t.Fatalf("the bus saw %d connections, want 1: the read connected again after the warm failed", n)
+	}
+	// The failure is reported once: the next read tries again.
+	if _, err := k.getMany(context.Background(), []string{"ws/proj/A"}); err == nil {
+		t.Fatal("a read from a bus that hangs up succeeded")
+	}
+	if n := accepted.Load(); n != 2 {
+		t.Fatalf("the bus saw %d connections after a second read, want 2", n)
 	}
 }

@@ -102,8 +102,8 @@ func (s *Store) Index() (*Index, error) {
 // that is about to read values: on the Secret Service the connection, the
 // daemon's greeting and the session (about half of a one-shot call's
 // keychain time) then overlap parsing the command line, reading the index
-// and checking policy. It does nothing on
-// the file backend, whose passphrase must be asked for in order.
+// and checking policy. It does nothing on the file backend, whose
+// passphrase must be asked for in order.
 func (s *Store) Warm(ctx context.Context) {
 	if s.Config.Backend != KindKeychain {
 		return
