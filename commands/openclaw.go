@@ -91,7 +91,7 @@ func (c *OpenclawResolveCmd) Run(env *Env) (*OpenclawResolveResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix, err := st.Index()
+	ix, err := st.SharedIndex()
 	if err != nil {
 		return nil, err
 	}

@@ -228,18 +228,28 @@ func (e *Env) storeToRead() (*vault.Store, error) {
 	return st, nil
 }
 
-// openProjectToRead is openProject for a command that reads values.
+// openProjectToRead is openProject for a command that reads values. The
+// index is the Store's shared view (vault.Store.SharedIndex), which the
+// broker's steps read again without decoding it again: the caller must not
+// modify it.
 func (e *Env) openProjectToRead(s Scope) (*vault.Store, *vault.Index, Selected, error) {
-	if _, err := e.storeToRead(); err != nil {
+	st, err := e.storeToRead()
+	if err != nil {
 		return nil, nil, Selected{}, err
 	}
-	return e.openProject(s)
+	ix, err := st.SharedIndex()
+	return selectProject(e, s, st, ix, err)
 }
 
 // openProject opens the vault, reads the index and resolves the scope to an
 // existing project: the first three steps of every project command.
 func (e *Env) openProject(s Scope) (*vault.Store, *vault.Index, Selected, error) {
 	st, ix, err := e.openIndex()
+	return selectProject(e, s, st, ix, err)
+}
+
+// selectProject resolves the scope against ix, read with err.
+func selectProject(e *Env, s Scope, st *vault.Store, ix *vault.Index, err error) (*vault.Store, *vault.Index, Selected, error) {
 	if err != nil {
 		return nil, nil, Selected{}, err
 	}

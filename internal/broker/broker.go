@@ -788,7 +788,7 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 		b.ixStat, b.ixWrites = now, writes
 		return b.index, nil
 	}
-	ix, err := b.cfg.Store.Index()
+	ix, err := b.cfg.Store.SharedIndex()
 	if err != nil {
 		return nil, err
 	}

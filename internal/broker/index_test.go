@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -100,4 +101,37 @@ func TestIndexChangeByAnotherProcessSeen(t *testing.T) {
 // testDirs are the dirs newWorld makes under root.
 func testDirs(root string) home.Dirs {
 	return home.Dirs{Config: root, Data: filepath.Join(root, "data"), State: filepath.Join(root, "state"), Explicit: true}
+}
+
+// TestRequestsLeaveSharedIndexAlone: the broker reads the Store's shared
+// index (vault.Store.SharedIndex), which the one-shot front ends read for
+// their scope too, so every step of a request — allowed, redacted, denied,
+// a missing secret, a refused release — must leave it as index.json says.
+func TestRequestsLeaveSharedIndexAlone(t *testing.T) {
+	w := newWorld(t, map[string]string{"A": valA, "B": valB})
+	up := echoServer(t)
+	w.bind("A", up.URL, nil)
+	b := w.broker(0)
+	for _, ins := range [][]Injection{{bearer("A")}, {bearer("B")}, {bearer("MISSING")}, {bearer("A"), bearer("B")}} {
+		w.do(b, "GET", up.URL+"/echo", nil, nil, ins...)
+	}
+	_, err := Release(context.Background(), w.st, ReleaseRequest{FrontEnd: "env", Mode: policy.ReleaseEnv,
+		Refs: []Ref{{Selection: w.sel, Name: "A"}}, Audit: w.log})
+	if err == nil {
+		t.Fatal("A was released to env without the release flag")
+	}
+	shared, err := w.st.SharedIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if used, err := b.Index(); err != nil || used != shared {
+		t.Fatalf("the broker's index (%p, %v) is not the Store's shared one (%p)", used, err, shared)
+	}
+	fresh, err := w.st.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(shared, fresh) {
+		t.Fatal("a request modified the shared index")
+	}
 }

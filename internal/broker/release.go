@@ -110,7 +110,7 @@ func Release(ctx context.Context, st *vault.Store, req ReleaseRequest) (_ *Relea
 			}
 		}
 	}()
-	ix, err := st.Index()
+	ix, err := st.SharedIndex()
 	if err != nil {
 		return nil, err
 	}

@@ -190,6 +190,14 @@ func NewProject(now time.Time) *Project {
 var ErrCorruptIndex = errcode.New(errcode.Internal, "index is corrupt")
 
 func readIndex(path string) (*Index, error) {
+	b, err := readIndexFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return decodeIndex(b)
+}
+
+func readIndexFile(path string) ([]byte, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
@@ -197,7 +205,7 @@ func readIndex(path string) (*Index, error) {
 		}
 		return nil, fmt.Errorf("read index: %w", err)
 	}
-	return decodeIndex(b)
+	return b, nil
 }
 
 func decodeIndex(b []byte) (*Index, error) {

@@ -8,6 +8,7 @@
 package vault
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"encoding/json"
@@ -70,6 +71,12 @@ type Store struct {
 	// so that a cache of the index in this process (the broker's) sees
 	// them at once without a stat.
 	indexWrites atomic.Uint64
+
+	// shared is the index SharedIndex last decoded, and sharedRaw the
+	// bytes it was decoded from.
+	sharedMu  sync.Mutex
+	sharedRaw []byte
+	shared    *Index
 }
 
 // Open reads the config of an initialised vault. It touches no backend.
@@ -96,6 +103,30 @@ func Open(dirs home.Dirs, opts Options) (*Store, error) {
 // means a reader always sees a whole file.
 func (s *Store) Index() (*Index, error) {
 	return readIndex(s.Dirs.IndexFile())
+}
+
+// SharedIndex is Index for a reader that does not modify what it gets: the
+// result is shared with every other caller of SharedIndex on this Store. The
+// file is read each time, as Index reads it, so a change by any process is
+// seen, but decoded again only when its bytes differ from the last decoded:
+// decoding is most of the cost of reading a large index, and a one-shot call
+// reads it at every step (scope, policy, values).
+func (s *Store) SharedIndex() (*Index, error) {
+	b, err := readIndexFile(s.Dirs.IndexFile())
+	if err != nil {
+		return nil, err
+	}
+	s.sharedMu.Lock()
+	defer s.sharedMu.Unlock()
+	if s.shared != nil && bytes.Equal(b, s.sharedRaw) {
+		return s.shared, nil
+	}
+	ix, err := decodeIndex(b)
+	if err != nil {
+		return nil, err
+	}
+	s.shared, s.sharedRaw = ix, b
+	return ix, nil
 }
 
 // Warm starts connecting to the keychain in the background, for a command
@@ -559,7 +590,7 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.V
 	if err != nil {
 		return secret.Value{}, err
 	}
-	ix, err := s.Index()
+	ix, err := s.SharedIndex()
 	if err != nil {
 		return secret.Value{}, err
 	}
@@ -627,7 +658,7 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 	if err != nil {
 		return nil, err
 	}
-	ix, err := s.Index()
+	ix, err := s.SharedIndex()
 	if err != nil {
 		return nil, err
 	}
@@ -704,7 +735,7 @@ func (s *Store) observe(v secret.Value) {
 // checkedValue reads the index entry and the value; ok reports whether
 // they agree.
 func (s *Store) checkedValue(ctx context.Context, b Backend, fpKey []byte, sel Selection, name string) (secret.Value, bool, error) {
-	ix, err := s.Index()
+	ix, err := s.SharedIndex()
 	if err != nil {
 		return secret.Value{}, false, err
 	}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strings"
 	"time"
@@ -28,12 +27,9 @@ type View struct {
 
 // View reads index.json without the lock (it is replaced atomically).
 func (s *Store) View() (*View, error) {
-	b, err := os.ReadFile(s.Dirs.IndexFile())
+	b, err := readIndexFile(s.Dirs.IndexFile())
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, ErrNotInitialised
-		}
-		return nil, fmt.Errorf("read index: %w", err)
+		return nil, err
 	}
 	return newView(b)
 }
