@@ -30,6 +30,8 @@ type valueGuard struct {
 	values  []secret.Value
 	scanner *broker.Redactor
 	scanned int
+	// preparing is closed when the build prepareScanner started ends.
+	preparing chan struct{}
 }
 
 // touch records a value this process handled, for the output guard. A
@@ -67,11 +69,49 @@ func (e *Env) outputScanner() *broker.Redactor {
 		return nil
 	}
 	g.mu.Lock()
+	preparing := g.preparing
+	g.mu.Unlock()
+	if preparing != nil {
+		<-preparing
+	}
+	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.scanner == nil || g.scanned != len(g.values) {
 		g.scanner, g.scanned = broker.NewValueRedactor(g.values, guardMinValue), len(g.values)
 	}
 	return g.scanner
+}
+
+// prepareScanner builds the scanner of the values touched so far in the
+// background, for a command that waits (a request in flight) between
+// reading its values and printing: outputScanner then finds it built
+// instead of building it on the way to the output. Values touched later
+// are added by outputScanner as usual.
+func (e *Env) prepareScanner() {
+	g := e.guard
+	if g == nil {
+		return
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.preparing != nil || g.scanned == len(g.values) {
+		return
+	}
+	done := make(chan struct{})
+	g.preparing = done
+	// The values are the guard's own copies and only ever appended to, so
+	// the prefix read here does not change under the build.
+	values := g.values
+	go func() {
+		defer close(done)
+		r := broker.NewValueRedactor(values, guardMinValue)
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		if len(values) > g.scanned {
+			g.scanner, g.scanned = r, len(values)
+		}
+		g.preparing = nil
+	}()
 }
 
 // guardOutput reports whether any of bufs holds a form of a touched value.

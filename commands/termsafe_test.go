@@ -300,3 +300,39 @@ func TestStoreFeedsTheOutputGuard(t *testing.T) {
 		t.Fatal("a value the broker read did not reach the output guard")
 	}
 }
+
+// TestOutputGuardPreparedScanner: a scanner built ahead (call builds it
+// while its request is in flight) covers the values touched before, and
+// one touched after is still looked for.
+func TestOutputGuardPreparedScanner(t *testing.T) {
+	const before, after = "sk_live_Pr3paredBef0reXq8Kd2", "sk_live_T0uchedAfterWv7Y9tRb"
+	env, _, _ := testEnvErr(t, t.TempDir())
+	env.touch(secret.New([]byte(before)))
+	env.prepareScanner()
+	env.prepareScanner() // a second call while the first builds starts nothing new
+	env.guard.mu.Lock()
+	building := env.guard.preparing
+	env.guard.mu.Unlock()
+	if building != nil {
+		<-building
+	}
+	env.guard.mu.Lock()
+	prepared, scanned := env.guard.scanner, env.guard.scanned
+	env.guard.mu.Unlock()
+	if prepared == nil || scanned != 1 {
+		t.Fatalf("prepareScanner built nothing (scanner %v, %d values)", prepared, scanned)
+	}
+	if _, hit := prepared.Bytes([]byte("x" + before)); !hit {
+		t.Fatal("the prepared scanner misses the value touched before it")
+	}
+	if again := env.outputScanner(); again != prepared {
+		t.Fatal("outputScanner built the prepared scanner again")
+	}
+	env.touch(secret.New([]byte(after)))
+	env.prepareScanner()
+	for _, v := range []string{before, after} {
+		if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "echo " + v}); !errors.Is(err, errOutputLeak) {
+			t.Fatalf("%s: err = %v, want the output-leak error", v[:12], err)
+		}
+	}
+}
