@@ -104,7 +104,7 @@ type Broker struct {
 	values   map[string]cachedValue
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
-	redactors map[string]namedRedactor
+	redactors map[string]*namedRedactor
 
 	// echoMu guards unrecorded: echo events a response produced but the
 	// tripwire's state file could not take (see recordEchoes).
@@ -112,10 +112,19 @@ type Broker struct {
 	unrecorded []echoBatch
 }
 
-// namedRedactor is a redactor and the secret name of each of its values.
+// namedRedactor is a redactor and the secret name of each of its values,
+// ready once built is closed: a redactor is built while the request that
+// first needs it is in flight, since only the response needs it.
 type namedRedactor struct {
+	built chan struct{}
 	r     *Redactor
 	names []string
+}
+
+// get waits for the build.
+func (n *namedRedactor) get() (*Redactor, []string) {
+	<-n.built
+	return n.r, n.names
 }
 
 type cachedValue struct {
@@ -145,7 +154,7 @@ func New(cfg Config) *Broker {
 		cfg:       cfg,
 		indexPath: cfg.Store.Dirs.IndexFile(),
 		values:    map[string]cachedValue{},
-		redactors: map[string]namedRedactor{},
+		redactors: map[string]*namedRedactor{},
 	}
 }
 
@@ -233,12 +242,13 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	rec := &audit.Record{ID: newID(), FrontEnd: req.FrontEnd, Method: req.Method, Workspace: req.Selection.Workspace, Project: req.Selection.Project,
 		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
 	audit.StampClient(ctx, rec)
-	var redactor *Redactor
+	var redactor *namedRedactor
 	// Every failure is audited with the code the client gets.
 	defer func() {
 		if err != nil {
 			if redactor != nil {
-				err = redactError(err, redactor)
+				r, _ := redactor.get()
+				err = redactError(err, r)
 			}
 			// A failure that cannot even be audited is reported as the
 			// audit log's failure: that is what a human must fix first.
@@ -307,10 +317,10 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	redactor, names = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
+	redactor = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
 	if req.Scan != nil {
-		req.Scan(redactor)
+		r, _ := redactor.get()
+		req.Scan(r)
 	}
 
 	timeout := req.Timeout
@@ -333,7 +343,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 			return nil, err
 		}
 		if req.Sent != nil {
-			req.Sent(sentView(out, req.Injections, redactor))
+			r, _ := redactor.get()
+			req.Sent(sentView(out, req.Injections, r))
 		}
 		// The transport itself, as httputil.ReverseProxy sends: redirects
 		// are Do's to follow (policy is re-checked per hop), and an
@@ -371,7 +382,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		t = next
 	}
 
-	resp, err = b.respond(up, redactor, decision, req.MaxResponse)
+	r, names := redactor.get()
+	resp, err = b.respond(up, r, decision, req.MaxResponse)
 	if err != nil {
 		up.Body.Close()
 		return nil, err
@@ -711,9 +723,11 @@ func boundSecrets(proj *vault.Project, t target, ins []Injection) []string {
 }
 
 // redactorFor returns the redactor of exactly these values, keyed by the
-// names, versions and fingerprints that identify them, and the secret name
-// of each value it was built from (same order as NewRedactor's values).
-func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, names []string, values map[string][]byte, basic map[string]bool) (*Redactor, []string) {
+// names, versions and fingerprints that identify them, with the secret name
+// of each value it was built from (same order as NewRedactor's values). One
+// not built yet is built in the background: its first request goes out
+// meanwhile, and concurrent requests for the same values share the build.
+func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, names []string, values map[string][]byte, basic map[string]bool) *namedRedactor {
 	// Built for every request, so by hand rather than with fmt.
 	key := make([]byte, 0, 128)
 	key = append(append(append(key, sel.Workspace...), '/'), sel.Project...)
@@ -727,7 +741,7 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, names []s
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if r, ok := b.redactors[string(key)]; ok {
-		return r.r, r.names
+		return r
 	}
 	all := make([][]byte, 0, len(names))
 	owners := make([]string, 0, len(names))
@@ -738,12 +752,18 @@ func (b *Broker) redactorFor(sel vault.Selection, proj *vault.Project, names []s
 			all, owners = append(all, pass), append(owners, n)
 		}
 	}
-	r := NewRedactor(all)
+	nr := &namedRedactor{built: make(chan struct{}), names: owners}
+	// The value bytes are the broker's cached values', never wiped while
+	// the broker lives.
+	go func() {
+		nr.r = NewRedactor(all)
+		close(nr.built)
+	}()
 	if len(b.redactors) > 1024 {
 		clear(b.redactors) // old versions; rebuilding is cheap compared with growing forever
 	}
-	b.redactors[string(key)] = namedRedactor{r: r, names: owners}
-	return r, owners
+	b.redactors[string(key)] = nr
+	return nr
 }
 
 // basicSecrets names the secrets injected as user:password.
