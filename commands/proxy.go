@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"strconv"
 	"strings"
 	"syscall"
@@ -197,9 +198,17 @@ func (c *ProxyStartCmd) listen(env *Env, dirs home.Dirs, start func(*serve.Liste
 	if err != nil {
 		return nil, err
 	}
+	stopTrace, err := startTrace(env)
+	if err != nil {
+		stopProfile()
+		return nil, err
+	}
 	err = run(ctx)
-	// The profile is written whatever ended the server: a failed run is
-	// the one worth looking at.
+	// The profile and trace are written whatever ended the server: a
+	// failed run is the one worth looking at.
+	if terr := stopTrace(); err == nil {
+		err = terr
+	}
 	if perr := stopProfile(); err == nil {
 		err = perr
 	}
@@ -238,6 +247,41 @@ func startCPUProfile(env *Env) (func() error, error) {
 		pprof.StopCPUProfile()
 		if err := f.Close(); err != nil {
 			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", EnvCPUProfile, path, err)
+		}
+		return nil
+	}, nil
+}
+
+// EnvTrace names a file that a running proxy writes a runtime execution
+// trace to, from listening until it stops: where a request's latency goes
+// between goroutines, threads and system calls, which a CPU profile cannot
+// show (`go tool trace FILE`). Unset, nothing is traced. Like the profile,
+// the trace holds stacks, function names and scheduling events, never a
+// request or a value.
+const EnvTrace = "AGENTSECRETS_TRACE"
+
+// startTrace starts the execution trace EnvTrace asks for, and returns
+// what ends it and closes the file.
+func startTrace(env *Env) (func() error, error) {
+	path := env.Getenv(EnvTrace)
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	if !filepath.IsAbs(path) && env.Cwd != "" {
+		path = filepath.Join(env.Cwd, path)
+	}
+	f, err := atomicfile.OpenRegular(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return nil, errcode.Errorf(errcode.Usage, "%s: open %s: %v", EnvTrace, path, err)
+	}
+	if err := trace.Start(f); err != nil {
+		f.Close()
+		return nil, errcode.Errorf(errcode.Internal, "%s: %v", EnvTrace, err)
+	}
+	return func() error {
+		trace.Stop()
+		if err := f.Close(); err != nil {
+			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", EnvTrace, path, err)
 		}
 		return nil
 	}, nil

@@ -12,7 +12,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -92,6 +94,26 @@ func xprocServe(mode string) int {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
+	}
+	// Traced as the proxy is (AGENTSECRETS_TRACE), so one request's path
+	// through each can be compared; SIGINT ends the trace and the process.
+	if path := os.Getenv("AGENTSECRETS_TRACE"); path != "" {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "trace:", err)
+			return 1
+		}
+		stop := make(chan os.Signal, 1)
+		signal.Notify(stop, os.Interrupt)
+		go func() {
+			<-stop
+			trace.Stop()
+			f.Close()
+			os.Exit(0)
+		}()
 	}
 	fmt.Println(ln.Addr().String())
 	fmt.Fprintln(os.Stderr, http.Serve(ln, h))
@@ -395,6 +417,77 @@ func BenchmarkProxyXProcProfile(b *testing.B) {
 	for name, n := range syscalls {
 		b.ReportMetric(n, name+"_syscalls/req")
 	}
+}
+
+// BenchmarkProxyXProcTrace writes runtime execution traces of our proxy
+// and of the floor (both through AGENTSECRETS_TRACE) under the 1-client
+// load of BenchmarkProxyXProc, to ours.trace and floor.trace in
+// XPROC_TRACE_DIR (unset, a temporary directory: the run still checks the
+// set-up works), for `go tool trace`: where one request's latency goes
+// between goroutines, threads and system calls in each. The sides are
+// interleaved as in BenchmarkProxyXProc, XPROC_LAT_REQS (400) requests
+// each per round.
+func BenchmarkProxyXProcTrace(b *testing.B) {
+	dir := os.Getenv("XPROC_TRACE_DIR")
+	if dir == "" {
+		dir = b.TempDir()
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	latReqs := 400
+	if n, err := strconv.Atoi(os.Getenv("XPROC_LAT_REQS")); err == nil && n > 0 {
+		latReqs = n
+	}
+	r := newXProcRig(b)
+	// One proxy per home: the traced one replaces the first, and the
+	// traced floor runs beside the untraced one.
+	r.proxy.Process.Signal(os.Interrupt)
+	r.proxy.Wait()
+	oursTrace, floorTrace := filepath.Join(dir, "ours.trace"), filepath.Join(dir, "floor.trace")
+	r.startProxy(b, "AGENTSECRETS_TRACE="+oursTrace)
+	self, err := os.Executable()
+	if err != nil {
+		b.Fatal(err)
+	}
+	floor := exec.Command(self)
+	floor.Env = []string{xprocServeEnv + "=floor", "PATH=" + os.Getenv("PATH"), xprocTargetEnv + "=" + r.upURL,
+		xprocHeaderEnv + "=Bearer " + xprocValue, "AGENTSECRETS_TRACE=" + floorTrace}
+	floorAddr, floorPID := startServer(b, floor, "traced floor")
+	r.floor = &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+floorAddr+path, nil)
+		return req
+	}}
+	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
+	r.warm(b, one)
+	sides := []*xprocSide{r.direct, r.ours, r.floor}
+	b.ResetTimer()
+	for range b.N {
+		for i := range latReqs {
+			for j := range sides {
+				if _, err := sides[(i+j)%len(sides)].do(one, "/v1/balance"); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+	}
+	b.StopTimer()
+	for _, p := range []*os.Process{r.proxy.Process, floor.Process} {
+		p.Signal(os.Interrupt)
+	}
+	if err := r.proxy.Wait(); err != nil {
+		b.Fatalf("the traced proxy: %v", err)
+	}
+	if err := floor.Wait(); err != nil {
+		b.Fatalf("the traced floor: %v", err)
+	}
+	for _, p := range []string{oursTrace, floorTrace} {
+		if fi, err := os.Stat(p); err != nil || fi.Size() == 0 {
+			b.Fatalf("no trace in %s: %v", p, err)
+		}
+	}
+	b.Logf("backend %s; execution traces of %d requests per side: %s, %s", r.backend(), latReqs*b.N, oursTrace, floorTrace)
 }
 
 // xprocSyscalls counts the system calls of s's process (all its threads)
