@@ -699,3 +699,38 @@ func TestProxyCPUProfile(t *testing.T) {
 		t.Errorf("profile mode %o, want 600", fi.Mode().Perm())
 	}
 }
+
+// TestProxyTrace: AGENTSECRETS_TRACE on `proxy start` leaves a runtime
+// execution trace (private to the user) once the proxy stops, and the
+// trace holds no value.
+func TestProxyTrace(t *testing.T) {
+	const value = "sk_trace_test_0123456789"
+	v := NewVault(t, "file")
+	v.RunIn([]byte(value), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	path := filepath.Join(t.TempDir(), "proxy.trace")
+	v.ExtraEnv = []string{"AGENTSECRETS_TRACE=" + path}
+	cmd, addr, _ := launchProxy(t, v.Env(), v.Dir)
+	resp, err := http.Get("http://" + addr + "/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cmd.Process.Signal(os.Interrupt)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("proxy stop: %v", err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every execution trace starts with this header.
+	if !bytes.HasPrefix(raw, []byte("go 1.")) || !bytes.Contains(raw[:16], []byte(" trace")) {
+		t.Fatalf("not an execution trace: %q", raw[:min(len(raw), 16)])
+	}
+	if bytes.Contains(raw, []byte(value)) {
+		t.Fatal("the trace holds the value")
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Errorf("trace mode %o, want 600", fi.Mode().Perm())
+	}
+}
