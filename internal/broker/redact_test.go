@@ -982,14 +982,18 @@ func TestRedactStreamReaderNoGoroutineLeak(t *testing.T) {
 		resp.Body.Close()
 		rr.Release()
 	}
-	// A source that is only a Closer: Release closes it.
-	pr, _ := io.Pipe()
+	// A source that is only a Closer: Release closes it. The Read returns
+	// (Release must not run during one) with the reading goroutine blocked
+	// on the source for the next chunk.
+	pr, pw := io.Pipe()
 	rr := r.StreamReader(pr, time.Millisecond)
-	go rr.Read(make([]byte, 1)) //nolint:errcheck // ends when Release closes pr
-	time.Sleep(20 * time.Millisecond)
+	go pw.Write([]byte("data: x\n\n")) //nolint:errcheck // the Read below takes it
+	if n, err := rr.Read(make([]byte, 100)); n == 0 || err != nil {
+		t.Fatalf("Read = %d, %v", n, err)
+	}
 	rr.Release()
 	deadline := time.Now().Add(5 * time.Second)
-	for runtime.NumGoroutine() > base+1 { // +1: the blocked Read above may still be returning
+	for runtime.NumGoroutine() > base {
 		if time.Now().After(deadline) {
 			buf := make([]byte, 1<<20)
 			t.Fatalf("%d goroutines, %d before:\n%s", runtime.NumGoroutine(), base, buf[:runtime.Stack(buf, true)])
