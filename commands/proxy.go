@@ -228,28 +228,7 @@ const EnvCPUProfile = "AGENTSECRETS_CPUPROFILE"
 // startCPUProfile starts the CPU profile EnvCPUProfile asks for, and
 // returns what ends it and closes the file.
 func startCPUProfile(env *Env) (func() error, error) {
-	path := env.Getenv(EnvCPUProfile)
-	if path == "" {
-		return func() error { return nil }, nil
-	}
-	if !filepath.IsAbs(path) && env.Cwd != "" {
-		path = filepath.Join(env.Cwd, path)
-	}
-	f, err := atomicfile.OpenRegular(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "%s: open %s: %v", EnvCPUProfile, path, err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		f.Close()
-		return nil, errcode.Errorf(errcode.Internal, "%s: %v", EnvCPUProfile, err)
-	}
-	return func() error {
-		pprof.StopCPUProfile()
-		if err := f.Close(); err != nil {
-			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", EnvCPUProfile, path, err)
-		}
-		return nil
-	}, nil
+	return startDiagnostic(env, EnvCPUProfile, pprof.StartCPUProfile, pprof.StopCPUProfile)
 }
 
 // EnvTrace names a file that a running proxy writes a runtime execution
@@ -263,7 +242,14 @@ const EnvTrace = "AGENTSECRETS_TRACE"
 // startTrace starts the execution trace EnvTrace asks for, and returns
 // what ends it and closes the file.
 func startTrace(env *Env) (func() error, error) {
-	path := env.Getenv(EnvTrace)
+	return startDiagnostic(env, EnvTrace, trace.Start, trace.Stop)
+}
+
+// startDiagnostic starts writing what start writes to the file the
+// variable name names (relative to the working directory, mode 600), if
+// set, and returns what stops it and closes the file.
+func startDiagnostic(env *Env, name string, start func(io.Writer) error, stop func()) (func() error, error) {
+	path := env.Getenv(name)
 	if path == "" {
 		return func() error { return nil }, nil
 	}
@@ -272,16 +258,16 @@ func startTrace(env *Env) (func() error, error) {
 	}
 	f, err := atomicfile.OpenRegular(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
-		return nil, errcode.Errorf(errcode.Usage, "%s: open %s: %v", EnvTrace, path, err)
+		return nil, errcode.Errorf(errcode.Usage, "%s: open %s: %v", name, path, err)
 	}
-	if err := trace.Start(f); err != nil {
+	if err := start(f); err != nil {
 		f.Close()
-		return nil, errcode.Errorf(errcode.Internal, "%s: %v", EnvTrace, err)
+		return nil, errcode.Errorf(errcode.Internal, "%s: %v", name, err)
 	}
 	return func() error {
-		trace.Stop()
+		stop()
 		if err := f.Close(); err != nil {
-			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", EnvTrace, path, err)
+			return errcode.Errorf(errcode.Internal, "%s: write %s: %v", name, path, err)
 		}
 		return nil
 	}, nil
