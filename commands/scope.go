@@ -238,21 +238,24 @@ func (e *Env) openProjectToRead(s Scope) (*vault.Store, *vault.Index, Selected, 
 		return nil, nil, Selected{}, err
 	}
 	ix, err := st.SharedIndex()
-	return selectProject(e, s, st, ix, err)
+	if err != nil {
+		return nil, nil, Selected{}, err
+	}
+	return selectProject(e, s, st, ix)
 }
 
 // openProject opens the vault, reads the index and resolves the scope to an
 // existing project: the first three steps of every project command.
 func (e *Env) openProject(s Scope) (*vault.Store, *vault.Index, Selected, error) {
 	st, ix, err := e.openIndex()
-	return selectProject(e, s, st, ix, err)
-}
-
-// selectProject resolves the scope against ix, read with err.
-func selectProject(e *Env, s Scope, st *vault.Store, ix *vault.Index, err error) (*vault.Store, *vault.Index, Selected, error) {
 	if err != nil {
 		return nil, nil, Selected{}, err
 	}
+	return selectProject(e, s, st, ix)
+}
+
+// selectProject resolves the scope against ix to an existing project.
+func selectProject(e *Env, s Scope, st *vault.Store, ix *vault.Index) (*vault.Store, *vault.Index, Selected, error) {
 	sel, _, err := s.project(e, ix)
 	if err != nil {
 		return nil, nil, Selected{}, err
