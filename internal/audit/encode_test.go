@@ -171,3 +171,29 @@ func FuzzAppendLine(f *testing.F) {
 		sameAsJSON(t, r)
 	})
 }
+
+// TestCleanList: an invalid name becomes Invalid in a copy, the caller's
+// list unchanged; a valid list comes back as it is; nil becomes [], never
+// null.
+func TestCleanList(t *testing.T) {
+	mixed := []string{"STRIPE_KEY", "bad name\n", "OK_2"}
+	got := cleanList(mixed, validSecretName)
+	if want := []string{"STRIPE_KEY", Invalid, "OK_2"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("cleanList(%q) = %q, want %q", mixed, got, want)
+	}
+	if mixed[1] != "bad name\n" {
+		t.Errorf("the caller's list was changed: %q", mixed)
+	}
+	valid := []string{"A", "B"}
+	if got := cleanList(valid, validSecretName); &got[0] != &valid[0] {
+		t.Error("a valid list was copied")
+	}
+	if got := cleanList(nil, validSecretName); got == nil || len(got) != 0 {
+		t.Errorf("cleanList(nil) = %#v, want an empty non-nil list", got)
+	}
+	line, err := appendLine(nil, &Record{ID: strings.Repeat("a", 32), FrontEnd: FrontEndCall, Decision: DecisionAllowed,
+		Secrets: cleanList(nil, validSecretName), Styles: cleanList(nil, validSecretName)})
+	if err != nil || !bytes.Contains(line, []byte(`"secrets":[]`)) {
+		t.Errorf("record line %s, %v: want \"secrets\":[]", line, err)
+	}
+}

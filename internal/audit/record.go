@@ -178,18 +178,27 @@ func (r *Record) normalise(now func() time.Time) error {
 	return nil
 }
 
-// cleanList copies list with every element outside the syntax replaced by
-// Invalid, and never returns nil, so the JSON reads [] rather than null.
+// cleanList returns list with every element outside the syntax replaced by
+// Invalid, in a copy (the caller's list is never changed; a list that is
+// all valid is returned as it is), and never nil, so the JSON reads []
+// rather than null.
 func cleanList(list []string, valid func(string) bool) []string {
-	out := make([]string, len(list))
+	if list == nil {
+		return []string{} // a JSON array, never null
+	}
 	for i, s := range list {
-		if valid(s) {
-			out[i] = s
-		} else {
-			out[i] = Invalid
+		if !valid(s) {
+			// Copied before the first change: the list is the caller's.
+			out := slices.Clone(list)
+			for j := i; j < len(out); j++ {
+				if !valid(out[j]) {
+					out[j] = Invalid
+				}
+			}
+			return out
 		}
 	}
-	return out
+	return list
 }
 
 // cleanHost keeps host[:port]: userinfo (user:password@) is dropped, and

@@ -101,10 +101,12 @@ type Broker struct {
 	// IndexWrites then.
 	ixStat   time.Time
 	ixWrites uint64
-	values   map[string]cachedValue
+	values   map[valueKey]cachedValue
 	// redactors are built once per set of secret versions: building one
 	// costs far more than a proxied request may add.
 	redactors map[string]*namedRedactor
+
+	targets targetCache
 
 	// echoMu guards unrecorded: echo events a response produced but the
 	// tripwire's state file could not take (see recordEchoes).
@@ -125,6 +127,13 @@ type namedRedactor struct {
 func (n *namedRedactor) get() (*Redactor, []string) {
 	<-n.built
 	return n.r, n.names
+}
+
+// valueKey names a cached value: a struct, not a joined string, so a
+// request's lookups allocate nothing.
+type valueKey struct {
+	sel  vault.Selection
+	name string
 }
 
 type cachedValue struct {
@@ -153,7 +162,7 @@ func New(cfg Config) *Broker {
 	return &Broker{
 		cfg:       cfg,
 		indexPath: cfg.Store.Dirs.IndexFile(),
-		values:    map[string]cachedValue{},
+		values:    map[valueKey]cachedValue{},
 		redactors: map[string]*namedRedactor{},
 	}
 }
@@ -261,7 +270,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		}
 	}()
 
-	t, err := req.validate()
+	t, err := req.validate(&b.targets)
 	if err != nil {
 		return nil, err
 	}
@@ -674,7 +683,7 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 	b.mu.Lock()
 	for _, name := range names {
 		meta := proj.Secrets[name]
-		c, ok := b.values[sel.Workspace+"/"+sel.Project+"/"+name]
+		c, ok := b.values[valueKey{sel, name}]
 		if !ok || c.version != meta.Version || c.fingerprint != meta.Fingerprint {
 			stale = append(stale, name)
 			continue
@@ -695,7 +704,7 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 	defer b.mu.Unlock()
 	for _, name := range stale {
 		meta := proj.Secrets[name]
-		b.values[sel.Workspace+"/"+sel.Project+"/"+name] = cachedValue{version: meta.Version, fingerprint: meta.Fingerprint, value: read[name]}
+		b.values[valueKey{sel, name}] = cachedValue{version: meta.Version, fingerprint: meta.Fingerprint, value: read[name]}
 		out[name] = read[name].Reveal()
 	}
 	return out, nil

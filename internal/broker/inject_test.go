@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -32,6 +33,9 @@ func TestParseTarget(t *testing.T) {
 		if tg.host != c.host || tg.port != c.port || tg.url.Path != c.path || tg.url.Fragment != "" {
 			t.Errorf("%s: host %q port %d path %q", c.in, tg.host, tg.port, tg.url.Path)
 		}
+		if want := (policy.Target{Host: c.host, Port: c.port}).String(); tg.hostport() != want {
+			t.Errorf("%s: hostport %q, want %q", c.in, tg.hostport(), want)
+		}
 	}
 	for _, bad := range []string{
 		"", "ftp://x.com/", "//x.com/", "https://user:pw@x.com/", "https://x.com@127.0.0.1/", "https:///path",
@@ -41,6 +45,60 @@ func TestParseTarget(t *testing.T) {
 	} {
 		if _, err := parseTarget(bad); err == nil {
 			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestTargetCache: a cached URL answers with the target parseTarget gave
+// it, shared, not re-parsed; a failure is never kept; the cache stays
+// within its bounds, and a URL too long to keep is still parsed.
+func TestTargetCache(t *testing.T) {
+	var c targetCache
+	const raw = "https://api.example.com:8443/v1/charges?limit=3"
+	first, err := c.parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.url != first.url || again != first {
+		t.Errorf("second parse of the same URL was not answered from the cache: %+v vs %+v", again, first)
+	}
+	want, _ := parseTarget(raw)
+	if *first.url != *want.url || first.host != want.host || first.port != want.port || first.hostPort != want.hostPort {
+		t.Errorf("cached target %+v differs from parseTarget's %+v", first, want)
+	}
+	if other, err := c.parse("https://api.example.com:8443/v1/refunds"); err != nil || other.url.Path != "/v1/refunds" {
+		t.Errorf("another URL: %+v, %v", other, err)
+	}
+
+	for _, bad := range []string{"https://user:pw@x.com/", "ftp://x.com/"} {
+		for range 2 {
+			if _, err := c.parse(bad); err == nil {
+				t.Errorf("%q accepted", bad)
+			}
+		}
+		if _, kept := c.m[bad]; kept {
+			t.Errorf("failure for %q was cached", bad)
+		}
+	}
+
+	long := "https://api.example.com/" + strings.Repeat("a", maxCachedURL)
+	if tg, err := c.parse(long); err != nil || tg.host != "api.example.com" {
+		t.Errorf("long URL: %+v, %v", tg, err)
+	}
+	if _, kept := c.m[long]; kept {
+		t.Error("a URL longer than maxCachedURL was cached")
+	}
+
+	for i := range 3 * maxCachedTargets {
+		if _, err := c.parse("https://api.example.com/v1/items/" + strconv.Itoa(i)); err != nil {
+			t.Fatal(err)
+		}
+		if len(c.m) > maxCachedTargets {
+			t.Fatalf("cache holds %d targets, bound %d", len(c.m), maxCachedTargets)
 		}
 	}
 }
@@ -55,7 +113,7 @@ func TestValidateInjections(t *testing.T) {
 		base(Injection{Style: StyleBody, Field: "a.b.0", Secret: "B"}, Injection{Style: StyleForm, Field: "f", Secret: "C"}),
 	}
 	for _, r := range good {
-		if _, err := r.validate(); err != nil {
+		if _, err := r.validate(&targetCache{}); err != nil {
 			t.Errorf("%+v: %v", r.Injections, err)
 		}
 	}
@@ -71,7 +129,7 @@ func TestValidateInjections(t *testing.T) {
 		{URL: "https://x.com/", Header: http.Header{"X-A": {"a\r\nInjected: 1"}}},
 	}
 	for _, r := range bad {
-		if _, err := r.validate(); err == nil {
+		if _, err := r.validate(&targetCache{}); err == nil {
 			t.Errorf("accepted %+v %q", r.Injections, r.Method)
 		}
 	}

@@ -27,7 +27,7 @@ import (
 // world is a real file vault with secrets bound to real upstreams on
 // 127.0.0.1, and the audit log a one-shot front end writes.
 type world struct {
-	t    *testing.T
+	t    testing.TB
 	st   *vault.Store
 	dirs home.Dirs
 	log  *audit.Log
@@ -39,7 +39,7 @@ const (
 	valB = "sk_live_BBBBzzzz9999yyyyXXXX8888wwww"
 )
 
-func newWorld(t *testing.T, secrets map[string]string) *world {
+func newWorld(t testing.TB, secrets map[string]string) *world {
 	t.Helper()
 	root := t.TempDir()
 	dirs := testDirs(root)

@@ -118,6 +118,9 @@ const StreamFlushAfter = 100 * time.Millisecond
 type Redactor struct {
 	// forms holds every whole raw form, deduplicated and sorted.
 	forms [][]byte
+	// folded is every form in lower case, deduplicated, shortest first:
+	// ContainsFold's patterns, lowered once here rather than per header.
+	folded [][]byte
 	// sets are the sets of value indexes a pattern stands for: two values
 	// can share a form.
 	sets [][]int
@@ -204,6 +207,12 @@ func NewRedactor(values [][]byte) *Redactor {
 		r.forms = append(r.forms, []byte(f))
 	}
 	slices.SortFunc(r.forms, bytes.Compare)
+	for _, f := range r.forms {
+		if lf := []byte(strings.ToLower(string(f))); !slices.ContainsFunc(r.folded, func(g []byte) bool { return bytes.Equal(g, lf) }) {
+			r.folded = append(r.folded, lf)
+		}
+	}
+	slices.SortStableFunc(r.folded, func(a, b []byte) int { return len(a) - len(b) })
 	r.spanCap = min(max(r.raw.maxLen, spanFactor*r.canon.maxLen), maxHold)
 	if r.spanCap > 0 {
 		r.hold = r.spanCap + holdSlack
@@ -1638,16 +1647,43 @@ func jsonEscapeASCII(s string, all, upper bool) string {
 // is for header names, which HTTP treats case-insensitively and Go
 // canonicalises, so an echo in a name arrives in another case.
 func (r *Redactor) ContainsFold(s string) bool {
-	if r == nil {
+	if r == nil || len(r.folded) == 0 || len(s) < len(r.folded[0]) {
 		return false
 	}
-	ls := strings.ToLower(s)
-	for _, f := range r.forms {
-		if len(f) <= len(ls) && strings.Contains(ls, strings.ToLower(string(f))) {
+	// Header names are short ASCII tokens: lowered on the stack, as
+	// strings.ToLower would lower them, without an allocation per name.
+	var buf [128]byte
+	var ls []byte
+	if len(s) <= len(buf) && isASCII(s) {
+		ls = buf[:len(s)]
+		for i := range len(s) {
+			c := s[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			ls[i] = c
+		}
+	} else {
+		ls = []byte(strings.ToLower(s))
+	}
+	for _, f := range r.folded {
+		if len(f) > len(ls) {
+			break
+		}
+		if bytes.Contains(ls, f) {
 			return true
 		}
 	}
 	return false
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
 }
 
 // allIndexes is every value index: the hits of an echo found only in a form

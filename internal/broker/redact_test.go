@@ -525,6 +525,42 @@ func TestRedactHeaderValues(t *testing.T) {
 	}
 }
 
+// TestRedactContainsFold: a header name holds an echo in any letter case
+// (Go canonicalises names), in every form, ASCII or not, and a name
+// without one is not flagged. Checked against the definition: some form,
+// lowered, is in the lowered name.
+func TestRedactContainsFold(t *testing.T) {
+	token := "ghp_" + rdRandString(rand.New(rand.NewPCG(7, 7)), rdAlnum, 36)
+	values := [][]byte{[]byte(token), []byte("Grüße-Schlüssel-Ünïcode-42"), []byte("k")}
+	r := NewRedactor(values)
+	want := func(name string) bool {
+		ln := strings.ToLower(name)
+		for _, v := range values {
+			for _, f := range echoForms(v) {
+				if f != "" && strings.Contains(ln, strings.ToLower(f)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	names := []string{"Content-Type", "X-" + token, "X-" + strings.ToUpper(token), "X-" + hex.EncodeToString([]byte(token)),
+		"X-" + strings.ToUpper(hex.EncodeToString([]byte(token))), "X-" + base64.StdEncoding.EncodeToString([]byte(token)),
+		"X-" + strings.ToUpper("Grüße-Schlüssel-Ünïcode-42"), "X-" + token[:len(token)-1], "x", "Kk", strings.Repeat("A", 200) + token,
+		"X-Grüße", ""}
+	for _, name := range names {
+		if got := r.ContainsFold(name); got != want(name) {
+			t.Errorf("ContainsFold(%q) = %v, want %v", name, got, !got)
+		}
+	}
+	if !r.ContainsFold("X-" + strings.ToUpper(token)) {
+		t.Error("an upper-cased token in a name was not found")
+	}
+	if NewRedactor(nil).ContainsFold("X-" + token) {
+		t.Error("a redactor without values flagged a name")
+	}
+}
+
 func TestRedactFormatHidesForms(t *testing.T) {
 	v := "s3cr3t-value-0123456789"
 	r := NewRedactor([][]byte{[]byte(v)})

@@ -184,7 +184,7 @@ func TestAuditStylesAreBrokerStyles(t *testing.T) {
 			t.Errorf("%s: recorded styles %v", style, got)
 		}
 	}
-	if _, err := (&Request{Method: "GET", URL: up.URL, Injections: []Injection{{Style: "cookie", Secret: "A"}}}).validate(); err == nil {
+	if _, err := (&Request{Method: "GET", URL: up.URL, Injections: []Injection{{Style: "cookie", Secret: "A"}}}).validate(&targetCache{}); err == nil {
 		t.Error("the broker accepts a style the audit log does not know")
 	}
 }

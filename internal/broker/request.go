@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -89,19 +90,64 @@ func badRequest(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrBadRequest, fmt.Sprintf(format, args...))
 }
 
-// target is a validated URL plus what policy needs to know about it.
+// target is a validated URL plus what policy needs to know about it. It
+// is a value, and url is never modified once parseTarget returns: a
+// target is shared by every request for the same URL (targetCache).
 type target struct {
 	url  *url.URL
 	host string
 	port int
+	// hostPort is host:port with the effective port, as the audit log and
+	// errors name an origin.
+	hostPort string
 }
 
 func (t target) origin() string {
 	return t.url.Scheme + "://" + t.hostport()
 }
 
-func (t target) hostport() string {
-	return policy.Target{Host: t.host, Port: t.port}.String()
+func (t target) hostport() string { return t.hostPort }
+
+// Bounds of a targetCache: enough distinct URLs for any client that
+// repeats itself, few enough that a client that never does (a new query
+// string per request) costs a bounded map, rebuilt when full. Longer URLs
+// are parsed every time rather than kept.
+const (
+	maxCachedTargets = 1024
+	maxCachedURL     = 1024
+)
+
+// targetCache holds parsed targets by URL. A long-running front end sees
+// the same few URLs again and again, and parsing one (url.Parse, the host
+// normalised as the allowlist matches it) cost more than the policy check
+// it feeds. Failures are not kept: they end the request anyway.
+type targetCache struct {
+	mu sync.Mutex
+	m  map[string]target
+}
+
+// parse is parseTarget, answered from the cache when it can be.
+func (c *targetCache) parse(raw string) (target, error) {
+	if len(raw) > maxCachedURL {
+		return parseTarget(raw)
+	}
+	c.mu.Lock()
+	t, ok := c.m[raw]
+	c.mu.Unlock()
+	if ok {
+		return t, nil
+	}
+	t, err := parseTarget(raw)
+	if err != nil {
+		return t, err
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= maxCachedTargets {
+		c.m = make(map[string]target)
+	}
+	c.m[raw] = t
+	c.mu.Unlock()
+	return t, nil
 }
 
 // parseTarget validates a URL the way the allowlist is matched: an exact,
@@ -152,7 +198,7 @@ func parseTarget(raw string) (target, error) {
 	}
 	u.Fragment, u.RawFragment = "", ""
 	u.Host = policy.Target{Host: t.Host, Port: t.Port}.String()
-	return target{url: u, host: t.Host, port: port}, nil
+	return target{url: u, host: t.Host, port: port, hostPort: policy.Target{Host: t.Host, Port: port}.String()}, nil
 }
 
 // withScheme is raw with https:// in front, without its query or fragment,
@@ -197,7 +243,7 @@ func validMethod(m string) bool {
 }
 
 // validate checks everything about a request that needs no index or value.
-func (r *Request) validate() (target, error) {
+func (r *Request) validate(targets *targetCache) (target, error) {
 	r.Method = strings.ToUpper(strings.TrimSpace(r.Method))
 	if r.Method == "" {
 		r.Method = http.MethodGet
@@ -205,7 +251,7 @@ func (r *Request) validate() (target, error) {
 	if !validMethod(r.Method) {
 		return target{}, badRequest("invalid method")
 	}
-	t, err := parseTarget(r.URL)
+	t, err := targets.parse(r.URL)
 	if err != nil {
 		return target{}, err
 	}

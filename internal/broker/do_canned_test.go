@@ -1,0 +1,95 @@
+package broker
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/agentsecrets/agentsecrets/internal/audit"
+)
+
+// cannedTransport answers every request with the same small JSON response
+// without a network: BenchmarkDo measures the broker's own work per
+// request, which a real round trip would drown.
+type cannedTransport struct{}
+
+const cannedBody = `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`
+
+func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	h := http.Header{
+		"Content-Type":   {"application/json"},
+		"Date":           {"Thu, 03 Dec 2026 06:44:15 GMT"},
+		"Content-Length": {strconv.Itoa(len(cannedBody))},
+	}
+	return &http.Response{StatusCode: 200, Header: h, Body: io.NopCloser(strings.NewReader(cannedBody)),
+		ContentLength: int64(len(cannedBody)), Request: r}, nil
+}
+
+// BenchmarkDo: one proxied request's work in the broker (policy, values,
+// the outbound request, the response's header and body redacted, the
+// audit record queued on a batching Writer, as the proxy runs it), the
+// upstream replaced by a canned response. Values and redactor are cached,
+// as for every request but a process's first.
+func BenchmarkDo(b *testing.B) {
+	w := newWorld(b, map[string]string{"KEY": valA})
+	const upstream = "http://127.0.0.1:8443"
+	w.bind("KEY", upstream, nil)
+	aw := w.log.NewWriter()
+	defer aw.Close()
+	brk := New(Config{Store: w.st, Audit: aw, Transport: cannedTransport{}})
+	header := http.Header{"X-As-Target-Url": {upstream + "/v1/balance"}, "X-As-Inject-Bearer": {"KEY"},
+		"User-Agent": {"Go-http-client/1.1"}, "Accept-Encoding": {"gzip"}}
+	do := func() {
+		req := &Request{FrontEnd: audit.FrontEndProxy, Selection: w.sel, Method: "GET", URL: upstream + "/v1/balance",
+			Header: header, Injections: []Injection{{Secret: "KEY", Style: StyleBearer}}}
+		resp, err := brk.Do(context.Background(), req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+		if err := resp.Close(nil); err != nil {
+			b.Fatal(err)
+		}
+	}
+	do()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		do()
+	}
+}
+
+// TestDoCachesTargets: the broker parses a URL once and answers its next
+// requests from its target cache, which no request changes, a followed
+// redirect's hop included.
+func TestDoCachesTargets(t *testing.T) {
+	w := newWorld(t, map[string]string{"KEY": valA})
+	const upstream = "http://127.0.0.1:8443"
+	w.bind("KEY", upstream, nil)
+	brk := New(Config{Store: w.st, Audit: w.log, Transport: cannedTransport{}})
+	raw := upstream + "/v1/balance?limit=3"
+	for range 3 {
+		resp, err := brk.Do(context.Background(), &Request{FrontEnd: audit.FrontEndCall, Selection: w.sel, Method: "GET", URL: raw,
+			Injections: []Injection{{Secret: "KEY", Style: StyleBearer}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if err := resp.Close(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cached, ok := brk.targets.m[raw]
+	if !ok || len(brk.targets.m) != 1 {
+		t.Fatalf("target cache %v: want exactly %s", brk.targets.m, raw)
+	}
+	want, _ := parseTarget(raw)
+	if *cached.url != *want.url || cached.hostPort != "127.0.0.1:8443" {
+		t.Errorf("cached target changed by the requests: %+v %+v, want %+v", cached, *cached.url, *want.url)
+	}
+}
