@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/agentsecrets/agentsecrets/internal/secret"
 	dbus "github.com/godbus/dbus/v5"
@@ -92,6 +93,8 @@ type keychainConn struct {
 	conn *dbus.Conn
 	// spare is a session warm opened on conn for the first batch to take.
 	spare dbus.ObjectPath
+	// warmAsked: startWarm was called; later calls return at once.
+	warmAsked atomic.Bool
 	// warming is closed when warm is done; nil if it never started.
 	// Batches wait for it, so the daemon never has two calls of this
 	// connection in flight (see pipelineWindow).
@@ -124,16 +127,21 @@ func (c *keychainConn) waitWarm(ctx context.Context) error {
 }
 
 // get returns the open connection, connecting (and greeting the daemon)
-// when there is none or the bus closed it.
-func (c *keychainConn) get(ctx context.Context) (*dbus.Conn, error) {
+// when there is none or the bus closed it. getenv finds the bus.
+func (c *keychainConn) get(ctx context.Context, getenv func(string) string) (*dbus.Conn, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.conn != nil && c.conn.Connected() {
 		return c.conn, nil
 	}
 	// A private connection: a context given to ConnectSessionBus would
-	// bound the connection's life, not the dial.
-	conn, err := dbus.ConnectSessionBus()
+	// bound the connection's life, not the dial. The pipelined handshake
+	// first; godbus's own for an address it does not take, or a daemon
+	// that wants another mechanism.
+	conn, err := dialSessionBus(getenv)
+	if errors.Is(err, errBusUnpipelined) {
+		conn, err = dbus.ConnectSessionBus()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -155,6 +163,12 @@ func (k *Keychain) startWarm(ctx context.Context) {
 	if k.Available() != nil {
 		return
 	}
+	// Once per Keychain, decided before taking the lock: a warm holds it
+	// while it connects, and a command that asks again (call opens its
+	// store twice) must not wait for that here.
+	if !k.bus.warmAsked.CompareAndSwap(false, true) {
+		return
+	}
 	done := make(chan struct{})
 	k.bus.mu.Lock()
 	defer k.bus.mu.Unlock()
@@ -169,7 +183,7 @@ func (k *Keychain) startWarm(ctx context.Context) {
 }
 
 func (k *Keychain) warm(ctx context.Context) {
-	conn, err := k.bus.get(ctx)
+	conn, err := k.bus.get(ctx, k.getenv)
 	if err != nil {
 		k.bus.mu.Lock()
 		k.bus.warmErr = err
@@ -233,7 +247,7 @@ func (k *Keychain) openSession(ctx context.Context) (*ssBatch, error) {
 	if err := k.bus.waitWarm(ctx); err != nil {
 		return nil, err
 	}
-	conn, err := k.bus.get(ctx)
+	conn, err := k.bus.get(ctx, k.getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,236 @@
+package vault
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestSessionBusSocket(t *testing.T) {
+	tests := []struct {
+		addr, runtime string
+		want          string
+		ok            bool
+	}{
+		{"unix:path=/run/user/1000/bus", "", "/run/user/1000/bus", true},
+		{"unix:path=/tmp/dbus-MKi4ixQoGk,guid=29a107254f6a229e3fac4bb36b1113dc", "", "/tmp/dbus-MKi4ixQoGk", true},
+		{"unix:abstract=/tmp/dbus-Xy1,guid=00", "", "@/tmp/dbus-Xy1", true},
+		{"unix:path=/tmp/with%20space%2cbus", "", "/tmp/with space,bus", true},
+		{"tcp:host=127.0.0.1,port=4000;unix:path=/run/bus", "", "/run/bus", true},
+		{"tcp:host=127.0.0.1,port=4000", "", "", false},
+		{"unix:runtime=yes", "", "", false},
+		{"unix:tmpdir=/tmp", "", "", false},
+		{"unix:path=/a%zz", "", "", false},
+		{"", "/run/user/7", "/run/user/7/bus", true},
+		{"", "", "", false},
+	}
+	for _, tc := range tests {
+		env := map[string]string{"DBUS_SESSION_BUS_ADDRESS": tc.addr, "XDG_RUNTIME_DIR": tc.runtime}
+		got, ok := sessionBusSocket(func(k string) string { return env[k] })
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("sessionBusSocket(%q, runtime %q) = %q, %v; want %q, %v", tc.addr, tc.runtime, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// recordingBus is a unix socket in front of the real session bus that
+// records what the client sent before the bus sent its first byte.
+type recordingBus struct {
+	path string
+
+	mu     sync.Mutex
+	before []byte
+	first  bool // the bus has answered
+}
+
+func newRecordingBus(t *testing.T) *recordingBus {
+	t.Helper()
+	real, ok := sessionBusSocket(os.Getenv)
+	if !ok {
+		t.Skip("the session bus is not on a unix socket")
+	}
+	rb := &recordingBus{path: filepath.Join(t.TempDir(), "bus")}
+	l, err := net.Listen("unix", rb.path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			up, err := net.Dial("unix", real)
+			if err != nil {
+				c.Close()
+				return
+			}
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := c.Read(buf)
+					rb.mu.Lock()
+					if !rb.first {
+						rb.before = append(rb.before, buf[:n]...)
+					}
+					rb.mu.Unlock()
+					if _, werr := up.Write(buf[:n]); err != nil || werr != nil {
+						up.Close()
+						return
+					}
+				}
+			}()
+			go func() {
+				buf := make([]byte, 4096)
+				for {
+					n, err := up.Read(buf)
+					if n > 0 {
+						rb.mu.Lock()
+						rb.first = true
+						rb.mu.Unlock()
+					}
+					if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
+						c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return rb
+}
+
+// TestDialSessionBusPipelined: against the real bus, the client sends its
+// whole handshake and Hello before the bus says anything (one round trip,
+// where godbus's own connect takes five), and the connection it returns
+// works: it has its unique name and reaches the Secret Service.
+func TestDialSessionBusPipelined(t *testing.T) {
+	testKeychain(t) // skips without a session bus
+	rb := newRecordingBus(t)
+	conn, err := dialSessionBus(func(k string) string {
+		if k == "DBUS_SESSION_BUS_ADDRESS" {
+			return "unix:path=" + rb.path
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if names := conn.Names(); len(names) == 0 || !strings.HasPrefix(names[0], ":") {
+		t.Errorf("connection names %q: want the unique name Hello gave", names)
+	}
+	if err := conn.Object(ssName, ssPath).CallWithContext(context.Background(), "org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
+		t.Fatalf("ping the Secret Service: %v", err)
+	}
+	rb.mu.Lock()
+	before := rb.before
+	rb.mu.Unlock()
+	for _, want := range [][]byte{[]byte("AUTH EXTERNAL "), []byte("BEGIN\r\n"), []byte("Hello")} {
+		if !bytes.Contains(before, want) {
+			t.Errorf("the client waited for the bus before sending %q; it sent %q first", want, before)
+		}
+	}
+	if bytes.Contains(before, []byte("NEGOTIATE_UNIX_FD")) || bytes.Count(before, []byte("AUTH")) != 1 {
+		t.Errorf("the client sent more of godbus's handshake than one AUTH: %q", before)
+	}
+}
+
+// fakeBus answers the first line of a handshake with answer and hangs up,
+// as a bus that wants another mechanism (REJECTED) or fails (nothing).
+func fakeBus(t *testing.T, answer string) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			buf := make([]byte, 1024)
+			c.Read(buf)
+			io.WriteString(c, answer)
+			c.Close()
+		}
+	}()
+	return "unix:path=" + sock
+}
+
+// TestDialSessionBusFallsBackOnlyWhenItMust: a bus that rejects EXTERNAL,
+// or an address that is not a unix socket, sends the caller to godbus's own
+// connect (errBusUnpipelined); a bus that hangs up is a failure of its own,
+// which connecting again would only wait for twice.
+func TestDialSessionBusFallsBackOnlyWhenItMust(t *testing.T) {
+	env := func(addr string) func(string) string {
+		return func(k string) string {
+			if k == "DBUS_SESSION_BUS_ADDRESS" {
+				return addr
+			}
+			return ""
+		}
+	}
+	if _, err := dialSessionBus(env(fakeBus(t, "REJECTED DBUS_COOKIE_SHA1\r\n"))); !errors.Is(err, errBusUnpipelined) {
+		t.Errorf("a bus that rejects EXTERNAL: %v, want errBusUnpipelined", err)
+	}
+	if _, err := dialSessionBus(env("tcp:host=127.0.0.1,port=1")); !errors.Is(err, errBusUnpipelined) {
+		t.Errorf("a tcp address: %v, want errBusUnpipelined", err)
+	}
+	if _, err := dialSessionBus(env(fakeBus(t, ""))); err == nil || errors.Is(err, errBusUnpipelined) {
+		t.Errorf("a bus that hangs up: %v, want an error that is not errBusUnpipelined", err)
+	}
+}
+
+// TestWarmAskedAgainDoesNotWait: while the warm is still connecting (the
+// bus has not answered), asking for a warm again returns at once rather
+// than waiting on the connection's lock, so a command that opens its store
+// twice keeps reading its index meanwhile.
+func TestWarmAskedAgainDoesNotWait(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	accepted, release := make(chan struct{}), make(chan struct{})
+	go func() {
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		close(accepted)
+		<-release // a bus slow to answer
+		c.Close()
+	}()
+	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+sock)
+	k := NewKeychain("warm-again", os.Getenv)
+	k.startWarm(context.Background())
+	<-accepted // the warm is connecting, holding the connection's lock
+	again := make(chan struct{})
+	go func() {
+		k.startWarm(context.Background())
+		close(again)
+	}()
+	select {
+	case <-again:
+	case <-time.After(10 * time.Second):
+		t.Fatal("a second startWarm waited for the first warm's connection")
+	}
+	close(release)
+	if err := k.bus.waitWarm(context.Background()); err == nil {
+		t.Error("the warm of a bus that hung up reported no error")
+	}
+}
