@@ -41,6 +41,28 @@ func TestSessionBusSocket(t *testing.T) {
 	}
 }
 
+// serveUnix listens on a new unix socket, hands every connection to serve
+// in a goroutine of its own, and returns the socket's path.
+func serveUnix(t *testing.T, serve func(net.Conn)) string {
+	t.Helper()
+	sock := filepath.Join(t.TempDir(), "bus")
+	l, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go serve(c)
+		}
+	}()
+	return sock
+}
+
 // recordingBus is a unix socket in front of the real session bus that
 // records what the client sent before the bus sent its first byte.
 type recordingBus struct {
@@ -57,55 +79,42 @@ func newRecordingBus(t *testing.T) *recordingBus {
 	if !ok {
 		t.Skip("the session bus is not on a unix socket")
 	}
-	rb := &recordingBus{path: filepath.Join(t.TempDir(), "bus")}
-	l, err := net.Listen("unix", rb.path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
+	rb := &recordingBus{}
+	rb.path = serveUnix(t, func(c net.Conn) {
+		up, err := net.Dial("unix", real)
+		if err != nil {
+			c.Close()
+			return
+		}
+		go func() {
+			buf := make([]byte, 4096)
+			for {
+				n, err := c.Read(buf)
+				rb.mu.Lock()
+				if !rb.first {
+					rb.before = append(rb.before, buf[:n]...)
+				}
+				rb.mu.Unlock()
+				if _, werr := up.Write(buf[:n]); err != nil || werr != nil {
+					up.Close()
+					return
+				}
 			}
-			up, err := net.Dial("unix", real)
-			if err != nil {
+		}()
+		buf := make([]byte, 4096)
+		for {
+			n, err := up.Read(buf)
+			if n > 0 {
+				rb.mu.Lock()
+				rb.first = true
+				rb.mu.Unlock()
+			}
+			if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
 				c.Close()
 				return
 			}
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := c.Read(buf)
-					rb.mu.Lock()
-					if !rb.first {
-						rb.before = append(rb.before, buf[:n]...)
-					}
-					rb.mu.Unlock()
-					if _, werr := up.Write(buf[:n]); err != nil || werr != nil {
-						up.Close()
-						return
-					}
-				}
-			}()
-			go func() {
-				buf := make([]byte, 4096)
-				for {
-					n, err := up.Read(buf)
-					if n > 0 {
-						rb.mu.Lock()
-						rb.first = true
-						rb.mu.Unlock()
-					}
-					if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
-						c.Close()
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return rb
 }
 
@@ -149,25 +158,12 @@ func TestDialSessionBusPipelined(t *testing.T) {
 // as a bus that wants another mechanism (REJECTED) or fails (nothing).
 func fakeBus(t *testing.T, answer string) string {
 	t.Helper()
-	sock := filepath.Join(t.TempDir(), "bus")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			buf := make([]byte, 1024)
-			c.Read(buf)
-			io.WriteString(c, answer)
-			c.Close()
-		}
-	}()
-	return "unix:path=" + sock
+	return "unix:path=" + serveUnix(t, func(c net.Conn) {
+		buf := make([]byte, 1024)
+		c.Read(buf)
+		io.WriteString(c, answer)
+		c.Close()
+	})
 }
 
 // TestDialSessionBusFallsBackOnlyWhenItMust: a bus that rejects EXTERNAL,
@@ -199,22 +195,13 @@ func TestDialSessionBusFallsBackOnlyWhenItMust(t *testing.T) {
 // than waiting on the connection's lock, so a command that opens its store
 // twice keeps reading its index meanwhile.
 func TestWarmAskedAgainDoesNotWait(t *testing.T) {
-	sock := filepath.Join(t.TempDir(), "bus")
-	l, err := net.Listen("unix", sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
 	accepted, release := make(chan struct{}), make(chan struct{})
-	go func() {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		close(accepted)
+	var once sync.Once
+	sock := serveUnix(t, func(c net.Conn) {
+		once.Do(func() { close(accepted) })
 		<-release // a bus slow to answer
 		c.Close()
-	}()
+	})
 	t.Setenv("DBUS_SESSION_BUS_ADDRESS", "unix:path="+sock)
 	k := NewKeychain("warm-again", os.Getenv)
 	k.startWarm(context.Background())
