@@ -39,10 +39,10 @@ import (
 // one pipelinedBus expects.
 var errBusHandshake = errors.New("session bus handshake")
 
-// errBusUnpipelined: the bus cannot take the pipelined handshake (not a
-// unix socket, or EXTERNAL rejected) while godbus's own connect may still
-// work, with another transport or mechanism. Every other failure is the
-// bus's, and connecting again would only wait for it twice.
+// errBusUnpipelined: the pipelined handshake cannot be used (not a unix
+// socket, EXTERNAL rejected, or a godbus whose handshake pipelinedBus does
+// not know) while godbus's own connect may still work. Every other failure
+// is the bus's, and connecting again would only wait for it twice.
 var errBusUnpipelined = errors.New("session bus does not take a pipelined EXTERNAL handshake")
 
 // sessionBusSocket returns the unix socket of the session bus: the first
@@ -103,9 +103,12 @@ func dialSessionBus(getenv func(string) string) (*dbus.Conn, error) {
 		c.Close()
 		return nil, err
 	}
+	// godbus talks only to pipelinedBus here: a failure means its
+	// handshake is not the one pipelinedBus answers (another godbus
+	// version), and its own connect will do.
 	if err := conn.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Geteuid()))}); err != nil {
 		conn.Close()
-		return nil, err
+		return nil, fmt.Errorf("%w: %v", errBusUnpipelined, err)
 	}
 	// Sent before the daemon's OK arrived: its reply comes after it, and
 	// pipelinedBus checks the OK on the way.

@@ -64,13 +64,14 @@ func serveUnix(t *testing.T, serve func(net.Conn)) string {
 }
 
 // recordingBus is a unix socket in front of the real session bus that
-// records what the client sent before the bus sent its first byte.
+// holds back everything the bus would say until the client has sent its
+// Hello (or 10 s passed), and records what the client sent until then: a
+// client that waits for the bus's answers sends no Hello in that time.
 type recordingBus struct {
 	path string
 
 	mu     sync.Mutex
 	before []byte
-	first  bool // the bus has answered
 }
 
 func newRecordingBus(t *testing.T) *recordingBus {
@@ -81,39 +82,29 @@ func newRecordingBus(t *testing.T) *recordingBus {
 	}
 	rb := &recordingBus{}
 	rb.path = serveUnix(t, func(c net.Conn) {
+		var before []byte
+		buf := make([]byte, 4096)
+		c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		for !bytes.Contains(before, []byte("Hello")) {
+			n, err := c.Read(buf)
+			before = append(before, buf[:n]...)
+			if err != nil {
+				break
+			}
+		}
+		c.SetReadDeadline(time.Time{})
+		rb.mu.Lock()
+		rb.before = before
+		rb.mu.Unlock()
 		up, err := net.Dial("unix", real)
 		if err != nil {
 			c.Close()
 			return
 		}
-		go func() {
-			buf := make([]byte, 4096)
-			for {
-				n, err := c.Read(buf)
-				rb.mu.Lock()
-				if !rb.first {
-					rb.before = append(rb.before, buf[:n]...)
-				}
-				rb.mu.Unlock()
-				if _, werr := up.Write(buf[:n]); err != nil || werr != nil {
-					up.Close()
-					return
-				}
-			}
-		}()
-		buf := make([]byte, 4096)
-		for {
-			n, err := up.Read(buf)
-			if n > 0 {
-				rb.mu.Lock()
-				rb.first = true
-				rb.mu.Unlock()
-			}
-			if _, werr := c.Write(buf[:n]); err != nil || werr != nil {
-				c.Close()
-				return
-			}
-		}
+		up.Write(before)
+		go func() { io.Copy(up, c); up.Close() }()
+		io.Copy(c, up)
+		c.Close()
 	})
 	return rb
 }
@@ -219,5 +210,24 @@ func TestWarmAskedAgainDoesNotWait(t *testing.T) {
 	close(release)
 	if err := k.bus.waitWarm(context.Background()); err == nil {
 		t.Error("the warm of a bus that hung up reported no error")
+	}
+}
+
+// TestPipelinedBusRefusesAnUnknownHandshake: a godbus that spoke its
+// handshake differently gets an error from the shim, never a made-up
+// answer, and dialSessionBus sends the caller to godbus's own connect.
+func TestPipelinedBusRefusesAnUnknownHandshake(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	pb := &pipelinedBus{c: client}
+	if _, err := pb.Write([]byte("\x00AUTH EXTERNAL 30\r\n")); !errors.Is(err, errBusHandshake) {
+		t.Errorf("AUTH with an initial response: %v, want errBusHandshake", err)
+	}
+	if _, err := pb.Read(make([]byte, 64)); !errors.Is(err, errBusHandshake) {
+		t.Errorf("a read with no answer due: %v, want errBusHandshake", err)
+	}
+	pb = &pipelinedBus{c: client}
+	if _, err := pb.Write([]byte("AUTH\r\nBEGIN\r\nxx")); !errors.Is(err, errBusHandshake) {
+		t.Errorf("bytes after BEGIN in one write: %v, want errBusHandshake", err)
 	}
 }
