@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	dbus "github.com/godbus/dbus/v5"
 )
@@ -111,8 +112,12 @@ func dialSessionBus(getenv func(string) string) (*dbus.Conn, error) {
 		return nil, fmt.Errorf("%w: %v", errBusUnpipelined, err)
 	}
 	// Sent before the daemon's OK arrived: its reply comes after it, and
-	// pipelinedBus checks the OK on the way.
-	if err := conn.Hello(); err != nil {
+	// pipelinedBus checks the OK on the way. Bounded as every call is: a
+	// bus that accepts and never answers is reported, not waited on.
+	c.SetDeadline(time.Now().Add(KeychainTimeout))
+	err = conn.Hello()
+	c.SetDeadline(time.Time{})
+	if err != nil {
 		conn.Close()
 		if pb.rejected.Load() {
 			return nil, fmt.Errorf("%w: %v", errBusUnpipelined, err)

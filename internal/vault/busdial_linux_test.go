@@ -231,3 +231,23 @@ func TestPipelinedBusRefusesAnUnknownHandshake(t *testing.T) {
 		t.Errorf("bytes after BEGIN in one write: %v, want errBusHandshake", err)
 	}
 }
+
+// TestDialSessionBusHungBus: a bus that accepts the connection and never
+// answers fails the dial within KeychainTimeout instead of hanging it.
+func TestDialSessionBusHungBus(t *testing.T) {
+	release := make(chan struct{})
+	defer close(release)
+	sock := serveUnix(t, func(c net.Conn) {
+		<-release
+		c.Close()
+	})
+	_, err := dialSessionBus(func(k string) string {
+		if k == "DBUS_SESSION_BUS_ADDRESS" {
+			return "unix:path=" + sock
+		}
+		return ""
+	})
+	if err == nil || errors.Is(err, errBusUnpipelined) {
+		t.Fatalf("dial of a bus that never answers: %v, want a failure of its own", err)
+	}
+}
