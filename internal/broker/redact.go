@@ -137,7 +137,7 @@ type Redactor struct {
 
 	scratch *sync.Pool // *scanScratch for Bytes
 	bufs    *sync.Pool
-	// chunks are a StreamReader's read buffers (*[]byte, redactReadSize).
+	// chunks are a StreamReader's read buffers (*[]byte, streamChunkSize).
 	chunks *sync.Pool
 
 	// nvalues is how many values NewRedactor was given (hit indexes are
@@ -967,12 +967,23 @@ func (r *Redactor) newReader(src io.Reader, pause time.Duration) *RedactReader {
 	return &RedactReader{r: r, src: src, pause: pause}
 }
 
-// redactReadSize is how much a RedactReader asks its source for at a time,
-// and so the most a Read or WriteTo releases at once: large enough that a
-// big body costs few system calls on both sides (a front end writes each
-// chunk with one Write), small enough that a reader's buffers stay well
-// under a megabyte.
-const redactReadSize = 256 << 10
+// redactReadSize is the most a Reader asks its source for at a time, and so
+// the most a Read or WriteTo releases at once. A big body is read and
+// written on in units of this size (a front end writes each with one
+// Write), and the socket calls on both sides are what a fast big body costs
+// a proxy beyond the scan: streaming 100 MB across processes on loopback,
+// 1 MB units took the proxy about a third less CPU than 256 KB units, and
+// 64 KB units more (BenchmarkProxyXProcBody in e2e). Only a body that keeps
+// filling the reads gets there (see fill): a reader's window, and its
+// output buffer if an echo is redacted, are then a megabyte each, while a
+// small response's stay at redactFirstRead.
+const redactReadSize = 1 << 20
+
+// streamChunkSize is a StreamReader's read size: its reading goroutine
+// holds two buffers of this size from the start, for as long as the stream
+// lasts (an event stream may stay open for hours), so it is kept below
+// redactReadSize.
+const streamChunkSize = 256 << 10
 
 // redactFirstRead is the size of a Reader's first read from its source.
 const redactFirstRead = 32 << 10
@@ -1162,7 +1173,7 @@ func (rr *RedactReader) fill() error {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
 		}
 		if k == want {
-			rr.want = min(2*want, rr.r.maxRead())
+			rr.want = min(2*want, rr.maxRead())
 		}
 		rr.n += k
 		if err != nil {
@@ -1373,7 +1384,7 @@ func (r *Redactor) getChunk() []byte {
 			return *b
 		}
 	}
-	return make([]byte, redactReadSize)
+	return make([]byte, streamChunkSize)
 }
 
 func (r *Redactor) putChunk(b []byte) {
@@ -1396,10 +1407,16 @@ func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
 	return make([]byte, r.window(redactFirstRead)), nil, &scanScratch{}
 }
 
-// maxRead is the largest read a reader makes: redactReadSize, or twice the
-// hold-back for very long values, so that context and hold-back cost at
-// most as much scanning again as the new bytes.
-func (r *Redactor) maxRead() int { return max(redactReadSize, 2*r.hold) }
+// maxRead is the largest read a reader makes (a StreamReader's goroutine
+// reads streamChunkSize): redactReadSize, or twice the hold-back for very
+// long values, so that context and hold-back cost at most as much scanning
+// again as the new bytes.
+func (rr *RedactReader) maxRead() int {
+	if rr.pause > 0 {
+		return max(streamChunkSize, 2*rr.r.hold)
+	}
+	return max(redactReadSize, 2*rr.r.hold)
+}
 
 // window is the size of a window buffer for reads of up to read bytes:
 // hold bytes of context, hold bytes held back and the read.
@@ -1413,7 +1430,7 @@ func (rr *RedactReader) grow(k int) {
 	if len(rr.buf)-rr.n >= k {
 		return
 	}
-	nb := make([]byte, rr.r.window(rr.r.maxRead()))
+	nb := make([]byte, rr.r.window(rr.maxRead()))
 	copy(nb, rr.buf[:rr.n])
 	clear(rr.buf[:rr.dirty])
 	rr.buf, rr.dirty = nb, rr.n
