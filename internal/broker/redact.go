@@ -937,8 +937,16 @@ func (g gramSkip) blocks(pass []int32, text []byte) blockList {
 //
 //go:noinline
 func (f gramFilter) next(text []byte, p, end, s int) int {
+	bits, mask := f.bits, f.mask
 	for ; p < end; p += s {
-		if f.has(binary.LittleEndian.Uint32(text[p:])) {
+		// has, written out so that the second hash is computed only for
+		// the few 4-grams whose first bit is set.
+		k := uint64(binary.LittleEndian.Uint32(text[p : p+4]))
+		a := k * 0x9E3779B97F4A7C15 >> 32 & mask
+		if bits[a>>3]&bitOf[a&7] == 0 {
+			continue
+		}
+		if b := k * 0xC2B2AE3D27D4EB4F >> 32 & mask; bits[b>>3]&bitOf[b&7] != 0 {
 			return p
 		}
 	}
