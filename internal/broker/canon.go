@@ -222,7 +222,7 @@ func hasAnyByte(b []byte, chars string) bool {
 // classPiece is how much of a text textClasses searches for all eight
 // bytes before it moves on: a piece stays in the first-level cache across
 // the eight searches, where eight searches over a whole reader window (up
-// to a megabyte) would each bring it from further out.
+// to 2 MB) would each bring it from further out.
 const classPiece = 16 << 10
 
 // textClasses reports whether b has a byte that can start an escape, and

@@ -979,13 +979,14 @@ func (r *Redactor) newReader(src io.Reader, pause time.Duration) *RedactReader {
 // the most a Read or WriteTo releases at once. A big body is read and
 // written on in units of this size (a front end writes each with one
 // Write), and the socket calls on both sides are what a fast big body costs
-// a proxy beyond the scan: streaming 100 MB across processes on loopback,
-// 1 MB units took the proxy about a third less CPU than 256 KB units, and
-// 64 KB units more (BenchmarkProxyXProcBody in e2e). Only a body that keeps
-// filling the reads gets there (see fill): a reader's window, and its
-// output buffer if an echo is redacted, are then a megabyte each, while a
-// small response's stay at redactFirstRead.
-const redactReadSize = 1 << 20
+// a proxy beyond the scan: streaming 100 MB across processes on loopback
+// (BenchmarkProxyXProcBody in e2e), 1 MB units took the proxy a quarter to
+// a third less CPU than 256 KB units, 2 MB units about a seventh less again,
+// and 64 KB units more. Only a body that keeps filling the reads gets there
+// (see fill): a reader's window, and its output buffer if an echo is
+// redacted, are then 2 MB each, while a small response's stay at
+// redactFirstRead.
+const redactReadSize = 2 << 20
 
 // streamChunkSize is a StreamReader's read size: its reading goroutine
 // holds two buffers of this size from the start, for as long as the stream

@@ -11,15 +11,16 @@ import (
 )
 
 // TestRedactLargeChunkBoundaries: readers read and release up to
-// redactReadSize (1 MB) at a time, starting at redactFirstRead (32 KB) and
+// redactReadSize (2 MB) at a time, starting at redactFirstRead (32 KB) and
 // doubling, and a StreamReader reads streamChunkSize (256 KB). A value, in
 // each of its forms, that straddles one of those units (the source offsets
 // 32, 96, 128, 224 and 256 KB, and a source that delivers exactly 128 or
 // 256 KB per Read), or ends the body, whole or cut off, comes out as from
 // the one-shot Bytes: redacted, through Read and through WriteTo, from a
 // Reader and a StreamReader. So does a value across the units a Reader
-// reaches only later (480, 992 and 2016 KB, and a source that delivers
-// exactly 1 MB per Read), in a few of its forms: the bodies are large.
+// reaches only later (480, 992, 2016 and 4064 KB, and a source that
+// delivers exactly 2 MB per Read), in a few of its forms: the bodies are
+// large.
 func TestRedactLargeChunkBoundaries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 13))
 	v := rdCanary(rng)
@@ -74,10 +75,10 @@ func TestRedactLargeChunkBoundaries(t *testing.T) {
 			}
 		}
 	}
-	large := []source{whole, chunked("1MB reads", 1<<20)}
+	large := []source{whole, chunked("2MB reads", 2<<20)}
 	for _, form := range rdFormTable[:2] {
 		f := []byte(form.enc(v))
-		for _, at := range []int{480 << 10, 992 << 10, 1 << 20, 2016 << 10} {
+		for _, at := range []int{480 << 10, 992 << 10, 2016 << 10, 4064 << 10} {
 			in := append(append(filler(at-len(f)/2), f...), filler(4096)...)
 			check(fmt.Sprintf("%s across %d KB", form.name, at>>10), in, large...)
 		}
@@ -85,22 +86,22 @@ func TestRedactLargeChunkBoundaries(t *testing.T) {
 }
 
 // TestRedactReaderWritesLargeUnits: a body that keeps filling a Reader's
-// reads reaches WriteTo's writer in units of 1 MB (less the hold-back), not
+// reads reaches WriteTo's writer in units of 2 MB (less the hold-back), not
 // the 256 KB of before: fewer, larger socket calls on both sides are most
 // of what a proxy saves on a big body (see redactReadSize). The
 // StreamReader's chunks stay at 256 KB: it holds two from the start.
 func TestRedactReaderWritesLargeUnits(t *testing.T) {
 	rng := rand.New(rand.NewPCG(15, 15))
 	r := NewRedactor([][]byte{rdCanary(rng)})
-	body := []byte(rdRandString(rng, rdAlnum, 5<<20))
+	body := []byte(rdRandString(rng, rdAlnum, 9<<20))
 	rr := r.Reader(bytes.NewReader(body))
 	defer rr.Release()
 	var w rdWriteSizes
 	if n, err := rr.WriteTo(&w); err != nil || n != int64(len(body)) {
 		t.Fatalf("WriteTo: %d, %v", n, err)
 	}
-	if got := slices.Max(w.sizes); got < 1<<20-r.hold {
-		t.Errorf("largest write %d bytes, want at least 1 MB less the hold-back (%d); writes %v", got, 1<<20-r.hold, w.sizes)
+	if got := slices.Max(w.sizes); got < 2<<20-r.hold {
+		t.Errorf("largest write %d bytes, want at least 2 MB less the hold-back (%d); writes %v", got, 2<<20-r.hold, w.sizes)
 	}
 	if got := len(r.getChunk()); got != 256<<10 {
 		t.Errorf("StreamReader chunk of %d bytes, want 256 KB", got)
