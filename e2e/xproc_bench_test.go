@@ -512,7 +512,7 @@ func BenchmarkProxyXProcBody(b *testing.B) {
 		if err := r.proxy.Wait(); err != nil {
 			b.Fatalf("the profiled proxy: %v", err)
 		}
-		b.Logf("CPU profile of our proxy streaming %d bodies in %s", b.N+1, profile)
+		b.Logf("CPU profile of our proxy streaming the bodies in %s", profile)
 	}
 	ratio := func(x, y string) []float64 {
 		var q []float64
