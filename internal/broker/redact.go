@@ -870,21 +870,24 @@ func newGramFilter(keys int) gramFilter {
 // bitOf[i] is bit i of a byte.
 var bitOf = [8]byte{1, 2, 4, 8, 16, 32, 64, 128}
 
-// probe returns the two bits of k: bits 32 and up of two multiplicative
-// hashes, which depend on every bit of k.
-func (f gramFilter) probe(k uint32) (uint64, uint64) {
-	return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & f.mask, uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & f.mask
-}
+// gramBitA and gramBitB are the two bits of k in a filter of mask+1 bits:
+// bits 32 and up of two multiplicative hashes, which depend on every bit
+// of k. They are apart so that a probe computes the second only when the
+// first bit is set.
+func gramBitA(k uint32, mask uint64) uint64 { return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & mask }
+func gramBitB(k uint32, mask uint64) uint64 { return uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & mask }
+
+// isSet reports whether bit i of bits is set.
+func isSet(bits []byte, i uint64) bool { return bits[i>>3]&bitOf[i&7] != 0 }
 
 func (f gramFilter) add(k uint32) {
-	a, b := f.probe(k)
+	a, b := gramBitA(k, f.mask), gramBitB(k, f.mask)
 	f.bits[a>>3] |= bitOf[a&7]
 	f.bits[b>>3] |= bitOf[b&7]
 }
 
 func (f gramFilter) has(k uint32) bool {
-	a, b := f.probe(k)
-	return f.bits[a>>3]&bitOf[a&7] != 0 && f.bits[b>>3]&bitOf[b&7] != 0
+	return isSet(f.bits, gramBitA(k, f.mask)) && isSet(f.bits, gramBitB(k, f.mask))
 }
 
 // gramSkip is a skip index (as in Wu-Manber): grams holds every 4-gram of
@@ -937,16 +940,12 @@ func (g gramSkip) blocks(pass []int32, text []byte) blockList {
 //
 //go:noinline
 func (f gramFilter) next(text []byte, p, end, s int) int {
+	// has, with the filter's fields in locals (registers) and the 4 bytes
+	// sliced as 4: the loop runs once per stride bytes of every body.
 	bits, mask := f.bits, f.mask
 	for ; p < end; p += s {
-		// has, written out so that the second hash is computed only for
-		// the few 4-grams whose first bit is set.
-		k := uint64(binary.LittleEndian.Uint32(text[p : p+4]))
-		a := k * 0x9E3779B97F4A7C15 >> 32 & mask
-		if bits[a>>3]&bitOf[a&7] == 0 {
-			continue
-		}
-		if b := k * 0xC2B2AE3D27D4EB4F >> 32 & mask; bits[b>>3]&bitOf[b&7] != 0 {
+		k := binary.LittleEndian.Uint32(text[p : p+4])
+		if isSet(bits, gramBitA(k, mask)) && isSet(bits, gramBitB(k, mask)) {
 			return p
 		}
 	}
