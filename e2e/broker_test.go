@@ -313,6 +313,13 @@ func startProxy(t *testing.T, v *Vault) (addr, token string) {
 // Cleanup interrupts it and waits for it.
 func launchProxy(tb testing.TB, env []string, dir string, args ...string) (cmd *exec.Cmd, addr, token string) {
 	tb.Helper()
+	return launchProxyOf(tb, binary, env, dir, args...)
+}
+
+// launchProxyOf is launchProxy with another agentsecrets executable (a
+// benchmark's build of the base tree).
+func launchProxyOf(tb testing.TB, binary string, env []string, dir string, args ...string) (cmd *exec.Cmd, addr, token string) {
+	tb.Helper()
 	cmd = exec.Command(binary, append([]string{"proxy", "start", "--port", "0"}, args...)...)
 	cmd.Env, cmd.Dir = env, dir
 	stderr, _ := cmd.StderrPipe()

@@ -186,6 +186,7 @@ type xprocRig struct {
 	proxy               *exec.Cmd
 	env, proxyArgs      []string
 	upURL               string
+	upPID               int
 }
 
 // newXProcRig starts the processes. The vault is on the Secret Service
@@ -199,7 +200,7 @@ func newXProcRig(b *testing.B) *xprocRig {
 	r := &xprocRig{keychain: os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "", proxyArgs: []string{"--max-response", "1073741824"}}
 	var floorURL string
 	var floorPID int
-	r.upURL, _ = startXProc(b, "upstream")
+	r.upURL, r.upPID = startXProc(b, "upstream")
 	floorURL, floorPID = startXProc(b, "floor", xprocTargetEnv+"="+r.upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
 	r.env = append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
 	r.direct = &xprocSide{name: "direct", req: func(path string) *http.Request {
@@ -217,9 +218,14 @@ func newXProcRig(b *testing.B) *xprocRig {
 
 // startProxy starts our proxy, with extra environment.
 func (r *xprocRig) startProxy(b *testing.B, extra ...string) {
-	cmd, addr, token := launchProxy(b, append(slices.Clone(r.env), extra...), "", r.proxyArgs...)
-	r.proxy = cmd
-	r.ours = &xprocSide{name: "ours", pid: cmd.Process.Pid, req: func(path string) *http.Request {
+	r.proxy, r.ours = r.launch(b, "ours", binary, append(slices.Clone(r.env), extra...))
+}
+
+// launch starts `proxy start` of the executable bin in env and returns it
+// and the side that sends requests through it.
+func (r *xprocRig) launch(b *testing.B, name, bin string, env []string) (*exec.Cmd, *xprocSide) {
+	cmd, addr, token := launchProxyOf(b, bin, env, "", r.proxyArgs...)
+	return cmd, &xprocSide{name: name, pid: cmd.Process.Pid, req: func(path string) *http.Request {
 		req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
 		req.Header.Set("X-AS-Session-Token", token)
 		req.Header.Set("X-AS-Target-URL", r.upURL+path)
@@ -419,6 +425,178 @@ func BenchmarkProxyXProcProfile(b *testing.B) {
 	}
 }
 
+// BenchmarkProxyXProcBody is the 100 MB body of BenchmarkProxyXProc on its
+// own, for working on that path: b.N rounds, in each the body once through
+// every side, the side that goes first rotating; it reports the medians of
+// the per-round MB/s and of their ratios, each proxy's peak RSS while
+// streaming, and CPU time per body (utime+stime from /proc/PID/stat over
+// all rounds) of each proxy, of the upstream and of this process (the
+// client) while that proxy streamed.
+//
+// With XPROC_BASE_BINARY set to another build of agentsecrets (the base
+// tree's), a third side, "base", runs that build's proxy (its own vault
+// home) beside ours and the floor, so old and new are measured in the same
+// rounds. With XPROC_CPUPROFILE set, our proxy runs under
+// AGENTSECRETS_CPUPROFILE and leaves its profile there when it stops; with
+// XPROC_BODY_STRACE set (and strace installed), one more body through each
+// side runs under strace first, and the log shows each side's system calls
+// while streaming it (counts), then its reads and writes by file
+// descriptor: calls, bytes and the mean size.
+func BenchmarkProxyXProcBody(b *testing.B) {
+	r := newXProcRig(b)
+	profile := os.Getenv("XPROC_CPUPROFILE")
+	if profile != "" {
+		if abs, err := filepath.Abs(profile); err == nil {
+			profile = abs
+		}
+		r.proxy.Process.Signal(os.Interrupt)
+		r.proxy.Wait()
+		r.startProxy(b, "AGENTSECRETS_CPUPROFILE="+profile)
+	}
+	sides := []*xprocSide{r.ours, r.floor}
+	if bin := os.Getenv("XPROC_BASE_BINARY"); bin != "" {
+		env := append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
+		_, base := r.launch(b, "base", bin, env)
+		sides = append(sides, base)
+	}
+	big := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true}}
+	body := func(s *xprocSide) float64 {
+		t0 := time.Now()
+		n, err := s.do(big, "/big")
+		if err != nil || n != xprocBodySize {
+			b.Fatalf("%s: 100 MB body: %d bytes, %v", s.name, n, err)
+		}
+		return float64(n) / time.Since(t0).Seconds() / 1e6
+	}
+	for _, s := range sides {
+		body(s) // warm: connections, the value cache, the reader's buffers
+	}
+	if _, err := exec.LookPath("strace"); err == nil && os.Getenv("XPROC_BODY_STRACE") != "" {
+		for _, s := range sides {
+			counts := straceDuring(b, s, func() { body(s) })
+			b.Logf("%s, system calls while streaming the body:\n%s", s.name, counts)
+			calls := straceDuring(b, s, func() { body(s) }, "-e", "trace=read,write,writev,recvfrom,sendto,sendmsg,recvmsg", "-s", "0")
+			b.Logf("%s, reads and writes while streaming the body:\n%s", s.name, ioSizes(calls))
+		}
+	}
+	speeds := map[string][]float64{}
+	peak := map[string]float64{}
+	// CPU time over all rounds, per side: the proxy's, the upstream's and
+	// this process's (the client's) while that side streamed.
+	cpu := map[string]*[3]time.Duration{}
+	for _, s := range sides {
+		cpu[s.name] = &[3]time.Duration{}
+	}
+	b.ResetTimer()
+	for round := range b.N {
+		for k := range sides {
+			s := sides[(round+k)%len(sides)]
+			os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", s.pid), []byte("5"), 0)
+			pids := [3]int{s.pid, r.upPID, os.Getpid()}
+			var before [3]time.Duration
+			for i, pid := range pids {
+				before[i], _ = procCPU(pid)
+			}
+			speeds[s.name] = append(speeds[s.name], body(s))
+			for i, pid := range pids {
+				after, _ := procCPU(pid)
+				cpu[s.name][i] += after - before[i]
+			}
+			peak[s.name] = max(peak[s.name], procStatus(s.pid, "VmHWM"))
+		}
+	}
+	b.StopTimer()
+	big.CloseIdleConnections()
+	if profile != "" {
+		r.proxy.Process.Signal(os.Interrupt)
+		if err := r.proxy.Wait(); err != nil {
+			b.Fatalf("the profiled proxy: %v", err)
+		}
+		b.Logf("CPU profile of our proxy streaming the bodies in %s", profile)
+	}
+	ratio := func(x, y string) []float64 {
+		var q []float64
+		for i := range speeds[x] {
+			q = append(q, speeds[x][i]/speeds[y][i])
+		}
+		return q
+	}
+	b.Logf("per-round ours/floor: %.3f", ratio("ours", "floor"))
+	b.ReportMetric(mid(ratio("ours", "floor")), "body_MBps_ours/floor")
+	if _, ok := speeds["base"]; ok {
+		b.Logf("per-round base/floor: %.3f", ratio("base", "floor"))
+		b.Logf("per-round ours/base: %.3f", ratio("ours", "base"))
+		b.ReportMetric(mid(ratio("base", "floor")), "body_MBps_base/floor")
+		b.ReportMetric(mid(ratio("ours", "base")), "body_MBps_ours/base")
+	}
+	perBody := func(d time.Duration) float64 { return float64(d.Milliseconds()) / float64(b.N) }
+	for _, s := range sides {
+		b.ReportMetric(mid(speeds[s.name]), s.name+"_MB/s")
+		b.ReportMetric(peak[s.name], s.name+"_stream_rss_MB")
+		c := cpu[s.name]
+		b.ReportMetric(perBody(c[0]), s.name+"_cpu_ms/body")
+		b.ReportMetric(perBody(c[1]), s.name+"_upstream_cpu_ms/body")
+		b.ReportMetric(perBody(c[2]), s.name+"_client_cpu_ms/body")
+	}
+}
+
+// ioSizes sums strace's lines of reads and writes (strace -f -e
+// trace=...) by call and file descriptor: calls, bytes and mean size,
+// most bytes first.
+func ioSizes(trace []byte) string {
+	type sum struct {
+		key          string
+		calls, bytes int64
+	}
+	sums := map[string]*sum{}
+	pending := map[string]string{} // pid -> "call fd" of an unfinished call
+	for _, line := range strings.Split(string(trace), "\n") {
+		pid, rest, _ := strings.Cut(line, " ")
+		rest = strings.TrimSpace(rest)
+		var key string
+		switch {
+		case strings.HasPrefix(rest, "<... "):
+			key = pending[pid]
+			delete(pending, pid)
+		default:
+			call, args, ok := strings.Cut(rest, "(")
+			if !ok {
+				continue
+			}
+			fd, _, _ := strings.Cut(args, ",")
+			key = call + " fd" + fd
+			if strings.HasSuffix(rest, "<unfinished ...>") {
+				pending[pid] = key
+				continue
+			}
+		}
+		i := strings.LastIndex(rest, "= ")
+		if key == "" || i < 0 {
+			continue
+		}
+		ret, _, _ := strings.Cut(rest[i+2:], " ")
+		n, err := strconv.ParseInt(ret, 10, 64)
+		if err != nil || n < 0 {
+			continue
+		}
+		if sums[key] == nil {
+			sums[key] = &sum{key: key}
+		}
+		sums[key].calls++
+		sums[key].bytes += n
+	}
+	var all []*sum
+	for _, s := range sums {
+		all = append(all, s)
+	}
+	slices.SortFunc(all, func(a, b *sum) int { return int(b.bytes - a.bytes) })
+	var w strings.Builder
+	for _, s := range all {
+		fmt.Fprintf(&w, "  %-14s %7d calls %11d bytes, mean %d\n", s.key, s.calls, s.bytes, s.bytes/s.calls)
+	}
+	return w.String()
+}
+
 // BenchmarkProxyXProcTrace writes runtime execution traces of our proxy
 // and of the floor (both through AGENTSECRETS_TRACE) under the 1-client
 // load of BenchmarkProxyXProc, to ours.trace and floor.trace in
@@ -495,30 +673,10 @@ func BenchmarkProxyXProcTrace(b *testing.B) {
 // per request, most frequent first ("write 2.00 read 2.00 ..."), and their
 // total. strace slows the process down; the counts do not depend on that.
 func xprocSyscalls(b *testing.B, s *xprocSide) (string, float64) {
-	out := filepath.Join(b.TempDir(), "strace-"+s.name)
-	st := exec.Command("strace", "-f", "-c", "-o", out, "-p", strconv.Itoa(s.pid))
-	stderr, err := st.StderrPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := st.Start(); err != nil {
-		b.Fatal(err)
-	}
-	// strace says "Process N attached" per thread once it traces them.
-	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
-		b.Fatalf("strace -p %d did not attach: %v", s.pid, err)
-	}
-	go io.Copy(io.Discard, stderr)
-	time.Sleep(200 * time.Millisecond)
-	res := xprocLoad(s, xprocClients, benchSeconds("XPROC_STRACE_SECONDS", 2))
-	st.Process.Signal(os.Interrupt)
-	st.Wait()
+	var res xprocLoadResult
+	table := straceDuring(b, s, func() { res = xprocLoad(s, xprocClients, benchSeconds("XPROC_STRACE_SECONDS", 2)) })
 	if res.err != nil {
 		b.Fatal(res.err)
-	}
-	table, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
 	}
 	type count struct {
 		name  string
@@ -557,6 +715,39 @@ func xprocSyscalls(b *testing.B, s *xprocSide) (string, float64) {
 		}
 	}
 	return w.String(), total
+}
+
+// straceDuring runs work with strace attached to s's process (all its
+// threads, -f) and returns strace's output: with -c, as for xprocSyscalls,
+// a table of counts; with other flags (-e trace=read,write), one line per
+// call.
+func straceDuring(b *testing.B, s *xprocSide, work func(), flags ...string) []byte {
+	out := filepath.Join(b.TempDir(), "strace-"+s.name)
+	if len(flags) == 0 {
+		flags = []string{"-c"}
+	}
+	st := exec.Command("strace", append(append([]string{"-f", "-o", out}, flags...), "-p", strconv.Itoa(s.pid))...)
+	stderr, err := st.StderrPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := st.Start(); err != nil {
+		b.Fatal(err)
+	}
+	// strace says "Process N attached" per thread once it traces them.
+	if _, err := bufio.NewReader(stderr).ReadString('\n'); err != nil {
+		b.Fatalf("strace -p %d did not attach: %v", s.pid, err)
+	}
+	go io.Copy(io.Discard, stderr)
+	time.Sleep(200 * time.Millisecond)
+	work()
+	st.Process.Signal(os.Interrupt)
+	st.Wait()
+	table, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return table
 }
 
 // xprocLoadResult is one load run against one side.

@@ -70,7 +70,9 @@ func (c *canonBuf) canon(in []byte, track bool) []byte {
 	cur := in
 	c.nmaps = 0
 	slot := 0
-	if hasEscape(cur) {
+	esc, white := textClasses(in)
+	decoded := false
+	if esc {
 		for range canonRounds {
 			var m []seg
 			if track {
@@ -85,17 +87,21 @@ func (c *canonBuf) canon(in []byte, track bool) []byte {
 				c.maps[c.nmaps] = m
 				c.nmaps++
 			}
-			cur = dst
+			cur, decoded = dst, true
 			slot ^= 1
 			if !hasEscape(cur) {
 				break
 			}
 		}
+		if decoded {
+			// Decoding can write whitespace (%20, \n).
+			white = hasWhitespace(cur)
+		}
 	}
 	// The last pass drops whitespace and SSE framing. It runs over every
 	// byte of every body: it finds whitespace 8 bytes at a time and copies
 	// the stretches between, and a body without whitespace is its own view.
-	if !track && !hasWhitespace(cur) {
+	if !track && !white {
 		return cur
 	}
 	dst := slices.Grow(c.bufs[2][:0], len(cur))
@@ -199,15 +205,36 @@ const (
 	whitespaceBytes = " \n\t\r"
 )
 
-func hasWhitespace(b []byte) bool {
-	f := newByteFinder(whitespaceBytes)
-	return f.find(b, 0) < len(b)
-}
+func hasWhitespace(b []byte) bool { return hasAnyByte(b, whitespaceBytes) }
 
 // hasEscape reports whether b has a byte that can start an escape.
-func hasEscape(b []byte) bool {
-	f := newByteFinder(escapeBytes)
-	return f.find(b, 0) < len(b)
+func hasEscape(b []byte) bool { return hasAnyByte(b, escapeBytes) }
+
+func hasAnyByte(b []byte, chars string) bool {
+	for i := range len(chars) {
+		if bytes.IndexByte(b, chars[i]) >= 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// classPiece is how much of a text textClasses searches for all eight
+// bytes before it moves on: a piece stays in the first-level cache across
+// the eight searches, where eight searches over a whole reader window (up
+// to 2 MB) would each bring it from further out.
+const classPiece = 16 << 10
+
+// textClasses reports whether b has a byte that can start an escape, and
+// whether it has whitespace.
+func textClasses(b []byte) (esc, white bool) {
+	for len(b) > 0 && !(esc && white) {
+		p := b[:min(len(b), classPiece)]
+		b = b[len(p):]
+		esc = esc || hasAnyByte(p, escapeBytes)
+		white = white || hasAnyByte(p, whitespaceBytes)
+	}
+	return esc, white
 }
 
 // decodeRound is one greedy left-to-right pass of the escape decoder over

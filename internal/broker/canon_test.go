@@ -237,3 +237,33 @@ func TestCanonRawRange(t *testing.T) {
 		}
 	}
 }
+
+// TestTextClasses: textClasses looks at a text a piece at a time; a byte
+// that starts an escape, or whitespace, is found in any piece, at either
+// end of one, and the canonical view of a text of several pieces with one
+// such byte is what decoding it and dropping its whitespace give.
+func TestTextClasses(t *testing.T) {
+	n := 3*classPiece + 7
+	for _, c := range []byte(escapeBytes + whitespaceBytes) {
+		wantEsc := strings.IndexByte(escapeBytes, c) >= 0
+		for _, at := range []int{0, classPiece - 1, classPiece, 2*classPiece + 1, n - 1} {
+			text := bytes.Repeat([]byte{'a'}, n)
+			text[at] = c
+			if esc, white := textClasses(text); esc != wantEsc || white == wantEsc {
+				t.Errorf("%q at %d of %d: escape %v, whitespace %v", c, at, n, esc, white)
+			}
+		}
+	}
+	if esc, white := textClasses(bytes.Repeat([]byte{'a'}, n)); esc || white {
+		t.Errorf("plain text: escape %v, whitespace %v", esc, white)
+	}
+	// A space at the start of the last piece, and an escape that decodes
+	// to one at the end of the first.
+	text := bytes.Repeat([]byte{'a'}, n)
+	copy(text[classPiece-3:], "%20")
+	text[3*classPiece] = ' '
+	var c canonBuf
+	if got := c.canon(text, false); !bytes.Equal(got, bytes.Repeat([]byte{'a'}, n-4)) {
+		t.Errorf("canon of a text of %d bytes with %%20 and a space: %d bytes, not the %d letters", n, len(got), n-4)
+	}
+}

@@ -140,7 +140,7 @@ type Redactor struct {
 
 	scratch *sync.Pool // *scanScratch for Bytes
 	bufs    *sync.Pool
-	// chunks are a StreamReader's read buffers (*[]byte, redactReadSize).
+	// chunks are a StreamReader's read buffers (*[]byte, streamChunkSize).
 	chunks *sync.Pool
 
 	// nvalues is how many values NewRedactor was given (hit indexes are
@@ -879,21 +879,24 @@ func newGramFilter(keys int) gramFilter {
 // bitOf[i] is bit i of a byte.
 var bitOf = [8]byte{1, 2, 4, 8, 16, 32, 64, 128}
 
-// probe returns the two bits of k: bits 32 and up of two multiplicative
-// hashes, which depend on every bit of k.
-func (f gramFilter) probe(k uint32) (uint64, uint64) {
-	return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & f.mask, uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & f.mask
-}
+// gramBitA and gramBitB are the two bits of k in a filter of mask+1 bits:
+// bits 32 and up of two multiplicative hashes, which depend on every bit
+// of k. They are apart so that a probe computes the second only when the
+// first bit is set.
+func gramBitA(k uint32, mask uint64) uint64 { return uint64(k) * 0x9E3779B97F4A7C15 >> 32 & mask }
+func gramBitB(k uint32, mask uint64) uint64 { return uint64(k) * 0xC2B2AE3D27D4EB4F >> 32 & mask }
+
+// isSet reports whether bit i of bits is set.
+func isSet(bits []byte, i uint64) bool { return bits[i>>3]&bitOf[i&7] != 0 }
 
 func (f gramFilter) add(k uint32) {
-	a, b := f.probe(k)
+	a, b := gramBitA(k, f.mask), gramBitB(k, f.mask)
 	f.bits[a>>3] |= bitOf[a&7]
 	f.bits[b>>3] |= bitOf[b&7]
 }
 
 func (f gramFilter) has(k uint32) bool {
-	a, b := f.probe(k)
-	return f.bits[a>>3]&bitOf[a&7] != 0 && f.bits[b>>3]&bitOf[b&7] != 0
+	return isSet(f.bits, gramBitA(k, f.mask)) && isSet(f.bits, gramBitB(k, f.mask))
 }
 
 // gramSkip is a skip index (as in Wu-Manber): grams holds every 4-gram of
@@ -946,8 +949,12 @@ func (g gramSkip) blocks(pass []int32, text []byte) blockList {
 //
 //go:noinline
 func (f gramFilter) next(text []byte, p, end, s int) int {
+	// has, with the filter's fields in locals (registers) and the 4 bytes
+	// sliced as 4: the loop runs once per stride bytes of every body.
+	bits, mask := f.bits, f.mask
 	for ; p < end; p += s {
-		if f.has(binary.LittleEndian.Uint32(text[p:])) {
+		k := binary.LittleEndian.Uint32(text[p : p+4])
+		if isSet(bits, gramBitA(k, mask)) && isSet(bits, gramBitB(k, mask)) {
 			return p
 		}
 	}
@@ -976,12 +983,24 @@ func (r *Redactor) newReader(src io.Reader, pause time.Duration) *RedactReader {
 	return &RedactReader{r: r, src: src, pause: pause}
 }
 
-// redactReadSize is how much a RedactReader asks its source for at a time,
-// and so the most a Read or WriteTo releases at once: large enough that a
-// big body costs few system calls on both sides (a front end writes each
-// chunk with one Write), small enough that a reader's buffers stay well
-// under a megabyte.
-const redactReadSize = 256 << 10
+// redactReadSize is the most a Reader asks its source for at a time, and so
+// the most a Read or WriteTo releases at once. A big body is read and
+// written on in units of this size (a front end writes each with one
+// Write), and the socket calls on both sides are what a fast big body costs
+// a proxy beyond the scan: streaming 100 MB across processes on loopback
+// (BenchmarkProxyXProcBody in e2e), 1 MB units took the proxy a quarter to
+// a third less CPU than 256 KB units, 2 MB units about a seventh less again,
+// and 64 KB units more. Only a body that keeps filling the reads gets there
+// (see fill): a reader's window, and its output buffer if an echo is
+// redacted, are then 2 MB each, while a small response's stay at
+// redactFirstRead.
+const redactReadSize = 2 << 20
+
+// streamChunkSize is a StreamReader's read size: its reading goroutine
+// holds two buffers of this size from the start, for as long as the stream
+// lasts (an event stream may stay open for hours), so it is kept below
+// redactReadSize.
+const streamChunkSize = 256 << 10
 
 // redactFirstRead is the size of a Reader's first read from its source.
 const redactFirstRead = 32 << 10
@@ -1171,7 +1190,7 @@ func (rr *RedactReader) fill() error {
 			k, err = 0, fmt.Errorf("broker: source returned an invalid count %d", k)
 		}
 		if k == want {
-			rr.want = min(2*want, rr.r.maxRead())
+			rr.want = min(2*want, rr.maxRead())
 		}
 		rr.n += k
 		if err != nil {
@@ -1382,7 +1401,7 @@ func (r *Redactor) getChunk() []byte {
 			return *b
 		}
 	}
-	return make([]byte, redactReadSize)
+	return make([]byte, streamChunkSize)
 }
 
 func (r *Redactor) putChunk(b []byte) {
@@ -1405,10 +1424,16 @@ func (r *Redactor) getBufs() (in, out []byte, sc *scanScratch) {
 	return make([]byte, r.window(redactFirstRead)), nil, &scanScratch{}
 }
 
-// maxRead is the largest read a reader makes: redactReadSize, or twice the
-// hold-back for very long values, so that context and hold-back cost at
-// most as much scanning again as the new bytes.
-func (r *Redactor) maxRead() int { return max(redactReadSize, 2*r.hold) }
+// maxRead is the largest read a reader makes (a StreamReader's goroutine
+// reads streamChunkSize): redactReadSize, or twice the hold-back for very
+// long values, so that context and hold-back cost at most as much scanning
+// again as the new bytes.
+func (rr *RedactReader) maxRead() int {
+	if rr.pause > 0 {
+		return max(streamChunkSize, 2*rr.r.hold)
+	}
+	return max(redactReadSize, 2*rr.r.hold)
+}
 
 // window is the size of a window buffer for reads of up to read bytes:
 // hold bytes of context, hold bytes held back and the read.
@@ -1422,7 +1447,7 @@ func (rr *RedactReader) grow(k int) {
 	if len(rr.buf)-rr.n >= k {
 		return
 	}
-	nb := make([]byte, rr.r.window(rr.r.maxRead()))
+	nb := make([]byte, rr.r.window(rr.maxRead()))
 	copy(nb, rr.buf[:rr.n])
 	clear(rr.buf[:rr.dirty])
 	rr.buf, rr.dirty = nb, rr.n

@@ -5,17 +5,22 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
 
 // TestRedactLargeChunkBoundaries: readers read and release up to
-// redactReadSize (256 KB) at a time, starting at redactFirstRead and
-// doubling. A value, in each of its forms, that straddles one of those
-// units (the source offsets 32, 96, 128, 224 and 256 KB, and a source that
-// delivers exactly 128 or 256 KB per Read), or ends the body, whole or cut
-// off, comes out as from the one-shot Bytes: redacted, through Read and
-// through WriteTo, from a Reader and a StreamReader.
+// redactReadSize (2 MB) at a time, starting at redactFirstRead (32 KB) and
+// doubling, and a StreamReader reads streamChunkSize (256 KB). A value, in
+// each of its forms, that straddles one of those units (the source offsets
+// 32, 96, 128, 224 and 256 KB, and a source that delivers exactly 128 or
+// 256 KB per Read), or ends the body, whole or cut off, comes out as from
+// the one-shot Bytes: redacted, through Read and through WriteTo, from a
+// Reader and a StreamReader. So does a value across the units a Reader
+// reaches only later (480, 992, 2016 and 4064 KB, and a source that
+// delivers exactly 2 MB per Read), in a few of its forms: the bodies are
+// large.
 func TestRedactLargeChunkBoundaries(t *testing.T) {
 	rng := rand.New(rand.NewPCG(13, 13))
 	v := rdCanary(rng)
@@ -25,12 +30,11 @@ func TestRedactLargeChunkBoundaries(t *testing.T) {
 		name string
 		mk   func(in []byte) io.Reader
 	}
-	sources := []source{
-		{"whole", func(in []byte) io.Reader { return bytes.NewReader(in) }},
-		{"128KB reads", func(in []byte) io.Reader { return &rdChunkReader{data: in, sizes: []int{128 << 10}} }},
-		{"256KB reads", func(in []byte) io.Reader { return &rdChunkReader{data: in, sizes: []int{256 << 10}} }},
+	chunked := func(name string, size int) source {
+		return source{name, func(in []byte) io.Reader { return &rdChunkReader{data: in, sizes: []int{size}} }}
 	}
-	check := func(name string, in []byte) {
+	whole := source{"whole", func(in []byte) io.Reader { return bytes.NewReader(in) }}
+	check := func(name string, in []byte, sources ...source) {
 		t.Helper()
 		want, hit := r.Bytes(in)
 		if !hit {
@@ -55,21 +59,61 @@ func TestRedactLargeChunkBoundaries(t *testing.T) {
 			sr.Release()
 		}
 	}
+	small := []source{whole, chunked("128KB reads", 128<<10), chunked("256KB reads", 256<<10)}
 	for _, form := range rdFormTable {
 		f := []byte(form.enc(v))
 		for _, at := range []int{32 << 10, 96 << 10, 128 << 10, 224 << 10, 256 << 10} {
 			for _, cut := range []int{1, len(f) / 2, len(f) - 1} {
 				in := append(append(filler(at-cut), f...), filler(4096)...)
-				check(fmt.Sprintf("%s across %d KB (%d bytes before)", form.name, at>>10, cut), in)
+				check(fmt.Sprintf("%s across %d KB (%d bytes before)", form.name, at>>10, cut), in, small...)
 			}
 			// The body ends with the form, or with its first half (the
 			// start of an echo cut off by the end).
-			check(fmt.Sprintf("%s ends a %d KB body", form.name, at>>10), append(filler(at-len(f)), f...))
+			check(fmt.Sprintf("%s ends a %d KB body", form.name, at>>10), append(filler(at-len(f)), f...), small...)
 			if len(f)/2 >= trailingMin {
-				check(fmt.Sprintf("%s half ends a %d KB body", form.name, at>>10), append(filler(at-len(f)/2), f[:len(f)/2]...))
+				check(fmt.Sprintf("%s half ends a %d KB body", form.name, at>>10), append(filler(at-len(f)/2), f[:len(f)/2]...), small...)
 			}
 		}
 	}
+	large := []source{whole, chunked("2MB reads", 2<<20)}
+	for _, form := range rdFormTable[:2] {
+		f := []byte(form.enc(v))
+		for _, at := range []int{480 << 10, 992 << 10, 2016 << 10, 4064 << 10} {
+			in := append(append(filler(at-len(f)/2), f...), filler(4096)...)
+			check(fmt.Sprintf("%s across %d KB", form.name, at>>10), in, large...)
+		}
+	}
+}
+
+// TestRedactReaderWritesLargeUnits: a body that keeps filling a Reader's
+// reads reaches WriteTo's writer in units of 2 MB (less the hold-back), not
+// the 256 KB of before: fewer, larger socket calls on both sides are most
+// of what a proxy saves on a big body (see redactReadSize). The
+// StreamReader's chunks stay at 256 KB: it holds two from the start.
+func TestRedactReaderWritesLargeUnits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 15))
+	r := NewRedactor([][]byte{rdCanary(rng)})
+	body := []byte(rdRandString(rng, rdAlnum, 9<<20))
+	rr := r.Reader(bytes.NewReader(body))
+	defer rr.Release()
+	var w rdWriteSizes
+	if n, err := rr.WriteTo(&w); err != nil || n != int64(len(body)) {
+		t.Fatalf("WriteTo: %d, %v", n, err)
+	}
+	if got := slices.Max(w.sizes); got < 2<<20-r.hold {
+		t.Errorf("largest write %d bytes, want at least 2 MB less the hold-back (%d); writes %v", got, 2<<20-r.hold, w.sizes)
+	}
+	if got := len(r.getChunk()); got != 256<<10 {
+		t.Errorf("StreamReader chunk of %d bytes, want 256 KB", got)
+	}
+}
+
+// rdWriteSizes records the size of every Write.
+type rdWriteSizes struct{ sizes []int }
+
+func (w *rdWriteSizes) Write(p []byte) (int, error) {
+	w.sizes = append(w.sizes, len(p))
+	return len(p), nil
 }
 
 // TestRedactReleaseWipesWhatWasWritten: Release wipes only as far as the

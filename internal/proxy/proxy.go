@@ -165,7 +165,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 // body of unknown length) it flushes after every chunk so events reach the
 // client as they arrive; otherwise the server's own buffering saves a
 // write per response. The broker's body is a *broker.RedactReader, whose
-// WriteTo writes each redacted chunk (up to 256 KB) from its own buffer:
+// WriteTo writes each redacted chunk (up to 2 MB) from its own buffer:
 // no buffer here, and one Write per chunk.
 func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
 	// Not w itself: its ReadFrom would copy through a 32 KB buffer of its
