@@ -82,10 +82,11 @@ func commandField(args []string) (field int, ok bool) {
 	return -1, version
 }
 
-// warmKeychain starts connecting to the keychain (vault.Store.Warm) before
-// the command line is parsed when it names a command that always reads a
-// value: kong's parse then overlaps the connection and the daemon's
-// greeting. The Store it opens is the one the command uses (Env.Store
+// warmKeychain starts connecting to the keychain (vault.Store.Warm) and
+// reading the index (vault.Store.PrefetchIndex) before the command line is
+// parsed when it names a command that always reads a value: kong's parse
+// then overlaps the connection, the daemon's greeting and the index's
+// decode. The Store it opens is the one the command uses (Env.Store
 // depends on the environment only). A command line that turns out not to
 // parse leaves a connection nobody uses, which ends with the process.
 func warmKeychain(args []string, env *Env) {
@@ -97,7 +98,9 @@ func warmKeychain(args []string, env *Env) {
 		return
 	}
 	if name := flagName(reflect.TypeFor[CLI]().Field(field)); name == "call" || name == "env" {
-		_, _ = env.storeToRead()
+		if st, err := env.storeToRead(); err == nil {
+			st.PrefetchIndex()
+		}
 	}
 }
 

@@ -77,6 +77,8 @@ type Store struct {
 	sharedMu  sync.Mutex
 	sharedRaw []byte
 	shared    *Index
+	// sharedDecodes counts SharedIndex's decodes.
+	sharedDecodes atomic.Uint64
 }
 
 // Open reads the config of an initialised vault. It touches no backend.
@@ -125,8 +127,19 @@ func (s *Store) SharedIndex() (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.sharedDecodes.Add(1)
 	s.shared, s.sharedRaw = ix, b
 	return ix, nil
+}
+
+// PrefetchIndex reads and decodes the index in the background, for a
+// one-shot command that is about to need it: the decode, most of a cold
+// process's first read of the index, then overlaps parsing the command
+// line, and the command's own SharedIndex finds it done (or waits for it,
+// rather than decoding the same bytes again). A failure is left for that
+// SharedIndex to report.
+func (s *Store) PrefetchIndex() {
+	go func() { _, _ = s.SharedIndex() }()
 }
 
 // Warm starts connecting to the keychain in the background, for a command

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"runtime"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/secret"
@@ -13,6 +14,26 @@ import (
 // TestSharedIndex: SharedIndex decodes index.json once per content and sees
 // every change, whoever made it — this Store, another Store (process) on the
 // same vault, or a replacement with the same size and modification time.
+// TestPrefetchIndex: the index a prefetch decoded is the one the next
+// SharedIndex returns, with no second decode.
+func TestPrefetchIndex(t *testing.T) {
+	st := newTestStore(t)
+	st.PrefetchIndex()
+	for st.sharedDecodes.Load() == 0 {
+		runtime.Gosched() // the test's timeout bounds a prefetch that never decodes
+	}
+	ix, err := st.SharedIndex()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := st.sharedDecodes.Load(); n != 1 {
+		t.Errorf("%d decodes after a prefetch and a read of the same index, want 1", n)
+	}
+	if _, err := ix.Workspace(DefaultName); err != nil {
+		t.Errorf("prefetched index: %v", err)
+	}
+}
+
 func TestSharedIndex(t *testing.T) {
 	ctx := context.Background()
 	st := newTestStore(t)
