@@ -204,7 +204,9 @@ func (s *Session) apiCall(ctx context.Context, args json.RawMessage) (any, error
 		return nil, err
 	}
 	// The result gets a last scan for the values this request resolved.
-	req.Scan = func(r *broker.Redactor) { Touched(ctx, r.Bytes) }
+	req.Scan = func(redactor func() *broker.Redactor) {
+		Touched(ctx, func(b []byte) ([]byte, bool) { return redactor().Bytes(b) })
+	}
 	return s.cmds.Send(ctx, brk, req, in.Fail, s.rt.Async)
 }
 
