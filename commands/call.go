@@ -96,7 +96,7 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	req.Selection = sel.Selection
 	// The values are read by now and the response is a round trip away:
 	// the output guard's scanner is built meanwhile.
-	req.Scan = func(func() *broker.Redactor) { env.prepareScanner() }
+	req.Scan = func(*broker.Redactor) { env.prepareScanner() }
 	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
 	return c.send(env, b, req, start, nil)
 }

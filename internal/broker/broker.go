@@ -328,8 +328,8 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	}
 	redactor = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
 	if req.Scan != nil {
-		built := redactor
-		req.Scan(func() *Redactor { r, _ := built.get(); return r })
+		r, _ := redactor.get()
+		req.Scan(r)
 	}
 
 	timeout := req.Timeout

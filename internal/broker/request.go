@@ -74,12 +74,10 @@ type Request struct {
 	// broker's. Per request, so that a front end serving many callers
 	// keeps one broker (and one connection pool) whatever they ask.
 	MaxResponse int64
-	// Scan, if set, is called once this request's values are resolved,
-	// with a function that returns their redactor, so the front end can
-	// give its final output one more scan for them. The redactor is built
-	// while the request is in flight: the function waits for the build,
-	// and Scan should call it only when it scans, not before it returns.
-	Scan func(redactor func() *Redactor)
+	// Scan, if set, is handed the redactor of this request's values once
+	// they are resolved, so the front end can give its final output one
+	// more scan for them.
+	Scan func(*Redactor)
 	// Sent, if set, is handed each request as it goes upstream (once per
 	// redirect hop), injected values masked (see Sent).
 	Sent func(Sent)

@@ -204,9 +204,7 @@ func (s *Session) apiCall(ctx context.Context, args json.RawMessage) (any, error
 		return nil, err
 	}
 	// The result gets a last scan for the values this request resolved.
-	req.Scan = func(redactor func() *broker.Redactor) {
-		Touched(ctx, func(b []byte) ([]byte, bool) { return redactor().Bytes(b) })
-	}
+	req.Scan = func(r *broker.Redactor) { Touched(ctx, r.Bytes) }
 	return s.cmds.Send(ctx, brk, req, in.Fail, s.rt.Async)
 }
 
