@@ -155,8 +155,8 @@ type pipelinedBus struct {
 }
 
 // The answers to godbus's handshake (see Conn.Auth): the mechanism list,
-// then OK for EXTERNAL. The GUID is the daemon's own only once its OK is
-// read; godbus keeps it for nothing a client uses.
+// then OK for EXTERNAL. The GUID in that OK is a placeholder: the daemon's
+// own arrives later, and godbus uses the GUID for nothing a client needs.
 const (
 	busRejected = "REJECTED EXTERNAL\r\n"
 	busOK       = "OK 00000000000000000000000000000000\r\n"
