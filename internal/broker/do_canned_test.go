@@ -1,14 +1,22 @@
 package broker
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
 
 // cannedTransport answers every request with the same small JSON response
@@ -91,5 +99,61 @@ func TestDoCachesTargets(t *testing.T) {
 	want, _ := parseTarget(raw)
 	if *cached.url != *want.url || cached.hostPort != "127.0.0.1:8443" {
 		t.Errorf("cached target changed by the requests: %+v %+v, want %+v", cached, *cached.url, *want.url)
+	}
+}
+
+// recordingTransport is cannedTransport that keeps each outbound URL.
+type recordingTransport struct{ urls []string }
+
+func (rt *recordingTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rt.urls = append(rt.urls, r.URL.String())
+	return cannedTransport{}.RoundTrip(r)
+}
+
+// TestTargetCacheKeepsNoValue: a value injected into the query goes into
+// that request's own copy of the URL, never into the cached target, so it
+// is neither kept in memory past the request nor carried into the next
+// request's URL or audit record.
+func TestTargetCacheKeepsNoValue(t *testing.T) {
+	w := newWorld(t, map[string]string{"KEY": valA})
+	const upstream = "http://127.0.0.1:8443"
+	w.bind("KEY", upstream, func(b *policy.Binding) { b.Surfaces = policy.Surfaces; b.SetHeaderNames([]string{"api_key"}) })
+	rt := &recordingTransport{}
+	brk := New(Config{Store: w.st, Audit: w.log, Transport: rt})
+	raw := upstream + "/v1/balance?limit=3"
+	for range 2 {
+		resp, err := brk.Do(context.Background(), &Request{FrontEnd: audit.FrontEndCall, Selection: w.sel, Method: "GET", URL: raw,
+			Injections: []Injection{{Secret: "KEY", Style: StyleQuery, Field: "api_key"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		if err := resp.Close(nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i, u := range rt.urls {
+		if n := strings.Count(u, url.QueryEscape(valA)); n != 1 {
+			t.Errorf("request %d went out as %s: the value %d times, want once", i, u, n)
+		}
+	}
+	cached, ok := brk.targets.m[raw]
+	if !ok {
+		t.Fatal("the URL was not cached")
+	}
+	kept := cached.url.String() + " " + cached.hostPort
+	js, _ := json.Marshal(valA)
+	for _, form := range []string{valA, base64.StdEncoding.EncodeToString([]byte(valA)), base64.RawURLEncoding.EncodeToString([]byte(valA)),
+		hex.EncodeToString([]byte(valA)), url.QueryEscape(valA), string(js[1 : len(js)-1])} {
+		if strings.Contains(kept, form) {
+			t.Fatalf("the cached target holds the value (as %q): %s", form, kept)
+		}
+	}
+	logged, err := os.ReadFile(filepath.Join(w.dirs.State, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(logged, []byte(url.QueryEscape(valA))) || bytes.Contains(logged, []byte(valA)) {
+		t.Fatal("the audit log holds the value")
 	}
 }
