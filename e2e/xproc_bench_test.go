@@ -8,13 +8,9 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime/trace"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,19 +22,15 @@ import (
 // The three-process proxy benchmark. Users run a load client (the agent),
 // the proxy and the API as three processes on one machine, so that is what
 // BenchmarkProxyXProc measures: the benchmark process is the load client,
-// and the upstream and the floor (a bare httputil.ReverseProxy) are this
-// test binary re-executed with xprocServeEnv set, which TestMain turns into
-// a server instead of a test run. Re-executing the test binary rather than
-// building a helper costs no extra `go build` and keeps the servers next to
-// the benchmark that reads their output.
+// the upstream is this test binary re-executed with xprocServeEnv set,
+// which TestMain turns into a server instead of a test run, and the floor
+// is e2e/testdata/proxyfloor, a bare httputil.ReverseProxy built on its
+// own the way agentsecrets is (see its comment for why it is not this
+// binary too).
 
 const (
-	// xprocServeEnv makes TestMain serve: "upstream" or "floor".
+	// xprocServeEnv makes TestMain serve: "upstream" is the only mode.
 	xprocServeEnv = "AGENTSECRETS_E2E_XPROC_SERVE"
-	// xprocTargetEnv is the floor's upstream (http://host:port).
-	xprocTargetEnv = "AGENTSECRETS_E2E_XPROC_TARGET"
-	// xprocHeaderEnv is the Authorization header the floor injects.
-	xprocHeaderEnv = "AGENTSECRETS_E2E_XPROC_HEADER"
 
 	xprocBodySize = 100 << 20
 	xprocBalance  = `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`
@@ -50,74 +42,63 @@ const (
 // xprocServe is the whole life of a helper process: it prints its address
 // on stdout and serves until killed. It returns an exit status.
 func xprocServe(mode string) int {
-	var h http.Handler
-	switch mode {
-	case "upstream":
-		chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
-		mux := http.NewServeMux()
-		mux.HandleFunc("/v1/balance", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/json")
-			io.WriteString(w, xprocBalance)
-		})
-		mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Content-Type", "application/octet-stream")
-			w.Header().Set("Content-Length", strconv.Itoa(xprocBodySize))
-			for sent := 0; sent < xprocBodySize; sent += len(chunk) {
-				if _, err := w.Write(chunk); err != nil {
-					return
-				}
-			}
-		})
-		h = mux
-	case "floor":
-		target, err := url.Parse(os.Getenv(xprocTargetEnv))
-		if err != nil || target.Host == "" {
-			fmt.Fprintf(os.Stderr, "floor: bad %s: %v\n", xprocTargetEnv, err)
-			return 2
-		}
-		header := os.Getenv(xprocHeaderEnv)
-		// Idle connections for every load client: without them a bare
-		// proxy opens a connection per request at 16 clients and the
-		// floor is no floor.
-		h = &httputil.ReverseProxy{
-			Rewrite: func(r *httputil.ProxyRequest) {
-				r.SetURL(target)
-				r.Out.Header.Set("Authorization", header)
-			},
-			Transport: &http.Transport{Proxy: nil, MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: time.Minute},
-		}
-	default:
-		fmt.Fprintf(os.Stderr, "%s=%q: want upstream or floor\n", xprocServeEnv, mode)
+	if mode != "upstream" {
+		fmt.Fprintf(os.Stderr, "%s=%q: want upstream\n", xprocServeEnv, mode)
 		return 2
 	}
+	chunk := []byte(strings.Repeat("0123456789abcdef", 4096))
+	mux := http.NewServeMux()
+	mux.HandleFunc("/v1/balance", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, xprocBalance)
+	})
+	mux.HandleFunc("/big", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Header().Set("Content-Length", strconv.Itoa(xprocBodySize))
+		for sent := 0; sent < xprocBodySize; sent += len(chunk) {
+			if _, err := w.Write(chunk); err != nil {
+				return
+			}
+		}
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	// Traced as the proxy is (AGENTSECRETS_TRACE), so one request's path
-	// through each can be compared; SIGINT ends the trace and the process.
-	if path := os.Getenv("AGENTSECRETS_TRACE"); path != "" {
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err == nil {
-			err = trace.Start(f)
-		}
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "trace:", err)
-			return 1
-		}
-		stop := make(chan os.Signal, 1)
-		signal.Notify(stop, os.Interrupt)
-		go func() {
-			<-stop
-			trace.Stop()
-			f.Close()
-			os.Exit(0)
-		}()
-	}
 	fmt.Println(ln.Addr().String())
-	fmt.Fprintln(os.Stderr, http.Serve(ln, h))
+	fmt.Fprintln(os.Stderr, http.Serve(ln, mux))
 	return 1
+}
+
+// proxyFloorBinary builds e2e/testdata/proxyfloor once per test run, with
+// CGO_ENABLED=0 as TestMain builds agentsecrets, next to that binary.
+var proxyFloorBinary = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(filepath.Dir(binary), "proxyfloor")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/proxyfloor")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("build the floor proxy: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// startFloor starts the floor proxy in front of upURL, with extra
+// environment, and returns the side that sends requests through it and
+// the process.
+func startFloor(b *testing.B, upURL string, extra ...string) (*xprocSide, *exec.Cmd) {
+	b.Helper()
+	bin, err := proxyFloorBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "PROXYFLOOR_TARGET=" + upURL, "PROXYFLOOR_AUTH=Bearer " + xprocValue}, extra...)
+	addr, pid := startServer(b, cmd, "floor")
+	return &xprocSide{name: "floor", pid: pid, req: func(path string) *http.Request {
+		req, _ := http.NewRequest("GET", "http://"+addr+path, nil)
+		return req
+	}}, cmd
 }
 
 // startXProc runs this test binary as a helper in mode and returns its
@@ -198,18 +179,12 @@ func newXProcRig(b *testing.B) *xprocRig {
 		b.Skip("needs /proc")
 	}
 	r := &xprocRig{keychain: os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "", proxyArgs: []string{"--max-response", "1073741824"}}
-	var floorURL string
-	var floorPID int
 	r.upURL, r.upPID = startXProc(b, "upstream")
-	floorURL, floorPID = startXProc(b, "floor", xprocTargetEnv+"="+r.upURL, xprocHeaderEnv+"=Bearer "+xprocValue)
+	r.floor, _ = startFloor(b, r.upURL)
 	r.env = append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
 	r.direct = &xprocSide{name: "direct", req: func(path string) *http.Request {
 		req, _ := http.NewRequest("GET", r.upURL+path, nil)
 		req.Header.Set("Authorization", "Bearer "+xprocValue)
-		return req
-	}}
-	r.floor = &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
-		req, _ := http.NewRequest("GET", floorURL+path, nil)
 		return req
 	}}
 	r.startProxy(b)
@@ -264,7 +239,7 @@ const xprocClients = 16
 
 // BenchmarkProxyXProc: our proxy (`agentsecrets proxy start`, its own
 // process) against the floor, a bare httputil.ReverseProxy process that
-// injects a fixed header, between a load client (this process) and an
+// injects a fixed header (e2e/testdata/proxyfloor), between a load client (this process) and an
 // upstream process, all on 127.0.0.1 (xprocRig; metric keychain is 1 on
 // the Secret Service, 0 on the file backend). b.N is the number of rounds
 // (scripts/bench: 5x); within each round ours and the floor alternate
@@ -625,18 +600,8 @@ func BenchmarkProxyXProcTrace(b *testing.B) {
 	r.proxy.Wait()
 	oursTrace, floorTrace := filepath.Join(dir, "ours.trace"), filepath.Join(dir, "floor.trace")
 	r.startProxy(b, "AGENTSECRETS_TRACE="+oursTrace)
-	self, err := os.Executable()
-	if err != nil {
-		b.Fatal(err)
-	}
-	floor := exec.Command(self)
-	floor.Env = []string{xprocServeEnv + "=floor", "PATH=" + os.Getenv("PATH"), xprocTargetEnv + "=" + r.upURL,
-		xprocHeaderEnv + "=Bearer " + xprocValue, "AGENTSECRETS_TRACE=" + floorTrace}
-	floorAddr, floorPID := startServer(b, floor, "traced floor")
-	r.floor = &xprocSide{name: "floor", pid: floorPID, req: func(path string) *http.Request {
-		req, _ := http.NewRequest("GET", "http://"+floorAddr+path, nil)
-		return req
-	}}
+	var floor *exec.Cmd
+	r.floor, floor = startFloor(b, r.upURL, "AGENTSECRETS_TRACE="+floorTrace)
 	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
 	r.warm(b, one)
 	sides := []*xprocSide{r.direct, r.ours, r.floor}
