@@ -185,6 +185,19 @@ func lockLogin(t *testing.T) (unlock func()) {
 	if err := service.Call(ssService+".Lock", 0, []dbus.ObjectPath{ssLoginCollection}).Store(&locked, &prompt); err != nil {
 		t.Fatalf("lock the keyring: %v", err)
 	}
+	// The scripts/test race step once saw every operation below succeed
+	// right after this Lock. Wait until the collection reads locked, so
+	// that what follows tests our code, and a daemon that did not lock
+	// says so here.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		v, err := conn.Object(ssName, ssLoginCollection).GetProperty(ssCollection + ".Locked")
+		if isLocked, _ := v.Value().(bool); err == nil && isLocked {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the collection does not read locked after Lock (locked %v, prompt %s): %v", locked, prompt, err)
+		}
+	}
 	unlock = func() {
 		var output dbus.Variant
 		var session dbus.ObjectPath
