@@ -101,17 +101,17 @@ func startFloor(b *testing.B, upURL string, extra ...string) (*xprocSide, *exec.
 	}}, cmd
 }
 
-// startXProc runs this test binary as a helper in mode and returns its
-// base URL and process id.
-func startXProc(b *testing.B, mode string, env ...string) (string, int) {
+// startUpstream runs this test binary as the upstream and returns its base
+// URL and process id.
+func startUpstream(b *testing.B) (string, int) {
 	b.Helper()
 	self, err := os.Executable()
 	if err != nil {
 		b.Fatal(err)
 	}
 	cmd := exec.Command(self)
-	cmd.Env = append([]string{xprocServeEnv + "=" + mode, "PATH=" + os.Getenv("PATH")}, env...)
-	addr, pid := startServer(b, cmd, mode)
+	cmd.Env = []string{xprocServeEnv + "=upstream", "PATH=" + os.Getenv("PATH")}
+	addr, pid := startServer(b, cmd, "upstream")
 	return "http://" + addr, pid
 }
 
@@ -179,7 +179,7 @@ func newXProcRig(b *testing.B) *xprocRig {
 		b.Skip("needs /proc")
 	}
 	r := &xprocRig{keychain: os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "", proxyArgs: []string{"--max-response", "1073741824"}}
-	r.upURL, r.upPID = startXProc(b, "upstream")
+	r.upURL, r.upPID = startUpstream(b)
 	r.floor, _ = startFloor(b, r.upURL)
 	r.env = append(benchVaultURL(b, r.upURL, xprocValue, r.keychain), "AGENTSECRETS_BROKER=none")
 	r.direct = &xprocSide{name: "direct", req: func(path string) *http.Request {
@@ -239,8 +239,8 @@ const xprocClients = 16
 
 // BenchmarkProxyXProc: our proxy (`agentsecrets proxy start`, its own
 // process) against the floor, a bare httputil.ReverseProxy process that
-// injects a fixed header (e2e/testdata/proxyfloor), between a load client (this process) and an
-// upstream process, all on 127.0.0.1 (xprocRig; metric keychain is 1 on
+// injects a fixed header (e2e/testdata/proxyfloor), between a load client
+// (this process) and an upstream process, all on 127.0.0.1 (xprocRig; metric keychain is 1 on
 // the Secret Service, 0 on the file backend). b.N is the number of rounds
 // (scripts/bench: 5x); within each round ours and the floor alternate
 // which goes first, and every figure is the median of the per-round

@@ -6,11 +6,11 @@
 // It is its own executable, built the way agentsecrets is (CGO_ENABLED=0),
 // as any proxy a user runs is: not the executable of the load client and
 // the upstream. Run as the test binary that also plays those two, it
-// shared their executable, so their code layout, and answered 25 to 90 µs
-// faster per request at 1 client on a 2-core VM than the same code built
-// on its own (both measured in the same rounds): as much as the difference
-// being measured. A copy of that test binary was as fast; the same code
-// built without cgo, a different layout, was not.
+// answered 26 to 94 µs faster per request at 1 client on a 2-core VM than
+// the same code built on its own (both in the same rounds): as much as the
+// difference being measured. A copy of that test binary was as fast, and
+// the same code built without cgo was not; sharing the client's and the
+// upstream's code layout is the likeliest reason.
 //
 // Usage: PROXYFLOOR_TARGET=http://host:port PROXYFLOOR_AUTH='Bearer …'
 // proxyfloor. It prints its address on stdout and serves until killed;
