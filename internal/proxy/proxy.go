@@ -1,8 +1,9 @@
 // Package proxy is the HTTP front end of the broker: the explicit /proxy
 // API of the original AgentSecrets, on 127.0.0.1 only, behind a
-// per-session token. It translates requests to and from broker.Request and
-// streams responses as they arrive; all policy, injection and redaction is
-// the broker's.
+// per-session token. It translates requests to and from broker.Request,
+// answers a response of up to 64 KiB whole and streams a larger or
+// streaming one as it arrives; all policy, injection and redaction is the
+// broker's.
 package proxy
 
 import (
@@ -11,7 +12,9 @@ import (
 	"io"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
@@ -59,6 +62,8 @@ type Server struct {
 	// It returns the session a request's token belongs to, or why none.
 	Lookup  func(r *http.Request, token string) (*Session, error)
 	Version string
+
+	bufs sync.Pool // *[]byte of wholeMax+1 bytes, for wholeBuf
 }
 
 // Session is what a session token lets a request do.
@@ -135,30 +140,117 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	for k, v := range resp.Header {
 		h[k] = v
 	}
-	h.Del("Content-Length") // redaction may change the length
 	h.Set(keyAuditID, resp.AuditID)
+	var head []byte
+	if !resp.Stream {
+		buf := s.wholeBuf()
+		n, readErr := readWhole(resp.Body, buf)
+		defer s.putWholeBuf(buf, n)
+		if readErr != nil {
+			s.answerWhole(w, r, resp, buf[:n], readErr)
+			return
+		}
+		head = buf[:n]
+	}
+	// Too large to hold, or streamed: the body goes out as it is redacted,
+	// so its length is unknown and X-AS-Redacted is known only at its end.
 	h.Set("Trailer", HeaderRedacted)
 	w.WriteHeader(resp.Status)
-	readErr := stream(w, resp.Body, resp.Stream)
-	if resp.Redacted() {
-		// Counting the echo for the tripwire writes its state file under
-		// the index lock: off the response path, so the client gets its
-		// last chunk without waiting on that.
-		s.Runtime.Async(func() { resp.Close(readErr) })
-	} else {
-		// Only the audit record to queue (the Writer batches it): cheaper
-		// here than a goroutine.
-		resp.Close(readErr)
+	_, readErr := w.Write(head)
+	if readErr == nil {
+		readErr = stream(w, resp.Body, resp.Stream)
 	}
+	s.close(resp, readErr)
 	if readErr != nil && !errors.Is(readErr, io.EOF) {
 		// A truncated 200 would look complete; abort the connection.
 		panic(http.ErrAbortHandler)
 	}
-	if resp.Redacted() {
-		h.Set(keyRedacted, "true")
-	} else {
-		h.Set(keyRedacted, "false")
+	h.Set(keyRedacted, redactedValue(resp))
+}
+
+// wholeMax is the largest response body the proxy holds whole before
+// answering. Such an answer carries its Content-Length and X-AS-Redacted
+// as headers: the client reads a plain body, not chunks and a trailer,
+// which is most API answers and costs every client less.
+const wholeMax = 64 << 10
+
+// wholeBuf returns a buffer of wholeMax+1 bytes: one more than a whole
+// answer may have, so that reading it full means the body is larger.
+func (s *Server) wholeBuf() []byte {
+	if b, ok := s.bufs.Get().(*[]byte); ok {
+		return *b
 	}
+	return make([]byte, wholeMax+1)
+}
+
+// putWholeBuf wipes buf[:n], what a response was read into (redacted, but
+// the client's data all the same), and keeps buf for the next.
+func (s *Server) putWholeBuf(buf []byte, n int) {
+	clear(buf[:n])
+	s.bufs.Put(&buf)
+}
+
+// readWhole reads body into buf until buf is full (nil: the body may go
+// on) or the body ends (io.EOF) or breaks (its error). Not io.ReadFull,
+// which reports a body cut short by its upstream the way it reports one
+// that ended: io.ErrUnexpectedEOF.
+func readWhole(body io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		k, err := body.Read(buf[n:])
+		n += k
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+// answerWhole answers r with the whole body, which readErr ended: io.EOF,
+// or another error when the body broke, which gets a JSON error instead
+// (nothing was sent yet, so the client need not tell a cut answer by a
+// dropped connection).
+func (s *Server) answerWhole(w http.ResponseWriter, r *http.Request, resp *broker.Response, body []byte, readErr error) {
+	s.close(resp, readErr)
+	if !errors.Is(readErr, io.EOF) {
+		serve.WriteError(w, broker.ReadError(r.Context(), readErr))
+		return
+	}
+	h := w.Header()
+	h.Set(keyRedacted, redactedValue(resp))
+	// An answer to HEAD has no body to count, and 1xx, 204 and 304 none
+	// to send: the server leaves their length alone.
+	if r.Method != http.MethodHead && bodyAllowed(resp.Status) {
+		h.Set("Content-Length", strconv.Itoa(len(body)))
+	}
+	w.WriteHeader(resp.Status)
+	w.Write(body)
+}
+
+// close ends resp: its audit record is queued (the Writer batches it).
+func (s *Server) close(resp *broker.Response, readErr error) {
+	if resp.Redacted() {
+		// Counting the echo for the tripwire writes its state file under
+		// the index lock: off the response path, so the client gets its
+		// answer without waiting on that.
+		s.Runtime.Async(func() { resp.Close(readErr) })
+		return
+	}
+	// Only the audit record to queue: cheaper here than a goroutine.
+	resp.Close(readErr)
+}
+
+func redactedValue(resp *broker.Response) string {
+	if resp.Redacted() {
+		return "true"
+	}
+	return "false"
+}
+
+// bodyAllowed reports whether a response with status may have a body
+// (RFC 9110: not 1xx, 204 or 304).
+func bodyAllowed(status int) bool {
+	return status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified
 }
 
 // stream copies the body. For a streaming upstream (server-sent events, a
