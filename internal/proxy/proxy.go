@@ -211,8 +211,8 @@ func readWhole(body io.Reader, buf []byte) (int, error) {
 // (nothing was sent yet, so the client need not tell a cut answer by a
 // dropped connection).
 func (s *Server) answerWhole(w http.ResponseWriter, r *http.Request, resp *broker.Response, body []byte, readErr error) {
-	s.close(resp, readErr)
 	if !errors.Is(readErr, io.EOF) {
+		s.close(resp, readErr)
 		serve.WriteError(w, broker.ReadError(r.Context(), readErr))
 		return
 	}
@@ -225,6 +225,13 @@ func (s *Server) answerWhole(w http.ResponseWriter, r *http.Request, resp *broke
 	}
 	w.WriteHeader(resp.Status)
 	w.Write(body)
+	// The answer is complete: it goes out now, and queueing its audit
+	// record (which the Writer appends in a batch later either way) and
+	// releasing the upstream connection follow, off the client's wait.
+	if f, ok := w.(http.Flusher); ok {
+		f.Flush()
+	}
+	s.close(resp, nil)
 }
 
 // close ends resp: its audit record is queued (the Writer batches it).
