@@ -29,6 +29,7 @@ func TestHandler(t *testing.T) {
 	up := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case "/echo":
+			w.Header().Set(HeaderRedacted, "false") // an upstream's claim is not ours
 			io.WriteString(w, "you sent "+r.Header.Get("Authorization"))
 		case "/fill":
 			// n bytes with a declared length, the Authorization header
@@ -41,6 +42,7 @@ func TestHandler(t *testing.T) {
 			w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 			w.Write(body)
 		case "/events":
+			w.Header().Set(HeaderRedacted, "false")
 			w.Header().Set("Content-Type", "text/event-stream")
 			w.Header().Set("Content-Length", "40")
 			io.WriteString(w, "data: "+r.Header.Get("Authorization")[:34])

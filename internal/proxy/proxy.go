@@ -154,6 +154,8 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	}
 	// Too large to hold, or streamed: the body goes out as it is redacted,
 	// so its length is unknown and X-AS-Redacted is known only at its end.
+	// An upstream's own X-AS-Redacted header would read as ours.
+	h.Del(keyRedacted)
 	h.Set("Trailer", HeaderRedacted)
 	w.WriteHeader(resp.Status)
 	_, readErr := w.Write(head)
