@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -98,7 +99,7 @@ func dialSessionBus(getenv func(string) string) (*dbus.Conn, error) {
 		c.Close()
 		return nil, err
 	}
-	pb := &pipelinedBus{c: c, r: bufio.NewReader(c)}
+	pb := &pipelinedBus{c: c, r: bufio.NewReader(c), answered: make(chan struct{})}
 	conn, err := dbus.NewConn(pb)
 	if err != nil {
 		c.Close()
@@ -116,14 +117,21 @@ func dialSessionBus(getenv func(string) string) (*dbus.Conn, error) {
 	// bus that accepts and never answers is reported, not waited on.
 	c.SetDeadline(time.Now().Add(KeychainTimeout))
 	err = conn.Hello()
-	c.SetDeadline(time.Time{})
 	if err != nil {
+		// Hello can fail on its write (the daemon rejected the handshake
+		// and hung up) before godbus's reader got to the daemon's answer:
+		// what it answered decides, and the deadline bounds the wait.
+		select {
+		case <-pb.answered:
+		case <-time.After(KeychainTimeout):
+		}
 		conn.Close()
 		if pb.rejected.Load() {
 			return nil, fmt.Errorf("%w: %v", errBusUnpipelined, err)
 		}
 		return nil, err
 	}
+	c.SetDeadline(time.Time{})
 	return conn, nil
 }
 
@@ -152,6 +160,10 @@ type pipelinedBus struct {
 	// rejected: the daemon answered the handshake with something other
 	// than OK (REJECTED: it wants another mechanism).
 	rejected atomic.Bool
+	// answered is closed once the reader has read the daemon's answer to
+	// the handshake (rejected is set by then) or failed to.
+	answered     chan struct{}
+	answeredOnce sync.Once
 }
 
 // The answers to godbus's handshake (see Conn.Auth): the mechanism list,
@@ -202,6 +214,7 @@ func (b *pipelinedBus) Read(p []byte) (int, error) {
 	}
 	if !b.okRead {
 		line, err := b.r.ReadString('\n')
+		defer b.answeredOnce.Do(func() { close(b.answered) })
 		if err != nil {
 			return 0, fmt.Errorf("%w: %v", errBusHandshake, err)
 		}
