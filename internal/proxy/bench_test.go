@@ -97,7 +97,14 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 	hs := &http.Server{Handler: srv.Handler()}
 	go hs.Serve(ln)
 	tb.Cleanup(func() {
-		hs.Close()
+		// As serve.Serve stops: handlers finish (a whole answer queues
+		// its audit record after the client has it) before the runtime
+		// closes.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := hs.Shutdown(ctx); err != nil {
+			tb.Error(err)
+		}
 		if err := rt.Close(); err != nil {
 			tb.Error(err)
 		}
