@@ -143,9 +143,10 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	h.Set(keyAuditID, resp.AuditID)
 	var head []byte
 	if !resp.Stream {
-		buf := s.wholeBuf()
+		pooled := s.wholeBuf()
+		buf := *pooled
 		n, readErr := readWhole(resp.Body, buf)
-		defer s.putWholeBuf(buf, n)
+		defer s.putWholeBuf(pooled, n)
 		if readErr != nil {
 			s.answerWhole(w, r, resp, buf[:n], readErr)
 			return
@@ -177,19 +178,21 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 const wholeMax = 64 << 10
 
 // wholeBuf returns a buffer of wholeMax+1 bytes: one more than a whole
-// answer may have, so that reading it full means the body is larger.
-func (s *Server) wholeBuf() []byte {
+// answer may have, so that reading it full means the body is larger. The
+// pool keeps the pointer, so that returning the buffer allocates nothing.
+func (s *Server) wholeBuf() *[]byte {
 	if b, ok := s.bufs.Get().(*[]byte); ok {
-		return *b
+		return b
 	}
-	return make([]byte, wholeMax+1)
+	b := make([]byte, wholeMax+1)
+	return &b
 }
 
-// putWholeBuf wipes buf[:n], what a response was read into (redacted, but
-// the client's data all the same), and keeps buf for the next.
-func (s *Server) putWholeBuf(buf []byte, n int) {
-	clear(buf[:n])
-	s.bufs.Put(&buf)
+// putWholeBuf wipes the first n bytes of *b, what a response was read into
+// (redacted, but the client's data all the same), and keeps b for the next.
+func (s *Server) putWholeBuf(b *[]byte, n int) {
+	clear((*b)[:n])
+	s.bufs.Put(b)
 }
 
 // readWhole reads body into buf until buf is full (nil: the body may go
