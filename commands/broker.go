@@ -23,6 +23,7 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
+	"github.com/agentsecrets/agentsecrets/internal/term"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 	"github.com/alecthomas/kong"
 )
@@ -303,6 +304,11 @@ func forward(env *Env, path string, args []string, kctx *kong.Context) (int, err
 	// A child still running (the broker went away under it) is the
 	// user's own process: it ends as it would have, not cut off here.
 	cs.children.Wait()
+	if sig := cs.interruptedBy(); sig != nil {
+		// Ctrl-C ends a forwarded command as it ends a local one, by the
+		// signal, so a shell stops the script around it.
+		term.EndBy(sig)
+	}
 	return status, err
 }
 

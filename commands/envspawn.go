@@ -30,14 +30,23 @@ type clientSide struct {
 	want     *EnvCmd
 	wantVars []EnvVariable
 
-	// mu orders an interrupt against a child's start: Ctrl-C before the
-	// child starts cancels the command on the broker; once a child runs,
-	// signals are the child's (runChild forwards them) and the broker
-	// waits for its exit status.
+	// mu orders an interrupt against a child's start and a hidden
+	// prompt. Ctrl-C with neither cancels the command on the broker, and
+	// the client then ends as the signal ends a local command. While a
+	// child runs, signals are the child's (runChild forwards them) and
+	// the broker waits for its exit status. While a hidden prompt reads
+	// the terminal, they are the prompt's: it switches echo back on and
+	// ends the process itself, which must not race an exit from here.
 	mu          sync.Mutex
-	interrupted bool
+	cancel      context.CancelFunc
+	interrupted os.Signal // the signal that cancelled the command
 	running     int
-	children    sync.WaitGroup
+	prompting   int
+	// pending is a signal that came while a prompt was open. The prompt
+	// acts on it unless it came before the prompt caught signals; then
+	// it takes effect when the prompt returns.
+	pending  os.Signal
+	children sync.WaitGroup
 }
 
 func newClientSide(env *Env, kctx *kong.Context) *clientSide {
@@ -58,25 +67,24 @@ func newClientSide(env *Env, kctx *kong.Context) *clientSide {
 
 // local is this process's side of a broker command.
 func (cs *clientSide) local(in io.Reader, out io.Writer) brokerd.Local {
-	return brokerd.Local{In: in, Out: out, Err: cs.env.IO.Err, Prompt: cs.env.IO.Prompt, Show: cs.env.IO.Show, Call: cs.answer}
+	return brokerd.Local{In: in, Out: out, Err: cs.env.IO.Err, Prompt: cs.prompt, Show: cs.env.IO.Show, Call: cs.answer}
 }
 
-// interruptible is ctx, cancelled by SIGINT or SIGTERM unless a child is
-// running. The signals stay caught until stop.
+// interruptible is ctx, cancelled by SIGINT or SIGTERM unless a child or
+// a hidden prompt owns the signal (onSignal). The signals stay caught
+// until stop.
 func (cs *clientSide) interruptible(parent context.Context) (ctx context.Context, stop func()) {
 	ctx, cancel := context.WithCancel(parent)
+	cs.mu.Lock()
+	cs.cancel = cancel
+	cs.mu.Unlock()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		for range sigs {
-			cs.mu.Lock()
-			if cs.running == 0 {
-				cs.interrupted = true
-				cancel()
-			}
-			cs.mu.Unlock()
+		for sig := range sigs {
+			cs.onSignal(sig)
 		}
 	}()
 	return ctx, func() {
@@ -85,6 +93,62 @@ func (cs *clientSide) interruptible(parent context.Context) (ctx context.Context
 		<-done
 		cancel()
 	}
+}
+
+func (cs *clientSide) onSignal(sig os.Signal) {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	switch {
+	case cs.running > 0:
+	case cs.prompting > 0:
+		cs.pending = sig
+	default:
+		cs.interruptLocked(sig)
+	}
+}
+
+func (cs *clientSide) interruptLocked(sig os.Signal) {
+	if cs.interrupted != nil {
+		return
+	}
+	cs.interrupted = sig
+	if cs.cancel != nil {
+		cs.cancel()
+	}
+}
+
+// interruptedBy is the signal that cancelled the command, or nil.
+func (cs *clientSide) interruptedBy() os.Signal {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	return cs.interrupted
+}
+
+// prompt asks the broker's hidden question on this terminal. None opens
+// after an interrupt; one answered after a signal that the prompt could
+// not catch (it came as the prompt opened) is dropped, and the signal
+// cancels the command then.
+func (cs *clientSide) prompt(text string) ([]byte, error) {
+	cs.mu.Lock()
+	if cs.interrupted != nil {
+		cs.mu.Unlock()
+		return nil, brokerd.ErrClientGone
+	}
+	cs.prompting++
+	cs.mu.Unlock()
+	v, err := cs.env.IO.Prompt(text)
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	cs.prompting--
+	if cs.pending != nil && cs.prompting == 0 {
+		cs.interruptLocked(cs.pending)
+		cs.pending = nil
+	}
+	if cs.interrupted != nil {
+		clear(v)
+		return nil, brokerd.ErrClientGone
+	}
+	return v, err
 }
 
 var errNotAskedToRun = errcode.WithHint(errcode.New(errcode.Denied, "the broker asked this client to run a program its user did not ask for"),
@@ -136,7 +200,7 @@ func (cs *clientSide) spawn(raw json.RawMessage) (any, error) {
 	}
 	spec.Path = path
 	cs.mu.Lock()
-	if cs.interrupted {
+	if cs.interrupted != nil {
 		cs.mu.Unlock()
 		return nil, brokerd.ErrClientGone
 	}

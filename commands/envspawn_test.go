@@ -1,11 +1,15 @@
 package commands
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
+	"github.com/agentsecrets/agentsecrets/internal/brokerd"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 )
 
@@ -93,5 +97,77 @@ func TestClientSpawnOnlyWhatWasTyped(t *testing.T) {
 			t.Fatalf("%v: the command did not run", args)
 		}
 		os.Remove(marker)
+	}
+}
+
+// TestClientSideSignalOwner: Ctrl-C on a forwarded command cancels it
+// unless a child or a hidden prompt owns the signal. A prompt that ends
+// normally after a signal it could not catch gives no answer, and the
+// signal cancels the command then; no prompt opens after an interrupt.
+func TestClientSideSignalOwner(t *testing.T) {
+	cancelled := func(ctx context.Context) bool { return ctx.Err() != nil }
+	for _, tc := range []struct {
+		name string
+		// during runs while the command waits, with the client side in
+		// the state the case describes.
+		during        func(cs *clientSide) (answer []byte, err error)
+		wantCancelled bool
+		wantAnswer    string
+		wantErr       error
+	}{
+		{"no prompt, no child", func(cs *clientSide) ([]byte, error) {
+			cs.onSignal(syscall.SIGINT)
+			return nil, nil
+		}, true, "", nil},
+		{"a child running", func(cs *clientSide) ([]byte, error) {
+			cs.mu.Lock()
+			cs.running++
+			cs.mu.Unlock()
+			cs.onSignal(syscall.SIGINT)
+			return nil, nil
+		}, false, "", nil},
+		{"a prompt answered", func(cs *clientSide) ([]byte, error) {
+			return cs.prompt("Value: ")
+		}, false, "typed", nil},
+		{"a signal the prompt missed", func(cs *clientSide) ([]byte, error) {
+			cs.env.IO.Prompt = func(string) ([]byte, error) {
+				cs.onSignal(syscall.SIGINT)
+				if cs.interruptedBy() != nil {
+					t.Error("the command was cancelled while the prompt was open")
+				}
+				return []byte("typed"), nil
+			}
+			return cs.prompt("Value: ")
+		}, true, "", brokerd.ErrClientGone},
+		{"a prompt after an interrupt", func(cs *clientSide) ([]byte, error) {
+			cs.onSignal(syscall.SIGTERM)
+			cs.env.IO.Prompt = func(string) ([]byte, error) {
+				t.Error("a prompt opened after the interrupt")
+				return []byte("typed"), nil
+			}
+			return cs.prompt("Value: ")
+		}, true, "", brokerd.ErrClientGone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			env, _ := testEnv(t)
+			env.IO.Prompt = func(string) ([]byte, error) { return []byte("typed"), nil }
+			cs := newClientSide(env, nil)
+			ctx, stop := cs.interruptible(context.Background())
+			answer, err := tc.during(cs)
+			got := cancelled(ctx)
+			stop()
+			if got != tc.wantCancelled {
+				t.Errorf("cancelled %v, want %v", got, tc.wantCancelled)
+			}
+			if (cs.interruptedBy() != nil) != tc.wantCancelled {
+				t.Errorf("interrupted by %v, want cancelled %v", cs.interruptedBy(), tc.wantCancelled)
+			}
+			if string(answer) != tc.wantAnswer {
+				t.Errorf("answer %q, want %q", answer, tc.wantAnswer)
+			}
+			if !errors.Is(err, tc.wantErr) {
+				t.Errorf("error %v, want %v", err, tc.wantErr)
+			}
+		})
 	}
 }

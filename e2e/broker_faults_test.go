@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -99,6 +100,47 @@ func TestBrokerKilledMidRequest(t *testing.T) {
 	r := rbResult(t, []string{"call"}, cmd.Wait(), &out, &errb)
 	lostBroker(t, r)
 	healthyAfter(t, b, c)
+	c.Run("call", "--url", up.URL+"/after", "--header", "X-Api-Key=KEY").OK(t)
+}
+
+// TestBrokerClientInterruptedMidRequest: Ctrl-C on a client whose call
+// waits on the upstream ends the client as SIGINT ends a local command,
+// with nothing printed; the daemon cancels the request and keeps serving.
+func TestBrokerClientInterruptedMidRequest(t *testing.T) {
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		fmt.Fprint(w, "{}")
+	})
+	_, c := faultBroker(t, up, "old-value-4321")
+	cmd := c.command(nil, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	must(t, cmd.Start())
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the call never reached the upstream")
+	}
+	must(t, cmd.Process.Signal(syscall.SIGINT))
+	cmd.Wait()
+	if !endedBy(cmd.ProcessState, syscall.SIGINT) {
+		t.Errorf("the interrupted client did not end by SIGINT: %v", cmd.ProcessState)
+	}
+	if out.Len() != 0 || errb.Len() != 0 {
+		t.Errorf("the interrupted client printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the daemon did not cancel the upstream request")
+	}
 	c.Run("call", "--url", up.URL+"/after", "--header", "X-Api-Key=KEY").OK(t)
 }
 

@@ -43,8 +43,14 @@ func (p *ptyProc) interrupt(prompt string) {
 
 // endedBy reports whether the process ended by sig, or exited with the
 // status a shell gives a death by sig (the shell outlived it).
-func (p *ptyProc) endedBy(sig syscall.Signal) bool {
-	ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus)
+func (p *ptyProc) endedBy(sig syscall.Signal) bool { return endedBy(p.cmd.ProcessState, sig) }
+
+// endedBy reports whether a process ended by sig, or exited with the
+// status a shell gives a death by sig: a shell outlived it, or it was
+// started with sig ignored (a background job of a script), so that ending
+// itself by sig could only exit with that status.
+func endedBy(ps *os.ProcessState, sig syscall.Signal) bool {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
 	if !ok {
 		return false
 	}

@@ -13,6 +13,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -105,7 +106,14 @@ func Exec(ctx context.Context, path string, req Request, local Local) (int, erro
 	if err := c.sendJSON(FrameRequest, req); err != nil {
 		return 0, lostBroker(err)
 	}
-	stop := context.AfterFunc(ctx, func() { c.send(FrameInterrupt, nil) })
+	// After an interrupt the command's output is dropped: a local command
+	// would have ended at Ctrl-C, and what the broker still sends is its
+	// report of the interrupt.
+	var interrupted atomic.Bool
+	stop := context.AfterFunc(ctx, func() {
+		interrupted.Store(true)
+		c.send(FrameInterrupt, nil)
+	})
 	defer stop()
 	for {
 		typ, payload, err := ReadFrame(br)
@@ -113,15 +121,18 @@ func Exec(ctx context.Context, path string, req Request, local Local) (int, erro
 			return 0, lostBroker(err)
 		}
 		switch typ {
-		case FrameStdout:
-			if _, err := local.Out.Write(payload); err != nil {
+		case FrameStdout, FrameStderr:
+			if interrupted.Load() {
+				continue
+			}
+			if typ == FrameStderr {
+				local.Err.Write(payload)
+			} else if _, err := local.Out.Write(payload); err != nil {
 				// Our stdout is gone (`| head`): the command's output has
 				// nowhere to go, so it is interrupted, as a local command
 				// would get EPIPE.
 				c.send(FrameInterrupt, nil)
 			}
-		case FrameStderr:
-			local.Err.Write(payload)
 		case FrameRead:
 			var rr ReadRequest
 			if err := json.Unmarshal(payload, &rr); err != nil || rr.Max <= 0 || rr.Max > MaxFrame {

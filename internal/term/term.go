@@ -65,8 +65,8 @@ func ReadSecret(prompt string) ([]byte, error) {
 		if restoreErr != nil {
 			fmt.Fprintf(out, "agentsecrets: could not switch echo back on (%v); run `stty sane`\n", restoreErr)
 		}
-		endBy(sig)
-		return nil, errors.New("interrupted at the prompt") // not reached: endBy ends the process
+		EndBy(sig)
+		return nil, errors.New("interrupted at the prompt") // not reached: EndBy ends the process
 	}
 }
 

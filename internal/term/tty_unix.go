@@ -21,10 +21,10 @@ func openTerminal() (in, out *os.File, err error) {
 // a hidden read catches to restore the terminal first.
 var endSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
-// endBy ends the process by sig with its default action, so the parent
+// EndBy ends the process by sig with its default action, so the parent
 // sees a death by that signal (a shell reports 128+N and stops a script,
 // as it would have had the prompt not caught it).
-func endBy(sig os.Signal) {
+func EndBy(sig os.Signal) {
 	s, ok := sig.(syscall.Signal)
 	if !ok {
 		s = syscall.SIGINT

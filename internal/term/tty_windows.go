@@ -25,8 +25,8 @@ func openTerminal() (in, out *os.File, err error) {
 // read catches to restore the console mode first.
 var endSignals = []os.Signal{os.Interrupt, syscall.SIGTERM}
 
-// endBy ends the process after sig with the status a POSIX shell gives a
+// EndBy ends the process after sig with the status a POSIX shell gives a
 // death by SIGINT, which scripts test for.
-func endBy(os.Signal) {
+func EndBy(os.Signal) {
 	os.Exit(130)
 }
