@@ -73,6 +73,23 @@ func lostBroker(t *testing.T, r *Result) {
 	}
 }
 
+// slowCall starts a call of up's /slow through c and returns once the
+// upstream has it, with the call's output buffers.
+func slowCall(t *testing.T, c *client, up *upstream, arrived <-chan struct{}) (cmd *exec.Cmd, out, errb *bytes.Buffer) {
+	t.Helper()
+	cmd = c.command(nil, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
+	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	must(t, cmd.Start())
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the call never reached the upstream")
+	}
+	return cmd, out, errb
+}
+
 func TestBrokerKilledMidRequest(t *testing.T) {
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
@@ -87,17 +104,9 @@ func TestBrokerKilledMidRequest(t *testing.T) {
 	})
 	defer close(release)
 	b, c := faultBroker(t, up, "old-value-1234")
-	cmd := c.command(nil, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	must(t, cmd.Start())
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		t.Fatal("the call never reached the upstream")
-	}
+	cmd, out, errb := slowCall(t, c, up, arrived)
 	b.kill()
-	r := rbResult(t, []string{"call"}, cmd.Wait(), &out, &errb)
+	r := rbResult(t, []string{"call"}, cmd.Wait(), out, errb)
 	lostBroker(t, r)
 	healthyAfter(t, b, c)
 	c.Run("call", "--url", up.URL+"/after", "--header", "X-Api-Key=KEY").OK(t)
@@ -118,16 +127,7 @@ func TestBrokerClientInterruptedMidRequest(t *testing.T) {
 		fmt.Fprint(w, "{}")
 	})
 	_, c := faultBroker(t, up, "old-value-4321")
-	cmd := c.command(nil, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	must(t, cmd.Start())
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the call never reached the upstream")
-	}
+	cmd, out, errb := slowCall(t, c, up, arrived)
 	must(t, cmd.Process.Signal(syscall.SIGINT))
 	cmd.Wait()
 	if !endedBy(cmd.ProcessState, syscall.SIGINT) {
