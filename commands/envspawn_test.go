@@ -105,7 +105,6 @@ func TestClientSpawnOnlyWhatWasTyped(t *testing.T) {
 // normally after a signal it could not catch gives no answer, and the
 // signal cancels the command then; no prompt opens after an interrupt.
 func TestClientSideSignalOwner(t *testing.T) {
-	cancelled := func(ctx context.Context) bool { return ctx.Err() != nil }
 	for _, tc := range []struct {
 		name string
 		// during runs while the command waits, with the client side in
@@ -154,7 +153,7 @@ func TestClientSideSignalOwner(t *testing.T) {
 			cs := newClientSide(env, nil)
 			ctx, stop := cs.interruptible(context.Background())
 			answer, err := tc.during(cs)
-			got := cancelled(ctx)
+			got := ctx.Err() != nil
 			stop()
 			if got != tc.wantCancelled {
 				t.Errorf("cancelled %v, want %v", got, tc.wantCancelled)

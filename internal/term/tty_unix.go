@@ -22,8 +22,9 @@ func openTerminal() (in, out *os.File, err error) {
 var endSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 
 // EndBy ends the process by sig with its default action, so the parent
-// sees a death by that signal (a shell reports 128+N and stops a script,
-// as it would have had the prompt not caught it).
+// sees a death by that signal (a shell reports 128+N and stops a script),
+// as if this process had not caught it: a hidden prompt, or a command
+// forwarded to the broker.
 func EndBy(sig os.Signal) {
 	s, ok := sig.(syscall.Signal)
 	if !ok {
