@@ -95,8 +95,9 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	}
 	req.Selection = sel.Selection
 	// The values are read by now and the response is a round trip away:
-	// the output guard's scanner is built meanwhile.
-	req.Scan = func(*broker.Redactor) { env.prepareScanner() }
+	// the output guard's scanner is readied meanwhile (most often it is
+	// the request's own redactor).
+	req.Scan = env.prepareScanner
 	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
 	return c.send(env, b, req, start, nil)
 }

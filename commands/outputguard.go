@@ -82,12 +82,14 @@ func (e *Env) outputScanner() *broker.Redactor {
 	return g.scanner
 }
 
-// prepareScanner builds the scanner of the values touched so far in the
-// background, for a command that waits (a request in flight) between
-// reading its values and printing: outputScanner then finds it built
-// instead of building it on the way to the output. Values touched later
-// are added by outputScanner as usual.
-func (e *Env) prepareScanner() {
+// prepareScanner readies the scanner of the values touched so far, for a
+// command that waits (a request in flight) between reading its values and
+// printing: outputScanner then finds it ready instead of building it on
+// the way to the output. have is the redactor the command's request built:
+// when it was built for exactly those values, it is the scanner, and
+// nothing is built again; else the scanner is built in the background.
+// Values touched later are added by outputScanner as usual.
+func (e *Env) prepareScanner(have *broker.Redactor) {
 	g := e.guard
 	if g == nil {
 		return
@@ -95,6 +97,10 @@ func (e *Env) prepareScanner() {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.preparing != nil || g.scanned == len(g.values) {
+		return
+	}
+	if have.BuiltFor(g.values, guardMinValue) {
+		g.scanner, g.scanned = have, len(g.values)
 		return
 	}
 	done := make(chan struct{})

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/home"
 	"github.com/agentsecrets/agentsecrets/internal/secret"
@@ -301,6 +302,62 @@ func TestStoreFeedsTheOutputGuard(t *testing.T) {
 	}
 }
 
+// TestOutputGuardAdoptsTheRequestRedactor: prepareScanner takes the
+// redactor a request built as the scanner when it was built for exactly
+// the touched values (call's usual case: the one value it injected), and
+// builds its own when the sets differ by a value, by a short value the
+// guard leaves out, or by a value touched since.
+func TestOutputGuardAdoptsTheRequestRedactor(t *testing.T) {
+	const value, other, short = "sk_live_Ad0ptedRedact0rXq8Kd2", "sk_live_An0therValueWv7Y9tRb", "pin42"
+	redactor := func(vs ...string) *broker.Redactor {
+		b := make([][]byte, len(vs))
+		for i, v := range vs {
+			b[i] = []byte(v)
+		}
+		return broker.NewRedactor(b)
+	}
+	scanner := func(env *Env) *broker.Redactor {
+		env.guard.mu.Lock()
+		building := env.guard.preparing
+		env.guard.mu.Unlock()
+		if building != nil {
+			<-building
+		}
+		env.guard.mu.Lock()
+		defer env.guard.mu.Unlock()
+		return env.guard.scanner
+	}
+	for _, c := range []struct {
+		name    string
+		touched []string
+		have    *broker.Redactor
+		adopt   bool
+	}{
+		{"the same value", []string{value}, redactor(value), true},
+		{"the same values in another order, one twice", []string{other, value}, redactor(value, other, value), true},
+		{"a short value the guard leaves out", []string{value, short}, redactor(value), true},
+		{"the request's redactor has one more value", []string{value}, redactor(value, other), false},
+		{"the request's redactor has a short value", []string{value}, redactor(value, short), false},
+		{"another value", []string{value}, redactor(other), false},
+		{"no redactor", []string{value}, nil, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env, _, _ := testEnvErr(t, t.TempDir())
+			for _, v := range c.touched {
+				env.touch(secret.New([]byte(v)))
+			}
+			env.prepareScanner(c.have)
+			got := scanner(env)
+			if adopted := got == c.have && got != nil; adopted != c.adopt {
+				t.Fatalf("adopted the request's redactor: %v, want %v", adopted, c.adopt)
+			}
+			if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "echo " + value}); !errors.Is(err, errOutputLeak) {
+				t.Fatalf("err = %v, want the output-leak error", err)
+			}
+		})
+	}
+}
+
 // TestOutputGuardPreparedScanner: a scanner built ahead (call builds it
 // while its request is in flight) covers the values touched before, and
 // one touched after is still looked for.
@@ -308,8 +365,8 @@ func TestOutputGuardPreparedScanner(t *testing.T) {
 	const before, after = "sk_live_Pr3paredBef0reXq8Kd2", "sk_live_T0uchedAfterWv7Y9tRb"
 	env, _, _ := testEnvErr(t, t.TempDir())
 	env.touch(secret.New([]byte(before)))
-	env.prepareScanner()
-	env.prepareScanner() // a second call while the first builds starts nothing new
+	env.prepareScanner(nil)
+	env.prepareScanner(nil) // a second call while the first builds starts nothing new
 	env.guard.mu.Lock()
 	building := env.guard.preparing
 	env.guard.mu.Unlock()
@@ -329,7 +386,7 @@ func TestOutputGuardPreparedScanner(t *testing.T) {
 		t.Fatal("outputScanner built the prepared scanner again")
 	}
 	env.touch(secret.New([]byte(after)))
-	env.prepareScanner()
+	env.prepareScanner(nil)
 	for _, v := range []string{before, after} {
 		if err := renderGuarded(env, formatJSON, "", &leakyResult{Body: "echo " + v}); !errors.Is(err, errOutputLeak) {
 			t.Fatalf("%s: err = %v, want the output-leak error", v[:12], err)

@@ -8,6 +8,7 @@ package broker
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/binary"
@@ -146,13 +147,15 @@ type Redactor struct {
 	// nvalues is how many values NewRedactor was given (hit indexes are
 	// below it).
 	nvalues int
+	// valueSum identifies the set of values (see valueSetSum).
+	valueSum [sha256.Size]byte
 }
 
 // NewRedactor builds the patterns for values (raw secret values; empty
 // values are ignored but keep their index). A Redactor without values
 // passes everything through.
 func NewRedactor(values [][]byte) *Redactor {
-	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}, chunks: &sync.Pool{}, nvalues: len(values)}
+	r := &Redactor{bufs: &sync.Pool{}, scratch: &sync.Pool{}, chunks: &sync.Pool{}, nvalues: len(values), valueSum: valueSetSum(values)}
 	rawSets := map[string][]int{}
 	canonSets := map[string][]int{}
 	addTo := func(m map[string][]int, f string, i int) {

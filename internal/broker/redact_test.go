@@ -21,6 +21,8 @@ import (
 	"testing"
 	"testing/iotest"
 	"time"
+
+	"github.com/agentsecrets/agentsecrets/internal/secret"
 )
 
 const rdAlnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
@@ -1072,5 +1074,47 @@ func TestRedactLongValue(t *testing.T) {
 	// The public header alone is not an echo.
 	if _, hit := r.String("-----BEGIN PRIVATE KEY-----\nMII"); hit {
 		t.Error("the PEM header alone was redacted")
+	}
+}
+
+// TestRedactorBuiltFor: BuiltFor says whether a redactor was built for
+// the same set of values, whatever their order or repeats, and only then.
+func TestRedactorBuiltFor(t *testing.T) {
+	vals := func(vs ...string) []secret.Value {
+		out := make([]secret.Value, len(vs))
+		for i, v := range vs {
+			out[i] = secret.New([]byte(v))
+		}
+		return out
+	}
+	built := func(vs ...string) *Redactor {
+		b := make([][]byte, len(vs))
+		for i, v := range vs {
+			b[i] = []byte(v)
+		}
+		return NewRedactor(b)
+	}
+	for _, c := range []struct {
+		name   string
+		r      *Redactor
+		values []secret.Value
+		minLen int
+		want   bool
+	}{
+		{"same", built("abcdefgh"), vals("abcdefgh"), 8, true},
+		{"order and repeats", built("abcdefgh", "ijklmnop", "abcdefgh"), vals("ijklmnop", "abcdefgh"), 8, true},
+		{"empty values are not values", built("abcdefgh", ""), vals("abcdefgh", ""), 8, true},
+		{"a value the caller leaves out as short", built("abcdefgh"), vals("abcdefgh", "abc"), 8, true},
+		{"a short value the redactor has", built("abcdefgh", "abc"), vals("abcdefgh", "abc"), 8, false},
+		{"the same short value kept", built("abcdefgh", "abc"), vals("abcdefgh", "abc"), 1, true},
+		{"the same bytes cut elsewhere", built("abcdefgh", "ijklmnop"), vals("abcdefghi", "jklmnop"), 1, false},
+		{"one more value", built("abcdefgh", "ijklmnop"), vals("abcdefgh"), 8, false},
+		{"one fewer value", built("abcdefgh"), vals("abcdefgh", "ijklmnop"), 8, false},
+		{"no values left", built("abcdefgh"), vals("abc"), 8, false},
+		{"no redactor", nil, vals("abcdefgh"), 8, false},
+	} {
+		if got := c.r.BuiltFor(c.values, c.minLen); got != c.want {
+			t.Errorf("%s: BuiltFor = %v, want %v", c.name, got, c.want)
+		}
 	}
 }
