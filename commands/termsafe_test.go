@@ -316,17 +316,6 @@ func TestOutputGuardAdoptsTheRequestRedactor(t *testing.T) {
 		}
 		return broker.NewRedactor(b)
 	}
-	scanner := func(env *Env) *broker.Redactor {
-		env.guard.mu.Lock()
-		building := env.guard.preparing
-		env.guard.mu.Unlock()
-		if building != nil {
-			<-building
-		}
-		env.guard.mu.Lock()
-		defer env.guard.mu.Unlock()
-		return env.guard.scanner
-	}
 	for _, c := range []struct {
 		name    string
 		touched []string
@@ -347,7 +336,7 @@ func TestOutputGuardAdoptsTheRequestRedactor(t *testing.T) {
 				env.touch(secret.New([]byte(v)))
 			}
 			env.prepareScanner(c.have)
-			got := scanner(env)
+			got, _ := preparedScanner(env)
 			if adopted := got == c.have && got != nil; adopted != c.adopt {
 				t.Fatalf("adopted the request's redactor: %v, want %v", adopted, c.adopt)
 			}
@@ -356,6 +345,20 @@ func TestOutputGuardAdoptsTheRequestRedactor(t *testing.T) {
 			}
 		})
 	}
+}
+
+// preparedScanner waits for a build prepareScanner started and returns
+// the guard's scanner and how many values it covers.
+func preparedScanner(env *Env) (*broker.Redactor, int) {
+	env.guard.mu.Lock()
+	building := env.guard.preparing
+	env.guard.mu.Unlock()
+	if building != nil {
+		<-building
+	}
+	env.guard.mu.Lock()
+	defer env.guard.mu.Unlock()
+	return env.guard.scanner, env.guard.scanned
 }
 
 // TestOutputGuardPreparedScanner: a scanner built ahead (call builds it
@@ -367,15 +370,7 @@ func TestOutputGuardPreparedScanner(t *testing.T) {
 	env.touch(secret.New([]byte(before)))
 	env.prepareScanner(nil)
 	env.prepareScanner(nil) // a second call while the first builds starts nothing new
-	env.guard.mu.Lock()
-	building := env.guard.preparing
-	env.guard.mu.Unlock()
-	if building != nil {
-		<-building
-	}
-	env.guard.mu.Lock()
-	prepared, scanned := env.guard.scanner, env.guard.scanned
-	env.guard.mu.Unlock()
+	prepared, scanned := preparedScanner(env)
 	if prepared == nil || scanned != 1 {
 		t.Fatalf("prepareScanner built nothing (scanner %v, %d values)", prepared, scanned)
 	}
