@@ -25,8 +25,8 @@ func NewValueRedactor(values []secret.Value, minLen int) *Redactor {
 // minLen) would: it was built for the same set of values. A front end
 // whose request already built the redactor of the values it touched (a
 // one-shot call: the values it injected) then scans its output with that
-// one instead of building it again, which on a small machine is a tenth of
-// the command's CPU.
+// one instead of building it again (about 3% of a one-shot call's CPU on
+// 2 cores, and half a megabyte of fresh heap).
 func (r *Redactor) BuiltFor(values []secret.Value, minLen int) bool {
 	long := longValues(values, minLen)
 	return r != nil && len(long) > 0 && r.valueSum == valueSetSum(long)
