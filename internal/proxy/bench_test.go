@@ -55,37 +55,7 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 	tb.Helper()
 	up := httptest.NewServer(handler)
 	tb.Cleanup(up.Close)
-	root := tb.TempDir()
-	dirs := home.Dirs{Config: root, Data: root, State: root, Explicit: true}
-	want := "file"
-	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
-		want = "keychain"
-	}
-	pass := func(bool) ([]byte, error) { return []byte("benchmark passphrase"), nil }
-	opts := vault.Options{Getenv: os.Getenv, VaultPassphrase: pass}
-	ctx := context.Background()
-	st, _, err := vault.Init(ctx, dirs, vault.InitOptions{Options: opts, Backend: want,
-		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	sel := vault.Selection{Workspace: vault.DefaultName, Project: vault.DefaultName}
-	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: secret.New([]byte(value)), Source: "set"}}, vault.Upsert); err != nil {
-		tb.Fatal(err)
-	}
-	hostport := strings.TrimPrefix(up.URL, "http://")
-	tgt, _ := policy.ParseTarget(hostport)
-	bind, _ := policy.NewBinding(tgt, nil, nil, time.Now())
-	err = st.Update(ctx, func(ix *vault.Index) error {
-		w := ix.Workspaces[vault.DefaultName]
-		w.Allowlist = append(w.Allowlist, policy.AllowEntry{Host: tgt.Host, Port: tgt.Port, AllowHTTP: true, AllowPrivate: true})
-		s := w.Projects[vault.DefaultName].Secrets["KEY"]
-		s.Bindings = append(s.Bindings, bind)
-		return nil
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	st, sel := newTestVault(tb, up.URL, value)
 	// Audited as `proxy start` does it: through the runtime's batching
 	// Writer.
 	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }})
@@ -110,6 +80,46 @@ func setupProxy(tb testing.TB, handler http.Handler, value string) *testProxy {
 		}
 	})
 	return &testProxy{upstream: up.URL, proxy: "http://" + ln.Addr().String() + "/proxy", token: "bench-token", store: st}
+}
+
+// newTestVault builds a real vault (the Secret Service when a D-Bus session
+// exists, else the encrypted file) in a temporary home, with the secret KEY
+// holding value and bound to upstream (http://HOST:PORT), which the default
+// workspace allowlists.
+func newTestVault(tb testing.TB, upstream, value string) (*vault.Store, vault.Selection) {
+	tb.Helper()
+	root := tb.TempDir()
+	dirs := home.Dirs{Config: root, Data: root, State: root, Explicit: true}
+	want := "file"
+	if os.Getenv("DBUS_SESSION_BUS_ADDRESS") != "" {
+		want = "keychain"
+	}
+	pass := func(bool) ([]byte, error) { return []byte("benchmark passphrase"), nil }
+	opts := vault.Options{Getenv: os.Getenv, VaultPassphrase: pass}
+	ctx := context.Background()
+	st, _, err := vault.Init(ctx, dirs, vault.InitOptions{Options: opts, Backend: want,
+		AdminPassphrase: func() ([]byte, error) { return []byte("admin passphrase"), nil }})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sel := vault.Selection{Workspace: vault.DefaultName, Project: vault.DefaultName}
+	if _, err := st.PutSecrets(ctx, sel, []vault.Put{{Name: "KEY", Value: secret.New([]byte(value)), Source: "set"}}, vault.Upsert); err != nil {
+		tb.Fatal(err)
+	}
+	hostport := strings.TrimPrefix(upstream, "http://")
+	tgt, _ := policy.ParseTarget(hostport)
+	bind, _ := policy.NewBinding(tgt, nil, nil, time.Now())
+	err = st.Update(ctx, func(ix *vault.Index) error {
+		w := ix.Workspaces[vault.DefaultName]
+		w.Allowlist = append(w.Allowlist, policy.AllowEntry{Host: tgt.Host, Port: tgt.Port, AllowHTTP: true, AllowPrivate: true})
+		s := w.Projects[vault.DefaultName].Secrets["KEY"]
+		s.Bindings = append(s.Bindings, bind)
+		return nil
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st, sel
 }
 
 func newClient() *http.Client {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/atomicfile"
@@ -121,19 +122,34 @@ type ServerOptions struct {
 	ReadTimeout time.Duration
 	// ShutdownGrace is how long in-flight requests get once ctx ends.
 	ShutdownGrace time.Duration
+	// CutOffWait is how long, once the grace is over, Serve waits for the
+	// requests whose connections it then closed to end; 0 means
+	// DefaultCutOffWait.
+	CutOffWait time.Duration
 	// Configure, if set, adjusts the server before it serves (the broker
 	// daemon's socket identifies peers in ConnContext).
 	Configure func(*http.Server)
 }
 
+// DefaultCutOffWait is how long Serve waits, by default, for the requests
+// it cut off at the end of the shutdown grace to end. Their contexts are
+// canceled by then, so a request that honours its context (every broker
+// request does) ends at once.
+const DefaultCutOffWait = 5 * time.Second
+
 // Serve serves h on l until ctx ends, then shuts down gracefully: new
 // connections are refused and in-flight requests get opts.ShutdownGrace to
-// finish. It returns an error only when serving failed. The caller drains
-// (Runtime.Close) afterwards: every record of an answered request is
-// written before the process ends.
+// finish. Requests still running after the grace (a long stream, a stalled
+// upstream) are cut off: their connections close, which cancels their
+// contexts, and Serve waits up to opts.CutOffWait for them to end, so that
+// each queues its audit record (a failed request) before the caller drains
+// (Runtime.Close) and the process ends. Serve returns an error when serving
+// failed, or when requests were still running after that wait: their
+// records may be missing.
 func Serve(ctx context.Context, l net.Listener, h http.Handler, opts ServerOptions) error {
+	running := &inFlight{}
 	hs := &http.Server{
-		Handler:           h,
+		Handler:           running.track(h),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       opts.ReadTimeout,
 		// No WriteTimeout: a server-sent event stream may rightly last
@@ -160,6 +176,81 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, opts ServerOptio
 	}
 	shutdown, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	hs.Shutdown(shutdown)
+	if hs.Shutdown(shutdown) == nil {
+		return nil
+	}
+	hs.Close()
+	wait := opts.CutOffWait
+	if wait <= 0 {
+		wait = DefaultCutOffWait
+	}
+	if left := running.wait(wait); left > 0 {
+		return errcode.Errorf(errcode.Internal, "%d request(s) still running %s after the shutdown began; their audit records may be missing", left, grace+wait)
+	}
 	return nil
+}
+
+// inFlight counts work in progress (requests being served, records being
+// appended off the reply's path), so that a shutdown can wait for it. Not a
+// sync.WaitGroup: work may start while someone waits (a connection that
+// read its request just before the cut still starts its handler; a request
+// answered during a Flush appends its record), and a WaitGroup must not
+// gain its first member then.
+type inFlight struct {
+	mu sync.Mutex
+	n  int
+	// idle, made by a waiter, is closed when n drops to zero.
+	idle chan struct{}
+}
+
+func (f *inFlight) track(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.start()
+		defer f.end()
+		h.ServeHTTP(w, r)
+	})
+}
+
+func (f *inFlight) start() {
+	f.mu.Lock()
+	f.n++
+	f.mu.Unlock()
+}
+
+func (f *inFlight) end() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n--
+	if f.n == 0 && f.idle != nil {
+		close(f.idle)
+		f.idle = nil
+	}
+}
+
+// wait waits up to d (d <= 0: for as long as it takes) until nothing is in
+// progress, and returns how much still is.
+func (f *inFlight) wait(d time.Duration) int {
+	f.mu.Lock()
+	if f.n == 0 {
+		f.mu.Unlock()
+		return 0
+	}
+	if f.idle == nil {
+		f.idle = make(chan struct{})
+	}
+	idle := f.idle
+	f.mu.Unlock()
+	var expired <-chan time.Time
+	if d > 0 {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		expired = t.C
+	}
+	select {
+	case <-idle:
+	case <-expired:
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.n
 }

@@ -38,9 +38,12 @@ type Runtime struct {
 	st      *vault.Store
 	auditor *audit.Writer
 	brk     *broker.Broker
+	// closing is set by Close: from then on Async runs its work on the
+	// caller's goroutine, which the server's shutdown waits for.
+	closing bool
 	// audits counts audit records still being written off the reply's
 	// path; Flush and Close wait for them.
-	audits sync.WaitGroup
+	audits inFlight
 }
 
 // New returns a runtime; nothing is opened until first use.
@@ -100,11 +103,23 @@ func (r *Runtime) Check(ctx context.Context) error {
 
 // Async runs f (closing a response, which appends its audit record) off
 // the reply's path. A failed append makes the writer refuse the next
-// requests (broker.Auditor's Ready), so nothing is lost silently.
+// requests (broker.Auditor's Ready), so nothing is lost silently. Once
+// Close has begun, f runs before Async returns: a request cut off at
+// shutdown still ends in its handler, which the server waits for, and not
+// in a goroutine the process would not wait for.
 func (r *Runtime) Async(f func()) {
-	r.audits.Add(1)
+	r.mu.Lock()
+	closing := r.closing
+	if !closing {
+		r.audits.start()
+	}
+	r.mu.Unlock()
+	if closing {
+		f()
+		return
+	}
 	go func() {
-		defer r.audits.Done()
+		defer r.audits.end()
 		f()
 	}()
 }
@@ -112,7 +127,7 @@ func (r *Runtime) Async(f func()) {
 // Flush waits until the records of every request answered so far are in
 // the log: a front end reads its own writes.
 func (r *Runtime) Flush(ctx context.Context) error {
-	r.audits.Wait()
+	r.audits.wait(0)
 	r.mu.Lock()
 	w := r.auditor
 	r.mu.Unlock()
@@ -125,7 +140,10 @@ func (r *Runtime) Flush(ctx context.Context) error {
 // Close waits for pending records, writes them and syncs the log. Call it
 // after the HTTP server has shut down.
 func (r *Runtime) Close() error {
-	r.audits.Wait()
+	r.mu.Lock()
+	r.closing = true
+	r.mu.Unlock()
+	r.audits.wait(0)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.auditor == nil {

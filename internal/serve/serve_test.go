@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -131,5 +132,76 @@ func TestListenServeShutdown(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Serve did not return after its context ended")
+	}
+}
+
+// TestServeCutsOffAfterGrace: a request still running when the shutdown
+// grace ends has its connection closed, which cancels its context, and
+// Serve returns only once its handler has ended (so that the handler's
+// audit record is queued before the caller drains); a handler that ignores
+// its context is waited for up to CutOffWait, and Serve says it was left
+// running.
+func TestServeCutsOffAfterGrace(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		honours   bool
+		wantError bool
+	}{
+		{"honours its context", true, false},
+		{"ignores its context", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			started, ended, release := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			defer close(release)
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(200)
+				w.(http.Flusher).Flush()
+				close(started)
+				if tc.honours {
+					<-r.Context().Done()
+				} else {
+					<-release
+				}
+				close(ended)
+			})
+			ctx, cancel := context.WithCancel(context.Background())
+			served := make(chan error, 1)
+			go func() {
+				served <- Serve(ctx, ln, h, ServerOptions{ShutdownGrace: 100 * time.Millisecond, CutOffWait: 300 * time.Millisecond})
+			}()
+			resp, err := http.Get("http://" + ln.Addr().String() + "/stream")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			<-started
+			cancel()
+			var serr error
+			select {
+			case serr = <-served:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Serve did not return")
+			}
+			select {
+			case <-ended:
+				if !tc.honours {
+					t.Error("the handler that ignores its context ended")
+				}
+			default:
+				if tc.honours {
+					t.Error("Serve returned while the cut-off handler was still running")
+				}
+			}
+			if (serr != nil) != tc.wantError {
+				t.Fatalf("Serve: %v, want an error: %v", serr, tc.wantError)
+			}
+			if serr != nil && (errcode.Classify(serr).Code != errcode.Internal || !strings.Contains(serr.Error(), "1 request(s) still running")) {
+				t.Errorf("Serve's error: %v", serr)
+			}
+		})
 	}
 }
