@@ -251,14 +251,60 @@ const latRun = 20
 // well: with two identical proxies, a fixed rotation made the one after
 // direct 9 µs slower in the median. Measured in runs, ours − floor was
 // 0.12 to 0.14 ms where turns said 0.05 to 0.06.
-func xprocLatencies(b *testing.B, one *http.Client, sides []*xprocSide, perSide int, order *rand.Rand) map[string][]time.Duration {
+//
+// It also returns each proxy's CPU time per request over its runs (threads'
+// run time from schedstat, in µs): at one client, what the Go runtime does
+// between requests (waking and parking threads) is most of it, unlike
+// under the 16-client load.
+func xprocLatencies(b *testing.B, one *http.Client, sides []*xprocSide, perSide int, order *rand.Rand) (map[string][]time.Duration, map[string]float64) {
 	lat := map[string][]time.Duration{}
+	cpu, sent := map[string]time.Duration{}, map[string]int{}
 	for range (perSide + latRun - 1) / latRun {
 		for _, i := range order.Perm(len(sides)) {
-			lat[sides[i].name] = append(lat[sides[i].name], xprocRun(b, one, sides, i)...)
+			s := sides[i]
+			var before time.Duration
+			if s.pid != 0 {
+				before = threadsCPU(b, s.pid)
+			}
+			lat[s.name] = append(lat[s.name], xprocRun(b, one, sides, i)...)
+			if s.pid != 0 {
+				cpu[s.name] += threadsCPU(b, s.pid) - before
+				sent[s.name] += latRun + 1
+			}
 		}
 	}
-	return lat
+	perReq := map[string]float64{}
+	for name, d := range cpu {
+		perReq[name] = float64(d.Nanoseconds()) / 1000 / float64(sent[name])
+	}
+	return lat, perReq
+}
+
+// threadsCPU is the run time of all of pid's threads from
+// /proc/PID/task/*/schedstat, in nanoseconds rather than /proc/PID/stat's
+// 10 ms ticks, which a run of 21 requests would not fill.
+func threadsCPU(b *testing.B, pid int) time.Duration {
+	files, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if len(files) == 0 {
+		b.Fatalf("no schedstat for process %d", pid)
+	}
+	var sum time.Duration
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			continue // a thread that exited meanwhile
+		}
+		fields := strings.Fields(string(raw))
+		if len(fields) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(fields[0], 10, 64)
+		if err != nil {
+			b.Fatalf("%s: %q", f, raw)
+		}
+		sum += time.Duration(ns)
+	}
+	return sum
 }
 
 // xprocRun sends latRun+1 requests to sides[i] with every other side's
@@ -310,7 +356,8 @@ const xprocClients = 16
 //     XPROC_LAT_REQS (400) requests per side (xprocLatencies: runs of 20
 //     to one side with the other proxies stopped, in a random order of
 //     sides): ours − direct, floor −
-//     direct and ours − floor, in ms;
+//     direct and ours − floor, in ms; and each proxy's CPU time per
+//     request over those runs, in µs;
 //   - throughput at 16 clients (a connection each) for XPROC_LOAD_SECONDS
 //     (1.5) per side: ours ÷ floor;
 //   - proxy CPU per request in that load (utime+stime deltas from
@@ -332,7 +379,7 @@ func BenchmarkProxyXProc(b *testing.B) {
 	one := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 1}}
 	r.warm(b, one)
 
-	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, cpuRatio, mbps, oursMBps, floorMBps, oursRPS, floorRPS []float64
+	var addOurs, addFloor, oursOverFloor, directP50, rps, cpuOurs, cpuFloor, cpuRatio, mbps, oursMBps, floorMBps, oursRPS, floorRPS, cpu1Ours, cpu1Floor []float64
 	peak, before := map[string]float64{}, map[string]float64{}
 	order := rand.New(rand.NewPCG(1, 2))
 	b.ResetTimer()
@@ -343,9 +390,10 @@ func BenchmarkProxyXProc(b *testing.B) {
 			pair = []*xprocSide{floor, ours}
 		}
 
-		lat := xprocLatencies(b, one, sides, latReqs, order)
+		lat, cpu1 := xprocLatencies(b, one, sides, latReqs, order)
 		pd, po, pf := ms(median(lat["direct"])), ms(median(lat["ours"])), ms(median(lat["floor"]))
 		directP50, addOurs, addFloor, oursOverFloor = append(directP50, pd), append(addOurs, po-pd), append(addFloor, pf-pd), append(oursOverFloor, po-pf)
+		cpu1Ours, cpu1Floor = append(cpu1Ours, cpu1["ours"]), append(cpu1Floor, cpu1["floor"])
 
 		load := map[string]xprocLoadResult{}
 		for _, s := range pair {
@@ -385,6 +433,8 @@ func BenchmarkProxyXProc(b *testing.B) {
 	b.ReportMetric(mid(addOurs), "ours_added_p50_ms")
 	b.ReportMetric(mid(addFloor), "floor_added_p50_ms")
 	b.ReportMetric(mid(oursOverFloor), "ours-floor_p50_ms")
+	b.ReportMetric(mid(cpu1Ours), "ours_cpu_us/req_1client")
+	b.ReportMetric(mid(cpu1Floor), "floor_cpu_us/req_1client")
 	b.ReportMetric(mid(rps), "rps16_ours/floor")
 	b.ReportMetric(mid(oursRPS), "ours_rps16")
 	b.ReportMetric(mid(floorRPS), "floor_rps16")
