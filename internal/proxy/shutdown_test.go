@@ -2,16 +2,22 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
+	"github.com/agentsecrets/agentsecrets/internal/broker"
+	"github.com/agentsecrets/agentsecrets/internal/crypto"
 	"github.com/agentsecrets/agentsecrets/internal/serve"
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
@@ -21,11 +27,21 @@ import (
 // log once the runtime has closed, like every other request's. Before,
 // the stream's handler outlived the shutdown and the process ended under
 // it, so the request that sent the value had no record.
+//
+// The stream echoes the injected value (a random canary), so the record is
+// also the one a redacted response writes off the reply's path
+// (Runtime.Async, inline once Close has begun), and no file the proxy
+// wrote, nor the client's bytes, may hold any form of it.
 func TestShutdownAuditsCutOffStream(t *testing.T) {
+	raw, err := crypto.Random(24)
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := "sk_shutdown_" + base64.RawURLEncoding.EncodeToString(raw)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
 		for {
-			io.WriteString(w, "data: tick\n\n")
+			io.WriteString(w, "data: "+r.Header.Get("Authorization")+"\n\n")
 			w.(http.Flusher).Flush()
 			select {
 			case <-r.Context().Done():
@@ -35,7 +51,7 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 		}
 	}))
 	defer up.Close()
-	st, sel := newTestVault(t, up.URL, "sk_shutdown_Qm4Rt8Wz1Xc5Vb9Nd2Lk7Hp3")
+	st, sel := newTestVault(t, up.URL, value)
 	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }})
 	srv := &Server{Runtime: rt, Token: "shutdown-token", Selection: sel, Version: "test"}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -58,7 +74,8 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || line != "data: tick\n" {
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	if err != nil || line != "data: Bearer "+broker.Marker+"\n" {
 		t.Fatalf("the stream through the proxy: %q, %v (status %d)", line, err, resp.StatusCode)
 	}
 
@@ -84,5 +101,32 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 	r := recs[0]
 	if r.Path != "/v1/events" || strings.Join(r.Secrets, ",") != "KEY" || r.Status != 200 || r.Decision != audit.DecisionError {
 		t.Errorf("the cut-off stream's record: %+v", r)
+	}
+
+	// The broker's own redactor is the detector: its forms (raw, base64,
+	// hex, URL- and JSON-escaped and more) are pinned by
+	// TestRedactFormsCanary.
+	scan := broker.NewRedactor([][]byte{[]byte(value)})
+	seen := map[string][]byte{"the client's stream": []byte(line)}
+	files, _ := filepath.Glob(filepath.Join(st.Dirs.State, "*"))
+	for _, f := range files {
+		if f == st.Dirs.VaultFile() {
+			continue // the encrypted vault
+		}
+		if fi, err := os.Stat(f); err == nil && fi.Mode().IsRegular() {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			seen[filepath.Base(f)] = data
+		}
+	}
+	if _, ok := seen["audit.log"]; !ok {
+		t.Fatalf("no audit.log among %v", files)
+	}
+	for where, data := range seen {
+		if _, hit := scan.Bytes(data); hit || bytes.Contains(data, []byte(value)) {
+			t.Errorf("%s holds a form of the value", where)
+		}
 	}
 }

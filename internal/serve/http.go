@@ -185,7 +185,8 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler, opts ServerOptio
 		wait = DefaultCutOffWait
 	}
 	if left := running.wait(wait); left > 0 {
-		return errcode.Errorf(errcode.Internal, "%d request(s) still running %s after the shutdown began; their audit records may be missing", left, grace+wait)
+		return errcode.WithHint(errcode.Errorf(errcode.Internal, "%d request(s) still running %s after the shutdown began; their audit records may be missing", left, grace+wait),
+			"see what was recorded with `agentsecrets proxy logs --last 20`")
 	}
 	return nil
 }

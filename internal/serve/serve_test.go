@@ -200,7 +200,7 @@ func TestServeCutsOffAfterGrace(t *testing.T) {
 			if (serr != nil) != tc.wantError {
 				t.Fatalf("Serve: %v, want an error: %v", serr, tc.wantError)
 			}
-			if serr != nil && (errcode.Classify(serr).Code != errcode.Internal || !strings.Contains(serr.Error(), "1 request(s) still running")) {
+			if rep := errcode.Classify(serr); serr != nil && (rep.Code != errcode.Internal || !strings.Contains(rep.Message, "1 request(s) still running") || !strings.Contains(rep.Hint, "agentsecrets proxy logs")) {
 				t.Errorf("Serve's error: %v", serr)
 			}
 		})
