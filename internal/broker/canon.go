@@ -219,22 +219,29 @@ func hasAnyByte(b []byte, chars string) bool {
 	return false
 }
 
-// classPiece is how much of a text textClasses searches for all eight
-// bytes before it moves on: a piece stays in the first-level cache across
-// the eight searches, where eight searches over a whole reader window (up
-// to 2 MB) would each bring it from further out.
+// classPiece is the unit of textClasses and of Redactor.cleanBlocks: a
+// piece stays in the first-level cache for all the work on it, where a
+// pass over a whole reader window (up to 2 MB) would bring it from further
+// out each time.
 const classPiece = 16 << 10
 
 // textClasses reports whether b has a byte that can start an escape, and
-// whether it has whitespace.
+// whether it has whitespace, piece by piece until it knows both.
 func textClasses(b []byte) (esc, white bool) {
 	for len(b) > 0 && !(esc && white) {
 		p := b[:min(len(b), classPiece)]
 		b = b[len(p):]
-		esc = esc || hasAnyByte(p, escapeBytes)
-		white = white || hasAnyByte(p, whitespaceBytes)
+		e, w := pieceClasses(p)
+		esc, white = esc || e, white || w
 	}
 	return esc, white
+}
+
+// classesGeneric is pieceClasses without assembly: one vectorised
+// bytes.IndexByte search per byte, eight in all for a piece that has
+// neither kind.
+func classesGeneric(p []byte) (esc, white bool) {
+	return hasAnyByte(p, escapeBytes), hasAnyByte(p, whitespaceBytes)
 }
 
 // decodeRound is one greedy left-to-right pass of the escape decoder over

@@ -309,20 +309,28 @@ func (sc *scanScratch) wipe() { sc.canon.wipe() }
 // same bytes.
 func (r *Redactor) findSpans(sc *scanScratch, text []byte, final bool) []span {
 	var view []byte
-	if r.canon.maxLen > 0 {
-		view = sc.canon.canon(text, false)
-	}
 	var rawBlocks, canonBlocks blockList
-	if r.both.stride > 1 && len(view) == len(text) && len(text) > 0 && &view[0] == &text[0] {
-		// The view aliases the text: the blocks where either matcher may
-		// match are found in one pass.
-		rawBlocks = r.both.blocks(sc.pass[0][:0], text)
-		canonBlocks = rawBlocks
+	if bl, ok := r.cleanBlocks(sc, text); ok {
+		// No escape and no whitespace: the text is its own canonical view,
+		// and the blocks where either matcher may match were found in the
+		// same pass.
+		view, rawBlocks, canonBlocks = text, bl, bl
 	} else {
-		rawBlocks = r.raw.skip.blocks(sc.pass[0][:0], text)
-		if view != nil {
-			canonBlocks = r.canon.skip.blocks(sc.pass[2][:0], view)
-			sc.pass[2] = canonBlocks.pass
+		if r.canon.maxLen > 0 {
+			view = sc.canon.canon(text, false)
+		}
+		if r.both.stride > 1 && len(view) == len(text) && len(text) > 0 && &view[0] == &text[0] {
+			// The view aliases the text (its escape bytes escape nothing):
+			// the blocks where either matcher may match are found in one
+			// pass.
+			rawBlocks = r.both.blocks(sc.pass[0][:0], text)
+			canonBlocks = rawBlocks
+		} else {
+			rawBlocks = r.raw.skip.blocks(sc.pass[0][:0], text)
+			if view != nil {
+				canonBlocks = r.canon.skip.blocks(sc.pass[2][:0], view)
+				sc.pass[2] = canonBlocks.pass
+			}
 		}
 	}
 	sc.pass[0] = rawBlocks.pass
@@ -943,6 +951,42 @@ func (g gramSkip) blocks(pass []int32, text []byte) blockList {
 		}
 	}
 	return bl
+}
+
+// cleanBlocks returns the blocks of text under r.both when text is its own
+// canonical view, one with no escape byte and no whitespace (a download,
+// base64, hex), and finds out whether it is in the same pass: classPiece
+// bytes at a time, the probes of a piece, then the search for those bytes
+// in it while it is in the first-level cache. (canon's search over the
+// whole text, then the probes, read a streaming window from memory twice.)
+// It reports false when r has no shared skip index, or when a piece has
+// one of those bytes, having stopped there: most texts that are not clean
+// (JSON, SSE, line-wrapped base64) show it in their first piece, so the
+// probes it made before are seldom more than one piece's.
+func (r *Redactor) cleanBlocks(sc *scanScratch, text []byte) (blockList, bool) {
+	g := r.both
+	if r.canon.maxLen == 0 || g.stride <= 1 {
+		return blockList{}, false
+	}
+	bl := blockList{stride: g.stride, pass: sc.pass[0][:0]}
+	s, end := g.stride, bl.end(len(text))
+	p := s - 1 // the next probe: probes are at s-1, 2s-1, ...
+	for from := 0; from < len(text); from += classPiece {
+		to := min(from+classPiece, len(text))
+		for lim := min(to, end); p < lim; p += s {
+			if p = g.grams.next(text, p, lim, s); p == lim {
+				// None passed: on to the first probe at or after lim.
+				p += (s-1-lim%s+s)%s - s
+				continue
+			}
+			bl.pass = append(bl.pass, int32(p/s))
+		}
+		if esc, white := pieceClasses(text[from:to]); esc || white {
+			sc.pass[0] = bl.pass // keep the scratch
+			return blockList{}, false
+		}
+	}
+	return bl, true
 }
 
 // next returns the first of the positions p, p+s, ... below end whose
