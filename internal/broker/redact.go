@@ -310,11 +310,18 @@ func (sc *scanScratch) wipe() { sc.canon.wipe() }
 func (r *Redactor) findSpans(sc *scanScratch, text []byte, final bool) []span {
 	var view []byte
 	var rawBlocks, canonBlocks blockList
-	if bl, ok := r.cleanBlocks(sc, text); ok {
+	// A text of one piece or less (a header value, a small answer) is in
+	// the cache already, and when it is not clean the fused pass would be
+	// work done twice: it goes the way below at once.
+	clean := false
+	if len(text) > classPiece {
+		rawBlocks, clean = r.cleanBlocks(sc, text)
+	}
+	if clean {
 		// No escape and no whitespace: the text is its own canonical view,
 		// and the blocks where either matcher may match were found in the
 		// same pass.
-		view, rawBlocks, canonBlocks = text, bl, bl
+		view, canonBlocks = text, rawBlocks
 	} else {
 		if r.canon.maxLen > 0 {
 			view = sc.canon.canon(text, false)
