@@ -1,20 +1,25 @@
 package commands
 
 import (
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net/http"
+	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/broker"
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/term"
 )
 
 // CallCmd sends one HTTP request with secrets injected by name. The value
@@ -99,7 +104,45 @@ func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	// the request's own redactor).
 	req.Scan = env.prepareScanner
 	b := broker.New(broker.Config{Store: st, Audit: audit.Open(st.Dirs.State, audit.Options{}), MaxResponse: c.MaxResponse, Now: env.Now})
-	return c.send(env, b, req, start, nil)
+	if env.daemon {
+		// The daemon's context ends when its client is interrupted.
+		return c.send(env.ctx(), env, b, req, start, nil)
+	}
+	// Once the value may have gone out, Ctrl-C or SIGTERM must not end this
+	// process before the request's record is written: caught, the signal
+	// cancels the request, which is recorded as interrupted, and then ends
+	// the process as it would have, so a shell stops the script around it.
+	ctx, stop := catchInterrupts(env.ctx())
+	res, err := c.send(ctx, env, b, req, start, nil)
+	if sig := stop(); sig != nil {
+		term.EndBy(sig)
+	}
+	return res, err
+}
+
+// catchInterrupts returns parent, cancelled when this process gets SIGINT
+// or SIGTERM, and stop, which ends the catching and returns the signal
+// caught, if any.
+func catchInterrupts(parent context.Context) (ctx context.Context, stop func() os.Signal) {
+	ctx, cancel := context.WithCancel(parent)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	caught := make(chan os.Signal, 1)
+	go func() {
+		sig := <-sigs // nil once stop closes sigs
+		if sig != nil {
+			cancel()
+		}
+		caught <- sig
+	}()
+	return ctx, func() os.Signal {
+		// After Stop, nothing more is sent on sigs: closing it is safe.
+		signal.Stop(sigs)
+		close(sigs)
+		sig := <-caught
+		cancel()
+		return sig
+	}
 }
 
 // request builds the broker request of the flags, without a project: the
@@ -136,8 +179,7 @@ func (c *CallCmd) request(env *Env) (*broker.Request, error) {
 // send runs req through b and reads the whole (redacted) response. The
 // response is closed (which writes its audit record) in place, or through
 // async when a long-lived front end wants that off the reply's path.
-func (c *CallCmd) send(env *Env, b *broker.Broker, req *broker.Request, start time.Time, async func(func())) (*CallResult, error) {
-	ctx := env.ctx()
+func (c *CallCmd) send(ctx context.Context, env *Env, b *broker.Broker, req *broker.Request, start time.Time, async func(func())) (*CallResult, error) {
 	resp, err := b.Do(ctx, req)
 	if err != nil {
 		return nil, err

@@ -242,7 +242,7 @@ func (m *mcpCommands) Send(ctx context.Context, b *broker.Broker, req *broker.Re
 		return nil, err
 	}
 	c := CallCmd{Fail: fail}
-	return c.send(env, b, req, env.Now(), async)
+	return c.send(env.ctx(), env, b, req, env.Now(), async)
 }
 
 func (m *mcpCommands) ProjectUsed(out any) (mcp.Scope, bool) {

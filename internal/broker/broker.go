@@ -252,9 +252,19 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 		Secrets: secretNames(req.Injections), Styles: styles(req.Injections)}
 	audit.StampClient(ctx, rec)
 	var redactor *namedRedactor
+	// Below, ctx becomes the request's timeout context, which ends (as
+	// cancelled) as soon as Do fails; whether the caller went away is the
+	// caller's context's to say.
+	caller := ctx
 	// Every failure is audited with the code the client gets.
 	defer func() {
 		if err != nil {
+			// What the caller's cancellation made fail (the keychain's
+			// read, the dial) failed because it went away, unless policy
+			// refused first.
+			if caller.Err() == context.Canceled && !errcode.AuditOf(err).Blocked {
+				err = ErrInterrupted
+			}
 			if redactor != nil {
 				r, _ := redactor.get()
 				err = redactError(err, r)
@@ -644,8 +654,10 @@ func syscallText(err error) string {
 }
 
 // ReadError classifies an error that ended reading a response body, for
-// the client and the audit record: the size cap, the timeout, or an
-// upstream that broke off. It never quotes the error's own text.
+// the client and the audit record: the size cap, a caller that went away
+// (the context's cancellation, which the transport returns as the read's
+// error), the timeout, or an upstream that broke off. It never quotes the
+// error's own text.
 func ReadError(ctx context.Context, err error) error {
 	// Before coded is declared: errors.As moves it to the heap, which the
 	// end of every complete body would pay for.
@@ -656,6 +668,8 @@ func ReadError(ctx context.Context, err error) error {
 	switch {
 	case errors.As(err, &coded):
 		return err
+	case interrupted(err):
+		return ErrInterrupted
 	case errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		return errcode.WithHint(errcode.New(errcode.Timeout, "the upstream response did not finish in time"), "retry, or raise --timeout")
 	default:
@@ -828,6 +842,25 @@ func (b *Broker) currentIndex() (*vault.Index, error) {
 // ReasonCredentialEcho is the audit reason of a response that echoed an
 // injected value (decision redacted).
 const ReasonCredentialEcho = "credential_echo"
+
+// ReasonInterrupted is the audit reason of a request that its caller
+// abandoned before the response ended: a client that closed its
+// connection, a `call` stopped by Ctrl-C or SIGTERM, a server that cut
+// the request off as it stopped.
+const ReasonInterrupted = "interrupted"
+
+// ErrInterrupted ends a request whose caller went away. Nobody may be
+// left to read it; its code is the one an HTTP caller still there would
+// get from a server that stops (503), and its reason tells the audit log
+// that neither the upstream nor the broker failed.
+var ErrInterrupted = errcode.WithHint(errcode.NewReason(errcode.Unavailable, ReasonInterrupted, "the request was interrupted before its response ended: its caller went away, or the server stopped"),
+	"retry the request; `agentsecrets proxy logs --last 5` shows its record")
+
+// interrupted reports whether err is the end of a request its caller
+// cancelled (a timeout is not: that context ends with DeadlineExceeded).
+func interrupted(err error) bool {
+	return errors.Is(err, context.Canceled) || errors.Is(err, ErrInterrupted)
+}
 
 // audit appends the record for one decision and returns the log's error
 // (unavailable): the front end withholds what it can (call does not print

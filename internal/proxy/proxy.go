@@ -159,7 +159,7 @@ func (s *Server) proxy(w http.ResponseWriter, r *http.Request) {
 	h.Del(keyRedacted)
 	h.Set("Trailer", HeaderRedacted)
 	w.WriteHeader(resp.Status)
-	_, readErr := w.Write(head)
+	_, readErr := clientWriter{w}.Write(head)
 	if readErr == nil {
 		readErr = stream(w, resp.Body, resp.Stream)
 	}
@@ -274,16 +274,26 @@ func bodyAllowed(status int) bool {
 func stream(w http.ResponseWriter, body io.Reader, flush bool) error {
 	// Not w itself: its ReadFrom would copy through a 32 KB buffer of its
 	// own instead of letting the body write.
-	dst := io.Writer(writerOnly{w})
+	dst := io.Writer(clientWriter{w})
 	if flusher, ok := w.(http.Flusher); ok && flush {
-		dst = flushWriter{w, flusher}
+		dst = flushWriter{clientWriter{w}, flusher}
 	}
 	_, err := io.Copy(dst, body)
 	return err
 }
 
-// writerOnly hides every method of a Writer but Write.
-type writerOnly struct{ io.Writer }
+// clientWriter hides every method of a Writer but Write, and reports a
+// failed write as what it is, the client gone: the request is recorded as
+// interrupted, not as the upstream's failure.
+type clientWriter struct{ w io.Writer }
+
+func (c clientWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		return n, broker.ErrInterrupted
+	}
+	return n, nil
+}
 
 // flushWriter flushes after every Write.
 type flushWriter struct {

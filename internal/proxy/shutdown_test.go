@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -22,17 +23,27 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
-// TestShutdownAuditsCutOffStream: an event stream still running when a
-// stopping proxy's grace ends is cut off, and its audit record is in the
-// log once the runtime has closed, like every other request's. Before,
-// the stream's handler outlived the shutdown and the process ended under
-// it, so the request that sent the value had no record.
+// TestInterruptedStreamAudited: an event stream that ends before its end
+// is recorded as interrupted (decision error, code unavailable), not as
+// the upstream's failure, whichever side ended it:
+//   - "server stops": still running when a stopping proxy's grace ends, it
+//     is cut off, and its record is in the log once the runtime has
+//     closed, like every other request's (before, the handler outlived the
+//     shutdown and the process ended under it, with no record);
+//   - "client hangs up": the client closes its connection mid-stream, and
+//     the record is written while the proxy runs on.
 //
 // The stream echoes the injected value (a random canary), so the record is
 // also the one a redacted response writes off the reply's path
 // (Runtime.Async, inline once Close has begun), and no file the proxy
 // wrote, nor the client's bytes, may hold any form of it.
-func TestShutdownAuditsCutOffStream(t *testing.T) {
+func TestInterruptedStreamAudited(t *testing.T) {
+	for _, end := range []string{"server stops", "client hangs up"} {
+		t.Run(end, func(t *testing.T) { testInterruptedStream(t, end) })
+	}
+}
+
+func testInterruptedStream(t *testing.T, end string) {
 	raw, err := crypto.Random(24)
 	if err != nil {
 		t.Fatal(err)
@@ -79,6 +90,25 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 		t.Fatalf("the stream through the proxy: %q, %v (status %d)", line, err, resp.StatusCode)
 	}
 
+	if end == "client hangs up" {
+		// Closing a body not read to its end closes the connection.
+		resp.Body.Close()
+		for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+			if err := rt.Flush(context.Background()); err != nil {
+				t.Fatalf("flush the audit log: %v", err)
+			}
+			recs, err := audit.Open(st.Dirs.State, audit.Options{}).Read(audit.Filter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(recs) > 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no audit record while the proxy runs on, after the client hung up")
+			}
+		}
+	}
 	cancel()
 	select {
 	case err := <-served:
@@ -99,8 +129,9 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 		t.Fatalf("%d audit records after the shutdown, want the stream's: %+v", len(recs), recs)
 	}
 	r := recs[0]
-	if r.Path != "/v1/events" || strings.Join(r.Secrets, ",") != "KEY" || r.Status != 200 || r.Decision != audit.DecisionError {
-		t.Errorf("the cut-off stream's record: %+v", r)
+	if r.Path != "/v1/events" || strings.Join(r.Secrets, ",") != "KEY" || r.Status != 200 || r.Decision != audit.DecisionError ||
+		r.Reason != broker.ReasonInterrupted || r.Code != "unavailable" {
+		t.Errorf("the interrupted stream's record: %+v", r)
 	}
 
 	// The broker's own redactor is the detector: its forms (raw, base64,
@@ -129,4 +160,26 @@ func TestShutdownAuditsCutOffStream(t *testing.T) {
 			t.Errorf("%s holds a form of the value", where)
 		}
 	}
+}
+
+// TestStreamClientGone: a write to the client that fails (the client's
+// connection broke before the server noticed it was gone) ends the stream
+// with broker.ErrInterrupted, so the request is recorded as interrupted,
+// not as the upstream's failure; the writer's own error text (which names
+// addresses) goes nowhere. Both framings: flushed per chunk or not.
+func TestStreamClientGone(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		w := &brokenClient{ResponseRecorder: httptest.NewRecorder()}
+		err := stream(w, strings.NewReader("a body the client will not get"), flush)
+		if !errors.Is(err, broker.ErrInterrupted) {
+			t.Errorf("flush %v: stream = %v, want broker.ErrInterrupted", flush, err)
+		}
+	}
+}
+
+// brokenClient is a ResponseWriter whose connection is gone.
+type brokenClient struct{ *httptest.ResponseRecorder }
+
+func (*brokenClient) Write([]byte) (int, error) {
+	return 0, errors.New("write tcp 127.0.0.1:8080->127.0.0.1:51234: write: broken pipe")
 }

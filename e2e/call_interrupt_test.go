@@ -1,0 +1,110 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestCallInterruptedAudited: SIGINT or SIGTERM on a `call` whose request
+// has reached the upstream (the value went out) ends the process by that
+// signal, with nothing printed, as before, but only once the request's
+// record is in the log: decision error, reason interrupted. Before, the
+// signal ended the process at once and the request had no record.
+//
+// The value is a random canary: neither the output, nor the log, nor any
+// file under the home but the encrypted vault holds a form of it.
+func TestCallInterruptedAudited(t *testing.T) {
+	for _, backend := range []string{"file", "keychain"} {
+		for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
+			t.Run(backend+"/"+name, func(t *testing.T) { testCallInterrupted(t, backend, sig) })
+		}
+	}
+}
+
+func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
+	value := randomValue(t, "sk_interrupt_")
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+		}
+	})
+	v := NewVault(t, backend)
+	v.RunIn([]byte(value), "secrets", "set", "KEY", "--from-stdin").OK(t)
+	v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
+	v.Run("secrets", "bind", "KEY", up.hostport(), "--surface", "header", "--header-name", "X-Api-Key", "--passphrase-file", v.AdminFile).OK(t)
+
+	cmd := exec.Command(binary, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
+	cmd.Env, cmd.Dir = v.Env(), v.Dir
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	must(t, cmd.Start())
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the call never reached the upstream")
+	}
+	must(t, cmd.Process.Signal(sig))
+	cmd.Wait()
+	if !endedBy(cmd.ProcessState, sig) {
+		t.Errorf("the interrupted call did not end by %v: %v", sig, cmd.ProcessState)
+	}
+	if out.Len() != 0 || errb.Len() != 0 {
+		t.Errorf("the interrupted call printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the upstream request was not cancelled")
+	}
+	if reqs := up.requests(); len(reqs) != 1 || reqs[0].Header.Get("X-Api-Key") != value {
+		t.Fatalf("the upstream did not get the value: %d requests", len(reqs))
+	}
+
+	logs := v.Run("proxy", "logs", "--last", "0").OK(t)
+	var got struct {
+		Records []struct {
+			FrontEnd string   `json:"front_end"`
+			Path     string   `json:"path"`
+			Secrets  []string `json:"secrets"`
+			Decision string   `json:"decision"`
+			Reason   string   `json:"reason"`
+			Code     string   `json:"code"`
+		} `json:"records"`
+	}
+	must(t, json.Unmarshal(logs.Stdout, &got))
+	if len(got.Records) != 1 {
+		t.Fatalf("%d audit records, want the interrupted call's: %s", len(got.Records), logs.Stdout)
+	}
+	r := got.Records[0]
+	if r.FrontEnd != "call" || r.Path != "/slow" || strings.Join(r.Secrets, ",") != "KEY" || r.Decision != "error" || r.Reason != "interrupted" || r.Code != "unavailable" {
+		t.Errorf("the interrupted call's record: %+v", r)
+	}
+
+	canaries := [][]byte{[]byte(value)}
+	assertNoLeak(t, "the call's stdout and stderr", append(out.Bytes(), errb.Bytes()...), canaries)
+	assertNoLeak(t, "proxy logs", logs.Stdout, canaries)
+	must(t, filepath.WalkDir(v.Home, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() || d.Name() == "vault.enc" {
+			return err
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		assertNoLeak(t, "file "+p, data, canaries)
+		return nil
+	}))
+}
