@@ -78,6 +78,14 @@ func lostBroker(t *testing.T, r *Result) {
 func slowCall(t *testing.T, c *client, up *upstream, arrived <-chan struct{}) (cmd *exec.Cmd, out, errb *bytes.Buffer) {
 	t.Helper()
 	cmd = c.command(nil, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
+	out, errb = startUntil(t, cmd, arrived)
+	return cmd, out, errb
+}
+
+// startUntil starts cmd with its output in buffers and returns once
+// arrived says its request reached the upstream.
+func startUntil(t *testing.T, cmd *exec.Cmd, arrived <-chan struct{}) (out, errb *bytes.Buffer) {
+	t.Helper()
 	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
 	cmd.Stdout, cmd.Stderr = out, errb
 	must(t, cmd.Start())
@@ -87,7 +95,21 @@ func slowCall(t *testing.T, c *client, up *upstream, arrived <-chan struct{}) (c
 		cmd.Process.Kill()
 		t.Fatal("the call never reached the upstream")
 	}
-	return cmd, out, errb
+	return out, errb
+}
+
+// interrupt sends sig to the running cmd, and checks that it ends by sig,
+// as a local command ends at Ctrl-C, with nothing printed.
+func interrupt(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, out, errb *bytes.Buffer) {
+	t.Helper()
+	must(t, cmd.Process.Signal(sig))
+	cmd.Wait()
+	if !endedBy(cmd.ProcessState, sig) {
+		t.Errorf("the interrupted call did not end by %v: %v", sig, cmd.ProcessState)
+	}
+	if out.Len() != 0 || errb.Len() != 0 {
+		t.Errorf("the interrupted call printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
+	}
 }
 
 func TestBrokerKilledMidRequest(t *testing.T) {
@@ -128,14 +150,7 @@ func TestBrokerClientInterruptedMidRequest(t *testing.T) {
 	})
 	_, c := faultBroker(t, up, "old-value-4321")
 	cmd, out, errb := slowCall(t, c, up, arrived)
-	must(t, cmd.Process.Signal(syscall.SIGINT))
-	cmd.Wait()
-	if !endedBy(cmd.ProcessState, syscall.SIGINT) {
-		t.Errorf("the interrupted client did not end by SIGINT: %v", cmd.ProcessState)
-	}
-	if out.Len() != 0 || errb.Len() != 0 {
-		t.Errorf("the interrupted client printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
-	}
+	interrupt(t, cmd, syscall.SIGINT, out, errb)
 	select {
 	case <-cancelled:
 	case <-time.After(20 * time.Second):

@@ -1,13 +1,9 @@
 package e2e
 
 import (
-	"bytes"
 	"encoding/json"
-	"io/fs"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -21,7 +17,7 @@ import (
 // signal ended the process at once and the request had no record.
 //
 // The value is a random canary: neither the output, nor the log, nor any
-// file under the home but the encrypted vault holds a form of it.
+// file under the home holds a form of it.
 func TestCallInterruptedAudited(t *testing.T) {
 	for _, backend := range []string{"file", "keychain"} {
 		for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
@@ -47,23 +43,8 @@ func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
 
 	cmd := exec.Command(binary, "call", "--url", up.URL+"/slow", "--header", "X-Api-Key=KEY")
 	cmd.Env, cmd.Dir = v.Env(), v.Dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	must(t, cmd.Start())
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the call never reached the upstream")
-	}
-	must(t, cmd.Process.Signal(sig))
-	cmd.Wait()
-	if !endedBy(cmd.ProcessState, sig) {
-		t.Errorf("the interrupted call did not end by %v: %v", sig, cmd.ProcessState)
-	}
-	if out.Len() != 0 || errb.Len() != 0 {
-		t.Errorf("the interrupted call printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
-	}
+	out, errb := startUntil(t, cmd, arrived)
+	interrupt(t, cmd, sig, out, errb)
 	select {
 	case <-cancelled:
 	case <-time.After(20 * time.Second):
@@ -96,15 +77,5 @@ func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
 	canaries := [][]byte{[]byte(value)}
 	assertNoLeak(t, "the call's stdout and stderr", append(out.Bytes(), errb.Bytes()...), canaries)
 	assertNoLeak(t, "proxy logs", logs.Stdout, canaries)
-	must(t, filepath.WalkDir(v.Home, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || !d.Type().IsRegular() || d.Name() == "vault.enc" {
-			return err
-		}
-		data, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		assertNoLeak(t, "file "+p, data, canaries)
-		return nil
-	}))
+	scanTree(t, v.Home, canaries)
 }
