@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os/exec"
@@ -8,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // TestCallInterruptedAudited: SIGINT or SIGTERM on a `call` whose request
@@ -78,4 +81,62 @@ func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
 	assertNoLeak(t, "the call's stdout and stderr", append(out.Bytes(), errb.Bytes()...), canaries)
 	assertNoLeak(t, "proxy logs", logs.Stdout, canaries)
 	scanTree(t, v.Home, canaries)
+}
+
+// TestMcpCallInterruptedAudited: an api_call that its MCP client cancels
+// (notifications/cancelled) once the request has reached the upstream is
+// recorded as interrupted, and the upstream request is cancelled; the
+// server goes on.
+func TestMcpCallInterruptedAudited(t *testing.T) {
+	value := randomValue(t, "sk_mcp_interrupt_")
+	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
+	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+		}
+	})
+	v := mcpVault(t, "file", up, map[string]string{"KEY": value})
+	s := startMCP(t, v, "", "")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	answered := make(chan error, 1)
+	go func() {
+		_, err := s.session.CallTool(ctx, &mcp.CallToolParams{Name: "api_call",
+			Arguments: map[string]any{"url": up.URL + "/slow", "header": []string{"X-Api-Key=KEY"}}})
+		answered <- err
+	}()
+	waitFor(t, arrived, "the api_call never reached the upstream")
+	cancel()
+	waitFor(t, cancelled, "the upstream request was not cancelled")
+	if err := <-answered; err == nil {
+		t.Error("the cancelled api_call was answered")
+	}
+
+	var recs []map[string]any
+	for deadline := time.Now().Add(20 * time.Second); len(recs) == 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no audit record of the cancelled api_call")
+		}
+		var got struct{ Records []map[string]any }
+		must(t, json.Unmarshal(v.Run("proxy", "logs", "--last", "0").OK(t).Stdout, &got))
+		recs = got.Records
+	}
+	if r := recs[0]; len(recs) != 1 || r["front_end"] != "mcp" || r["path"] != "/slow" || r["decision"] != "error" || r["reason"] != "interrupted" {
+		t.Errorf("audit records %v, want the api_call's, interrupted", recs)
+	}
+	// The server goes on: the next call is answered.
+	callTool(t, s.session, "api_call", map[string]any{"url": up.URL + "/after", "header": []string{"X-Api-Key=KEY"}}).ok(t, "api_call")
+	assertNoLeak(t, "mcp serve's stderr", s.stderr.Bytes(), [][]byte{[]byte(value)})
+	scanTree(t, v.Home, [][]byte{[]byte(value)})
+}
+
+func waitFor(t *testing.T, c <-chan struct{}, failure string) {
+	t.Helper()
+	select {
+	case <-c:
+	case <-time.After(20 * time.Second):
+		t.Fatal(failure)
+	}
 }

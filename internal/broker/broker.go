@@ -845,8 +845,8 @@ const ReasonCredentialEcho = "credential_echo"
 
 // ReasonInterrupted is the audit reason of a request that its caller
 // abandoned before the response ended: a client that closed its
-// connection, a `call` stopped by Ctrl-C or SIGTERM, a server that cut
-// the request off as it stopped.
+// connection, an MCP client that cancelled its call, a `call` stopped by
+// Ctrl-C or SIGTERM, a server that cut the request off as it stopped.
 const ReasonInterrupted = "interrupted"
 
 // ErrInterrupted ends a request whose caller went away. Nobody may be
