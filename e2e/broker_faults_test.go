@@ -138,16 +138,7 @@ func TestBrokerKilledMidRequest(t *testing.T) {
 // waits on the upstream ends the client as SIGINT ends a local command,
 // with nothing printed; the daemon cancels the request and keeps serving.
 func TestBrokerClientInterruptedMidRequest(t *testing.T) {
-	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
-		if r.URL.Path == "/slow" {
-			arrived <- struct{}{}
-			<-r.Context().Done()
-			cancelled <- struct{}{}
-			return
-		}
-		fmt.Fprint(w, "{}")
-	})
+	up, arrived, cancelled := holdingUpstream(t)
 	_, c := faultBroker(t, up, "old-value-4321")
 	cmd, out, errb := slowCall(t, c, up, arrived)
 	interrupt(t, cmd, syscall.SIGINT, out, errb)

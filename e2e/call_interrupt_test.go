@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os/exec"
 	"strings"
@@ -31,14 +32,7 @@ func TestCallInterruptedAudited(t *testing.T) {
 
 func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
 	value := randomValue(t, "sk_interrupt_")
-	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ string) {
-		if r.URL.Path == "/slow" {
-			arrived <- struct{}{}
-			<-r.Context().Done()
-			cancelled <- struct{}{}
-		}
-	})
+	up, arrived, cancelled := holdingUpstream(t)
 	v := NewVault(t, backend)
 	v.RunIn([]byte(value), "secrets", "set", "KEY", "--from-stdin").OK(t)
 	v.Run("workspace", "allowlist", "add", up.hostport(), "--allow-http", "--allow-private", "--passphrase-file", v.AdminFile).OK(t)
@@ -89,14 +83,7 @@ func testCallInterrupted(t *testing.T, backend string, sig syscall.Signal) {
 // server goes on.
 func TestMcpCallInterruptedAudited(t *testing.T) {
 	value := randomValue(t, "sk_mcp_interrupt_")
-	arrived, cancelled := make(chan struct{}, 1), make(chan struct{}, 1)
-	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ string) {
-		if r.URL.Path == "/slow" {
-			arrived <- struct{}{}
-			<-r.Context().Done()
-			cancelled <- struct{}{}
-		}
-	})
+	up, arrived, cancelled := holdingUpstream(t)
 	v := mcpVault(t, "file", up, map[string]string{"KEY": value})
 	s := startMCP(t, v, "", "")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -139,4 +126,21 @@ func waitFor(t *testing.T, c <-chan struct{}, failure string) {
 	case <-time.After(20 * time.Second):
 		t.Fatal(failure)
 	}
+}
+
+// holdingUpstream is an upstream whose /slow never answers: it says when
+// a request has arrived (the value is out), then when that request was
+// cancelled. Any other path answers {}.
+func holdingUpstream(t *testing.T) (up *upstream, arrived, cancelled chan struct{}) {
+	arrived, cancelled = make(chan struct{}, 1), make(chan struct{}, 1)
+	up = newUpstream(t, func(w http.ResponseWriter, r *http.Request, _ string) {
+		if r.URL.Path == "/slow" {
+			arrived <- struct{}{}
+			<-r.Context().Done()
+			cancelled <- struct{}{}
+			return
+		}
+		fmt.Fprint(w, "{}")
+	})
+	return up, arrived, cancelled
 }
