@@ -24,7 +24,8 @@ import (
 // file under the home holds a form of it.
 func TestCallInterruptedAudited(t *testing.T) {
 	for _, backend := range []string{"file", "keychain"} {
-		for name, sig := range map[string]syscall.Signal{"SIGINT": syscall.SIGINT, "SIGTERM": syscall.SIGTERM} {
+		for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+			name := map[syscall.Signal]string{syscall.SIGINT: "SIGINT", syscall.SIGTERM: "SIGTERM"}[sig]
 			t.Run(backend+"/"+name, func(t *testing.T) { testCallInterrupted(t, backend, sig) })
 		}
 	}
