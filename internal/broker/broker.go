@@ -268,6 +268,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 			if redactor != nil {
 				r, _ := redactor.get()
 				err = redactError(err, r)
+				if req.Scan != nil {
+					req.Scan(r)
+				}
 			}
 			// A failure that cannot even be audited is reported as the
 			// audit log's failure: that is what a human must fix first.
@@ -336,11 +339,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	if err != nil {
 		return nil, err
 	}
+	// The redactor is built in the background while the request goes out;
+	// Scan gets it with the response (or the error), when Do needs it.
 	redactor = b.redactorFor(req.Selection, proj, secrets, values, basicSecrets(req.Injections))
-	if req.Scan != nil {
-		r, _ := redactor.get()
-		req.Scan(r)
-	}
 
 	timeout := req.Timeout
 	if timeout <= 0 {
@@ -402,6 +403,9 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	}
 
 	r, names := redactor.get()
+	if req.Scan != nil {
+		req.Scan(r)
+	}
 	resp, err = b.respond(up, r, decision, req.MaxResponse)
 	if err != nil {
 		up.Body.Close()

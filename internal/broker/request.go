@@ -74,9 +74,10 @@ type Request struct {
 	// broker's. Per request, so that a front end serving many callers
 	// keeps one broker (and one connection pool) whatever they ask.
 	MaxResponse int64
-	// Scan, if set, is handed the redactor of this request's values once
-	// they are resolved, so the front end can give its final output one
-	// more scan for them.
+	// Scan, if set, is handed the redactor of this request's values with
+	// the upstream's answer (or Do's error, once the values were read), so
+	// the front end can give its final output one more scan for them. Not
+	// sooner: the redactor is built while the request is in flight.
 	Scan func(*Redactor)
 	// Sent, if set, is handed each request as it goes upstream (once per
 	// redirect hop), injected values masked (see Sent).
