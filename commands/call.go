@@ -90,6 +90,9 @@ func (c *CallCmd) body(env *Env) ([]byte, error) {
 
 func (c *CallCmd) Run(env *Env) (*CallResult, error) {
 	start := env.Now()
+	if len(c.URL) > 8 && strings.EqualFold(c.URL[:8], "https://") {
+		broker.WarmRoots()
+	}
 	req, err := c.request(env)
 	if err != nil {
 		return nil, err

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -116,8 +117,8 @@ func benchVaultOn(b *testing.B, up *httptest.Server, value string, keychain bool
 	return benchVaultURL(b, up.URL, value, keychain)
 }
 
-// benchVaultURL is benchVaultOn for an upstream at upURL (http://host:port),
-// which may be another process.
+// benchVaultURL is benchVaultOn for an upstream at upURL (http:// or
+// https://host:port), which may be another process.
 func benchVaultURL(b *testing.B, upURL, value string, keychain bool) []string {
 	root := b.TempDir()
 	pass := filepath.Join(root, "pass")
@@ -135,7 +136,7 @@ func benchVaultURL(b *testing.B, upURL, value string, keychain bool) []string {
 			}
 		}
 	}
-	hostport := strings.TrimPrefix(upURL, "http://")
+	hostport := strings.TrimPrefix(strings.TrimPrefix(upURL, "http://"), "https://")
 	for _, args := range [][]string{
 		{"init", "--backend", backend, "--admin-passphrase-file", admin},
 		{"workspace", "allowlist", "add", hostport, "--allow-http", "--allow-private", "--passphrase-file", admin},
@@ -173,18 +174,44 @@ func mustRun(b *testing.B, env []string, stdin []byte, args ...string) []byte {
 // is what every agentsecrets process pays before doing anything (runtime
 // and package init, kong's grammar), so call_p50 - start_p50 is the work of
 // call itself.
-func BenchmarkCallVsCurl(b *testing.B) {
+func BenchmarkCallVsCurl(b *testing.B) { benchCallVsCurl(b, false) }
+
+// BenchmarkCallVsCurlTLS is BenchmarkCallVsCurl against an https upstream,
+// as real APIs are: both processes load the system's TLS roots (the
+// machine's bundle, with the test server's certificate added, through
+// SSL_CERT_FILE and curl's --cacert) and make a TLS handshake per request.
+func BenchmarkCallVsCurlTLS(b *testing.B) { benchCallVsCurl(b, true) }
+
+func benchCallVsCurl(b *testing.B, useTLS bool) {
 	curl, err := exec.LookPath("curl")
 	if err != nil {
 		b.Skip("curl is not installed")
 	}
 	const value = "sk_bench_call_0123456789abcdef"
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"object":"balance","available":[{"amount":48213,"currency":"usd"}]}`)
 	}))
+	var curlTLS []string
+	if useTLS {
+		up.StartTLS()
+	} else {
+		up.Start()
+	}
 	defer up.Close()
 	env := benchVault(b, up, value)
+	if useTLS {
+		bundle := filepath.Join(b.TempDir(), "roots.pem")
+		// The system's roots, if this machine has the usual bundle, so
+		// that loading them costs what it costs a user.
+		roots, _ := os.ReadFile("/etc/ssl/certs/ca-certificates.crt")
+		roots = append(roots, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: up.Certificate().Raw})...)
+		if err := os.WriteFile(bundle, roots, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		env = append(env, "SSL_CERT_FILE="+bundle)
+		curlTLS = []string{"--cacert", bundle}
+	}
 	target := up.URL + "/v1/balance"
 	timeIt := func(name string, args ...string) time.Duration {
 		cmd := exec.Command(name, args...)
@@ -196,7 +223,8 @@ func BenchmarkCallVsCurl(b *testing.B) {
 		return time.Since(start)
 	}
 	call := func() time.Duration { return timeIt(binary, "call", "--url", target, "--bearer", "KEY") }
-	curlIt := func() time.Duration { return timeIt(curl, "-sf", "-H", "Authorization: Bearer "+value, target) }
+	curlArgs := append([]string{"-sf", "-H", "Authorization: Bearer " + value}, curlTLS...)
+	curlIt := func() time.Duration { return timeIt(curl, append(curlArgs, target)...) }
 	for range 5 { // warm the page cache and the keyring daemon
 		call()
 		curlIt()
