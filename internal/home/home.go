@@ -123,3 +123,7 @@ func (d Dirs) ConfigFile() string { return filepath.Join(d.Config, "config.json"
 func (d Dirs) IndexFile() string  { return filepath.Join(d.Data, "index.json") }
 func (d Dirs) VaultFile() string  { return filepath.Join(d.Data, "vault.enc") }
 func (d Dirs) LockFile() string   { return filepath.Join(d.Data, "lock") }
+
+// KeychainItemsFile is where a keychain vault on Linux remembers the
+// Secret Service's item paths of its keys (no values; see vault.Keychain).
+func (d Dirs) KeychainItemsFile() string { return filepath.Join(d.Data, "keychain-items.json") }

@@ -37,7 +37,7 @@ func (s *Store) Destroy(ctx context.Context) error {
 				return err
 			}
 		}
-		for _, p := range []string{s.Dirs.VaultFile(), s.Dirs.IndexFile(), s.Dirs.ConfigFile()} {
+		for _, p := range []string{s.Dirs.VaultFile(), s.Dirs.KeychainItemsFile(), s.Dirs.IndexFile(), s.Dirs.ConfigFile()} {
 			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
 				return errcode.Errorf(errcode.Unavailable, "delete %s: %v", p, err)
 			}

@@ -153,7 +153,8 @@ func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, cre
 			written = append(written, dirs.VaultFile())
 			st.backend = fv
 		} else {
-			st.backend = NewKeychain(cfg.VaultID, opts.Getenv)
+			st.backend = keychainOf(dirs, cfg.VaultID, opts.Getenv)
+			written = append(written, dirs.KeychainItemsFile())
 		}
 		if err := st.backend.Put(ctx, map[string]secret.Value{fingerprintKeyItem: secret.New([]byte(hex.EncodeToString(fpKey)))}); err != nil {
 			return fmt.Errorf("store fingerprint key: %w", err)

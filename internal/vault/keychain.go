@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
+	"github.com/agentsecrets/agentsecrets/internal/home"
 )
 
 // KeychainTimeout bounds every keychain call. A locked keychain that waits
@@ -24,6 +25,9 @@ type Keychain struct {
 	service string
 	getenv  func(string) string
 	bus     keychainConn
+	// itemsFile is where the Secret Service's item paths are remembered
+	// between processes (keychainitems_linux.go); "" remembers none.
+	itemsFile string
 }
 
 // ErrKeychainUnavailable: no usable keychain on this machine or session.
@@ -53,6 +57,14 @@ const fileBackendHint = "unlock the keychain (log in to the desktop session), or
 // real process environment: go-keyring's D-Bus client reads it.
 func NewKeychain(vaultID string, getenv func(string) string) *Keychain {
 	return &Keychain{service: "agentsecrets/" + vaultID, getenv: getenv}
+}
+
+// keychainOf is the keychain backend of the vault in dirs, remembering its
+// item paths in the data directory.
+func keychainOf(dirs home.Dirs, vaultID string, getenv func(string) string) *Keychain {
+	k := NewKeychain(vaultID, getenv)
+	k.itemsFile = dirs.KeychainItemsFile()
+	return k
 }
 
 func (k *Keychain) Kind() string { return KindKeychain }

@@ -379,12 +379,13 @@ type ssWrite struct {
 // (SetSecret costs gnome-keyring one save of the keyring file; CreateItem
 // with replace costs two and a search) and creates the item go-keyring
 // creates for the others. replace stays true on create so that a
-// concurrent writer of the same key cannot leave two items.
-func (b *ssBatch) putAll(ctx context.Context, service string, items map[string]secret.Value) error {
+// concurrent writer of the same key cannot leave two items. paths holds
+// the item each key was written to, for the writes that were done.
+func (b *ssBatch) putAll(ctx context.Context, service string, items map[string]secret.Value) (paths map[string]dbus.ObjectPath, err error) {
 	keys := SortedKeys(items)
 	found, err := b.findAll(ctx, service, keys)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var writes []ssWrite
 	for i, key := range keys {
@@ -396,7 +397,8 @@ func (b *ssBatch) putAll(ctx context.Context, service string, items map[string]s
 		}
 	}
 	collection := b.conn.Object(ssName, b.collection)
-	return b.pipeline(ctx, len(writes), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+	paths = make(map[string]dbus.ObjectPath, len(keys))
+	err = b.pipeline(ctx, len(writes), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
 		w := writes[i]
 		s := ssSecret{Session: b.session, Parameters: []byte{}, Value: items[w.key].Reveal(), ContentType: ssContentType}
 		if w.item != "" {
@@ -408,16 +410,27 @@ func (b *ssBatch) putAll(ctx context.Context, service string, items map[string]s
 		}
 		return collection.GoWithContext(ctx, ssCollection+".CreateItem", 0, ch, props, s, true)
 	}, func(i int, c *dbus.Call) error {
-		if writes[i].item != "" {
+		w := writes[i]
+		if w.item != "" {
+			if c.Err == nil {
+				paths[w.key] = w.item
+			}
 			return c.Err
 		}
 		var item, prompt dbus.ObjectPath
 		if err := c.Store(&item, &prompt); err != nil {
 			return err
 		}
-		_, _, err := b.prompt(ctx, prompt)
-		return err
+		if _, _, err := b.prompt(ctx, prompt); err != nil {
+			return err
+		}
+		// "/" when a prompt created the item: its path is not known.
+		if item != ssNoPrompt {
+			paths[w.key] = item
+		}
+		return nil
 	})
+	return paths, err
 }
 
 // deleteAll removes every item with one of keys; none is not an error.
@@ -483,11 +496,20 @@ func (k *Keychain) Get(ctx context.Context, key string) (secret.Value, error) {
 }
 
 func (k *Keychain) Put(ctx context.Context, items map[string]secret.Value) error {
-	return k.batch(ctx, "write", func(b *ssBatch) error { return b.putAll(ctx, k.service, items) })
+	return k.batch(ctx, "write", func(b *ssBatch) error {
+		paths, err := b.putAll(ctx, k.service, items)
+		k.rememberItems(paths)
+		return err
+	})
 }
 
 func (k *Keychain) Delete(ctx context.Context, keys []string) error {
-	return k.batch(ctx, "delete", func(b *ssBatch) error { return b.deleteAll(ctx, k.service, keys) })
+	return k.batch(ctx, "delete", func(b *ssBatch) error {
+		err := b.deleteAll(ctx, k.service, keys)
+		// Forgotten even after a failure: some items may be gone.
+		k.forgetKnown(keys)
+		return err
+	})
 }
 
 // readMany reads the values of keys through one session: a search per key
@@ -498,19 +520,21 @@ func (k *Keychain) Delete(ctx context.Context, keys []string) error {
 // from the result. It is reported missing only after the collection
 // go-keyring uses was unlocked, as Get did before: "missing" from a locked
 // keychain would send doctor and `secrets set` after a value that is there.
-func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (map[string]secret.Value, error) {
+//
+// items holds, for each key, the path of the item read ("" for none).
+func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (values map[string]secret.Value, items []dbus.ObjectPath, err error) {
 	type found struct{ unlocked, locked []dbus.ObjectPath }
 	hits := make([]found, len(keys))
 	svc := b.conn.Object(ssName, ssPath)
-	err := b.pipeline(ctx, len(keys), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
+	err = b.pipeline(ctx, len(keys), func(ctx context.Context, i int, ch chan *dbus.Call) *dbus.Call {
 		return svc.GoWithContext(ctx, ssService+".SearchItems", 0, ch, map[string]string{"service": service, "username": keys[i]})
 	}, func(i int, c *dbus.Call) error {
 		return c.Store(&hits[i].unlocked, &hits[i].locked)
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var items, locked []dbus.ObjectPath
+	var locked []dbus.ObjectPath
 	missing := false
 	for _, h := range hits {
 		// go-keyring's Get reads the first item; an unlocked one is
@@ -527,22 +551,22 @@ func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (
 	}
 	if len(locked) > 0 {
 		if err := b.unlockObjects(ctx, locked); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if missing {
 		if err := b.useCollection(ctx); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	wanted := slices.DeleteFunc(slices.Clone(items), func(p dbus.ObjectPath) bool { return p == "" })
 	out := make(map[string]secret.Value, len(keys))
 	if len(wanted) == 0 {
-		return out, nil
+		return out, items, nil
 	}
 	var secrets map[dbus.ObjectPath]ssSecret
 	if err := b.call(ctx, ssPath, ssService+".GetSecrets", wanted, b.session).Store(&secrets); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	for i, item := range items {
 		if s, ok := secrets[item]; ok && item != "" {
@@ -551,7 +575,7 @@ func (b *ssBatch) readMany(ctx context.Context, service string, keys []string) (
 	}
 	// Every item asked for was unlocked: one that still has no secret
 	// was deleted between the search and the read.
-	return out, nil
+	return out, items, nil
 }
 
 // unlockObjects unlocks objects (collections, or items and so their
@@ -599,11 +623,40 @@ func (k *Keychain) getMany(ctx context.Context, keys []string) (map[string]secre
 		return nil, keychainError("read", err)
 	}
 	defer b.close()
-	out, err := b.readMany(ctx, k.service, keys)
+	// A read by remembered paths is checked against fingerprints, so it
+	// needs the fingerprint key's path too; a vault whose paths were never
+	// remembered (made before they were) learns it here, once.
+	read := keys
+	learnKey := k.itemsFile != "" && !slices.Contains(keys, fingerprintKeyItem) && k.loadItems()[fingerprintKeyItem] == ""
+	if learnKey {
+		read = append(slices.Clip(keys), fingerprintKeyItem)
+	}
+	out, items, err := b.readMany(ctx, k.service, read)
 	if err != nil {
 		return nil, keychainError("read", err)
 	}
+	k.rememberRead(read, items, out)
+	if learnKey {
+		if v, ok := out[fingerprintKeyItem]; ok {
+			v.Wipe()
+			delete(out, fingerprintKeyItem)
+		}
+	}
 	return out, nil
+}
+
+// rememberRead remembers the path of every key a read found a value for,
+// and forgets the keys it found none for.
+func (k *Keychain) rememberRead(keys []string, items []dbus.ObjectPath, got map[string]secret.Value) {
+	paths := make(map[string]dbus.ObjectPath, len(keys))
+	for i, key := range keys {
+		if _, ok := got[key]; ok {
+			paths[key] = items[i]
+		} else {
+			paths[key] = ""
+		}
+	}
+	k.rememberItems(paths)
 }
 
 // openReader opens one session for reading many keys (bulkGetter): each
@@ -616,19 +669,21 @@ func (k *Keychain) openReader(ctx context.Context) (keyReader, error) {
 	if err != nil {
 		return nil, keychainError("read", err)
 	}
-	return &ssReader{b: b, service: k.service}, nil
+	return &ssReader{b: b, k: k}, nil
 }
 
 type ssReader struct {
-	b       *ssBatch
-	service string
+	b *ssBatch
+	k *Keychain
 }
 
 func (r *ssReader) Get(ctx context.Context, key string) (secret.Value, error) {
-	got, err := r.b.readMany(ctx, r.service, []string{key})
+	keys := []string{key}
+	got, items, err := r.b.readMany(ctx, r.k.service, keys)
 	if err != nil {
 		return secret.Value{}, keychainError("read", err)
 	}
+	r.k.rememberRead(keys, items, got)
 	v, ok := got[key]
 	if !ok {
 		return secret.Value{}, ErrValueMissing

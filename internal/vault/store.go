@@ -171,7 +171,7 @@ func (s *Store) openBackend(ctx context.Context) (Backend, error) {
 	}
 	switch s.Config.Backend {
 	case KindKeychain:
-		kc := NewKeychain(s.Config.VaultID, s.opts.Getenv)
+		kc := keychainOf(s.Dirs, s.Config.VaultID, s.opts.Getenv)
 		if err := kc.Available(); err != nil {
 			return nil, err
 		}
@@ -597,7 +597,10 @@ const repairHint = "run `agentsecrets doctor --repair`"
 // write journals its key (Index.Pending) before the value and clears it
 // with the index, so only a journalled key can disagree: those are checked
 // against their fingerprint, and the others cost no read of the
-// fingerprint key (a keychain round trip on every `call`).
+// fingerprint key (a keychain round trip on every `call`) unless it comes
+// in the same read: a keychain on Linux that remembers the item paths
+// reads the value and that key in one call, and checks the value against
+// its fingerprint (knownValues).
 func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.Value, error) {
 	b, err := s.openBackend(ctx)
 	if err != nil {
@@ -611,6 +614,16 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.V
 		return secret.Value{}, err
 	}
 	if !slices.Contains(ix.Pending, itemKey(sel, name)) {
+		if kg, ok := b.(knownGetter); ok {
+			known, err := s.knownValues(ctx, kg, ix, sel, []string{name})
+			if err != nil {
+				return secret.Value{}, err
+			}
+			if v, ok := known[name]; ok {
+				s.observe(v)
+				return v, nil
+			}
+		}
 		v, err := getValue(ctx, b, sel, name)
 		if err != nil {
 			return secret.Value{}, err
@@ -645,6 +658,15 @@ func (s *Store) Value(ctx context.Context, sel Selection, name string) (secret.V
 	}
 	s.observe(v)
 	return v, nil
+}
+
+// knownGetter is a backend that can read keys by what it remembers of
+// earlier reads and writes, in fewer round trips than getMany, without
+// being able to vouch for what it read (the Secret Service's remembered
+// item paths, keychainitems_linux.go). ok false means nothing was read.
+type knownGetter interface {
+	getKnown(ctx context.Context, keys []string) (values map[string]secret.Value, ok bool, err error)
+	forgetKnown(keys []string)
 }
 
 // multiGetter is a backend that reads many keys in fewer round trips than
@@ -684,6 +706,17 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 			plain = append(plain, name)
 		}
 	}
+	if kg, ok := b.(knownGetter); ok && len(plain) > 0 {
+		known, err := s.knownValues(ctx, kg, ix, sel, plain)
+		if err != nil {
+			return nil, err
+		}
+		for name, v := range known {
+			out[name] = v
+			s.observe(v)
+		}
+		plain = slices.DeleteFunc(plain, func(name string) bool { _, done := known[name]; return done })
+	}
 	mg, ok := b.(multiGetter)
 	if ok && len(plain) > 1 {
 		keys := make([]string, len(plain))
@@ -692,20 +725,16 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 		}
 		got, err := mg.getMany(ctx, keys)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		for i, name := range plain {
-			v, held := got[keys[i]]
-			if !held {
-				// out holds only values of got so far.
-				for _, v := range got {
-					v.Wipe()
-				}
-				return nil, getValueMissing(name)
+			if _, held := got[keys[i]]; !held {
+				wipeAll(got)
+				return fail(getValueMissing(name))
 			}
-			out[name] = v
 		}
-		for _, name := range plain {
+		for i, name := range plain {
+			out[name] = got[keys[i]]
 			s.observe(out[name])
 		}
 	}
@@ -720,6 +749,56 @@ func (s *Store) Values(ctx context.Context, sel Selection, names []string) (map[
 			return fail(err)
 		}
 		out[name] = v
+	}
+	return out, nil
+}
+
+// knownValues reads the values of names (none of them journalled) by what
+// kg remembers, in one read with the fingerprint key, and returns those
+// that hold their index fingerprints. A remembered path that now names
+// another item gives a value that does not; kg forgets it (and, when no
+// value held, the fingerprint key's too), and the caller reads what is
+// missing from the result the usual way. A nil result with no error means
+// kg remembers too little for this read.
+func (s *Store) knownValues(ctx context.Context, kg knownGetter, ix *Index, sel Selection, names []string) (map[string]secret.Value, error) {
+	keys := make([]string, len(names), len(names)+1)
+	for i, name := range names {
+		keys[i] = itemKey(sel, name)
+	}
+	got, ok, err := kg.getKnown(ctx, append(keys, fingerprintKeyItem))
+	if err != nil || !ok {
+		return nil, err
+	}
+	hexKey := got[fingerprintKeyItem]
+	fpKey, err := hex.DecodeString(string(hexKey.Reveal()))
+	hexKey.Wipe()
+	if err != nil || len(fpKey) != crypto.KeySize {
+		fpKey = nil
+	}
+	out := make(map[string]secret.Value, len(names))
+	var wrong []string
+	for i, name := range names {
+		v := got[keys[i]]
+		sec, err := ix.Secret(sel, name)
+		if fpKey == nil || err != nil || !holds(fpKey, sel, name, sec, v) {
+			v.Wipe()
+			wrong = append(wrong, keys[i])
+			continue
+		}
+		out[name] = v
+	}
+	if len(out) == 0 {
+		wrong = append(wrong, fingerprintKeyItem)
+	} else {
+		// It made every value in out hold: the vault's own key.
+		s.fpMu.Lock()
+		if s.fpKey == nil {
+			s.fpKey = fpKey
+		}
+		s.fpMu.Unlock()
+	}
+	if len(wrong) > 0 {
+		kg.forgetKnown(wrong)
 	}
 	return out, nil
 }
