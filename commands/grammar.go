@@ -12,8 +12,9 @@ import (
 // on every start, and for the whole CLI that is most of a command's start-up
 // work that is not the Go runtime's. A command line that names its command
 // needs only that command's subtree and the global flags, so that is all
-// newParserFor builds; help, unknown words, `schema` and `mcp` (which
-// enumerate the grammar) get the whole of it.
+// newParserFor builds; of a group of subcommands (`secrets`, `workspace`),
+// only the one named, when it is named exactly. Help, unknown words,
+// `schema` and `mcp` (which enumerate the grammar) get the whole of it.
 
 // wholeGrammar lists the top-level commands that read the whole model.
 func wholeGrammar(name string) bool { return name == "schema" || name == "mcp" }
@@ -37,11 +38,9 @@ func flagName(f reflect.StructField) string {
 	return b.String()
 }
 
-// commandField finds, in args as typed, the top-level command they name:
-// the first word that is not a global flag or a global flag's value. It
-// reports ok=false when the whole grammar is needed, and field=-1 with
-// ok=true for a bare --version.
-func commandField(args []string) (field int, ok bool) {
+// globalTakesValue is the set of global flags that take a value, as typed
+// ("--format").
+func globalTakesValue() map[string]bool {
 	globals := reflect.TypeFor[Globals]()
 	takesValue := map[string]bool{}
 	for i := range globals.NumField() {
@@ -49,6 +48,15 @@ func commandField(args []string) (field int, ok bool) {
 			takesValue["--"+flagName(f)] = true
 		}
 	}
+	return takesValue
+}
+
+// commandField finds, in args as typed, the top-level command they name:
+// the first word that is not a global flag or a global flag's value. It
+// reports ok=false when the whole grammar is needed, and field=-1 with
+// ok=true for a bare --version.
+func commandField(args []string) (field int, ok bool) {
+	takesValue := globalTakesValue()
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -116,7 +124,51 @@ func newParserFor(cli *CLI, env *Env, exited *int, args []string) (*kong.Kong, e
 	if field >= 0 {
 		f := reflect.TypeFor[CLI]().Field(field)
 		target := reflect.ValueOf(cli).Elem().Field(field).Addr().Interface()
+		if sub, ok := subcommandField(f.Type, args); ok {
+			// The command that runs is kong's selected node, whatever
+			// struct holds it: nothing reads cli's groups.
+			only := f.Type.Field(sub)
+			target = reflect.New(reflect.StructOf([]reflect.StructField{{Name: only.Name, Type: only.Type, Tag: only.Tag}})).Interface()
+		}
 		opts = append(opts, kong.DynamicCommand(flagName(f), f.Tag.Get("help"), "", target, string(f.Tag)))
 	}
 	return kong.New(&cli.Globals, opts...)
+}
+
+// subcommandField finds, in args, the subcommand of group (a command whose
+// fields are all subcommands) that they name: the first word after the
+// group's that is not a global flag or its value. ok is false when group
+// is not such a command, or no such word names one of its subcommands
+// exactly (a typo's error lists them all, so it needs them all).
+func subcommandField(group reflect.Type, args []string) (field int, ok bool) {
+	if group.Kind() != reflect.Struct {
+		return 0, false
+	}
+	for i := range group.NumField() {
+		if _, isCmd := group.Field(i).Tag.Lookup("cmd"); !isCmd {
+			return 0, false
+		}
+	}
+	takesValue := globalTakesValue()
+	seenGroup := false
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		switch {
+		case a == "--":
+			return 0, false
+		case takesValue[a]:
+			i++
+		case strings.HasPrefix(a, "-"):
+		case !seenGroup:
+			seenGroup = true
+		default:
+			for j := range group.NumField() {
+				if flagName(group.Field(j)) == a {
+					return j, true
+				}
+			}
+			return 0, false
+		}
+	}
+	return 0, false
 }

@@ -70,8 +70,9 @@ func nodeSummary(n *kong.Node) string {
 }
 
 // TestPrunedGrammarMatches: the parser built for one command has exactly
-// that command's subtree and the global flags of the whole grammar, and a
-// command line parses to the same values and the same errors with either.
+// that command's subtree and the global flags of the whole grammar (of a
+// group named with one of its subcommands, that subcommand's subtree), and
+// a command line parses to the same command, values and errors with either.
 func TestPrunedGrammarMatches(t *testing.T) {
 	io, _, _, _ := TestIO()
 	env := &Env{IO: io}
@@ -104,6 +105,19 @@ func TestPrunedGrammarMatches(t *testing.T) {
 		if !reflect.DeepEqual(gotFlags, wantFlags) {
 			t.Errorf("%s: global flags %v, want %v", top.Name, gotFlags, wantFlags)
 		}
+		for _, sub := range top.Children {
+			pruned, err := newParserFor(&CLI{}, env, &exited, []string{"--json", top.Name, sub.Name, "x"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			group := pruned.Model.Children[0]
+			if len(group.Children) != 1 || group.Name != top.Name || group.Help != top.Help {
+				t.Fatalf("%s %s: pruned group %q has %d subcommands", top.Name, sub.Name, group.Name, len(group.Children))
+			}
+			if got, want := nodeSummary(group.Children[0]), nodeSummary(sub); got != want {
+				t.Errorf("%s %s: pruned subtree differs:\n%s\nwant\n%s", top.Name, sub.Name, got, want)
+			}
+		}
 	}
 
 	lines := [][]string{
@@ -117,6 +131,10 @@ func TestPrunedGrammarMatches(t *testing.T) {
 		{"call"},
 		{"status", "--bogus"},
 		{"proxy", "logs", "--last", "x"},
+		{"proxy", "--json", "logs", "--last", "5"},
+		{"secrets", "list", "--bogus"},
+		{"workspace", "allowlist"},
+		{"--select", "secrets", "secrets", "diff", "A"},
 	}
 	for _, line := range lines {
 		parse := func(pruned bool) (string, string) {
@@ -134,14 +152,16 @@ func TestPrunedGrammarMatches(t *testing.T) {
 			}
 			p.Stderr = discard{}
 			kctx, err := p.Parse(line)
-			cmd := ""
+			// What runs is the selected node's target, with the globals:
+			// commands not selected are not read.
+			cmd, target := "", ""
 			if kctx != nil {
 				cmd = kctx.Command()
+				if n := kctx.Selected(); n != nil {
+					target = fmt.Sprintf("%T %+v", n.Target.Addr().Interface(), n.Target)
+				}
 			}
-			// Defaults of commands not selected are not part of the
-			// result: only the globals and the selected command are read.
-			field, _ := commandField(line)
-			return fmt.Sprintf("%s %+v %+v", cmd, cli.Globals, reflect.ValueOf(cli).Elem().Field(field)), fmt.Sprint(err)
+			return fmt.Sprintf("%s %+v %s", cmd, cli.Globals, target), fmt.Sprint(err)
 		}
 		gotVal, gotErr := parse(true)
 		wantVal, wantErr := parse(false)
