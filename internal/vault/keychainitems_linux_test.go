@@ -139,7 +139,8 @@ func TestKeychainRemembersItems(t *testing.T) {
 // another secret's item (a stale path: the item deleted, the path given to
 // another) never hands out that other value: the read falls back to a
 // search, returns the right value and remembers the right path; the same
-// when the fingerprint key's own path is wrong. A locked keychain is
+// when the fingerprint key's own path is wrong. A vault made before paths
+// were remembered learns them on its first read. A locked keychain is
 // reported locked. No file of the vault holds a value.
 func TestStoreValuesRememberedPaths(t *testing.T) {
 	st, dirs := keychainStore(t)
@@ -208,6 +209,18 @@ func TestStoreValuesRememberedPaths(t *testing.T) {
 				t.Fatalf("the fingerprint key is still remembered at the wrong path %q", now[fingerprintKeyItem])
 			}
 		})
+	}
+
+	// A vault from before paths were remembered: the first read searches,
+	// for the fingerprint key too, and the next needs no search.
+	if err := os.Remove(dirs.KeychainItemsFile()); err != nil {
+		t.Fatal(err)
+	}
+	if _, calls := read("A"); calls["SearchItems"] != 2 {
+		t.Fatalf("first read without remembered paths called %v: want a search for A and one for the fingerprint key", calls)
+	}
+	if got, calls := read("A"); string(got["A"].Reveal()) != va || calls["SearchItems"] != 0 || calls["GetSecrets"] != 1 {
+		t.Fatalf("second read called %v: want one GetSecrets, no search", calls)
 	}
 
 	unlock := lockLogin(t)
