@@ -353,9 +353,22 @@ func TestSecretServiceOneConnection(t *testing.T) {
 	}
 }
 
-// secretServiceCalls watches the session bus as a monitor and counts, by
-// member, the Secret Service methods called while fn runs.
-func secretServiceCalls(t *testing.T, fn func()) map[string]int {
+// callsOf is the count, by member, of the Secret Service methods called on
+// conn while fn ran. Other processes on the bus (another package's tests,
+// run at the same time under one Secret Service) are not counted.
+func callsOf(t *testing.T, fn func(), conn func() *dbus.Conn) map[string]int {
+	t.Helper()
+	by := callsBySender(t, fn)
+	c := conn()
+	if c == nil {
+		t.Fatal("no D-Bus connection to count the calls of")
+	}
+	return by[c.Names()[0]]
+}
+
+// callsBySender watches the session bus as a monitor and counts, by sender
+// and member, the Secret Service methods called while fn runs.
+func callsBySender(t *testing.T, fn func()) map[string]map[string]int {
 	t.Helper()
 	mon, err := dbus.ConnectSessionBus()
 	if err != nil {
@@ -392,15 +405,19 @@ func secretServiceCalls(t *testing.T, fn func()) map[string]int {
 	if err := end.Object(ssName, ssPath).Call("org.freedesktop.DBus.Peer.Ping", 0).Err; err != nil {
 		t.Fatal(err)
 	}
-	calls := map[string]int{}
+	calls := map[string]map[string]int{}
 	for {
 		select {
 		case m := <-msgs:
 			member, _ := m.Headers[dbus.FieldMember].Value().(string)
-			if sender, _ := m.Headers[dbus.FieldSender].Value().(string); member == "Ping" && sender == end.Names()[0] {
+			sender, _ := m.Headers[dbus.FieldSender].Value().(string)
+			if member == "Ping" && sender == end.Names()[0] {
 				return calls
 			}
-			calls[member]++
+			if calls[sender] == nil {
+				calls[sender] = map[string]int{}
+			}
+			calls[sender][member]++
 		case <-timeout:
 			t.Fatalf("the monitor never saw the end mark; saw %v", calls)
 		}
@@ -425,12 +442,13 @@ func TestSecretServiceReadMany(t *testing.T) {
 	}
 	keys = append(keys, "ws/proj/ABSENT_1", "ws/proj/ABSENT_2")
 	var got map[string]secret.Value
-	calls := secretServiceCalls(t, func() {
+	kconn := func() *dbus.Conn { return k.bus.conn }
+	calls := callsOf(t, func() {
 		var err error
 		if got, err = k.getMany(ctx, keys); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, kconn)
 	if len(got) != 40 {
 		t.Fatalf("read %d values, want 40", len(got))
 	}
@@ -444,11 +462,11 @@ func TestSecretServiceReadMany(t *testing.T) {
 	}
 	// Without a missing key nothing but the session, the searches and the
 	// read: no Collections property, no Unlock.
-	calls = secretServiceCalls(t, func() {
+	calls = callsOf(t, func() {
 		if _, err := k.getMany(ctx, keys[:2]); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, kconn)
 	if calls["Get"] != 0 || calls["Unlock"] != 0 || calls["GetSecrets"] != 1 {
 		t.Fatalf("Secret Service calls %v: an unlocked read needs no Unlock nor Collections", calls)
 	}
@@ -509,11 +527,11 @@ func TestStoreValuesOneRead(t *testing.T) {
 		t.Fatal(err)
 	}
 	var got map[string]secret.Value
-	calls := secretServiceCalls(t, func() {
+	calls := callsOf(t, func() {
 		if got, err = st.Values(ctx, sel, names); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, storeConn(st))
 	for _, n := range names {
 		if string(got[n].Reveal()) != "value-of-"+n {
 			t.Fatalf("%s: read %q", n, got[n].Reveal())
@@ -557,23 +575,23 @@ func TestStoreWarm(t *testing.T) {
 		defer kc.bus.mu.Unlock()
 		return kc.bus.spare != ""
 	}
-	warm := secretServiceCalls(t, func() {
+	warm := callsOf(t, func() {
 		st.Warm(ctx)
 		for deadline := time.Now().Add(KeychainTimeout); !warmed(); time.Sleep(time.Millisecond) {
 			if time.Now().After(deadline) {
 				t.Fatal("Warm opened no session")
 			}
 		}
-	})
+	}, storeConn(st))
 	if warm["Ping"] != 1 || warm["OpenSession"] != 1 || warm["SearchItems"] != 0 {
 		t.Fatalf("Warm called %v: want one Ping, one OpenSession and nothing else", warm)
 	}
 	var got map[string]secret.Value
-	read := secretServiceCalls(t, func() {
+	read := callsOf(t, func() {
 		if got, err = st.Values(ctx, sel, []string{"A"}); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, storeConn(st))
 	if string(got["A"].Reveal()) != "value-of-A" {
 		t.Fatalf("read %q", got["A"].Reveal())
 	}
@@ -582,13 +600,28 @@ func TestStoreWarm(t *testing.T) {
 		t.Fatalf("the read after Warm called %v: want the warm connection and session (no Ping, no OpenSession) and one GetSecrets", read)
 	}
 	// The spare session is used once: the next read opens its own.
-	again := secretServiceCalls(t, func() {
+	again := callsOf(t, func() {
 		if _, err = st.Values(ctx, sel, []string{"A"}); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, storeConn(st))
 	if again["OpenSession"] != 1 {
 		t.Fatalf("a second read called %v: want a session of its own", again)
+	}
+}
+
+// storeConn returns st's keychain connection, once it has one.
+func storeConn(st *Store) func() *dbus.Conn {
+	return func() *dbus.Conn {
+		st.backendMu.Lock()
+		defer st.backendMu.Unlock()
+		kc, _ := st.backend.(*Keychain)
+		if kc == nil {
+			return nil
+		}
+		kc.bus.mu.Lock()
+		defer kc.bus.mu.Unlock()
+		return kc.bus.conn
 	}
 }
 

@@ -78,12 +78,13 @@ func TestKeychainRemembersItems(t *testing.T) {
 
 	var got map[string]secret.Value
 	var ok bool
-	calls := secretServiceCalls(t, func() {
+	kconn := func() *dbus.Conn { return k.bus.conn }
+	calls := callsOf(t, func() {
 		var err error
 		if got, ok, err = k.getKnown(ctx, []string{"ws/p/A", "ws/p/B"}); err != nil {
 			t.Fatal(err)
 		}
-	})
+	}, kconn)
 	if !ok || string(got["ws/p/A"].Reveal()) != va || string(got["ws/p/B"].Reveal()) != vb {
 		t.Fatalf("getKnown: ok %v, %d values, not the ones written", ok, len(got))
 	}
@@ -92,11 +93,11 @@ func TestKeychainRemembersItems(t *testing.T) {
 	}
 
 	// Nothing remembered for a key: declined before any call.
-	calls = secretServiceCalls(t, func() {
+	calls = callsOf(t, func() {
 		if got, ok, _ = k.getKnown(ctx, []string{"ws/p/A", "ws/p/NEVER"}); ok || got != nil {
 			t.Fatalf("getKnown with an unknown key: ok %v, %d values", ok, len(got))
 		}
-	})
+	}, kconn)
 	if calls["GetSecrets"] != 0 || calls["OpenSession"] != 0 {
 		t.Fatalf("getKnown with an unknown key called %v", calls)
 	}
@@ -169,12 +170,13 @@ func TestStoreValuesRememberedPaths(t *testing.T) {
 	read := func(names ...string) (map[string]secret.Value, map[string]int) {
 		t.Helper()
 		var got map[string]secret.Value
-		calls := secretServiceCalls(t, func() {
+		st := open()
+		calls := callsOf(t, func() {
 			var err error
-			if got, err = open().Values(ctx, sel, names); err != nil {
+			if got, err = st.Values(ctx, sel, names); err != nil {
 				t.Fatal(err)
 			}
-		})
+		}, storeConn(st))
 		return got, calls
 	}
 
