@@ -565,9 +565,7 @@ func TestStoreWarm(t *testing.T) {
 		t.Fatal(err)
 	}
 	warmed := func() bool {
-		st.backendMu.Lock()
-		defer st.backendMu.Unlock()
-		kc, _ := st.backend.(*Keychain)
+		kc := storeKeychain(st)
 		if kc == nil {
 			return false
 		}
@@ -610,12 +608,18 @@ func TestStoreWarm(t *testing.T) {
 	}
 }
 
+// storeKeychain returns st's keychain backend, once it has opened one.
+func storeKeychain(st *Store) *Keychain {
+	st.backendMu.Lock()
+	defer st.backendMu.Unlock()
+	kc, _ := st.backend.(*Keychain)
+	return kc
+}
+
 // storeConn returns st's keychain connection, once it has one.
 func storeConn(st *Store) func() *dbus.Conn {
 	return func() *dbus.Conn {
-		st.backendMu.Lock()
-		defer st.backendMu.Unlock()
-		kc, _ := st.backend.(*Keychain)
+		kc := storeKeychain(st)
 		if kc == nil {
 			return nil
 		}

@@ -769,10 +769,15 @@ func (s *Store) knownValues(ctx context.Context, kg knownGetter, ix *Index, sel 
 	if err != nil || !ok {
 		return nil, err
 	}
+	// Decoded in place, with no string copy: a stale path may have read
+	// a secret's value here, not the key.
 	hexKey := got[fingerprintKeyItem]
-	fpKey, err := hex.DecodeString(string(hexKey.Reveal()))
+	raw := hexKey.Reveal()
+	fpKey := make([]byte, hex.DecodedLen(len(raw)))
+	n, err := hex.Decode(fpKey, raw)
 	hexKey.Wipe()
-	if err != nil || len(fpKey) != crypto.KeySize {
+	if err != nil || n != crypto.KeySize {
+		clear(fpKey)
 		fpKey = nil
 	}
 	out := make(map[string]secret.Value, len(names))
@@ -788,6 +793,7 @@ func (s *Store) knownValues(ctx context.Context, kg knownGetter, ix *Index, sel 
 		out[name] = v
 	}
 	if len(out) == 0 {
+		clear(fpKey)
 		wrong = append(wrong, fingerprintKeyItem)
 	} else {
 		// It made every value in out hold: the vault's own key.
