@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -276,6 +277,20 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 	b = append(b, `,"project":`...)
 	b = appendJSONString(b, r.Project)
 	b = append(b, `,"secrets":[`...)
+	b = slices.Grow(b, len(r.Secrets)*192)
+	// A secret never updated has updated_at == created_at, and an import
+	// gives every secret the same time: format each distinct time once.
+	var last time.Time
+	lastAt, lastEnd := 0, 0
+	appendTime := func(t time.Time) {
+		if lastEnd > 0 && t == last {
+			b = append(b, b[lastAt:lastEnd]...)
+			return
+		}
+		lastAt = len(b)
+		b = t.AppendFormat(b, time.RFC3339Nano)
+		last, lastEnd = t, len(b)
+	}
 	for i, s := range r.Secrets {
 		if i > 0 {
 			b = append(b, ',')
@@ -285,9 +300,9 @@ func (r *SecretsListResult) AppendJSON(b []byte) []byte {
 		b = append(b, `,"version":`...)
 		b = strconv.AppendInt(b, int64(s.Version), 10)
 		b = append(b, `,"created_at":"`...)
-		b = s.CreatedAt.AppendFormat(b, time.RFC3339Nano)
+		appendTime(s.CreatedAt)
 		b = append(b, `","updated_at":"`...)
-		b = s.UpdatedAt.AppendFormat(b, time.RFC3339Nano)
+		appendTime(s.UpdatedAt)
 		b = append(b, `","source":`...)
 		b = appendJSONString(b, s.Source)
 		b = append(b, `,"bindings":`...)

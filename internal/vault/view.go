@@ -6,21 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unsafe"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
-	"github.com/tidwall/gjson"
 )
 
 // View is a read-only window on index.json that decodes only the parts a
 // reader asks for. `secrets list` uses it: it must cost little more than
 // starting the process, and decoding a 1,000-secret index in full with
 // encoding/json costs several times as much as picking one project out of
-// it. Writers always decode the whole Index; TestViewMatchesIndex keeps the
-// two readings equal.
+// it. Writers always decode the whole Index; TestViewMatchesIndex and
+// FuzzViewProject keep the two readings equal.
 type View struct {
 	data string
 }
@@ -40,20 +40,56 @@ func newView(b []byte) (*View, error) {
 	// here or in the lookups, and doctor decodes it completely.
 	t := bytes.TrimSpace(b)
 	if len(t) < 2 || t[0] != '{' || t[len(t)-1] != '}' {
-		return nil, errcode.WithHint(fmt.Errorf("%w: not a JSON object", ErrCorruptIndex), "run `agentsecrets doctor`")
+		return nil, corruptView(errors.New("not a JSON object"))
 	}
 	// The bytes are never modified again, so the string can share them.
 	v := &View{data: unsafe.String(unsafe.SliceData(b), len(b))}
-	if f := gjson.Get(v.data, "format"); f.Int() != IndexFormat {
-		return nil, errcode.WithHint(fmt.Errorf("%w: unsupported index format %s", ErrCorruptIndex, f.Raw), "run `agentsecrets doctor`")
+	format := "0"
+	c := &cursor{s: v.data}
+	err := c.members(func(k string) (bool, error) {
+		if strings.EqualFold(k, "format") {
+			f, err := c.value()
+			format = f
+			return false, err
+		}
+		_, err := c.value()
+		return true, err
+	})
+	if err != nil {
+		return nil, corruptView(err)
+	}
+	if format != strconv.Itoa(IndexFormat) {
+		return nil, corruptView(fmt.Errorf("unsupported index format %s", printable(format)))
 	}
 	return v, nil
 }
 
-// Current is the user's current selection.
+func corruptView(err error) error {
+	return errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, err), "run `agentsecrets doctor`")
+}
+
+// Current is the user's current selection; empty if the file has none.
 func (v *View) Current() Selection {
-	c := gjson.Get(v.data, "current")
-	return Selection{Workspace: c.Get("workspace").String(), Project: c.Get("project").String()}
+	var sel Selection
+	c := &cursor{s: v.data}
+	if found, err := c.enter("current", true); err != nil || !found {
+		return sel
+	}
+	c.members(func(k string) (bool, error) {
+		var err error
+		switch {
+		case c.peek() == 'n':
+			_, err = c.value()
+		case strings.EqualFold(k, "workspace"):
+			sel.Workspace, err = c.str()
+		case strings.EqualFold(k, "project"):
+			sel.Project, err = c.str()
+		default:
+			_, err = c.value()
+		}
+		return err == nil, err
+	})
+	return sel
 }
 
 // NamedSecret is a secret's metadata with its name.
@@ -66,53 +102,39 @@ type NamedSecret struct {
 // not_found errors as Index.Project. encoding/json writes map keys sorted,
 // so file order is name order unless someone edited the file by hand.
 func (v *View) Project(sel Selection) ([]NamedSecret, error) {
-	ws := gjson.Get(v.data, "workspaces."+escapePath(sel.Workspace))
-	if !ws.IsObject() {
-		return nil, (&Index{Workspaces: map[string]*Workspace{}}).projectError(sel)
-	}
-	p := ws.Get("projects." + escapePath(sel.Project))
-	if !p.IsObject() {
-		return nil, (&Index{Workspaces: map[string]*Workspace{sel.Workspace: {}}}).projectError(sel)
+	c := &cursor{s: v.data}
+	for i, step := range []struct {
+		key   string
+		field bool
+	}{{"workspaces", true}, {sel.Workspace, false}, {"projects", true}, {sel.Project, false}, {"secrets", true}} {
+		found, err := c.enter(step.key, step.field)
+		if err != nil {
+			return nil, corruptView(err)
+		}
+		switch {
+		case found:
+		case i < 2:
+			return nil, (&Index{Workspaces: map[string]*Workspace{}}).projectError(sel)
+		case i < 4:
+			return nil, (&Index{Workspaces: map[string]*Workspace{sel.Workspace: {}}}).projectError(sel)
+		default:
+			return nil, nil
+		}
 	}
 	var out []NamedSecret
-	var bad error
-	p.Get("secrets").ForEach(func(k, val gjson.Result) bool {
-		s := &Secret{Bindings: []policy.Binding{}}
-		val.ForEach(func(fk, fv gjson.Result) bool {
-			switch fk.Str {
-			case "version":
-				s.Version = int(fv.Int())
-			case "created_at":
-				s.CreatedAt, bad = parseTime(fv)
-			case "updated_at":
-				s.UpdatedAt, bad = parseTime(fv)
-			case "fingerprint":
-				s.Fingerprint = fv.Str
-			case "fingerprint_scheme":
-				s.FingerprintScheme = int(fv.Int())
-			case "source":
-				s.Source = fv.Str
-			case "bindings":
-				if len(fv.Array()) > 0 {
-					bad = json.Unmarshal([]byte(fv.Raw), &s.Bindings)
-				}
-			case "releases":
-				for _, r := range fv.Array() {
-					s.Releases = append(s.Releases, r.Str)
-				}
-			case "rotate_upstream":
-				s.RotateUpstream = fv.Bool()
-			}
-			return bad == nil
-		})
-		if bad == nil && (!validSecretName(k.Str) || s.Version < 1) {
-			bad = fmt.Errorf("invalid secret entry %q", printable(k.Str))
+	err := c.members(func(name string) (bool, error) {
+		s, err := c.secret()
+		if err != nil {
+			return false, err
 		}
-		out = append(out, NamedSecret{Name: k.Str, Secret: s})
-		return bad == nil
+		if !validSecretName(name) || s.Version < 1 {
+			return false, fmt.Errorf("invalid secret entry %q", printable(name))
+		}
+		out = append(out, NamedSecret{Name: name, Secret: s})
+		return true, nil
 	})
-	if bad != nil {
-		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, bad), "run `agentsecrets doctor`")
+	if err != nil {
+		return nil, corruptView(err)
 	}
 	if !slices.IsSortedFunc(out, func(a, b NamedSecret) int { return strings.Compare(a.Name, b.Name) }) {
 		slices.SortFunc(out, func(a, b NamedSecret) int { return strings.Compare(a.Name, b.Name) })
@@ -120,23 +142,111 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 	return out, nil
 }
 
-func parseTime(r gjson.Result) (time.Time, error) {
-	if r.Type != gjson.String {
-		return time.Time{}, errors.New("timestamp is not a string")
-	}
-	return time.Parse(time.RFC3339Nano, r.Str)
+// secretFields are Secret's JSON names that View decodes; Synced is left
+// out, as no reader of a View needs it.
+var secretFields = [...]string{"version", "created_at", "updated_at", "fingerprint", "fingerprint_scheme", "source", "bindings", "releases", "rotate_upstream"}
+
+// secret decodes the Secret at the cursor as encoding/json would: a key
+// matches its field case-folded, null leaves a field as it is (a slice
+// becomes nil), and a value of the wrong type is an error.
+func (c *cursor) secret() (*Secret, error) {
+	s := &Secret{}
+	err := c.members(func(k string) (bool, error) {
+		field := k
+		if !slices.Contains(secretFields[:], k) {
+			for _, f := range secretFields {
+				if strings.EqualFold(k, f) {
+					field = f
+				}
+			}
+		}
+		if c.peek() == 'n' {
+			raw, err := c.value()
+			if err == nil && raw != "null" {
+				err = errSyntax
+			}
+			switch field {
+			case "bindings":
+				s.Bindings = nil
+			case "releases":
+				s.Releases = nil
+			}
+			return err == nil, err
+		}
+		var err error
+		switch field {
+		case "version":
+			s.Version, err = c.int()
+		case "fingerprint_scheme":
+			s.FingerprintScheme, err = c.int()
+		case "created_at":
+			s.CreatedAt, err = c.time()
+		case "updated_at":
+			s.UpdatedAt, err = c.time()
+		case "fingerprint":
+			s.Fingerprint, err = c.str()
+		case "source":
+			s.Source, err = c.str()
+		case "bindings":
+			err = c.decode(&s.Bindings)
+		case "releases":
+			err = c.decode(&s.Releases)
+		case "rotate_upstream":
+			s.RotateUpstream, err = c.bool()
+		default:
+			_, err = c.value()
+		}
+		return err == nil, err
+	})
+	return s, err
 }
 
-// escapePath makes a workspace or project name safe inside a gjson path;
-// names may contain '.', which gjson treats as a separator.
-func escapePath(name string) string {
-	var b strings.Builder
-	for _, c := range name {
-		switch c {
-		case '.', '*', '?', '|', '#', '@', '\\', '!', '=', '<', '>', '%':
-			b.WriteByte('\\')
-		}
-		b.WriteRune(c)
+func (c *cursor) int() (int, error) {
+	raw, err := c.value()
+	if err != nil {
+		return 0, err
 	}
-	return b.String()
+	return strconv.Atoi(raw)
+}
+
+func (c *cursor) bool() (bool, error) {
+	raw, err := c.value()
+	switch {
+	case err != nil:
+		return false, err
+	case raw == "true":
+		return true, nil
+	case raw == "false":
+		return false, nil
+	}
+	return false, errors.New("not a boolean")
+}
+
+// time reads a timestamp as time.Time's UnmarshalJSON does, which takes
+// the quoted text as it is, escapes and all.
+func (c *cursor) time() (time.Time, error) {
+	raw, err := c.value()
+	if err != nil {
+		return time.Time{}, err
+	}
+	if len(raw) < 2 || raw[0] != '"' {
+		return time.Time{}, errors.New("timestamp is not a string")
+	}
+	return time.Parse(time.RFC3339Nano, raw[1:len(raw)-1])
+}
+
+// decode hands the value at the cursor to encoding/json: bindings and
+// releases are rare and nested.
+func (c *cursor) decode(v any) error {
+	raw, err := c.value()
+	if err != nil {
+		return err
+	}
+	if raw == "[]" {
+		if b, ok := v.(*[]policy.Binding); ok {
+			*b = []policy.Binding{}
+			return nil
+		}
+	}
+	return json.Unmarshal([]byte(raw), v)
 }

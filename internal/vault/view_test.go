@@ -1,10 +1,12 @@
 package vault
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,9 +14,9 @@ import (
 	"github.com/agentsecrets/agentsecrets/internal/policy"
 )
 
-// TestViewMatchesIndex: the fast read path decodes exactly what the full
-// decoder does, for every field of Secret.
-func TestViewMatchesIndex(t *testing.T) {
+// viewFixture is an index with two projects of five secrets that between
+// them set every field of Secret, in a workspace whose name has a '.'.
+func viewFixture(t testing.TB) []byte {
 	now := time.Date(2026, 11, 23, 18, 0, 0, 123456789, time.UTC)
 	ix := newIndex(now)
 	ix.Workspaces["team.one"] = NewWorkspace(now)
@@ -43,6 +45,13 @@ func TestViewMatchesIndex(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return b
+}
+
+// TestViewMatchesIndex: the fast read path decodes exactly what the full
+// decoder does, for every field of Secret.
+func TestViewMatchesIndex(t *testing.T) {
+	b := viewFixture(t)
 	full, err := decodeIndex(b)
 	if err != nil {
 		t.Fatal(err)
@@ -55,22 +64,8 @@ func TestViewMatchesIndex(t *testing.T) {
 		t.Fatalf("current %v vs %v", view.Current(), full.Current)
 	}
 	for _, sel := range []Selection{{DefaultName, DefaultName}, {"team.one", "api-v2"}} {
-		list, err := view.Project(sel)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := map[string]*Secret{}
-		for i, ns := range list {
-			if i > 0 && list[i-1].Name >= ns.Name {
-				t.Fatalf("not in name order: %s before %s", list[i-1].Name, ns.Name)
-			}
-			got[ns.Name] = ns.Secret
-		}
-		want := full.Workspaces[sel.Workspace].Projects[sel.Project].Secrets
-		if !reflect.DeepEqual(got, want) {
-			gj, _ := json.Marshal(got)
-			wj, _ := json.Marshal(want)
-			t.Fatalf("%v:\nview  %s\nindex %s", sel, gj, wj)
+		if diff := viewDiff(view, full, sel); diff != "" {
+			t.Fatal(diff)
 		}
 	}
 	for _, sel := range []Selection{{"nope", DefaultName}, {DefaultName, "nope"}, {"team", "one.api-v2"}} {
@@ -79,7 +74,7 @@ func TestViewMatchesIndex(t *testing.T) {
 			t.Errorf("%v: %v", sel, err)
 		}
 	}
-	for _, bad := range []string{`{`, `{"format":2}`, `[]`} {
+	for _, bad := range []string{`{`, `{"format":2}`, `[]`, `{"format":1.0}`, `{"format":"1"}`, `{"revision":1,"format":1`} {
 		if _, err := newView([]byte(bad)); err == nil {
 			t.Errorf("%s accepted", bad)
 		}
@@ -89,5 +84,155 @@ func TestViewMatchesIndex(t *testing.T) {
 		t.Fatal(err)
 	} else if _, err := v.Project(Selection{"w", "p"}); !errors.Is(err, ErrCorruptIndex) {
 		t.Fatalf("invalid entry: %v", err)
+	}
+}
+
+// BenchmarkViewProject decodes one project of 1,000 secrets, the shape
+// `secrets list` reads after an import (BenchmarkListVsStart in e2e times
+// the whole process).
+func BenchmarkViewProject(b *testing.B) {
+	now := time.Date(2026, 11, 23, 18, 0, 0, 123456789, time.UTC)
+	ix := newIndex(now)
+	p := ix.Workspaces[DefaultName].Projects[DefaultName]
+	for i := range 1000 {
+		p.Secrets[fmt.Sprintf("SECRET_%04d", i)] = &Secret{Version: 1, CreatedAt: now.Add(time.Duration(i) * time.Second),
+			UpdatedAt: now.Add(time.Duration(i) * time.Minute), Fingerprint: fmt.Sprintf("%064x", i), FingerprintScheme: 2,
+			Source: "import", Bindings: []policy.Binding{}}
+	}
+	data, err := json.Marshal(ix)
+	if err != nil {
+		b.Fatal(err)
+	}
+	view, err := newView(data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if list, err := view.Project(Selection{DefaultName, DefaultName}); err != nil || len(list) != 1000 {
+			b.Fatal(len(list), err)
+		}
+	}
+}
+
+// viewDiff says how view's reading of sel differs from the full decoder's,
+// or "" if it does not.
+func viewDiff(view *View, full *Index, sel Selection) string {
+	list, err := view.Project(sel)
+	if err != nil {
+		return fmt.Sprintf("%v: %v", sel, err)
+	}
+	got := map[string]*Secret{}
+	for i, ns := range list {
+		if i > 0 && list[i-1].Name >= ns.Name {
+			return fmt.Sprintf("%v: not in name order: %s before %s", sel, list[i-1].Name, ns.Name)
+		}
+		got[ns.Name] = ns.Secret
+	}
+	want := map[string]*Secret{}
+	for name, s := range full.Workspaces[sel.Workspace].Projects[sel.Project].Secrets {
+		c := *s
+		c.Synced = nil // not read by a View
+		want[name] = &c
+	}
+	if !reflect.DeepEqual(got, want) {
+		gj, _ := json.Marshal(got)
+		wj, _ := json.Marshal(want)
+		return fmt.Sprintf("%v:\nview  %s\nindex %s", sel, gj, wj)
+	}
+	return ""
+}
+
+// FuzzViewProject: View never panics, and on every index that the full
+// decoder accepts and that repeats no key (the writer never does; see
+// viewscan.go), it reads the same current selection and the same secrets.
+func FuzzViewProject(f *testing.F) {
+	f.Add(viewFixture(f))
+	for _, seed := range []string{
+		`{"format":1,"current":{"workspace":"w","project":"p"},"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1}}}}}}}`,
+		`{ "Format" : 1 , "Workspaces" : { "w" : { "Projects" : { "p" : { "Secrets" : { "A\u0042" : { "VERSION" : 2 , "source" : "s\u00e9t" , "bindings" : null , "releases" : [ "env" ] , "rotate_upstream" : true } } } } } } }`,
+		`{"format":1,"current":null,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":"2026-01-02T03:04:05+01:00","synced":{"version":3},"x":[{"]":"}"}]}}}}}}}`,
+		`{"format":1,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":null,"fingerprint":"\"\\"}}}}}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		view, verr := newView(b)
+		if verr == nil {
+			view.Current()
+			view.Project(Selection{DefaultName, DefaultName})
+			view.Project(Selection{"w", "p"})
+		}
+		full, err := decodeIndex(b)
+		if err != nil || repeatsKey(b) {
+			return
+		}
+		if verr != nil {
+			t.Fatalf("View rejects an index the full decoder reads: %v", verr)
+		}
+		if view.Current() != full.Current {
+			t.Fatalf("current %v vs %v", view.Current(), full.Current)
+		}
+		for wn, w := range full.Workspaces {
+			for pn := range w.Projects {
+				if diff := viewDiff(view, full, Selection{wn, pn}); diff != "" {
+					t.Fatal(diff)
+				}
+			}
+			if _, err := view.Project(Selection{wn, "no such project"}); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("missing project in %q: %v", wn, err)
+			}
+		}
+		if _, err := view.Project(Selection{"no such workspace", DefaultName}); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("missing workspace: %v", err)
+		}
+	})
+}
+
+// repeatsKey reports whether any object in the JSON text b has two keys
+// that are equal when case-folded (encoding/json matches struct fields so).
+func repeatsKey(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		keys     []string
+		inObject bool
+		wantKey  bool
+	}
+	var stack []*level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *level
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if top != nil && top.inObject && top.wantKey {
+			if k, ok := tok.(string); ok {
+				for _, seen := range top.keys {
+					if strings.EqualFold(seen, k) {
+						return true
+					}
+				}
+				top.keys = append(top.keys, k)
+				top.wantKey = false
+				continue
+			}
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			if top != nil {
+				top.wantKey = true
+			}
+			stack = append(stack, &level{inObject: tok == json.Delim('{'), wantKey: true})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		default:
+			if top != nil {
+				top.wantKey = true
+			}
+		}
 	}
 }

@@ -1,0 +1,196 @@
+package vault
+
+import (
+	"encoding/json"
+	"errors"
+	"strings"
+)
+
+// This file is the reader behind View: just enough JSON to walk index.json
+// to one project and decode its secrets in a single forward pass. It builds
+// no tree, and what it skips costs a byte scan and no allocation. Where
+// encoding/json would accept the file, it reads what encoding/json reads,
+// except that the first of two members with the same key wins (the writer
+// never repeats a key); FuzzViewProject holds it to that.
+
+var errSyntax = errors.New("malformed JSON")
+
+// cursor is a position in a JSON text: the rest of it from there on.
+type cursor struct {
+	s string
+}
+
+func (c *cursor) skipSpace() {
+	for len(c.s) > 0 && (c.s[0] == ' ' || c.s[0] == '\n' || c.s[0] == '\t' || c.s[0] == '\r') {
+		c.s = c.s[1:]
+	}
+}
+
+// peek is the next byte that is not white space, or 0 at the end.
+func (c *cursor) peek() byte {
+	c.skipSpace()
+	if c.s == "" {
+		return 0
+	}
+	return c.s[0]
+}
+
+// value consumes the value at the cursor and returns it as raw JSON.
+func (c *cursor) value() (string, error) {
+	c.skipSpace()
+	n, err := valueLen(c.s)
+	if err != nil {
+		return "", err
+	}
+	v := c.s[:n]
+	c.s = c.s[n:]
+	return v, nil
+}
+
+// members calls fn for each member of the object at the cursor, in order,
+// with the cursor at the member's value; fn consumes the value, or stops
+// the walk by returning false with the cursor still there.
+func (c *cursor) members(fn func(key string) (bool, error)) error {
+	if c.peek() != '{' {
+		return errSyntax
+	}
+	c.s = c.s[1:]
+	if c.peek() == '}' {
+		c.s = c.s[1:]
+		return nil
+	}
+	for {
+		key, err := c.str()
+		if err != nil {
+			return err
+		}
+		if c.peek() != ':' {
+			return errSyntax
+		}
+		c.s = c.s[1:]
+		c.skipSpace()
+		if more, err := fn(key); err != nil || !more {
+			return err
+		}
+		switch c.peek() {
+		case ',':
+			c.s = c.s[1:]
+		case '}':
+			c.s = c.s[1:]
+			return nil
+		default:
+			return errSyntax
+		}
+	}
+}
+
+// enter moves the cursor to the value of the first member named key of the
+// object at the cursor. field matches as encoding/json matches a struct
+// field's name (case folded); otherwise the key must be equal, as a map's.
+// found is false if there is no such member or the value is not an object.
+func (c *cursor) enter(key string, field bool) (found bool, err error) {
+	err = c.members(func(k string) (bool, error) {
+		if k == key || field && strings.EqualFold(k, key) {
+			found = c.peek() == '{'
+			return false, nil
+		}
+		_, err := c.value()
+		return true, err
+	})
+	return found, err
+}
+
+// valueLen is the length of the JSON value at the start of s. Objects and
+// arrays are skipped by bracket depth: their contents are checked only as
+// far as finding where they end.
+func valueLen(s string) (int, error) {
+	if s == "" {
+		return 0, errSyntax
+	}
+	switch s[0] {
+	case '"':
+		return stringLen(s)
+	case '{', '[':
+		depth := 0
+		for i := 0; i < len(s); i++ {
+			switch s[i] {
+			case '"':
+				n, err := stringLen(s[i:])
+				if err != nil {
+					return 0, err
+				}
+				i += n - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1, nil
+				}
+			}
+		}
+		return 0, errSyntax
+	}
+	n := 0
+	for n < len(s) && !endsLiteral(s[n]) {
+		n++
+	}
+	if n == 0 {
+		return 0, errSyntax
+	}
+	return n, nil
+}
+
+func endsLiteral(b byte) bool {
+	switch b {
+	case ',', '}', ']', ' ', '\n', '\t', '\r':
+		return true
+	}
+	return false
+}
+
+// stringLen is the length of the JSON string at the start of s, quotes
+// included.
+func stringLen(s string) (int, error) {
+	for i := 1; ; {
+		j := strings.IndexByte(s[i:], '"')
+		if j < 0 {
+			return 0, errSyntax
+		}
+		i += j
+		escapes := 0
+		for k := i - 1; s[k] == '\\'; k-- {
+			escapes++
+		}
+		i++
+		if escapes%2 == 0 {
+			return i, nil
+		}
+	}
+}
+
+// str consumes the string at the cursor and returns its text. Names,
+// timestamps and fingerprints are plain ASCII and come out as slices of the
+// file in one pass; anything else goes through encoding/json, so both
+// readers agree on it.
+func (c *cursor) str() (string, error) {
+	if c.peek() != '"' {
+		return "", errSyntax
+	}
+	s := c.s
+	for i := 1; i < len(s); i++ {
+		switch b := s[i]; {
+		case b == '"':
+			c.s = s[i+1:]
+			return s[1:i], nil
+		case b == '\\' || b >= 0x80:
+			raw, err := c.value()
+			if err != nil {
+				return "", err
+			}
+			var text string
+			err = json.Unmarshal([]byte(raw), &text)
+			return text, err
+		}
+	}
+	return "", errSyntax
+}
