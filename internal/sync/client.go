@@ -138,6 +138,12 @@ func NewClient(opts Options) (*Client, error) {
 			}
 		}
 	}
+	if roots == nil && base.Scheme == "https" {
+		// For an https server the system roots start loading now, in the
+		// background, while the command reads its session from the
+		// keychain and builds its request.
+		go x509.SystemCertPool() //nolint:errcheck // the pool is cached for the handshake, or its error met there
+	}
 	timeout := opts.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
