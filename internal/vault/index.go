@@ -1,7 +1,6 @@
 package vault
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -210,7 +209,7 @@ func readIndexFile(path string) ([]byte, error) {
 
 func decodeIndex(b []byte) (*Index, error) {
 	var ix Index
-	if err := json.Unmarshal(b, &ix); err != nil {
+	if err := decodeIndexJSON(b, &ix); err != nil {
 		return nil, errcode.WithHint(fmt.Errorf("%w: %v", ErrCorruptIndex, err), "run `agentsecrets doctor`")
 	}
 	if err := ix.Validate(); err != nil {

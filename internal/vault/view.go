@@ -123,8 +123,8 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 	}
 	var out []NamedSecret
 	err := c.members(func(name string) (bool, error) {
-		s, err := c.secret()
-		if err != nil {
+		s := &Secret{}
+		if err := c.secret(s, false); err != nil {
 			return false, err
 		}
 		if !validSecretName(name) || s.Version < 1 {
@@ -142,16 +142,15 @@ func (v *View) Project(sel Selection) ([]NamedSecret, error) {
 	return out, nil
 }
 
-// secretFields are Secret's JSON names that View decodes; Synced is left
-// out, as no reader of a View needs it.
-var secretFields = [...]string{"version", "created_at", "updated_at", "fingerprint", "fingerprint_scheme", "source", "bindings", "releases", "rotate_upstream"}
+// secretFields are Secret's JSON names.
+var secretFields = [...]string{"version", "created_at", "updated_at", "fingerprint", "fingerprint_scheme", "source", "bindings", "releases", "rotate_upstream", "synced"}
 
 // secret decodes the Secret at the cursor as encoding/json would: a key
-// matches its field case-folded, null leaves a field as it is (a slice
-// becomes nil), and a value of the wrong type is an error.
-func (c *cursor) secret() (*Secret, error) {
-	s := &Secret{}
-	err := c.members(func(k string) (bool, error) {
+// matches its field case-folded, null leaves a field as it is (a slice or
+// pointer becomes nil), and a value of the wrong type is an error. Synced
+// is decoded only if withSync: a View's readers never need it.
+func (c *cursor) secret(s *Secret, withSync bool) error {
+	return c.members(func(k string) (bool, error) {
 		field := k
 		if !slices.Contains(secretFields[:], k) {
 			for _, f := range secretFields {
@@ -170,6 +169,8 @@ func (c *cursor) secret() (*Secret, error) {
 				s.Bindings = nil
 			case "releases":
 				s.Releases = nil
+			case "synced":
+				s.Synced = nil
 			}
 			return err == nil, err
 		}
@@ -193,18 +194,28 @@ func (c *cursor) secret() (*Secret, error) {
 			err = c.decode(&s.Releases)
 		case "rotate_upstream":
 			s.RotateUpstream, err = c.bool()
+		case "synced":
+			if withSync {
+				err = c.decode(&s.Synced)
+			} else {
+				_, err = c.value()
+			}
 		default:
-			_, err = c.value()
+			err = c.skipValid()
 		}
 		return err == nil, err
 	})
-	return s, err
 }
 
+// int reads a JSON integer: no sign but '-', no leading zero.
 func (c *cursor) int() (int, error) {
 	raw, err := c.value()
 	if err != nil {
 		return 0, err
+	}
+	digits := strings.TrimPrefix(raw, "-")
+	if digits == "" || digits[0] < '0' || digits[0] > '9' || digits[0] == '0' && len(digits) > 1 {
+		return 0, errors.New("not an integer")
 	}
 	return strconv.Atoi(raw)
 }
@@ -222,17 +233,16 @@ func (c *cursor) bool() (bool, error) {
 	return false, errors.New("not a boolean")
 }
 
-// time reads a timestamp as time.Time's UnmarshalJSON does, which takes
-// the quoted text as it is, escapes and all.
+// time reads a timestamp with time.Time's own UnmarshalJSON, as
+// encoding/json does.
 func (c *cursor) time() (time.Time, error) {
 	raw, err := c.value()
 	if err != nil {
 		return time.Time{}, err
 	}
-	if len(raw) < 2 || raw[0] != '"' {
-		return time.Time{}, errors.New("timestamp is not a string")
-	}
-	return time.Parse(time.RFC3339Nano, raw[1:len(raw)-1])
+	var t time.Time
+	err = t.UnmarshalJSON([]byte(raw))
+	return t, err
 }
 
 // decode hands the value at the cursor to encoding/json: bindings and

@@ -31,6 +31,8 @@ func viewFixture(t testing.TB) []byte {
 					Surfaces: []string{"header", "query"}, CreatedAt: now}}
 			}
 			switch j {
+			case 1:
+				s.Synced = &SecretSync{Version: 3, Hash: fmt.Sprintf("%064x", j), LocalVersion: j + 1, Bindings: "digest"}
 			case 2:
 				s.Releases = []string{policy.ReleaseEnv}
 			case 3:
@@ -40,7 +42,9 @@ func viewFixture(t testing.TB) []byte {
 			}
 			p.Secrets[fmt.Sprintf("KEY_%d", j)] = s
 		}
+		p.Sync = &ProjectSync{AutoPush: true, KeyVersion: 2, LastPull: &now}
 	}
+	ix.Workspaces["team.one"].Allowlist = []policy.AllowEntry{{Host: "api.example.com", AllowPrivate: true}}
 	b, err := json.Marshal(ix)
 	if err != nil {
 		t.Fatal(err)
@@ -144,17 +148,21 @@ func viewDiff(view *View, full *Index, sel Selection) string {
 	return ""
 }
 
+// viewSeeds are index texts that the full decoder accepts and that use
+// what a hand edit may: other key case, escapes, white space, nulls.
+var viewSeeds = []string{
+	`{"format":1,"current":{"workspace":"w","project":"p"},"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1}}}}}}}`,
+	`{ "Format" : 1 , "Workspaces" : { "w" : { "Projects" : { "p" : { "Secrets" : { "A\u0042" : { "VERSION" : 2 , "source" : "s\u00e9t" , "bindings" : null , "releases" : [ "env" ] , "rotate_upstream" : true } } } } } } }`,
+	`{"format":1,"current":null,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":"2026-01-02T03:04:05+01:00","synced":{"version":3},"x":[{"]":"}"}]}}}}}}}`,
+	`{"format":1,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":null,"fingerprint":"\"\\"}}}}}}}`,
+}
+
 // FuzzViewProject: View never panics, and on every index that the full
 // decoder accepts and that repeats no key (the writer never does; see
 // viewscan.go), it reads the same current selection and the same secrets.
 func FuzzViewProject(f *testing.F) {
 	f.Add(viewFixture(f))
-	for _, seed := range []string{
-		`{"format":1,"current":{"workspace":"w","project":"p"},"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1}}}}}}}`,
-		`{ "Format" : 1 , "Workspaces" : { "w" : { "Projects" : { "p" : { "Secrets" : { "A\u0042" : { "VERSION" : 2 , "source" : "s\u00e9t" , "bindings" : null , "releases" : [ "env" ] , "rotate_upstream" : true } } } } } } }`,
-		`{"format":1,"current":null,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":"2026-01-02T03:04:05+01:00","synced":{"version":3},"x":[{"]":"}"}]}}}}}}}`,
-		`{"format":1,"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"created_at":null,"fingerprint":"\"\\"}}}}}}}`,
-	} {
+	for _, seed := range viewSeeds {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -186,6 +194,37 @@ func FuzzViewProject(f *testing.F) {
 		}
 		if _, err := view.Project(Selection{"no such workspace", DefaultName}); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("missing workspace: %v", err)
+		}
+	})
+}
+
+// FuzzDecodeIndex: decodeIndexJSON accepts exactly what json.Unmarshal
+// accepts, and decodes it to the same Index.
+func FuzzDecodeIndex(f *testing.F) {
+	f.Add(viewFixture(f))
+	for _, seed := range viewSeeds {
+		f.Add([]byte(seed))
+	}
+	for _, seed := range []string{
+		`{"format":1} {}`,
+		`{"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":01}}}}}}}`,
+		`{"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"version":1,"x":[1,]}}}}}}}`,
+		`{"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"source":"a\u0000\t"}}},"P":{"secrets":null}}},"W":null},"Workspaces":{"v":{}}}`,
+		`{"workspaces":{"w":{"projects":{"p":{"secrets":{"A":{"synced":{"version":2},"synced":{"hash":"h"},"bindings":[{"host":"a"}],"bindings":[]}}}}}}}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var want, got Index
+		werr := json.Unmarshal(b, &want)
+		gerr := decodeIndexJSON(b, &got)
+		if (werr == nil) != (gerr == nil) {
+			t.Fatalf("encoding/json: %v; decodeIndexJSON: %v", werr, gerr)
+		}
+		if werr == nil && !reflect.DeepEqual(got, want) {
+			gj, _ := json.Marshal(got)
+			wj, _ := json.Marshal(want)
+			t.Fatalf("decodeIndexJSON %s\nencoding/json    %s", gj, wj)
 		}
 	})
 }

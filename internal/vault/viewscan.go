@@ -100,6 +100,17 @@ func (c *cursor) enter(key string, field bool) (found bool, err error) {
 	return found, err
 }
 
+// skipValid consumes the value at the cursor, which encoding/json must
+// accept: for a member nobody reads, which skipping by brackets alone would
+// let through malformed.
+func (c *cursor) skipValid() error {
+	raw, err := c.value()
+	if err == nil && !json.Valid([]byte(raw)) {
+		err = errSyntax
+	}
+	return err
+}
+
 // valueLen is the length of the JSON value at the start of s. Objects and
 // arrays are skipped by bracket depth: their contents are checked only as
 // far as finding where they end.
@@ -182,7 +193,7 @@ func (c *cursor) str() (string, error) {
 		case b == '"':
 			c.s = s[i+1:]
 			return s[1:i], nil
-		case b == '\\' || b >= 0x80:
+		case b == '\\' || b >= 0x80 || b < 0x20:
 			raw, err := c.value()
 			if err != nil {
 				return "", err
@@ -193,4 +204,118 @@ func (c *cursor) str() (string, error) {
 		}
 	}
 	return "", errSyntax
+}
+
+// decodeIndexJSON decodes index.json into ix exactly as json.Unmarshal would,
+// and about four times as fast on a large index. encoding/json scans every
+// byte through its state machine before decoding any, and decodes each
+// secret by reflection: about 2.7 ms for 1,000 secrets, paid by every
+// one-shot command that reads the index (`call` included). Here the
+// secrets, nearly all of the bytes, go through the cursor, and every other
+// part of the file, small and varied, through encoding/json.
+// FuzzDecodeIndex holds the two to the same result and the same verdict.
+func decodeIndexJSON(b []byte, ix *Index) error {
+	// A copy: the strings decoded share it.
+	c := &cursor{s: string(b)}
+	// null decodes to nothing, as in encoding/json.
+	if c.peek() == 'n' {
+		return c.end(c.null())
+	}
+	rest, err := c.split("workspaces", func() error {
+		return decodeMap(c, &ix.Workspaces, func(w *Workspace) error {
+			rest, err := c.split("projects", func() error {
+				return decodeMap(c, &w.Projects, func(p *Project) error {
+					rest, err := c.split("secrets", func() error {
+						return decodeMap(c, &p.Secrets, func(s *Secret) error { return c.secret(s, true) })
+					})
+					return unmarshalRest(rest, err, p)
+				})
+			})
+			return unmarshalRest(rest, err, w)
+		})
+	})
+	return unmarshalRest(rest, c.end(err), ix)
+}
+
+// end is err, or an error if anything but white space follows the value.
+func (c *cursor) end(err error) error {
+	if c.skipSpace(); err == nil && c.s != "" {
+		err = errSyntax
+	}
+	return err
+}
+
+// split walks the object at the cursor. The member whose key matches the
+// field name special (case-folded, as encoding/json matches) is handed to
+// decode with the cursor at its value; every other member is kept, raw, in
+// a new object for encoding/json, which split returns (nil if none).
+func (c *cursor) split(special string, decode func() error) ([]byte, error) {
+	var rest []byte
+	err := c.members(func(k string) (bool, error) {
+		if strings.EqualFold(k, special) {
+			err := decode()
+			return err == nil, err
+		}
+		raw, err := c.value()
+		if err != nil {
+			return false, err
+		}
+		key, err := json.Marshal(k)
+		if err != nil {
+			return false, err
+		}
+		if rest == nil {
+			rest = append(rest, '{')
+		} else {
+			rest = append(rest, ',')
+		}
+		rest = append(append(append(rest, key...), ':'), raw...)
+		return true, nil
+	})
+	if rest != nil {
+		rest = append(rest, '}')
+	}
+	return rest, err
+}
+
+// unmarshalRest hands the members split kept to encoding/json, once the
+// walk succeeded.
+func unmarshalRest(rest []byte, err error, v any) error {
+	if err != nil || rest == nil {
+		return err
+	}
+	return json.Unmarshal(rest, v)
+}
+
+// decodeMap decodes the object or null at the cursor into *m as
+// encoding/json decodes a map of pointers: null makes the map nil; an
+// object adds to it, each member a new value, or nil for null.
+func decodeMap[T any](c *cursor, m *map[string]*T, decode func(*T) error) error {
+	if c.peek() == 'n' {
+		*m = nil
+		return c.null()
+	}
+	if *m == nil {
+		*m = map[string]*T{}
+	}
+	return c.members(func(k string) (bool, error) {
+		if c.peek() == 'n' {
+			(*m)[k] = nil
+			err := c.null()
+			return err == nil, err
+		}
+		v := new(T)
+		(*m)[k] = v
+		err := decode(v)
+		return err == nil, err
+	})
+}
+
+// null consumes a null.
+func (c *cursor) null() error {
+	raw, err := c.value()
+	if err == nil && raw != "null" {
+		err = errSyntax
+	}
+	return err
 }
