@@ -91,10 +91,9 @@ func TestViewMatchesIndex(t *testing.T) {
 	}
 }
 
-// BenchmarkViewProject decodes one project of 1,000 secrets, the shape
-// `secrets list` reads after an import (BenchmarkListVsStart in e2e times
-// the whole process).
-func BenchmarkViewProject(b *testing.B) {
+// bigIndex is one project of 1,000 secrets, the shape `secrets list` reads
+// after an import (BenchmarkListVsStart in e2e times the whole process).
+func bigIndex(b *testing.B) []byte {
 	now := time.Date(2026, 11, 23, 18, 0, 0, 123456789, time.UTC)
 	ix := newIndex(now)
 	p := ix.Workspaces[DefaultName].Projects[DefaultName]
@@ -107,6 +106,12 @@ func BenchmarkViewProject(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	return data
+}
+
+// BenchmarkViewProject decodes the one project of bigIndex through a View.
+func BenchmarkViewProject(b *testing.B) {
+	data := bigIndex(b)
 	view, err := newView(data)
 	if err != nil {
 		b.Fatal(err)
@@ -117,6 +122,27 @@ func BenchmarkViewProject(b *testing.B) {
 		if list, err := view.Project(Selection{DefaultName, DefaultName}); err != nil || len(list) != 1000 {
 			b.Fatal(len(list), err)
 		}
+	}
+}
+
+// BenchmarkDecodeIndex decodes bigIndex whole, as every command that reads
+// the index does, beside json.Unmarshal of the same bytes.
+func BenchmarkDecodeIndex(b *testing.B) {
+	data := bigIndex(b)
+	for _, dec := range []struct {
+		name   string
+		decode func([]byte, *Index) error
+	}{{"ours", decodeIndexJSON}, {"encoding_json", func(b []byte, ix *Index) error { return json.Unmarshal(b, ix) }}} {
+		b.Run(dec.name, func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var ix Index
+				if err := dec.decode(data, &ix); err != nil || len(ix.Workspaces[DefaultName].Projects[DefaultName].Secrets) != 1000 {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
 
