@@ -17,10 +17,12 @@ import (
 
 // View is a read-only window on index.json that decodes only the parts a
 // reader asks for. `secrets list` uses it: it must cost little more than
-// starting the process, and decoding a 1,000-secret index in full with
-// encoding/json costs several times as much as picking one project out of
-// it. Writers always decode the whole Index; TestViewMatchesIndex and
-// FuzzViewProject keep the two readings equal.
+// starting the process. It decodes one project and leaves the others
+// unread, so it costs less than decodeIndex by as much as the file holds
+// besides: on a one-project index of 1,000 secrets, 0.45 against 0.56 ms
+// (BenchmarkViewProject, BenchmarkDecodeIndex). Writers always decode the
+// whole Index; TestViewMatchesIndex and FuzzViewProject keep the two
+// readings equal.
 type View struct {
 	data string
 }

@@ -6,12 +6,13 @@ import (
 	"strings"
 )
 
-// This file is the reader behind View: just enough JSON to walk index.json
-// to one project and decode its secrets in a single forward pass. It builds
-// no tree, and what it skips costs a byte scan and no allocation. Where
-// encoding/json would accept the file, it reads what encoding/json reads,
-// except that the first of two members with the same key wins (the writer
-// never repeats a key); FuzzViewProject holds it to that.
+// This file is the JSON reader behind View and decodeIndex: a cursor that
+// walks index.json forward once, builds no tree, and skips what it does not
+// need with a byte scan and no allocation. decodeIndexJSON reads exactly
+// what encoding/json reads and refuses what it refuses (FuzzDecodeIndex).
+// View, which reads one project, differs only where a key repeats: the
+// first wins there (the writer never repeats one); FuzzViewProject holds it
+// to that.
 
 var errSyntax = errors.New("malformed JSON")
 
