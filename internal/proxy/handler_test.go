@@ -84,13 +84,17 @@ func TestHandler(t *testing.T) {
 		redacted string // its X-AS-Redacted
 		body     string // substring of the body
 		size     int    // of the body, when not 0
+		xs       bool   // the body is size bytes of 'x', as /fill sent them
 	}
 	for _, c := range []tc{
 		{name: "success", path: "/ok", status: 200, form: whole, redacted: "false", body: `{"auth_len":38}`},
 		{name: "redacted", path: "/echo", status: 200, form: whole, redacted: "true", body: broker.Marker},
-		{name: "64 KiB is whole", path: "/fill?n=65536", status: 200, form: whole, redacted: "false", size: wholeMax},
+		{name: "the first buffer full", path: "/fill?n=8192", status: 200, form: whole, redacted: "false", size: wholeSmall, xs: true},
+		{name: "the first buffer and 1", path: "/fill?n=8193", status: 200, form: whole, redacted: "false", size: wholeSmall + 1, xs: true},
+		{name: "64 KiB is whole", path: "/fill?n=65536", status: 200, form: whole, redacted: "false", size: wholeMax, xs: true},
 		{name: "64 KiB and 1 streams", path: "/fill?n=65537", status: 200, form: streamed, redacted: "false", size: wholeMax + 1},
 		{name: "echo in a whole answer", path: "/fill?n=60000&at=30000", status: 200, form: whole, redacted: "true", body: broker.Marker},
+		{name: "echo across the first buffer's end", path: "/fill?n=20000&at=8180", status: 200, form: whole, redacted: "true", body: broker.Marker},
 		{name: "echo across the 64 KiB line", path: "/fill?n=70000&at=65520", status: 200, form: streamed, redacted: "true", body: broker.Marker},
 		{name: "event stream", path: "/events", status: 200, form: streamed, redacted: "true", body: "data: "},
 		{name: "unknown length", path: "/unknown-length", status: 200, form: streamed, redacted: "false", body: "part one, part two"},
@@ -155,6 +159,9 @@ func TestHandler(t *testing.T) {
 			}
 			if resp.Header.Get(HeaderAuditID) == "" || !strings.Contains(string(body), c.body) || c.size != 0 && len(body) != c.size {
 				t.Errorf("audit id %q, body of %d bytes: %.100s", resp.Header.Get(HeaderAuditID), len(body), body)
+			}
+			if c.xs && strings.Trim(string(body), "x") != "" {
+				t.Errorf("the body is not what the upstream sent: %d bytes, not all 'x'", len(body))
 			}
 			header, trailer := resp.Header.Get(HeaderRedacted), resp.Trailer.Get(HeaderRedacted)
 			switch {
