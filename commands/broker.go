@@ -123,6 +123,7 @@ func (c *BrokerRunCmd) Run(env *Env) (*BrokerRunResult, error) {
 	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	d.logger.Printf("listening on %s for %s (state %s)", c.Socket, clientNames(clients), state)
+	defer serve.TuneGC(env.Getenv)()
 	px := &brokerProxy{d: d}
 	srv := &brokerd.Server{Authorize: d.authorize, Exec: d.exec, Proxy: px, Logf: d.logger.Printf}
 	serr := srv.Serve(ctx, ln, 10*time.Second)

@@ -136,6 +136,7 @@ func (c *ProxyStartCmd) Run(env *Env) (*ProxyStatusResult, error) {
 	if sock != "" {
 		return c.forwardToBroker(env, dirs, sock, timeout)
 	}
+	defer serve.TuneGC(env.Getenv)()
 	rt := serve.New(serve.Options{Open: func() (*vault.Store, error) { return st, nil }, MaxResponse: c.MaxResponse, Timeout: timeout, Now: env.Now})
 	// A proxy that cannot read the vault's values would listen and fail
 	// every call (a detached one has no terminal to ask on): refuse now.

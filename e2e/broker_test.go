@@ -336,6 +336,16 @@ func redactedFlag(header, trailer http.Header) string {
 // benchmark's build of the base tree).
 func launchProxyOf(tb testing.TB, binary string, env []string, dir string, args ...string) (cmd *exec.Cmd, addr, token string) {
 	tb.Helper()
+	cmd, addr, token, _ = launchProxyTo(tb, binary, env, dir, io.Discard, args...)
+	return cmd, addr, token
+}
+
+// launchProxyTo is launchProxyOf that copies the proxy's standard error,
+// but the line that says it listens, to rest; copied is closed once the proxy has
+// exited and all of it was copied (wait for it before cmd.Wait, which
+// closes the pipe).
+func launchProxyTo(tb testing.TB, binary string, env []string, dir string, rest io.Writer, args ...string) (cmd *exec.Cmd, addr, token string, copied <-chan struct{}) {
+	tb.Helper()
 	cmd = exec.Command(binary, append([]string{"proxy", "start", "--port", "0"}, args...)...)
 	cmd.Env, cmd.Dir = env, dir
 	stderr, _ := cmd.StderrPipe()
@@ -346,11 +356,22 @@ func launchProxyOf(tb testing.TB, binary string, env []string, dir string, args 
 		cmd.Process.Signal(os.Interrupt)
 		cmd.Wait()
 	})
-	line, err := bufio.NewReader(stderr).ReadString('\n')
+	errs := bufio.NewReader(stderr)
+	line, err := errs.ReadString('\n')
+	// GODEBUG=gctrace=1 traces collections before the proxy says it
+	// listens.
+	for err == nil && strings.HasPrefix(line, "gc ") {
+		io.WriteString(rest, line)
+		line, err = errs.ReadString('\n')
+	}
 	if err != nil {
 		tb.Fatalf("proxy did not start: %v", err)
 	}
-	go io.Copy(io.Discard, stderr)
+	done := make(chan struct{})
+	go func() {
+		io.Copy(rest, errs)
+		close(done)
+	}()
 	status := exec.Command(binary, "proxy", "status", "--json")
 	status.Env, status.Dir = env, dir
 	out, err := status.Output()
@@ -372,7 +393,7 @@ func launchProxyOf(tb testing.TB, binary string, env []string, dir string, args 
 	if fi, _ := os.Stat(st.TokenFile); fi.Mode().Perm() != 0o600 {
 		tb.Fatalf("token file mode %o", fi.Mode().Perm())
 	}
-	return cmd, st.Address, strings.TrimSpace(string(tok))
+	return cmd, st.Address, strings.TrimSpace(string(tok)), done
 }
 
 func proxyRequest(t *testing.T, addr, token string, hdr map[string]string, body string) (*http.Response, []byte) {

@@ -1,0 +1,120 @@
+package serve
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+)
+
+func TestGCPercentFor(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		live uint64
+		want int
+	}{
+		{0, 200},
+		{1 * mb, 200},
+		{minHeapGoal / 3, 200},
+		{3 * mb, 167},
+		{minHeapGoal/2 - 1, 101},
+		{minHeapGoal / 2, 100},
+		{100 * mb, 100},
+	} {
+		if got := gcPercentFor(c.live); got != c.want {
+			t.Errorf("gcPercentFor(%d) = %d, want %d", c.live, got, c.want)
+		}
+	}
+	// Whatever is live, the goal is never below minHeapGoal and the
+	// percentage never leaves [100, 200].
+	for live := uint64(1); live < 2*minHeapGoal; live += 4093 {
+		p := gcPercentFor(live)
+		if p < 100 || p > 200 {
+			t.Fatalf("gcPercentFor(%d) = %d", live, p)
+		}
+		if goal := live * uint64(100+p) / 100; goal < minHeapGoal && p < 200 && live < minHeapGoal/2 {
+			t.Fatalf("live %d: percent %d aims for %d, below %d", live, p, goal, minHeapGoal)
+		}
+	}
+}
+
+// gcPercent is the GC percentage in force.
+func gcPercent(t *testing.T) uint64 {
+	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		t.Skip("this runtime does not report /gc/gogc:percent")
+	}
+	return s[0].Value.Uint64()
+}
+
+// collectUntil runs collections until the GC percentage is want: the
+// tuner runs after a collection, on the runtime's cleanup goroutine.
+func collectUntil(t *testing.T, want uint64) {
+	t.Helper()
+	for range 500 {
+		runtime.GC()
+		if gcPercent(t) == want {
+			return
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatalf("GC percentage %d after 500 collections, want %d", gcPercent(t), want)
+}
+
+// TestTuneGC runs the tuner on this process's own collector: the
+// percentage follows the live heap after each collection, and goes back
+// to Go's default when the tuner stops, for good.
+func TestTuneGC(t *testing.T) {
+	if gcPercent(t) != 100 {
+		t.Skip("GOGC is set for this test process")
+	}
+	stop := TuneGC(func(string) string { return "" })
+	defer stop()
+	collectUntil(t, 200) // a test binary holds far less than 2.7 MB
+
+	held := make([]byte, minHeapGoal) // live: Go's own goal is above minHeapGoal
+	for i := range held {
+		held[i] = byte(i)
+	}
+	collectUntil(t, 100)
+	runtime.KeepAlive(held)
+	held = nil
+	collectUntil(t, 200)
+
+	stop()
+	if got := gcPercent(t); got != 100 {
+		t.Fatalf("GC percentage %d after stop, want 100", got)
+	}
+	for range 5 {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	if got := gcPercent(t); got != 100 {
+		t.Fatalf("GC percentage %d after stop and more collections, want 100", got)
+	}
+}
+
+// TestTuneGCLeavesUserSetting: with GOGC or GOMEMLIMIT in the environment
+// the tuner does nothing.
+func TestTuneGCLeavesUserSetting(t *testing.T) {
+	if gcPercent(t) != 100 {
+		t.Skip("GOGC is set for this test process")
+	}
+	for _, name := range []string{"GOGC", "GOMEMLIMIT"} {
+		stop := TuneGC(func(k string) string {
+			if k == name {
+				return "100"
+			}
+			return ""
+		})
+		for range 5 {
+			runtime.GC()
+			time.Sleep(time.Millisecond)
+		}
+		if got := gcPercent(t); got != 100 {
+			t.Errorf("%s set: GC percentage %d, want 100 (untouched)", name, got)
+		}
+		stop()
+	}
+}
