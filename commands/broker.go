@@ -10,6 +10,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"syscall"
@@ -108,7 +109,7 @@ func (c *BrokerRunCmd) Run(env *Env) (*BrokerRunResult, error) {
 	}
 	d.dirs = dirs
 	d.rt = serve.New(serve.Options{Open: func() (*vault.Store, error) {
-		return vault.Open(dirs, vault.Options{Getenv: d.getenv, Now: env.Now, OnValue: env.touch,
+		return vault.Open(dirs, vault.Options{Getenv: d.getenv, Now: env.Now, OnValue: env.touch, OnUnlock: debug.FreeOSMemory,
 			VaultPassphrase: func(bool) ([]byte, error) {
 				return readPassphraseFile(filepath.Join(state, daemonPassphraseFile), "the broker's vault passphrase file")
 			}})

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -112,7 +113,7 @@ func (e *Env) Dirs() (home.Dirs, error) {
 }
 
 func (e *Env) storeOptions() vault.Options {
-	return vault.Options{Getenv: e.Getenv, Now: e.Now, VaultPassphrase: e.vaultPassphrase, OnValue: e.touch}
+	return vault.Options{Getenv: e.Getenv, Now: e.Now, VaultPassphrase: e.vaultPassphrase, OnValue: e.touch, OnUnlock: debug.FreeOSMemory}
 }
 
 // Store opens the vault on first use; commands that need none (schema,

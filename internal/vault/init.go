@@ -152,6 +152,9 @@ func Init(ctx context.Context, dirs home.Dirs, opts InitOptions) (st *Store, cre
 			}
 			written = append(written, dirs.VaultFile())
 			st.backend = fv
+			if opts.OnUnlock != nil {
+				opts.OnUnlock()
+			}
 		} else {
 			st.backend = keychainOf(dirs, cfg.VaultID, opts.Getenv)
 			written = append(written, dirs.KeychainItemsFile())

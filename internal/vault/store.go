@@ -51,6 +51,11 @@ type Options struct {
 	// stores for one: the CLI scans its own output for them before
 	// printing (the output guard). It must not log or copy them out.
 	OnValue func(value secret.Value)
+	// OnUnlock, if set, runs once the file backend has derived its key,
+	// opening the vault or creating it. Argon2id leaves its 64 MiB of work
+	// memory as garbage, and Go's heap goal at twice that until the next
+	// collection: a process that goes on running wants it back at once.
+	OnUnlock func()
 }
 
 // Store is an opened vault.
@@ -189,6 +194,9 @@ func (s *Store) openBackend(ctx context.Context) (Backend, error) {
 			return nil, err
 		}
 		s.backend = fv
+		if s.opts.OnUnlock != nil {
+			s.opts.OnUnlock()
+		}
 	}
 	return s.backend, nil
 }
