@@ -396,6 +396,30 @@ func launchProxyTo(tb testing.TB, binary string, env []string, dir string, rest 
 	return cmd, st.Address, strings.TrimSpace(string(tok)), done
 }
 
+// proxyGets sends n GETs of target through the proxy at addr, one at a
+// time on one keep-alive connection, the value of KEY injected as a bearer
+// token; each must answer 200.
+func proxyGets(t *testing.T, addr, token, target string, n int) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{Proxy: nil}}
+	defer c.CloseIdleConnections()
+	for range n {
+		req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
+		req.Header.Set("X-AS-Session-Token", token)
+		req.Header.Set("X-AS-Target-URL", target)
+		req.Header.Set("X-AS-Inject-Bearer", "KEY")
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("proxied request: %d", resp.StatusCode)
+		}
+	}
+}
+
 func proxyRequest(t *testing.T, addr, token string, hdr map[string]string, body string) (*http.Response, []byte) {
 	t.Helper()
 	req, _ := http.NewRequest("POST", "http://"+addr+"/proxy", strings.NewReader(body))

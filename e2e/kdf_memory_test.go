@@ -29,22 +29,7 @@ func TestProxyFileVaultMemory(t *testing.T) {
 	if rss := procStatus(pid, "VmRSS"); rss < 0 || rss >= kdfGarbageRSS {
 		t.Fatalf("proxy RSS %.1f MB once listening, want under %d", rss, kdfGarbageRSS)
 	}
-	c := &http.Client{Transport: &http.Transport{Proxy: nil}}
-	for range 3000 {
-		req, _ := http.NewRequest("GET", "http://"+addr+"/proxy", nil)
-		req.Header.Set("X-AS-Session-Token", token)
-		req.Header.Set("X-AS-Target-URL", up.URL+"/v1/balance")
-		req.Header.Set("X-AS-Inject-Bearer", "KEY")
-		resp, err := c.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("proxied request: %d", resp.StatusCode)
-		}
-	}
+	proxyGets(t, addr, token, up.URL+"/v1/balance", 3000)
 	if rss := procStatus(pid, "VmRSS"); rss >= kdfGarbageRSS {
 		t.Fatalf("proxy RSS %.1f MB after 3,000 requests, want under %d", rss, kdfGarbageRSS)
 	}
