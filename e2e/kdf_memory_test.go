@@ -3,6 +3,7 @@ package e2e
 import (
 	"io"
 	"net/http"
+	"os"
 	"testing"
 )
 
@@ -13,6 +14,15 @@ import (
 // once (vault.Options.OnUnlock), it starts at 21 and stays under 28.
 const kdfGarbageRSS = 48
 
+// needProc skips where a process's resident size cannot be read from
+// /proc (macOS).
+func needProc(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("needs /proc to read a process's resident size")
+	}
+}
+
 // TestProxyFileVaultMemory: a proxy on a file vault gives back the key
 // derivation's memory before it serves, and does not grow into it under
 // load.
@@ -20,6 +30,7 @@ func TestProxyFileVaultMemory(t *testing.T) {
 	if viaBroker() {
 		t.Skip("`proxy start` hands its connections to the broker daemon: TestBrokerFileVaultMemory")
 	}
+	needProc(t)
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {
 		io.WriteString(w, `{"balance":1}`)
 	})
@@ -38,6 +49,7 @@ func TestProxyFileVaultMemory(t *testing.T) {
 // TestBrokerFileVaultMemory: the broker daemon, which creates and unlocks
 // its clients' file vaults, gives back the key derivation's memory.
 func TestBrokerFileVaultMemory(t *testing.T) {
+	needProc(t)
 	d := startBrokerDaemon(t, "")
 	v := d.client(t)
 	v.Run("init", "--admin-passphrase-file", v.AdminFile).OK(t)

@@ -25,14 +25,16 @@ func TestGCPercentFor(t *testing.T) {
 			t.Errorf("gcPercentFor(%d) = %d, want %d", c.live, got, c.want)
 		}
 	}
-	// Whatever is live, the goal is never below minHeapGoal and the
-	// percentage never leaves [100, 200].
+	// The percentage never leaves [100, 200], and below half of
+	// minHeapGoal live it never aims under minHeapGoal: at 200 Go's own
+	// floor (4 MB × 2) is minHeapGoal, below 200 the goal is
+	// live × (1 + percent/100).
 	for live := uint64(1); live < 2*minHeapGoal; live += 4093 {
 		p := gcPercentFor(live)
 		if p < 100 || p > 200 {
 			t.Fatalf("gcPercentFor(%d) = %d", live, p)
 		}
-		if goal := live * uint64(100+p) / 100; goal < minHeapGoal && p < 200 && live < minHeapGoal/2 {
+		if goal := live * uint64(100+p) / 100; live < minHeapGoal/2 && p < 200 && goal < minHeapGoal {
 			t.Fatalf("live %d: percent %d aims for %d, below %d", live, p, goal, minHeapGoal)
 		}
 	}
