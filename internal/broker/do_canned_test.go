@@ -14,9 +14,11 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/audit"
 	"github.com/agentsecrets/agentsecrets/internal/policy"
+	"github.com/agentsecrets/agentsecrets/internal/vault"
 )
 
 // cannedTransport answers every request with the same small JSON response
@@ -40,11 +42,38 @@ func (cannedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 // the outbound request, the response's header and body redacted, the
 // audit record queued on a batching Writer, as the proxy runs it), the
 // upstream replaced by a canned response. Values and redactor are cached,
-// as for every request but a process's first.
+// as for every request but a process's first. secrets=1000 is a project
+// whose 999 other secrets are each bound to an API of their own: what a
+// request costs must not grow with the secrets it does not touch.
 func BenchmarkDo(b *testing.B) {
-	w := newWorld(b, map[string]string{"KEY": valA})
+	for _, n := range []int{1, 1000} {
+		b.Run("secrets="+strconv.Itoa(n), func(b *testing.B) { benchDo(b, n) })
+	}
+}
+
+func benchDo(b *testing.B, secrets int) {
+	values := map[string]string{"KEY": valA}
+	for i := 1; i < secrets; i++ {
+		values["OTHER_"+strconv.Itoa(i)] = valB + strconv.Itoa(i)
+	}
+	w := newWorld(b, values)
 	const upstream = "http://127.0.0.1:8443"
 	w.bind("KEY", upstream, nil)
+	// One index write for all the others.
+	if err := w.st.Update(context.Background(), func(ix *vault.Index) error {
+		p := ix.Workspaces[vault.DefaultName].Projects[vault.DefaultName]
+		for i := 1; i < secrets; i++ {
+			bd, err := policy.NewBinding(policy.Target{Host: "api" + strconv.Itoa(i) + ".example.com"}, nil, nil, time.Now())
+			if err != nil {
+				return err
+			}
+			s := p.Secrets["OTHER_"+strconv.Itoa(i)]
+			s.Bindings = append(s.Bindings, bd)
+		}
+		return nil
+	}); err != nil {
+		b.Fatal(err)
+	}
 	aw := w.log.NewWriter()
 	defer aw.Close()
 	brk := New(Config{Store: w.st, Audit: aw, Transport: cannedTransport{}})

@@ -2,11 +2,13 @@ package broker
 
 import (
 	"context"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -133,5 +135,50 @@ func TestRequestsLeaveSharedIndexAlone(t *testing.T) {
 	}
 	if !reflect.DeepEqual(shared, fresh) {
 		t.Fatal("a request modified the shared index")
+	}
+}
+
+// TestBoundSecretsFollowIndex: a long-running broker keeps, per origin,
+// which secrets are bound there (every one of their values is redacted in
+// that origin's responses). A secret bound to the origin while it runs is
+// redacted from the next response on; another origin keeps its own set.
+func TestBoundSecretsFollowIndex(t *testing.T) {
+	w := newWorld(t, map[string]string{"A": valA, "B": valB})
+	up, other := echoServer(t), echoServer(t)
+	w.bind("A", up.URL, nil)
+	w.bind("A", other.URL, nil)
+	b := w.broker(0)
+	echoB := http.Header{"X-Note": {valB}}
+	for range 2 { // the second from what the broker kept
+		if _, body, err := w.do(b, "GET", up.URL+"/echo", echoB, nil, bearer("A")); err != nil || !strings.Contains(body, valB) {
+			t.Fatalf("B is bound nowhere, yet its value was taken out of the response: %q, %v", body, err)
+		}
+	}
+	w.bind("B", up.URL, nil)
+	_, body, err := w.do(b, "GET", up.URL+"/echo", echoB, nil, bearer("A"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(body, valB) || strings.Contains(body, valA) {
+		t.Fatalf("B, now bound to this origin, reached the response: %q", body)
+	}
+	if _, body, err := w.do(b, "GET", other.URL+"/echo", echoB, nil, bearer("A")); err != nil || !strings.Contains(body, valB) {
+		t.Fatalf("B is not bound to the other origin, yet its value was taken out there: %q, %v", body, err)
+	}
+	// What was kept for the replaced index is let go.
+	ix, err := b.Index()
+	if err != nil {
+		t.Fatal(err)
+	}
+	proj, err := ix.Project(w.sel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.bound {
+		if k.proj != proj {
+			t.Fatalf("bound secrets kept for %s of an index no longer current", k.host)
+		}
 	}
 }
