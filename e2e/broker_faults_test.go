@@ -82,36 +82,6 @@ func slowCall(t *testing.T, c *client, up *upstream, arrived <-chan struct{}) (c
 	return cmd, out, errb
 }
 
-// startUntil starts cmd with its output in buffers and returns once
-// arrived says its request reached the upstream.
-func startUntil(t *testing.T, cmd *exec.Cmd, arrived <-chan struct{}) (out, errb *bytes.Buffer) {
-	t.Helper()
-	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
-	cmd.Stdout, cmd.Stderr = out, errb
-	must(t, cmd.Start())
-	select {
-	case <-arrived:
-	case <-time.After(20 * time.Second):
-		cmd.Process.Kill()
-		t.Fatal("the call never reached the upstream")
-	}
-	return out, errb
-}
-
-// interrupt sends sig to the running cmd, and checks that it ends by sig,
-// as a local command ends at Ctrl-C, with nothing printed.
-func interrupt(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, out, errb *bytes.Buffer) {
-	t.Helper()
-	must(t, cmd.Process.Signal(sig))
-	cmd.Wait()
-	if !endedBy(cmd.ProcessState, sig) {
-		t.Errorf("the interrupted call did not end by %v: %v", sig, cmd.ProcessState)
-	}
-	if out.Len() != 0 || errb.Len() != 0 {
-		t.Errorf("the interrupted call printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
-	}
-}
-
 func TestBrokerKilledMidRequest(t *testing.T) {
 	arrived, release := make(chan struct{}, 1), make(chan struct{})
 	up := newUpstream(t, func(w http.ResponseWriter, r *http.Request, body string) {

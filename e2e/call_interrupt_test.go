@@ -1,10 +1,12 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -144,4 +146,46 @@ func holdingUpstream(t *testing.T) (up *upstream, arrived, cancelled chan struct
 		fmt.Fprint(w, "{}")
 	})
 	return up, arrived, cancelled
+}
+
+// startUntil starts cmd with its output in buffers and returns once
+// arrived says its request reached the upstream.
+func startUntil(t *testing.T, cmd *exec.Cmd, arrived <-chan struct{}) (out, errb *bytes.Buffer) {
+	t.Helper()
+	out, errb = &bytes.Buffer{}, &bytes.Buffer{}
+	cmd.Stdout, cmd.Stderr = out, errb
+	must(t, cmd.Start())
+	select {
+	case <-arrived:
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("the call never reached the upstream")
+	}
+	return out, errb
+}
+
+// interrupt sends sig to the running cmd, and checks that it ends by sig,
+// as a local command ends at Ctrl-C, with nothing printed.
+func interrupt(t *testing.T, cmd *exec.Cmd, sig syscall.Signal, out, errb *bytes.Buffer) {
+	t.Helper()
+	must(t, cmd.Process.Signal(sig))
+	cmd.Wait()
+	if !endedBy(cmd.ProcessState, sig) {
+		t.Errorf("the interrupted call did not end by %v: %v", sig, cmd.ProcessState)
+	}
+	if out.Len() != 0 || errb.Len() != 0 {
+		t.Errorf("the interrupted call printed: stdout %q stderr %q", out.Bytes(), errb.Bytes())
+	}
+}
+
+// endedBy reports whether a process ended by sig, or exited with the
+// status a shell gives a death by sig: a shell outlived it, or it was
+// started with sig ignored (a background job of a script), so that ending
+// itself by sig could only exit with that status.
+func endedBy(ps *os.ProcessState, sig syscall.Signal) bool {
+	ws, ok := ps.Sys().(syscall.WaitStatus)
+	if !ok {
+		return false
+	}
+	return ws.Signaled() && ws.Signal() == sig || ws.Exited() && ws.ExitStatus() == 128+int(sig)
 }

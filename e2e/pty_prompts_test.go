@@ -45,18 +45,6 @@ func (p *ptyProc) interrupt(prompt string) {
 // status a shell gives a death by sig (the shell outlived it).
 func (p *ptyProc) endedBy(sig syscall.Signal) bool { return endedBy(p.cmd.ProcessState, sig) }
 
-// endedBy reports whether a process ended by sig, or exited with the
-// status a shell gives a death by sig: a shell outlived it, or it was
-// started with sig ignored (a background job of a script), so that ending
-// itself by sig could only exit with that status.
-func endedBy(ps *os.ProcessState, sig syscall.Signal) bool {
-	ws, ok := ps.Sys().(syscall.WaitStatus)
-	if !ok {
-		return false
-	}
-	return ws.Signaled() && ws.Signal() == sig || ws.Exited() && ws.ExitStatus() == 128+int(sig)
-}
-
 // withoutVaultPassphraseFile is env with no passphrase file for the file
 // vault, so that commands ask for it on the terminal.
 func withoutVaultPassphraseFile(env []string) []string {
