@@ -40,6 +40,32 @@ func TestGCPercentFor(t *testing.T) {
 	}
 }
 
+// TestLiveHeap: the live heap read back from the goal Go set at each
+// percentage, and what the tuner then sets, at Go's floor and above it.
+func TestLiveHeap(t *testing.T) {
+	const mb = 1 << 20
+	for _, c := range []struct {
+		nextGC  uint64
+		percent int
+		live    uint64
+		set     int
+	}{
+		{4 * mb, 100, 2 * mb, 200},             // Go's floor at 100: small heap
+		{minHeapGoal, 200, 8 * mb / 3, 200},    // Go's floor at 200
+		{3 * mb * 267 / 100, 167, 3 * mb, 167}, // the tuner's own goal, steady
+		{24 * mb, 200, 8 * mb, 100},            // much live at 200: back to Go's
+		{100 * mb, 100, 50 * mb, 100},
+	} {
+		live := liveHeap(c.nextGC, c.percent)
+		if diff := int64(live) - int64(c.live); diff < -1 || diff > 1 {
+			t.Errorf("liveHeap(%d, %d) = %d, want %d", c.nextGC, c.percent, live, c.live)
+		}
+		if got := gcPercentFor(live); got != c.set {
+			t.Errorf("goal %d at %d%%: sets %d, want %d", c.nextGC, c.percent, got, c.set)
+		}
+	}
+}
+
 // gcPercent is the GC percentage in force.
 func gcPercent(t *testing.T) uint64 {
 	s := []metrics.Sample{{Name: "/gc/gogc:percent"}}
