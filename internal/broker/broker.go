@@ -348,7 +348,7 @@ func (b *Broker) Do(ctx context.Context, req *Request) (resp *Response, err erro
 	// Every value of every secret bound to this origin is redacted, not only
 	// those injected now: a value sent earlier under another header may have
 	// been stored by the upstream and come back in this response.
-	secrets := b.boundSecrets(proj, t, req.Injections)
+	secrets := b.boundSecrets(ix, proj, t, req.Injections)
 	values, err := b.resolve(ctx, req.Selection, proj, secrets)
 	if err != nil {
 		return nil, err
@@ -746,8 +746,9 @@ func (b *Broker) resolve(ctx context.Context, sel vault.Selection, proj *vault.P
 // request and every secret of the project bound to its origin. Finding
 // those bound grows with the project's secrets (18 µs a request at 1,000),
 // so it is done once per project of the current index and origin, and
-// kept; the result may be that kept slice: read only.
-func (b *Broker) boundSecrets(proj *vault.Project, t target, ins []Injection) []string {
+// kept; the result may be that kept slice: read only. proj is of ix; what
+// is found for an index replaced meanwhile is used, not kept.
+func (b *Broker) boundSecrets(ix *vault.Index, proj *vault.Project, t target, ins []Injection) []string {
 	k := originKey{proj: proj, scheme: t.url.Scheme, host: t.host, port: t.port}
 	b.mu.Lock()
 	bound, ok := b.bound[k]
@@ -755,10 +756,12 @@ func (b *Broker) boundSecrets(proj *vault.Project, t target, ins []Injection) []
 	if !ok {
 		bound = originSecrets(proj, t)
 		b.mu.Lock()
-		if b.bound == nil || len(b.bound) >= maxBoundOrigins {
-			b.bound = make(map[originKey][]string)
+		if ix == b.index {
+			if b.bound == nil || len(b.bound) >= maxBoundOrigins {
+				b.bound = make(map[originKey][]string)
+			}
+			b.bound[k] = bound
 		}
-		b.bound[k] = bound
 		b.mu.Unlock()
 	}
 	out := bound

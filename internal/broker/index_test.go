@@ -3,11 +3,13 @@ package broker
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -175,10 +177,28 @@ func TestBoundSecretsFollowIndex(t *testing.T) {
 		t.Fatal(err)
 	}
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	for k := range b.bound {
 		if k.proj != proj {
 			t.Fatalf("bound secrets kept for %s of an index no longer current", k.host)
+		}
+	}
+	b.mu.Unlock()
+	// A request that read the index just before it was replaced finds the
+	// secrets bound in that index, and keeps nothing for it.
+	w.bind("A", "http://late.example:8080", nil)
+	if _, err := b.Index(); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := url.Parse(up.URL)
+	port, _ := strconv.Atoi(u.Port())
+	if got := b.boundSecrets(ix, proj, target{url: u, host: u.Hostname(), port: port}, nil); !slices.Equal(got, []string{"A", "B"}) {
+		t.Fatalf("secrets bound to the origin in the replaced index: %v, want [A B]", got)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for k := range b.bound {
+		if k.proj == proj {
+			t.Fatalf("bound secrets kept for %s of the replaced index", k.host)
 		}
 	}
 }

@@ -32,9 +32,9 @@ const minHeapGoal = 8 << 20
 // or a test that runs servers side by side.
 //
 // The live heap is read from runtime.MemStats (see liveHeap), not from
-// runtime/metrics: that package's initialisation costs every process of
-// this executable 0.13 ms at start (GODEBUG=inittrace=1), 2.5% of
-// `--version`, one-shot commands included.
+// runtime/metrics: that package's initialisation would run in every
+// process of this executable, one-shot commands included (0.13 ms by
+// GODEBUG=inittrace=1).
 func TuneGC(getenv func(string) string) (stop func()) {
 	if getenv("GOGC") != "" || getenv("GOMEMLIMIT") != "" {
 		return func() {}
