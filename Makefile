@@ -7,11 +7,14 @@ BIN     ?= bin/agentsecrets
 # Built without cgo, as the release binaries are: a cgo binary loads the C
 # library and starts about a millisecond later, which every one-shot
 # command pays (internal/osuser keeps user lookups right without it).
+# agentsecrets-server (the sync server, which `agentsecrets server` hands
+# over to) is built and installed beside it.
 build:
 	CGO_ENABLED=0 $(GO) build -o $(BIN) .
+	CGO_ENABLED=0 $(GO) build -o $(dir $(BIN))agentsecrets-server ./cmd/agentsecrets-server
 
 install:
-	CGO_ENABLED=0 $(GO) install .
+	CGO_ENABLED=0 $(GO) install . ./cmd/agentsecrets-server
 
 test:
 	scripts/test

@@ -61,6 +61,9 @@ type Env struct {
 	// Cwd is where project links (.agentsecrets/project.json) are searched.
 	Cwd     string
 	Context context.Context
+	// Serve runs the sync server; nil in agentsecrets, which hands
+	// `server` over to the agentsecrets-server executable (server.go).
+	Serve ServeFunc
 
 	globals *Globals
 	store   *vault.Store

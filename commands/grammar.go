@@ -56,7 +56,6 @@ func globalTakesValue() map[string]bool {
 // reports ok=false when the whole grammar is needed, and field=-1 with
 // ok=true for a bare --version.
 func commandField(args []string) (field int, ok bool) {
-	takesValue := globalTakesValue()
 	for _, a := range args {
 		if a == "--" {
 			break
@@ -65,29 +64,44 @@ func commandField(args []string) (field int, ok bool) {
 			return 0, false
 		}
 	}
-	version := false
+	at, version, dashed := commandWord(args)
+	switch {
+	case dashed:
+		return 0, false
+	case at < 0:
+		return -1, version
+	}
+	cli := reflect.TypeFor[CLI]()
+	for j := range cli.NumField() {
+		f := cli.Field(j)
+		if _, isCmd := f.Tag.Lookup("cmd"); isCmd && flagName(f) == args[at] {
+			return j, !wholeGrammar(args[at])
+		}
+	}
+	return 0, false
+}
+
+// commandWord finds the word of args that names the command: the first that
+// is neither a flag nor a global flag's value. at is its index, -1 when
+// there is none; dashed is true when "--" comes first, version when
+// --version does.
+func commandWord(args []string) (at int, version, dashed bool) {
+	takesValue := globalTakesValue()
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
-			return 0, false
+			return -1, version, true
 		case a == "--version":
 			version = true
 		case takesValue[a]:
 			i++
 		case strings.HasPrefix(a, "-"):
 		default:
-			cli := reflect.TypeFor[CLI]()
-			for j := range cli.NumField() {
-				f := cli.Field(j)
-				if _, isCmd := f.Tag.Lookup("cmd"); isCmd && flagName(f) == a {
-					return j, !wholeGrammar(a)
-				}
-			}
-			return 0, false
+			return i, version, false
 		}
 	}
-	return -1, version
+	return -1, version, false
 }
 
 // warmKeychain starts connecting to the keychain (vault.Store.Warm) and

@@ -1,22 +1,26 @@
 package commands
 
 import (
+	"context"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"os"
-	"os/signal"
-	"syscall"
+	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
-	"github.com/agentsecrets/agentsecrets/internal/server"
 )
 
 // ServerCmd runs the sync server in the foreground until SIGINT or SIGTERM.
 // Its log (JSON lines, one per request) goes to stderr; the result, once it
 // has stopped, to stdout.
+//
+// The server is a second executable, agentsecrets-server (ServerMain), and
+// `agentsecrets server` hands its command line over to it (handOffServer).
+// agentsecrets itself, which every agent's call starts, links none of the
+// server's database drivers: with them, each start paged in and
+// initialised about 14 MB more, 8-13% of a one-shot `call`.
 type ServerCmd struct {
 	Listen  string `default:"127.0.0.1:8787" placeholder:"HOST:PORT" help:"Address to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key." json:"listen,omitempty"`
 	DB      string `name:"db" placeholder:"sqlite:PATH|postgres://..." help:"Database: sqlite:PATH (default: server.db in the state directory) or a postgres:// URL." json:"db,omitempty"`
@@ -41,55 +45,79 @@ func (r *ServerResult) WriteText(w io.Writer) error {
 	return nil
 }
 
+// ServeFunc runs the sync server c describes until ctx ends. Only
+// agentsecrets-server sets one (Env.Serve).
+type ServeFunc func(ctx context.Context, env *Env, c *ServerCmd) (*ServerResult, error)
+
 func (c *ServerCmd) Run(env *Env) (*ServerResult, error) {
-	tlsConfig, err := server.LoadTLS(c.TLSCert, c.TLSKey)
+	if env.Serve == nil {
+		// Main hands `server` over before dispatch; this is a caller that
+		// built an Env without the server.
+		return nil, errcode.New(errcode.Internal, "this executable has no sync server built in")
+	}
+	return env.Serve(env.ctx(), env, c)
+}
+
+// ServerExecutable is the sync server's executable, installed beside
+// agentsecrets.
+const ServerExecutable = "agentsecrets-server"
+
+// ServerMain is Main for agentsecrets-server, whose command line is
+// `agentsecrets server`'s, with or without the word "server".
+func ServerMain(args []string, env *Env) int {
+	if at, _, _ := commandWord(args); at < 0 || args[at] != "server" {
+		args = append([]string{"server"}, args...)
+	}
+	return Main(args, env)
+}
+
+// handOffServer runs `agentsecrets ARGS` (a server command line, as typed)
+// as `agentsecrets-server ARGS`, which parses it again, and returns its
+// exit status. On Unix the process becomes the server (exec), so a service
+// manager's signals and PID are the server's own.
+func handOffServer(env *Env, args []string) (int, error) {
+	path, err := findServer(env)
 	if err != nil {
-		return nil, err
+		return 0, err
 	}
-	if err := server.CheckListen(c.Listen, tlsConfig != nil); err != nil {
-		return nil, err
+	environ := os.Environ()
+	if env.Environ != nil {
+		environ = env.Environ()
 	}
-	spec := c.DB
-	if spec == "" {
-		dirs, err := env.Dirs()
-		if err != nil {
-			return nil, err
+	status, err := execServer(path, args, environ)
+	if err != nil {
+		return 0, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "start %s: %v", path, err),
+			"run `"+ServerExecutable+" --help` to check the installation")
+	}
+	return status, nil
+}
+
+// findServer looks for agentsecrets-server beside this executable (as every
+// release archive, Homebrew and `make install` put it), then on PATH.
+func findServer(env *Env) (string, error) {
+	name := ServerExecutable
+	if runtime.GOOS == "windows" {
+		name += ".exe"
+	}
+	var dirs []string
+	if self, err := os.Executable(); err == nil {
+		if resolved, err := filepath.EvalSymlinks(self); err == nil {
+			self = resolved
 		}
-		if err := dirs.Ensure(); err != nil {
-			return nil, err
+		dirs = append(dirs, filepath.Dir(self))
+	}
+	dirs = append(dirs, filepath.SplitList(env.Getenv("PATH"))...)
+	for _, dir := range dirs {
+		if dir == "" || !filepath.IsAbs(dir) {
+			// A relative PATH entry would run whatever the current
+			// directory holds.
+			continue
 		}
-		spec = "sqlite:" + server.DefaultSQLitePath(dirs.State)
+		path := filepath.Join(dir, name)
+		if fi, err := os.Stat(path); err == nil && fi.Mode().IsRegular() && (runtime.GOOS == "windows" || fi.Mode().Perm()&0o111 != 0) {
+			return path, nil
+		}
 	}
-	backend, display, err := server.ParseDB(spec)
-	if err != nil {
-		return nil, err
-	}
-	ctx, stop := signal.NotifyContext(env.ctx(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	store, err := server.Open(ctx, spec)
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close()
-	log := slog.New(slog.NewJSONHandler(env.IO.Err, nil))
-	srv, err := server.New(ctx, server.Options{Store: store, Signup: c.Signup, Logger: log, Now: env.Now})
-	if err != nil {
-		return nil, err
-	}
-	ln, err := net.Listen("tcp", c.Listen)
-	if err != nil {
-		return nil, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "listen on %s: %v", c.Listen, err), "choose another --listen address")
-	}
-	scheme := "http"
-	if tlsConfig != nil {
-		scheme = "https"
-	}
-	res := &ServerResult{Address: ln.Addr().String(), TLS: tlsConfig != nil, Backend: backend, DB: display, Signup: c.Signup, StartedAt: env.Now().UTC()}
-	log.Info("listening", slog.String("url", scheme+"://"+res.Address), slog.String("backend", backend), slog.String("signup", c.Signup))
-	if err := server.Serve(ctx, ln, srv, tlsConfig); err != nil {
-		return nil, err
-	}
-	res.StoppedAt = env.Now().UTC()
-	log.Info("stopped")
-	return res, nil
+	return "", errcode.WithHint(errcode.Errorf(errcode.NotFound, "the sync server is a separate executable, %s, and there is none beside this one or on PATH", name),
+		"install it: `go install github.com/agentsecrets/agentsecrets/cmd/agentsecrets-server@latest`, or take it from the release archive, which carries it beside agentsecrets")
 }

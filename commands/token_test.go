@@ -15,8 +15,7 @@ import (
 // server refusal removes the --out file it made. The token shown on the
 // terminal signs a file vault in (AGENTSECRETS_TOKEN_FILE).
 func TestTokenCreateOutput(t *testing.T) {
-	url, _, stop := runServer(t, "--listen", "127.0.0.1:0")
-	defer stop()
+	url := syncServer(t)
 	root, run := fileVault(t)
 	pw, kit := filepath.Join(root, "pw"), filepath.Join(root, "kit.txt")
 	must := func(err error) {

@@ -16,7 +16,8 @@ import (
 	"testing"
 )
 
-// binary is the agentsecrets executable built once for the whole package.
+// binary is the agentsecrets executable built once for the whole package,
+// agentsecrets-server beside it.
 var binary string
 
 func TestMain(m *testing.M) {
@@ -31,7 +32,9 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	binary = filepath.Join(dir, "agentsecrets")
-	build := exec.Command("go", "build", "-o", binary, "..")
+	// agentsecrets-server beside it, as installed: `agentsecrets server`
+	// hands over to it.
+	build := exec.Command("go", "build", "-o", dir+string(filepath.Separator), "..", "../cmd/agentsecrets-server")
 	// As make install and the releases build it.
 	build.Env = append(os.Environ(), "CGO_ENABLED=0")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr

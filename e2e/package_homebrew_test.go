@@ -66,7 +66,7 @@ func TestPackageHomebrewFormula(t *testing.T) {
 			t.Errorf("%s: no block matching %s", platform, block)
 		}
 	}
-	for _, want := range []string{`version "` + b.Version + `"`, `bin.install "agentsecrets"`, "test do", `#{bin}/agentsecrets version`} {
+	for _, want := range []string{`version "` + b.Version + `"`, `bin.install "agentsecrets"`, `bin.install "agentsecrets-server"`, "test do", `#{bin}/agentsecrets version`} {
 		if !strings.Contains(s, want) {
 			t.Errorf("the formula lacks %q", want)
 		}

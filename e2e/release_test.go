@@ -2,8 +2,8 @@ package e2e
 
 // The release build (scripts/release, .goreleaser.yaml), run the way `make
 // release-snapshot` runs it, for all five platforms, twice: the archives
-// hold the binary, README.md, SKILL.md (and the licence once there is
-// one); every binary is built for its platform without cgo, stamped with
+// hold agentsecrets and agentsecrets-server, README.md, SKILL.md (and the
+// licence once there is one); every binary is built for its platform without cgo, stamped with
 // the release's version and commit; the host's binary says so when run;
 // checksums.txt matches every artifact; its signature, by a throwaway key
 // the test makes with the real minisign, verifies with the real minisign
@@ -131,17 +131,19 @@ func TestReleaseSnapshot(t *testing.T) {
 	}
 }
 
-// checkReleaseArchive opens one platform's archive: exactly the binary and
-// the extra files, the extras as committed, the binary built for the
-// platform, without cgo, trimmed and stamped; the host's binary is run.
+// checkReleaseArchive opens one platform's archive: exactly the two
+// executables and the extra files, the extras as committed, each
+// executable built for the platform, without cgo, trimmed and stamped; the
+// host's are run, and `agentsecrets server` reaches the server beside it.
 func checkReleaseArchive(t *testing.T, root, dist, version, commit, goos, goarch string, extras []string) {
-	exe, ext := "agentsecrets", ".tar.gz"
+	suffix, ext := "", ".tar.gz"
 	if goos == "windows" {
-		exe, ext = "agentsecrets.exe", ".zip"
+		suffix, ext = ".exe", ".zip"
 	}
+	exe, serverExe := "agentsecrets"+suffix, "agentsecrets-server"+suffix
 	name := fmt.Sprintf("agentsecrets_%s_%s_%s%s", version, goos, goarch, ext)
 	files := readArchive(t, filepath.Join(dist, name))
-	want := append([]string{exe}, extras...)
+	want := append([]string{exe, serverExe}, extras...)
 	var got []string
 	for f := range files {
 		got = append(got, f)
@@ -156,11 +158,57 @@ func checkReleaseArchive(t *testing.T, root, dist, version, commit, goos, goarch
 			t.Errorf("%s: %s differs from the committed file", name, f)
 		}
 	}
-	if files[exe].mode&0o111 == 0 && goos != "windows" {
-		t.Errorf("%s: %s is not executable (mode %v)", name, exe, files[exe].mode)
+	for _, bin := range []string{exe, serverExe} {
+		checkReleaseBinary(t, name+": "+bin, files[bin], version, commit, goos, goarch)
 	}
 
-	bi, err := buildinfo.Read(bytes.NewReader(files[exe].data))
+	if goos != runtime.GOOS || goarch != runtime.GOARCH {
+		return
+	}
+	dir := t.TempDir()
+	for _, bin := range []string{exe, serverExe} {
+		if err := os.WriteFile(filepath.Join(dir, bin), files[bin].data, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if out := strings.TrimSpace(string(runTool(t, "", nil, filepath.Join(dir, bin), "--version"))); out != "agentsecrets "+version {
+			t.Errorf("%s --version = %q, want %q", bin, out, "agentsecrets "+version)
+		}
+	}
+	bin := filepath.Join(dir, exe)
+	// `agentsecrets server`, unpacked as the archive holds it, is the
+	// server beside it: plain HTTP off loopback is its usage error.
+	cmd := exec.Command(bin, "server", "--json", "--listen", "0.0.0.0:8787")
+	cmd.Env = []string{"HOME=" + dir, "AGENTSECRETS_HOME=" + filepath.Join(dir, "home")}
+	if out, _ := cmd.Output(); !bytes.Contains(out, []byte(`"code":"usage"`)) || !bytes.Contains(out, []byte("--tls-cert")) {
+		t.Errorf("%s server --listen 0.0.0.0:8787: %s", exe, out)
+	}
+	// `agentsecrets version` (JSON) names the commit too; a binary
+	// without that command says so with a usage error, and then only
+	// --version above is checked.
+	cmd = exec.Command(bin, "version")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		if bytes.Contains(stdout.Bytes(), []byte("unexpected argument version")) {
+			t.Logf("this binary has no `version` command yet: %s", bytes.TrimSpace(stdout.Bytes()))
+			return
+		}
+		t.Fatalf("%s version: %v\nstdout %s\nstderr %s", exe, err, stdout.Bytes(), stderr.Bytes())
+	}
+	var v struct{ Version, Commit string }
+	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil || v.Version != version || v.Commit != commit {
+		t.Errorf("%s version = %s (%v), want version %q commit %q", exe, stdout.Bytes(), err, version, commit)
+	}
+}
+
+// checkReleaseBinary: executable, built for the platform without cgo,
+// trimmed, and stamped with the release's version and commit.
+func checkReleaseBinary(t *testing.T, name string, f archiveFile, version, commit, goos, goarch string) {
+	t.Helper()
+	if f.mode&0o111 == 0 && goos != "windows" {
+		t.Errorf("%s is not executable (mode %v)", name, f.mode)
+	}
+	bi, err := buildinfo.Read(bytes.NewReader(f.data))
 	if err != nil {
 		t.Fatalf("%s: build info: %v", name, err)
 	}
@@ -176,37 +224,9 @@ func checkReleaseArchive(t *testing.T, root, dist, version, commit, goos, goarch
 	// -trimpath keeps -ldflags out of the build info; the stamped strings
 	// are in the binary's data.
 	for _, stamp := range []string{version, commit} {
-		if !bytes.Contains(files[exe].data, []byte(stamp)) {
+		if !bytes.Contains(f.data, []byte(stamp)) {
 			t.Errorf("%s: %s is not stamped into the binary", name, stamp)
 		}
-	}
-
-	if goos != runtime.GOOS || goarch != runtime.GOARCH {
-		return
-	}
-	bin := filepath.Join(t.TempDir(), exe)
-	if err := os.WriteFile(bin, files[exe].data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if out := strings.TrimSpace(string(runTool(t, "", nil, bin, "--version"))); out != "agentsecrets "+version {
-		t.Errorf("%s --version = %q, want %q", exe, out, "agentsecrets "+version)
-	}
-	// `agentsecrets version` (JSON) names the commit too; a binary
-	// without that command says so with a usage error, and then only
-	// --version above is checked.
-	cmd := exec.Command(bin, "version")
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		if bytes.Contains(stdout.Bytes(), []byte("unexpected argument version")) {
-			t.Logf("this binary has no `version` command yet: %s", bytes.TrimSpace(stdout.Bytes()))
-			return
-		}
-		t.Fatalf("%s version: %v\nstdout %s\nstderr %s", exe, err, stdout.Bytes(), stderr.Bytes())
-	}
-	var v struct{ Version, Commit string }
-	if err := json.Unmarshal(stdout.Bytes(), &v); err != nil || v.Version != version || v.Commit != commit {
-		t.Errorf("%s version = %s (%v), want version %q commit %q", exe, stdout.Bytes(), err, version, commit)
 	}
 }
 
@@ -369,8 +389,9 @@ func checkChecksums(t *testing.T, dist string) {
 			t.Errorf("%s is not in checksums.txt", name)
 		}
 	}
-	if archives != len(releasePlatforms) || sboms != len(releasePlatforms) {
-		t.Errorf("dist holds %d archives and %d SBOMs, want %d of each", archives, sboms, len(releasePlatforms))
+	// One SBOM per executable (agentsecrets, agentsecrets-server) and platform.
+	if archives != len(releasePlatforms) || sboms != 2*len(releasePlatforms) {
+		t.Errorf("dist holds %d archives and %d SBOMs, want %d and %d", archives, sboms, len(releasePlatforms), 2*len(releasePlatforms))
 	}
 }
 
