@@ -81,6 +81,15 @@ func Main(args []string, env *Env) int {
 		return runCompletion(env)
 	}
 	format := prescanFormat(args, env)
+	if env.Serve == nil && runsServer(args) {
+		// Before --input is read: agentsecrets-server reads it, stdin
+		// included, from the command line as typed.
+		status, err := handOffServer(env, args)
+		if err != nil {
+			return reportError(env, format, err, args)
+		}
+		return status
+	}
 	warmKeychain(args, env)
 	cli := &CLI{}
 	exited := -1
@@ -96,7 +105,6 @@ func Main(args []string, env *Env) int {
 	if err != nil {
 		return reportError(env, format, err, args)
 	}
-	typed := args
 	args = expanded
 	kctx, err := parser.Parse(args)
 	if exited >= 0 {
@@ -113,13 +121,6 @@ func Main(args []string, env *Env) int {
 	if cli.Raw && cli.Select == "" {
 		return reportError(env, format, errcode.WithHint(errcode.New(errcode.Usage, "--raw needs --select: it prints one selected field without JSON quoting"),
 			"add --select PATH, e.g. `agentsecrets secrets list --select 'secrets.#.name' --raw`"), args)
-	}
-	if env.Serve == nil && selectsServer(kctx) {
-		status, err := handOffServer(env, typed)
-		if err != nil {
-			return reportError(env, format, err, typed)
-		}
-		return status
 	}
 	if path, err := brokerRoute(env, kctx); err != nil {
 		return reportError(env, format, err, args)
@@ -164,16 +165,6 @@ type failing interface {
 // as usual.
 type passthrough interface {
 	ExitStatus() int
-}
-
-// selectsServer reports whether the command line runs the sync server.
-func selectsServer(kctx *kong.Context) bool {
-	n := kctx.Selected()
-	if n == nil {
-		return false
-	}
-	_, ok := n.Target.Addr().Interface().(*ServerCmd)
-	return ok
 }
 
 // dispatch calls the selected command's Run(*Env) (Result, error). kong's own

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"reflect"
 	"runtime"
 	"time"
 
@@ -20,7 +21,7 @@ import (
 // `agentsecrets server` hands its command line over to it (handOffServer).
 // agentsecrets itself, which every agent's call starts, links none of the
 // server's database drivers: with them, each start paged in and
-// initialised about 14 MB more, 8-13% of a one-shot `call`.
+// initialised about 14 MB more: 7-13% of a one-shot `call`'s time.
 type ServerCmd struct {
 	Listen  string `default:"127.0.0.1:8787" placeholder:"HOST:PORT" help:"Address to listen on; plain HTTP only on a loopback address, anything else needs --tls-cert and --tls-key." json:"listen,omitempty"`
 	DB      string `name:"db" placeholder:"sqlite:PATH|postgres://..." help:"Database: sqlite:PATH (default: server.db in the state directory) or a postgres:// URL." json:"db,omitempty"`
@@ -51,8 +52,8 @@ type ServeFunc func(ctx context.Context, env *Env, c *ServerCmd) (*ServerResult,
 
 func (c *ServerCmd) Run(env *Env) (*ServerResult, error) {
 	if env.Serve == nil {
-		// Main hands `server` over before dispatch; this is a caller that
-		// built an Env without the server.
+		// Main hands `server` over before parsing; this is a caller
+		// that built an Env without the server.
 		return nil, errcode.New(errcode.Internal, "this executable has no sync server built in")
 	}
 	return env.Serve(env.ctx(), env, c)
@@ -69,6 +70,13 @@ func ServerMain(args []string, env *Env) int {
 		args = append([]string{"server"}, args...)
 	}
 	return Main(args, env)
+}
+
+// runsServer reports whether args, as typed, run the sync server (help is
+// answered here: it needs no server).
+func runsServer(args []string) bool {
+	field, ok := commandField(args)
+	return ok && field >= 0 && reflect.TypeFor[CLI]().Field(field).Type == reflect.TypeFor[ServerCmd]()
 }
 
 // handOffServer runs `agentsecrets ARGS` (a server command line, as typed)

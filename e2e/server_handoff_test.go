@@ -24,8 +24,14 @@ func serverExe() string { return filepath.Join(filepath.Dir(binary), "agentsecre
 // exit status and the JSON object on stdout.
 func runCmd(t *testing.T, exe string, environ []string, args ...string) (int, map[string]any) {
 	t.Helper()
+	return runCmdIn(t, "", exe, environ, args...)
+}
+
+func runCmdIn(t *testing.T, stdin, exe string, environ []string, args ...string) (int, map[string]any) {
+	t.Helper()
 	cmd := exec.Command(exe, args...)
 	cmd.Env = environ
+	cmd.Stdin = strings.NewReader(stdin)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
@@ -51,7 +57,8 @@ func errorCode(m map[string]any) (code, hint string) {
 
 // TestServerHandOff: `agentsecrets server` becomes agentsecrets-server
 // (found beside the executable, through a symlink, or on PATH) with the
-// command line as typed, and says how to install it when there is none.
+// command line as typed, --input unread, and says how to install it when
+// there is none; its help needs no server.
 // The server's own checks answer: plain HTTP off loopback is its usage
 // error, so it shows which executable ran.
 func TestServerHandOff(t *testing.T) {
@@ -75,25 +82,33 @@ func TestServerHandOff(t *testing.T) {
 
 	for _, c := range []struct {
 		name, exe string
+		stdin     string
 		environ   []string
 		args      []string
 		exit      int
 		code      string
 		hint      string
 	}{
-		{"beside", binary, base, offLoopback, usage, "usage", "--tls-cert"},
-		{"through a symlink", linked, base, offLoopback, usage, "usage", "--tls-cert"},
-		{"on PATH", alone, append([]string{"PATH=" + filepath.Dir(binary)}, base...), offLoopback, usage, "usage", "--tls-cert"},
-		{"as typed, --input", binary, base, []string{"server", "--input", writeJSON(t, `{"listen":"0.0.0.0:8787"}`)}, usage, "usage", "--tls-cert"},
-		{"directly", serverExe(), base, []string{"--json", "--listen", "0.0.0.0:8787"}, usage, "usage", "--tls-cert"},
-		{"none", alone, append([]string{"PATH=/usr/bin:/bin"}, base...), offLoopback, errcode.Lookup(errcode.NotFound).Exit, "not_found",
+		{"beside", binary, "", base, offLoopback, usage, "usage", "--tls-cert"},
+		{"through a symlink", linked, "", base, offLoopback, usage, "usage", "--tls-cert"},
+		{"on PATH", alone, "", append([]string{"PATH=" + filepath.Dir(binary)}, base...), offLoopback, usage, "usage", "--tls-cert"},
+		{"--input FILE", binary, "", base, []string{"server", "--input", writeJSON(t, `{"listen":"0.0.0.0:8787"}`)}, usage, "usage", "--tls-cert"},
+		{"--input -", binary, `{"listen":"0.0.0.0:8787"}`, base, []string{"server", "--input", "-"}, usage, "usage", "--tls-cert"},
+		{"directly", serverExe(), "", base, []string{"--json", "--listen", "0.0.0.0:8787"}, usage, "usage", "--tls-cert"},
+		{"none", alone, "", append([]string{"PATH=/usr/bin:/bin"}, base...), offLoopback, errcode.Lookup(errcode.NotFound).Exit, "not_found",
 			"go install github.com/agentsecrets/agentsecrets/cmd/agentsecrets-server@latest"},
 	} {
-		exit, m := runCmd(t, c.exe, c.environ, c.args...)
+		exit, m := runCmdIn(t, c.stdin, c.exe, c.environ, c.args...)
 		code, hint := errorCode(m)
 		if exit != c.exit || code != c.code || !strings.Contains(hint, c.hint) {
 			t.Errorf("%s: exit %d, %v; want exit %d, %s with a hint naming %s", c.name, exit, m, c.exit, c.code, c.hint)
 		}
+	}
+	// Help needs no server.
+	help := exec.Command(alone, "server", "--help")
+	help.Env = append([]string{"PATH=/usr/bin:/bin"}, base...)
+	if out, err := help.Output(); err != nil || !strings.Contains(string(out), "--signup") {
+		t.Errorf("server --help without agentsecrets-server: %v\n%s", err, out)
 	}
 }
 
