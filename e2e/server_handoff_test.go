@@ -20,13 +20,8 @@ import (
 // serverExe is agentsecrets-server as the harness built it, beside binary.
 func serverExe() string { return filepath.Join(filepath.Dir(binary), "agentsecrets-server") }
 
-// runCmd runs exe with args and only the environment given; it returns the
-// exit status and the JSON object on stdout.
-func runCmd(t *testing.T, exe string, environ []string, args ...string) (int, map[string]any) {
-	t.Helper()
-	return runCmdIn(t, "", exe, environ, args...)
-}
-
+// runCmdIn runs exe with args, stdin and only the environment given; it
+// returns the exit status and the JSON object on stdout.
 func runCmdIn(t *testing.T, stdin, exe string, environ []string, args ...string) (int, map[string]any) {
 	t.Helper()
 	cmd := exec.Command(exe, args...)
