@@ -81,10 +81,10 @@ func Main(args []string, env *Env) int {
 		return runCompletion(env)
 	}
 	format := prescanFormat(args, env)
-	if env.Serve == nil && runsServer(args) {
+	if at := serverWord(args); at >= 0 && env.Serve == nil {
 		// Before --input is read: agentsecrets-server reads it, stdin
 		// included, from the command line as typed.
-		status, err := handOffServer(env, args)
+		status, err := handOffServer(env, args, at)
 		if err != nil {
 			return reportError(env, format, err, args)
 		}

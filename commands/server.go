@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/agentsecrets/agentsecrets/internal/errcode"
@@ -63,27 +64,34 @@ func (c *ServerCmd) Run(env *Env) (*ServerResult, error) {
 // agentsecrets.
 const ServerExecutable = "agentsecrets-server"
 
-// ServerMain is Main for agentsecrets-server, whose command line is
-// `agentsecrets server`'s, with or without the word "server".
+// ServerMain is Main for agentsecrets-server, whose command line is the
+// flags of `agentsecrets server`, without the word "server": a flag's
+// value may be that word (--tls-cert server), so it is never looked for.
 func ServerMain(args []string, env *Env) int {
-	if at, _, _ := commandWord(args); at < 0 || args[at] != "server" {
-		args = append([]string{"server"}, args...)
+	return Main(append([]string{"server"}, args...), env)
+}
+
+// serverWord is the index in args, as typed, of the word "server" when it
+// names the command, else -1. Help is answered here: it needs no server.
+func serverWord(args []string) int {
+	if !slices.Contains(args, "server") {
+		// Every other command line pays only this.
+		return -1
 	}
-	return Main(args, env)
-}
-
-// runsServer reports whether args, as typed, run the sync server (help is
-// answered here: it needs no server).
-func runsServer(args []string) bool {
 	field, ok := commandField(args)
-	return ok && field >= 0 && reflect.TypeFor[CLI]().Field(field).Type == reflect.TypeFor[ServerCmd]()
+	if !ok || field < 0 || reflect.TypeFor[CLI]().Field(field).Type != reflect.TypeFor[ServerCmd]() {
+		return -1
+	}
+	at, _, _ := commandWord(args)
+	return at
 }
 
-// handOffServer runs `agentsecrets ARGS` (a server command line, as typed)
-// as `agentsecrets-server ARGS`, which parses it again, and returns its
-// exit status. On Unix the process becomes the server (exec), so a service
-// manager's signals and PID are the server's own.
-func handOffServer(env *Env, args []string) (int, error) {
+// handOffServer runs `agentsecrets ARGS` (a server command line, as typed,
+// the word "server" at index at) as agentsecrets-server with ARGS but that
+// word, and returns its exit status. agentsecrets-server parses them
+// again, --input included. On Unix the process becomes the server (exec),
+// so a service manager's signals and PID are the server's own.
+func handOffServer(env *Env, args []string, at int) (int, error) {
 	path, err := findServer(env)
 	if err != nil {
 		return 0, err
@@ -92,7 +100,8 @@ func handOffServer(env *Env, args []string) (int, error) {
 	if env.Environ != nil {
 		environ = env.Environ()
 	}
-	status, err := execServer(path, args, environ)
+	flags := append(slices.Clip(args[:at]), args[at+1:]...)
+	status, err := execServer(path, flags, environ)
 	if err != nil {
 		return 0, errcode.WithHint(errcode.Errorf(errcode.Unavailable, "start %s: %v", path, err),
 			"run `"+ServerExecutable+" --help` to check the installation")

@@ -23,8 +23,5 @@ func execServer(path string, args, environ []string) (int, error) {
 	if errors.As(err, &exit) {
 		return exit.ExitCode(), nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	return 0, nil
+	return 0, err
 }

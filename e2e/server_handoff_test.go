@@ -52,7 +52,7 @@ func errorCode(m map[string]any) (code, hint string) {
 
 // TestServerHandOff: `agentsecrets server` becomes agentsecrets-server
 // (found beside the executable, through a symlink, or on PATH) with the
-// command line as typed, --input unread, and says how to install it when
+// command line as typed but the word "server", --input unread, and says how to install it when
 // there is none; its help needs no server.
 // The server's own checks answer: plain HTTP off loopback is its usage
 // error, so it shows which executable ran.
@@ -89,6 +89,7 @@ func TestServerHandOff(t *testing.T) {
 		{"on PATH", alone, "", append([]string{"PATH=" + filepath.Dir(binary)}, base...), offLoopback, usage, "usage", "--tls-cert"},
 		{"--input FILE", binary, "", base, []string{"server", "--input", writeJSON(t, `{"listen":"0.0.0.0:8787"}`)}, usage, "usage", "--tls-cert"},
 		{"--input -", binary, `{"listen":"0.0.0.0:8787"}`, base, []string{"server", "--input", "-"}, usage, "usage", "--tls-cert"},
+		{"a value that is the word server", binary, "", base, []string{"--json", "server", "--tls-cert", "server", "--listen", "0.0.0.0:8787"}, usage, "usage", "both"},
 		{"directly", serverExe(), "", base, []string{"--json", "--listen", "0.0.0.0:8787"}, usage, "usage", "--tls-cert"},
 		{"none", alone, "", append([]string{"PATH=/usr/bin:/bin"}, base...), offLoopback, errcode.Lookup(errcode.NotFound).Exit, "not_found",
 			"go install github.com/agentsecrets/agentsecrets/cmd/agentsecrets-server@latest"},

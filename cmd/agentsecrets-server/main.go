@@ -1,7 +1,6 @@
 // Command agentsecrets-server is the zero-knowledge sync server: the
-// HTTP API of internal/server over SQLite or PostgreSQL. Its command line is
-// `agentsecrets server`'s, which hands over to it; the word "server" may
-// be left out:
+// HTTP API of internal/server over SQLite or PostgreSQL. Its flags are
+// `agentsecrets server`'s, which hands over to it:
 //
 //	agentsecrets-server --listen 127.0.0.1:8787 --db sqlite:/var/lib/agentsecrets/server.db
 //

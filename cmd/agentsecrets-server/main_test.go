@@ -36,18 +36,21 @@ func testEnv(t *testing.T) (*commands.Env, *bytes.Buffer) {
 
 // TestServerRefusesBadSetup: plain HTTP off loopback, half a TLS pair and
 // an unknown database are usage errors with a hint, before anything
-// listens or opens.
+// listens or opens; so is the word "server", which agentsecrets leaves out.
 func TestServerRefusesBadSetup(t *testing.T) {
 	for _, c := range []struct {
 		args []string
 		hint string
 	}{
-		{[]string{"server", "--listen", "0.0.0.0:0"}, "--tls-cert"},
-		{[]string{"server", "--listen", "192.0.2.1:8787"}, "--tls-cert"},
-		{[]string{"server", "--listen", ":8787"}, "--tls-cert"},
-		{[]string{"server", "--tls-cert", "c.pem"}, "both"},
-		{[]string{"server", "--db", "mysql://db/x"}, "--db"},
-		{[]string{"server", "--db", "sqlite:"}, "--db"},
+		{[]string{"--listen", "0.0.0.0:0"}, "--tls-cert"},
+		{[]string{"--listen", "192.0.2.1:8787"}, "--tls-cert"},
+		{[]string{"--listen", ":8787"}, "--tls-cert"},
+		{[]string{"--tls-cert", "c.pem"}, "both"},
+		// A value that is the command's name is a value.
+		{[]string{"--tls-cert", "server"}, "both"},
+		{[]string{"--db", "mysql://db/x"}, "--db"},
+		{[]string{"--db", "sqlite:"}, "--db"},
+		{[]string{"server", "--listen", "127.0.0.1:0"}, "agentsecrets server --help"},
 	} {
 		env, out := testEnv(t)
 		if code := commands.ServerMain(append(c.args, "--json"), env); code != 2 {
